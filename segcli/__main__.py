@@ -1,0 +1,3 @@
+from segcli.cli.main import run
+
+run()

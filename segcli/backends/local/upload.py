@@ -1,0 +1,105 @@
+"""Write validated items into the local store: blobs first, then rows, one transaction a batch.
+
+A batch is all-or-nothing, blobs are content-addressed, and an input's id is its image's
+hash, so an upload killed at any instant and re-run ends with every item exactly once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from segcli.backends.local.store import Store
+from segcli.core.entities import UploadResult
+from segcli.core.ids import now_iso
+from segcli.datasets.items import LabeledItem, ReadResult
+
+BATCH = 64
+
+
+def input_id(item: LabeledItem) -> str:
+    return item.image_sha256[:24]
+
+
+def _labels_json(item: LabeledItem) -> str:
+    return json.dumps({str(k): v for k, v in sorted(item.labels.items())}, sort_keys=True)
+
+
+def _write_blobs(store: Store, item: LabeledItem) -> tuple[str, list[str | None]]:
+    store.blobs.put_file(item.image_path, item.image_sha256)
+    labelmap = store.blobs.put_bytes(item.labelmap_bytes())
+    masks = [store.blobs.put_bytes(r.mask_png) if r.mask_png is not None else None for r in item.regions]
+    return labelmap, masks
+
+
+def write_items(store: Store, app_id: str, dataset_id: str, data: ReadResult,
+                on_progress: Callable[[int], None]) -> UploadResult:
+    existing = {r["id"]: (r["labelmap_blob"], r["labels_json"]) for r in store.all(
+        "SELECT id, labelmap_blob, labels_json FROM inputs WHERE app_id=? AND dataset_id=?", (app_id, dataset_id))}
+    result = UploadResult(added=0, skipped=0, invalid=len(data.invalid), dataset_id=dataset_id,
+                          concepts=list(data.concepts),
+                          invalid_items=[{"name": i.name, "reason": i.reason} for i in data.invalid])
+    seen: set[str] = set()
+    todo: list[LabeledItem] = []
+    for item in data.items:
+        iid = input_id(item)
+        if iid in seen:  # the same image twice in one upload: keep the first
+            result.skipped += 1
+            continue
+        seen.add(iid)
+        old = existing.get(iid)
+        if old is not None and old[1] == _labels_json(item) and old[0] == _labelmap_digest(item):
+            result.skipped += 1
+        else:
+            todo.append(item)
+    on_progress(result.skipped)
+    # Blob writes are I/O bound; a couple of threads keep the disk busy while we hash/encode.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for start in range(0, len(todo), BATCH):
+            batch = todo[start:start + BATCH]
+            blobs = list(pool.map(lambda it: _write_blobs(store, it), batch))
+            added, updated, skipped = _insert_batch(store, app_id, dataset_id, batch, blobs)
+            result.added += added
+            result.updated += updated
+            result.skipped += skipped
+            on_progress(len(batch))
+    return result
+
+
+def _labelmap_digest(item: LabeledItem) -> str:
+    return hashlib.sha256(item.labelmap_bytes()).hexdigest()
+
+
+def _insert_batch(store: Store, app_id: str, dataset_id: str, batch: list[LabeledItem],
+                  blobs: list[tuple[str, list[str | None]]]) -> tuple[int, int, int]:
+    added = updated = skipped = 0
+    now = now_iso()
+    with store.tx() as db:
+        for item, (labelmap, masks) in zip(batch, blobs):
+            iid = input_id(item)
+            key = (app_id, dataset_id, iid)
+            # Re-check inside the transaction: a concurrent upload may have added it meanwhile.
+            row = db.execute("SELECT labelmap_blob, labels_json FROM inputs WHERE app_id=? AND dataset_id=? AND id=?",
+                             key).fetchone()
+            if row is not None and tuple(row) == (labelmap, _labels_json(item)):
+                skipped += 1
+                continue
+            if row is not None:
+                db.execute("DELETE FROM inputs WHERE app_id=? AND dataset_id=? AND id=?", key)
+                updated += 1
+            else:
+                added += 1
+            db.execute("INSERT INTO inputs(app_id, dataset_id, id, name, image_blob, width, height, labelmap_blob,"
+                       " labels_json, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       (*key, item.name, item.image_sha256, item.width, item.height, labelmap,
+                        _labels_json(item), now))
+            value_of = {name: value for value, name in item.labels.items()}
+            for region, mask in zip(item.regions, masks):
+                db.execute("INSERT OR IGNORE INTO concepts(app_id, id, name, created_at) VALUES (?,?,?,?)",
+                           (app_id, region.concept, region.concept, now))
+                db.execute("INSERT INTO annotations(app_id, dataset_id, input_id, concept_id, label_value, area,"
+                           " bbox_json, mask_blob) VALUES (?,?,?,?,?,?,?,?)",
+                           (*key, region.concept, value_of.get(region.concept, 0), region.area,
+                            json.dumps(list(region.bbox)), mask))
+    return added, updated, skipped

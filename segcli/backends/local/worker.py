@@ -1,0 +1,151 @@
+"""The training worker process: `python -m segcli.backends.local.worker ROOT APP MODEL VERSION [--resume]`.
+
+Started detached by training.start(); everything it says goes to runs/VERSION/train.log.
+It owns the version's row while it runs: status, progress, per-epoch metrics, final metrics.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from segcli.backends.local.store import Store
+from segcli.backends.local.training import build_lut, version_items
+from segcli.core.entities import CANCELLED, TRAINED, TRAINING, TRAINING_FAILED
+from segcli.core.ids import now_iso
+
+PROGRESS_EVERY_S = 0.5
+
+
+class Run:
+    def __init__(self, store: Store, app_id: str, model_id: str, version_id: str):
+        self.store, self.key = store, (app_id, model_id, version_id)
+        self.started = time.monotonic()
+        self._last_progress = 0.0
+        self.progress: dict[str, Any] = {}
+        self._last_cancel_check = 0.0
+        self._cancelled = False
+
+    def row(self) -> Any:
+        return self.store.one("SELECT * FROM model_versions WHERE app_id=? AND model_id=? AND id=?", self.key)
+
+    def update(self, **cols: Any) -> None:
+        cols["updated_at"] = now_iso()
+        sets = ", ".join(f"{k}=?" for k in cols)
+        with self.store.tx() as db:
+            db.execute(f"UPDATE model_versions SET {sets} WHERE app_id=? AND model_id=? AND id=?",
+                       (*cols.values(), *self.key))
+
+    def log(self, message: str) -> None:
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", flush=True)
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if not self._cancelled and now - self._last_cancel_check >= 1.0:
+            self._last_cancel_check = now
+            self._cancelled = bool(self.row()["cancel_requested"])
+        return self._cancelled
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        elapsed = time.monotonic() - self.started
+        self.progress.update({k: v for k, v in event.items() if k != "event"}, elapsed_s=elapsed)
+        if kind == "start":
+            self.log(f"start: {event.get('epochs')} epochs x {event.get('steps_per_epoch')} steps"
+                     + (f", resuming after epoch {event['resumed_from_epoch']}" if event.get("resumed_from_epoch") else ""))
+            self.update(status=TRAINING, message="training", progress_json=json.dumps(self.progress))
+        elif kind == "epoch":
+            self._epoch(event)
+        elif kind == "step" and time.monotonic() - self._last_progress >= PROGRESS_EVERY_S:
+            self._last_progress = time.monotonic()
+            self._eta()
+            self.update(progress_json=json.dumps(self.progress))
+        elif kind == "log":
+            self.log(str(event.get("message", "")))
+
+    def _eta(self) -> None:
+        p = self.progress
+        steps, epochs = p.get("steps") or p.get("steps_per_epoch"), p.get("epochs")
+        ips = p.get("images_per_s")
+        if steps and epochs and p.get("epoch") and p.get("step") is not None:
+            done = (p["epoch"] - 1) * steps + p["step"]
+            rate = done / max(time.monotonic() - self.started, 1e-6)
+            remaining = epochs * steps - done - p.get("resumed_from_epoch", 0) * steps
+            p["eta_s"] = max(remaining, 0) / rate if rate > 0 and ips else None
+
+    def _epoch(self, event: dict[str, Any]) -> None:
+        epoch = int(event["epoch"])
+        record = {k: v for k, v in event.items() if k != "event"}
+        self.log("epoch {}/{}: loss={:.4f} val_mIoU={} {:.1f} img/s".format(
+            epoch, event.get("epochs"), event.get("loss", float("nan")),
+            f"{event['val_mIoU']:.4f}" if isinstance(event.get("val_mIoU"), (int, float)) else "-",
+            event.get("images_per_s") or 0.0))
+        with self.store.tx() as db:
+            db.execute("INSERT OR REPLACE INTO epoch_metrics(app_id, model_id, version_id, epoch, json) VALUES (?,?,?,?,?)",
+                       (*self.key, epoch, json.dumps(record)))
+            db.execute("UPDATE model_versions SET epoch=?, progress_json=?, updated_at=? WHERE app_id=? AND model_id=? AND id=?",
+                       (epoch, json.dumps(self.progress), now_iso(), *self.key))
+
+
+def build_job(store: Store, row: Any, workdir: Path):
+    from segcli.engine.api import Sample, TrainJob
+
+    doc = json.loads(row["params_json"])
+    classes = ["background"] + [c for c in doc["concepts"] if c != "background"]
+    samples = []
+    for item in version_items(store, row["app_id"], doc["dataset_version_id"]):
+        samples.append(Sample(image_path=store.blobs.path(item["image_blob"]),
+                              labelmap_path=store.blobs.path(item["labelmap_blob"]),
+                              lut=build_lut(json.loads(item["labels_json"]), classes)))
+    return TrainJob(template=row["template"], params=doc["train_params"], classes=classes,
+                    train=samples, val=[], workdir=workdir)
+
+
+def _plot(store: Store, run: Run, workdir: Path) -> None:
+    try:
+        from segcli.render.plot import plot_training
+
+        history = [json.loads(r["json"]) for r in store.all(
+            "SELECT json FROM epoch_metrics WHERE app_id=? AND model_id=? AND version_id=? ORDER BY epoch", run.key)]
+        if history:
+            plot_training(history, workdir / "training.png")
+    except Exception as exc:  # a missing plot must never fail a finished training
+        run.log(f"could not draw training.png: {exc}")
+
+
+def main(argv: list[str]) -> int:
+    root, app_id, model_id, version_id = argv[:4]
+    resume = "--resume" in argv
+    store = Store(Path(root))
+    run = Run(store, app_id, model_id, version_id)
+    workdir = store.runs_dir(version_id)
+    run.update(worker_pid=os.getpid())
+    run.log(f"worker pid {os.getpid()} {'resuming' if resume else 'starting'} version {version_id}")
+    try:
+        from segcli.engine.train import train
+
+        job = build_job(store, run.row(), workdir)
+        result = train(job, on_event=run.on_event, should_stop=run.should_stop, resume=resume)
+    except Exception as exc:
+        run.log("training failed:\n" + traceback.format_exc())
+        message = str(getattr(exc, "message", None) or exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        hint = getattr(exc, "hint", None)
+        run.update(status=TRAINING_FAILED, message=message + (f" (hint: {hint})" if hint else ""))
+        return 1
+    _plot(store, run, workdir)
+    if result.get("stopped"):
+        run.log("cancelled")
+        run.update(status=CANCELLED, message="cancelled; resume with segcli train resume")
+        return 0
+    metrics = result.get("metrics", result)
+    run.log(f"trained: {json.dumps(metrics)}")
+    run.update(status=TRAINED, message="trained", metrics_json=json.dumps(metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,86 @@
+"""What every command shares: resolved settings, one backend, one output sink, common options."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Optional
+
+import typer
+
+from segcli.config import Settings, resolve
+from segcli.core.errors import ConfigError, InvalidInputError
+from segcli.render.output import FORMATS, Output
+
+
+def _check_format(value: str) -> str:
+    if value not in FORMATS:
+        raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}")
+    return value
+
+
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table | json | yaml (data on stdout).",
+                                        callback=_check_format)]
+AppOpt = Annotated[Optional[str], typer.Option("--app", "-a", help="App id (default: SEGCLI_APP, then the profile's app).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+ExistOkOpt = Annotated[bool, typer.Option("--exist-ok", help="Succeed if it already exists.")]
+
+
+@dataclass
+class State:
+    """Global flags from the root callback; the backend opens lazily on first use."""
+
+    profile: Optional[str] = None
+    backend_flag: Optional[str] = None
+    debug: bool = False
+    _settings: Optional[Settings] = None
+    _backend: Any = None
+    secrets: list[str] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = resolve(self.profile, {"backend": self.backend_flag})
+            pat = self._settings.get("pat")
+            if pat:
+                self.secrets.append(pat)
+        return self._settings
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            from segcli.backends.registry import open_backend
+
+            self._backend = open_backend(self.settings)
+        return self._backend
+
+    def app_id(self, flag: Optional[str]) -> str:
+        app = flag or self.settings.get("app")
+        if not app:
+            raise ConfigError("no app given",
+                              hint="pass --app APP, set SEGCLI_APP, or run: segcli config set app APP")
+        return app
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+        self._backend = None
+        self._settings = None
+
+
+STATE = State()
+
+
+def out(fmt: str = "table", quiet: bool = False) -> Output:
+    return Output(fmt, quiet)
+
+
+def confirm_or_abort(question: str, yes: bool) -> None:
+    """Ask on a terminal; without one, refuse and name --yes (never hang a script)."""
+    import sys
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise InvalidInputError(f"{question} needs confirmation", hint="add --yes to confirm without a prompt")
+    if not typer.confirm(question, default=False, err=True):
+        raise typer.Exit(1)

@@ -1,0 +1,115 @@
+"""segcli dataset: datasets, uploads of per-pixel labels, and immutable versions (seed step 2, 5)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from segcli.cli.context import STATE, AppOpt, ExistOkOpt, OutputOpt, QuietOpt, YesOpt, confirm_or_abort, out
+from segcli.render.progress import progress_mode
+
+app = typer.Typer(help="Datasets of images with per-pixel labels, uploads and versions (seed steps 2 and 5).",
+                  no_args_is_help=True)
+version_app = typer.Typer(help="Immutable dataset versions (snapshots) to train and evaluate on.", no_args_is_help=True)
+app.add_typer(version_app, name="version")
+
+DatasetArg = Annotated[str, typer.Argument(help="Dataset id.")]
+DATASET_COLUMNS = ["id", "app_id", "inputs", "versions", "created_at"]
+UPLOAD_HELP = """Upload images with per-pixel labels, from COCO segmentation JSON or a mask folder.
+
+\b
+COCO:  --coco annotations.json --images DIR   (polygons with several rings, RLE, iscrowd)
+Masks: --images DIR --masks DIR [--classes a,b,c]
+       masks/<stem>.png single-channel (mode L or P): value = class index, 0 = background,
+       255 = ignore. Class names come from --classes or classes.txt (beside or inside masks/):
+       entry i names index i when the first entry is "background", otherwise entries name 1..N.
+
+Everything is validated before anything is written. Bad items are listed with the reason;
+the upload is refused when more than --max-invalid-percent are bad (default 0), otherwise bad
+items are skipped. Re-running the same upload adds nothing (inputs are named by content hash),
+so an interrupted upload is finished by running it again.
+"""
+
+
+@app.command("create")
+def create(dataset_id: DatasetArg, app: AppOpt = None, exist_ok: ExistOkOpt = False, output: OutputOpt = "table") -> None:
+    """Create a dataset in an app."""
+    out(output).data(STATE.backend.create_dataset(STATE.app_id(app), dataset_id, exist_ok=exist_ok), DATASET_COLUMNS)
+
+
+@app.command("list")
+def list_datasets(app: AppOpt = None, output: OutputOpt = "table") -> None:
+    """List an app's datasets."""
+    out(output).data(STATE.backend.list_datasets(STATE.app_id(app)), DATASET_COLUMNS, title="datasets")
+
+
+@app.command("show")
+def show(dataset_id: DatasetArg, app: AppOpt = None, output: OutputOpt = "table") -> None:
+    """Show a dataset: input and version counts."""
+    out(output).data(STATE.backend.get_dataset(STATE.app_id(app), dataset_id))
+
+
+@app.command("delete")
+def delete(dataset_id: DatasetArg, app: AppOpt = None, yes: YesOpt = False) -> None:
+    """Delete a dataset, its inputs and versions (asks first; --yes skips)."""
+    app_id = STATE.app_id(app)
+    STATE.backend.get_dataset(app_id, dataset_id)
+    confirm_or_abort(f"Delete dataset '{dataset_id}' of app '{app_id}'?", yes)
+    STATE.backend.delete_dataset(app_id, dataset_id)
+    out().info(f"deleted dataset {dataset_id}")
+
+
+def _classes(value: Optional[str]) -> Optional[list[str]]:
+    return [c.strip() for c in value.split(",") if c.strip()] if value else None
+
+
+@app.command("upload", help=UPLOAD_HELP)
+def upload(
+    dataset_id: DatasetArg,
+    app: AppOpt = None,
+    coco: Annotated[Optional[Path], typer.Option("--coco", help="COCO segmentation JSON.")] = None,
+    images: Annotated[Optional[Path], typer.Option("--images", help="Folder of images.")] = None,
+    masks: Annotated[Optional[Path], typer.Option("--masks", help="Folder of index-mask PNGs, named like the images.")] = None,
+    classes: Annotated[Optional[str], typer.Option("--classes", help="Class names, comma-separated (see above).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and report; write nothing.")] = False,
+    max_invalid_percent: Annotated[float, typer.Option("--max-invalid-percent", min=0, max=100,
+                                                       help="Skip bad items up to this share; refuse above it.")] = 0.0,
+    quiet: QuietOpt = False,
+    output: OutputOpt = "table",
+) -> None:
+    from segcli.services import upload as service
+
+    app_id = STATE.app_id(app)
+    sink = out(output, quiet)
+    STATE.backend.get_dataset(app_id, dataset_id)
+    data = service.read_source(coco, images, masks, _classes(classes), progress_mode(quiet))
+    result = service.upload(STATE.backend, app_id, dataset_id, data, dry_run=dry_run,
+                            max_invalid_percent=max_invalid_percent, progress_mode=progress_mode(quiet))
+    for bad in data.invalid:
+        sink.warn(f"invalid: {bad.name}: {bad.reason}")
+    summary = result.to_dict()
+    if output == "table":
+        summary = {k: summary[k] for k in ("dataset_id", "valid", "added", "updated", "skipped", "invalid", "dry_run")}
+        summary["concepts"] = ", ".join(result.concepts)
+    sink.data(summary)
+    if dry_run:
+        service.check_tolerance(data, max_invalid_percent)
+
+
+@version_app.command("create")
+def version_create(
+    dataset_id: DatasetArg, app: AppOpt = None,
+    description: Annotated[str, typer.Option("--description", "-d", help="Free text.")] = "",
+    output: OutputOpt = "table",
+) -> None:
+    """Snapshot the dataset's inputs and labels; later uploads do not change it."""
+    version = STATE.backend.create_dataset_version(STATE.app_id(app), dataset_id, description)
+    out(output).data(version, ["id", "dataset_id", "inputs", "concepts", "created_at"])
+
+
+@version_app.command("list")
+def version_list(dataset_id: DatasetArg, app: AppOpt = None, output: OutputOpt = "table") -> None:
+    """List a dataset's versions, oldest first."""
+    out(output).data(STATE.backend.list_dataset_versions(STATE.app_id(app), dataset_id),
+                     ["id", "inputs", "concepts", "created_at"], title="dataset versions")

@@ -1,0 +1,100 @@
+"""segcli template: training templates and their params YAML (seed steps 4 and 5)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from segcli.cli.context import STATE, AppOpt, OutputOpt, out
+from segcli.core.templates import ParamsUpdate, find_template, load_document, validate_document
+from segcli.services import params as service
+
+app = typer.Typer(help="Training templates and the params YAML you edit before training (seed steps 4-5).",
+                  no_args_is_help=True)
+NameArg = Annotated[str, typer.Argument(help="Template name, e.g. MMSegmentation_SegFormer.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="key=value for a train param (bare name: num_epochs=5). Repeatable.")]
+
+
+@app.command("list")
+def list_templates(output: OutputOpt = "table") -> None:
+    """List training templates for visual-segmenter models."""
+    rows = [{"name": t.name, "model_type": t.model_type, "on_clarifai": t.on_clarifai, "description": t.description}
+            for t in STATE.backend.list_templates()]
+    out(output).data(rows, ["name", "on_clarifai", "description"], title="templates")
+
+
+@app.command("show")
+def show(name: NameArg, output: OutputOpt = "table") -> None:
+    """Every param of a template: type, default, allowed range, local-only, help."""
+    template = find_template(STATE.backend.list_templates(), name)
+    if output != "table":
+        out(output).data(template.to_dict())
+        return
+    out(output).info(f"{template.name}: {template.description}")
+    out(output).data(template.to_dict()["params"], ["name", "type", "default", "range", "local_only", "help"])
+
+
+def write_atomic(path: Path, text: str) -> None:
+    if path.parent and not path.parent.exists():
+        from segcli.core.errors import NotFoundError
+
+        raise NotFoundError(f"folder {path.parent} does not exist", hint=f"mkdir -p {path.parent}")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except PermissionError:
+        from segcli.core.errors import InvalidInputError
+
+        raise InvalidInputError(f"cannot write {path}: permission denied", hint="choose another -f path") from None
+
+
+@app.command("params")
+def params(
+    name: NameArg,
+    file: Annotated[Path, typer.Option("--file", "-f", help="Where to write the params YAML.")],
+    app: AppOpt = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset id to train on.")] = None,
+    dataset_version: Annotated[Optional[str], typer.Option("--dataset-version", help="Dataset version id.")] = None,
+    concepts: Annotated[Optional[str], typer.Option("--concepts", help="Concept ids to train, comma-separated.")] = None,
+    all_concepts: Annotated[bool, typer.Option("--all-concepts", help="Train every concept of the app (or of the dataset version).")] = False,
+    set_: SetOpt = None,
+    output: OutputOpt = "table",
+) -> None:
+    """Write a template's params YAML (get_params), with your changes applied (update_params)."""
+    if concepts and all_concepts:
+        from segcli.core.errors import InvalidInputError
+
+        raise InvalidInputError("--concepts and --all-concepts exclude each other", hint="use one of them")
+    update = ParamsUpdate(dataset_id=dataset, dataset_version_id=dataset_version,
+                          concepts=service.split_concepts(concepts))
+    templates = STATE.backend.list_templates()
+    template, doc = service.build_document(templates, name, None, update, set_ or [])
+    if dataset or dataset_version or concepts or all_concepts:
+        doc = service.check_against_backend(STATE.backend, STATE.app_id(app), doc, all_concepts)
+    write_atomic(file, service.dump_document(doc, template))
+    out(output).info(f"wrote {file}")
+    if output != "table":
+        out(output).data(doc)
+
+
+@app.command("validate")
+def validate(
+    file: Annotated[Path, typer.Argument(help="Params YAML to check.")],
+    app: AppOpt = None,
+    output: OutputOpt = "table",
+) -> None:
+    """Check a params file: keys, types, ranges; and dataset/concepts when an app is known."""
+    backend = STATE.backend
+    template, doc = validate_document(load_document(file), backend.list_templates())
+    app_id = app or STATE.settings.get("app")
+    if app_id and (doc["dataset_id"] or doc["concepts"]):
+        service.check_against_backend(backend, app_id, doc)
+    sink = out(output)
+    sink.info(f"{file}: valid params for {template.name}")
+    if output != "table":
+        sink.data({"valid": True, "template": template.name, "params": doc})

@@ -1,0 +1,142 @@
+"""segcli train: start a training job and watch it; status, log, cancel, resume (seed step 6)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from segcli.cli.context import STATE, AppOpt, OutputOpt, QuietOpt, out
+from segcli.core.errors import InvalidInputError
+from segcli.render.progress import progress_mode
+from segcli.services import training as service
+from segcli.services.params import split_concepts
+
+TRAIN_HELP = """Train a model version from a template, then watch it until it ends (seed step 6).
+
+\b
+  segcli train --template MMSegmentation_SegFormer --model M --app A --dataset D
+  segcli train --model M --params params.yaml --set num_epochs=5 --no-wait
+  segcli train status VERSION --model M --watch
+  segcli train log VERSION --model M -f train.log
+  segcli train cancel|resume VERSION --model M
+
+--dataset alone snapshots the dataset into a new version. Training runs in a worker process
+that survives the terminal closing: Ctrl-C stops watching, not the training. Exit code of a
+watched train: 0 TRAINED, 9 TRAINING_FAILED, 10 CANCELLED. With -o json the watch prints JSON
+Lines events, the last one ({"event": "end", ...}) carrying the final status.
+"""
+
+app = typer.Typer(help=TRAIN_HELP, invoke_without_command=True, no_args_is_help=True)
+VersionArg = Annotated[str, typer.Argument(help="Model version id (see segcli model show MODEL).")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model id.")]
+
+
+def _require_model(model: Optional[str]) -> str:
+    if not model:
+        raise InvalidInputError("--model is required", hint="segcli model create MODEL --app APP, then --model MODEL")
+    return model
+
+
+def _watch_and_exit(app_id: str, model_id: str, version_id: str, output: str, quiet: bool) -> None:
+    sink = out(output, quiet)
+    try:
+        backend = STATE.backend
+        version = service.watch(backend, app_id, model_id, version_id, sink, progress_mode(quiet),
+                                backend.watch_interval_s, backend.max_watch_interval_s)
+    except KeyboardInterrupt:
+        sink.info(f"stopped watching; training goes on. Watch again: segcli train status {version_id} "
+                  f"--model {model_id} --app {app_id} --watch")
+        raise
+    if output == "table":
+        from segcli.cli.model_cmd import version_row
+
+        sink.data(version_row(version), None)
+    service.raise_for_status(version)
+
+
+@app.callback()
+def train(
+    ctx: typer.Context,
+    template: Annotated[Optional[str], typer.Option("--template", "-t", help="Training template (segcli template list).")] = None,
+    model: ModelOpt = None,
+    app: AppOpt = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset to train on (snapshotted into a new version).")] = None,
+    dataset_version: Annotated[Optional[str], typer.Option("--dataset-version", help="Existing dataset version to train on.")] = None,
+    params: Annotated[Optional[Path], typer.Option("--params", help="Params YAML from segcli template params.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="key=value train param (bare name). Repeatable.")] = None,
+    concepts: Annotated[Optional[str], typer.Option("--concepts", help="Concepts to train, comma-separated (default: all in the data).")] = None,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the version id and return.")] = False,
+    quiet: QuietOpt = False,
+    output: OutputOpt = "table",
+) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    model_id = _require_model(model)
+    app_id = STATE.app_id(app)
+    sink = out(output, quiet)
+    STATE.backend.get_model(app_id, model_id)
+    tmpl, doc = service.prepare(STATE.backend, app_id, template, params, dataset, dataset_version,
+                                split_concepts(concepts), set_ or [], sink, model_id)
+    version = STATE.backend.train(app_id, model_id, tmpl, doc)
+    sink.info(f"training {model_id} version {version.id} ({tmpl.name}, {len(doc['concepts'])} concepts, "
+              f"dataset version {doc['dataset_version_id']})")
+    if no_wait:
+        sink.data({"id": version.id, "status": version.status, "model_id": model_id, "app_id": app_id})
+        return
+    _watch_and_exit(app_id, model_id, version.id, output, quiet)
+
+
+@app.command("status")
+def status(
+    version: VersionArg, model: ModelOpt = None, app: AppOpt = None,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow it until it ends.")] = False,
+    quiet: QuietOpt = False, output: OutputOpt = "table",
+) -> None:
+    """A version's status, epoch, metrics (--watch follows it live)."""
+    model_id, app_id = _require_model(model), STATE.app_id(app)
+    if watch:
+        _watch_and_exit(app_id, model_id, version, output, quiet)
+        return
+    from segcli.cli.model_cmd import version_row
+
+    out(output).data(version_row(STATE.backend.get_version(app_id, model_id, version)))
+
+
+@app.command("log")
+def log(
+    version: VersionArg, model: ModelOpt = None, app: AppOpt = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Save the log here (default: print it).")] = None,
+) -> None:
+    """Fetch a version's training log; -f saves it to a file (the seed's training_logs=True)."""
+    text = STATE.backend.training_log(STATE.app_id(app), _require_model(model), version)
+    if file is None:
+        typer.echo(text, nl=False)
+        return
+    from segcli.cli.template_cmd import write_atomic
+
+    write_atomic(file, text)
+    out().info(f"saved training log to {file} ({len(text.splitlines())} lines)")
+
+
+@app.command("cancel")
+def cancel(version: VersionArg, model: ModelOpt = None, app: AppOpt = None, output: OutputOpt = "table") -> None:
+    """Ask a running training to stop; its last checkpoint stays for resume."""
+    v = STATE.backend.cancel_training(STATE.app_id(app), _require_model(model), version)
+    out(output).data({"id": v.id, "status": v.status, "message": v.message})
+
+
+@app.command("resume")
+def resume(
+    version: VersionArg, model: ModelOpt = None, app: AppOpt = None,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the worker started.")] = False,
+    quiet: QuietOpt = False, output: OutputOpt = "table",
+) -> None:
+    """Resume a failed or cancelled training from its last epoch checkpoint."""
+    model_id, app_id = _require_model(model), STATE.app_id(app)
+    v = STATE.backend.resume_training(app_id, model_id, version)
+    out(output, quiet).info(f"resuming {model_id} version {v.id} after epoch {v.epoch}/{v.epochs}")
+    if no_wait:
+        out(output).data({"id": v.id, "status": v.status})
+        return
+    _watch_and_exit(app_id, model_id, v.id, output, quiet)

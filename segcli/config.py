@@ -1,0 +1,157 @@
+"""Profiles, paths and credentials: the one config/auth layer every command shares.
+
+Precedence for every setting: flag -> environment -> profile file -> default.
+All state lives under SEGCLI_HOME when set (tests and CI relocate it there); otherwise config
+goes to the platform config dir and data to the platform data dir (platformdirs).
+The profile file may hold a PAT, so it is always written with mode 0600 and the PAT is only
+ever shown masked.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from segcli.core.errors import ConfigError, InvalidInputError, NotFoundError
+
+BACKENDS = ("local", "clarifai")
+# key -> environment variable that overrides the profile value.
+ENV_FOR_KEY = {
+    "backend": "SEGCLI_BACKEND",
+    "app": "SEGCLI_APP",
+    "user_id": "CLARIFAI_USER_ID",
+    "pat": "CLARIFAI_PAT",
+    "api_base": "CLARIFAI_API_BASE",
+}
+PROFILE_KEYS = tuple(ENV_FOR_KEY)
+SECRET_KEYS = frozenset({"pat"})
+DEFAULT_PROFILE = "default"
+
+
+def config_dir() -> Path:
+    home = os.environ.get("SEGCLI_HOME")
+    if home:
+        return Path(home)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("segcli"))
+
+
+def data_dir() -> Path:
+    home = os.environ.get("SEGCLI_HOME")
+    if home:
+        return Path(home) / "data"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("segcli"))
+
+
+def config_path() -> Path:
+    return config_dir() / "config.yaml"
+
+
+def mask_secret(value: str | None) -> str | None:
+    """abcd**** — enough to tell two PATs apart, never enough to use one."""
+    if not value:
+        return value
+    return value[:4] + "****"
+
+
+@dataclass
+class ConfigFile:
+    current: str = DEFAULT_PROFILE
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls) -> ConfigFile:
+        path = config_path()
+        if not path.exists():
+            return cls(profiles={DEFAULT_PROFILE: {"backend": "local"}})
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML ({exc.__class__.__name__})",
+                              hint=f"fix or delete {path}") from None
+        profiles = raw.get("profiles") or {}
+        if not isinstance(profiles, dict):
+            raise ConfigError(f"config file {path}: 'profiles' must be a mapping",
+                              hint=f"fix or delete {path}")
+        profiles.setdefault(DEFAULT_PROFILE, {"backend": "local"})
+        return cls(current=str(raw.get("current") or DEFAULT_PROFILE), profiles=profiles)
+
+    def save(self) -> None:
+        path = config_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = yaml.safe_dump({"current": self.current, "profiles": self.profiles}, sort_keys=True)
+        # Create the temp file 0600 from the start so a PAT is never readable by others,
+        # then rename atomically so a crash never leaves a half-written config.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        os.chmod(path, 0o600)
+
+    def profile(self, name: str) -> dict[str, Any]:
+        if name not in self.profiles:
+            raise NotFoundError(f"profile '{name}' does not exist",
+                                hint=f"segcli config create {name}  (or: segcli config list)")
+        return self.profiles[name]
+
+
+def validate_setting(key: str, value: str) -> str:
+    if key not in PROFILE_KEYS:
+        raise InvalidInputError(f"unknown setting '{key}'",
+                                hint="settable keys: " + ", ".join(PROFILE_KEYS))
+    if key == "backend" and value not in BACKENDS:
+        raise InvalidInputError(f"unknown backend '{value}'", hint="backends: " + ", ".join(BACKENDS))
+    return value
+
+
+@dataclass
+class Settings:
+    """Resolved settings for one invocation, with where each value came from."""
+
+    profile: str
+    values: dict[str, Any]
+    sources: dict[str, str]
+
+    @property
+    def backend(self) -> str:
+        return self.values.get("backend") or "local"
+
+    def get(self, key: str) -> Any:
+        return self.values.get(key)
+
+    def public(self) -> dict[str, Any]:
+        """For display: secrets masked, never in clear."""
+        return {k: (mask_secret(v) if k in SECRET_KEYS else v) for k, v in self.values.items()}
+
+
+def resolve(profile: str | None = None, flags: dict[str, Any] | None = None) -> Settings:
+    cfg = ConfigFile.load()
+    name = profile or os.environ.get("SEGCLI_PROFILE") or cfg.current
+    stored = cfg.profile(name)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key in PROFILE_KEYS:
+        flag_value = (flags or {}).get(key)
+        env_value = os.environ.get(ENV_FOR_KEY[key])
+        if flag_value:
+            values[key], sources[key] = flag_value, "flag"
+        elif env_value:
+            values[key], sources[key] = env_value, f"env {ENV_FOR_KEY[key]}"
+        elif stored.get(key) not in (None, ""):
+            values[key], sources[key] = stored[key], f"profile {name}"
+    if "backend" not in values:
+        values["backend"], sources["backend"] = "local", "default"
+    validate_setting("backend", values["backend"])
+    return Settings(profile=name, values=values, sources=sources)

@@ -1,0 +1,96 @@
+"""Domain records shared by both backends. JSON shapes come from `to_dict()`: scripts depend on them."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Record:
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+
+@dataclass
+class App(Record):
+    id: str
+    created_at: str
+    datasets: int = 0
+    models: int = 0
+
+
+@dataclass
+class Concept(Record):
+    id: str
+    name: str
+
+
+@dataclass
+class Dataset(Record):
+    id: str
+    app_id: str
+    created_at: str
+    inputs: int = 0
+    versions: int = 0
+
+
+@dataclass
+class DatasetVersion(Record):
+    id: str
+    dataset_id: str
+    app_id: str
+    created_at: str
+    inputs: int = 0
+    concepts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class UploadResult(Record):
+    added: int
+    skipped: int
+    invalid: int
+    updated: int = 0
+    valid: int = 0
+    dataset_id: str = ""
+    concepts: list[str] = field(default_factory=list)
+    invalid_items: list[dict[str, str]] = field(default_factory=list)
+    dry_run: bool = False
+
+
+@dataclass
+class Model(Record):
+    id: str
+    app_id: str
+    model_type_id: str
+    created_at: str
+    versions: int = 0
+    latest_version: str | None = None
+
+
+# Training statuses as Clarifai names them, plus CANCELLED for local runs.
+QUEUED, TRAINING, TRAINED, TRAINING_FAILED, CANCELLED = (
+    "QUEUED", "TRAINING", "TRAINED", "TRAINING_FAILED", "CANCELLED")
+FINAL_STATUSES = frozenset({TRAINED, TRAINING_FAILED, CANCELLED})
+
+
+@dataclass
+class ModelVersion(Record):
+    id: str
+    model_id: str
+    app_id: str
+    status: str
+    template: str
+    created_at: str
+    message: str = ""
+    dataset_id: str | None = None
+    dataset_version_id: str | None = None
+    concepts: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    epoch: int = 0
+    epochs: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)   # one entry per finished epoch
+    progress: dict[str, Any] = field(default_factory=dict)        # live: step, loss, img/s, eta_s
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES

@@ -1,0 +1,164 @@
+"""Helpers shared by the dataset readers: verify image files, label-map regions, PNG encoding,
+and a (optionally threaded) map over items with progress.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from segcli.core.errors import InvalidInputError, NotFoundError
+from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult, Region
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# Threads overlap file reads, hashing, zlib/libjpeg decoding and PNG encoding (all release the
+# GIL). Measured on 2 cores: 2 threads read 1,000 512x512 items ~1.3-1.5x faster than 1; more
+# threads add nothing.
+DEFAULT_WORKERS = 2
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IEND = b"IEND\xaeB`\x82"
+
+Progress = Callable[[int, int], None]
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class BadFile(Exception):
+    """A file that cannot become (part of) an item; `reason` is shown to the user."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    sha256: str
+    width: int
+    height: int
+
+
+def require_dir(path: Path, what: str, hint: str) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        problem = "is not a folder" if path.exists() else "not found"
+        raise NotFoundError(f"{what} {problem}: {path}", hint=hint)
+    return path
+
+
+def read_file(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise BadFile(f"cannot read {path.name}: {e.strerror or e}") from e
+    if not data:
+        raise BadFile(f"{path.name} is empty (0 bytes)")
+    # A PNG cut after its pixel data still decodes; its missing end chunk would fail elsewhere.
+    if data.startswith(_PNG_SIGNATURE) and not data.endswith(_PNG_IEND):
+        raise BadFile(f"{path.name} is truncated (the PNG has no end chunk)")
+    return data
+
+
+def decode(data: bytes, name: str, prepare: Callable[[Image.Image], None] | None = None) -> Image.Image:
+    """Open and fully decode `data` (catches truncation); `prepare` runs before pixels load."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        if prepare:
+            prepare(image)
+        image.load()
+        return image
+    except UnidentifiedImageError:
+        raise BadFile(f"{name} is not an image file segcli can read") from None
+    except BadFile:
+        raise
+    except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, zlib.error...
+        raise BadFile(f"{name} is corrupt or truncated ({e})") from None
+
+
+def inspect_image(path: Path) -> ImageFile:
+    """Hash the bytes and fully decode the image once: proves it is readable, gives its size."""
+    data = read_file(path)
+    size: list[tuple[int, int]] = []
+
+    def prepare(image: Image.Image) -> None:
+        size.append(image.size)
+        if image.format == "JPEG":
+            # DCT-scaled decode: still reads every entropy-coded byte (so truncation and
+            # corrupt streams are caught) at about 2/3 of the cost of a full-size decode.
+            image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
+
+    decode(data, path.name, prepare).close()
+    width, height = size[0]
+    return ImageFile(hashlib.sha256(data).hexdigest(), width, height)
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """Encode a uint8 (mode L) or bool (mode 1) array as PNG; level 1: label maps compress well
+    anyway and encoding is ~4x faster than the default level."""
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+def bbox_of(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """x, y, w, h of the True pixels (mask must have at least one)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+
+
+def regions_from_labelmap(labelmap: np.ndarray, labels: dict[int, str],
+                          areas: np.ndarray | None = None) -> tuple[Region, ...]:
+    """One Region per label value (each exactly `labelmap == value`, so no mask_png)."""
+    if areas is None:
+        areas = np.bincount(labelmap.ravel(), minlength=256)
+    return tuple(Region(name, int(areas[value]), bbox_of(labelmap == value))
+                 for value, name in sorted(labels.items()))
+
+
+def map_items(fn: Callable[[T], R], jobs: Sequence[T], workers: int,
+              on_progress: Progress | None) -> list[R]:
+    """`[fn(job) for job in jobs]`, in order, on `workers` threads, reporting (done, total)."""
+    total = len(jobs)
+    if on_progress:
+        on_progress(0, total)
+    if workers <= 1 or total <= 1:
+        results = (fn(job) for job in jobs)
+        return _with_progress(results, total, on_progress)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="segcli-read") as pool:
+        return _with_progress(pool.map(fn, jobs), total, on_progress)
+
+
+def _with_progress(results: Iterable[R], total: int, on_progress: Progress | None) -> list[R]:
+    out = []
+    for result in results:
+        out.append(result)
+        if on_progress:
+            on_progress(len(out), total)
+    return out
+
+
+def collect(outcomes: Iterable[LabeledItem | InvalidItem],
+            invalid: Iterable[InvalidItem] = ()) -> ReadResult:
+    result = ReadResult(invalid=list(invalid))
+    seen: dict[str, None] = {}  # ordered set: concepts in first-seen order
+    for outcome in outcomes:
+        if isinstance(outcome, InvalidItem):
+            result.invalid.append(outcome)
+            continue
+        result.items.append(outcome)
+        for region in outcome.regions:
+            seen.setdefault(region.concept)
+    result.concepts = list(seen)
+    return result
+
+
+def no_items_error(where: Path, what: str, hint: str) -> InvalidInputError:
+    return InvalidInputError(f"no {what} found in {where}", hint=hint)

@@ -1,0 +1,64 @@
+"""What a dataset reader hands to a backend: validated items, and the bad ones with reasons.
+
+Readers (COCO JSON, image + index-mask folders) never write anything; they turn user files into
+`LabeledItem`s so that upload can validate everything first and write afterwards.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IGNORE_INDEX = 255  # label-map value that training and metrics skip (mmseg / HF convention)
+BACKGROUND_INDEX = 0
+
+
+@dataclass(frozen=True)
+class Region:
+    """One concept's pixels in one image (Clarifai: an annotation region with a concept)."""
+
+    concept: str                 # concept id == concept name (as Clarifai since SDK 10.9.3)
+    area: int                    # pixel count
+    bbox: tuple[int, int, int, int]  # x, y, w, h in pixels
+    # PNG (mode "1" or "L", non-zero = region) only when the region is NOT exactly
+    # `labelmap == index` (overlapping COCO annotations of different concepts); else None.
+    mask_png: bytes | None = None
+
+
+@dataclass(frozen=True)
+class LabeledItem:
+    name: str                    # file name relative to the images dir; shown in messages
+    image_path: Path
+    image_sha256: str            # hex digest of the image file bytes (input identity)
+    width: int
+    height: int
+    # Single-channel uint8 PNG the size of the image. Value i > 0 is the concept labels[i],
+    # 0 is background, 255 is ignore. Either in memory (COCO: rendered) or a file to copy
+    # verbatim (mask folder: the user's PNG is already in this form).
+    labels: dict[int, str]       # label-map value -> concept name, for values present (not 0/255)
+    regions: tuple[Region, ...]
+    labelmap_png: bytes | None = None
+    labelmap_path: Path | None = None
+
+    def labelmap_bytes(self) -> bytes:
+        if self.labelmap_png is not None:
+            return self.labelmap_png
+        assert self.labelmap_path is not None
+        return self.labelmap_path.read_bytes()
+
+
+@dataclass(frozen=True)
+class InvalidItem:
+    name: str
+    reason: str
+
+
+@dataclass
+class ReadResult:
+    items: list[LabeledItem] = field(default_factory=list)
+    invalid: list[InvalidItem] = field(default_factory=list)
+    # Every concept name the valid items use, in first-seen order.
+    concepts: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.items) + len(self.invalid)

@@ -1,0 +1,177 @@
+"""Deterministic synthetic "shapes" datasets for demos, tests and benchmarks.
+
+`generate_shapes` writes the same scenes in both input formats segcli reads:
+
+    out_dir/images/00000.jpg ...      RGB, random gradient background + mild noise
+    out_dir/masks/00000.png ...       mode L index masks: 0 background, 1 circle, 2 square, 3 triangle
+    out_dir/classes.txt               "background\\ncircle\\nsquare\\ntriangle"
+    out_dir/annotations.json          COCO polygons, category ids 1, 3, 7 (deliberately non-contiguous)
+
+Only the shape tells the class: colours are drawn independently of it. Each shape is rasterised
+once with pycocotools from its (frame-clipped) polygon, and that one boolean mask paints the image,
+the index mask and (as the polygon) the COCO annotation, so the three agree pixel for pixel.
+Same arguments -> byte-identical files (each image has its own seeded generator).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+CLASSES = ("circle", "square", "triangle")
+CATEGORY_IDS = {"circle": 1, "square": 3, "triangle": 7}
+
+
+def generate_shapes(out_dir: Path, n: int = 40, size: int = 128, seed: int = 0,
+                    formats: tuple[str, ...] = ("coco", "masks"), image_ext: str = "jpg") -> dict:
+    """Write `n` images of `size`x`size`; return the paths written and the class names."""
+    out_dir = Path(out_dir)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    if "masks" in formats:
+        (out_dir / "masks").mkdir(exist_ok=True)
+        (out_dir / "classes.txt").write_text("background\n" + "\n".join(CLASSES) + "\n")
+    images, annotations = [], []
+    for i in range(n):
+        rng = np.random.default_rng([seed, i])
+        name = f"{i:05d}.{image_ext}"
+        pixels, labelmap, shapes = _scene(rng, size)
+        save_kw = {"quality": 92} if image_ext in ("jpg", "jpeg") else {}
+        Image.fromarray(pixels).save(out_dir / "images" / name, **save_kw)
+        if "masks" in formats:
+            Image.fromarray(labelmap).save(out_dir / "masks" / f"{i:05d}.png")
+        images.append({"id": i + 1, "file_name": name, "width": size, "height": size})
+        for cls, poly in shapes:
+            annotations.append(_coco_annotation(len(annotations) + 1, i + 1, cls, poly, size))
+    result = {"images_dir": out_dir / "images", "classes": list(CLASSES), "n": n}
+    if "masks" in formats:
+        result.update(masks_dir=out_dir / "masks", classes_txt=out_dir / "classes.txt")
+    if "coco" in formats:
+        categories = [{"id": CATEGORY_IDS[c], "name": c, "supercategory": "shape"} for c in CLASSES]
+        doc = {"images": images, "annotations": annotations, "categories": categories}
+        (out_dir / "annotations.json").write_text(json.dumps(doc, separators=(",", ":")))
+        result["annotations"] = out_dir / "annotations.json"
+    return result
+
+
+def _scene(rng: np.random.Generator, size: int):
+    """One image: (RGB pixels, index mask, [(class, clipped polygon)]) in painting order."""
+    pixels = _gradient(rng, size)
+    labelmap = np.zeros((size, size), np.uint8)
+    shapes = []
+    for _ in range(int(rng.integers(1, 5))):
+        cls = CLASSES[int(rng.integers(len(CLASSES)))]
+        centre = rng.uniform(0, size, 2)
+        radius = rng.uniform(0.1, 0.3) * size
+        poly = _clip_to_frame(_polygon(cls, centre, radius, rng.uniform(0, 2 * math.pi)), size)
+        if len(poly) < 3:
+            continue  # entirely out of frame
+        mask = _rasterise(poly, size)
+        if not mask.any():
+            continue
+        cy, cx = np.clip(poly.mean(axis=0).astype(int), 0, size - 1)[::-1]
+        pixels[mask] = _contrasting_colour(rng, pixels[cy, cx])
+        labelmap[mask] = CLASSES.index(cls) + 1
+        shapes.append((cls, poly))
+    return _add_noise(rng, pixels), labelmap, shapes
+
+
+def _gradient(rng: np.random.Generator, size: int) -> np.ndarray:
+    a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    t = np.linspace(0.0, 1.0, size, dtype=np.float32)
+    ramp = t[:, None] if rng.integers(2) else t[None, :]  # vertical or horizontal gradient
+    image = (a + (b - a) * ramp[..., None]).astype(np.uint8)
+    return np.ascontiguousarray(np.broadcast_to(image, (size, size, 3)))
+
+
+def _add_noise(rng: np.random.Generator, pixels: np.ndarray) -> np.ndarray:
+    # Over shapes too, so "flat colour" is no shortcut for "shape".
+    noise = rng.integers(-12, 13, pixels.shape, dtype=np.int16)
+    return np.clip(pixels + noise, 0, 255).astype(np.uint8)
+
+
+def _contrasting_colour(rng: np.random.Generator, under: np.ndarray) -> np.ndarray:
+    # Redraw until the shape stands out from what it covers; colour never depends on the class.
+    for _ in range(20):
+        colour = rng.integers(0, 256, 3)
+        if np.abs(colour - under).sum() > 150:
+            break
+    return colour.astype(np.uint8)
+
+
+def _polygon(cls: str, centre: np.ndarray, radius: float, angle: float) -> np.ndarray:
+    vertices = {"circle": 48, "square": 4, "triangle": 3}[cls]
+    theta = angle + np.arange(vertices) * 2 * math.pi / vertices
+    return centre + radius * np.stack([np.cos(theta), np.sin(theta)], axis=1)
+
+
+def _clip_to_frame(poly: np.ndarray, size: int) -> np.ndarray:
+    """Sutherland-Hodgman clip of a convex polygon to [0, size]^2 (COCO wants in-frame points)."""
+    points = [tuple(p) for p in poly]
+    for axis, limit, keep_below in ((0, 0, False), (0, size, True), (1, 0, False), (1, size, True)):
+        inside = (lambda p: p[axis] <= limit) if keep_below else (lambda p: p[axis] >= limit)
+        clipped = []
+        for k, cur in enumerate(points):
+            prev = points[k - 1]
+            if inside(cur) != inside(prev):
+                t = (limit - prev[axis]) / (cur[axis] - prev[axis])
+                clipped.append(tuple(prev[j] + t * (cur[j] - prev[j]) for j in (0, 1)))
+            if inside(cur):
+                clipped.append(cur)
+        points = clipped
+        if not points:
+            break
+    return np.round(np.array(points, dtype=np.float64).reshape(-1, 2), 2)
+
+
+def _rasterise(poly: np.ndarray, size: int) -> np.ndarray:
+    rle = mask_utils.frPyObjects([poly.ravel().tolist()], size, size)
+    return mask_utils.decode(rle)[:, :, 0].astype(bool)
+
+
+def _coco_annotation(ann_id: int, image_id: int, cls: str, poly: np.ndarray, size: int) -> dict:
+    rle = mask_utils.frPyObjects([poly.ravel().tolist()], size, size)[0]
+    x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
+    return {"id": ann_id, "image_id": image_id, "category_id": CATEGORY_IDS[cls],
+            "segmentation": [poly.ravel().tolist()], "area": int(mask_utils.area(rle)),
+            "bbox": [x, y, w, h], "iscrowd": 0}
+
+
+def generate_video(path: Path, frames: int = 12, size: int = 128, fps: int = 6, seed: int = 0) -> Path:
+    """Write a short mp4 of shapes drifting across a background (for `predict` on video)."""
+    import av  # optional dependency (segcli[local]); imported only when a video is asked for
+
+    size += size % 2  # yuv420p needs even dimensions
+    rng = np.random.default_rng([seed, 1_000_003])
+    background = _gradient(rng, size)
+    shapes = [(CLASSES[k % 3], rng.uniform(0, size, 2), rng.uniform(-0.04, 0.04, 2) * size,
+               rng.uniform(0.12, 0.22) * size, rng.integers(0, 256, 3).astype(np.uint8))
+              for k in range(int(rng.integers(2, 4)))]
+    path = Path(path)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(_video_codec(av), rate=fps)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for f in range(frames):
+            pixels = background.copy()
+            for cls, start, velocity, radius, colour in shapes:
+                poly = _clip_to_frame(_polygon(cls, start + f * velocity, radius, 0.1 * f), size)
+                if len(poly) >= 3:
+                    pixels[_rasterise(poly, size)] = colour
+            frame = av.VideoFrame.from_ndarray(_add_noise(rng, pixels), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())  # flush
+    return path
+
+
+def _video_codec(av) -> str:
+    for name in ("libx264", "h264", "mpeg4"):
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except Exception:  # noqa: BLE001 - PyAV raises different errors across versions
+            continue
+    raise RuntimeError("PyAV here has no H.264 or MPEG-4 encoder")

@@ -1,0 +1,295 @@
+"""The one writer of `predict` output, shared by the local and the Clarifai backends.
+
+Both backends hand over per-image (or per-frame) label maps plus a score per class; this module
+turns them into the script contract: `DIR/predictions.json` with `classes` and `items`, an index
+mask PNG and an overlay per input, and an overlaid video per video input. The JSON and the PNG are
+always derived from the same thresholded label map, so they cannot disagree.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from segcli.render.overlay import render_overlay
+
+BACKGROUND = "background"
+
+
+@dataclass
+class _Video:
+    stem: str
+    frames_dir: Path | None
+    fps: float | None
+    writer: Any = None  # VideoOverlayWriter, opened on the first frame (needs the frame size)
+
+
+class PredictionWriter:
+    """Collects prediction items; writes mask/overlay files as they come and the JSON on close.
+
+    `classes[i]` is the concept whose pixels have value i in every label map and mask PNG;
+    `classes[0]` must be "background". `out_dir=None` builds the JSON document only (for
+    `-o json` without `--out`); file paths are then None.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path | str | None,
+        classes: Sequence[str],
+        threshold: float = 0.05,
+        overlay_alpha: float = 0.5,
+        overlay_format: str = "png",
+        concept_ids: Sequence[str] | None = None,
+        frame_overlays: bool = False,
+    ) -> None:
+        if not classes or classes[0] != BACKGROUND:
+            raise ValueError(f'classes[0] must be "{BACKGROUND}", got {list(classes)[:1]}')
+        if len(classes) > 255:
+            raise ValueError("at most 254 concepts fit a uint8 mask (255 is the ignore index)")
+        if overlay_format not in ("png", "jpg"):
+            raise ValueError(f"overlay_format must be png or jpg, got {overlay_format!r}")
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.classes = list(classes)
+        # Concept ids equal names on Clarifai since SDK 10.9.3; a backend may still pass its own.
+        self.concept_ids = list(concept_ids) if concept_ids is not None else list(classes)
+        self.threshold = float(threshold)
+        self.alpha = overlay_alpha
+        self.overlay_format = overlay_format
+        self.frame_overlays = frame_overlays
+        self.items: list[dict[str, Any]] = []
+        self._stems: set[str] = set()
+        self._videos: dict[str, _Video] = {}
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- context manager: videos are finalised even when predict fails half-way ---------------
+    def __enter__(self) -> "PredictionWriter":
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._close_videos()
+
+    def add_image(
+        self, input_name: str, image: np.ndarray, labelmap: np.ndarray, class_scores: Any
+    ) -> dict[str, Any]:
+        labelmap, regions = self._threshold(labelmap, class_scores, image)
+        item = self._new_item(input_name, labelmap, regions)
+        if self.out_dir is not None:
+            stem = self._unique_stem(input_name)
+            item["mask_path"] = self._save_mask(labelmap, stem)
+            overlay = render_overlay(image, labelmap, self.classes, alpha=self.alpha)
+            item["overlay_path"] = self._save_overlay(overlay, stem)
+        self.items.append(item)
+        return item
+
+    def add_video_frame(
+        self,
+        video_name: str,
+        frame_index: int,
+        time_s: float,
+        image: np.ndarray,
+        labelmap: np.ndarray,
+        class_scores: Any,
+        fps: float | None = None,
+    ) -> dict[str, Any]:
+        """One frame of a video: a JSON item, a mask PNG in `<stem>_frames/`, a video frame."""
+        labelmap, regions = self._threshold(labelmap, class_scores, image)
+        item = self._new_item(f"{video_name}#frame={frame_index}", labelmap, regions)
+        item["frame"], item["time"] = int(frame_index), round(float(time_s), 4)
+        if self.out_dir is not None:
+            video = self._video(video_name, fps)
+            stem = f"{video.stem}_frames/{video.stem}.f{frame_index:06d}"
+            item["mask_path"] = self._save_mask(labelmap, stem)
+            # Legend lists every concept: a key that stays put is easier to read than one that
+            # flickers from frame to frame, and it keeps all frames the same size.
+            overlay = render_overlay(image, labelmap, self.classes,
+                                     present=range(1, len(self.classes)), alpha=self.alpha)
+            video_path = self._write_video_frame(video, overlay, time_s)
+            item["video_overlay_path"] = video_path
+            item["overlay_path"] = (self._save_overlay(overlay, stem) if self.frame_overlays
+                                    else video_path)
+        self.items.append(item)
+        return item
+
+    def document(self) -> dict[str, Any]:
+        return {"classes": list(self.classes), "items": list(self.items)}
+
+    def close(self) -> dict[str, Any]:
+        """Finish videos, write predictions.json atomically, return the whole document."""
+        self._close_videos()
+        doc = self.document()
+        if self.out_dir is not None:
+            _write_json_atomic(self.out_dir / "predictions.json", doc)
+        return doc
+
+    # -- internals ------------------------------------------------------------------------------
+    def _threshold(self, labelmap: np.ndarray, class_scores: Any, image: np.ndarray
+                   ) -> tuple[np.ndarray, list]:
+        """Drop regions scoring under the threshold (their pixels become background)."""
+        lm = _check_labelmap(labelmap, len(self.classes))
+        if np.shape(image)[:2] != lm.shape:
+            raise ValueError(f"label map {lm.shape} does not match image {np.shape(image)[:2]}")
+        scores = np.asarray(class_scores, dtype=np.float64).ravel()
+        if scores.shape[0] != len(self.classes):
+            raise ValueError(f"{scores.shape[0]} class scores for {len(self.classes)} classes")
+        counts = np.bincount(lm.ravel(), minlength=len(self.classes))
+        present = [c for c in range(1, len(self.classes)) if counts[c]]
+        dropped = [c for c in present if scores[c] < self.threshold]
+        if dropped:
+            lut = np.arange(256, dtype=np.uint8)
+            lut[dropped] = 0
+            lm = lut[lm]
+        kept = [c for c in present if c not in dropped]
+        return lm, [self._region(lm, c, float(scores[c]), int(counts[c])) for c in kept]
+
+    def _region(self, lm: np.ndarray, index: int, score: float, area: int) -> dict[str, Any]:
+        mask = lm == index
+        return {
+            "concept": {"id": self.concept_ids[index], "name": self.classes[index]},
+            "score": round(score, 4),
+            "area": area,
+            "bbox": _bbox(mask),
+            "mask": encode_rle(mask),
+        }
+
+    def _new_item(self, input_name: str, lm: np.ndarray, regions: list) -> dict[str, Any]:
+        return {"input": str(input_name), "width": int(lm.shape[1]), "height": int(lm.shape[0]),
+                "mask_path": None, "overlay_path": None, "regions": regions}
+
+    def _unique_stem(self, name: str) -> str:
+        # Two inputs called a/x.png and b/x.png must not overwrite each other's outputs;
+        # compare case-folded because macOS and Windows file systems are case-insensitive.
+        base = re.sub(r"[^\w.-]+", "_", Path(name).stem) or "input"
+        stem, n = base, 1
+        while stem.casefold() in self._stems:
+            n += 1
+            stem = f"{base}-{n}"
+        self._stems.add(stem.casefold())
+        return stem
+
+    def _save_mask(self, lm: np.ndarray, stem: str) -> str:
+        rel = f"{stem}.mask.png"
+        path = self.out_dir / rel  # type: ignore[operator]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(lm).save(path, optimize=False)  # 2-D uint8 -> mode "L"
+        return rel
+
+    def _save_overlay(self, overlay: Image.Image, stem: str) -> str:
+        rel = f"{stem}.overlay.{self.overlay_format}"
+        path = self.out_dir / rel  # type: ignore[operator]
+        if self.overlay_format == "jpg":
+            overlay.save(path, quality=90)
+        else:
+            overlay.save(path, compress_level=3)  # ~3x faster than the default 6, ~10% larger
+        return rel
+
+    def _video(self, name: str, fps: float | None) -> _Video:
+        if name not in self._videos:
+            stem = self._unique_stem(name)
+            self._videos[name] = _Video(stem, self.out_dir / f"{stem}_frames", fps)  # type: ignore[operator]
+        return self._videos[name]
+
+    def _write_video_frame(self, video: _Video, overlay: Image.Image, time_s: float) -> str:
+        from segcli.render.video import VideoOverlayWriter
+
+        rel = f"{video.stem}.overlay.mp4"
+        if video.writer is None:
+            video.writer = VideoOverlayWriter(self.out_dir / rel, video.fps or 25.0,  # type: ignore[operator]
+                                              overlay.size)
+        video.writer.write(overlay, time_s)
+        return rel
+
+    def _close_videos(self) -> None:
+        for video in self._videos.values():
+            if video.writer is not None:
+                video.writer.close()
+
+
+def _check_labelmap(labelmap: np.ndarray, num_classes: int) -> np.ndarray:
+    lm = np.asarray(labelmap)
+    if lm.ndim != 2:
+        raise ValueError(f"label map must be 2-D (H, W), got shape {lm.shape}")
+    if lm.size and (lm.min() < 0 or lm.max() >= num_classes):
+        raise ValueError(f"label map values must be in 0..{num_classes - 1}, "
+                         f"got {int(lm.min())}..{int(lm.max())}")
+    return lm.astype(np.uint8, copy=False)
+
+
+def _bbox(mask: np.ndarray) -> list[int]:
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    y0, x0 = int(rows[0]), int(cols[0])
+    return [x0, y0, int(cols[-1]) - x0 + 1, int(rows[-1]) - y0 + 1]
+
+
+def encode_rle(mask: np.ndarray) -> dict[str, Any]:
+    """COCO compressed RLE of a boolean mask, JSON-ready (`counts` as str)."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])],
+            "counts": rle["counts"].decode("ascii")}
+
+
+def labelmap_from_region_masks(
+    masks: Sequence[tuple[int, np.ndarray, float]], h: int, w: int, num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(label map, class scores) from per-concept masks (what Clarifai's predict returns).
+
+    Where masks overlap, the higher-scoring concept wins. Masks of another size are resized
+    nearest-neighbour. A concept given several masks gets their union and its best score.
+    """
+    labelmap = np.zeros((h, w), dtype=np.uint8)
+    scores = np.zeros(num_classes, dtype=np.float64)
+    for index, mask, score in sorted(masks, key=lambda m: m[2]):  # best painted last
+        if not 0 < index < num_classes:
+            raise ValueError(f"class index {index} outside 1..{num_classes - 1}")
+        labelmap[_fit_mask(mask, h, w)] = index
+        scores[index] = max(scores[index], float(score))
+    return labelmap, scores
+
+
+def _fit_mask(mask: np.ndarray, h: int, w: int) -> np.ndarray:
+    m = np.asarray(mask)
+    if m.ndim == 3:  # a decoded RGB(A) mask image: non-zero colour = in the region (an
+        m = m[..., :3].any(axis=2)  # opaque alpha channel must not count as "non-zero")
+    m = m != 0
+    if m.shape != (h, w):
+        m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 0
+    return m
+
+
+def class_scores_from_probs(probs: np.ndarray, labelmap: np.ndarray) -> np.ndarray:
+    """Per-class score = mean winning probability over the pixels assigned to that class.
+
+    `probs` is (C, H, W) softmax output, `labelmap` its argmax; absent classes score 0.
+    """
+    top = probs.max(axis=0).ravel().astype(np.float64)
+    flat = labelmap.ravel().astype(np.int64)
+    c = probs.shape[0]
+    sums = np.bincount(flat, weights=top, minlength=c)[:c]
+    counts = np.bincount(flat, minlength=c)[:c]
+    return np.divide(sums, counts, out=np.zeros(c), where=counts > 0)
+
+
+def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
+    # Readers (scripts polling DIR) never see a half-written predictions.json.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".predictions.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

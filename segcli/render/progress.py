@@ -1,0 +1,142 @@
+"""The one progress-rendering module: counters (upload, predict) and training status.
+
+Three modes, chosen once per command by `progress_mode`:
+- "rich":  live bar / status panel on stderr when stderr is a TTY;
+- "lines": a plain line at most every few seconds (CI logs, pipes);
+- "off":   nothing (-q, or when the data on stdout is machine-readable and progress has no
+           place to go but stderr... which still gets lines: JSON on stdout stays clean).
+Training events in `-o json` mode are JSON Lines on stdout and are rendered by the CLI, not here.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+LINE_INTERVAL_S = float(os.environ.get("SEGCLI_PROGRESS_INTERVAL", "2"))
+
+
+def progress_mode(quiet: bool) -> str:
+    if quiet:
+        return "off"
+    if sys.stderr.isatty() and os.environ.get("TERM") != "dumb":
+        return "rich"
+    return "lines"
+
+
+class Counter:
+    """Progress of N items of work: `advance()` as each finishes."""
+
+    def __init__(self, label: str, total: int, mode: str):
+        self.label, self.total, self.mode = label, total, mode
+        self.done = 0
+        self.started = self._last_line = time.monotonic()
+        self._bar = None
+        if mode == "rich" and total:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+            from rich.console import Console
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                                 console=Console(stderr=True), transient=True)
+            self._task = self._bar.add_task(label, total=total, rate="")
+            self._bar.start()
+
+    def rate(self) -> float:
+        return self.done / max(time.monotonic() - self.started, 1e-9)
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(self._task, advance=n, rate=f"{self.rate():.0f}/s")
+        elif self.mode == "lines":
+            now = time.monotonic()
+            if now - self._last_line >= LINE_INTERVAL_S:
+                self._last_line = now
+                self._line()
+
+    def _line(self) -> None:
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        print(f"{self.label}: {self.done}/{self.total} ({pct:.0f}%) {self.rate():.1f}/s",
+              file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+        elif self.mode == "lines" and self.done:
+            self._line()
+
+    def __enter__(self) -> Counter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "-"
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def status_fields(snap: dict[str, Any]) -> dict[str, str]:
+    """Human fields of a training snapshot (see TrainingWatcher events)."""
+    metric = snap.get("val_mIoU")
+    loss = snap.get("loss")
+    ips = snap.get("images_per_s")
+    return {
+        "status": snap.get("status", "?"),
+        "epoch": f"{snap.get('epoch', 0)}/{snap.get('epochs', '?')}",
+        "step": f"{snap.get('step', 0)}/{snap.get('steps', '?')}" if snap.get("steps") else "-",
+        "loss": f"{loss:.4f}" if isinstance(loss, (int, float)) else "-",
+        "img/s": f"{ips:.1f}" if isinstance(ips, (int, float)) else "-",
+        "val mIoU": f"{metric:.3f}" if isinstance(metric, (int, float)) else "-",
+        "eta": _fmt_duration(snap.get("eta_s")),
+        "elapsed": _fmt_duration(snap.get("elapsed_s")),
+    }
+
+
+class StatusView:
+    """Live training status on stderr: a rich panel on a TTY, periodic lines otherwise."""
+
+    def __init__(self, title: str, mode: str):
+        self.title, self.mode = title, mode
+        self._live = None
+        self._last_line = 0.0
+        self._last_text = ""
+        if mode == "rich":
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
+            self._live.start()
+
+    def update(self, snap: dict[str, Any], force: bool = False) -> None:
+        fields = status_fields(snap)
+        if self._live is not None:
+            from rich.table import Table
+
+            table = Table.grid(padding=(0, 2))
+            table.add_row(f"[bold]{self.title}[/bold]", "")
+            for k, v in fields.items():
+                table.add_row(k, v)
+            if snap.get("message"):
+                table.add_row("message", str(snap["message"]))
+            self._live.update(table)
+            return
+        if self.mode != "lines":
+            return
+        text = "  ".join(f"{k}={v}" for k, v in fields.items() if v != "-")
+        now = time.monotonic()
+        if text != self._last_text and (force or now - self._last_line >= LINE_INTERVAL_S):
+            print(f"{self.title}: {text}", file=sys.stderr, flush=True)
+            self._last_line, self._last_text = now, text
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None

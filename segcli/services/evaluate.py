@@ -1,0 +1,37 @@
+"""Evaluate a model version on a dataset version: one confusion matrix, mmseg/HF mean_iou."""
+from __future__ import annotations
+
+from typing import Any
+
+from segcli.backends.base import Backend
+from segcli.render.progress import Counter
+
+BATCH = 8
+
+
+def evaluate(backend: Backend, app_id: str, model_id: str, version_id: str | None, dataset_id: str,
+             dataset_version_id: str, progress_mode: str) -> dict[str, Any]:
+    from segcli.core.metrics import ConfusionMatrix
+
+    segmenter = backend.load_segmenter(app_id, model_id, version_id)
+    classes = segmenter.classes
+    matrix = ConfusionMatrix(len(classes))
+    total = backend.get_dataset_version(app_id, dataset_id, dataset_version_id).inputs
+    batch: list = []
+
+    def flush() -> None:
+        for item, result in zip(batch, segmenter.predict([b.image for b in batch])):
+            matrix.update(result.labelmap, item.target)
+        counter.advance(len(batch))
+        batch.clear()
+
+    with Counter("evaluating", total, progress_mode) as counter:
+        for item in backend.iter_eval_items(app_id, dataset_id, dataset_version_id, classes):
+            batch.append(item)
+            if len(batch) == BATCH:
+                flush()
+        if batch:
+            flush()
+    metrics = matrix.compute(classes)
+    return {"model_id": model_id, "version_id": getattr(segmenter, "version_id", version_id),
+            "dataset_id": dataset_id, "dataset_version_id": dataset_version_id, "inputs": total, **metrics}

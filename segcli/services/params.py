@@ -1,0 +1,70 @@
+"""The params document: the seed's get_params + update_params, checked against the backend."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from segcli.backends.base import Backend
+from segcli.core.errors import InvalidInputError, NotFoundError
+from segcli.core.templates import (ParamsUpdate, Template, default_document, find_template, load_document,
+                                   parse_assignments, validate_document)
+
+
+def split_concepts(value: Optional[str]) -> Optional[list[str]]:
+    return [c.strip() for c in value.split(",") if c.strip()] if value else None
+
+
+def build_document(templates: list[Template], template_name: Optional[str], params_file: Optional[Path],
+                   update: ParamsUpdate, sets: list[str]) -> tuple[Template, dict[str, Any]]:
+    """Start from the file (or the template's defaults), apply flags, validate shape and ranges."""
+    if params_file is not None:
+        doc = load_document(params_file)
+        file_template = (doc.get("train_params") or {}).get("template") if isinstance(doc.get("train_params"), dict) else None
+        if template_name and file_template and file_template != template_name:
+            raise InvalidInputError(f"--template {template_name} differs from the params file's template {file_template}",
+                                    hint=f"drop --template, or regenerate: segcli template params {template_name} -f {params_file}")
+    else:
+        template = find_template(templates, template_name or "MMSegmentation_SegFormer")
+        doc = default_document(template, include_local=not template.on_clarifai)
+    update.train_params.update(parse_assignments(sets))
+    return validate_document(update.apply(doc), templates)
+
+
+def check_against_backend(backend: Backend, app_id: str, doc: dict[str, Any], all_concepts: bool = False) -> dict[str, Any]:
+    """Dataset, version and concepts must exist; --all-concepts fills concepts from the data."""
+    dataset_id, version_id = doc.get("dataset_id"), doc.get("dataset_version_id")
+    if version_id and not dataset_id:
+        raise InvalidInputError("dataset_version_id is set but dataset_id is empty",
+                                hint="add --dataset DATASET (or set dataset_id in the params file)")
+    if dataset_id:
+        try:
+            backend.get_dataset(app_id, dataset_id)
+        except NotFoundError as exc:
+            raise NotFoundError(f"params: {exc.message}", hint=exc.hint) from None
+    known = [c.id for c in backend.list_concepts(app_id)]
+    if version_id:
+        version = backend.get_dataset_version(app_id, dataset_id, version_id)
+        known_in_data = version.concepts or known
+    else:
+        known_in_data = known
+    if all_concepts:
+        doc["concepts"] = list(known_in_data)
+    unknown = [c for c in doc.get("concepts", []) if c not in known]
+    if unknown:
+        raise InvalidInputError(f"unknown concepts: {', '.join(unknown)} (app '{app_id}' has: {', '.join(known) or 'none'})",
+                                hint=f"segcli app concepts {app_id}")
+    return doc
+
+
+def dump_document(doc: dict[str, Any], template: Template) -> str:
+    """YAML as the SDK saves it; local-only knobs not set are listed as comments to uncomment."""
+    text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
+    hidden = [p for n, p in template.params.items() if p.local_only and n not in doc.get("train_params", {})]
+    if hidden:
+        text += "# Local-backend knobs (the clarifai backend ignores them); uncomment under train_params:\n"
+        for p in hidden:
+            value = yaml.safe_dump(p.default, default_flow_style=True).strip().removesuffix("...").strip()
+            text += f"#   {p.name}: {value}   # {' '.join(p.help.split())}\n"
+    return text

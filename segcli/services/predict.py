@@ -1,0 +1,106 @@
+"""Predict on images, folders, globs and videos; write masks, overlays and predictions.json.
+
+The model is loaded once; images are decoded on a background thread while the previous
+batch runs, so the model never waits on disk.
+"""
+from __future__ import annotations
+
+import glob
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+import numpy as np
+
+from segcli.backends.base import Backend
+from segcli.core.errors import InvalidInputError, NotFoundError
+from segcli.render.progress import Counter
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files as given, folders recursively (images and videos), quoted globs expanded."""
+    paths: list[Path] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
+            if not found:
+                raise InvalidInputError(f"no images or videos in folder {path}", hint="check the INPUT path")
+            paths.extend(found)
+        elif path.is_file():
+            if path.suffix.lower() not in IMAGE_EXTS | VIDEO_EXTS:
+                raise InvalidInputError(f"{path} is not an image or video (by its extension)",
+                                        hint="images: " + " ".join(sorted(IMAGE_EXTS)) + "; videos: " + " ".join(sorted(VIDEO_EXTS)))
+            paths.append(path)
+        elif any(ch in raw for ch in "*?["):
+            matched = sorted(Path(p) for p in glob.glob(raw, recursive=True) if Path(p).suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
+            if not matched:
+                raise NotFoundError(f"no images match {raw}", hint="check the pattern")
+            paths.extend(matched)
+        else:
+            raise NotFoundError(f"input {raw} does not exist", hint="pass image files, folders, globs or videos")
+    return paths
+
+
+def _load_rgb(path: Path) -> tuple[Path, Optional[np.ndarray], str]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return path, np.asarray(im.convert("RGB")), ""
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        return path, None, f"cannot read image: {exc.__class__.__name__}"
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[str], inputs: list[str],
+            out_dir: Optional[Path], threshold: float, batch_size: int, progress_mode: str,
+            warn) -> dict[str, Any]:
+    from segcli.render.predictions import PredictionWriter
+
+    paths = expand_inputs(inputs)
+    if out_dir is not None:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInputError(f"cannot create output folder {out_dir}: {exc.strerror}", hint="choose another --out") from None
+    segmenter = backend.load_segmenter(app_id, model_id, version_id)
+    writer = PredictionWriter(out_dir, segmenter.classes, threshold=threshold)
+    images = [p for p in paths if p.suffix.lower() in IMAGE_EXTS]
+    videos = [p for p in paths if p.suffix.lower() in VIDEO_EXTS]
+    with Counter("predicting", len(images), progress_mode) as counter, ThreadPoolExecutor(max_workers=2) as pool:
+        for batch in _batches(pool.map(_load_rgb, images), batch_size):
+            for path, _, why in (b for b in batch if b[1] is None):
+                warn(f"skipped {path}: {why}")
+            good = [b for b in batch if b[1] is not None]
+            for (path, image, _), result in zip(good, segmenter.predict([g[1] for g in good]) if good else []):
+                writer.add_image(str(path), image, result.labelmap, result.class_scores)
+            counter.advance(len(batch))
+    for video in videos:
+        _predict_video(segmenter, writer, video, batch_size, progress_mode)
+    document = writer.close()
+    return document
+
+
+def _predict_video(segmenter, writer, video: Path, batch_size: int, progress_mode: str) -> None:
+    from segcli.render.video import iter_video_frames
+
+    with Counter(f"predicting {video.name}", 0, progress_mode) as counter:
+        for batch in _batches(iter_video_frames(video), batch_size):
+            results = segmenter.predict([frame for _, _, frame in batch])
+            for (index, t, frame), result in zip(batch, results):
+                writer.add_video_frame(str(video), index, t, frame, result.labelmap, result.class_scores)
+            counter.advance(len(batch))

@@ -1,0 +1,107 @@
+"""Training as a job: resolve params -> start a version -> watch it until it ends."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from segcli.backends.base import Backend
+from segcli.core.entities import CANCELLED, TRAINED, ModelVersion
+from segcli.core.errors import CancelledError, InvalidInputError, NotFoundError, TrainingFailedError
+from segcli.core.templates import ParamsUpdate, Template
+from segcli.render.output import Output
+from segcli.render.progress import StatusView
+from segcli.services.params import build_document, check_against_backend
+
+
+def resolve_dataset_version(backend: Backend, app_id: str, dataset: Optional[str], version: Optional[str],
+                            sink: Output, model_id: str, create: bool) -> tuple[str, str]:
+    """--dataset-version wins; --dataset alone means its latest version (created if `create`)."""
+    if version:
+        if dataset:
+            return dataset, backend.get_dataset_version(app_id, dataset, version).id
+        for ds in backend.list_datasets(app_id):
+            if any(v.id == version for v in backend.list_dataset_versions(app_id, ds.id)):
+                return ds.id, version
+        raise NotFoundError(f"dataset version '{version}' does not exist in app '{app_id}'",
+                            hint="segcli dataset version list DATASET --app " + app_id)
+    if not dataset:
+        raise InvalidInputError("no dataset given", hint=f"add --dataset DATASET (segcli dataset list --app {app_id})")
+    versions = [] if create else backend.list_dataset_versions(app_id, dataset)
+    if versions:
+        return dataset, versions[-1].id
+    # Training always snapshots (the data it saw must never change under it); eval
+    # snapshots only when the dataset has no version yet.
+    snapshot = backend.create_dataset_version(app_id, dataset)
+    sink.info(f"created dataset version {snapshot.id} of {dataset} ({snapshot.inputs} inputs)")
+    return dataset, snapshot.id
+
+
+def prepare(backend: Backend, app_id: str, template_name: Optional[str], params_file: Optional[Path],
+            dataset: Optional[str], dataset_version: Optional[str], concepts: Optional[list[str]],
+            sets: list[str], sink: Output, model_id: str) -> tuple[Template, dict[str, Any]]:
+    update = ParamsUpdate(dataset_id=dataset, dataset_version_id=dataset_version, concepts=concepts)
+    template, doc = build_document(backend.list_templates(), template_name, params_file, update, sets)
+    dataset_id, version_id = resolve_dataset_version(
+        backend, app_id, doc["dataset_id"] or None, doc["dataset_version_id"] or None, sink, model_id, create=True)
+    doc["dataset_id"], doc["dataset_version_id"] = dataset_id, version_id
+    doc = check_against_backend(backend, app_id, doc, all_concepts=not doc["concepts"])
+    if not doc["concepts"]:
+        raise InvalidInputError(f"dataset '{dataset_id}' has no labelled concepts to train",
+                                hint=f"segcli dataset upload {dataset_id} --app {app_id} ...")
+    return template, doc
+
+
+def _snapshot(v: ModelVersion) -> dict[str, Any]:
+    last = v.history[-1] if v.history else {}
+    snap = {"version_id": v.id, "status": v.status, "epoch": v.epoch, "epochs": v.epochs, "message": v.message,
+            "val_mIoU": last.get("val_mIoU")}
+    for key in ("step", "steps", "loss", "images_per_s", "eta_s", "elapsed_s"):
+        if key in v.progress:
+            snap[key] = v.progress[key]
+    return snap
+
+
+def watch(backend: Backend, app_id: str, model_id: str, version_id: str, sink: Output, mode: str,
+          interval_s: float = 0.5, max_interval_s: float = 0.5) -> ModelVersion:
+    """Poll until the version ends. JSON mode streams JSON Lines events on stdout.
+
+    Ctrl-C raises KeyboardInterrupt out of here: it stops watching, never the training.
+    """
+    view = StatusView(f"{model_id}/{version_id[:8]}", "off" if sink.machine else mode)
+    last_status, last_snap, emitted_epochs = None, None, set()
+    delay = interval_s
+    try:
+        while True:
+            v = backend.get_version(app_id, model_id, version_id)
+            snap = _snapshot(v)
+            if sink.fmt == "json":
+                for record in v.history:
+                    if record.get("epoch") not in emitted_epochs:
+                        emitted_epochs.add(record.get("epoch"))
+                        sink.json_line({"event": "epoch", "version_id": v.id, **record})
+                if snap != last_snap and not v.is_final:
+                    sink.json_line({"event": "status", **snap})
+            elif v.status != last_status:
+                sink.info(f"{model_id}/{v.id}: {v.status}" + (f" ({v.message})" if v.message and v.is_final else ""))
+            last_status, last_snap = v.status, snap
+            view.update(snap)
+            if v.is_final:
+                if sink.fmt == "json":
+                    sink.json_line({"event": "end", "version_id": v.id, "status": v.status, "message": v.message,
+                                    "metrics": v.metrics})
+                return v
+            time.sleep(delay)
+            delay = min(delay * 1.5, max_interval_s)
+    finally:
+        view.close()
+
+
+def raise_for_status(v: ModelVersion) -> None:
+    if v.status == TRAINED:
+        return
+    if v.status == CANCELLED:
+        raise CancelledError(f"training of version {v.id} was cancelled",
+                             hint=f"segcli train resume {v.id} --model {v.model_id} --app {v.app_id}")
+    raise TrainingFailedError(f"training of version {v.id} failed: {v.message or v.status}",
+                              hint=f"segcli train log {v.id} --model {v.model_id} --app {v.app_id}")
