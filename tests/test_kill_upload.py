@@ -1,0 +1,82 @@
+"""kill -9 an upload at random points, re-run it: every item ends up exactly once."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from conftest import SEGCLI, segcli_subprocess_env
+
+
+@pytest.fixture(scope="module")
+def big_shapes(tmp_path_factory):
+    from segcli.datasets.synth import generate_shapes
+
+    out = tmp_path_factory.mktemp("big")
+    generate_shapes(out, n=240, size=96, seed=3)
+    return out
+
+
+def _segcli(env, *args, **kw):
+    return subprocess.run([*SEGCLI, *map(str, args)], env=env, capture_output=True, text=True, **kw)
+
+
+def _kill_during_upload(env, data, delay_s: float) -> bool:
+    """Start an upload, SIGKILL it once it is writing (plus a random delay). True if it was killed."""
+    proc = subprocess.Popen([*SEGCLI, "dataset", "upload", "d", "--app", "a", "--images", str(data / "images"),
+                             "--masks", str(data / "masks")], env={**env, "SEGCLI_PROGRESS_INTERVAL": "0"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # wait until it writes, so the kill lands mid-upload
+        if line.startswith("uploading"):
+            break
+    time.sleep(delay_s)
+    killed = proc.poll() is None
+    if killed:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return killed
+
+
+def _assert_exactly_once(home, n):
+    db = sqlite3.connect(home / "data" / "segcli.db")
+    assert db.execute("SELECT COUNT(*) FROM inputs").fetchone()[0] == n
+    assert db.execute("SELECT COUNT(DISTINCT name) FROM inputs").fetchone()[0] == n
+    orphans = db.execute("SELECT COUNT(*) FROM annotations a LEFT JOIN inputs i ON a.input_id=i.id WHERE i.id IS NULL")
+    assert orphans.fetchone()[0] == 0
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _kill_then_rerun(home, data, delay_s: float) -> bool:
+    env = segcli_subprocess_env(home)
+    assert _segcli(env, "app", "create", "a").returncode == 0
+    assert _segcli(env, "dataset", "create", "d", "--app", "a").returncode == 0
+    killed = _kill_during_upload(env, data, delay_s)
+    final = _segcli(env, "dataset", "upload", "d", "--app", "a", "--images", data / "images",
+                    "--masks", data / "masks", "-o", "json")
+    assert final.returncode == 0, final.stderr
+    _assert_exactly_once(home, 240)
+    return killed
+
+
+def _rounds(tmp_path, data, rounds: int, seed: int) -> int:
+    """Each round: a fresh store, one kill at a random point of the write phase, one re-run."""
+    rng = random.Random(seed)
+    return sum(_kill_then_rerun(tmp_path / f"home{r}", data, rng.uniform(0, 0.2)) for r in range(rounds))
+
+
+def test_kill_and_rerun_upload(tmp_path, big_shapes):
+    assert _rounds(tmp_path, big_shapes, rounds=2, seed=1) >= 1
+    env = segcli_subprocess_env(tmp_path / "home0")
+    again = _segcli(env, "dataset", "upload", "d", "--app", "a", "--images", big_shapes / "images",
+                    "--masks", big_shapes / "masks", "-o", "json")
+    assert '"added": 0' in again.stdout and '"skipped": 240' in again.stdout
+
+
+@pytest.mark.slow
+def test_kill_and_rerun_upload_ten_times(tmp_path, big_shapes):
+    assert _rounds(tmp_path, big_shapes, rounds=10, seed=2) >= 8
