@@ -12,7 +12,8 @@ from typing import Annotated, Optional
 import typer
 
 from segcli import __version__
-from segcli.cli import app_cmd, config_cmd, dataset_cmd, demo_cmd, model_cmd, predict_cmd, template_cmd, train_cmd
+from segcli.cli import (app_cmd, completion_cmd, config_cmd, dataset_cmd, demo_cmd, doctor_cmd, model_cmd,
+                        predict_cmd, template_cmd, train_cmd)
 from segcli.cli.context import STATE
 from segcli.core.errors import ExitCode, SegcliError
 
@@ -34,6 +35,8 @@ app.add_typer(template_cmd.app, name="template")
 app.add_typer(train_cmd.app, name="train")
 app.command("predict")(predict_cmd.predict)
 app.command("demo")(demo_cmd.demo)
+app.command("doctor")(doctor_cmd.doctor)
+app.command("completion")(completion_cmd.completion)
 
 
 def _version(value: bool) -> None:
@@ -72,6 +75,10 @@ def report(exc: SegcliError) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "_SEGCLI_COMPLETE" in os.environ:  # a shell asking for completions (see `segcli completion`)
+        from typer.completion import completion_init
+
+        completion_init()
     STATE.debug = os.environ.get("SEGCLI_DEBUG") == "1" or "--debug" in (argv or sys.argv[1:])
     code = 0
     try:

@@ -1,0 +1,1 @@
+complete --command segcli --no-files --arguments "(env _SEGCLI_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) segcli)" --condition "env _SEGCLI_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) segcli"

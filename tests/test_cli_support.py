@@ -1,0 +1,55 @@
+"""completion scripts, doctor, and the rule that metadata commands import neither torch nor clarifai."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, segcli_subprocess_env
+from segcli.cli.completion_cmd import SHELLS, script_for
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_checked_in_completions_are_current(shell):
+    path = REPO / "completions" / SHELLS[shell]
+    assert path.read_text() == script_for(shell), \
+        f"{path} is stale: run python -m segcli.cli.completion_cmd completions/"
+
+
+def test_completion_command_prints_script(cli):
+    result = cli("completion", "bash")
+    assert result.code == 0 and "_SEGCLI_COMPLETE=complete_bash" in result.out
+    assert cli("completion", "tcsh").code != 0
+
+
+def test_shell_completion_answers(tmp_path):
+    env = {**segcli_subprocess_env(tmp_path), "_SEGCLI_COMPLETE": "complete_bash",
+           "COMP_WORDS": "segcli dataset up", "COMP_CWORD": "2"}
+    done = subprocess.run([sys.executable, "-m", "segcli"], env=env, capture_output=True, text=True)
+    assert done.stdout.split() == ["upload"]
+
+
+def test_doctor_reports_store_and_versions(cli):
+    cli("app", "create", "a")
+    report = cli("doctor", "-o", "json").json()
+    assert report["backend"] == "local" and report["store"].startswith("ok")
+    assert report["segcli"] and "python" in report
+
+
+LIGHT_COMMANDS = [["--help"], ["app", "list"], ["template", "list"], ["model", "types"], ["config", "show"],
+                  ["dataset", "upload", "--help"], ["train", "--help"]]
+
+
+@pytest.mark.parametrize("argv", LIGHT_COMMANDS, ids=" ".join)
+def test_metadata_commands_import_neither_torch_nor_clarifai(tmp_path, argv):
+    code = ("import sys, runpy; sys.argv=['segcli', *sys.argv[1:]]\n"
+            "from segcli.cli.main import main\n"
+            "rc = main(sys.argv[1:])\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'clarifai', 'clarifai_grpc', 'av'))\n"
+            "print('HEAVY', heavy, file=sys.stderr); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code, *argv], env=segcli_subprocess_env(tmp_path),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "HEAVY []" in done.stderr
