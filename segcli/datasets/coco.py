@@ -65,7 +65,8 @@ def _load(path: Path) -> dict:
         doc = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         where = f" (line {e.lineno}, column {e.colno}: {e.msg})" if hasattr(e, "lineno") else ""
-        cut = isinstance(e, json.JSONDecodeError) and e.pos >= len(text.rstrip()) - 1
+        cut = isinstance(e, json.JSONDecodeError) and (
+            e.msg.startswith("Unterminated") or e.pos >= len(text.rstrip()) - 1)
         raise InvalidInputError(
             f"{path} is not valid JSON{' - it ends early, truncated?' if cut else ''}{where}",
             hint="re-export or re-download the annotations file") from None
@@ -95,7 +96,8 @@ def _image_entries(entries: list) -> tuple[list[dict], list[InvalidItem]]:
     """Structurally sound image entries, and the others as InvalidItems."""
     good, invalid = [], []
     ids = Counter(_image_id(e) for e in entries)
-    names = Counter(e.get("file_name") for e in entries if isinstance(e, dict))
+    names = Counter(e.get("file_name") for e in entries
+                    if isinstance(e, dict) and isinstance(e.get("file_name"), str))
     for k, entry in enumerate(entries):
         name = entry.get("file_name") if isinstance(entry, dict) else None
         name = name if isinstance(name, str) and name else f"images[{k}]"

@@ -101,13 +101,12 @@ def _read_pair(job: tuple[Path, Path], names: dict[int, str], described: str) ->
     name = image_path.name
     try:
         info = inspect_image(image_path)
-        labelmap, verbatim = _load_mask(mask_path)
+        labelmap, areas, verbatim = _load_mask(mask_path)
     except BadFile as e:
         return InvalidItem(name, e.reason)
     if labelmap.shape != (info.height, info.width):
         mh, mw = labelmap.shape
         return InvalidItem(name, f"mask is {mw}x{mh} but the image is {info.width}x{info.height}")
-    areas = np.bincount(labelmap.ravel(), minlength=256)
     values = [int(v) for v in np.flatnonzero(areas) if v not in (0, IGNORE_INDEX)]
     unnamed = [str(v) for v in values if v not in names]
     if unnamed:
@@ -123,14 +122,21 @@ def _read_pair(job: tuple[Path, Path], names: dict[int, str], described: str) ->
         labelmap_png=None if verbatim else png_bytes(labelmap))
 
 
-def _load_mask(path: Path) -> tuple[np.ndarray, bool]:
-    """(uint8 class-index array, whether the file can be used verbatim)."""
-    mask = decode(read_file(path), path.name)
+def _load_mask(path: Path) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(uint8 class-index array, pixel count per value, whether the file can be used verbatim)."""
     label = f"mask {path.name}"
+    try:
+        mask = decode(read_file(path), path.name)
+    except BadFile as e:
+        raise BadFile(f"mask {e.reason}") from None
     if mask.format != "PNG":
         raise BadFile(f"{label} is a {mask.format} file; masks must be PNG")
     if mask.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
         raise BadFile(f"{label} is 16-bit (mode {mask.mode}); save it as 8-bit mode L or P")
     if mask.mode not in ("L", "P", "1"):
         raise BadFile(f"{label} must be single-channel (mode L or P), got {mask.mode}")
-    return np.asarray(mask, dtype=np.uint8), mask.mode != "1"
+    if mask.mode == "1":  # numpy reads 1-bit pixels as 0/1 (PIL histograms them as 0/255)
+        array = np.asarray(mask, dtype=np.uint8)
+        return array, np.bincount(array.ravel(), minlength=256), False
+    # PIL's histogram counts raw L values / P indices, ~1.5x faster than np.bincount.
+    return np.asarray(mask), np.array(mask.histogram()), True
