@@ -91,3 +91,9 @@ def segcli_subprocess_env(home: Path) -> dict[str, str]:
 
 
 SEGCLI = [sys.executable, "-m", "segcli"]
+
+
+# A running in-process fake Clarifai server (tests/fake_clarifai), one per test.
+from fake_clarifai import make_fixture  # noqa: E402
+
+fake_clarifai = make_fixture()

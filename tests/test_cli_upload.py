@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import shutil
 
 import numpy as np
@@ -153,3 +154,30 @@ def test_coco_sample_gives_10_inputs_and_18_concepts(cli, app_ds, coco_sample):
     assert result.code == 0, result.err
     assert result.json()["added"] == 10
     assert len(cli("app", "concepts", "a", "-o", "json").json()) == 18
+
+
+def test_coco_sample_stored_masks_equal_pycocotools_union(cli, app_ds, coco_sample, segcli_home):
+    import sqlite3
+
+    from pycocotools.coco import COCO
+
+    ann_file = coco_sample / "annotations" / "instances_val2017_subset.json"
+    assert cli("dataset", "upload", "d", "--app", "a", "--coco", ann_file, "--images", coco_sample / "images").code == 0
+    coco = COCO(str(ann_file))
+    by_file = {img["file_name"]: img["id"] for img in coco.dataset["images"]}
+    name_to_cat = {c["name"]: c["id"] for c in coco.dataset["categories"]}
+    blobs = segcli_home / "data" / "blobs"
+    db = sqlite3.connect(segcli_home / "data" / "segcli.db")
+    checked = 0
+    for input_id, name, labelmap_blob in db.execute("SELECT id, name, labelmap_blob FROM inputs"):
+        labelmap = np.asarray(Image.open(blobs / labelmap_blob[:2] / labelmap_blob[2:]))
+        rows = db.execute("SELECT concept_id, label_value, mask_blob FROM annotations WHERE input_id=?", (input_id,))
+        for concept, value, mask_blob in rows:
+            stored = (np.asarray(Image.open(blobs / mask_blob[:2] / mask_blob[2:])) > 0) if mask_blob else labelmap == value
+            anns = coco.loadAnns(coco.getAnnIds(imgIds=[by_file[Path(name).name]], catIds=[name_to_cat[concept]]))
+            expected = np.zeros_like(stored)
+            for ann in anns:
+                expected |= coco.annToMask(ann).astype(bool)
+            assert np.array_equal(stored, expected), (name, concept)
+            checked += 1
+    assert checked >= 18

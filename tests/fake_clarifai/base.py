@@ -29,6 +29,17 @@ class HandlerBase:
         app_id = request.user_app_id.app_id
         return response_cls(status=status(C.CONN_DOES_NOT_EXIST, f"app '{app_id}' not found"))
 
+    def _model(self, request, response_cls, model_id: str):
+        """(app, model, None) or (None, None, error response)."""
+        app = self._app(request)
+        if app is None:
+            return None, None, self._no_app(response_cls, request)
+        model = app.models.get(model_id)
+        if model is None:
+            return None, None, self._fail(response_cls, C.MODEL_DOES_NOT_EXIST,
+                                          f"model '{model_id}' not found")
+        return app, model, None
+
     @staticmethod
     def _fail(response_cls, code: int, details: str, **fields):
         return response_cls(status=status(code, details), **fields)

@@ -109,7 +109,8 @@ def _template_field() -> resources_pb2.ModelTypeField:
 def segmenter_type() -> resources_pb2.ModelType:
     model_type = resources_pb2.ModelType(
         id=SEGMENTER, title="Visual Segmenter", description="Per-pixel masks for concepts.",
-        input_fields=["image"], output_fields=["regions[...].region_info.mask,regions[...].data.concepts"],
+        input_fields=["image"],
+        output_fields=["regions[...].region_info.mask", "regions[...].data.concepts"],
         trainable=True, creatable=True,
     )
     model_type.model_type_fields.extend(_field(p) for p in TOP_LEVEL)

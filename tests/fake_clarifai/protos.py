@@ -26,6 +26,7 @@ DESCRIPTIONS = {
     C.CONN_KEY_NOT_FOUND: "API key not found",
     C.CONN_INVALID_REQUEST: "Invalid request",
     C.CONN_DOES_NOT_EXIST: "Resource does not exist",
+    C.CONN_THROTTLED: "Making too many requests",
     C.DATABASE_DUPLICATE_KEY: "Duplicate key",
     C.MODEL_DOES_NOT_EXIST: "Model does not exist",
     C.MODEL_INVALID_ARGUMENT: "Invalid model argument",

@@ -37,7 +37,8 @@ def annotation_problem(ann: resources_pb2.Annotation) -> str | None:
             return "region mask is not a decodable image"
         if info.HasField("bounding_box"):
             box = info.bounding_box
-            if not (_point_ok(box.top_row, box.left_col) and _point_ok(box.bottom_row, box.right_col)):
+            corners = (box.top_row, box.left_col), (box.bottom_row, box.right_col)
+            if not all(_point_ok(row, col) for row, col in corners):
                 return "bounding box must be normalised to [0, 1]"
     return None
 
@@ -91,7 +92,7 @@ class InputHandlers(HandlerBase):
         size = image_size(data) if data else None
         reason = self.fake.input_failure(inp, attempt)
         if reason is None and size is None:
-            reason = "unable to decode image" if data else "no image bytes (the fake fetches no URLs)"
+            reason = "unable to decode image" if data else "no image bytes (fake fetches no URLs)"
         width, height = size or (0, 0)
         record = InputRecord(
             id=inp.id, dataset_ids=list(inp.dataset_ids), image_bytes=data,
@@ -119,6 +120,24 @@ class InputHandlers(HandlerBase):
                                   f"inputs add job '{request.id}' not found")
             self._advance_jobs(app)
             job.polls += 1
+            return S.SingleInputsAddJobResponse(status=ok(), inputs_add_job=self._job(app, job))
+
+    def CancelInputsAddJob(self, request, context):
+        """The SDK calls this after 10 failed GetInputsAddJob polls (e.g. for the job id of a
+        rejected PostInputs, which the fake never created). Pending inputs end FAILED."""
+        with self.state.lock:
+            app = self._app(request)
+            job = app.jobs.get(request.id) if app else None
+            if job is None:
+                return self._fail(S.SingleInputsAddJobResponse, C.CONN_DOES_NOT_EXIST,
+                                  f"inputs add job '{request.id}' not found")
+            if not job.done:
+                for input_id in job.input_ids:
+                    record = app.inputs.get(input_id)
+                    if record is not None and record.job_id == job.id:
+                        record.final_code = C.INPUT_DOWNLOAD_FAILED
+                        record.status_details = "cancelled"
+                self.state.finish_job(app, job)
             return S.SingleInputsAddJobResponse(status=ok(), inputs_add_job=self._job(app, job))
 
     @staticmethod
@@ -258,9 +277,8 @@ class InputHandlers(HandlerBase):
             if app is None:
                 return self._no_app(S.MultiAnnotationResponse, request)
             anns = list(app.annotations.values())
-            if request.ids:
-                anns = [a for a in anns if a.id in set(request.ids)]
-            if request.input_ids:
-                anns = [a for a in anns if a.input_id in set(request.input_ids)]
+            ids, input_ids = set(request.ids), set(request.input_ids)
+            anns = [a for a in anns if (not ids or a.id in ids)
+                    and (not input_ids or a.input_id in input_ids)]
             page = paginate(anns, request.page, request.per_page)
             return S.MultiAnnotationResponse(status=ok(), annotations=page)

@@ -41,7 +41,10 @@ class VersionRecord:
     completed: float | None = None
 
     def elapsed(self) -> float:
-        return self.polls if self.plan.by == POLLS else time.time() - self.created
+        """Stage clock: reads before the latest one (so read #1 sees t=0), or seconds."""
+        if self.plan.by == POLLS:
+            return max(self.polls - 1, 0)
+        return time.time() - self.created
 
     def code(self) -> int:
         """Current status code, without counting a poll."""
@@ -55,10 +58,10 @@ class VersionRecord:
         return self.outcome
 
     def poll(self) -> int:
-        """Read the status the way a client's status call does: counts one poll first,
-        so the first read after creation still sees QUEUED (polls start at 0)."""
-        code = self.code()
+        """Count one status read, then return the status that read sees. code() without
+        poll() repeats what the latest read saw (QUEUED before any read)."""
         self.polls += 1
+        code = self.code()
         if code not in (C.MODEL_QUEUED_FOR_TRAINING, C.MODEL_TRAINING) and self.completed is None:
             self.completed = time.time()
         return code

@@ -1,0 +1,53 @@
+"""Helpers shared by the benchmarks: generated data cached on disk, timed subprocesses, machine line."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CACHE = Path(os.environ.get("SEGCLI_BENCH_CACHE", "/tmp/segcli-bench"))
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shapes(n: int, size: int, seed: int = 0) -> Path:
+    """Generated shapes dataset, made once per (n, size, seed) and reused."""
+    out = CACHE / f"shapes-{n}-{size}-{seed}"
+    if not (out / "classes.txt").exists():
+        from segcli.datasets.synth import generate_shapes
+
+        generate_shapes(out, n=n, size=size, seed=seed)
+    return out
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{done.stderr}")
+    return elapsed
+
+
+def segcli_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEGCLI_", "CLARIFAI_"))}
+    env["SEGCLI_HOME"] = str(home)
+    return env
+
+
+SEGCLI = [sys.executable, "-m", "segcli"]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{cpu}, {os.cpu_count()} cores, load {load:.2f}, python {platform.python_version()}"
