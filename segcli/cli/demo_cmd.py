@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from segcli.core.errors import SegcliError
+from segcli.core.errors import InvalidInputError, SegcliError
 
 DEMO_APP, DEMO_DATASET, DEMO_HELD_OUT, DEMO_MODEL = "segcli-demo", "shapes", "shapes-held-out", "shapes-segmenter"
 
@@ -39,6 +39,10 @@ def demo(
     from segcli.datasets.synth import generate_shapes
 
     started = time.monotonic()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {directory}: {exc.strerror}", hint="choose another --dir") from None
     data, held_out = directory / "data", directory / "held-out"
     generate_shapes(data, n=images, size=size, seed=0)
     generate_shapes(held_out, n=8, size=size, seed=1)

@@ -38,19 +38,18 @@ def show(name: NameArg, output: OutputOpt = "table") -> None:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    if path.parent and not path.parent.exists():
-        from segcli.core.errors import NotFoundError
+    """Write via a temp file + rename: an interrupted write never leaves half a file."""
+    from segcli.core.errors import InvalidInputError, NotFoundError
 
+    if not path.parent.is_dir():
         raise NotFoundError(f"folder {path.parent} does not exist", hint=f"mkdir -p {path.parent}")
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, path)
-    except PermissionError:
-        from segcli.core.errors import InvalidInputError
-
-        raise InvalidInputError(f"cannot write {path}: permission denied", hint="choose another -f path") from None
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {path}: {exc.strerror}", hint="choose another path") from None
 
 
 @app.command("params")
