@@ -43,6 +43,14 @@ def version_row(v) -> dict:
             "loss": v.metrics.get("loss", last.get("loss"))}
 
 
+def version_summary(v) -> dict:
+    """What a person wants to see about one version (JSON keeps everything)."""
+    row = version_row(v)
+    keys = ("id", "status", "message", "template", "epoch", "epochs", "loss", "val_mIoU", "dataset_id",
+            "dataset_version_id", "concepts", "created_at")
+    return {k: row.get(k) for k in keys}
+
+
 @app.command("show")
 def show(model_id: ModelArg, app: AppOpt = None, output: OutputOpt = "table") -> None:
     """Show a model and its versions with status and metrics."""

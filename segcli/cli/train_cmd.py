@@ -49,9 +49,9 @@ def _watch_and_exit(app_id: str, model_id: str, version_id: str, output: str, qu
                   f"--model {model_id} --app {app_id} --watch")
         raise
     if output == "table":
-        from segcli.cli.model_cmd import version_row
+        from segcli.cli.model_cmd import version_summary
 
-        sink.data(version_row(version), None)
+        sink.data(version_summary(version))
     service.raise_for_status(version)
 
 
@@ -98,9 +98,10 @@ def status(
     if watch:
         _watch_and_exit(app_id, model_id, version, output, quiet)
         return
-    from segcli.cli.model_cmd import version_row
+    from segcli.cli.model_cmd import version_row, version_summary
 
-    out(output).data(version_row(STATE.backend.get_version(app_id, model_id, version)))
+    v = STATE.backend.get_version(app_id, model_id, version)
+    out(output).data(version_summary(v) if output == "table" else version_row(v))
 
 
 @app.command("log")

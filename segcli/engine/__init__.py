@@ -1,0 +1,13 @@
+"""Local training and inference engine (PyTorch + transformers SegFormer, or a small U-Net).
+
+Import-light on purpose: importing this package, `segcli.engine.api` or `segcli.engine.train`
+pulls in no torch; torch is imported when train() runs or a Predictor loads.
+
+    from segcli.engine.api import Sample, TrainJob, train      # (segcli.engine.train re-exports)
+    from segcli.engine.predict import Predictor, SegResult
+"""
+from __future__ import annotations
+
+from segcli.engine.api import Sample, TrainJob
+
+__all__ = ["Sample", "TrainJob"]

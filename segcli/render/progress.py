@@ -33,7 +33,7 @@ class Counter:
         self.done = 0
         self.started = self._last_line = time.monotonic()
         self._bar = None
-        if mode == "rich" and total:
+        if mode == "rich":
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                        TimeRemainingColumn)
             from rich.console import Console
@@ -41,7 +41,7 @@ class Counter:
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
                                  console=Console(stderr=True), transient=True)
-            self._task = self._bar.add_task(label, total=total, rate="")
+            self._task = self._bar.add_task(label, total=total or None, rate="")
             self._bar.start()
 
     def rate(self) -> float:
@@ -58,9 +58,11 @@ class Counter:
                 self._line()
 
     def _line(self) -> None:
-        pct = 100.0 * self.done / self.total if self.total else 100.0
-        print(f"{self.label}: {self.done}/{self.total} ({pct:.0f}%) {self.rate():.1f}/s",
-              file=sys.stderr, flush=True)
+        if self.total:
+            text = f"{self.done}/{self.total} ({100.0 * self.done / self.total:.0f}%)"
+        else:  # unknown total (video frames)
+            text = f"{self.done}"
+        print(f"{self.label}: {text} {self.rate():.1f}/s", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -59,6 +59,8 @@ def _snapshot(v: ModelVersion) -> dict[str, Any]:
     for key in ("step", "steps", "loss", "images_per_s", "eta_s", "elapsed_s"):
         if key in v.progress:
             snap[key] = v.progress[key]
+    if v.is_final:
+        snap.pop("eta_s", None)
     return snap
 
 

@@ -1,0 +1,47 @@
+"""The engine's contract with the local backend and its worker. Light: no torch at import.
+
+`train()` imports the trainer (torch, and transformers for SegFormer) only when called, so the
+worker pays for it and nothing else does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+
+@dataclass
+class Sample:
+    image_path: Path       # encoded image (jpg/png) on disk (a blob file)
+    labelmap_path: Path    # single-channel uint8 PNG, same size; values are per-item label indices
+    # len 256: lut[v] = training class index for label-map value v; lut[0] = 0, lut[255] = 255;
+    # values of concepts not trained -> 0 (background)
+    lut: list[int] = field(default_factory=lambda: list(range(256)))
+
+
+@dataclass
+class TrainJob:
+    template: str          # "MMSegmentation_SegFormer" or "segcli_UNet"
+    params: dict           # resolved train_params (floats), incl. local-only knobs
+    classes: list[str]     # class index -> concept id; classes[0] == "background"
+    train: list[Sample]
+    val: list[Sample]      # may be empty: the engine then holds out val_percent of train
+    workdir: Path          # checkpoint/ and model/ go here
+
+
+def train(job: TrainJob, on_event: Callable[[dict], None],
+          should_stop: Callable[[], bool] = lambda: False, resume: bool = False) -> dict:
+    """Train `job`; return the final metrics, or {"stopped": True, ...} if should_stop() fired.
+
+    Events passed to on_event (small JSON-able dicts, in this order):
+      {"event": "start", "epochs", "steps_per_epoch", "resumed_from_epoch", "train_images",
+       "val_images", "skipped", "device", "mixed_precision", "params"}
+      {"event": "step", "epoch", "step", "steps", "loss", "images_per_s"}   (at most ~2 a second)
+      {"event": "epoch", "epoch", "epochs", "loss", "val_mIoU", "images_per_s", "seconds"}
+      {"event": "done", "metrics": {...}}   or   {"event": "stopped", "epoch": last_saved}
+    A checkpoint is written after every epoch; a stop between epochs loses at most the
+    epoch in progress. Raises segcli.core.errors.SegcliError subclasses on bad input.
+    """
+    from segcli.engine.trainer import run  # heavy: torch (+ transformers for SegFormer)
+
+    return run(job, on_event, should_stop, resume)

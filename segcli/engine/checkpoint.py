@@ -1,0 +1,118 @@
+"""Checkpoints and final weights as safetensors (never pickle), written atomically.
+
+workdir/checkpoint/checkpoint.safetensors: model + AdamW state tensors + torch RNG state; the
+rest (epoch, optimizer param groups, scheduler state, metric history, a params fingerprint)
+goes in the safetensors header metadata as JSON strings.
+workdir/model/: model.safetensors + config.json (template, classes, arch, preprocessing), all a
+Predictor needs.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from segcli.core.errors import InvalidInputError, NotFoundError
+
+FORMAT = "segcli-checkpoint/1"
+CKPT_NAME = "checkpoint.safetensors"
+
+
+def _cpu(t: torch.Tensor) -> torch.Tensor:
+    # A copy: safetensors refuses tensors that share storage, and we must not alias live ones.
+    return t.detach().to("cpu", copy=True).contiguous()
+
+
+def atomic_save(tensors: dict, path: Path, metadata: dict | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    _fsync_replace(tmp, path)
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    _fsync_replace(tmp, path)
+
+
+def _fsync_replace(tmp: Path, path: Path) -> None:
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)   # a kill -9 leaves either the old file or the new one, never half
+
+
+def save_training(ckpt_dir: Path, *, model, optimizer, scheduler, epoch: int,
+                  history: list, fingerprint: dict) -> None:
+    tensors = {f"model.{k}": _cpu(v) for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    scalars = {}
+    for pid, state in opt["state"].items():
+        for name, v in state.items():
+            if torch.is_tensor(v):
+                tensors[f"optim.{pid}.{name}"] = _cpu(v)
+            else:
+                scalars[f"{pid}.{name}"] = v
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {
+        "format": FORMAT, "epoch": str(epoch),
+        "optimizer.param_groups": json.dumps(opt["param_groups"]),
+        "optimizer.scalars": json.dumps(scalars),
+        "scheduler": json.dumps(scheduler.state_dict()),
+        "history": json.dumps(history),
+        "fingerprint": json.dumps(fingerprint, sort_keys=True),
+    }
+    atomic_save(tensors, ckpt_dir / CKPT_NAME, meta)
+
+
+def load_training(ckpt_dir: Path) -> dict | None:
+    """The last completed epoch's state, or None when there is no checkpoint."""
+    path = ckpt_dir / CKPT_NAME
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if meta.get("format") != FORMAT:
+            raise InvalidInputError(f"{path} is not a segcli checkpoint ({meta.get('format')})")
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            pid, name = k[len("optim."):].split(".", 1)
+            state.setdefault(int(pid), {})[name] = v
+    for k, v in json.loads(meta["optimizer.scalars"]).items():
+        pid, name = k.split(".", 1)
+        state.setdefault(int(pid), {})[name] = v
+    return {
+        "epoch": int(meta["epoch"]),
+        "model": {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")},
+        "optimizer": {"state": state, "param_groups": json.loads(meta["optimizer.param_groups"])},
+        "scheduler": json.loads(meta["scheduler"]),
+        "history": json.loads(meta["history"]),
+        "fingerprint": json.loads(meta["fingerprint"]),
+        "rng_torch": tensors["rng.torch"],
+    }
+
+
+def save_model(model_dir: Path, model, config: dict) -> None:
+    # Weights first, config last: a model dir with config.json is complete.
+    atomic_save({k: _cpu(v) for k, v in model.state_dict().items()},
+                model_dir / "model.safetensors", {"format": "segcli-model/1"})
+    atomic_write_text(json.dumps(config, indent=2), model_dir / "config.json")
+
+
+def load_model_files(model_dir: Path) -> tuple[dict, dict]:
+    """(config, state dict) of a trained model directory."""
+    from safetensors.torch import load_file
+
+    cfg_path = Path(model_dir) / "config.json"
+    if not cfg_path.is_file():
+        raise NotFoundError(f"{model_dir} holds no trained model (config.json missing)",
+                                hint="segcli model show (is the version TRAINED?)")
+    config = json.loads(cfg_path.read_text())
+    return config, load_file(str(Path(model_dir) / "model.safetensors"))
