@@ -214,7 +214,9 @@ def validate_document(doc: dict[str, Any], templates: list[Template]) -> tuple[T
     if not isinstance(params, dict):
         raise InvalidInputError("train_params must be a mapping", hint="segcli template params NAME -f FILE")
     template = find_template(templates, str(params.get("template") or "MMSegmentation_SegFormer"))
-    out_params: dict[str, Any] = template.defaults()
+    # Missing platform params take their defaults (as get_params writes them); local-only
+    # knobs stay absent unless set, so a params file looks like the SDK's.
+    out_params: dict[str, Any] = template.defaults(include_local=not template.on_clarifai)
     for key, value in params.items():
         spec = template.params.get(key)
         if spec is None:
