@@ -81,18 +81,31 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
     writer = PredictionWriter(out_dir, segmenter.classes, threshold=threshold)
     images = [p for p in paths if p.suffix.lower() in IMAGE_EXTS]
     videos = [p for p in paths if p.suffix.lower() in VIDEO_EXTS]
-    with Counter("predicting", len(images), progress_mode) as counter, ThreadPoolExecutor(max_workers=2) as pool:
-        for batch in _batches(pool.map(_load_rgb, images), batch_size):
+    # Three stages overlap: decode (2 threads) -> model (this thread) -> write masks/overlays
+    # (1 thread, so items keep their input order). torch releases the GIL while it computes.
+    with Counter("predicting", len(images), progress_mode) as counter, \
+            ThreadPoolExecutor(max_workers=2) as readers, ThreadPoolExecutor(max_workers=1) as output:
+        pending: list = []
+        for batch in _batches(readers.map(_load_rgb, images), batch_size):
             for path, _, why in (b for b in batch if b[1] is None):
                 warn(f"skipped {path}: {why}")
             good = [b for b in batch if b[1] is not None]
             for (path, image, _), result in zip(good, segmenter.predict([g[1] for g in good]) if good else []):
-                writer.add_image(str(path), image, result.labelmap, result.class_scores)
+                pending.append(output.submit(writer.add_image, str(path), image, result.labelmap, result.class_scores))
+            pending = _drain(pending, keep=2 * batch_size)
             counter.advance(len(batch))
+        _drain(pending, keep=0)
     for video in videos:
         _predict_video(segmenter, writer, video, batch_size, progress_mode)
     document = writer.close()
     return document
+
+
+def _drain(pending: list, keep: int) -> list:
+    """Wait for finished writes (raising their errors) so memory stays bounded."""
+    while len(pending) > keep:
+        pending.pop(0).result()
+    return pending
 
 
 def _predict_video(segmenter, writer, video: Path, batch_size: int, progress_mode: str) -> None:
