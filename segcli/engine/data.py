@@ -130,7 +130,9 @@ def holdout(n: int, val_percent: float, seed: int) -> tuple[list[int], list[int]
 
 
 def augment(img: np.ndarray, mask: np.ndarray, crop: tuple[int, int], rng: np.random.Generator):
-    """Random crop to `crop`, horizontal flip, light brightness/contrast/saturation jitter."""
+    """Random crop to `crop`, horizontal flip, brightness/contrast/saturation jitter.
+    Light on purpose: mmseg's 0.5-2x random rescale cut held-out mIoU after 3 CPU minutes
+    (0.35 -> 0.28 on the demo data), where runs are short. Returns (float32 HxWx3, uint8 mask)."""
     h, w = mask.shape
     y = int(rng.integers(0, h - crop[0] + 1)) if h > crop[0] else 0
     x = int(rng.integers(0, w - crop[1] + 1)) if w > crop[1] else 0

@@ -30,8 +30,8 @@ DEFAULTS: dict[str, dict] = {
     },
     UNET: {
         "invalid_data_tolerance_percent": 5.0, "image_size": [256.0], "batch_size": 8.0,
-        "num_epochs": 30.0, "per_item_lrate": 3.75e-04, "pretrained_weights": "None",
-        "model_size": "small", "loss": "ce", **_LOCAL,
+        "num_epochs": 30.0, "per_item_lrate": 6.25e-05, "pretrained_weights": "None",
+        "model_size": "small", "loss": "ce_dice", **_LOCAL,
     },
 }
 MODEL_SIZES = {SEGFORMER: ("tiny", "b0", "b1", "b2"), UNET: ("tiny", "small", "base")}

@@ -37,8 +37,7 @@ def run(job, on_event, should_stop, resume: bool) -> dict:
     model, arch = models.create(p, classes)
     model.to(rt.device)
     steps = math.ceil(len(tr_idx) / p.batch_size)
-    opt = torch.optim.AdamW(_param_groups(model, arch, p), lr=p.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(steps * p.num_epochs))
+    opt, sched = make_optimizer(model, arch, p, steps)
     ckpt_dir = Path(job.workdir) / "checkpoint"
     fingerprint = _fingerprint(p, classes, len(tr_idx), len(va_idx))
     start, history = (_resume(ckpt_dir, fingerprint, model, opt, sched) if resume
@@ -48,12 +47,13 @@ def run(job, on_event, should_stop, resume: bool) -> dict:
               "val_images": len(va_idx), "skipped": len(skipped), "device": rt.name,
               "skipped_inputs": [{"input": i, "reason": r} for i, r in skipped[:20]],
               "params": {**p.fingerprint(), "device": p.device}})
+    _log_setup(on_event, rt, model, len(tr_idx), len(va_idx), skipped)
     for epoch in range(start + 1, p.num_epochs + 1):
         t0 = time.perf_counter()
         runtime.seed_all(p.seed, epoch)
         batches = data.train_batches(tr, tr_idx, p.batch_size, p.seed, epoch, p.num_workers)
         res = _train_epoch(model, opt, sched, batches, rt, p, epoch, steps, on_event, should_stop)
-        if res is None:
+        if res is None:   # nothing saved for the unfinished epoch: resume redoes it whole
             on_event({"event": "stopped", "epoch": epoch - 1})
             return {"stopped": True, "epoch": epoch - 1}
         val = evaluate(model, va, va_idx, rt, classes, p.batch_size)
@@ -69,15 +69,30 @@ def run(job, on_event, should_stop, resume: bool) -> dict:
     return final
 
 
+def _log_setup(on_event, rt, model, n_train: int, n_val: int, skipped: list) -> None:
+    n_params = sum(t.numel() for t in model.parameters())
+    on_event({"event": "log", "message": f"{type(model).__name__} {n_params / 1e6:.2f} M params on "
+              f"{rt.name} ({torch.get_num_threads()} threads); {n_train} train / {n_val} val images"})
+    for path, reason in skipped[:20]:
+        on_event({"event": "log", "message": f"skipped {path}: {reason}"})
+
+
 def _prepare_data(job, p: EngineParams):
     tr, skipped = data.load_all(job.train, p.image_size)
     va, skipped_val = data.load_all(job.val, p.image_size) if job.val else (None, [])
     data.check_tolerance(len(job.train) + len(job.val), skipped + skipped_val,
                          p.invalid_data_tolerance_percent)
+    if not len(tr):
+        raise InvalidInputError("no usable training inputs", hint="segcli dataset show")
     if va is not None and len(va):
         return tr, list(range(len(tr))), va, list(range(len(va))), skipped + skipped_val
     tr_idx, va_idx = data.holdout(len(tr), p.val_percent, p.seed)
     return tr, tr_idx, tr, va_idx, skipped + skipped_val
+
+
+def make_optimizer(model, arch: dict, p: EngineParams, steps_per_epoch: int):
+    opt = torch.optim.AdamW(_param_groups(model, arch, p), lr=p.lr)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, _schedule(steps_per_epoch * p.num_epochs))
 
 
 def _param_groups(model, arch: dict, p: EngineParams) -> list[dict]:
@@ -147,34 +162,41 @@ def _dice(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 1 - ((2 * inter + 1) / (denom + 1)).mean()
 
 
+def train_step(model, opt, sched, x, y, rt, loss_kind: str) -> float:
+    """One optimisation step on one batch; returns the loss."""
+    x, y = x.to(rt.device, non_blocking=True), y.to(rt.device, non_blocking=True)
+    with rt.autocast():
+        logits = model(x)
+    loss = _loss(logits, y, loss_kind)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss.item()
+
+
 def _train_epoch(model, opt, sched, batches, rt, p, epoch, steps, on_event, should_stop):
     """One pass; None if should_stop() fired (polled before every step)."""
     model.train()
     loss_sum, n, t0 = 0.0, 0, time.perf_counter()
     mark_t, mark_n = t0, 0
-    for s, (x, y) in enumerate(batches, 1):
-        if should_stop():
-            batches.close()
-            return None
-        x, y = x.to(rt.device, non_blocking=True), y.to(rt.device, non_blocking=True)
-        with rt.autocast():
-            logits = model(x)
-        loss = _loss(logits, y, p.loss)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        value = loss.item()
-        if not math.isfinite(value):
-            raise TrainingFailedError(f"loss became {value} at epoch {epoch}, step {s}",
-                                      hint="lower per_item_lrate (--set per_item_lrate=...)")
-        loss_sum, n = loss_sum + value * len(x), n + len(x)
-        now = time.perf_counter()
-        if now - mark_t >= STEP_EVENT_INTERVAL_S or s == steps:
-            on_event({"event": "step", "epoch": epoch, "step": s, "steps": steps,
-                      "loss": round(value, 5),
-                      "images_per_s": round((n - mark_n) / max(now - mark_t, 1e-9), 2)})
-            mark_t, mark_n = now, n
+    try:
+        for s, (x, y) in enumerate(batches, 1):
+            if should_stop():
+                return None
+            value = train_step(model, opt, sched, x, y, rt, p.loss)
+            if not math.isfinite(value):
+                raise TrainingFailedError(f"loss became {value} at epoch {epoch}, step {s}",
+                                          hint="lower per_item_lrate (--set per_item_lrate=...)")
+            loss_sum, n = loss_sum + value * len(x), n + len(x)
+            now = time.perf_counter()
+            if now - mark_t >= STEP_EVENT_INTERVAL_S or s == steps:
+                on_event({"event": "step", "epoch": epoch, "step": s, "steps": steps,
+                          "loss": round(value, 5),
+                          "images_per_s": round((n - mark_n) / max(now - mark_t, 1e-9), 2)})
+                mark_t, mark_n = now, n
+    finally:
+        batches.close()   # stops the prefetch threads on stop or error too
     secs = time.perf_counter() - t0
     return {"loss": loss_sum / max(n, 1), "images_per_s": n / max(secs, 1e-9)}
 
