@@ -26,9 +26,9 @@ def _run(argv: list[str]) -> None:
 
 def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Where to put the generated data and outputs.")] = Path("segcli-demo"),
-    images: Annotated[int, typer.Option("--images", min=8, max=2000, help="Training images to generate.")] = 64,
+    images: Annotated[int, typer.Option("--images", min=8, max=2000, help="Training images to generate.")] = 160,
     size: Annotated[int, typer.Option("--size", min=64, max=1024, help="Image side in pixels.")] = 128,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, max=200, help="Training epochs.")] = 12,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, max=200, help="Training epochs.")] = 25,
     template: Annotated[str, typer.Option("--template", help="Training template.")] = "segcli_UNet",
 ) -> None:
     """Generate a shapes dataset and run every step: app, upload, version, model, params, train, predict, eval.
