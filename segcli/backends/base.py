@@ -23,6 +23,17 @@ TRAINABLE_MODEL_TYPES = (
 )
 SUPPORTED_MODEL_TYPES = ("visual-segmenter",)
 
+def check_model_type(model_type_id: str) -> None:
+    """Both backends refuse the same model types with the same message."""
+    from segcli.core.errors import InvalidInputError
+
+    if model_type_id not in SUPPORTED_MODEL_TYPES:
+        known = model_type_id in TRAINABLE_MODEL_TYPES
+        raise InvalidInputError(
+            f"model type '{model_type_id}' is {'not supported by segcli' if known else 'unknown'}",
+            hint="segcli model types  (segcli trains visual-segmenter models)")
+
+
 ProgressFn = Callable[[int], None]   # called with the number of items just finished
 
 

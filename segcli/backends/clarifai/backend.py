@@ -14,7 +14,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the install
     raise missing_extra("clarifai-grpc", "clarifai") from None
 
-from segcli.backends.base import SUPPORTED_MODEL_TYPES, TRAINABLE_MODEL_TYPES, Backend
+from segcli.backends.base import Backend, check_model_type
 from segcli.backends.clarifai.common import iso
 from segcli.backends.clarifai.connection import Connection, env_float
 from segcli.backends.clarifai.datasets import DatasetsMixin
@@ -98,11 +98,7 @@ class ClarifaiBackend(DatasetsMixin, TrainingMixin, Backend):
     def create_model(self, app_id: str, model_id: str, model_type_id: str = SEGMENTER,
                      exist_ok: bool = False) -> Model:
         check_id("model", model_id)
-        if model_type_id not in SUPPORTED_MODEL_TYPES:
-            known = model_type_id in TRAINABLE_MODEL_TYPES
-            raise InvalidInputError(
-                f"model type '{model_type_id}' is {'not supported by segcli' if known else 'unknown'}",
-                hint="segcli model types  (segcli trains visual-segmenter models)")
+        check_model_type(model_type_id)
         request = self.conn.request("PostModels", app_id, models=[R.Model(id=model_id, model_type_id=model_type_id)])
         if not self._create("PostModels", request, self._no_app(app_id), exist_ok):
             raise ConflictError(f"model '{model_id}' already exists in app '{app_id}'", hint="add --exist-ok to reuse it")

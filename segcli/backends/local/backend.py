@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
-from segcli.backends.base import SUPPORTED_MODEL_TYPES, TRAINABLE_MODEL_TYPES, Backend, EvalItem
+from segcli.backends.base import Backend, EvalItem, check_model_type
 from segcli.backends.local import training, upload
 from segcli.backends.local.store import Store
 from segcli.core.entities import App, Concept, Dataset, DatasetVersion, Model, ModelVersion, UploadResult
@@ -142,11 +142,7 @@ class LocalBackend(Backend):
     def create_model(self, app_id: str, model_id: str, model_type_id: str = "visual-segmenter",
                      exist_ok: bool = False) -> Model:
         check_id("model", model_id)
-        if model_type_id not in SUPPORTED_MODEL_TYPES:
-            known = model_type_id in TRAINABLE_MODEL_TYPES
-            raise InvalidInputError(
-                f"model type '{model_type_id}' is {'not supported by segcli' if known else 'unknown'}",
-                hint="segcli model types  (segcli trains visual-segmenter models)")
+        check_model_type(model_type_id)
         self.store.require_app(app_id)
         with self.store.tx() as db:
             row = db.execute("SELECT model_type_id FROM models WHERE app_id=? AND id=?", (app_id, model_id)).fetchone()
