@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from segcli.core.errors import ConfigError, ConflictError, InvalidInputError, missing_extra
+from segcli.core.errors import ConfigError, ConflictError, missing_extra
 
 try:
     from clarifai_grpc.grpc.api import resources_pb2 as R
