@@ -10,6 +10,11 @@ from segcli.backends.clarifai.connection import Connection
 from segcli.core.errors import NotFoundError
 
 
+def oldest_first(protos) -> list:
+    """List RPCs give no order guarantee; users expect creation order (as the local backend)."""
+    return sorted(protos, key=lambda p: (p.created_at.seconds, p.created_at.nanos))
+
+
 def iso(timestamp) -> str:
     """A protobuf Timestamp as segcli's created_at (UTC, seconds), like the local backend."""
     moment = datetime.fromtimestamp(timestamp.seconds, tz=timezone.utc)

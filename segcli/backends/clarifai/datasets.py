@@ -11,7 +11,7 @@ from google.protobuf.json_format import MessageToDict
 
 from segcli.backends.base import EvalItem
 from segcli.backends.clarifai import codes, http
-from segcli.backends.clarifai.common import ClientMixin, iso
+from segcli.backends.clarifai.common import ClientMixin, iso, oldest_first
 from segcli.backends.clarifai.protos import decode_mask, polygon_mask
 from segcli.backends.clarifai.survey import chunks, poll_until
 from segcli.backends.clarifai.upload import WAIT_S, Uploader
@@ -143,7 +143,7 @@ class DatasetsMixin(ClientMixin):
     def list_dataset_versions(self, app_id: str, dataset_id: str) -> list[DatasetVersion]:
         protos = self.conn.pages("ListDatasetVersions", "dataset_versions", app_id,
                                  not_found=self._no_dataset(app_id, dataset_id), dataset_id=dataset_id)
-        ordered = sorted(protos, key=lambda p: (p.created_at.seconds, p.created_at.nanos))
+        ordered = oldest_first(protos)
         return [self._version(app_id, dataset_id, p) for p in ordered]
 
     def get_dataset_version(self, app_id: str, dataset_id: str, version_id: str) -> DatasetVersion:

@@ -13,7 +13,7 @@ from clarifai_grpc.grpc.api import resources_pb2 as R
 from google.protobuf.json_format import MessageToDict
 
 from segcli.backends.clarifai import codes, http
-from segcli.backends.clarifai.common import ClientMixin, iso
+from segcli.backends.clarifai.common import ClientMixin, iso, oldest_first
 from segcli.core.entities import TRAINED, TRAINING, ModelVersion
 from segcli.core.errors import ConflictError, NotFoundError
 from segcli.core.ids import new_version_id
@@ -80,7 +80,7 @@ class TrainingMixin(ClientMixin):
     def list_versions(self, app_id: str, model_id: str) -> list[ModelVersion]:
         protos = self.conn.pages("ListModelVersions", "model_versions", app_id,
                                  not_found=self._no_model(app_id, model_id), model_id=model_id)
-        ordered = sorted(protos, key=lambda p: (p.created_at.seconds, p.created_at.nanos))
+        ordered = oldest_first(protos)
         return [self._model_version(app_id, model_id, p) for p in ordered]
 
     def training_log(self, app_id: str, model_id: str, version_id: str) -> str:
