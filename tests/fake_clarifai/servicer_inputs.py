@@ -111,13 +111,20 @@ class InputHandlers(HandlerBase):
             if now() - job.created >= self.fake.add_job_delay_s:
                 self.state.finish_job(app, job)
 
+    def _find_job(self, request):
+        """(app, job, None), or (app, None, the not-found response). Call with the lock held."""
+        app = self._app(request)
+        job = app.jobs.get(request.id) if app else None
+        if job is None:
+            return app, None, self._fail(S.SingleInputsAddJobResponse, C.CONN_DOES_NOT_EXIST,
+                                         f"inputs add job '{request.id}' not found")
+        return app, job, None
+
     def GetInputsAddJob(self, request, context):
         with self.state.lock:
-            app = self._app(request)
-            job = app.jobs.get(request.id) if app else None
-            if job is None:
-                return self._fail(S.SingleInputsAddJobResponse, C.CONN_DOES_NOT_EXIST,
-                                  f"inputs add job '{request.id}' not found")
+            app, job, error = self._find_job(request)
+            if error:
+                return error
             self._advance_jobs(app)
             job.polls += 1
             return S.SingleInputsAddJobResponse(status=ok(), inputs_add_job=self._job(app, job))
@@ -126,11 +133,9 @@ class InputHandlers(HandlerBase):
         """The SDK calls this after 10 failed GetInputsAddJob polls (e.g. for the job id of a
         rejected PostInputs, which the fake never created). Pending inputs end FAILED."""
         with self.state.lock:
-            app = self._app(request)
-            job = app.jobs.get(request.id) if app else None
-            if job is None:
-                return self._fail(S.SingleInputsAddJobResponse, C.CONN_DOES_NOT_EXIST,
-                                  f"inputs add job '{request.id}' not found")
+            app, job, error = self._find_job(request)
+            if error:
+                return error
             if not job.done:
                 for input_id in job.input_ids:
                     record = app.inputs.get(input_id)
