@@ -31,6 +31,7 @@ class Counter:
     def __init__(self, label: str, total: int, mode: str):
         self.label, self.total, self.mode = label, total, mode
         self.done = 0
+        self._printed = -1  # `done` at the last plain line, so close() never repeats it
         self.started = self._last_line = time.monotonic()
         self._bar = None
         if mode == "rich":
@@ -58,6 +59,7 @@ class Counter:
                 self._line()
 
     def _line(self) -> None:
+        self._printed = self.done
         if self.total:
             text = f"{self.done}/{self.total} ({100.0 * self.done / self.total:.0f}%)"
         else:  # unknown total (video frames)
@@ -68,7 +70,7 @@ class Counter:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
-        elif self.mode == "lines" and self.done:
+        elif self.mode == "lines" and self.done and self._printed != self.done:
             self._line()
 
     def __enter__(self) -> Counter:

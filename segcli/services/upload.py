@@ -59,9 +59,9 @@ def check_tolerance(data: ReadResult, max_invalid_percent: float) -> None:
 
 def upload(backend: Backend, app_id: str, dataset_id: str, data: ReadResult, *, dry_run: bool,
            max_invalid_percent: float, progress_mode: str) -> UploadResult:
+    """The caller has checked that the dataset exists (before the costly read)."""
     if data.total == 0:
         raise InvalidInputError("the dataset is empty: no images found", hint="check --images (and --coco / --masks)")
-    backend.get_dataset(app_id, dataset_id)  # fail before any work if it does not exist
     if dry_run:  # the caller prints this summary, then fails if `refused(...)`
         return UploadResult(added=0, skipped=0, invalid=len(data.invalid), valid=len(data.items),
                             dataset_id=dataset_id, concepts=list(data.concepts), dry_run=True,
