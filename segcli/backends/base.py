@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from segcli.core.segmentation import Segmenter
 from segcli.core.entities import App, Concept, Dataset, DatasetVersion, Model, ModelVersion, UploadResult
 from segcli.core.templates import Template
 from segcli.datasets.items import ReadResult
@@ -42,15 +43,6 @@ class EvalItem:
     name: str
     image: "np.ndarray"          # HxWx3 uint8 RGB
     target: "np.ndarray"         # HxW uint8 class indices of the version's classes; 255 = ignore
-
-
-class Segmenter(Protocol):
-    """A loaded model version: what predict and eval call, whichever backend serves it."""
-
-    classes: list[str]         # class index -> concept id; classes[0] == "background"
-
-    def predict(self, images: list["np.ndarray"]) -> list[Any]:  # list of engine SegResult
-        ...
 
 
 class Backend(ABC):

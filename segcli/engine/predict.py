@@ -5,28 +5,23 @@ upsampled bilinearly to each image's ORIGINAL size before the softmax/argmax, as
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from segcli.core.errors import InvalidInputError
-
-
-@dataclass
-class SegResult:
-    labelmap: np.ndarray      # uint8 HxW at the original image size, values = class indices
-    class_scores: np.ndarray  # float32 [C]: mean softmax prob of class c over pixels predicted c
+from segcli.core.segmentation import SegResult
 
 
 class Predictor:
-    def __init__(self, model, config: dict, rt):
+    def __init__(self, model, config: dict, rt, version_id: str = ""):
         self.model, self.config, self.rt = model, config, rt
+        self.version_id = version_id
         self.classes: list[str] = list(config["classes"])
         self.image_size = tuple(config["image_size"])
 
     @classmethod
-    def load(cls, model_dir: Path, device: str = "auto") -> "Predictor":
+    def load(cls, model_dir: Path, device: str = "auto", version_id: str = "") -> "Predictor":
         from segcli.engine import checkpoint, models, runtime
 
         config, state = checkpoint.load_model_files(Path(model_dir))
@@ -34,7 +29,7 @@ class Predictor:
         model = models.build(config["arch"])
         model.load_state_dict(state)
         model.to(rt.device).eval()
-        return cls(model, config, rt)
+        return cls(model, config, rt, version_id)
 
     def predict(self, images: list[np.ndarray], batch_size: int = 8) -> list[SegResult]:
         """HxWx3 uint8 RGB images of any sizes. Consecutive images are batched when their

@@ -33,5 +33,5 @@ def evaluate(backend: Backend, app_id: str, model_id: str, version_id: str | Non
         if batch:
             flush()
     metrics = matrix.compute(classes)
-    return {"model_id": model_id, "version_id": getattr(segmenter, "version_id", version_id),
+    return {"model_id": model_id, "version_id": segmenter.version_id,
             "dataset_id": dataset_id, "dataset_version_id": dataset_version_id, "inputs": total, **metrics}

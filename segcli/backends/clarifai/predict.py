@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 from clarifai_grpc.grpc.api import resources_pb2 as R
@@ -21,15 +20,10 @@ from segcli.backends.clarifai import codes
 from segcli.backends.clarifai.connection import Connection
 from segcli.backends.clarifai.protos import batches, decode_mask
 from segcli.core.errors import InvalidInputError
+from segcli.core.segmentation import SegResult
 from segcli.render.predictions import BACKGROUND, labelmap_from_region_masks
 
 WORKERS = 4
-
-
-@dataclass
-class SegResult:
-    labelmap: np.ndarray      # uint8 HxW class indices at the image's size
-    class_scores: np.ndarray  # float32 [C]: the best region score of each class (0 if absent)
 
 
 def encode_png(image: np.ndarray) -> bytes:

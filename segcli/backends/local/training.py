@@ -185,6 +185,4 @@ def load_segmenter(store: Store, version: ModelVersion):
                             hint=f"segcli train status {version.id} --model {version.model_id} --app {version.app_id} --watch")
     from segcli.engine.predict import Predictor
 
-    predictor = Predictor.load(store.runs_dir(version.id) / "model")
-    predictor.version_id = version.id  # eval and predict report which version answered
-    return predictor
+    return Predictor.load(store.runs_dir(version.id) / "model", version_id=version.id)
