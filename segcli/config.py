@@ -9,26 +9,25 @@ ever shown masked.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from segcli.backends.registry import BACKENDS, DEFAULT_BACKEND
 from segcli.core.errors import ConfigError, InvalidInputError, NotFoundError
+from segcli.core.files import write_text_atomic
 
-BACKENDS = ("local", "clarifai")
-# key -> environment variable that overrides the profile value.
+# key -> environment variable that overrides the profile value: the shared settings, then
+# each backend's own (declared in backends/registry.py).
 ENV_FOR_KEY = {
     "backend": "SEGCLI_BACKEND",
     "app": "SEGCLI_APP",
-    "user_id": "CLARIFAI_USER_ID",
-    "pat": "CLARIFAI_PAT",
-    "api_base": "CLARIFAI_API_BASE",
+    **{o.key: o.env for spec in BACKENDS.values() for o in spec.options},
 }
 PROFILE_KEYS = tuple(ENV_FOR_KEY)
-SECRET_KEYS = frozenset({"pat"})
+SECRET_KEYS = frozenset(o.key for spec in BACKENDS.values() for o in spec.options if o.secret)
 DEFAULT_PROFILE = "default"
 
 
@@ -70,7 +69,7 @@ class ConfigFile:
     def load(cls) -> ConfigFile:
         path = config_path()
         if not path.exists():
-            return cls(profiles={DEFAULT_PROFILE: {"backend": "local"}})
+            return cls(profiles={DEFAULT_PROFILE: {"backend": DEFAULT_BACKEND}})
         try:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
@@ -80,25 +79,17 @@ class ConfigFile:
         if not isinstance(profiles, dict):
             raise ConfigError(f"config file {path}: 'profiles' must be a mapping",
                               hint=f"fix or delete {path}")
-        profiles.setdefault(DEFAULT_PROFILE, {"backend": "local"})
+        profiles.setdefault(DEFAULT_PROFILE, {"backend": DEFAULT_BACKEND})
         return cls(current=str(raw.get("current") or DEFAULT_PROFILE), profiles=profiles)
 
     def save(self) -> None:
         path = config_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         text = yaml.safe_dump({"current": self.current, "profiles": self.profiles}, sort_keys=True)
-        # Create the temp file 0600 from the start so a PAT is never readable by others,
-        # then rename atomically so a crash never leaves a half-written config.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        os.chmod(path, 0o600)
+        # 0600 from the first byte so a PAT is never readable by others; renamed into place so
+        # a crash never leaves a half-written config.
+        write_text_atomic(path, text, mode=0o600)
+        os.chmod(path, 0o600)   # an older file of wider mode is replaced by the rename anyway
 
     def profile(self, name: str) -> dict[str, Any]:
         if name not in self.profiles:
@@ -126,7 +117,7 @@ class Settings:
 
     @property
     def backend(self) -> str:
-        return self.values.get("backend") or "local"
+        return self.values.get("backend") or DEFAULT_BACKEND
 
     def get(self, key: str) -> Any:
         return self.values.get(key)
@@ -152,6 +143,6 @@ def resolve(profile: str | None = None, flags: dict[str, Any] | None = None) -> 
         elif stored.get(key) not in (None, ""):
             values[key], sources[key] = stored[key], f"profile {name}"
     if "backend" not in values:
-        values["backend"], sources["backend"] = "local", "default"
+        values["backend"], sources["backend"] = DEFAULT_BACKEND, "default"
     validate_setting("backend", values["backend"])
     return Settings(profile=name, values=values, sources=sources)

@@ -28,6 +28,13 @@ def segcli_home(tmp_path, monkeypatch):
                 "CLARIFAI_PAT", "CLARIFAI_USER_ID", "CLARIFAI_API_BASE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("SEGCLI_PROGRESS_INTERVAL", "0")
+    # A Hugging Face cache on this machine (or a reachable hub) must not change a result:
+    # every test sees an empty cache and no hub.
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_CACHE", raising=False)
+    monkeypatch.delenv("SEGCLI_SEGFORMER_WEIGHTS", raising=False)
     from segcli.cli.context import STATE
 
     STATE.profile = STATE.backend_flag = None

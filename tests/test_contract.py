@@ -160,3 +160,28 @@ def test_train_predict_eval(cli, backend, shapes_data, tmp_path):
     assert set(doc["items"][0]) >= {"input", "width", "height", "mask_path", "overlay_path", "regions"}
     metrics = ok(cli("model", "eval", "--model", "m", "--app", "a", "--dataset", "d", "-o", "json")).json()
     assert metrics["inputs"] == 12 and set(metrics) >= {"mIoU", "mAcc", "aAcc", "per_class"}
+
+
+
+
+def test_train_without_template_uses_the_backends_default(cli, backend, shapes_data):
+    """The script contract of issue 8: no --template, no --params -> the backend's default
+    template with its defaults (tiny image size only to keep the test fast)."""
+    if backend == "local" and not _engine_ready():
+        pytest.skip("the local engine (segcli.engine.train, torch) is not importable yet")
+    from segcli.backends.registry import BACKENDS
+    import importlib
+
+    module, _, cls = BACKENDS[backend].target.partition(":")
+    default = getattr(importlib.import_module(module), cls).default_template
+    listed = [t["name"] for t in ok(cli("template", "list", "-o", "json")).json() if t["default"]]
+    assert listed == [default]
+    ok(cli("app", "create", "a"))
+    ok(cli("dataset", "create", "d", "--app", "a"))
+    ok(upload(cli, shapes_data))
+    ok(cli("model", "create", "m", "--app", "a"))
+    small = ["--set", "image_size=[32]", "--set", "num_epochs=1"] if backend == "local" else []
+    events = ok(cli("train", "--model", "m", "--app", "a", "--dataset", "d", *small, "-o", "json")).jsonl()
+    assert events[-1]["event"] == "end" and events[-1]["status"] == "TRAINED"
+    versions = ok(cli("model", "show", "m", "--app", "a", "-o", "json")).json()["model_versions"]
+    assert [v["template"] for v in versions] == [default]

@@ -49,24 +49,28 @@ def test_import_is_light():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
-def test_params_cast_floats_and_reject_bad_values():
+def test_params_cast_clarifai_floats():
     p = P.EngineParams.from_job(P.SEGFORMER, {"batch_size": 2.0, "num_epochs": 3.0,
                                               "image_size": [480.0, 640.0], "seed": 1.0})
     assert (p.batch_size, p.num_epochs, p.image_size, p.seed) == (2, 3, (480, 640), 1)
     assert p.lr == pytest.approx(2 * 7.5e-6) and p.pretrained_weights == "ade20k"
     assert P.EngineParams.from_job(P.SEGFORMER, {"pretrained_weights": None}).pretrained_weights == "None"
-    for bad in ({"batch_size": 2.5}, {"image_size": [16.0]}, {"model_size": "b9"}, {"loss": "x"}):
-        with pytest.raises(InvalidInputError):
-            P.EngineParams.from_job(P.SEGFORMER, bad)
 
 
-@pytest.mark.parametrize("template", P.TEMPLATES)
-def test_template_yaml_defaults_match_engine(template):
+@pytest.mark.parametrize("template", [P.SEGFORMER, P.UNET])
+def test_engine_defaults_are_the_template_yaml(template):
+    """The YAML is the one source of defaults: a document missing every knob trains with them."""
     doc = yaml.safe_load((REPO / "templates" / f"{template}.yaml").read_text())
+    p = P.EngineParams.from_job(template, {})
     for name, spec in doc["params"].items():
-        if name != "template":
-            assert P.DEFAULTS[template][name] == spec["default"], name
-    assert set(P.DEFAULTS[template]) - set(doc["params"]) <= {"pretrained_weights"}
+        if name in ("template",):
+            continue
+        value = getattr(p, name)
+        want = spec["default"]
+        if isinstance(want, list):
+            assert list(value) == [int(v) for v in want], name
+        else:
+            assert value == (type(value)(want) if want is not None else "None"), name
 
 
 def test_fast_decode_head_equals_transformers():
@@ -86,7 +90,7 @@ def test_fast_decode_head_equals_transformers():
         assert torch.allclose(a, b, atol=1e-5), (size, (a - b).abs().max())
 
 
-@pytest.mark.parametrize("template", P.TEMPLATES)
+@pytest.mark.parametrize("template", [P.SEGFORMER, P.UNET])
 def test_train_loss_decreases_and_writes_safetensors(shapes, tmp_path, template):
     res, events = run(template, shapes, tmp_path)
     kinds = [e["event"] for e in events]

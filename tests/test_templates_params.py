@@ -86,3 +86,68 @@ def test_template_show_lists_local_knobs(cli):
     names = {p["name"]: p for p in doc["params"]}
     assert names["num_epochs"]["range"] == "1 .. 200 (whole numbers)"
     assert any(p["local_only"] for p in doc["params"]), "local-only knobs must be documented"
+
+
+def _yaml_spec(template: str, name: str) -> dict:
+    from segcli.core.templates import templates_dir
+
+    return yaml.safe_load((templates_dir() / f"{template}.yaml").read_text())["params"][name]
+
+
+def test_one_range_enforced_by_set_params_file_and_engine(cli, tmp_path):
+    """The YAML's range is what --set, a params file and the engine all go by: the YAML's
+    maximum passes every door unchanged, one more is refused at each with the YAML's range."""
+    from segcli.engine.params import EngineParams
+
+    spec = _yaml_spec("segcli_UNet", "batch_size")
+    top, over = spec["max"], spec["max"] + 1
+    range_text = f"{spec['min']:g} .. {spec['max']:g}"
+
+    path = tmp_path / "p.yaml"
+    ok = cli("template", "params", "segcli_UNet", "-f", path, "--set", f"batch_size={top}", "-o", "json")
+    assert ok.code == 0, ok.err
+    resolved = ok.json()["train_params"]
+    assert EngineParams.from_job("segcli_UNet", resolved).batch_size == top   # the engine takes it as is
+
+    by_set = cli("template", "params", "segcli_UNet", "-f", tmp_path / "q.yaml", "--set", f"batch_size={over}")
+    assert by_set.code == ExitCode.INVALID_INPUT and range_text in by_set.err
+    doc = yaml.safe_load(path.read_text())
+    doc["train_params"]["batch_size"] = float(over)
+    path.write_text(yaml.safe_dump(doc))
+    by_file = cli("template", "validate", path)
+    assert by_file.code == ExitCode.INVALID_INPUT and range_text in by_file.err
+    assert "batch_size" in by_file.err and "batch_size" in by_set.err
+
+
+def test_numbers_in_any_float_spelling_and_no_infinite_rates(cli, tmp_path):
+    path = tmp_path / "p.yaml"
+    ok = cli("template", "params", "segcli_UNet", "-f", path, "--set", "per_item_lrate=6e-5", "-o", "json")
+    assert ok.code == 0, ok.err
+    assert ok.json()["train_params"]["per_item_lrate"] == 6e-5
+    for bad in (".inf", "inf", "nan", "1e400"):
+        result = cli("template", "params", "segcli_UNet", "-f", path, "--set", f"per_item_lrate={bad}")
+        assert result.code == ExitCode.INVALID_INPUT, bad
+    shown = cli("template", "show", "segcli_UNet", "-o", "json").json()
+    ranges = {p["name"]: p["range"] for p in shown["params"]}
+    assert "inf" not in ranges["per_item_lrate"] and ranges["per_item_lrate"].endswith("0.01")
+    # A params file written by hand with YAML 1.1's string-looking floats and `no` for an enum.
+    path.write_text("train_params:\n  template: segcli_UNet\n  per_item_lrate: 1e-4\n  mixed_precision: no\n")
+    valid = cli("template", "validate", path, "-o", "json")
+    assert valid.code == 0, valid.err
+    params = valid.json()["params"]["train_params"]
+    assert params["per_item_lrate"] == 1e-4 and params["mixed_precision"] == "no"
+
+
+def test_constraints_between_params_are_checked_before_training(cli):
+    result = cli("template", "params", "MMSegmentation_SegFormer", "-f", "/dev/null",
+                 "--set", "model_size=tiny")   # pretrained_weights defaults to ade20k
+    assert result.code == ExitCode.INVALID_INPUT and "model_size b0, b1 or b2" in result.err
+
+
+def test_template_list_marks_the_backends_default(cli):
+    rows = cli("template", "list", "-o", "json").json()
+    defaults = [r["name"] for r in rows if r["default"]]
+    assert len(defaults) == 1
+    from segcli.backends.local.backend import LocalBackend
+
+    assert defaults == [LocalBackend.default_template]

@@ -1,21 +1,36 @@
-"""The Backend interface: everything a command may ask of local or Clarifai storage/compute.
+"""The Backend: the rules every backend follows, over small primitives each backend implements.
 
-Both backends implement it and one contract test suite runs the same CLI scenarios against
-both. Methods raise segcli.core.errors types only; the CLI renders them.
+Public methods (what services and commands call) hold the shared rules: ids are checked,
+existence is checked and reported with one message per situation (backends/refusals.py),
+"the latest version" means the same thing everywhere, and state checks (cancel, resume,
+predict) refuse the same way. They call `_private` primitives that only store and fetch:
+
+- a getter returns the record, or None when it (or its parent) does not exist;
+- a lister returns the records (oldest first where order matters), or None when the parent
+  does not exist;
+- a creator returns False when the record already existed (None when the parent does not);
+- everything else runs after the rules passed, so it can assume its subjects exist.
+
+A new backend implements the primitives marked @abstractmethod and adds one entry to
+backends/registry.py; the contract suite (tests/test_contract.py) then runs against it.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
 
+from segcli.backends import refusals
+from segcli.core.entities import (CANCELLED, TRAINED, TRAINING_FAILED, App, Concept, Dataset, DatasetVersion, Model,
+                                  ModelVersion, UploadResult)
+from segcli.core.ids import check_id
 from segcli.core.segmentation import Segmenter
-from segcli.core.entities import App, Concept, Dataset, DatasetVersion, Model, ModelVersion, UploadResult
-from segcli.core.templates import Template
-from segcli.datasets.items import ReadResult
+from segcli.core.templates import Template, find_template
 
 if TYPE_CHECKING:  # numpy costs ~45 ms at import: metadata commands never need it
     import numpy as np
+
+    from segcli.datasets.items import ReadResult
 
 # The constant list Clarifai's SDK returns for list_trainable_model_types().
 TRAINABLE_MODEL_TYPES = (
@@ -24,8 +39,11 @@ TRAINABLE_MODEL_TYPES = (
 )
 SUPPORTED_MODEL_TYPES = ("visual-segmenter",)
 
+ProgressFn = Callable[[int], None]   # called with the number of items just finished
+T = TypeVar("T")
+
+
 def check_model_type(model_type_id: str) -> None:
-    """Both backends refuse the same model types with the same message."""
     from segcli.core.errors import InvalidInputError
 
     if model_type_id not in SUPPORTED_MODEL_TYPES:
@@ -35,7 +53,14 @@ def check_model_type(model_type_id: str) -> None:
             hint="segcli model types  (segcli trains visual-segmenter models)")
 
 
-ProgressFn = Callable[[int], None]   # called with the number of items just finished
+@dataclass
+class DatasetItem:
+    """One labelled input as stored: what preview, export, statistics and eval read."""
+    input_id: str
+    name: str                    # the file name it was uploaded from (relative to its folder)
+    image: bytes                 # the stored image file, as uploaded
+    labelmap: "np.ndarray"       # HxW uint8: value v is the concept labels[v]; 0 background, 255 ignore
+    labels: dict[int, str]       # label-map value -> concept id, for the values present
 
 
 @dataclass
@@ -45,84 +70,275 @@ class EvalItem:
     target: "np.ndarray"         # HxW uint8 class indices of the version's classes; 255 = ignore
 
 
+def _found(value: Optional[T], error: Callable[[], Exception]) -> T:
+    if value is None:
+        raise error()
+    return value
+
+
 class Backend(ABC):
     name: str = ""
+    title: str = ""         # how messages name where the work goes ("Clarifai")
+    # The template `segcli train` uses when none is named, and `template list` marks.
+    default_template: str = "MMSegmentation_SegFormer"
+    # Whether training receives the templates' local-only knobs (seed, device, ...).
+    accepts_local_params: bool = False
     # How often `train --watch` polls: first interval, backing off to the max.
     watch_interval_s: float = 0.5
     max_watch_interval_s: float = 0.5
 
-    # -- apps ------------------------------------------------------------------------
-    @abstractmethod
-    def create_app(self, app_id: str, exist_ok: bool = False) -> App: ...
-    @abstractmethod
-    def list_apps(self) -> list[App]: ...
-    @abstractmethod
-    def get_app(self, app_id: str) -> App: ...
-    @abstractmethod
-    def delete_app(self, app_id: str) -> None: ...
-    @abstractmethod
-    def list_concepts(self, app_id: str) -> list[Concept]: ...
-
-    # -- datasets --------------------------------------------------------------------
-    @abstractmethod
-    def create_dataset(self, app_id: str, dataset_id: str, exist_ok: bool = False) -> Dataset: ...
-    @abstractmethod
-    def list_datasets(self, app_id: str) -> list[Dataset]: ...
-    @abstractmethod
-    def get_dataset(self, app_id: str, dataset_id: str) -> Dataset: ...
-    @abstractmethod
-    def delete_dataset(self, app_id: str, dataset_id: str) -> None: ...
-    @abstractmethod
-    def upload(self, app_id: str, dataset_id: str, data: ReadResult, on_progress: ProgressFn) -> UploadResult:
-        """Write every item of `data` (already validated) exactly once; re-runs add nothing."""
-    @abstractmethod
-    def create_dataset_version(self, app_id: str, dataset_id: str, description: str = "") -> DatasetVersion: ...
-    @abstractmethod
-    def list_dataset_versions(self, app_id: str, dataset_id: str) -> list[DatasetVersion]: ...
-    @abstractmethod
-    def get_dataset_version(self, app_id: str, dataset_id: str, version_id: str) -> DatasetVersion: ...
-    @abstractmethod
-    def iter_eval_items(self, app_id: str, dataset_id: str, version_id: str,
-                        classes: list[str]) -> Iterator[EvalItem]: ...
-
-    # -- models and templates -------------------------------------------------------
-    def list_model_types(self) -> list[dict[str, Any]]:
-        return [{"id": t, "supported": t in SUPPORTED_MODEL_TYPES} for t in TRAINABLE_MODEL_TYPES]
-
-    @abstractmethod
-    def create_model(self, app_id: str, model_id: str, model_type_id: str = "visual-segmenter",
-                     exist_ok: bool = False) -> Model: ...
-    @abstractmethod
-    def list_models(self, app_id: str) -> list[Model]: ...
-    @abstractmethod
-    def get_model(self, app_id: str, model_id: str) -> Model: ...
-    @abstractmethod
-    def delete_model(self, app_id: str, model_id: str) -> None: ...
-    @abstractmethod
-    def list_templates(self) -> list[Template]: ...
-
-    # -- training --------------------------------------------------------------------
-    @abstractmethod
-    def train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any]) -> ModelVersion:
-        """Start training from a validated params document; returns the new (QUEUED) version."""
-    @abstractmethod
-    def get_version(self, app_id: str, model_id: str, version_id: str | None = None) -> ModelVersion:
-        """A version's current status; version_id None = the latest version."""
-    @abstractmethod
-    def list_versions(self, app_id: str, model_id: str) -> list[ModelVersion]: ...
-    @abstractmethod
-    def training_log(self, app_id: str, model_id: str, version_id: str) -> str: ...
-    @abstractmethod
-    def cancel_training(self, app_id: str, model_id: str, version_id: str) -> ModelVersion: ...
-    def resume_training(self, app_id: str, model_id: str, version_id: str) -> ModelVersion:
-        from segcli.core.errors import ConflictError
-
-        raise ConflictError(f"the {self.name} backend cannot resume training",
-                            hint="start a new version: segcli train ...")
-
-    # -- inference -------------------------------------------------------------------
-    @abstractmethod
-    def load_segmenter(self, app_id: str, model_id: str, version_id: str | None = None) -> Segmenter: ...
+    @classmethod
+    def from_settings(cls, settings) -> "Backend":
+        """Build from resolved settings (segcli.config.Settings); the registry calls this."""
+        raise NotImplementedError
 
     def close(self) -> None:
         """Release connections; called once at exit."""
+
+    # -- apps --------------------------------------------------------------------------
+    def create_app(self, app_id: str, exist_ok: bool = False) -> App:
+        check_id("app", app_id)
+        if not self._create_app(app_id) and not exist_ok:
+            raise refusals.already_exists(f"app '{app_id}'")
+        return self.get_app(app_id)
+
+    def get_app(self, app_id: str) -> App:
+        return _found(self._get_app(app_id), lambda: refusals.app_not_found(app_id))
+
+    def list_apps(self) -> list[App]:
+        return sorted(self._list_apps(), key=lambda a: a.id)
+
+    def delete_app(self, app_id: str) -> None:
+        self.require_app(app_id)
+        self._delete_app(app_id)
+
+    def list_concepts(self, app_id: str) -> list[Concept]:
+        return _found(self._list_concepts(app_id), lambda: refusals.app_not_found(app_id))
+
+    def require_app(self, app_id: str) -> None:
+        if not self._has_app(app_id):
+            raise refusals.app_not_found(app_id)
+
+    # -- datasets ----------------------------------------------------------------------
+    def create_dataset(self, app_id: str, dataset_id: str, exist_ok: bool = False) -> Dataset:
+        check_id("dataset", dataset_id)
+        created = self._create_dataset(app_id, dataset_id)
+        if created is None:
+            raise refusals.app_not_found(app_id)
+        if not created and not exist_ok:
+            raise refusals.already_exists(f"dataset '{dataset_id}' in app '{app_id}'")
+        return self.get_dataset(app_id, dataset_id)
+
+    def get_dataset(self, app_id: str, dataset_id: str) -> Dataset:
+        dataset = self._get_dataset(app_id, dataset_id)
+        if dataset is None:
+            self.require_app(app_id)   # a missing app is the more useful message
+            raise refusals.dataset_not_found(app_id, dataset_id)
+        return dataset
+
+    def list_datasets(self, app_id: str) -> list[Dataset]:
+        found = _found(self._list_datasets(app_id), lambda: refusals.app_not_found(app_id))
+        return sorted(found, key=lambda d: d.id)
+
+    def delete_dataset(self, app_id: str, dataset_id: str) -> None:
+        self.get_dataset(app_id, dataset_id)
+        self._delete_dataset(app_id, dataset_id)
+
+    def upload(self, app_id: str, dataset_id: str, data: "ReadResult", on_progress: ProgressFn) -> UploadResult:
+        """Write every item of `data` (already validated) exactly once; re-runs add nothing."""
+        self.get_dataset(app_id, dataset_id)
+        return self._upload(app_id, dataset_id, data, on_progress)
+
+    def create_dataset_version(self, app_id: str, dataset_id: str, description: str = "") -> DatasetVersion:
+        if self.get_dataset(app_id, dataset_id).inputs == 0:
+            raise refusals.nothing_to_version(app_id, dataset_id)
+        return self._create_dataset_version(app_id, dataset_id, description)
+
+    def list_dataset_versions(self, app_id: str, dataset_id: str) -> list[DatasetVersion]:
+        self.get_dataset(app_id, dataset_id)
+        return self._list_dataset_versions(app_id, dataset_id)
+
+    def get_dataset_version(self, app_id: str, dataset_id: str, version_id: str) -> DatasetVersion:
+        self.get_dataset(app_id, dataset_id)
+        return _found(self._get_dataset_version(app_id, dataset_id, version_id),
+                      lambda: refusals.dataset_version_not_found(app_id, dataset_id, version_id))
+
+    def iter_dataset_items(self, app_id: str, dataset_id: str,
+                           version_id: Optional[str] = None) -> Iterator[DatasetItem]:
+        """The dataset's labelled inputs (of one version, or as they are now), in a stable order."""
+        if version_id is None:
+            self.get_dataset(app_id, dataset_id)
+        else:
+            self.get_dataset_version(app_id, dataset_id, version_id)
+        return self._iter_dataset_items(app_id, dataset_id, version_id)
+
+    def iter_eval_items(self, app_id: str, dataset_id: str, version_id: str,
+                        classes: list[str]) -> Iterator[EvalItem]:
+        """Images with targets in the model's class indices; concepts it was not trained on
+        are background, ignore stays 255 (as training saw them)."""
+        import numpy as np
+
+        from segcli.datasets.labels import class_lut
+        from segcli.datasets.images import decode_rgb
+
+        for item in self.iter_dataset_items(app_id, dataset_id, version_id):
+            lut = np.asarray(class_lut(item.labels, classes), dtype=np.uint8)
+            yield EvalItem(name=item.name, image=decode_rgb(item.image, item.name), target=lut[item.labelmap])
+
+    # -- models and templates -----------------------------------------------------------
+    def list_model_types(self) -> list[dict[str, Any]]:
+        return [{"id": t, "supported": t in SUPPORTED_MODEL_TYPES} for t in TRAINABLE_MODEL_TYPES]
+
+    def create_model(self, app_id: str, model_id: str, model_type_id: str = "visual-segmenter",
+                     exist_ok: bool = False) -> Model:
+        check_id("model", model_id)
+        check_model_type(model_type_id)
+        created = self._create_model(app_id, model_id, model_type_id)
+        if created is None:
+            raise refusals.app_not_found(app_id)
+        if not created and not exist_ok:
+            raise refusals.already_exists(f"model '{model_id}' in app '{app_id}'")
+        return self.get_model(app_id, model_id)
+
+    def get_model(self, app_id: str, model_id: str) -> Model:
+        model = self._get_model(app_id, model_id)
+        if model is None:
+            self.require_app(app_id)
+            raise refusals.model_not_found(app_id, model_id)
+        return model
+
+    def list_models(self, app_id: str) -> list[Model]:
+        found = _found(self._list_models(app_id), lambda: refusals.app_not_found(app_id))
+        return sorted(found, key=lambda m: m.id)
+
+    def delete_model(self, app_id: str, model_id: str) -> None:
+        self.get_model(app_id, model_id)
+        self._delete_model(app_id, model_id)
+
+    def list_templates(self) -> list[Template]:
+        return self._list_templates()
+
+    def find_template(self, name: Optional[str] = None) -> Template:
+        """The named template, or this backend's default."""
+        return find_template(self.list_templates(), name or self.default_template)
+
+    # -- training ----------------------------------------------------------------------
+    def train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any]) -> ModelVersion:
+        """Start training from a resolved params document (services.params); returns the new
+        (QUEUED) version."""
+        self.get_model(app_id, model_id)
+        return self._train(app_id, model_id, template, params)
+
+    def list_versions(self, app_id: str, model_id: str) -> list[ModelVersion]:
+        """Oldest first."""
+        return _found(self._list_versions(app_id, model_id), lambda: self._model_missing(app_id, model_id))
+
+    def get_version(self, app_id: str, model_id: str, version_id: Optional[str] = None) -> ModelVersion:
+        """A version's current status; version_id None = the newest version."""
+        if version_id is None:
+            versions = self.list_versions(app_id, model_id)
+            if not versions:
+                raise refusals.no_versions_yet(app_id, model_id)
+            return versions[-1]
+        version = self._get_version(app_id, model_id, version_id)
+        if version is None:
+            self.get_model(app_id, model_id)
+            raise refusals.version_not_found(app_id, model_id, version_id)
+        return version
+
+    def trained_version(self, app_id: str, model_id: str, version_id: Optional[str] = None) -> ModelVersion:
+        """The version predict, eval and export use: the one named, else the newest TRAINED
+        (else the newest, which is then refused with its status)."""
+        if version_id is None:
+            versions = self.list_versions(app_id, model_id)
+            trained = [v for v in versions if v.status == TRAINED]
+            if trained:
+                return trained[-1]
+        version = self.get_version(app_id, model_id, version_id)
+        if version.status != TRAINED:
+            raise refusals.not_trained(app_id, model_id, version.id, version.status)
+        return version
+
+    def training_log(self, app_id: str, model_id: str, version_id: str) -> str:
+        return self._training_log(self.get_version(app_id, model_id, version_id))
+
+    def cancel_training(self, app_id: str, model_id: str, version_id: str) -> ModelVersion:
+        version = self.get_version(app_id, model_id, version_id)
+        if version.is_final:
+            raise refusals.already_ended(app_id, model_id, version_id, version.status)
+        return self._cancel(version)
+
+    def resume_training(self, app_id: str, model_id: str, version_id: str) -> ModelVersion:
+        version = self.get_version(app_id, model_id, version_id)
+        if version.status not in (TRAINING_FAILED, CANCELLED):
+            raise refusals.cannot_resume(app_id, model_id, version_id, version.status)
+        return self._resume(version)
+
+    # -- inference ---------------------------------------------------------------------
+    def load_segmenter(self, app_id: str, model_id: str, version_id: Optional[str] = None) -> Segmenter:
+        return self._load_segmenter(self.trained_version(app_id, model_id, version_id))
+
+    # -- helpers for the rules -----------------------------------------------------------
+    def _model_missing(self, app_id: str, model_id: str) -> Exception:
+        self.require_app(app_id)
+        return refusals.model_not_found(app_id, model_id)
+
+    # == primitives each backend implements ===============================================
+    @abstractmethod
+    def _has_app(self, app_id: str) -> bool: ...
+    @abstractmethod
+    def _create_app(self, app_id: str) -> bool: ...
+    @abstractmethod
+    def _get_app(self, app_id: str) -> Optional[App]: ...
+    @abstractmethod
+    def _list_apps(self) -> list[App]: ...
+    @abstractmethod
+    def _delete_app(self, app_id: str) -> None: ...
+    @abstractmethod
+    def _list_concepts(self, app_id: str) -> Optional[list[Concept]]: ...
+
+    @abstractmethod
+    def _create_dataset(self, app_id: str, dataset_id: str) -> Optional[bool]: ...
+    @abstractmethod
+    def _get_dataset(self, app_id: str, dataset_id: str) -> Optional[Dataset]: ...
+    @abstractmethod
+    def _list_datasets(self, app_id: str) -> Optional[list[Dataset]]: ...
+    @abstractmethod
+    def _delete_dataset(self, app_id: str, dataset_id: str) -> None: ...
+    @abstractmethod
+    def _upload(self, app_id: str, dataset_id: str, data: "ReadResult", on_progress: ProgressFn) -> UploadResult: ...
+    @abstractmethod
+    def _create_dataset_version(self, app_id: str, dataset_id: str, description: str) -> DatasetVersion: ...
+    @abstractmethod
+    def _list_dataset_versions(self, app_id: str, dataset_id: str) -> list[DatasetVersion]: ...
+    @abstractmethod
+    def _get_dataset_version(self, app_id: str, dataset_id: str, version_id: str) -> Optional[DatasetVersion]: ...
+    @abstractmethod
+    def _iter_dataset_items(self, app_id: str, dataset_id: str,
+                            version_id: Optional[str]) -> Iterator[DatasetItem]: ...
+
+    @abstractmethod
+    def _create_model(self, app_id: str, model_id: str, model_type_id: str) -> Optional[bool]: ...
+    @abstractmethod
+    def _get_model(self, app_id: str, model_id: str) -> Optional[Model]: ...
+    @abstractmethod
+    def _list_models(self, app_id: str) -> Optional[list[Model]]: ...
+    @abstractmethod
+    def _delete_model(self, app_id: str, model_id: str) -> None: ...
+    @abstractmethod
+    def _list_templates(self) -> list[Template]: ...
+
+    @abstractmethod
+    def _train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any]) -> ModelVersion: ...
+    @abstractmethod
+    def _get_version(self, app_id: str, model_id: str, version_id: str) -> Optional[ModelVersion]: ...
+    @abstractmethod
+    def _list_versions(self, app_id: str, model_id: str) -> Optional[list[ModelVersion]]: ...
+    @abstractmethod
+    def _training_log(self, version: ModelVersion) -> str: ...
+    @abstractmethod
+    def _cancel(self, version: ModelVersion) -> ModelVersion: ...
+    @abstractmethod
+    def _resume(self, version: ModelVersion) -> ModelVersion: ...
+    @abstractmethod
+    def _load_segmenter(self, version: ModelVersion) -> Segmenter: ...

@@ -1,7 +1,7 @@
 """segcli completion SHELL: print the shell completion script (completions/ holds the same files).
 
 Regenerate the checked-in files with `python -m segcli.cli.completion_cmd completions/`;
-tests/test_completions.py fails when they are stale.
+tests/test_cli_support.py fails when they are stale.
 """
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from segcli import config as cfg
+from segcli.backends.registry import DEFAULT_BACKEND, NAMES
 from segcli.cli.context import STATE, OutputOpt, out
 from segcli.core.errors import ConflictError, InvalidInputError
 
@@ -39,7 +40,7 @@ def show(output: OutputOpt = "table") -> None:
 def list_profiles(output: OutputOpt = "table") -> None:
     """All profiles; the active one is marked."""
     file = cfg.ConfigFile.load()
-    rows = [{"profile": name, "active": name == file.current, "backend": p.get("backend", "local"),
+    rows = [{"profile": name, "active": name == file.current, "backend": p.get("backend", DEFAULT_BACKEND),
              "app": p.get("app"), "user_id": p.get("user_id"), "pat": cfg.mask_secret(p.get("pat"))}
             for name, p in sorted(file.profiles.items())]
     out(output).data(rows, ["profile", "active", "backend", "app", "user_id", "pat"])
@@ -78,7 +79,7 @@ def unset(key: Annotated[str, typer.Argument(help="Setting to remove.")], profil
 @app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="New profile name.")],
-    backend: Annotated[str, typer.Option("--backend", "-b", help="local | clarifai")] = "local",
+    backend: Annotated[str, typer.Option("--backend", "-b", help=NAMES)] = DEFAULT_BACKEND,
     use: Annotated[bool, typer.Option("--use", help="Make it the active profile.")] = False,
 ) -> None:
     """Create a profile."""

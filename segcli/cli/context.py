@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -72,6 +73,19 @@ STATE = State()
 
 def out(fmt: str = "table", quiet: bool = False) -> Output:
     return Output(fmt, quiet)
+
+
+def save_user_file(path: Path, text: str) -> None:
+    """Write a file the user named (-f): atomically, with errors that say what to do."""
+    from segcli.core.errors import NotFoundError
+    from segcli.core.files import write_text_atomic
+
+    if not path.parent.is_dir():
+        raise NotFoundError(f"folder {path.parent} does not exist", hint=f"mkdir -p {path.parent}")
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {path}: {exc.strerror}", hint="choose another path") from None
 
 
 def confirm_or_abort(question: str, yes: bool) -> None:

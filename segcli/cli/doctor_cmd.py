@@ -6,6 +6,7 @@ import platform
 import sys
 
 from segcli import __version__
+from segcli.backends.registry import BACKENDS
 from segcli.cli.context import STATE, OutputOpt, out
 from segcli.config import config_path, data_dir
 
@@ -49,11 +50,10 @@ def doctor(output: OutputOpt = "table") -> None:
         "segcli": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
         "profile": settings.profile, "backend": settings.backend, "config": str(config_path()),
         "data_dir": str(data_dir()),
-        **{pkg: _version(pkg) for pkg in ("torch", "transformers", "safetensors", "clarifai", "clarifai-grpc", "av")},
+        **{pkg: _version(pkg) for spec in BACKENDS.values() for pkg in spec.packages},
         "device": _device(), "store": _store(),
     }
-    if settings.backend == "clarifai":
-        report["clarifai_user_id"] = settings.get("user_id")
-        report["clarifai_pat"] = settings.public().get("pat") or "not set"
-        report["clarifai_api_base"] = settings.get("api_base") or "https://api.clarifai.com"
+    public = settings.public()   # secrets masked
+    for option in BACKENDS[settings.backend].options:
+        report[f"{settings.backend}_{option.key}"] = public.get(option.key) or option.default or "not set"
     out(output).data(report)

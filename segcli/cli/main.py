@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from segcli import __version__
+from segcli.backends.registry import NAMES
 from segcli.cli import (app_cmd, completion_cmd, config_cmd, dataset_cmd, demo_cmd, doctor_cmd, model_cmd,
                         predict_cmd, template_cmd, train_cmd)
 from segcli.cli.context import STATE
@@ -48,7 +49,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="Config profile (default: SEGCLI_PROFILE, then the current one).")] = None,
-    backend: Annotated[Optional[str], typer.Option("--backend", "-b", help="local | clarifai for this invocation (env: SEGCLI_BACKEND).")] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", "-b", help=f"{NAMES} for this invocation (env: SEGCLI_BACKEND).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, prog_name="segcli", standalone_mode=False)
         code = result if isinstance(result, int) else 0
+        if code == ExitCode.INTERRUPTED:   # Typer turns Ctrl-C into Exit(130), which Click returns
+            print("interrupted", file=sys.stderr)
     except SegcliError as exc:
         if STATE.debug:
             import traceback

@@ -7,6 +7,7 @@ import typer
 
 from segcli.cli.context import STATE, AppOpt, ExistOkOpt, OutputOpt, QuietOpt, YesOpt, confirm_or_abort, out
 from segcli.render.progress import progress_mode
+from segcli.render.versions import version_row
 
 app = typer.Typer(help="Models (type visual-segmenter), their trained versions, and evaluation (seed step 3).",
                   no_args_is_help=True)
@@ -35,20 +36,6 @@ def create(
 def list_models(app: AppOpt = None, output: OutputOpt = "table") -> None:
     """List an app's models."""
     out(output).data(STATE.backend.list_models(STATE.app_id(app)), MODEL_COLUMNS, title="models")
-
-
-def version_row(v) -> dict:
-    last = v.history[-1] if v.history else {}
-    return {**v.to_dict(), "val_mIoU": v.metrics.get("val_mIoU", last.get("val_mIoU")),
-            "loss": v.metrics.get("loss", last.get("loss"))}
-
-
-def version_summary(v) -> dict:
-    """What a person wants to see about one version (JSON keeps everything)."""
-    row = version_row(v)
-    keys = ("id", "status", "message", "template", "epoch", "epochs", "loss", "val_mIoU", "dataset_id",
-            "dataset_version_id", "concepts", "created_at")
-    return {k: row.get(k) for k in keys}
 
 
 @app.command("show")

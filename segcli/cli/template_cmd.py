@@ -1,15 +1,13 @@
 """segcli template: training templates and their params YAML (seed steps 4 and 5)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from segcli.cli.context import STATE, AppOpt, OutputOpt, out
-from segcli.core.templates import ParamsUpdate, find_template, load_document, validate_document
+from segcli.cli.context import STATE, AppOpt, OutputOpt, out, save_user_file
+from segcli.core.templates import ParamsUpdate, load_document, resolve_document
 from segcli.services import params as service
 
 app = typer.Typer(help="Training templates and the params YAML you edit before training (seed steps 4-5).",
@@ -20,36 +18,26 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="key=va
 
 @app.command("list")
 def list_templates(output: OutputOpt = "table") -> None:
-    """List training templates for visual-segmenter models."""
-    rows = [{"name": t.name, "model_type": t.model_type, "on_clarifai": t.on_clarifai, "description": t.description}
-            for t in STATE.backend.list_templates()]
-    out(output).data(rows, ["name", "on_clarifai", "description"], title="templates")
+    """List training templates for visual-segmenter models; `default` marks the one
+    `segcli train` uses when no --template is given."""
+    backend = STATE.backend
+    rows = [{"name": t.name, "default": t.name == backend.default_template, "model_type": t.model_type,
+             "on_clarifai": t.on_clarifai, "description": t.description}
+            for t in backend.list_templates()]
+    if output == "table":
+        rows = [{**r, "default": "*" if r["default"] else ""} for r in rows]
+    out(output).data(rows, ["name", "default", "on_clarifai", "description"], title="templates")
 
 
 @app.command("show")
 def show(name: NameArg, output: OutputOpt = "table") -> None:
     """Every param of a template: type, default, allowed range, local-only, help."""
-    template = find_template(STATE.backend.list_templates(), name)
+    template = STATE.backend.find_template(name)
     if output != "table":
         out(output).data(template.to_dict())
         return
     out(output).info(f"{template.name}: {template.description}")
     out(output).data(template.to_dict()["params"], ["name", "type", "default", "range", "local_only", "help"])
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file + rename: an interrupted write never leaves half a file."""
-    from segcli.core.errors import InvalidInputError, NotFoundError
-
-    if not path.parent.is_dir():
-        raise NotFoundError(f"folder {path.parent} does not exist", hint=f"mkdir -p {path.parent}")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise InvalidInputError(f"cannot write {path}: {exc.strerror}", hint="choose another path") from None
 
 
 @app.command("params")
@@ -71,11 +59,10 @@ def params(
         raise InvalidInputError("--concepts and --all-concepts exclude each other", hint="use one of them")
     update = ParamsUpdate(dataset_id=dataset, dataset_version_id=dataset_version,
                           concepts=service.split_concepts(concepts))
-    templates = STATE.backend.list_templates()
-    template, doc = service.build_document(templates, name, None, update, set_ or [])
+    template, doc = service.build_document(STATE.backend, name, None, update, set_ or [])
     if dataset or dataset_version or concepts or all_concepts:
         doc = service.check_against_backend(STATE.backend, STATE.app_id(app), doc, all_concepts)
-    write_atomic(file, service.dump_document(doc, template))
+    save_user_file(file, service.dump_document(doc, template))
     out(output).info(f"wrote {file}")
     if output != "table":
         out(output).data(doc)
@@ -89,7 +76,7 @@ def validate(
 ) -> None:
     """Check a params file: keys, types, ranges; and dataset/concepts when an app is known."""
     backend = STATE.backend
-    template, doc = validate_document(load_document(file), backend.list_templates())
+    template, doc, _ = resolve_document(load_document(file), backend.list_templates(), backend.default_template)
     app_id = app or STATE.settings.get("app")
     if app_id and (doc["dataset_id"] or doc["concepts"]):
         service.check_against_backend(backend, app_id, doc)

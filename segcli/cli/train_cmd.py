@@ -6,9 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from segcli.cli.context import STATE, AppOpt, OutputOpt, QuietOpt, out
+from segcli.cli.context import STATE, AppOpt, OutputOpt, QuietOpt, out, save_user_file
 from segcli.core.errors import InvalidInputError
 from segcli.render.progress import progress_mode
+from segcli.render.versions import version_row, version_summary
 from segcli.services import training as service
 from segcli.services.params import split_concepts
 
@@ -49,8 +50,6 @@ def _watch_and_exit(app_id: str, model_id: str, version_id: str, output: str, qu
                   f"--model {model_id} --app {app_id} --watch")
         raise
     if output == "table":
-        from segcli.cli.model_cmd import version_summary
-
         sink.data(version_summary(version))
     service.raise_for_status(version)
 
@@ -98,8 +97,6 @@ def status(
     if watch:
         _watch_and_exit(app_id, model_id, version, output, quiet)
         return
-    from segcli.cli.model_cmd import version_row, version_summary
-
     v = STATE.backend.get_version(app_id, model_id, version)
     out(output).data(version_summary(v) if output == "table" else version_row(v))
 
@@ -114,9 +111,7 @@ def log(
     if file is None:
         typer.echo(text, nl=False)
         return
-    from segcli.cli.template_cmd import write_atomic
-
-    write_atomic(file, text)
+    save_user_file(file, text)
     out().info(f"saved training log to {file} ({len(text.splitlines())} lines)")
 
 

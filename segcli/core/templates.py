@@ -31,16 +31,39 @@ class ParamSpec:
     step: float | None = None
     choices: tuple[str, ...] = ()
     local_only: bool = False
+    max_items: int | None = None   # number_list: most values it may hold
 
     def range_text(self) -> str:
         if self.type == "enum":
             return " | ".join(self.choices)
-        lo = "-inf" if self.min is None else f"{self.min:g}"
-        hi = "inf" if self.max is None else f"{self.max:g}"
-        text = f"{lo} .. {hi}" if (self.min is not None or self.max is not None) else ""
+        if self.min is not None and self.max is not None:
+            text = f"{self.min:g} .. {self.max:g}"
+        elif self.min is not None:
+            text = f">= {self.min:g}"
+        elif self.max is not None:
+            text = f"<= {self.max:g}"
+        else:
+            text = ""
         if self.step == 1:
             text += " (whole numbers)"
-        return text.strip()
+        if self.max_items:
+            text += f", at most {self.max_items} values"
+        return text.strip(" ,")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A rule between params that ranges cannot say: when `when` holds, `param` must be one of
+    `allowed` (e.g. pretrained_weights=ade20k needs a model_size that has such weights)."""
+    when: dict[str, str]
+    param: str
+    allowed: tuple[str, ...]
+    message: str
+
+    def problem(self, params: dict[str, Any]) -> str | None:
+        if all(str(params.get(k)) == v for k, v in self.when.items()) and str(params.get(self.param)) not in self.allowed:
+            return f"train_params.{self.param}: {self.message} (got {params.get(self.param)!r})"
+        return None
 
 
 @dataclass(frozen=True)
@@ -49,9 +72,9 @@ class Template:
     model_type: str
     description: str
     params: dict[str, ParamSpec]
-    engine: str = ""
     on_clarifai: bool = False
     source: str = ""
+    constraints: tuple[Constraint, ...] = ()
 
     def defaults(self, include_local: bool = True) -> dict[str, Any]:
         return {n: _copy(p.default) for n, p in self.params.items() if include_local or not p.local_only}
@@ -83,7 +106,12 @@ def _spec(name: str, raw: dict[str, Any], source: str) -> ParamSpec:
     return ParamSpec(name=name, type=kind, default=default, help=str(raw.get("help", "")).strip(),
                      min=raw.get("min"), max=raw.get("max"), step=raw.get("step"),
                      choices=tuple(str(c) for c in raw.get("choices", ())),
-                     local_only=bool(raw.get("local_only", False)))
+                     local_only=bool(raw.get("local_only", False)), max_items=raw.get("max_items"))
+
+
+def _constraint(raw: dict[str, Any]) -> Constraint:
+    return Constraint(when={str(k): str(v) for k, v in raw["when"].items()}, param=str(raw["param"]),
+                      allowed=tuple(str(v) for v in raw["allowed"]), message=str(raw["message"]))
 
 
 def template_from_yaml(path: Path) -> Template:
@@ -91,8 +119,9 @@ def template_from_yaml(path: Path) -> Template:
     params = {n: _spec(n, spec, path.name) for n, spec in (raw.get("params") or {}).items()}
     return Template(name=raw["name"], model_type=raw.get("model_type", "visual-segmenter"),
                     description=" ".join(str(raw.get("description", "")).split()),
-                    params=params, engine=raw.get("engine", ""),
-                    on_clarifai=bool(raw.get("on_clarifai", False)), source=str(path))
+                    params=params,
+                    on_clarifai=bool(raw.get("on_clarifai", False)), source=str(path),
+                    constraints=tuple(_constraint(c) for c in raw.get("constraints") or ()))
 
 
 def templates_dir() -> Path:
@@ -108,6 +137,7 @@ def local_templates() -> list[Template]:
 
 
 def find_template(templates: list[Template], name: str) -> Template:
+    """The template called `name` among a backend's templates."""
     for t in templates:
         if t.name == name:
             return t
@@ -120,10 +150,32 @@ def _bad(spec: ParamSpec, value: Any, why: str) -> str:
     return f"train_params.{spec.name}: {why} (got {value!r})"
 
 
+def parse_number(value: Any) -> float | None:
+    """A finite number in any spelling people write: YAML 1.2 / Python floats (`6e-5`, which
+    YAML 1.1 loads as a string), `1_000`, hex/octal ints; None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            try:
+                number = float(int(text, 0))
+            except ValueError:
+                return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _check_number(spec: ParamSpec, value: Any) -> tuple[Any, str | None]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(float(value)):
+    number = parse_number(value)
+    if number is None:
         return value, _bad(spec, value, "must be a number")
-    value = float(value)
+    value = number
     if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
         return value, _bad(spec, value, f"must be in {spec.range_text()}")
     if spec.step == 1 and not value.is_integer():
@@ -139,6 +191,8 @@ def check_value(spec: ParamSpec, value: Any) -> tuple[Any, str | None]:
         items = value if isinstance(value, list) else [value]
         if not items:
             return value, _bad(spec, value, "needs at least one number")
+        if spec.max_items and len(items) > spec.max_items:
+            return value, _bad(spec, value, f"takes at most {spec.max_items} values")
         out = []
         for item in items:
             num, problem = _check_number(spec, item)
@@ -147,7 +201,7 @@ def check_value(spec: ParamSpec, value: Any) -> tuple[Any, str | None]:
             out.append(num)
         return out, None
     if spec.type == "enum":
-        text = "None" if value is None else str(value)
+        text = _enum_text(spec, value)
         if text not in spec.choices:
             return value, _bad(spec, value, f"must be one of {spec.range_text()}")
         return text, None
@@ -158,6 +212,20 @@ def check_value(spec: ParamSpec, value: Any) -> tuple[Any, str | None]:
     if not isinstance(value, str):
         return value, _bad(spec, value, "must be a string")
     return value, None
+
+
+# YAML 1.1 reads these words as booleans; a user writing `mixed_precision: no` meant the word.
+_YAML_BOOL_WORDS = {False: ("no", "off", "false", "n"), True: ("yes", "on", "true", "y")}
+
+
+def _enum_text(spec: ParamSpec, value: Any) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, bool):
+        for choice in spec.choices:
+            if choice.lower() in _YAML_BOOL_WORDS[value]:
+                return choice
+    return str(value)
 
 
 def parse_set_value(text: str) -> Any:
@@ -193,7 +261,14 @@ def load_document(path: Path) -> dict[str, Any]:
         raise NotFoundError(f"params file {path} does not exist",
                             hint="segcli template params MMSegmentation_SegFormer -f " + str(path))
     try:
-        doc = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8-sig")   # a BOM from a Windows editor is fine
+        doc = yaml.safe_load(text)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read params file {path}: {exc.strerror or exc}",
+                                hint="pass a readable YAML file") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"params file {path} is not UTF-8 text",
+                                hint="save it as UTF-8, or regenerate it with segcli template params") from None
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0]
         raise InvalidInputError(f"params file {path} is not valid YAML: {first}",
@@ -204,19 +279,28 @@ def load_document(path: Path) -> dict[str, Any]:
     return doc
 
 
-def validate_document(doc: dict[str, Any], templates: list[Template]) -> tuple[Template, dict[str, Any]]:
-    """Check shape, keys, types and ranges. Returns the template and a normalised copy.
+# Which train params a resolved document carries.
+FILE_VIEW = "file"      # as the SDK's get_params saves them: platform params, local-only knobs if set
+LOCAL_RUN = "local"     # every knob of the template (a local training records them all)
+CLOUD_RUN = "cloud"     # platform params only: local-only knobs are never sent to Clarifai
 
-    Every problem is collected so one run tells the user everything that is wrong.
+
+def resolve_document(doc: dict[str, Any], templates: list[Template], default_template: str,
+                     view: str = FILE_VIEW) -> tuple[Template, dict[str, Any], list[str]]:
+    """Check shape, keys, types, ranges and constraints of a params document once, and fill the
+    defaults `view` asks for, all from the template (its YAML, or ListModelTypes on Clarifai).
+
+    Returns the template, the normalised document, and the local-only knobs a CLOUD_RUN dropped
+    although the user had changed them (so the caller can say so). Every problem is collected so
+    one run tells the user everything that is wrong.
     """
     problems = [f"unknown key '{k}' (allowed: {', '.join(TOP_LEVEL_KEYS)})" for k in doc if k not in TOP_LEVEL_KEYS]
     params = doc.get("train_params") or {}
     if not isinstance(params, dict):
         raise InvalidInputError("train_params must be a mapping", hint="segcli template params NAME -f FILE")
-    template = find_template(templates, str(params.get("template") or "MMSegmentation_SegFormer"))
-    # Missing platform params take their defaults (as get_params writes them); local-only
-    # knobs stay absent unless set, so a params file looks like the SDK's.
-    out_params: dict[str, Any] = template.defaults(include_local=not template.on_clarifai)
+    template = find_template(templates, str(params.get("template") or default_template))
+    include_local = view == LOCAL_RUN or (view == FILE_VIEW and not template.on_clarifai)
+    out_params: dict[str, Any] = template.defaults(include_local)
     for key, value in params.items():
         spec = template.params.get(key)
         if spec is None:
@@ -226,6 +310,9 @@ def validate_document(doc: dict[str, Any], templates: list[Template]) -> tuple[T
         out_params[key], problem = check_value(spec, value)
         if problem:
             problems.append(problem)
+    if not problems:
+        checked = {**template.defaults(), **out_params}
+        problems += [p for p in (c.problem(checked) for c in template.constraints) if p]
     concepts = doc.get("concepts") or []
     if not isinstance(concepts, list) or not all(isinstance(c, str) for c in concepts):
         problems.append("concepts must be a list of concept ids")
@@ -236,9 +323,15 @@ def validate_document(doc: dict[str, Any], templates: list[Template]) -> tuple[T
         raise InvalidInputError(problems[0] if len(problems) == 1 else f"{len(problems)} problems in params",
                                 hint=f"segcli template show {template.name}  lists every param with its range",
                                 details=problems if len(problems) > 1 else None)
+    dropped: list[str] = []
+    if view == CLOUD_RUN:
+        for name in [n for n in out_params if template.params[n].local_only]:
+            if out_params[name] != template.params[name].default:
+                dropped.append(f"{name}={out_params[name]!r}")
+            del out_params[name]
     normalised = {"dataset_id": doc.get("dataset_id") or "", "dataset_version_id": doc.get("dataset_version_id") or "",
                   "concepts": list(concepts), "train_params": out_params}
-    return template, normalised
+    return template, normalised, dropped
 
 
 @dataclass

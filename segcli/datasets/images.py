@@ -160,3 +160,13 @@ def collect(outcomes: Iterable[LabeledItem | InvalidItem],
             seen.setdefault(region.concept)
     result.concepts = list(seen)
     return result
+
+
+def decode_rgb(data: bytes, name: str) -> np.ndarray:
+    """A stored image's bytes as HxWx3 uint8 RGB (the one way every reader of stored images
+    decodes them, so training, evaluation and previews see the same pixels)."""
+    image = decode(data, name)
+    try:
+        return np.asarray(image.convert("RGB"))
+    finally:
+        image.close()

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 IGNORE_INDEX = 255  # label-map value that training and metrics skip (mmseg / HF convention)
-BACKGROUND_INDEX = 0
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,14 @@ Predictor needs.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from segcli.core.errors import InvalidInputError, NotFoundError
+from segcli.core.files import write_bytes_atomic, write_text_atomic
 
 FORMAT = "segcli-checkpoint/1"
 CKPT_NAME = "checkpoint.safetensors"
@@ -28,23 +28,14 @@ def _cpu(t: torch.Tensor) -> torch.Tensor:
 
 
 def atomic_save(tensors: dict, path: Path, metadata: dict | None = None) -> None:
+    # A kill -9 (or power cut: fsync) leaves either the old checkpoint or the new one.
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    _fsync_replace(tmp, path)
+    write_bytes_atomic(path, save(tensors, metadata=metadata), fsync=True)
 
 
 def atomic_write_text(text: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    _fsync_replace(tmp, path)
-
-
-def _fsync_replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)   # a kill -9 leaves either the old file or the new one, never half
+    write_text_atomic(path, text, fsync=True)
 
 
 def save_training(ckpt_dir: Path, *, model, optimizer, scheduler, epoch: int,

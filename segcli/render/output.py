@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 FORMATS = ("table", "json", "yaml")
 
@@ -95,7 +95,3 @@ class Output:
 
     def warn(self, message: str) -> None:
         print(f"warning: {message}", file=sys.stderr, flush=True)
-
-    def lines(self, messages: Iterable[str]) -> None:
-        for m in messages:
-            self.info(m)

@@ -1,9 +1,10 @@
 """Training curves (loss and validation mIoU per epoch) as a PNG next to a model version."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Sequence
+
+from segcli.core.files import write_atomic
 
 # Accept the key spellings an epoch record may use; the first one present wins.
 _LOSS_KEYS = ("loss", "train_loss")
@@ -44,9 +45,7 @@ def plot_training(epochs: Sequence[dict[str, Any]], out_png: Path | str, title: 
         ax_loss.set_title(title or "training")
         fig.tight_layout()
         # Write then rename: `model show` may read the plot while training still updates it.
-        tmp = out_png.with_name(out_png.name + ".tmp")
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, out_png)
+        write_atomic(out_png, lambda fh: fig.savefig(fh, format="png"))
     finally:
         plt.close(fig)
     return out_png

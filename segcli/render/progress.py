@@ -88,7 +88,7 @@ def _fmt_duration(seconds: float | None) -> str:
 
 
 def status_fields(snap: dict[str, Any]) -> dict[str, str]:
-    """Human fields of a training snapshot (see TrainingWatcher events)."""
+    """Human fields of a training snapshot (services/training._snapshot)."""
     metric = snap.get("val_mIoU")
     loss = snap.get("loss")
     ips = snap.get("images_per_s")

@@ -1,4 +1,9 @@
-"""The params document: the seed's get_params + update_params, checked against the backend."""
+"""The params document: the seed's get_params + update_params, resolved once and checked
+against the backend's data.
+
+`build_document` is the one path from (params file | template defaults) + flags + `--set` to a
+validated document; the template (its YAML) is the only source of defaults, types and ranges.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,17 +13,24 @@ import yaml
 
 from segcli.backends.base import Backend
 from segcli.core.errors import InvalidInputError, NotFoundError
-from segcli.core.templates import (ParamsUpdate, Template, default_document, find_template, load_document,
-                                   parse_assignments, validate_document)
+from segcli.core.templates import (CLOUD_RUN, FILE_VIEW, LOCAL_RUN, ParamsUpdate, Template, default_document,
+                                   load_document, parse_assignments, resolve_document)
 
 
 def split_concepts(value: Optional[str]) -> Optional[list[str]]:
     return [c.strip() for c in value.split(",") if c.strip()] if value else None
 
 
-def build_document(templates: list[Template], template_name: Optional[str], params_file: Optional[Path],
-                   update: ParamsUpdate, sets: list[str]) -> tuple[Template, dict[str, Any]]:
-    """Start from the file (or the template's defaults), apply flags, validate shape and ranges."""
+def build_document(backend: Backend, template_name: Optional[str], params_file: Optional[Path],
+                   update: ParamsUpdate, sets: list[str], for_training: bool = False,
+                   note=None) -> tuple[Template, dict[str, Any]]:
+    """Start from the file (or the template's defaults: the named template, else the
+    backend's default), apply flags and `--set`, validate once.
+
+    for_training resolves every param the backend's training takes (all knobs locally, so the
+    version records them; platform params only on Clarifai, with a `note` for changed local-only
+    knobs that are not sent); otherwise the document is the params-file view.
+    """
     if params_file is not None:
         doc = load_document(params_file)
         file_template = (doc.get("train_params") or {}).get("template") if isinstance(doc.get("train_params"), dict) else None
@@ -26,10 +38,15 @@ def build_document(templates: list[Template], template_name: Optional[str], para
             raise InvalidInputError(f"--template {template_name} differs from the params file's template {file_template}",
                                     hint=f"drop --template, or regenerate: segcli template params {template_name} -f {params_file}")
     else:
-        template = find_template(templates, template_name or "MMSegmentation_SegFormer")
+        template = backend.find_template(template_name)
         doc = default_document(template, include_local=not template.on_clarifai)
     update.train_params.update(parse_assignments(sets))
-    return validate_document(update.apply(doc), templates)
+    view = (LOCAL_RUN if backend.accepts_local_params else CLOUD_RUN) if for_training else FILE_VIEW
+    template, doc, dropped = resolve_document(update.apply(doc), backend.list_templates(),
+                                              backend.default_template, view)
+    if dropped and note is not None:
+        note(f"local-only params not sent to {backend.title}: {', '.join(dropped)}")
+    return template, doc
 
 
 def check_against_backend(backend: Backend, app_id: str, doc: dict[str, Any], all_concepts: bool = False) -> dict[str, Any]:

@@ -41,8 +41,8 @@ def prepare(backend: Backend, app_id: str, template_name: Optional[str], params_
             dataset: Optional[str], dataset_version: Optional[str], concepts: Optional[list[str]],
             sets: list[str], sink: Output, model_id: str) -> tuple[Template, dict[str, Any]]:
     update = ParamsUpdate(dataset_id=dataset, dataset_version_id=dataset_version, concepts=concepts)
-    template, doc = build_document(backend.list_templates(), template_name, params_file, update, sets)
-    doc["train_params"] = {**template.defaults(), **doc["train_params"]}  # the version records every knob
+    template, doc = build_document(backend, template_name, params_file, update, sets, for_training=True,
+                                   note=lambda message: sink.info(f"note: {message}"))
     dataset_id, version_id = resolve_dataset_version(
         backend, app_id, doc["dataset_id"] or None, doc["dataset_version_id"] or None, sink, model_id, create=True)
     doc["dataset_id"], doc["dataset_version_id"] = dataset_id, version_id

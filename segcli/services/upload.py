@@ -62,7 +62,7 @@ def upload(backend: Backend, app_id: str, dataset_id: str, data: ReadResult, *, 
     """The caller has checked that the dataset exists (before the costly read)."""
     if data.total == 0:
         raise InvalidInputError("the dataset is empty: no images found", hint="check --images (and --coco / --masks)")
-    if dry_run:  # the caller prints this summary, then fails if `refused(...)`
+    if dry_run:  # the caller prints this summary, then fails through check_tolerance()
         return UploadResult(added=0, skipped=0, invalid=len(data.invalid), valid=len(data.items),
                             dataset_id=dataset_id, concepts=list(data.concepts), dry_run=True,
                             invalid_items=[{"name": b.name, "reason": b.reason} for b in data.invalid])

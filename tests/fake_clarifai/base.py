@@ -68,6 +68,8 @@ class HandlerBase:
                               v: DatasetVersionRecord) -> resources_pb2.DatasetVersion:
         ready = v.polls >= self.fake.dataset_version_polls
         code = C.DATASET_VERSION_READY if ready else C.DATASET_VERSION_PENDING
+        if ready and self.fake.dataset_version_fails:
+            code = C.DATASET_VERSION_FAILURE
         return resources_pb2.DatasetVersion(
             id=v.id, dataset_id=v.dataset_id, app_id=app.id, user_id=app.user_id,
             description=v.description, created_at=ts(v.created), modified_at=ts(v.created),

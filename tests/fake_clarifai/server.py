@@ -73,6 +73,7 @@ class FakeClarifai:
     add_job_polls, add_job_delay_s   an inputs-add job stays pending for that many
                         GetInputsAddJob polls and seconds (both 0: done at once).
     dataset_version_polls  GetDatasetVersion reads that see PENDING before READY.
+    dataset_version_fails  a version ends DATASET_VERSION_FAILURE instead of READY.
     training_plan       TrainingPlan for new model versions (stage lengths, forced failure).
     max_workers         gRPC thread pool (concurrent calls in flight, latency included).
     """
@@ -93,6 +94,7 @@ class FakeClarifai:
         add_job_polls: int = 0,
         add_job_delay_s: float = 0.0,
         dataset_version_polls: int = 0,
+        dataset_version_fails: bool = False,
         training_plan: TrainingPlan | None = None,
         max_workers: int = 32,
     ) -> None:
@@ -106,6 +108,7 @@ class FakeClarifai:
         self.input_fails = input_fails
         self.add_job_polls, self.add_job_delay_s = add_job_polls, add_job_delay_s
         self.dataset_version_polls = dataset_version_polls
+        self.dataset_version_fails = dataset_version_fails
         self.training_plan = training_plan or TrainingPlan()
         self.max_workers = max_workers
         self.state = State()

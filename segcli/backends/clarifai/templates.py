@@ -96,4 +96,4 @@ def _template(option, template_field, shared: list[ParamSpec], model_type_id: st
         params.setdefault(extra.name, extra)
     return Template(name=option.id, model_type=model_type_id,
                     description=" ".join((option.description or option.id).split()),
-                    params=params, engine="clarifai", on_clarifai=True, source="clarifai:ListModelTypes")
+                    params=params, on_clarifai=True, source="clarifai:ListModelTypes")

@@ -6,10 +6,10 @@ a valid name; re-writing an existing blob is a no-op (that is what makes uploads
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from segcli.core.files import write_atomic
 
 
 class BlobStore:
@@ -20,45 +20,23 @@ class BlobStore:
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / digest[2:]
 
-    def has(self, digest: str) -> bool:
-        return self.path(digest).exists()
-
-    def _commit(self, tmp: str, target: Path) -> None:
-        os.replace(tmp, target)
-
-    def _tmp_in(self, target: Path) -> tuple[int, str]:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    def _put(self, digest: str, fill) -> str:
+        """Content-addressed: an existing blob is already right, so writing it again is a no-op."""
+        target = self.path(digest)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, fill)
+        return digest
 
     def put_bytes(self, data: bytes, digest: str | None = None) -> str:
-        digest = digest or hashlib.sha256(data).hexdigest()
-        target = self.path(digest)
-        if target.exists():
-            return digest
-        fd, tmp = self._tmp_in(target)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            self._commit(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return digest
+        return self._put(digest or hashlib.sha256(data).hexdigest(), lambda fh: fh.write(data))
 
     def put_file(self, source: Path, digest: str) -> str:
         """Copy a file whose digest the caller already computed (the reader hashed it)."""
-        target = self.path(digest)
-        if target.exists():
-            return digest
-        fd, tmp = self._tmp_in(target)
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)
-            self._commit(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return digest
+        def copy(fh) -> None:
+            with open(source, "rb") as src:
+                shutil.copyfileobj(src, fh, 1 << 20)
+        return self._put(digest, copy)
 
     def read(self, digest: str) -> bytes:
         return self.path(digest).read_bytes()

@@ -1,6 +1,6 @@
 """The training worker process: `python -m segcli.backends.local.worker ROOT APP MODEL VERSION [--resume]`.
 
-Started detached by training.start(); everything it says goes to runs/VERSION/train.log.
+Started detached by jobs.start(); everything it says goes to runs/VERSION/train.log.
 It owns the version's row while it runs: status, progress, per-epoch metrics, final metrics.
 """
 from __future__ import annotations
@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from segcli.backends.local.store import Store
-from segcli.backends.local.training import build_lut, version_items
+from segcli.backends.local import items
 from segcli.core.entities import CANCELLED, TRAINED, TRAINING, TRAINING_FAILED
 from segcli.core.ids import now_iso
+from segcli.datasets.labels import class_lut
 
 PROGRESS_EVERY_S = 0.5
 
@@ -97,10 +98,10 @@ def build_job(store: Store, row: Any, workdir: Path):
     doc = json.loads(row["params_json"])
     classes = ["background"] + [c for c in doc["concepts"] if c != "background"]
     samples = []
-    for item in version_items(store, row["app_id"], doc["dataset_version_id"]):
+    for item in items.rows(store, row["app_id"], doc["dataset_id"], doc["dataset_version_id"]):
         samples.append(Sample(image_path=store.blobs.path(item["image_blob"]),
                               labelmap_path=store.blobs.path(item["labelmap_blob"]),
-                              lut=build_lut(json.loads(item["labels_json"]), classes)))
+                              lut=class_lut(items.labels_of(item), classes)))
     return TrainJob(template=row["template"], params=doc["train_params"], classes=classes,
                     train=samples, val=[], workdir=workdir)
 

@@ -1,0 +1,40 @@
+"""File conventions every part of segcli shares: which suffixes are images and videos, and how
+a file is written so that no reader (or a kill -9) ever sees half of it."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, IO
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+
+
+def write_atomic(path: Path, fill: Callable[[IO[bytes]], None], *, mode: int | None = None,
+                 fsync: bool = False) -> None:
+    """Write `path` through a temp file in the same folder, then rename it into place: the
+    old file or the new one, never a mix. `fill` writes the content to a binary file object
+    (or into its `.name`, for writers that want a path); `mode` is applied before any byte is
+    written (0o600 for secrets); `fsync` makes it survive a power cut (checkpoints)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        if mode is not None:
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fill(fh)
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes, **kw) -> None:
+    write_atomic(path, lambda fh: fh.write(data), **kw)
+
+
+def write_text_atomic(path: Path, text: str, **kw) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"), **kw)
