@@ -1,7 +1,6 @@
 """Datasets, uploads, dataset versions and evaluation items on Clarifai."""
 from __future__ import annotations
 
-import io
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
@@ -171,11 +170,10 @@ class DatasetsMixin(ClientMixin):
                     yield EvalItem(name=_name(inp), image=image, target=target)
 
     def _image(self, inp) -> np.ndarray:
-        from PIL import Image
+        from segcli.datasets.imagefile import open_rgb
 
         data = bytes(inp.data.image.base64) or http.fetch(inp.data.image.url, self.conn, f"input {inp.id}")
-        with Image.open(io.BytesIO(data)) as im:
-            return np.asarray(im.convert("RGB"))
+        return open_rgb(data, _name(inp))  # as displayed, like the masks uploaded for it
 
 
 def _concepts(ann) -> list:

@@ -43,10 +43,11 @@ def eval_items(store: Store, app_id: str, version_id: str, classes: list[str]) -
     import numpy as np  # not at module level: `app list` must not pay ~90 ms for it
     from PIL import Image
 
+    from segcli.datasets.imagefile import open_rgb
+
     for row in version_items(store, app_id, version_id):
         lut = np.asarray(build_lut(json.loads(row["labels_json"]), classes), dtype=np.uint8)
-        with Image.open(store.blobs.path(row["image_blob"])) as im:
-            image = np.asarray(im.convert("RGB"))
+        image = open_rgb(store.blobs.path(row["image_blob"]), row["name"])  # original bytes, shown upright
         with Image.open(store.blobs.path(row["labelmap_blob"])) as lm:
             target = lut[np.asarray(lm)]
         yield EvalItem(name=row["name"], image=image, target=target)
