@@ -359,6 +359,23 @@ def test_exif_photo_with_mask_drawn_as_displayed(cli, store, tmp_path, segcli_ho
         assert np.array_equal(array, image)  # pixels line up with the mask
 
 
+def test_local_eval_reads_the_stored_exif_photo_as_displayed(cli, store, tmp_path, segcli_home):
+    from segcli.backends.local.store import Store
+    from segcli.backends.local.training import eval_items
+
+    root = mask_folder(tmp_path, n=1)
+    image, mask = scene()
+    save_turned(root / "images" / "00.png", image, 6)
+    assert upload_masks(cli, root).code == 0
+    version = cli("dataset", "version", "create", "d", "--app", "a", "-o", "json").json()["id"]
+    local = Store(segcli_home / "data")
+    try:
+        (item,) = eval_items(local, "a", version, ["background", "circle", "square"])
+    finally:
+        local.db.close()
+    assert np.array_equal(item.image, image) and np.array_equal(item.target, mask)
+
+
 def test_exif_jpeg_phone_photo_trains_on_the_displayed_pixels(cli, store, tmp_path, segcli_home):
     root = mask_folder(tmp_path, n=1)
     (root / "images" / "00.png").unlink()
