@@ -18,6 +18,7 @@ import yaml
 from segcli.backends.registry import BACKENDS, DEFAULT_BACKEND
 from segcli.core.errors import ConfigError, InvalidInputError, NotFoundError
 from segcli.core.files import write_text_atomic
+from segcli.core.textfile import TextEncodingError, read_text
 
 # key -> environment variable that overrides the profile value: the shared settings, then
 # each backend's own (declared in backends/registry.py).
@@ -71,14 +72,22 @@ class ConfigFile:
         if not path.exists():
             return cls(profiles={DEFAULT_PROFILE: {"backend": DEFAULT_BACKEND}})
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(read_text(path)) or {}
+        except TextEncodingError as exc:
+            raise ConfigError(f"config file {path} is not readable text: {exc.reason}",
+                              hint=f"fix or delete {path}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {path} is not valid YAML ({exc.__class__.__name__})",
                               hint=f"fix or delete {path}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must be a mapping (current:, profiles:), "
+                              f"not a {type(raw).__name__}", hint=f"fix or delete {path}")
         profiles = raw.get("profiles") or {}
-        if not isinstance(profiles, dict):
-            raise ConfigError(f"config file {path}: 'profiles' must be a mapping",
-                              hint=f"fix or delete {path}")
+        if not isinstance(profiles, dict) or not all(
+                isinstance(v, dict) or v is None for v in profiles.values()):
+            raise ConfigError(f"config file {path}: 'profiles' must map each profile name to "
+                              "its settings", hint=f"fix or delete {path}")
+        profiles = {str(k): dict(v or {}) for k, v in profiles.items()}
         profiles.setdefault(DEFAULT_PROFILE, {"backend": DEFAULT_BACKEND})
         return cls(current=str(raw.get("current") or DEFAULT_PROFILE), profiles=profiles)
 

@@ -83,7 +83,7 @@ def test_dataset_version_contract(cli, app_ds, data):
 
 def _break_one_mask(data):
     bad = sorted((data / "masks").glob("*.png"))[0]
-    Image.new("RGB", (64, 64)).save(bad)
+    Image.new("RGB", (64, 64), (128, 0, 0)).save(bad)  # a colour mask: no class indices
     return bad.name
 
 

@@ -69,7 +69,7 @@ def test_datasets_upload_and_versions(cli, backend, shapes_data):
     dry = data(upload(cli, shapes_data, "--dry-run"))
     assert (dry["dry_run"], dry["valid"], dry["added"]) == (True, 12, 0)
     first = data(upload(cli, shapes_data))
-    assert first == {"added": 12, "skipped": 0, "invalid": 0, "updated": 0, "valid": 12, "dataset_id": "d",
+    assert first == {"added": 12, "skipped": 0, "invalid": 0, "updated": 0, "valid": 12, "clipped": 0, "dataset_id": "d",
                      "concepts": first["concepts"], "invalid_items": [], "dry_run": False}
     assert sorted(first["concepts"]) == SHAPES
     again = data(upload(cli, shapes_data))

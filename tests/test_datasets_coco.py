@@ -179,12 +179,20 @@ def test_truncated_jpeg_is_invalid(tmp_path):
 
 BAD_ANNOTATIONS = {
     "unknown category": (ann(7, 99, [rect(0, 0, 5, 5)]), "annotation 7 has unknown category id 99"),
-    "outside": (ann(7, 3, [[0, 0, W + 1.5, 0, 5, 5]]), f"(41.5, 0) is outside the {W}x{H} image"),
+    "wholly outside": (ann(7, 3, [[W + 5, 0, W + 15, 0, W + 10, 8]]),
+                       f"polygon lies wholly outside the {W}x{H} image (first point (45, 0))"),
+    "second ring outside": (ann(7, 3, [rect(0, 0, 5, 5), rect(-9, -9, -2, -2)]),
+                            "polygon 2 lies wholly outside"),
+    "zero area": (ann(7, 3, [[0, 0, 5, 5, 10, 10]]), "polygon has zero area (its points lie on one line)"),
+    "repeated point": (ann(7, 3, [[3, 3, 3, 3, 3, 3]]), "zero area"),
+    "not finite": (ann(7, 3, [[0, 0, 5, 0, float("nan"), 5]]), "not a finite number"),
     "two points": (ann(7, 3, [[0, 0, 5, 5]]), "polygon has 2 points, needs at least 3"),
     "odd coords": (ann(7, 3, [[0, 0, 5, 5, 9]]), "odd number of coordinates"),
     "string seg": (ann(7, 3, "oops"), "list of polygons or an RLE"),
     "string coords": (ann(7, 3, [["0", "0", "5", "0", "5", "5"]]), "malformed polygon"),
-    "empty seg": (ann(7, 3, []), "segmentation is empty"),
+    "empty seg": (ann(7, 3, []), "annotation 7 has no segmentation"),
+    "bbox only": (ann(7, 3, [], bbox=[1, 1, 5, 5]), "annotation 7 has only a bounding box and no segmentation"),
+    "no seg key": ({"id": 7, "image_id": 1, "category_id": 3, "bbox": [1, 1, 5, 5]}, "only a bounding box"),
     "rle wrong size": (ann(7, 3, {"size": [H, W + 2], "counts": [H * W]}), "RLE size 42x30 differs"),
     "rle overrun": (ann(7, 3, {"size": [H, W], "counts": [5, H * W]}), "counts cover 1205 pixels"),
     "rle bad string": (ann(7, 3, {"size": [H, W], "counts": "0~~"}), "malformed RLE"),
@@ -214,7 +222,8 @@ def test_annotation_for_unknown_image_is_reported(tmp_path):
 @pytest.mark.parametrize("change, name, reason", [
     (lambda imgs: imgs[1].update(id=1), "b.png", "image id 1 is used by 2 entries"),
     (lambda imgs: imgs[1].pop("width"), "b.png", "image entry has no 'width'"),
-    (lambda imgs: imgs[1].update(file_name="../b.png"), "../b.png", "outside the images folder"),
+    (lambda imgs: imgs[1].update(file_name="../c.png"), "../c.png", "image file not found: looked for images/c.png"),
+    (lambda imgs: imgs[1].update(file_name="./a.png"), "./a.png", "2 entries in 'images' name the same file a.png"),
     (lambda imgs: imgs[1].update(file_name="a.png"), "a.png", "listed 2 times"),
 ])
 def test_bad_image_entries(tmp_path, change, name, reason):

@@ -85,10 +85,16 @@ def test_one_bit_mask_is_reencoded(data):
     (["BG", "a"], {1: "a"}),
     (["__background__", "a"], {1: "a"}),
     (["a", "b"], {1: "a", 2: "b"}),
-    (["a", "", "b  "], {1: "a", 2: "b"}),
+    (["a", "b  ", "", ""], {1: "a", 2: "b"}),
 ])
 def test_class_name_rule(tmp_path, entries, expected):
     assert class_names(entries, tmp_path)[0] == expected
+
+
+def test_blank_entry_inside_the_list_is_refused_not_skipped(tmp_path):
+    # Skipping it would shift every later name by one index (YOLO/labelme count blank lines).
+    with pytest.raises(InvalidInputError, match="entry 2 is blank"):
+        class_names(["a", "", "b"], tmp_path)
 
 
 def test_classes_txt_beside_or_inside_masks_and_flag_wins(data):
@@ -121,10 +127,10 @@ CASES = {
                     "masks/zzz.png", "mask has no matching image in images/"),
     "size mismatch": (lambda d: Image.new("L", (50, 40)).save(d / "masks/00001.png"),
                       "00001.jpg", "mask is 50x40 but the image is 48x48"),
-    "rgb mask": (lambda d: Image.new("RGB", (48, 48)).save(d / "masks/00001.png"),
-                 "00001.jpg", "must be single-channel (mode L or P), got RGB"),
+    "rgb mask": (lambda d: Image.new("RGB", (48, 48), (128, 0, 0)).save(d / "masks/00001.png"),
+                 "00001.jpg", "must be single-channel (mode L or P), got RGB with colours"),
     "rgba mask": (lambda d: Image.new("RGBA", (48, 48)).save(d / "masks/00001.png"),
-                  "00001.jpg", "got RGBA"),
+                  "00001.jpg", "has transparent pixels (mode RGBA)"),
     "16-bit mask": (lambda d: _save(d / "masks/00001.png", np.ones((48, 48), np.uint16)),
                     "00001.jpg", "16-bit"),
     "unnamed class": (lambda d: Image.new("L", (48, 48), 7).save(d / "masks/00001.png"),

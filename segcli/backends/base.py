@@ -178,12 +178,13 @@ class Backend(ABC):
         are background, ignore stays 255 (as training saw them)."""
         import numpy as np
 
+        from segcli.datasets.imagefile import open_rgb
         from segcli.datasets.labels import class_lut
-        from segcli.datasets.images import decode_rgb
 
         for item in self.iter_dataset_items(app_id, dataset_id, version_id):
             lut = np.asarray(class_lut(item.labels, classes), dtype=np.uint8)
-            yield EvalItem(name=item.name, image=decode_rgb(item.image, item.name), target=lut[item.labelmap])
+            # The stored bytes are the original file: shown upright, as its label map was drawn.
+            yield EvalItem(name=item.name, image=open_rgb(item.image, item.name), target=lut[item.labelmap])
 
     # -- models and templates -----------------------------------------------------------
     def list_model_types(self) -> list[dict[str, Any]]:

@@ -90,7 +90,7 @@ def upload(
         sink.warn(f"invalid: {bad.name}: {bad.reason}")
     summary = result.to_dict()
     if output == "table":
-        summary = {k: summary[k] for k in ("dataset_id", "valid", "added", "updated", "skipped", "invalid", "dry_run")}
+        summary = {k: summary[k] for k in ("dataset_id", "valid", "added", "updated", "skipped", "invalid", "clipped", "dry_run")}
         summary["concepts"] = ", ".join(result.concepts)
     sink.data(summary)
     if dry_run:

@@ -50,6 +50,7 @@ class UploadResult(Record):
     invalid: int
     updated: int = 0
     valid: int = 0
+    clipped: int = 0   # COCO annotations whose polygons ran past the image border (clipped to it)
     dataset_id: str = ""
     concepts: list[str] = field(default_factory=list)
     invalid_items: list[dict[str, str]] = field(default_factory=list)

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from segcli.core.errors import InvalidInputError, NotFoundError
+from segcli.core.textfile import SAVE_AS_UTF8, TextEncodingError, read_text
 
 PARAM_TYPES = ("number", "number_list", "string", "enum", "bool")
 TOP_LEVEL_KEYS = ("dataset_id", "dataset_version_id", "concepts", "train_params")
@@ -261,14 +262,13 @@ def load_document(path: Path) -> dict[str, Any]:
         raise NotFoundError(f"params file {path} does not exist",
                             hint="segcli template params MMSegmentation_SegFormer -f " + str(path))
     try:
-        text = path.read_bytes().decode("utf-8-sig")   # a BOM from a Windows editor is fine
-        doc = yaml.safe_load(text)
+        doc = yaml.safe_load(read_text(path))   # a BOM from a Windows editor is fine
     except OSError as exc:
         raise InvalidInputError(f"cannot read params file {path}: {exc.strerror or exc}",
                                 hint="pass a readable YAML file") from None
-    except UnicodeDecodeError:
-        raise InvalidInputError(f"params file {path} is not UTF-8 text",
-                                hint="save it as UTF-8, or regenerate it with segcli template params") from None
+    except TextEncodingError as exc:
+        raise InvalidInputError(f"params file {path} is not readable text: {exc.reason}",
+                                hint=SAVE_AS_UTF8 + ", or regenerate it with segcli template params") from None
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0]
         raise InvalidInputError(f"params file {path} is not valid YAML: {first}",

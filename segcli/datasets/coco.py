@@ -9,27 +9,39 @@ longer `labelmap == i`, so the Region carries its own mask PNG.
 Decisions:
 - Images listed without annotations are valid and all background: locally they teach
   "background"; Clarifai uploads them as unlabeled inputs.
-- Polygon points may lie up to 1 px outside the image (COCO exports round coordinates).
+- Coordinates, width and height are in the image as displayed (EXIF orientation applied), as
+  annotation tools draw them; segcli reads every image that way (datasets/imagefile.py).
+- Polygons running past the image border (objects cut by the frame, converted or generated
+  data) are clipped to it, as pycocotools' rasteriser does: the mask is exactly `annToMask`.
+  Annotations with points more than 1 px outside are counted as `clipped` (within 1 px is
+  COCO's coordinate rounding). Only a polygon with fewer than 3 points, with zero area (all
+  points on one line), or wholly outside the image is invalid.
 - An image with any bad annotation is invalid as a whole: silently dropping an object would
-  teach the model that those pixels are background.
+  teach the model that those pixels are background. So is one with a bbox-only annotation.
 - `iscrowd` annotations (usually RLE) are painted like any other, as pycocotools does.
+- `file_name` is found the way real exports write it (see `ImageFinder`); the item is named
+  by the path found, relative to --images.
 """
 from __future__ import annotations
 
 import functools
 import json
+import os
+import re
+import threading
 from collections import Counter
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from segcli.core.errors import InvalidInputError, NotFoundError
+from segcli.core.textfile import SAVE_AS_UTF8
 from segcli.datasets.images import (DEFAULT_WORKERS, BadFile, Progress, bbox_of, collect,
                                     inspect_image, map_items, png_bytes, require_dir)
 from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult, Region
 
-TOLERANCE_PX = 1.0
+TOLERANCE_PX = 1.0  # COCO exports round coordinates: this far outside is not "clipped"
 _HINT = "expected a COCO instances JSON with 'images', 'annotations' and 'categories'"
 
 
@@ -42,11 +54,11 @@ def read_coco(annotations: Path, images_dir: Path, on_progress: Progress | None 
     doc = _load(Path(annotations))
     images_dir = require_dir(images_dir, "images folder",
                              hint="pass the folder holding the files named in the JSON's 'images'")
-    categories = _categories(doc["categories"])
-    entries, invalid = _image_entries(doc["images"])
+    categories = _categories(doc["categories"], Path(annotations))
+    entries, invalid = _image_entries(doc["images"], ImageFinder(images_dir))
     known_ids = {_image_id(e) for e in doc["images"]} - {None}
     by_image, orphans = _group_annotations(doc["annotations"], known_ids)
-    jobs = [(entry, by_image.get(entry["id"], [])) for entry in entries]
+    jobs = [(entry, path, by_image.get(entry["id"], [])) for entry, path in entries]
     read_one = functools.partial(_read_image, images_dir=images_dir, categories=categories)
     return collect(map_items(read_one, jobs, workers, on_progress), invalid + orphans)
 
@@ -57,19 +69,33 @@ def _load(path: Path) -> dict:
         raise NotFoundError(f"COCO annotations file {problem}: {path}",
                             hint="pass the JSON file, e.g. annotations/instances_val2017.json")
     try:
-        text = path.read_bytes()
+        raw = path.read_bytes()
     except OSError as e:
         raise InvalidInputError(f"cannot read {path}: {e.strerror or e}",
                                 hint="check the file's permissions") from None
+    # JSON text starts with ASCII, so UTF-8/16/32 are told apart with or without a BOM
+    # (json.detect_encoding); any other encoding is refused rather than guessed.
+    encoding = json.detect_encoding(raw)
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        bad = raw[e.start:e.start + 1]
+        raise InvalidInputError(
+            f"{path} is not valid {encoding.replace('-sig', '').upper()} text "
+            f"({f'byte 0x{bad[0]:02x} at offset {e.start}' if bad else 'it ends mid-character'})",
+            hint=SAVE_AS_UTF8 + ", or re-export it") from None
     try:
         doc = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        where = f" (line {e.lineno}, column {e.colno}: {e.msg})" if hasattr(e, "lineno") else ""
-        cut = isinstance(e, json.JSONDecodeError) and (
-            e.msg.startswith("Unterminated") or e.pos >= len(text.rstrip()) - 1)
+    except json.JSONDecodeError as e:
+        cut = e.msg.startswith("Unterminated") or e.pos >= len(text.rstrip()) - 1
         raise InvalidInputError(
-            f"{path} is not valid JSON{' - it ends early, truncated?' if cut else ''}{where}",
+            f"{path} is not valid JSON{' - it ends early, truncated?' if cut else ''} "
+            f"(line {e.lineno}, column {e.colno}: {e.msg})",
             hint="re-export or re-download the annotations file") from None
+    except (RecursionError, ValueError) as e:  # nested too deep; a number too long to convert
+        what = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
+        raise InvalidInputError(f"{path} is not JSON segcli can read ({what})",
+                                hint="re-export or re-download the annotations file") from None
     missing = [k for k in ("images", "annotations", "categories")
                if not isinstance(doc, dict) or not isinstance(doc.get(k), list)]
     if missing:
@@ -79,39 +105,64 @@ def _load(path: Path) -> dict:
     return doc
 
 
-def _categories(entries: list) -> dict[int, str]:
+def _categories(entries: list, path: Path) -> dict[int, str]:
     categories: dict[int, str] = {}
     for k, cat in enumerate(entries):
         ok = (isinstance(cat, dict) and type(cat.get("id")) is int
               and isinstance(cat.get("name"), str) and cat["name"].strip())
         if not ok:
-            raise InvalidInputError(f"categories[{k}] needs an integer 'id' and a 'name'", hint=_HINT)
+            raise InvalidInputError(f"{path}: categories[{k}] needs an integer 'id' and a 'name'", hint=_HINT)
+        if not _is_unicode(cat["name"]):
+            raise InvalidInputError(f"{path}: categories[{k}] has a name that is not valid Unicode "
+                                    "(a lone surrogate escape such as \\ud800)", hint=_HINT)
         if cat["id"] in categories:
-            raise InvalidInputError(f"category id {cat['id']} is listed twice", hint=_HINT)
+            raise InvalidInputError(f"{path}: category id {cat['id']} is listed twice", hint=_HINT)
         categories[cat["id"]] = cat["name"].strip()
     return categories
 
 
-def _image_entries(entries: list) -> tuple[list[dict], list[InvalidItem]]:
-    """Structurally sound image entries, and the others as InvalidItems."""
-    good, invalid = [], []
+def _image_entries(entries: list, finder: ImageFinder) -> tuple[list[tuple[dict, Path]], list[InvalidItem]]:
+    """Structurally sound image entries with the file each names, and the others as InvalidItems."""
+    found, invalid = [], []
     ids = Counter(_image_id(e) for e in entries)
     names = Counter(e.get("file_name") for e in entries
                     if isinstance(e, dict) and isinstance(e.get("file_name"), str))
     for k, entry in enumerate(entries):
         name = entry.get("file_name") if isinstance(entry, dict) else None
-        name = name if isinstance(name, str) and name else f"images[{k}]"
+        name = name if isinstance(name, str) and name and _is_unicode(name) else f"images[{k}]"
         problem = _entry_problem(entry, ids, names)
+        where = None if problem else finder.find(entry["file_name"])
+        if isinstance(where, str):
+            problem = where
         if problem:
             invalid.append(InvalidItem(name, problem))
         else:
-            good.append(entry)
+            found.append((entry, where))
+    # Two entries naming one file in different spellings ("a.jpg", "./a.jpg", "C:\\x\\a.jpg").
+    paths = Counter(path for _, path in found)
+    good = []
+    for entry, path in found:
+        if paths[path] > 1:
+            invalid.append(InvalidItem(entry["file_name"], f"{paths[path]} entries in 'images' name "
+                                                           f"the same file {finder.relative(path)}"))
+        else:
+            good.append((entry, path))
     return good, invalid
 
 
 def _image_id(entry) -> int | str | None:
     image_id = entry.get("id") if isinstance(entry, dict) else None
     return image_id if isinstance(image_id, (int, str)) else None
+
+
+def _is_unicode(text: str) -> bool:
+    """False for strings JSON's \\udXXX escapes made with lone surrogates (no file can have
+    such a name, and SQLite cannot store them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _entry_problem(entry, ids: Counter, names: Counter) -> str | None:
@@ -122,18 +173,89 @@ def _entry_problem(entry, ids: Counter, names: Counter) -> str | None:
             return f"image entry has no '{key}'"
     if _image_id(entry) is None:
         return "image id must be an integer or a string"
-    if not isinstance(entry["file_name"], str) or not entry["file_name"]:
+    if not isinstance(entry["file_name"], str) or not entry["file_name"].strip():
         return "image entry has no usable 'file_name'"
+    if not _is_unicode(entry["file_name"]) or "\x00" in entry["file_name"]:
+        return "file_name is not a valid file name (lone surrogate or NUL character)"
     if not all(type(entry[k]) is int and entry[k] > 0 for k in ("width", "height")):
         return "image width and height must be positive integers"
     if ids[entry["id"]] > 1:
         return f"image id {entry['id']} is used by {ids[entry['id']]} entries"
     if names[entry["file_name"]] > 1:
         return f"file is listed {names[entry['file_name']]} times in 'images'"
-    path = PurePosixPath(entry["file_name"].replace("\\", "/"))
-    if path.is_absolute() or ".." in path.parts:
-        return "file_name points outside the images folder"
     return None
+
+
+class ImageFinder:
+    """Finds the file a COCO `file_name` means, always inside --images.
+
+    Real exports write "img.jpg", "train/img.jpg", "./img.jpg", Windows "images\\img.jpg",
+    and absolute paths from the machine that made them ("/home/x/data/img.jpg",
+    "C:\\data\\img.jpg"). Rules, first hit wins:
+    1. the name as written, relative to --images (a POSIX name may contain a backslash);
+    2. its parts split on / and \\ with "", ".", a drive ("C:") and everything up to the last
+       ".." dropped, then ever shorter tails: data/img.jpg, then img.jpg;
+    3. the base name anywhere below --images, when exactly one file has it.
+    Several files with that base name is ambiguous and, like no file at all, an invalid item.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._top: set[str] | None = None
+        self._by_name: dict[str, list[Path]] | None = None
+        self._lock = threading.Lock()
+
+    def find(self, file_name: str) -> Path | str:
+        """The file's path, or the reason there is none."""
+        tails = self._tails(file_name)
+        literal = Path(file_name)
+        if not literal.is_absolute() and ".." not in literal.parts and self._is_file(file_name):
+            return self.root / file_name
+        for tail in tails:
+            if self._is_file(tail):
+                return self.root / tail
+        if not tails:
+            return "file_name names no file"
+        matches = self._named(tails[-1])
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            listed = ", ".join(self.relative(p) for p in matches[:3])
+            return (f"{file_name!r} is ambiguous: {len(matches)} files named {tails[-1]} are below "
+                    f"{self.root.name}/ ({listed}{', ...' if len(matches) > 3 else ''})")
+        looked = " and ".join(dict.fromkeys(f"{self.root.name}/{t}" for t in (tails[0], tails[-1])))
+        return f"image file not found: looked for {looked} (and for {tails[-1]} in its subfolders)"
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    @staticmethod
+    def _tails(file_name: str) -> list[str]:
+        parts = [p for p in re.split(r"[\\/]", file_name) if p not in ("", ".")]
+        if parts and re.fullmatch(r"[A-Za-z]:", parts[0]):
+            parts = parts[1:]
+        if ".." in parts:
+            parts = parts[len(parts) - parts[::-1].index(".."):]
+        return ["/".join(parts[k:]) for k in range(len(parts))]
+
+    def _is_file(self, rel: str) -> bool:
+        if "/" not in rel:  # one listing of --images answers the common flat layout, no stat each
+            if self._top is None:
+                with self._lock:
+                    if self._top is None:
+                        self._top = {e.name for e in os.scandir(self.root) if e.is_file()}
+            return rel in self._top
+        return (self.root / rel).is_file()
+
+    def _named(self, base: str) -> list[Path]:
+        with self._lock:
+            if self._by_name is None:
+                self._by_name = {}
+                for folder, dirs, files in os.walk(self.root):
+                    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                    for f in sorted(files):
+                        self._by_name.setdefault(f, []).append(Path(folder) / f)
+        return self._by_name.get(base, [])
 
 
 def _group_annotations(anns: list, known_ids: set) -> tuple[dict, list[InvalidItem]]:
@@ -152,39 +274,43 @@ def _group_annotations(anns: list, known_ids: set) -> tuple[dict, list[InvalidIt
     return by_image, orphans
 
 
-def _read_image(job: tuple[dict, list[dict]], images_dir: Path,
+def _read_image(job: tuple[dict, Path, list[dict]], images_dir: Path,
                 categories: dict[int, str]) -> LabeledItem | InvalidItem:
-    entry, anns = job
-    name = entry["file_name"]
-    path = images_dir / name
-    if not path.is_file():
-        return InvalidItem(name, f"image file not found: {path}")
+    entry, path, anns = job
+    name = path.relative_to(images_dir).as_posix()
     try:
         info = inspect_image(path)
     except BadFile as e:
-        return InvalidItem(name, e.reason)
+        return InvalidItem(entry["file_name"], e.reason)
     w, h = info.width, info.height
     if (w, h) != (entry["width"], entry["height"]):
-        return InvalidItem(name, f"image is {w}x{h} but the JSON says "
-                                 f"{entry['width']}x{entry['height']}")
+        return InvalidItem(entry["file_name"], f"image is {w}x{h}{info.turned()} but the JSON says "
+                                               f"{entry['width']}x{entry['height']}")
     try:
         masks = [_annotation_mask(ann, categories, w, h) for ann in anns]
-        labelmap, labels, regions = _render(masks, h, w)
+        labelmap, labels, regions = _render([(c, m) for c, m, _ in masks], h, w)
     except BadAnnotation as e:
-        return InvalidItem(name, str(e))
+        return InvalidItem(entry["file_name"], str(e))
     return LabeledItem(name=name, image_path=path, image_sha256=info.sha256, width=w, height=h,
-                       labels=labels, regions=regions, labelmap_png=png_bytes(labelmap))
+                       labels=labels, regions=regions, labelmap_png=png_bytes(labelmap),
+                       clipped=sum(clipped for _, _, clipped in masks))
 
 
-def _annotation_mask(ann: dict, categories: dict[int, str], w: int, h: int) -> tuple[str, np.ndarray]:
+def _annotation_mask(ann: dict, categories: dict[int, str], w: int, h: int) -> tuple[str, np.ndarray, bool]:
+    """(concept, transposed mask, whether its polygons ran past the border and were clipped)."""
     aid = ann.get("id", "?")
     cid = ann.get("category_id")
     if type(cid) is not int or cid not in categories:
         raise BadAnnotation(f"annotation {aid} has unknown category id {cid!r}")
     seg = ann.get("segmentation")
+    if seg is None or seg == []:  # detection exports: the object's pixels are unknown
+        has = "only a bounding box and no" if ann.get("bbox") else "no"
+        raise BadAnnotation(f"annotation {aid} has {has} segmentation (polygons or RLE)")
+    clipped = False
     try:
         if isinstance(seg, list):
-            rle = mask_utils.merge(mask_utils.frPyObjects(_checked_polygons(seg, w, h), h, w))
+            rings, clipped = _checked_polygons(seg, w, h)
+            rle = mask_utils.merge(mask_utils.frPyObjects(rings, h, w))
         elif isinstance(seg, dict):
             rle = _checked_rle(seg, w, h)
         else:
@@ -192,26 +318,83 @@ def _annotation_mask(ann: dict, categories: dict[int, str], w: int, h: int) -> t
     except BadAnnotation as e:
         raise BadAnnotation(f"annotation {aid}: {e}") from None
     # decode() gives an (h, w) column-major 0/1 array; its transpose is a row-major (w, h) one.
-    return categories[cid], mask_utils.decode(rle).T.view(bool)
+    return categories[cid], mask_utils.decode(rle).T.view(bool), clipped
 
 
-def _checked_polygons(rings: list, w: int, h: int) -> list[list[float]]:
-    if not rings:
-        raise BadAnnotation("segmentation is empty (no polygon)")
-    for ring in rings:
+def _checked_polygons(rings: list, w: int, h: int) -> tuple[list[list[float]], bool]:
+    """The rings to rasterise, and whether any ran more than TOLERANCE_PX past the border.
+
+    pycocotools clips a polygon to the image as it rasterises, so rings go to it as written,
+    and the mask is exactly `annToMask`; only rings reaching further out than the image is
+    large are cut first, at that distance, to bound pycocotools' work (it walks every edge at
+    5x resolution, so a point at 1e9 would exhaust memory); that cut is far outside the image.
+    """
+    out, clipped = [], False
+    for k, ring in enumerate(rings):
+        which = f"polygon {k + 1}" if len(rings) > 1 else "polygon"
         if not isinstance(ring, list) or not all(type(v) in (int, float) for v in ring):
             raise BadAnnotation("malformed polygon: expected a flat list of numbers x1,y1,x2,y2,...")
         if len(ring) % 2:
             raise BadAnnotation(f"malformed polygon: odd number of coordinates ({len(ring)})")
         if len(ring) < 6:
-            raise BadAnnotation(f"polygon has {len(ring) // 2} points, needs at least 3")
+            raise BadAnnotation(f"{which} has {len(ring) // 2} points, needs at least 3")
         xy = np.asarray(ring, dtype=np.float64).reshape(-1, 2)
-        outside = ~np.isfinite(xy).all(axis=1)
-        outside |= (xy < -TOLERANCE_PX).any(axis=1) | (xy > np.array([w, h]) + TOLERANCE_PX).any(axis=1)
-        if outside.any():
-            x, y = xy[outside][0]
-            raise BadAnnotation(f"polygon point ({x:g}, {y:g}) is outside the {w}x{h} image")
-    return rings
+        if not np.isfinite(xy).all():
+            x, y = xy[~np.isfinite(xy).all(axis=1)][0]
+            raise BadAnnotation(f"{which} has a point that is not a finite number ({x:g}, {y:g})")
+        if _flat(xy):
+            raise BadAnnotation(f"{which} has zero area (its points lie on one line)")
+        size = np.array([w, h], np.float64)
+        if (xy >= 0).all() and (xy <= size).all():
+            out.append(ring)
+            continue
+        if _flat(_clip(xy, 0.0, 0.0, w, h)):
+            x, y = xy[0]
+            raise BadAnnotation(f"{which} lies wholly outside the {w}x{h} image "
+                                f"(first point ({x:g}, {y:g}))")
+        clipped |= bool(((xy < -TOLERANCE_PX) | (xy > size + TOLERANCE_PX)).any())
+        reach = float(max(w, h))
+        if ((xy < -reach) | (xy > size + reach)).any():
+            ring = _clip(xy, -reach, -reach, w + reach, h + reach).ravel().tolist()
+        out.append(ring)
+    return out, clipped
+
+
+def _flat(xy: np.ndarray) -> bool:
+    """Fewer than 3 points, or all on one line: a polygon without area."""
+    if len(xy) < 3:
+        return True
+    d = xy[1:] - xy[0]
+    far = d[np.argmax(np.abs(d).sum(axis=1))]
+    cross = d[:, 0] * far[1] - d[:, 1] * far[0]
+    return bool(np.abs(cross).max() < 1e-6)
+
+
+def _clip(xy: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    """Sutherland-Hodgman: the ring cut to the rectangle, as an (n, 2) array (maybe empty).
+    Inside the rectangle the crossing parity of every point is kept, so self-intersecting
+    rings fill the same pixels there."""
+    points = [tuple(p) for p in xy]
+    for axis, bound, keep_above in ((0, x0, True), (0, x1, False), (1, y0, True), (1, y1, False)):
+        if not points:
+            break
+
+        def inside(p, axis=axis, bound=bound, keep_above=keep_above):
+            return p[axis] >= bound if keep_above else p[axis] <= bound
+
+        kept = []
+        prev = points[-1]
+        for cur in points:
+            if inside(cur) != inside(prev):
+                t = (bound - prev[axis]) / (cur[axis] - prev[axis])
+                cut = [prev[0] + t * (cur[0] - prev[0]), prev[1] + t * (cur[1] - prev[1])]
+                cut[axis] = bound
+                kept.append(tuple(cut))
+            if inside(cur):
+                kept.append(cur)
+            prev = cur
+        points = kept
+    return np.asarray(points, np.float64).reshape(-1, 2)
 
 
 def _checked_rle(seg: dict, w: int, h: int) -> dict:

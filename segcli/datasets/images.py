@@ -1,5 +1,8 @@
 """Helpers shared by the dataset readers: verify image files, label-map regions, PNG encoding,
 and a (optionally threaded) map over items with progress.
+
+Images are opened through segcli.datasets.imagefile (EXIF orientation, pixel modes, size limit),
+the same module training, predict and eval read them with.
 """
 from __future__ import annotations
 
@@ -13,9 +16,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from segcli.core.errors import NotFoundError
+# BadFile is re-exported: readers catch the one error type imagefile raises too.
+from segcli.datasets.imagefile import BadFile, check_pixels, displayed_size, open_image, orientation  # noqa: F401
 from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult, Region
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -31,19 +36,20 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class BadFile(Exception):
-    """A file that cannot become (part of) an item; `reason` is shown to the user."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
 @dataclass(frozen=True)
 class ImageFile:
     sha256: str
-    width: int
+    width: int        # as displayed: EXIF orientation applied
     height: int
+    orientation: int = 1  # EXIF orientation (1 = none); 5..8 swap width and height
+
+    def turned(self) -> str:
+        """Why the displayed size may surprise: '' for files without an orientation."""
+        if self.orientation == 1:
+            return ""
+        w, h = displayed_size(self.width, self.height, self.orientation)  # its own inverse
+        return (f" (as displayed: the file's EXIF orientation {self.orientation} turns its "
+                f"stored {w}x{h} pixels)")
 
 
 def require_dir(path: Path, what: str, hint: str) -> Path:
@@ -70,14 +76,12 @@ def read_file(path: Path) -> bytes:
 
 def decode(data: bytes, name: str, prepare: Callable[[Image.Image], None] | None = None) -> Image.Image:
     """Open and fully decode `data` (catches truncation); `prepare` runs before pixels load."""
+    image = open_image(data, name)
     try:
-        image = Image.open(io.BytesIO(data))
         if prepare:
             prepare(image)
         image.load()
         return image
-    except UnidentifiedImageError:
-        raise BadFile(f"{name} is not an image file segcli can read") from None
     except BadFile:
         raise
     except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, zlib.error...
@@ -85,7 +89,8 @@ def decode(data: bytes, name: str, prepare: Callable[[Image.Image], None] | None
 
 
 def inspect_image(path: Path) -> ImageFile:
-    """Hash the bytes and fully decode the image once: proves it is readable, gives its size."""
+    """Hash the bytes and fully decode the image once: proves it is readable and convertible,
+    gives its size as displayed (EXIF orientation applied, as every later reader does)."""
     data = read_file(path)
     size: list[tuple[int, int]] = []
 
@@ -96,9 +101,11 @@ def inspect_image(path: Path) -> ImageFile:
             # corrupt streams are caught) at about 2/3 of the cost of a full-size decode.
             image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
 
-    decode(data, path.name, prepare).close()
-    width, height = size[0]
-    return ImageFile(hashlib.sha256(data).hexdigest(), width, height)
+    with decode(data, path.name, prepare) as image:
+        check_pixels(image, path.name)
+        orient = orientation(image)  # after load: PNG may keep its EXIF after the pixels
+    width, height = displayed_size(*size[0], orient)
+    return ImageFile(hashlib.sha256(data).hexdigest(), width, height, orient)
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -156,17 +163,9 @@ def collect(outcomes: Iterable[LabeledItem | InvalidItem],
             result.invalid.append(outcome)
             continue
         result.items.append(outcome)
+        result.clipped += outcome.clipped
         for region in outcome.regions:
             seen.setdefault(region.concept)
     result.concepts = list(seen)
     return result
 
-
-def decode_rgb(data: bytes, name: str) -> np.ndarray:
-    """A stored image's bytes as HxWx3 uint8 RGB (the one way every reader of stored images
-    decodes them, so training, evaluation and previews see the same pixels)."""
-    image = decode(data, name)
-    try:
-        return np.asarray(image.convert("RGB"))
-    finally:
-        image.close()

@@ -37,6 +37,7 @@ class LabeledItem:
     regions: tuple[Region, ...]
     labelmap_png: bytes | None = None
     labelmap_path: Path | None = None
+    clipped: int = 0             # COCO annotations whose polygons ran past the image border
 
     def labelmap_bytes(self) -> bytes:
         if self.labelmap_png is not None:
@@ -57,6 +58,7 @@ class ReadResult:
     invalid: list[InvalidItem] = field(default_factory=list)
     # Every concept name the valid items use, in first-seen order.
     concepts: list[str] = field(default_factory=list)
+    clipped: int = 0  # sum of the valid items' `clipped`
 
     @property
     def total(self) -> int:

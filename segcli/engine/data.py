@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from segcli.core.errors import InvalidInputError
+from segcli.datasets.imagefile import BadFile, open_rgb
 
 IGNORE = 255
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)   # ImageNet, as SegFormer's processor uses
@@ -39,11 +40,10 @@ def resize_image(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 def load_sample(sample, image_size: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(image HxWx3 uint8, class mask HxW uint8) at training size; ValueError(reason) if unusable."""
-    try:
-        with Image.open(sample.image_path) as im:
-            img = np.asarray(im.convert("RGB"))
-    except Exception as e:  # PIL raises many types for bad files
-        raise ValueError(f"unreadable image ({type(e).__name__})") from None
+    try:  # as displayed (EXIF orientation, 16-bit scaled), exactly as upload validated it
+        img = open_rgb(sample.image_path)
+    except BadFile as e:  # a ValueError: its reason says what is wrong
+        raise ValueError(f"unreadable image: {e.reason}") from None
     try:
         with Image.open(sample.labelmap_path) as lm:
             if lm.mode not in ("L", "P", "1"):

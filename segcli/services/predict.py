@@ -46,13 +46,12 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 
 
 def _load_rgb(path: Path) -> tuple[Path, Optional[np.ndarray], str]:
-    from PIL import Image, UnidentifiedImageError
+    from segcli.datasets.imagefile import BadFile, open_rgb  # as displayed, as training saw it
 
     try:
-        with Image.open(path) as im:
-            return path, np.asarray(im.convert("RGB")), ""
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        return path, None, f"cannot read image: {exc.__class__.__name__}"
+        return path, open_rgb(path), ""
+    except BadFile as exc:
+        return path, None, f"cannot read image: {exc.reason}"
 
 
 def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

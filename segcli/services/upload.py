@@ -64,10 +64,12 @@ def upload(backend: Backend, app_id: str, dataset_id: str, data: ReadResult, *, 
         raise InvalidInputError("the dataset is empty: no images found", hint="check --images (and --coco / --masks)")
     if dry_run:  # the caller prints this summary, then fails through check_tolerance()
         return UploadResult(added=0, skipped=0, invalid=len(data.invalid), valid=len(data.items),
+                            clipped=data.clipped,
                             dataset_id=dataset_id, concepts=list(data.concepts), dry_run=True,
                             invalid_items=[{"name": b.name, "reason": b.reason} for b in data.invalid])
     check_tolerance(data, max_invalid_percent)
     with Counter("uploading", len(data.items), progress_mode) as counter:
         result = backend.upload(app_id, dataset_id, data, counter.advance)
     result.valid = len(data.items)
+    result.clipped = data.clipped
     return result

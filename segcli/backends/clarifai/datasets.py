@@ -163,13 +163,12 @@ def _name(inp) -> str:
 def _labelmap(anns: list, image: bytes):
     """Regions painted in annotation order, one label-map value per concept (1, 2, ... in
     order of first appearance); unlabelled pixels are background (0)."""
-    import io
-
     import numpy as np
-    from PIL import Image
 
-    with Image.open(io.BytesIO(image)) as im:
-        w, h = im.size
+    from segcli.datasets.imagefile import displayed_size, open_image, orientation
+
+    with open_image(image) as im:   # masks were drawn on the image as displayed (EXIF applied)
+        w, h = displayed_size(im.width, im.height, orientation(im))
     labelmap = np.zeros((h, w), np.uint8)
     labels: dict[int, str] = {}
     values: dict[str, int] = {}

@@ -1,0 +1,163 @@
+"""Open a photo the way every viewer shows it: the one function all readers of images use.
+
+Upload validation, training (engine/data.py), predict, eval and anything reading a stored image
+later go through here, so they all agree on three things that PIL leaves to the caller:
+
+- EXIF orientation is applied, as viewers, browsers and annotation tools (CVAT, Label Studio,
+  labelme) do: a phone photo stored sideways with orientation 6 is W x H as displayed, and its
+  mask, COCO width/height and polygons are in that displayed frame.
+  Stored blob policy: the blob is the user's ORIGINAL bytes (the input id is the hash of the
+  file the user has, so a re-upload or an export gives back the same file and id); it is never
+  re-encoded upright. Every reader therefore applies the orientation here, and nothing may read
+  a stored image with a bare `Image.open(...).convert("RGB")`.
+- Pixel modes become 8-bit RGB by their meaning, not by PIL's clipping convert: 16-bit grey
+  (I;16*) is scaled by its bit depth (65535 -> 255), 32-bit integer grey (I) the same when its
+  values fit 16 bits, float grey (F) when they lie in 0..1; other I/F images are refused.
+  Alpha (RGBA, LA, PA, P with transparency) is dropped, keeping the stored colours, as Hugging
+  Face processors and mmcv do; CMYK/YCbCr/LAB/HSV go through PIL's conversion; 1-bit is 0/255.
+- Images above `max_pixels()` are refused before decoding (decompression bombs) with a clean
+  `BadFile`, never PIL's warning or a MemoryError.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+Source = Union[Path, str, bytes]
+ORIENTATION_TAG = 0x0112
+# EXIF orientation -> the transpose that shows the image upright (Pillow's exif_transpose table).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+            4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+            6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
+SWAPS_SIDES = frozenset({5, 6, 7, 8})
+# Modes PIL's convert("RGB") turns into the right colours.
+_PLAIN = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "L", "LA", "1", "P", "PA", "CMYK", "YCbCr",
+                    "LAB", "HSV"})
+_SIXTEEN = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+# PIL warns between MAX_IMAGE_PIXELS and twice that, then raises; segcli refuses at the first
+# threshold itself (a clean reason), so the warning would only be noise on stderr.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+class BadFile(ValueError):
+    """A file that cannot be used as an image (or mask); `reason` is shown to the user."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def max_pixels() -> int | None:
+    return Image.MAX_IMAGE_PIXELS  # read at call time, so a caller may raise or lift it
+
+
+def open_image(source: Source, name: str | None = None) -> Image.Image:
+    """PIL image, opened lazily (pixels not yet decoded), its size checked against the limit."""
+    name = name or _name(source)
+    try:
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except Image.DecompressionBombError as e:
+        raise BadFile(f"{name} is too large to decode safely ({e})") from None
+    except UnidentifiedImageError:
+        raise BadFile(f"{name} is not an image file segcli can read") from None
+    except OSError as e:
+        if e.errno is None:  # PIL's own OSErrors carry no errno: the bytes are bad, not the file
+            raise BadFile(f"{name} is corrupt or truncated ({e})") from None
+        raise BadFile(f"cannot read {name}: {e.strerror or e}") from None
+    except Exception as e:  # noqa: BLE001 - PIL raises SyntaxError, ValueError, struct.error...
+        raise BadFile(f"{name} is corrupt or truncated ({e})") from None
+    limit = max_pixels()
+    if limit and image.width * image.height > limit:
+        image.close()
+        raise BadFile(f"{name} is {image.width}x{image.height} "
+                      f"({image.width * image.height / 1e6:.0f} megapixels), over the limit of "
+                      f"{limit / 1e6:.0f} megapixels for one image (decompression-bomb guard); "
+                      "downscale or tile it")
+    return image
+
+
+def orientation(image: Image.Image) -> int:
+    """EXIF orientation 1..8 as Pillow's exif_transpose reads it (EXIF, PNG eXIf, XMP); 1 when
+    absent or unreadable, as viewers ignore a broken tag. PNG may keep EXIF after the pixels:
+    call it on a loaded image."""
+    try:
+        value = image.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # noqa: BLE001 - a corrupt EXIF block must not make the photo unusable
+        return 1
+    return value if value in _UPRIGHT else 1
+
+
+def turn_upright(image: Image.Image, orient: int) -> Image.Image:
+    """The image as displayed for EXIF orientation `orient` (itself when 1)."""
+    return image.transpose(_UPRIGHT[orient]) if orient in _UPRIGHT else image
+
+
+def displayed_size(width: int, height: int, orient: int) -> tuple[int, int]:
+    return (height, width) if orient in SWAPS_SIDES else (width, height)
+
+
+def check_pixels(image: Image.Image, name: str) -> None:
+    """Raise BadFile when `to_rgb` would refuse this (loaded) image. Cheap: only I and F images
+    are looked at, for their value range."""
+    if image.mode in ("I", "F"):
+        _grey_scaled(image, name)
+    elif image.mode not in _PLAIN and image.mode not in _SIXTEEN:
+        raise _unknown_mode(image, name)
+
+
+def to_rgb(image: Image.Image, name: str = "image") -> np.ndarray:
+    """A loaded image as displayed: HxWx3 uint8, orientation applied, mode converted."""
+    orient = orientation(image)
+    if image.mode == "RGB":
+        rgb = image
+    elif image.mode in _SIXTEEN or image.mode in ("I", "F"):
+        rgb = Image.fromarray(_grey_scaled(image, name)).convert("RGB")
+    elif image.mode == "P" and "transparency" in image.info:
+        rgb = image.convert("RGBA").convert("RGB")  # direct convert warns about the tRNS chunk
+    elif image.mode in _PLAIN:
+        rgb = image.convert("RGB")
+    else:
+        raise _unknown_mode(image, name)
+    return np.asarray(turn_upright(rgb, orient))
+
+
+def open_rgb(source: Source, name: str | None = None) -> np.ndarray:
+    """Decode `source` (a path or the file's bytes) as displayed: HxWx3 uint8. BadFile if it
+    cannot be read, is too large, or has pixels segcli cannot convert."""
+    name = name or _name(source)
+    with open_image(source, name) as image:
+        try:
+            image.load()
+        except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, zlib.error...
+            raise BadFile(f"{name} is corrupt or truncated ({e})") from None
+        return to_rgb(image, name)
+
+
+def _grey_scaled(image: Image.Image, name: str) -> np.ndarray:
+    """16-bit, 32-bit integer or float grey -> uint8 by its range, never clipped."""
+    array = np.asarray(image)
+    if image.mode == "F":
+        if array.size and not (np.isfinite(array).all() and array.min() >= 0 and array.max() <= 1):
+            raise BadFile(f"{name} is a 32-bit float image with values outside 0..1; "
+                          "save it as 8- or 16-bit")
+        return np.rint(array * 255).astype(np.uint8)
+    if image.mode == "I" and array.size and (array.min() < 0 or array.max() > 65535):
+        raise BadFile(f"{name} is a 32-bit integer image with values outside 0..65535; "
+                      "save it as 8- or 16-bit")
+    wide = array.astype(np.uint32)
+    return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _unknown_mode(image: Image.Image, name: str) -> BadFile:
+    return BadFile(f"{name} has pixel mode {image.mode}, which segcli cannot turn into RGB; "
+                   "save it as 8-bit RGB or greyscale")
+
+
+def _name(source: Source) -> str:
+    return "image" if isinstance(source, bytes) else Path(source).name
