@@ -105,35 +105,39 @@ def status_fields(snap: dict[str, Any]) -> dict[str, str]:
 
 
 class StatusView:
-    """Live training status on stderr: a rich panel on a TTY, periodic lines otherwise."""
+    """Live training status on stderr: the training view (render/training_view.py) on a TTY,
+    periodic `key=value` lines otherwise (their format is a contract for CI logs)."""
 
     def __init__(self, title: str, mode: str):
         self.title, self.mode = title, mode
-        self._live = None
+        self._live = self._view = None
         self._last_line = 0.0
         self._last_text = ""
         if mode == "rich":
             from rich.console import Console
             from rich.live import Live
 
-            self._live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
+            from segcli.render.training_view import TrainingView
+
+            self._view = TrainingView(title)
+            # The view is re-rendered at each refresh, so it follows terminal resizes.
+            self._live = Live(self._view, console=Console(stderr=True), refresh_per_second=4, transient=False)
             self._live.start()
 
-    def update(self, snap: dict[str, Any], force: bool = False) -> None:
-        fields = status_fields(snap)
-        if self._live is not None:
-            from rich.table import Table
+    @property
+    def live(self) -> bool:
+        """True while the rich view owns the screen (status lines would only repeat it)."""
+        return self._live is not None
 
-            table = Table.grid(padding=(0, 2))
-            table.add_row(f"[bold]{self.title}[/bold]", "")
-            for k, v in fields.items():
-                table.add_row(k, v)
-            if snap.get("message"):
-                table.add_row("message", str(snap["message"]))
-            self._live.update(table)
+    def update(self, snap: dict[str, Any], version: Any = None, force: bool = False) -> None:
+        if self._live is not None:
+            if version is not None:
+                self._view.update(version)
+                self._live.refresh()
             return
         if self.mode != "lines":
             return
+        fields = status_fields(snap)
         text = "  ".join(f"{k}={v}" for k, v in fields.items() if v != "-")
         now = time.monotonic()
         if text != self._last_text and (force or now - self._last_line >= LINE_INTERVAL_S):
@@ -142,5 +146,6 @@ class StatusView:
 
     def close(self) -> None:
         if self._live is not None:
-            self._live.stop()
+            self._live.stop()  # leaves the last frame (the end screen) on the terminal
+            self._live.console.print()  # and a blank line before whatever follows it
             self._live = None
