@@ -5,9 +5,6 @@ from __future__ import annotations
 import re
 
 import click
-import typer
-
-from segcli.cli.main import app
 
 
 def walk(command: click.Command, path: tuple[str, ...] = ("segcli",)):
@@ -22,19 +19,25 @@ def help_text(path: tuple[str, ...], command: click.Command) -> str:
         return command.get_help(ctx)
 
 
-COMMANDS = list(walk(typer.main.get_command(app)))
+def commands():
+    import typer
+
+    from segcli.cli.main import app  # imported by the test, not at collection time
+
+    return list(walk(typer.main.get_command(app)))
 
 
 def test_no_help_mentions_seed_steps():
-    assert len(COMMANDS) > 30
-    for path, command in COMMANDS:
+    everything = commands()
+    assert len(everything) > 30
+    for path, command in everything:
         text = help_text(path, command)
         assert "seed" not in text.lower(), f"{' '.join(path)} --help: {text}"
         assert command.get_short_help_str(80).strip(), f"{' '.join(path)} has no help line"
 
 
 def test_every_group_has_one_example():
-    groups = [(path, cmd) for path, cmd in COMMANDS if isinstance(cmd, click.Group)]
+    groups = [(path, cmd) for path, cmd in commands() if isinstance(cmd, click.Group)]
     assert {" ".join(p) for p, _ in groups} >= {"segcli", "segcli app", "segcli dataset", "segcli dataset version",
                                                "segcli model", "segcli template", "segcli train", "segcli config"}
     for path, group in groups:

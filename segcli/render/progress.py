@@ -14,7 +14,13 @@ import sys
 import time
 from typing import Any
 
-LINE_INTERVAL_S = float(os.environ.get("SEGCLI_PROGRESS_INTERVAL", "2"))
+def line_interval_s() -> float:
+    """Seconds between plain progress lines (SEGCLI_PROGRESS_INTERVAL, default 2); read at each
+    use, not at import, so whoever imports this module first does not fix it for the process."""
+    try:
+        return max(float(os.environ.get("SEGCLI_PROGRESS_INTERVAL", "2")), 0.0)
+    except ValueError:
+        return 2.0
 
 
 def progress_mode(quiet: bool) -> str:
@@ -54,7 +60,7 @@ class Counter:
             self._bar.update(self._task, advance=n, rate=f"{self.rate():.0f}/s")
         elif self.mode == "lines":
             now = time.monotonic()
-            if now - self._last_line >= LINE_INTERVAL_S:
+            if now - self._last_line >= line_interval_s():
                 self._last_line = now
                 self._line()
 
@@ -140,7 +146,7 @@ class StatusView:
         fields = status_fields(snap)
         text = "  ".join(f"{k}={v}" for k, v in fields.items() if v != "-")
         now = time.monotonic()
-        if text != self._last_text and (force or now - self._last_line >= LINE_INTERVAL_S):
+        if text != self._last_text and (force or now - self._last_line >= line_interval_s()):
             print(f"{self.title}: {text}", file=sys.stderr, flush=True)
             self._last_line, self._last_text = now, text
 

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from segcli.core.entities import ModelVersion
 from segcli.core.training_progress import read_progress
-from segcli.render.progress import LINE_INTERVAL_S
+from segcli.render.progress import line_interval_s
 from segcli.render.training_view import STATUS_STYLE, WIDE, Glyphs, _line, bar, fmt_duration, fmt_num
 
 TABLE_COLUMNS = ["app", "model", "version", "status", "epoch", "done", "eta", "val_mIoU", "started"]
@@ -136,7 +136,7 @@ class ListWatchDisplay:
     def _lines(self, versions: list[ModelVersion]) -> None:
         """A line per training whose state changed; progress at most every interval."""
         now = time.monotonic()
-        due = now - self._last_line >= LINE_INTERVAL_S
+        due = now - self._last_line >= line_interval_s()
         for v in versions:
             tp = read_progress(v)
             key = f"{v.app_id}/{v.model_id}/{v.id}"

@@ -240,14 +240,15 @@ class _Frame:
         history = self.v.history
         if not self.wide or len(history) < 2:
             return []
-        points = min(MAX_TREND_POINTS, max(4, (self.width - LABEL - 40) // 2))
+        points = min(MAX_TREND_POINTS, max(4, (self.width - LABEL - 48) // 2))
         shown = history[-points:]
         losses = [h.get("loss") for h in shown]
         mious = [h.get("val_mIoU") for h in shown]
+        # the sparklines are scaled to what they show: first -> last value gives the scale
         parts: list[Any] = [_label("trend"), "loss ", (sparkline(losses, self.g), "magenta"),
-                            f" {fmt_num(losses[-1], 4)}"]
-        if any(m is not None for m in mious):
-            parts += ["   val mIoU ", (sparkline(mious, self.g), "green"), f" {fmt_num(mious[-1], 3)}"]
+                            f" {_span(losses, '.3g', self.g)}"]
+        if any(finite(m) is not None for m in mious):
+            parts += ["   val mIoU ", (sparkline(mious, self.g), "green"), f" {_span(mious, '.2f', self.g)}"]
         return [self.line(*parts)]
 
     def events(self) -> list[Text]:
@@ -337,6 +338,14 @@ class _Frame:
             else:
                 yield self.line(_label("plot"), ("training curves:", "dim"))
                 yield Text(str(plot), no_wrap=False, overflow="fold", end="\n")
+
+
+def _span(values: Sequence[Any], spec: str, glyphs: Glyphs) -> str:
+    known = [v for v in map(finite, values) if v is not None]
+    if not known:
+        return "-"
+    arrow = "->" if glyphs.overflow == "crop" else "→"
+    return f"{known[0]:{spec}}{arrow}{known[-1]:{spec}}"
 
 
 def _epoch_time(seconds: Optional[float]) -> str:
