@@ -1,7 +1,7 @@
 """The one progress-rendering module: counters (upload, predict) and training status.
 
 Three modes, chosen once per command by `progress_mode`:
-- "rich":  live bar / status panel on stderr when stderr is a TTY;
+- "rich":  live bars / the training view (training_view.py) on stderr when stderr is a TTY;
 - "lines": a plain line at most every few seconds (CI logs, pipes);
 - "off":   nothing (-q, or when the data on stdout is machine-readable and progress has no
            place to go but stderr... which still gets lines: JSON on stdout stays clean).
@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from typing import Any
+
 
 def line_interval_s() -> float:
     """Seconds between plain progress lines (SEGCLI_PROGRESS_INTERVAL, default 2); read at each
