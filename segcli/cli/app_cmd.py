@@ -1,4 +1,4 @@
-"""segcli app: create, list, show and delete apps; list an app's concepts (seed step 1)."""
+"""segcli app: create, list, show and delete apps; list an app's concepts."""
 from __future__ import annotations
 
 from typing import Annotated
@@ -7,7 +7,17 @@ import typer
 
 from segcli.cli.context import STATE, ExistOkOpt, OutputOpt, YesOpt, confirm_or_abort, out
 
-app = typer.Typer(help="Apps hold datasets, concepts and models (seed step 1).", no_args_is_help=True)
+APP_HELP = """Apps: the top-level container of your datasets, concepts (label names) and models.
+
+Every other command names its app with --app APP, or uses the default one set with
+segcli config set app APP (or SEGCLI_APP).
+
+\b
+Example:
+  segcli app create my-app
+"""
+
+app = typer.Typer(help=APP_HELP, short_help="Apps: hold datasets, concepts and models.", no_args_is_help=True)
 AppArg = Annotated[str, typer.Argument(help="App id.")]
 APP_COLUMNS = ["id", "datasets", "models", "created_at"]
 

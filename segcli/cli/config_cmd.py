@@ -12,7 +12,15 @@ from segcli.backends.registry import DEFAULT_BACKEND, NAMES
 from segcli.cli.context import STATE, OutputOpt, out
 from segcli.core.errors import ConflictError, InvalidInputError
 
-app = typer.Typer(help="Show and edit profiles: backend, default app, Clarifai user id / PAT / API base.",
+CONFIG_HELP = """Profiles: the backend (local or clarifai), the default app, and Clarifai's user id,
+PAT and API base. The config file is written with mode 0600; the PAT is always shown masked.
+
+\b
+Example:
+  segcli config set app my-app
+"""
+
+app = typer.Typer(help=CONFIG_HELP, short_help="Profiles: backend, default app, Clarifai credentials.",
                   no_args_is_help=True)
 
 ProfileArg = Annotated[Optional[str], typer.Option("--profile", "-p", help="Profile to edit (default: the active one).")]

@@ -1,4 +1,4 @@
-"""segcli dataset: datasets, uploads of per-pixel labels, and immutable versions (seed step 2, 5)."""
+"""segcli dataset: datasets, uploads of per-pixel labels, and immutable versions."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,9 +9,26 @@ import typer
 from segcli.cli.context import STATE, AppOpt, ExistOkOpt, OutputOpt, QuietOpt, YesOpt, confirm_or_abort, out
 from segcli.render.progress import progress_mode
 
-app = typer.Typer(help="Datasets of images with per-pixel labels, uploads and versions (seed steps 2 and 5).",
+DATASET_HELP = """Datasets: images with per-pixel labels, uploaded from COCO segmentation JSON or
+from a folder of index masks, and frozen versions of them to train and evaluate on.
+
+\b
+Example:
+  segcli dataset upload shapes --app my-app --images images/ --masks masks/
+"""
+
+VERSION_HELP = """Dataset versions: frozen snapshots of a dataset's inputs and labels. A training
+or an evaluation names one, so later uploads never change what it saw.
+
+\b
+Example:
+  segcli dataset version create shapes --app my-app
+"""
+
+app = typer.Typer(help=DATASET_HELP, short_help="Datasets with per-pixel labels: upload, versions.",
                   no_args_is_help=True)
-version_app = typer.Typer(help="Immutable dataset versions (snapshots) to train and evaluate on.", no_args_is_help=True)
+version_app = typer.Typer(help=VERSION_HELP, short_help="Frozen snapshots to train and evaluate on.",
+                          no_args_is_help=True)
 app.add_typer(version_app, name="version")
 
 DatasetArg = Annotated[str, typer.Argument(help="Dataset id.")]

@@ -21,7 +21,8 @@ from segcli.core.errors import ExitCode, SegcliError
 app = typer.Typer(
     name="segcli",
     help="Semantic segmentation from the terminal: apps, datasets with per-pixel labels, "
-         "SegFormer training and mask predictions, on the local engine or Clarifai's cloud.",
+         "SegFormer training and mask predictions, on the local engine or Clarifai's cloud.\n\n"
+         "\b\nExample (the whole pipeline on generated data, a few CPU minutes):\n  segcli demo",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -1,4 +1,4 @@
-"""segcli model: model types, visual-segmenter models, their versions, and evaluation (seed step 3)."""
+"""segcli model: model types, visual-segmenter models, their versions, and evaluation."""
 from __future__ import annotations
 
 from typing import Annotated, Optional
@@ -9,8 +9,15 @@ from segcli.cli.context import STATE, AppOpt, ExistOkOpt, OutputOpt, QuietOpt, Y
 from segcli.render.progress import progress_mode
 from segcli.render.versions import version_row
 
-app = typer.Typer(help="Models (type visual-segmenter), their trained versions, and evaluation (seed step 3).",
-                  no_args_is_help=True)
+MODEL_HELP = """Models: a visual-segmenter model to train, its trained versions with their status
+and metrics, and evaluation of a version on a dataset (mIoU, per-class IoU).
+
+\b
+Example:
+  segcli model create segmenter --app my-app
+"""
+
+app = typer.Typer(help=MODEL_HELP, short_help="Models, their trained versions, evaluation.", no_args_is_help=True)
 ModelArg = Annotated[str, typer.Argument(help="Model id.")]
 MODEL_COLUMNS = ["id", "model_type_id", "versions", "latest_version", "created_at"]
 VERSION_COLUMNS = ["id", "status", "template", "epoch", "epochs", "val_mIoU", "loss", "dataset_version_id", "created_at"]

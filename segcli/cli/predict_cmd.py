@@ -1,4 +1,4 @@
-"""segcli predict: masks, overlays and predictions.json for images, folders, globs and videos (seed step 7)."""
+"""segcli predict: masks, overlays and predictions.json for images, folders, globs and videos."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +21,7 @@ def predict(
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
-    """Segment images and videos with a trained model version (seed step 7).
+    """Segment images and videos with a trained model version.
 
     predictions.json: {"classes": [...], "items": [...]}; classes[i] is the concept whose pixels
     have value i in every mask PNG (classes[0] = background); each item has input, mask_path,

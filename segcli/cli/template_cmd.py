@@ -1,4 +1,4 @@
-"""segcli template: training templates and their params YAML (seed steps 4 and 5)."""
+"""segcli template: training templates and their params YAML."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +10,15 @@ from segcli.cli.context import STATE, AppOpt, OutputOpt, out, save_user_file
 from segcli.core.templates import ParamsUpdate, load_document, resolve_document
 from segcli.services import params as service
 
-app = typer.Typer(help="Training templates and the params YAML you edit before training (seed steps 4-5).",
-                  no_args_is_help=True)
+TEMPLATE_HELP = """Training templates (SegFormer, a small U-Net) and their params: what each knob
+does, and the params YAML you write, edit and validate before training.
+
+\b
+Example:
+  segcli template params MMSegmentation_SegFormer -f params.yaml
+"""
+
+app = typer.Typer(help=TEMPLATE_HELP, short_help="Training templates and their params YAML.", no_args_is_help=True)
 NameArg = Annotated[str, typer.Argument(help="Template name, e.g. MMSegmentation_SegFormer.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="key=value for a train param (bare name: num_epochs=5). Repeatable.")]
 

@@ -1,4 +1,4 @@
-"""segcli train: start a training job and watch it; status, log, cancel, resume (seed step 6)."""
+"""segcli train: start a training job and watch it; list, status, log, cancel, resume."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,22 +13,30 @@ from segcli.render.versions import version_row, version_summary
 from segcli.services import training as service
 from segcli.services.params import split_concepts
 
-TRAIN_HELP = """Train a model version from a template, then watch it until it ends (seed step 6).
+TRAIN_HELP = """Train a model version from a template and watch it live until it ends.
 
 \b
-  segcli train --template MMSegmentation_SegFormer --model M --app A --dataset D
+Example:
+  segcli train -t MMSegmentation_SegFormer -m M --app A --dataset D
+
+\b
+More:
   segcli train --model M --params params.yaml --set num_epochs=5 --no-wait
+  segcli train list --all
   segcli train status VERSION --model M --watch
   segcli train log VERSION --model M -f train.log
   segcli train cancel|resume VERSION --model M
 
 --dataset alone snapshots the dataset into a new version. Training runs in a worker process
-that survives the terminal closing: Ctrl-C stops watching, not the training. Exit code of a
-watched train: 0 TRAINED, 9 TRAINING_FAILED, 10 CANCELLED. With -o json the watch prints JSON
-Lines events, the last one ({"event": "end", ...}) carrying the final status.
+that survives the terminal closing: Ctrl-C stops watching, not the training. On a terminal the
+watch shows progress bars, one row per epoch (best marked) and, at the end, per-class IoU; in
+CI logs it prints a status line every few seconds. Exit code of a watched train: 0 TRAINED,
+9 TRAINING_FAILED, 10 CANCELLED. With -o json the watch prints JSON Lines events, the last one
+({"event": "end", ...}) carrying the final status.
 """
 
-app = typer.Typer(help=TRAIN_HELP, invoke_without_command=True, no_args_is_help=True)
+app = typer.Typer(help=TRAIN_HELP, short_help="Train and watch; list, status, log, cancel, resume.",
+                  invoke_without_command=True, no_args_is_help=True)
 VersionArg = Annotated[str, typer.Argument(help="Model version id (see segcli model show MODEL).")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model id.")]
 
@@ -106,7 +114,7 @@ def log(
     version: VersionArg, model: ModelOpt = None, app: AppOpt = None,
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Save the log here (default: print it).")] = None,
 ) -> None:
-    """Fetch a version's training log; -f saves it to a file (the seed's training_logs=True)."""
+    """Print a version's training log; -f saves it to a file."""
     text = STATE.backend.training_log(STATE.app_id(app), _require_model(model), version)
     if file is None:
         typer.echo(text, nl=False)
@@ -136,3 +144,41 @@ def resume(
         out(output).data({"id": v.id, "status": v.status})
         return
     _watch_and_exit(app_id, model_id, v.id, output, quiet)
+
+
+@app.command("list")
+def list_trainings(
+    app: AppOpt = None,
+    all_: Annotated[bool, typer.Option("--all", help="Also trainings that ended, newest first (up to --limit).")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many ended trainings with --all.")] = 20,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow them on one screen until none is in progress, then print the list.")] = False,
+    quiet: QuietOpt = False,
+    output: OutputOpt = "table",
+) -> None:
+    """Trainings in progress across an app's models, with progress, ETA and val mIoU.
+
+    Without --app and without a configured app, every app is searched. --watch follows them
+    all live (stderr) and prints the list once none is in progress (stdout).
+    """
+    from segcli.render.training_list_view import ListWatchDisplay, human_rows, table_columns
+    from segcli.services import training_list as listing
+
+    backend = STATE.backend
+    apps = listing.scope_apps(backend, app or STATE.settings.get("app"))
+    sink = out(output, quiet)
+    if watch:
+        display = ListWatchDisplay(progress_mode(quiet))
+        try:
+            found = listing.watch(lambda: listing.versions(backend, apps), display.show, all_, limit,
+                                  max(backend.watch_interval_s, 0.5), max(backend.max_watch_interval_s, 1.0))
+        finally:
+            display.close()
+    else:
+        found = listing.select(listing.versions(backend, apps), all_, limit)
+    rows = [listing.row(v) for v in found]
+    if output != "table":
+        sink.data(rows)
+    elif not rows:
+        sink.info("no training in progress" + ("" if all_ else "; --all also lists the ones that ended"))
+    else:
+        sink.data(human_rows(rows), table_columns(rows), title="trainings")

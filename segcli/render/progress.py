@@ -1,7 +1,7 @@
 """The one progress-rendering module: counters (upload, predict) and training status.
 
 Three modes, chosen once per command by `progress_mode`:
-- "rich":  live bar / status panel on stderr when stderr is a TTY;
+- "rich":  live bars / the training view (training_view.py) on stderr when stderr is a TTY;
 - "lines": a plain line at most every few seconds (CI logs, pipes);
 - "off":   nothing (-q, or when the data on stdout is machine-readable and progress has no
            place to go but stderr... which still gets lines: JSON on stdout stays clean).
@@ -14,7 +14,14 @@ import sys
 import time
 from typing import Any
 
-LINE_INTERVAL_S = float(os.environ.get("SEGCLI_PROGRESS_INTERVAL", "2"))
+
+def line_interval_s() -> float:
+    """Seconds between plain progress lines (SEGCLI_PROGRESS_INTERVAL, default 2); read at each
+    use, not at import, so whoever imports this module first does not fix it for the process."""
+    try:
+        return max(float(os.environ.get("SEGCLI_PROGRESS_INTERVAL", "2")), 0.0)
+    except ValueError:
+        return 2.0
 
 
 def progress_mode(quiet: bool) -> str:
@@ -54,7 +61,7 @@ class Counter:
             self._bar.update(self._task, advance=n, rate=f"{self.rate():.0f}/s")
         elif self.mode == "lines":
             now = time.monotonic()
-            if now - self._last_line >= LINE_INTERVAL_S:
+            if now - self._last_line >= line_interval_s():
                 self._last_line = now
                 self._line()
 
@@ -105,42 +112,47 @@ def status_fields(snap: dict[str, Any]) -> dict[str, str]:
 
 
 class StatusView:
-    """Live training status on stderr: a rich panel on a TTY, periodic lines otherwise."""
+    """Live training status on stderr: the training view (render/training_view.py) on a TTY,
+    periodic `key=value` lines otherwise (their format is a contract for CI logs)."""
 
     def __init__(self, title: str, mode: str):
         self.title, self.mode = title, mode
-        self._live = None
+        self._live = self._view = None
         self._last_line = 0.0
         self._last_text = ""
         if mode == "rich":
             from rich.console import Console
             from rich.live import Live
 
-            self._live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
+            from segcli.render.training_view import TrainingView
+
+            self._view = TrainingView(title)
+            # The view is re-rendered at each refresh, so it follows terminal resizes.
+            self._live = Live(self._view, console=Console(stderr=True), refresh_per_second=4, transient=False)
             self._live.start()
 
-    def update(self, snap: dict[str, Any], force: bool = False) -> None:
-        fields = status_fields(snap)
-        if self._live is not None:
-            from rich.table import Table
+    @property
+    def live(self) -> bool:
+        """True while the rich view owns the screen (status lines would only repeat it)."""
+        return self._live is not None
 
-            table = Table.grid(padding=(0, 2))
-            table.add_row(f"[bold]{self.title}[/bold]", "")
-            for k, v in fields.items():
-                table.add_row(k, v)
-            if snap.get("message"):
-                table.add_row("message", str(snap["message"]))
-            self._live.update(table)
+    def update(self, snap: dict[str, Any], version: Any = None, force: bool = False) -> None:
+        if self._live is not None:
+            if version is not None:
+                self._view.update(version)
+                self._live.refresh()
             return
         if self.mode != "lines":
             return
+        fields = status_fields(snap)
         text = "  ".join(f"{k}={v}" for k, v in fields.items() if v != "-")
         now = time.monotonic()
-        if text != self._last_text and (force or now - self._last_line >= LINE_INTERVAL_S):
+        if text != self._last_text and (force or now - self._last_line >= line_interval_s()):
             print(f"{self.title}: {text}", file=sys.stderr, flush=True)
             self._last_line, self._last_text = now, text
 
     def close(self) -> None:
         if self._live is not None:
-            self._live.stop()
+            self._live.stop()  # leaves the last frame (the end screen) on the terminal
+            self._live.console.print()  # and a blank line before whatever follows it
             self._live = None

@@ -85,10 +85,10 @@ def watch(backend: Backend, app_id: str, model_id: str, version_id: str, sink: O
                         sink.json_line({"event": "epoch", "version_id": v.id, **record})
                 if snap != last_snap and not v.is_final:
                     sink.json_line({"event": "status", **snap})
-            elif v.status != last_status:
+            elif v.status != last_status and not view.live:  # the live view shows the status itself
                 sink.info(f"{model_id}/{v.id}: {v.status}" + (f" ({v.message})" if v.message and v.is_final else ""))
             last_status, last_snap = v.status, snap
-            view.update(snap)
+            view.update(snap, version=v)
             if v.is_final:
                 if sink.fmt == "json":
                     sink.json_line({"event": "end", "version_id": v.id, "status": v.status, "message": v.message,

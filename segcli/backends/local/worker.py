@@ -74,8 +74,9 @@ class Run:
         ips = p.get("images_per_s")
         if steps and epochs and p.get("epoch") and p.get("step") is not None:
             done = (p["epoch"] - 1) * steps + p["step"]
-            rate = done / max(time.monotonic() - self.started, 1e-6)
-            remaining = epochs * steps - done - p.get("resumed_from_epoch", 0) * steps
+            # this worker's rate: a resumed run did not do the epochs before its checkpoint
+            rate = (done - p.get("resumed_from_epoch", 0) * steps) / max(time.monotonic() - self.started, 1e-6)
+            remaining = epochs * steps - done
             p["eta_s"] = max(remaining, 0) / rate if rate > 0 and ips else None
 
     def _epoch(self, event: dict[str, Any]) -> None:
@@ -106,16 +107,17 @@ def build_job(store: Store, row: Any, workdir: Path):
                     train=samples, val=[], workdir=workdir)
 
 
-def _plot(store: Store, run: Run, workdir: Path) -> None:
+def _plot(store: Store, run: Run, workdir: Path) -> str | None:
     try:
         from segcli.render.plot import plot_training
 
         history = [json.loads(r["json"]) for r in store.all(
             "SELECT json FROM epoch_metrics WHERE app_id=? AND model_id=? AND version_id=? ORDER BY epoch", run.key)]
         if history:
-            plot_training(history, workdir / "training.png")
+            return str(plot_training(history, workdir / "training.png"))
     except Exception as exc:  # a missing plot must never fail a finished training
         run.log(f"could not draw training.png: {exc}")
+    return None
 
 
 def main(argv: list[str]) -> int:
@@ -137,12 +139,12 @@ def main(argv: list[str]) -> int:
         hint = getattr(exc, "hint", None)
         run.update(status=TRAINING_FAILED, message=message + (f" (hint: {hint})" if hint else ""))
         return 1
-    _plot(store, run, workdir)
+    plot = _plot(store, run, workdir)
     if result.get("stopped"):
         run.log("cancelled")
         run.update(status=CANCELLED, message="cancelled; resume with segcli train resume")
         return 0
-    metrics = result.get("metrics", result)
+    metrics = {**result.get("metrics", result), **({"plot": plot} if plot else {})}  # the view shows where
     run.log(f"trained: {json.dumps(metrics)}")
     run.update(status=TRAINED, message="trained", metrics_json=json.dumps(metrics))
     return 0
