@@ -98,8 +98,7 @@ class Backend(ABC):
     # -- apps --------------------------------------------------------------------------
     def create_app(self, app_id: str, exist_ok: bool = False) -> App:
         check_id("app", app_id)
-        if not self._create_app(app_id) and not exist_ok:
-            raise refusals.already_exists(f"app '{app_id}'")
+        self._check_created(self._create_app(app_id), app_id, f"app '{app_id}'", exist_ok)
         return self.get_app(app_id)
 
     def get_app(self, app_id: str) -> App:
@@ -122,11 +121,8 @@ class Backend(ABC):
     # -- datasets ----------------------------------------------------------------------
     def create_dataset(self, app_id: str, dataset_id: str, exist_ok: bool = False) -> Dataset:
         check_id("dataset", dataset_id)
-        created = self._create_dataset(app_id, dataset_id)
-        if created is None:
-            raise refusals.app_not_found(app_id)
-        if not created and not exist_ok:
-            raise refusals.already_exists(f"dataset '{dataset_id}' in app '{app_id}'")
+        self._check_created(self._create_dataset(app_id, dataset_id), app_id,
+                            f"dataset '{dataset_id}' in app '{app_id}'", exist_ok)
         return self.get_dataset(app_id, dataset_id)
 
     def get_dataset(self, app_id: str, dataset_id: str) -> Dataset:
@@ -194,11 +190,8 @@ class Backend(ABC):
                      exist_ok: bool = False) -> Model:
         check_id("model", model_id)
         check_model_type(model_type_id)
-        created = self._create_model(app_id, model_id, model_type_id)
-        if created is None:
-            raise refusals.app_not_found(app_id)
-        if not created and not exist_ok:
-            raise refusals.already_exists(f"model '{model_id}' in app '{app_id}'")
+        self._check_created(self._create_model(app_id, model_id, model_type_id), app_id,
+                            f"model '{model_id}' in app '{app_id}'", exist_ok)
         return self.get_model(app_id, model_id)
 
     def get_model(self, app_id: str, model_id: str) -> Model:
@@ -280,6 +273,14 @@ class Backend(ABC):
         return self._load_segmenter(self.trained_version(app_id, model_id, version_id))
 
     # -- helpers for the rules -----------------------------------------------------------
+    @staticmethod
+    def _check_created(created: Optional[bool], app_id: str, what: str, exist_ok: bool) -> None:
+        """A creator's answer: None = the app is missing, False = it existed already."""
+        if created is None:
+            raise refusals.app_not_found(app_id)
+        if not created and not exist_ok:
+            raise refusals.already_exists(what)
+
     def _model_missing(self, app_id: str, model_id: str) -> Exception:
         self.require_app(app_id)
         return refusals.model_not_found(app_id, model_id)
