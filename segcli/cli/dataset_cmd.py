@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from segcli.cli import complete, complete_cache
 from segcli.cli.context import STATE, AppOpt, ExistOkOpt, OutputOpt, QuietOpt, YesOpt, confirm_or_abort, out
 from segcli.render.progress import progress_mode
 
@@ -31,7 +32,8 @@ version_app = typer.Typer(help=VERSION_HELP, short_help="Frozen snapshots to tra
                           no_args_is_help=True)
 app.add_typer(version_app, name="version")
 
-DatasetArg = Annotated[str, typer.Argument(help="Dataset id.")]
+DatasetArg = Annotated[str, typer.Argument(help="Dataset id.", autocompletion=complete.datasets)]
+NewDatasetArg = Annotated[str, typer.Argument(help="Dataset id.")]
 DATASET_COLUMNS = ["id", "app_id", "inputs", "versions", "created_at"]
 UPLOAD_HELP = """Upload images with per-pixel labels, from COCO segmentation JSON or a mask folder.
 
@@ -50,7 +52,7 @@ so an interrupted upload is finished by running it again.
 
 
 @app.command("create")
-def create(dataset_id: DatasetArg, app: AppOpt = None, exist_ok: ExistOkOpt = False, output: OutputOpt = "table") -> None:
+def create(dataset_id: NewDatasetArg, app: AppOpt = None, exist_ok: ExistOkOpt = False, output: OutputOpt = "table") -> None:
     """Create a dataset in an app."""
     out(output).data(STATE.backend.create_dataset(STATE.app_id(app), dataset_id, exist_ok=exist_ok), DATASET_COLUMNS)
 
@@ -58,7 +60,10 @@ def create(dataset_id: DatasetArg, app: AppOpt = None, exist_ok: ExistOkOpt = Fa
 @app.command("list")
 def list_datasets(app: AppOpt = None, output: OutputOpt = "table") -> None:
     """List an app's datasets."""
-    out(output).data(STATE.backend.list_datasets(STATE.app_id(app)), DATASET_COLUMNS, title="datasets")
+    app_id = STATE.app_id(app)
+    found = STATE.backend.list_datasets(app_id)
+    complete_cache.remember(STATE.settings, "datasets", (app_id,), [(d.id, "", "") for d in found])
+    out(output).data(found, DATASET_COLUMNS, title="datasets")
 
 
 @app.command("show")
@@ -121,12 +126,18 @@ def version_create(
     output: OutputOpt = "table",
 ) -> None:
     """Snapshot the dataset's inputs and labels; later uploads do not change it."""
-    version = STATE.backend.create_dataset_version(STATE.app_id(app), dataset_id, description)
+    app_id = STATE.app_id(app)
+    version = STATE.backend.create_dataset_version(app_id, dataset_id, description)
+    complete_cache.remember(STATE.settings, "dataset_versions", (app_id, dataset_id),
+                            [complete_cache.dataset_version_entry(version)], add=True)
     out(output).data(version, ["id", "dataset_id", "inputs", "concepts", "created_at"])
 
 
 @version_app.command("list")
 def version_list(dataset_id: DatasetArg, app: AppOpt = None, output: OutputOpt = "table") -> None:
     """List a dataset's versions, oldest first."""
-    out(output).data(STATE.backend.list_dataset_versions(STATE.app_id(app), dataset_id),
-                     ["id", "inputs", "concepts", "created_at"], title="dataset versions")
+    app_id = STATE.app_id(app)
+    versions = STATE.backend.list_dataset_versions(app_id, dataset_id)
+    complete_cache.remember(STATE.settings, "dataset_versions", (app_id, dataset_id),
+                            [complete_cache.dataset_version_entry(v) for v in reversed(versions)])
+    out(output).data(versions, ["id", "inputs", "concepts", "created_at"], title="dataset versions")
