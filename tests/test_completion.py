@@ -116,6 +116,8 @@ def test_ids_scoped_by_what_is_typed(store, tab):
     assert tab("segcli train resume --app a -m m ") == ["v-cancelled"]
     assert tab("segcli train log --app a ") == ["w-trained", "v-cancelled", "v-running", "v-trained"]  # every model's
     assert tab("segcli train --app a --dataset d --dataset-version ") == [store["dataset_version"]]
+    assert tab("segcli dataset preview d --app a --dataset-version ") == [store["dataset_version"]]
+    assert tab("segcli dataset preview e --app a --dataset-version ") == []
     assert tab("segcli template show ") == ["MMSegmentation_SegFormer", "segcli_UNet"]
     assert tab("segcli app list -o ") == list(FORMATS) == ["table", "json", "yaml"]
     assert tab("segcli completion ") == ["bash", "zsh", "fish"]
