@@ -79,8 +79,10 @@ def test_datasets_upload_and_versions(cli, backend, shapes_data):
     assert version == {"dataset_id": "d", "app_id": "a", "inputs": 12, "concepts": SHAPES}
     listed = data(cli("dataset", "version", "list", "d", "--app", "a", "-o", "json"), "id")
     assert listed == [version]
-    assert data(cli("dataset", "show", "d", "--app", "a", "-o", "json")) == {
-        "id": "d", "app_id": "a", "inputs": 12, "versions": 1}
+    counts = {"id": "d", "app_id": "a", "inputs": 12, "versions": 1}
+    assert data(cli("dataset", "show", "d", "--app", "a", "--no-stats", "-o", "json")) == counts
+    shown = data(cli("dataset", "show", "d", "--app", "a", "-o", "json"))   # the same keys, and statistics
+    assert {k: shown[k] for k in counts} == counts and [c["id"] for c in shown["concepts"]] == SHAPES
     assert [d["id"] for d in data(cli("dataset", "list", "--app", "a", "-o", "json"))] == ["d"]
 
 

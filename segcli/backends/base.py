@@ -159,6 +159,12 @@ class Backend(ABC):
         return _found(self._get_dataset_version(app_id, dataset_id, version_id),
                       lambda: refusals.dataset_version_not_found(app_id, dataset_id, version_id))
 
+    def dataset_concepts(self, app_id: str, dataset_id: str) -> list[str]:
+        """The concepts the dataset's labels use now, sorted: what a version made now lists,
+        hence the classes `train --dataset` gives a model (and the colours predict draws)."""
+        self.get_dataset(app_id, dataset_id)
+        return sorted(self._dataset_concepts(app_id, dataset_id))
+
     def iter_dataset_items(self, app_id: str, dataset_id: str,
                            version_id: Optional[str] = None) -> Iterator[DatasetItem]:
         """The dataset's labelled inputs (of one version, or as they are now), in a stable order."""
@@ -315,6 +321,8 @@ class Backend(ABC):
     def _list_dataset_versions(self, app_id: str, dataset_id: str) -> list[DatasetVersion]: ...
     @abstractmethod
     def _get_dataset_version(self, app_id: str, dataset_id: str, version_id: str) -> Optional[DatasetVersion]: ...
+    @abstractmethod
+    def _dataset_concepts(self, app_id: str, dataset_id: str) -> list[str]: ...
     @abstractmethod
     def _iter_dataset_items(self, app_id: str, dataset_id: str,
                             version_id: Optional[str]) -> Iterator[DatasetItem]: ...

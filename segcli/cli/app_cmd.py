@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from segcli.cli import complete, complete_cache
 from segcli.cli.context import STATE, ExistOkOpt, OutputOpt, YesOpt, confirm_or_abort, out
 
 APP_HELP = """Apps: the top-level container of your datasets, concepts (label names) and models.
@@ -18,12 +19,13 @@ Example:
 """
 
 app = typer.Typer(help=APP_HELP, short_help="Apps: hold datasets, concepts and models.", no_args_is_help=True)
-AppArg = Annotated[str, typer.Argument(help="App id.")]
+AppArg = Annotated[str, typer.Argument(help="App id.", autocompletion=complete.apps)]
+NewAppArg = Annotated[str, typer.Argument(help="App id.")]
 APP_COLUMNS = ["id", "datasets", "models", "created_at"]
 
 
 @app.command("create")
-def create(app_id: AppArg, exist_ok: ExistOkOpt = False, output: OutputOpt = "table") -> None:
+def create(app_id: NewAppArg, exist_ok: ExistOkOpt = False, output: OutputOpt = "table") -> None:
     """Create an app (--exist-ok: succeed if it exists)."""
     out(output).data(STATE.backend.create_app(app_id, exist_ok=exist_ok), APP_COLUMNS)
 
@@ -31,7 +33,9 @@ def create(app_id: AppArg, exist_ok: ExistOkOpt = False, output: OutputOpt = "ta
 @app.command("list")
 def list_apps(output: OutputOpt = "table") -> None:
     """List apps."""
-    out(output).data(STATE.backend.list_apps(), APP_COLUMNS, title="apps")
+    apps = STATE.backend.list_apps()
+    complete_cache.remember(STATE.settings, "apps", (), [(a.id, "", "") for a in apps])
+    out(output).data(apps, APP_COLUMNS, title="apps")
 
 
 @app.command("show")

@@ -9,6 +9,7 @@ import typer
 
 from segcli import config as cfg
 from segcli.backends.registry import DEFAULT_BACKEND, NAMES
+from segcli.cli import complete
 from segcli.cli.context import STATE, OutputOpt, out
 from segcli.core.errors import ConflictError, InvalidInputError
 
@@ -23,7 +24,10 @@ Example:
 app = typer.Typer(help=CONFIG_HELP, short_help="Profiles: backend, default app, Clarifai credentials.",
                   no_args_is_help=True)
 
-ProfileArg = Annotated[Optional[str], typer.Option("--profile", "-p", help="Profile to edit (default: the active one).")]
+ProfileArg = Annotated[Optional[str], typer.Option("--profile", "-p", help="Profile to edit (default: the active one).",
+                                                   autocompletion=complete.profiles)]
+ProfileNameArg = Annotated[str, typer.Argument(help="Profile name.", autocompletion=complete.profiles)]
+KeyArg = Annotated[str, typer.Argument(help="backend | app | user_id | pat | api_base", autocompletion=complete.setting_keys)]
 
 
 def _target(profile: Optional[str]) -> str:
@@ -56,8 +60,9 @@ def list_profiles(output: OutputOpt = "table") -> None:
 
 @app.command("set")
 def set_value(
-    key: Annotated[str, typer.Argument(help="backend | app | user_id | pat | api_base")],
-    value: Annotated[Optional[str], typer.Argument(help="The value; for pat omit it (or pass -) to type it hidden / read stdin.")] = None,
+    key: KeyArg,
+    value: Annotated[Optional[str], typer.Argument(help="The value; for pat omit it (or pass -) to type it hidden / read stdin.",
+                                                   autocompletion=complete.setting_values)] = None,
     profile: ProfileArg = None,
 ) -> None:
     """Set one setting in a profile (the PAT is prompted for, never echoed)."""
@@ -75,7 +80,7 @@ def set_value(
 
 
 @app.command("unset")
-def unset(key: Annotated[str, typer.Argument(help="Setting to remove.")], profile: ProfileArg = None) -> None:
+def unset(key: KeyArg, profile: ProfileArg = None) -> None:
     """Remove one setting from a profile."""
     file = cfg.ConfigFile.load()
     name = _target(profile)
@@ -87,7 +92,7 @@ def unset(key: Annotated[str, typer.Argument(help="Setting to remove.")], profil
 @app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="New profile name.")],
-    backend: Annotated[str, typer.Option("--backend", "-b", help=NAMES)] = DEFAULT_BACKEND,
+    backend: Annotated[str, typer.Option("--backend", "-b", help=NAMES, autocompletion=complete.backends)] = DEFAULT_BACKEND,
     use: Annotated[bool, typer.Option("--use", help="Make it the active profile.")] = False,
 ) -> None:
     """Create a profile."""
@@ -103,7 +108,7 @@ def create(
 
 
 @app.command("use")
-def use(name: Annotated[str, typer.Argument(help="Profile to make active.")]) -> None:
+def use(name: ProfileNameArg) -> None:
     """Make a profile the active one."""
     file = cfg.ConfigFile.load()
     file.profile(name)
@@ -113,7 +118,7 @@ def use(name: Annotated[str, typer.Argument(help="Profile to make active.")]) ->
 
 
 @app.command("delete")
-def delete(name: Annotated[str, typer.Argument(help="Profile to delete.")]) -> None:
+def delete(name: ProfileNameArg) -> None:
     """Delete a profile (not the default one)."""
     file = cfg.ConfigFile.load()
     file.profile(name)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from segcli.cli import complete
 from segcli.config import Settings, resolve
 from segcli.core.errors import ConfigError, InvalidInputError
 from segcli.render.output import FORMATS, Output
@@ -18,9 +19,16 @@ def _check_format(value: str) -> str:
     return value
 
 
+# Options many commands share; each carries its shell completion (cli/complete.py).
 OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table | json | yaml (data on stdout).",
-                                        callback=_check_format)]
-AppOpt = Annotated[Optional[str], typer.Option("--app", "-a", help="App id (default: SEGCLI_APP, then the profile's app).")]
+                                        callback=_check_format, autocompletion=complete.output_formats)]
+AppOpt = Annotated[Optional[str], typer.Option("--app", "-a", help="App id (default: SEGCLI_APP, then the profile's app).",
+                                               autocompletion=complete.apps)]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)]
+DatasetVersionOpt = Annotated[Optional[str], typer.Option("--dataset-version", help="Dataset version id.",
+                                                          autocompletion=complete.dataset_versions)]
+TemplateOpt = Annotated[Optional[str], typer.Option("--template", "-t", help="Training template (segcli template list).",
+                                                    autocompletion=complete.templates)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 ExistOkOpt = Annotated[bool, typer.Option("--exist-ok", help="Succeed if it already exists.")]

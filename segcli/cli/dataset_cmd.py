@@ -6,7 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from segcli.cli.context import STATE, AppOpt, ExistOkOpt, OutputOpt, QuietOpt, YesOpt, confirm_or_abort, out
+from segcli.cli import complete, complete_cache
+from segcli.cli.context import (STATE, AppOpt, DatasetVersionOpt, ExistOkOpt, OutputOpt, QuietOpt, YesOpt,
+                                confirm_or_abort, out)
 from segcli.render.progress import progress_mode
 
 DATASET_HELP = """Datasets: images with per-pixel labels, uploaded from COCO segmentation JSON or
@@ -31,7 +33,8 @@ version_app = typer.Typer(help=VERSION_HELP, short_help="Frozen snapshots to tra
                           no_args_is_help=True)
 app.add_typer(version_app, name="version")
 
-DatasetArg = Annotated[str, typer.Argument(help="Dataset id.")]
+DatasetArg = Annotated[str, typer.Argument(help="Dataset id.", autocompletion=complete.datasets)]
+NewDatasetArg = Annotated[str, typer.Argument(help="Dataset id.")]
 DATASET_COLUMNS = ["id", "app_id", "inputs", "versions", "created_at"]
 UPLOAD_HELP = """Upload images with per-pixel labels, from COCO segmentation JSON or a mask folder.
 
@@ -50,7 +53,7 @@ so an interrupted upload is finished by running it again.
 
 
 @app.command("create")
-def create(dataset_id: DatasetArg, app: AppOpt = None, exist_ok: ExistOkOpt = False, output: OutputOpt = "table") -> None:
+def create(dataset_id: NewDatasetArg, app: AppOpt = None, exist_ok: ExistOkOpt = False, output: OutputOpt = "table") -> None:
     """Create a dataset in an app."""
     out(output).data(STATE.backend.create_dataset(STATE.app_id(app), dataset_id, exist_ok=exist_ok), DATASET_COLUMNS)
 
@@ -58,13 +61,94 @@ def create(dataset_id: DatasetArg, app: AppOpt = None, exist_ok: ExistOkOpt = Fa
 @app.command("list")
 def list_datasets(app: AppOpt = None, output: OutputOpt = "table") -> None:
     """List an app's datasets."""
-    out(output).data(STATE.backend.list_datasets(STATE.app_id(app)), DATASET_COLUMNS, title="datasets")
+    app_id = STATE.app_id(app)
+    found = STATE.backend.list_datasets(app_id)
+    complete_cache.remember(STATE.settings, "datasets", (app_id,), [(d.id, "", "") for d in found])
+    out(output).data(found, DATASET_COLUMNS, title="datasets")
 
 
-@app.command("show")
-def show(dataset_id: DatasetArg, app: AppOpt = None, output: OutputOpt = "table") -> None:
-    """Show a dataset: input and version counts."""
-    out(output).data(STATE.backend.get_dataset(STATE.app_id(app), dataset_id))
+@app.command("show", short_help="Inputs, versions; images and share of pixels per concept.")
+def show(
+    dataset_id: DatasetArg, app: AppOpt = None,
+    no_stats: Annotated[bool, typer.Option("--no-stats", help="Only the counts: skip reading every label map.")] = False,
+    output: OutputOpt = "table",
+) -> None:
+    """Show a dataset: input and version counts, and per concept the images containing it and
+    its share of all pixels, with the background and ignore (255) shares. Warns about a
+    concept in fewer than 5 images (or under 1% of them).
+
+    Statistics read every label map (on Clarifai: every image); --no-stats skips them.
+    """
+    app_id = STATE.app_id(app)
+    backend = STATE.backend
+    dataset = backend.get_dataset(app_id, dataset_id)
+    sink = out(output)
+    if no_stats:
+        sink.data(dataset)
+        return
+    from segcli.services import dataset_stats
+
+    # A bar on a terminal only: `show` in a script stays silent on stderr but for warnings.
+    mode = "rich" if progress_mode(False) == "rich" else "off"
+    stats = dataset_stats.of_dataset(backend, app_id, dataset_id, dataset.inputs, mode)
+    doc = {**dataset.to_dict(), **stats.to_dict()}
+    if output != "table":
+        sink.data(doc)
+    else:
+        sink.data({**dataset.to_dict(), "background": _percent(doc["background_fraction"]),
+                   "ignore": _percent(doc["ignore_fraction"])})
+        rows = [{"concept": c["id"], "images": f"{c['images']} ({_percent(c['images'] / max(stats.images, 1), 0)})",
+                 "pixels": _percent(c["pixel_fraction"])} for c in doc["concepts"]]
+        sink.data(rows, ["concept", "images", "pixels"], title="concepts")
+    warning = dataset_stats.rare_warning(stats)
+    if warning:
+        sink.warn(warning)
+
+
+def _percent(fraction: float, digits: int = 2) -> str:
+    return f"{100 * fraction:.{digits}f}%"
+
+
+PREVIEW_HELP = """Draw a contact sheet (PNG) of a dataset's images with their labels, to check them
+before training: class order, masks that do not line up, EXIF-rotated photos.
+
+\b
+Example:
+  segcli dataset preview shapes --app my-app -f preview.png
+
+Tiles show each image as training reads it (EXIF orientation applied) with its label map
+blended in the colours predict uses, the file name under it; ignore pixels (255) are hatched
+grey. By default the first N inputs in stored order (named by content hash: an arbitrary,
+fixed sample); --seed draws others. --concepts keeps images containing any of them and draws
+only those concepts, coloured as predict colours a model trained with train --concepts.
+"""
+
+
+@app.command("preview", help=PREVIEW_HELP, short_help="A contact sheet (PNG) of images with their labels.")
+def preview(
+    dataset_id: DatasetArg,
+    file: Annotated[Path, typer.Option("--file", "-f", help="Where to write the PNG.")],
+    app: AppOpt = None,
+    dataset_version: DatasetVersionOpt = None,
+    n: Annotated[int, typer.Option("--n", "-n", min=1, max=256, help="Images on the sheet.")] = 16,
+    concepts: Annotated[Optional[str], typer.Option("--concepts", help="Only images with these concepts, comma-separated; only they are drawn.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Draw a random sample with this seed (default: the first N).")] = None,
+    tile: Annotated[int, typer.Option("--tile", min=64, max=1024, help="Tile side in pixels.")] = 256,
+    quiet: QuietOpt = False,
+    output: OutputOpt = "table",
+) -> None:
+    from segcli.services.params import split_concepts
+    from segcli.services.preview import preview as draw
+
+    app_id = STATE.app_id(app)
+    sink = out(output, quiet)
+    result = draw(STATE.backend, app_id, dataset_id, dataset_version, file, n=n, concepts=split_concepts(concepts),
+                  seed=seed, tile_size=tile, progress_mode=progress_mode(quiet))
+    if output != "table":
+        sink.data(result)
+        return
+    drawn = ", ".join(result["concepts"]) or "none"
+    sink.info(f"wrote {file} ({result['images']} images, {result['width']}x{result['height']}; concepts: {drawn})")
 
 
 @app.command("delete")
@@ -121,12 +205,18 @@ def version_create(
     output: OutputOpt = "table",
 ) -> None:
     """Snapshot the dataset's inputs and labels; later uploads do not change it."""
-    version = STATE.backend.create_dataset_version(STATE.app_id(app), dataset_id, description)
+    app_id = STATE.app_id(app)
+    version = STATE.backend.create_dataset_version(app_id, dataset_id, description)
+    complete_cache.remember(STATE.settings, "dataset_versions", (app_id, dataset_id),
+                            [complete_cache.dataset_version_entry(version)], add=True)
     out(output).data(version, ["id", "dataset_id", "inputs", "concepts", "created_at"])
 
 
 @version_app.command("list")
 def version_list(dataset_id: DatasetArg, app: AppOpt = None, output: OutputOpt = "table") -> None:
     """List a dataset's versions, oldest first."""
-    out(output).data(STATE.backend.list_dataset_versions(STATE.app_id(app), dataset_id),
-                     ["id", "inputs", "concepts", "created_at"], title="dataset versions")
+    app_id = STATE.app_id(app)
+    versions = STATE.backend.list_dataset_versions(app_id, dataset_id)
+    complete_cache.remember(STATE.settings, "dataset_versions", (app_id, dataset_id),
+                            [complete_cache.dataset_version_entry(v) for v in reversed(versions)])
+    out(output).data(versions, ["id", "inputs", "concepts", "created_at"], title="dataset versions")

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from segcli.cli import complete
 from segcli.core.errors import InvalidInputError, SegcliError
 
 DEMO_APP, DEMO_DATASET, DEMO_HELD_OUT, DEMO_MODEL = "segcli-demo", "shapes", "shapes-held-out", "shapes-segmenter"
@@ -29,7 +30,7 @@ def demo(
     images: Annotated[int, typer.Option("--images", min=8, max=2000, help="Training images to generate.")] = 160,
     size: Annotated[int, typer.Option("--size", min=64, max=1024, help="Image side in pixels.")] = 128,
     epochs: Annotated[int, typer.Option("--epochs", min=1, max=200, help="Training epochs.")] = 25,
-    template: Annotated[str, typer.Option("--template", help="Training template.")] = "segcli_UNet",
+    template: Annotated[str, typer.Option("--template", help="Training template.", autocompletion=complete.templates)] = "segcli_UNet",
 ) -> None:
     """Generate a shapes dataset and run every step: app, upload, version, model, params, train, predict, eval.
 

@@ -13,7 +13,7 @@ import typer
 
 from segcli import __version__
 from segcli.backends.registry import NAMES
-from segcli.cli import (app_cmd, completion_cmd, config_cmd, dataset_cmd, demo_cmd, doctor_cmd, model_cmd,
+from segcli.cli import (app_cmd, complete, completion_cmd, config_cmd, dataset_cmd, demo_cmd, doctor_cmd, model_cmd,
                         predict_cmd, template_cmd, train_cmd)
 from segcli.cli.context import STATE
 from segcli.core.errors import ExitCode, SegcliError
@@ -49,8 +49,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="Config profile (default: SEGCLI_PROFILE, then the current one).")] = None,
-    backend: Annotated[Optional[str], typer.Option("--backend", "-b", help=f"{NAMES} for this invocation (env: SEGCLI_BACKEND).")] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="Config profile (default: SEGCLI_PROFILE, then the current one).", autocompletion=complete.profiles)] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", "-b", help=f"{NAMES} for this invocation (env: SEGCLI_BACKEND).", autocompletion=complete.backends)] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
@@ -78,9 +78,9 @@ def report(exc: SegcliError) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     if "_SEGCLI_COMPLETE" in os.environ:  # a shell asking for completions (see `segcli completion`)
-        from typer.completion import completion_init
+        from segcli.cli.completion_cmd import init
 
-        completion_init()
+        init()
     STATE.debug = os.environ.get("SEGCLI_DEBUG") == "1" or "--debug" in (argv or sys.argv[1:])
     code = 0
     try:

@@ -5,7 +5,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from segcli.cli.context import STATE, AppOpt, ExistOkOpt, OutputOpt, QuietOpt, YesOpt, confirm_or_abort, out
+from segcli.cli import complete, complete_cache
+from segcli.cli.context import (STATE, AppOpt, DatasetVersionOpt, ExistOkOpt, OutputOpt, QuietOpt, YesOpt,
+                                confirm_or_abort, out)
 from segcli.render.progress import progress_mode
 from segcli.render.versions import version_row
 
@@ -18,7 +20,8 @@ Example:
 """
 
 app = typer.Typer(help=MODEL_HELP, short_help="Models, their trained versions, evaluation.", no_args_is_help=True)
-ModelArg = Annotated[str, typer.Argument(help="Model id.")]
+ModelArg = Annotated[str, typer.Argument(help="Model id.", autocompletion=complete.models)]
+NewModelArg = Annotated[str, typer.Argument(help="Model id.")]
 MODEL_COLUMNS = ["id", "model_type_id", "versions", "latest_version", "created_at"]
 VERSION_COLUMNS = ["id", "status", "template", "epoch", "epochs", "val_mIoU", "loss", "dataset_version_id", "created_at"]
 
@@ -31,7 +34,7 @@ def types(output: OutputOpt = "table") -> None:
 
 @app.command("create")
 def create(
-    model_id: ModelArg, app: AppOpt = None,
+    model_id: NewModelArg, app: AppOpt = None,
     model_type: Annotated[str, typer.Option("--type", "-t", help="Model type id.")] = "visual-segmenter",
     exist_ok: ExistOkOpt = False, output: OutputOpt = "table",
 ) -> None:
@@ -42,7 +45,10 @@ def create(
 @app.command("list")
 def list_models(app: AppOpt = None, output: OutputOpt = "table") -> None:
     """List an app's models."""
-    out(output).data(STATE.backend.list_models(STATE.app_id(app)), MODEL_COLUMNS, title="models")
+    app_id = STATE.app_id(app)
+    models = STATE.backend.list_models(app_id)
+    complete_cache.remember(STATE.settings, "models", (app_id,), [(m.id, m.model_type_id, "") for m in models])
+    out(output).data(models, MODEL_COLUMNS, title="models")
 
 
 @app.command("show")
@@ -51,6 +57,8 @@ def show(model_id: ModelArg, app: AppOpt = None, output: OutputOpt = "table") ->
     app_id = STATE.app_id(app)
     model = STATE.backend.get_model(app_id, model_id)
     versions = STATE.backend.list_versions(app_id, model_id)
+    complete_cache.remember(STATE.settings, "versions", (app_id, model_id),
+                            [complete_cache.version_entry(v) for v in reversed(versions)])
     sink = out(output)
     if output != "table":
         sink.data({**model.to_dict(), "model_versions": [version_row(v) for v in versions]})
@@ -71,11 +79,13 @@ def delete(model_id: ModelArg, app: AppOpt = None, yes: YesOpt = False) -> None:
 
 @app.command("eval")
 def evaluate(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model id.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)],
     app: AppOpt = None,
-    version: Annotated[Optional[str], typer.Option("--version", help="Model version (default: latest trained).")] = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset id (its latest version, or a new one).")] = None,
-    dataset_version: Annotated[Optional[str], typer.Option("--dataset-version", help="Dataset version id.")] = None,
+    version: Annotated[Optional[str], typer.Option("--version", help="Model version (default: latest trained).",
+                                                   autocompletion=complete.model_versions(complete.TRAINED))] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset id (its latest version, or a new one).",
+                                                   autocompletion=complete.datasets)] = None,
+    dataset_version: DatasetVersionOpt = None,
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:

@@ -6,15 +6,17 @@ from typing import Annotated, Optional
 
 import typer
 
+from segcli.cli import complete
 from segcli.cli.context import STATE, AppOpt, OutputOpt, QuietOpt, out
 from segcli.render.progress import progress_mode
 
 
 def predict(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders, globs or videos.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model id.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)],
     app: AppOpt = None,
-    version: Annotated[Optional[str], typer.Option("--version", help="Model version (default: latest trained).")] = None,
+    version: Annotated[Optional[str], typer.Option("--version", help="Model version (default: latest trained).",
+                                                   autocompletion=complete.model_versions(complete.TRAINED))] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Write <name>.mask.png, <name>.overlay.png and predictions.json here.")] = None,
     threshold: Annotated[float, typer.Option("--threshold", min=0.0, max=1.0, help="Drop regions whose score is below this.")] = 0.05,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=128, help="Images per forward pass.")] = 8,

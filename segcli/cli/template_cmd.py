@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from segcli.cli.context import STATE, AppOpt, OutputOpt, out, save_user_file
+from segcli.cli import complete, complete_cache
+from segcli.cli.context import STATE, AppOpt, DatasetVersionOpt, OutputOpt, out, save_user_file
 from segcli.core.templates import ParamsUpdate, load_document, resolve_document
 from segcli.services import params as service
 
@@ -19,7 +20,7 @@ Example:
 """
 
 app = typer.Typer(help=TEMPLATE_HELP, short_help="Training templates and their params YAML.", no_args_is_help=True)
-NameArg = Annotated[str, typer.Argument(help="Template name, e.g. MMSegmentation_SegFormer.")]
+NameArg = Annotated[str, typer.Argument(help="Template name, e.g. MMSegmentation_SegFormer.", autocompletion=complete.templates)]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="key=value for a train param (bare name: num_epochs=5). Repeatable.")]
 
 
@@ -28,9 +29,11 @@ def list_templates(output: OutputOpt = "table") -> None:
     """List training templates for visual-segmenter models; `default` marks the one
     `segcli train` uses when no --template is given."""
     backend = STATE.backend
+    templates = backend.list_templates()
+    complete_cache.remember(STATE.settings, "templates", (), [(t.name, complete.short(t.description), "") for t in templates])
     rows = [{"name": t.name, "default": t.name == backend.default_template, "model_type": t.model_type,
              "on_clarifai": t.on_clarifai, "description": t.description}
-            for t in backend.list_templates()]
+            for t in templates]
     if output == "table":
         rows = [{**r, "default": "*" if r["default"] else ""} for r in rows]
     out(output).data(rows, ["name", "default", "on_clarifai", "description"], title="templates")
@@ -52,8 +55,8 @@ def params(
     name: NameArg,
     file: Annotated[Path, typer.Option("--file", "-f", help="Where to write the params YAML.")],
     app: AppOpt = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset id to train on.")] = None,
-    dataset_version: Annotated[Optional[str], typer.Option("--dataset-version", help="Dataset version id.")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset id to train on.", autocompletion=complete.datasets)] = None,
+    dataset_version: DatasetVersionOpt = None,
     concepts: Annotated[Optional[str], typer.Option("--concepts", help="Concept ids to train, comma-separated.")] = None,
     all_concepts: Annotated[bool, typer.Option("--all-concepts", help="Train every concept of the app (or of the dataset version).")] = False,
     set_: SetOpt = None,

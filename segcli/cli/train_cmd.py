@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from segcli.cli.context import STATE, AppOpt, OutputOpt, QuietOpt, out, save_user_file
+from segcli.cli import complete, complete_cache
+from segcli.cli.context import STATE, AppOpt, ModelOpt, OutputOpt, QuietOpt, TemplateOpt, out, save_user_file
 from segcli.core.errors import InvalidInputError
 from segcli.render.progress import progress_mode
 from segcli.render.versions import version_row, version_summary
@@ -37,8 +38,10 @@ CI logs it prints a status line every few seconds. Exit code of a watched train:
 
 app = typer.Typer(help=TRAIN_HELP, short_help="Train and watch; list, status, log, cancel, resume.",
                   invoke_without_command=True, no_args_is_help=True)
-VersionArg = Annotated[str, typer.Argument(help="Model version id (see segcli model show MODEL).")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model id.")]
+_VERSION_HELP = "Model version id (see segcli model show MODEL)."
+VersionArg = Annotated[str, typer.Argument(help=_VERSION_HELP, autocompletion=complete.model_versions())]
+RunningVersionArg = Annotated[str, typer.Argument(help=_VERSION_HELP, autocompletion=complete.model_versions(complete.RUNNING))]
+ResumableVersionArg = Annotated[str, typer.Argument(help=_VERSION_HELP, autocompletion=complete.model_versions(complete.RESUMABLE))]
 
 
 def _require_model(model: Optional[str]) -> str:
@@ -65,11 +68,13 @@ def _watch_and_exit(app_id: str, model_id: str, version_id: str, output: str, qu
 @app.callback()
 def train(
     ctx: typer.Context,
-    template: Annotated[Optional[str], typer.Option("--template", "-t", help="Training template (segcli template list).")] = None,
+    template: TemplateOpt = None,
     model: ModelOpt = None,
     app: AppOpt = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset to train on (snapshotted into a new version).")] = None,
-    dataset_version: Annotated[Optional[str], typer.Option("--dataset-version", help="Existing dataset version to train on.")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset to train on (snapshotted into a new version).",
+                                                   autocompletion=complete.datasets)] = None,
+    dataset_version: Annotated[Optional[str], typer.Option("--dataset-version", help="Existing dataset version to train on.",
+                                                           autocompletion=complete.dataset_versions)] = None,
     params: Annotated[Optional[Path], typer.Option("--params", help="Params YAML from segcli template params.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="key=value train param (bare name). Repeatable.")] = None,
     concepts: Annotated[Optional[str], typer.Option("--concepts", help="Concepts to train, comma-separated (default: all in the data).")] = None,
@@ -86,6 +91,7 @@ def train(
     tmpl, doc = service.prepare(STATE.backend, app_id, template, params, dataset, dataset_version,
                                 split_concepts(concepts), set_ or [], sink, model_id)
     version = STATE.backend.train(app_id, model_id, tmpl, doc)
+    complete_cache.remember(STATE.settings, "versions", (app_id, model_id), [complete_cache.version_entry(version)], add=True)
     sink.info(f"training {model_id} version {version.id} ({tmpl.name}, {len(doc['concepts'])} concepts, "
               f"dataset version {doc['dataset_version_id']})")
     if no_wait:
@@ -124,7 +130,7 @@ def log(
 
 
 @app.command("cancel")
-def cancel(version: VersionArg, model: ModelOpt = None, app: AppOpt = None, output: OutputOpt = "table") -> None:
+def cancel(version: RunningVersionArg, model: ModelOpt = None, app: AppOpt = None, output: OutputOpt = "table") -> None:
     """Ask a running training to stop; its last checkpoint stays for resume."""
     v = STATE.backend.cancel_training(STATE.app_id(app), _require_model(model), version)
     out(output).data({"id": v.id, "status": v.status, "message": v.message})
@@ -132,7 +138,7 @@ def cancel(version: VersionArg, model: ModelOpt = None, app: AppOpt = None, outp
 
 @app.command("resume")
 def resume(
-    version: VersionArg, model: ModelOpt = None, app: AppOpt = None,
+    version: ResumableVersionArg, model: ModelOpt = None, app: AppOpt = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the worker started.")] = False,
     quiet: QuietOpt = False, output: OutputOpt = "table",
 ) -> None:
@@ -174,7 +180,9 @@ def list_trainings(
         finally:
             display.close()
     else:
-        found = listing.select(listing.versions(backend, apps), all_, limit)
+        every = listing.versions(backend, apps)
+        complete_cache.remember_versions(STATE.settings, every)
+        found = listing.select(every, all_, limit)
     rows = [listing.row(v) for v in found]
     if output != "table":
         sink.data(rows)

@@ -120,6 +120,9 @@ class ClarifaiBackend(Backend):
     def _get_dataset_version(self, app_id: str, dataset_id: str, version_id: str) -> Optional[DatasetVersion]:
         return self.datasets.get_version(app_id, dataset_id, version_id)
 
+    def _dataset_concepts(self, app_id: str, dataset_id: str) -> list[str]:
+        return self.datasets.concepts(app_id, dataset_id)
+
     def _iter_dataset_items(self, app_id: str, dataset_id: str, version_id: Optional[str]) -> Iterator[DatasetItem]:
         return self.datasets.iter_items(app_id, dataset_id, version_id)
 

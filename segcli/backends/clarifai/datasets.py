@@ -96,7 +96,7 @@ class CloudDatasets:
     def _version(self, app_id: str, dataset_id: str, proto) -> DatasetVersion:
         return DatasetVersion(id=proto.id, dataset_id=dataset_id, app_id=app_id, created_at=iso(proto.created_at),
                               inputs=self._version_inputs(app_id, dataset_id, proto),
-                              concepts=self._concepts(app_id, dataset_id))
+                              concepts=self.concepts(app_id, dataset_id))
 
     def _version_inputs(self, app_id: str, dataset_id: str, proto) -> int:
         if "/" in proto.metrics and proto.metrics["/"].inputs_count:
@@ -106,7 +106,7 @@ class CloudDatasets:
             return int(meta["input_count"])
         return len(self._inputs(app_id, dataset_id))
 
-    def _concepts(self, app_id: str, dataset_id: str) -> list[str]:
+    def concepts(self, app_id: str, dataset_id: str) -> list[str]:
         """Concepts the dataset's annotations use (Clarifai keeps no per-version concept list:
         for a version just made this is exact; older versions show the dataset's current set)."""
         def collect() -> list[str]:

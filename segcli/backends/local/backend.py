@@ -147,6 +147,10 @@ class LocalBackend(Backend):
                              (app_id, dataset_id, version_id))
         return None if row is None else self._dataset_version(row)
 
+    def _dataset_concepts(self, app_id: str, dataset_id: str) -> list[str]:
+        return [r[0] for r in self.store.all("SELECT DISTINCT concept_id FROM annotations WHERE app_id=? AND dataset_id=?",
+                                             (app_id, dataset_id))]
+
     def _iter_dataset_items(self, app_id: str, dataset_id: str, version_id: Optional[str]) -> Iterator[DatasetItem]:
         return items.iter_items(self.store, app_id, dataset_id, version_id)
 

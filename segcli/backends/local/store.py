@@ -7,11 +7,13 @@ from pathlib import Path
 from segcli.backends.local.blobs import BlobStore
 from segcli.backends.local.db import connect, transaction
 
+DB_NAME = "segcli.db"   # under the data dir; cli/complete reads it too (backends/local/catalog.py)
+
 
 class Store:
     def __init__(self, root: Path):
         self.root = root
-        self.db: sqlite3.Connection = connect(root / "segcli.db")
+        self.db: sqlite3.Connection = connect(root / DB_NAME)
         self.blobs = BlobStore(root / "blobs")
 
     def runs_dir(self, version_id: str) -> Path:
