@@ -144,10 +144,13 @@ class Backend(ABC):
         self.get_dataset(app_id, dataset_id)
         self._delete_dataset(app_id, dataset_id)
 
-    def upload(self, app_id: str, dataset_id: str, data: "ReadResult", on_progress: ProgressFn) -> UploadResult:
-        """Write every item of `data` (already validated) exactly once; re-runs add nothing."""
+    def upload(self, app_id: str, dataset_id: str, data: "ReadResult", on_progress: ProgressFn,
+               region_format: str = "polygon") -> UploadResult:
+        """Write every item of `data` (already validated) exactly once; re-runs add nothing.
+        `region_format` (polygon | mask) is how a backend that stores regions sends them
+        (Clarifai); one that stores label maps (local) ignores it."""
         self.get_dataset(app_id, dataset_id)
-        return self._upload(app_id, dataset_id, data, on_progress)
+        return self._upload(app_id, dataset_id, data, on_progress, region_format)
 
     def create_dataset_version(self, app_id: str, dataset_id: str, description: str = "") -> DatasetVersion:
         if self.get_dataset(app_id, dataset_id).inputs == 0:
@@ -307,7 +310,8 @@ class Backend(ABC):
     @abstractmethod
     def _delete_dataset(self, app_id: str, dataset_id: str) -> None: ...
     @abstractmethod
-    def _upload(self, app_id: str, dataset_id: str, data: "ReadResult", on_progress: ProgressFn) -> UploadResult: ...
+    def _upload(self, app_id: str, dataset_id: str, data: "ReadResult", on_progress: ProgressFn,
+                region_format: str) -> UploadResult: ...
     @abstractmethod
     def _create_dataset_version(self, app_id: str, dataset_id: str, description: str) -> DatasetVersion: ...
     @abstractmethod

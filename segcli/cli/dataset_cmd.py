@@ -77,6 +77,15 @@ def delete(dataset_id: DatasetArg, app: AppOpt = None, yes: YesOpt = False) -> N
     out().info(f"deleted dataset {dataset_id}")
 
 
+REGION_FORMATS = ("polygon", "mask")
+
+
+def _check_region_format(value: str) -> str:
+    if value not in REGION_FORMATS:
+        raise typer.BadParameter(f"must be one of {', '.join(REGION_FORMATS)}")
+    return value
+
+
 def _classes(value: Optional[str]) -> Optional[list[str]]:
     return [c.strip() for c in value.split(",") if c.strip()] if value else None
 
@@ -92,6 +101,10 @@ def upload(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and report; write nothing.")] = False,
     max_invalid_percent: Annotated[float, typer.Option("--max-invalid-percent", min=0, max=100,
                                                        help="Skip bad items up to this share; refuse above it.")] = 0.0,
+    region_format: Annotated[str, typer.Option("--region-format", callback=_check_region_format,
+                                               help="polygon | mask: how Clarifai receives regions (polygons, as "
+                                                    "its SDK sends them, or exact 1-bit masks); the local "
+                                                    "backend stores label maps and ignores it.")] = "polygon",
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
@@ -102,7 +115,8 @@ def upload(
     STATE.backend.get_dataset(app_id, dataset_id)
     data = service.read_source(coco, images, masks, _classes(classes), progress_mode(quiet))
     result = service.upload(STATE.backend, app_id, dataset_id, data, dry_run=dry_run,
-                            max_invalid_percent=max_invalid_percent, progress_mode=progress_mode(quiet))
+                            max_invalid_percent=max_invalid_percent, progress_mode=progress_mode(quiet),
+                            region_format=region_format)
     for bad in data.invalid:
         sink.warn(f"invalid: {bad.name}: {bad.reason}")
     summary = result.to_dict()
