@@ -61,6 +61,9 @@ class DatasetItem:
     image: bytes                 # the stored image file, as uploaded
     labelmap: "np.ndarray"       # HxW uint8: value v is the concept labels[v]; 0 background, 255 ignore
     labels: dict[int, str]       # label-map value -> concept id, for the values present
+    # The label map's stored PNG when the backend keeps one (local): export copies it byte for
+    # byte where its numbering already is the export's. None where it was rasterised (Clarifai).
+    labelmap_png: Optional[bytes] = None
 
 
 @dataclass

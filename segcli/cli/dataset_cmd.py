@@ -128,6 +128,53 @@ def upload(
         service.check_tolerance(data, max_invalid_percent)
 
 
+EXPORT_HELP = """Write a dataset (or one of its versions) to a folder, to upload elsewhere or use in
+another tool. Works the same on every backend, so it is also how a dataset moves between them.
+
+\b
+--format masks: DIR/images/<name as uploaded>, DIR/masks/<stem>.png (pixel = class index,
+                0 background, 255 ignore), DIR/classes.txt (line i names index i)
+--format coco:  DIR/images/<name as uploaded>, DIR/annotations.json (one RLE per concept and
+                image; COCO has no ignore label, so ignore pixels become background)
+
+Upload it back with: segcli dataset upload D --images DIR/images --masks DIR/masks
+(or --coco DIR/annotations.json --images DIR/images). --out must be new, empty, or a previous
+export of the same format, which is replaced once the new one is complete.
+
+\b
+Example (local -> Clarifai):
+  segcli dataset export shapes --app my-app --format masks --out shapes-export
+  segcli --profile cloud dataset upload shapes --app my-app --images shapes-export/images --masks shapes-export/masks
+"""
+EXPORT_FORMATS = ("masks", "coco")
+
+
+def _check_export_format(value: str) -> str:
+    if value not in EXPORT_FORMATS:
+        raise typer.BadParameter(f"must be one of {', '.join(EXPORT_FORMATS)}")
+    return value
+
+
+@app.command("export", help=EXPORT_HELP)
+def export(
+    dataset_id: DatasetArg,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (new, empty, or a previous export).")],
+    app: AppOpt = None,
+    dataset_version: Annotated[Optional[str], typer.Option("--dataset-version", help="A version id (default: the dataset as it is now).")] = None,
+    fmt: Annotated[str, typer.Option("--format", callback=_check_export_format, help="masks | coco")] = "masks",
+    quiet: QuietOpt = False,
+    output: OutputOpt = "table",
+) -> None:
+    from segcli.services.export import export as run_export
+
+    result = run_export(STATE.backend, STATE.app_id(app), dataset_id, dataset_version, fmt, out_dir,
+                        progress_mode(quiet))
+    summary = dict(result.__dict__)
+    if output == "table":
+        summary["classes"] = ", ".join(result.classes)
+    out(output, quiet).data(summary)
+
+
 @version_app.command("create")
 def version_create(
     dataset_id: DatasetArg, app: AppOpt = None,

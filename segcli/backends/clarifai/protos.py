@@ -5,8 +5,9 @@ kill -9 computes the same ids, so the server answers "duplicate" instead of stor
 - input id      `{dataset_id}-{sha256(image bytes)[:20]}` (the SDK's `{dataset_id}-{item_id}`
                  shape with the content hash as item id; inputs are app-wide, the dataset
                  prefix keeps one image in two datasets apart).
-- annotation id `{sha256(image)[:20]}-{sha256(dataset, concept, label map[, "polygon", k])[:16]}`:
-                 a changed label map gives new ids, so changed labels are detectable.
+- annotation id `{sha256(image)[:20]}-{sha256(dataset, concept, label map PNG)[:16]}` (masks) or
+                 `...-{sha256(dataset, concept, the concept's pixels, "polygon", k)[:16]}` (ring k):
+                 changed labels give new ids, so they are detectable.
 Two region formats (`--region-format`):
 - polygon (default): what the SDK and Clarifai's docs send, one annotation per ring,
   `region_info.polygon.points` normalised {row: y/H, col: x/W}, one concept. The rings are
@@ -124,8 +125,11 @@ class PlannedItem:
             if self.region_format == MASK:
                 yield f"{prefix}-{_sha(self.dataset_id, concept, self.labelmap_sha)[:16]}", concept, pixels
                 continue
+            # Named by the concept's pixels, not by how its PNG was encoded: a label map that
+            # comes back from an export (or another tool) with the same pixels changes nothing.
+            pixels_sha = hashlib.sha256(np.asarray(pixels.shape).tobytes() + np.packbits(pixels).tobytes()).hexdigest()
             for k, ring in enumerate(mask_to_rings(pixels)):
-                ann_id = f"{prefix}-{_sha(self.dataset_id, concept, self.labelmap_sha, POLYGON, str(k))[:16]}"
+                ann_id = f"{prefix}-{_sha(self.dataset_id, concept, pixels_sha, POLYGON, str(k))[:16]}"
                 yield ann_id, concept, ring
 
 
