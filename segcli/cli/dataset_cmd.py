@@ -10,7 +10,8 @@ from segcli.cli.context import STATE, AppOpt, ExistOkOpt, OutputOpt, QuietOpt, Y
 from segcli.render.progress import progress_mode
 
 DATASET_HELP = """Datasets: images with per-pixel labels, uploaded from COCO segmentation JSON or
-from a folder of index masks, and frozen versions of them to train and evaluate on.
+from a folder of index masks (and exported back to either), and frozen versions of them to
+train and evaluate on.
 
 \b
 Example:
@@ -25,7 +26,7 @@ Example:
   segcli dataset version create shapes --app my-app
 """
 
-app = typer.Typer(help=DATASET_HELP, short_help="Datasets with per-pixel labels: upload, versions.",
+app = typer.Typer(help=DATASET_HELP, short_help="Datasets with per-pixel labels: upload, export, versions.",
                   no_args_is_help=True)
 version_app = typer.Typer(help=VERSION_HELP, short_help="Frozen snapshots to train and evaluate on.",
                           no_args_is_help=True)
@@ -132,19 +133,22 @@ EXPORT_HELP = """Write a dataset (or one of its versions) to a folder, to upload
 another tool. Works the same on every backend, so it is also how a dataset moves between them.
 
 \b
---format masks: DIR/images/<name as uploaded>, DIR/masks/<stem>.png (pixel = class index,
-                0 background, 255 ignore), DIR/classes.txt (line i names index i)
---format coco:  DIR/images/<name as uploaded>, DIR/annotations.json (one RLE per concept and
-                image; COCO has no ignore label, so ignore pixels become background)
+--format masks  DIR/images/<name as uploaded>, DIR/masks/<stem>.png
+                (pixel = class index, 0 background, 255 ignore),
+                DIR/classes.txt (line i names index i)
+--format coco   DIR/images/<name as uploaded>, DIR/annotations.json
+                (one RLE per concept and image; COCO has no ignore
+                label: ignore pixels become background)
 
 Upload it back with: segcli dataset upload D --images DIR/images --masks DIR/masks
 (or --coco DIR/annotations.json --images DIR/images). --out must be new, empty, or a previous
 export of the same format, which is replaced once the new one is complete.
 
 \b
-Example (local -> Clarifai):
-  segcli dataset export shapes --app my-app --format masks --out shapes-export
-  segcli --profile cloud dataset upload shapes --app my-app --images shapes-export/images --masks shapes-export/masks
+Example (from the local backend to a Clarifai profile named cloud):
+  segcli dataset export shapes --app my-app --out exp/
+  segcli --profile cloud dataset upload shapes --app my-app \\
+      --images exp/images --masks exp/masks
 """
 EXPORT_FORMATS = ("masks", "coco")
 
