@@ -282,3 +282,75 @@ def test_https_to_a_plain_http_port_is_one_line(fake_clarifai, tmp_path):
     assert done.returncode == ExitCode.CONFIG, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 2 and "does not speak TLS" in lines[0] and "http://HOST:PORT" in lines[1], done.stderr
+
+
+# -- a folder segcli may not write -------------------------------------------------------------------
+def _without_permission_override() -> list[str]:
+    """A command prefix under which the permission bits apply: as is for a normal user; for
+    root, setpriv drops CAP_DAC_OVERRIDE (root ignores modes otherwise)."""
+    import shutil as sh
+
+    if os.geteuid() != 0:
+        return []
+    if sh.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: permission bits cannot be made to apply")
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+            "--inh-caps", "-dac_override,-dac_read_search"]
+
+
+def test_home_without_write_permission(tmp_path, shapes):
+    home = tmp_path / "home"
+    env = segcli_subprocess_env(home)
+    assert subprocess.run([*SEGCLI, "app", "create", "a"], env=env, capture_output=True).returncode == 0
+    data = home / "data"
+    data.chmod(0o555)
+    try:
+        prefix = _without_permission_override()
+        for argv, code in ((["app", "list"], FAULT), (["app", "create", "b"], FAULT), (["doctor", "-o", "json"], OK)):
+            done = subprocess.run([*prefix, *SEGCLI, *argv], env=env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == code, done.stderr
+            if argv[0] == "doctor":
+                import json
+
+                report = json.loads(done.stdout)
+                assert report["store"] == "unwritable" and "permission denied" in report["store_detail"]
+                continue
+            lines = done.stderr.strip().splitlines()
+            assert len(lines) == 2 and str(data / "segcli.db") in lines[0] and "permission denied" in lines[0]
+            assert lines[1].startswith("hint: make ") and "Traceback" not in done.stderr
+    finally:
+        data.chmod(0o755)
+
+
+@pytest.mark.parametrize("errno_name, words", [
+    ("EDQUOT", "disk quota exceeded"), ("EIO", "input/output error"), ("EPERM", "not permitted"),
+    ("ENOSPC", "no space left"), ("EROFS", "read-only file system"), ("EACCES", "permission denied")])
+def test_each_errno_is_named_with_its_path(errno_name, words, tmp_path):
+    """Faults not every machine can make for real (a quota, a failing disk) are worded too."""
+    import errno
+
+    from segcli.core.faults import classify
+
+    target = tmp_path / "blobs" / "ab" / "cdef"
+    fault = classify(OSError(getattr(errno, errno_name), os.strerror(getattr(errno, errno_name)), str(target)))
+    assert fault is not None and fault.exit_code == FAULT
+    assert words in fault.message and str(target) in fault.message and fault.hint
+
+
+def test_a_locked_store_and_a_programming_error_are_told_apart(tmp_path):
+    from segcli.core.faults import classify
+
+    db = tmp_path / "segcli.db"
+    locked = classify(sqlite3.OperationalError("database is locked"), db_path=lambda: db)
+    assert locked is not None and str(db) in locked.message and "another process" in locked.message
+    assert classify(sqlite3.OperationalError("no such table: apps"), db_path=lambda: db) is None
+    assert classify(ValueError("a bug")) is None
+    # A failed ROLLBACK raised while handling a full disk is still a full disk.
+    try:
+        try:
+            raise sqlite3.OperationalError("database or disk is full")
+        except sqlite3.OperationalError:
+            raise sqlite3.OperationalError("cannot rollback - no transaction is active")
+    except sqlite3.OperationalError as exc:
+        full = classify(exc, db_path=lambda: db)
+    assert full is not None and "no space left" in full.message
