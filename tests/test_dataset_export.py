@@ -231,3 +231,26 @@ def test_a_failed_export_leaves_nothing_half_written(cli, data, tmp_path):
         assert not (mount / "out").exists() and [p.name for p in mount.iterdir() if not p.name.startswith("filler")] == []
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_file_names_are_safe_and_unique():
+    import io as _io
+
+    from segcli.datasets.writers import FileNames
+
+    png = _io.BytesIO()
+    Image.new("RGB", (2, 2)).save(png, format="PNG")
+    names = FileNames()
+    got = [names.name(n, f"d-{i:020x}", png.getvalue()) for i, n in enumerate(
+        ["train/a.jpg", "../../etc/a.jpg", "C:\\shots\\b.JPG", "", ".hidden.jpg", "train/a.png", "notes"])]
+    assert got == ["train/a.jpg", "etc/a.jpg", "shots/b.JPG", "d-00000000000000000003.png", "hidden.jpg",
+                   "train/a-00000005.png", "notes.png"]
+    assert names.renamed == 6
+
+
+def test_an_empty_dataset_exports_only_background(cli, tmp_path):
+    ok(cli("app", "create", "a"))
+    ok(cli("dataset", "create", "d", "--app", "a"))
+    summary = ok(cli("dataset", "export", "d", "--app", "a", "--out", tmp_path / "e", "-o", "json")).json()
+    assert (summary["images"], summary["classes"]) == (0, ["background"])
+    assert (tmp_path / "e" / "classes.txt").read_text() == "background\n"

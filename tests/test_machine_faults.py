@@ -354,3 +354,13 @@ def test_a_locked_store_and_a_programming_error_are_told_apart(tmp_path):
     except sqlite3.OperationalError as exc:
         full = classify(exc, db_path=lambda: db)
     assert full is not None and "no space left" in full.message
+
+
+def test_doctor_reports_a_broken_config_instead_of_failing(cli, segcli_home):
+    segcli_home.mkdir(parents=True, exist_ok=True)
+    (segcli_home / "config.yaml").write_bytes(b"profiles: [unclosed\n")
+    result = cli("doctor", "-o", "json")
+    assert result.code == OK, result.err
+    report = result.json()
+    assert "not valid YAML" in report["config_error"] and report["store"] == "healthy"
+    assert "warning: config:" in result.err
