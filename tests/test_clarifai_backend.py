@@ -405,3 +405,20 @@ def test_local_accepts_and_ignores_the_region_format(cli, shapes_data):
     again = ok(cli("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks",
                    shapes_data / "masks", "--region-format", "polygon", "-o", "json")).json()
     assert (first["added"], again["added"], again["skipped"]) == (12, 0, 12)
+
+
+def test_a_lost_ring_is_posted_again_and_nothing_else(run, cloud, shapes_data):
+    """Completeness is read from the ids (`ring k of n`): one missing ring of one concept makes
+    its item ANNOTATE, and only that ring is posted."""
+    from clarifai_grpc.grpc.api import service_pb2
+
+    app_with_data(run, shapes_data, model=False)
+    lost = sorted(a.id for a in cloud.state.annotations("a"))[0]
+    request = service_pb2.DeleteAnnotationsRequest(ids=[lost])
+    request.user_app_id.user_id, request.user_app_id.app_id = USER, "a"
+    assert cloud.stub().DeleteAnnotations(request, metadata=cloud.metadata()).status.code == C.SUCCESS
+    posted_before = cloud.calls.get("PostAnnotations", 0)
+    again = ok(upload_masks(run, shapes_data, "-o", "json")).json()
+    assert (again["added"], again["skipped"], again["updated"]) == (1, 11, 0)
+    assert cloud.calls["PostAnnotations"] == posted_before + 1 and lost in {a.id for a in cloud.state.annotations("a")}
+    assert_exactly_once(cloud, shapes_data)

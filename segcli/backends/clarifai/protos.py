@@ -5,15 +5,16 @@ kill -9 computes the same ids, so the server answers "duplicate" instead of stor
 - input id      `{dataset_id}-{sha256(image bytes)[:20]}` (the SDK's `{dataset_id}-{item_id}`
                  shape with the content hash as item id; inputs are app-wide, the dataset
                  prefix keeps one image in two datasets apart).
-- annotation id `{sha256(image)[:20]}-{sha256(dataset, concept, label map PNG)[:16]}` (masks) or
-                 `...-{sha256(dataset, concept, the concept's pixels, "polygon", k)[:16]}` (ring k):
-                 changed labels give new ids, so they are detectable.
+- annotation id (masks) `{sha256(image)[:20]}-{sha256(dataset, concept, label map PNG)[:16]}`;
+                 (polygons) `{sha256(image)[:20]}-{sha256(dataset, concept, its pixels)[:16]}-{k}-{n}`
+                 for ring k of n: changed labels give new ids, so they are detectable, and
+                 whether all n rings are there is read from the ids without tracing again.
 Two region formats (`--region-format`):
 - polygon (default): what the SDK and Clarifai's docs send, one annotation per ring,
   `region_info.polygon.points` normalised {row: y/H, col: x/W}, one concept. The rings are
   traced along pixel edges from the label map (datasets/polygons.py): rasterised the COCO way
   they give the concept's pixels back exactly; a region with holes is cut into hole-free bands.
-  Ring k of a concept is annotation k, so ids stay deterministic.
+  Tracing is deterministic, so ids are too.
 - mask: one annotation per concept, `region_info.mask.image.base64` = a 1-bit PNG of the
   concept's pixels in the label map (exact too, but not documented as a training format).
 See docs/clarifai-backend.md.
@@ -69,12 +70,45 @@ class PlannedItem:
 
     @cached_property
     def annotation_ids(self) -> dict[str, str]:
-        """annotation id -> concept, for every annotation this item should have."""
+        """annotation id -> concept, for every annotation this item should have (polygons: traced)."""
         return {ann_id: concept for ann_id, concept, _ in self._regions(None)}
+
+    @cached_property
+    def _concept_keys(self) -> dict[str, str]:
+        """concept -> the middle part of its polygon ids: a hash of its pixels (no tracing)."""
+        labelmap = self._labelmap()
+        return {concept: self._concept_key(concept, self._pixels(labelmap, concept))
+                for concept in sorted(set(self.item.labels.values()))}
 
     def owns(self, annotation_id: str) -> bool:
         """Annotations segcli made for this image (others, e.g. from a labeller, are left alone)."""
         return annotation_id.startswith(self.item.image_sha256[:20] + "-")
+
+    def is_stale(self, existing: set[str]) -> bool:
+        """Whether the server holds annotations of ours that these labels no longer make (labels
+        changed, or another region format): then the input is replaced."""
+        owned = {a for a in existing if self.owns(a)}
+        if self.region_format == MASK:
+            return bool(owned - set(self.annotation_ids))
+        keys = set(self._concept_keys.values())
+        return any(_ring_key(a) not in keys for a in owned)
+
+    def is_complete(self, existing: set[str]) -> bool:
+        """Whether every annotation this item needs is there. For polygons decided from the ids
+        alone (each says `ring k of n`), so a re-run traces nothing for items already done."""
+        if self.region_format == MASK:
+            return set(self.annotation_ids) <= existing
+        rings: dict[str, set[tuple[int, int]]] = {}
+        for ann_id in existing:
+            parsed = _ring_of(ann_id) if self.owns(ann_id) else None
+            if parsed is not None:
+                rings.setdefault(parsed[0], set()).add(parsed[1:])
+        for key in self._concept_keys.values():
+            found = rings.get(key, set())
+            counts = {n for _, n in found}
+            if len(counts) != 1 or {k for k, _ in found} != set(range(counts.pop())):
+                return False
+        return True
 
     def input_proto(self) -> R.Input:
         data = R.Data(image=R.Image(base64=self.item.image_path.read_bytes()))
@@ -108,6 +142,15 @@ class PlannedItem:
         with Image.open(io.BytesIO(self.item.labelmap_bytes())) as im:
             return np.asarray(im)
 
+    def _pixels(self, labelmap: np.ndarray, concept: str) -> np.ndarray:
+        return np.isin(labelmap, [v for v, c in self.item.labels.items() if c == concept])
+
+    def _concept_key(self, concept: str, pixels: np.ndarray) -> str:
+        # Named by the concept's pixels, not by how the PNG was encoded: a label map that comes
+        # back from an export (or another tool) with the same pixels changes nothing.
+        pixels_sha = hashlib.sha256(np.asarray(pixels.shape).tobytes() + np.packbits(pixels).tobytes()).hexdigest()
+        return _sha(self.dataset_id, concept, pixels_sha, POLYGON)[:16]
+
     def _regions(self, labelmap: Optional[np.ndarray]) -> Iterator[tuple[str, str, Optional[np.ndarray]]]:
         """(annotation id, concept, mask or ring) in a stable order: concepts by name, then rings
         in tracing order. Without `labelmap` only the ids are wanted: region masks need no
@@ -121,16 +164,27 @@ class PlannedItem:
         if labelmap is None:
             labelmap = self._labelmap()
         for concept in concepts:
-            pixels = np.isin(labelmap, [v for v, c in self.item.labels.items() if c == concept])
+            pixels = self._pixels(labelmap, concept)
             if self.region_format == MASK:
                 yield f"{prefix}-{_sha(self.dataset_id, concept, self.labelmap_sha)[:16]}", concept, pixels
                 continue
-            # Named by the concept's pixels, not by how its PNG was encoded: a label map that
-            # comes back from an export (or another tool) with the same pixels changes nothing.
-            pixels_sha = hashlib.sha256(np.asarray(pixels.shape).tobytes() + np.packbits(pixels).tobytes()).hexdigest()
-            for k, ring in enumerate(mask_to_rings(pixels)):
-                ann_id = f"{prefix}-{_sha(self.dataset_id, concept, pixels_sha, POLYGON, str(k))[:16]}"
-                yield ann_id, concept, ring
+            key = self._concept_key(concept, pixels)
+            rings = mask_to_rings(pixels)
+            for k, ring in enumerate(rings):   # "ring k of n": the survey checks completeness from ids
+                yield f"{prefix}-{key}-{k}-{len(rings)}", concept, ring
+
+
+def _ring_of(annotation_id: str) -> Optional[tuple[str, int, int]]:
+    """(concept key, k, n) of a polygon id `{image}-{key}-{k}-{n}`; None for any other id."""
+    parts = annotation_id.split("-")
+    if len(parts) != 4 or not (parts[2].isdigit() and parts[3].isdigit()):
+        return None
+    return parts[1], int(parts[2]), int(parts[3])
+
+
+def _ring_key(annotation_id: str) -> Optional[str]:
+    parsed = _ring_of(annotation_id)
+    return parsed[0] if parsed else None
 
 
 def mask_png(mask: np.ndarray) -> bytes:

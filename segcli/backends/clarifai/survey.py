@@ -87,11 +87,9 @@ def classify(plan: PlannedItem, dataset_id: str, found, anns: set[str]) -> Work:
         return Work(plan, NEW)
     if dataset_id not in found.dataset_ids or found.status.code == C.INPUT_DOWNLOAD_FAILED:
         return Work(plan, REDO)  # our id, but a failed or orphaned copy: replace it
-    expected = set(plan.annotation_ids)
-    stale = {a for a in anns if plan.owns(a)} - expected
-    if stale:
+    if plan.is_stale(anns):
         return Work(plan, REDO, changed=True)  # labels changed since: replace input + labels
-    if expected <= anns and found.status.code not in PENDING:
+    if plan.is_complete(anns) and found.status.code not in PENDING:
         return Work(plan, SKIP, existing=anns)
     return Work(plan, ANNOTATE, existing=anns)
 
