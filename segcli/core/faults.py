@@ -4,8 +4,9 @@ with the fix, exit code 12 (ExitCode.ENVIRONMENT).
 A full disk, a quota, a read-only or foreign-owned folder, a failing disk, a corrupt or locked
 SQLite file, a SEGCLI_HOME that is a file: none is a bug, and none is fixed by re-running with
 --debug. `classify` is asked by the CLI entry (cli/main.py) about every exception that is not
-a SegcliError; None means "not a fault of the machine" (then it is a bug: exit 1). `os_reason`
-words an OSError the same way for `segcli doctor`, which reports instead of failing.
+a SegcliError; None means "not a fault of the machine" (then it is a bug: exit 1).
+`unwritable_reason` finds out by trying why a folder takes no file (for `segcli doctor`, which
+reports instead of failing, and to word SQLite's vaguer errors).
 
 The exception's context chain is searched too: a failed ROLLBACK after a "disk is full" is
 still a full disk.
@@ -88,12 +89,6 @@ def _os(exc: OSError) -> Optional[EnvironmentFault]:
                             hint=hint.format(folder=folder or "."))
 
 
-def os_reason(exc: OSError) -> str:
-    """An OSError in the words `classify` uses (for reports that go on after a fault)."""
-    fault = _os(exc) if exc.errno is not None else None
-    return fault.message if fault is not None else (exc.strerror or str(exc))
-
-
 def _sqlite(exc, db: Optional[Path]) -> Optional[EnvironmentFault]:
     code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
     text = str(exc).lower()
@@ -135,40 +130,29 @@ def _sqlite(exc, db: Optional[Path]) -> Optional[EnvironmentFault]:
     return None  # e.g. "no such table": a bug or a store from another version, not the machine
 
 
+_SHORT = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+          errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+          errno.EPERM: "permission denied", errno.ENOTDIR: "not a directory",
+          errno.EEXIST: "not a directory", errno.EIO: "input/output error"}
+
+
 def unwritable_reason(folder: Path) -> Optional[str]:
-    """Why no file can be created in `folder` (read-only, permission, full, not a folder), by
-    trying: None when a file can be created and removed there."""
+    """Why no file can be written in `folder` (read-only, permission, full, not a folder), found
+    by trying: None when a file can be created, written and removed there."""
     import tempfile
 
     try:
         fd, name = tempfile.mkstemp(dir=folder, prefix=".segcli-probe-")
     except OSError as exc:
-        fault = _os(exc)
-        return _reason_only(fault.message if fault else (exc.strerror or str(exc)))
+        return _SHORT.get(exc.errno or 0, exc.strerror or str(exc))
     try:
         os.write(fd, b"\0" * 4096)  # a full disk often still has room for an empty file
     except OSError as exc:
-        fault = _os(exc)
-        return _reason_only(fault.message if fault else (exc.strerror or str(exc)))
+        return _SHORT.get(exc.errno or 0, exc.strerror or str(exc))
     finally:
         os.close(fd)
         Path(name).unlink(missing_ok=True)
     return None
-
-
-def _reason_only(message: str) -> str:
-    # Messages embed the probe's temp name; the caller names the folder itself.
-    if "no space" in message:
-        return "no space left on the device"
-    if "quota" in message:
-        return "disk quota exceeded"
-    if "read-only" in message:
-        return "read-only file system"
-    if "permission" in message or "not permitted" in message:
-        return "permission denied"
-    if "not a directory" in message:
-        return "not a directory"
-    return message
 
 
 def _shown(path: Optional[PathLike]) -> Optional[str]:

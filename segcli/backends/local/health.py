@@ -61,7 +61,7 @@ def _nearest_existing(path: Path) -> Optional[Path]:
     """The path itself or its closest ancestor that exists (what a mkdir -p would start from)."""
     for candidate in (path, *path.parents):
         try:
-            if candidate.exists() or candidate.is_file():
+            if candidate.exists():
                 return candidate
         except OSError:
             continue
