@@ -38,8 +38,9 @@ NOTES = """\
   fixed cost that the all-skipped re-run also pays (CLI start-up, validating every item before
   anything is sent, backend import, the existence survey), so the ratio stays under 3x at this
   tiny size; the upload work itself is a fraction of the SDK's time inside upload_dataset.
-- Annotation counts differ by design: segcli sends one region-mask annotation per concept and
-  image, the SDK one polygon annotation per ring.
+- Annotation counts differ by design: segcli sends one polygon per ring of each concept's
+  visible pixels (regions split by overlaps, holes cut into bands; figures recorded before
+  issue 11 sent one region mask per concept and image), the SDK one polygon per COCO ring.
 """
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from segcli.backends.registry import BACKENDS, DEFAULT_BACKEND
+from segcli.backends.registry import BACKENDS, DEFAULT_BACKEND, check_option
 from segcli.core.errors import ConfigError, InvalidInputError, NotFoundError
 from segcli.core.files import write_text_atomic
 from segcli.core.textfile import TextEncodingError, read_text
@@ -113,6 +113,7 @@ def validate_setting(key: str, value: str) -> str:
                                 hint="settable keys: " + ", ".join(PROFILE_KEYS))
     if key == "backend" and value not in BACKENDS:
         raise InvalidInputError(f"unknown backend '{value}'", hint="backends: " + ", ".join(BACKENDS))
+    check_option(key, value, f"segcli config set {key}")
     return value
 
 

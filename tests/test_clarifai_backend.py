@@ -80,17 +80,18 @@ def app_with_data(run, data, model=True):
         ok(run("model", "create", "m", "--app", "a"))
 
 
-def expected_state(data):
-    """Input ids and (input, concept) pairs a mask-folder upload of `data` must leave."""
+def expected_state(data, region_format="polygon"):
+    """Input ids and (input, concept) pairs a mask-folder upload of `data` must leave: one pair
+    per polygon ring (the default), or per concept with region masks."""
     from segcli.backends.clarifai.protos import PlannedItem
     from segcli.datasets.maskdir import read_mask_folder
 
-    plans = [PlannedItem(i, "d") for i in read_mask_folder(data / "images", data / "masks").items]
-    return {p.id for p in plans}, Counter((p.id, c) for p in plans for c in p.annotation_ids)
+    plans = [PlannedItem(i, "d", region_format) for i in read_mask_folder(data / "images", data / "masks").items]
+    return {p.id for p in plans}, Counter((p.id, c) for p in plans for c in p.annotation_ids.values())
 
 
-def assert_exactly_once(fake, data):
-    ids, pairs = expected_state(data)
+def assert_exactly_once(fake, data, region_format="polygon"):
+    ids, pairs = expected_state(data, region_format)
     inputs = fake.state.inputs("a")
     assert sorted(r.id for r in inputs) == sorted(ids)
     assert all(r.status_code == C.INPUT_DOWNLOAD_SUCCESS for r in inputs)
@@ -353,3 +354,71 @@ def test_throttled_and_unavailable_calls_are_retried(run, cloud):
     ok(run("app", "create", "a"))
     assert cloud.calls["PostApps"] > 5  # beyond gRPC's own 5 attempts: segcli's loop retried
     assert [a.id for a in cloud.state.apps()] == ["a"]
+
+
+# ---- region formats -----------------------------------------------------------------------
+
+def _painted(fake, input_id, shape):
+    """concept -> bool mask of every region the fake stored for the input (polygons or masks)."""
+    from segcli.backends.clarifai.protos import decode_mask, polygon_mask
+
+    out = {}
+    for ann in fake.state.annotations("a", input_id=input_id):
+        region = ann.data.regions[0]
+        info = region.region_info
+        mask = (polygon_mask(info.polygon.points, *shape) if info.HasField("polygon")
+                else decode_mask(bytes(info.mask.image.base64), *shape))
+        concept = region.data.concepts[0].id
+        out[concept] = out.get(concept, np.zeros(shape, bool)) | mask
+    return out
+
+
+def test_regions_are_polygons_by_default_and_masks_on_request(run, cloud, shapes_data):
+    app_with_data(run, shapes_data, model=False)
+    kinds = {"polygon" if a.data.regions[0].region_info.HasField("polygon") else "mask"
+             for a in cloud.state.annotations("a")}
+    assert kinds == {"polygon"}
+    assert_exactly_once(cloud, shapes_data)
+    classes = (shapes_data / "classes.txt").read_text().split()
+    for record in cloud.state.inputs("a"):
+        labelmap = np.asarray(Image.open(shapes_data / "masks" / record.metadata["filename"].replace(".jpg", ".png")))
+        painted = _painted(cloud, record.id, labelmap.shape)
+        for value in set(np.unique(labelmap)) - {0, 255}:
+            assert (painted[classes[value]] == (labelmap == value)).all()  # pixel-exact
+    # The same data as region masks: one annotation per concept; the inputs are re-sent.
+    switched = ok(upload_masks(run, shapes_data, "--region-format", "mask", "-o", "json")).json()
+    assert (switched["added"], switched["updated"], switched["skipped"]) == (0, 12, 0)
+    assert {a.data.regions[0].region_info.HasField("mask") for a in cloud.state.annotations("a")} == {True}
+    assert_exactly_once(cloud, shapes_data, "mask")
+    again = ok(upload_masks(run, shapes_data, "--region-format", "mask", "-o", "json")).json()
+    assert (again["added"], again["skipped"]) == (0, 12)
+    wrong = run("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks",
+                shapes_data / "masks", "--region-format", "rle")
+    assert wrong.code == ExitCode.USAGE and "polygon, mask" in wrong.err
+
+
+def test_local_accepts_and_ignores_the_region_format(cli, shapes_data):
+    ok(cli("app", "create", "a"))
+    ok(cli("dataset", "create", "d", "--app", "a"))
+    first = ok(cli("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks",
+                   shapes_data / "masks", "--region-format", "mask", "-o", "json")).json()
+    again = ok(cli("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks",
+                   shapes_data / "masks", "--region-format", "polygon", "-o", "json")).json()
+    assert (first["added"], again["added"], again["skipped"]) == (12, 0, 12)
+
+
+def test_a_lost_ring_is_posted_again_and_nothing_else(run, cloud, shapes_data):
+    """Completeness is read from the ids (`ring k of n`): one missing ring of one concept makes
+    its item ANNOTATE, and only that ring is posted."""
+    from clarifai_grpc.grpc.api import service_pb2
+
+    app_with_data(run, shapes_data, model=False)
+    lost = sorted(a.id for a in cloud.state.annotations("a"))[0]
+    request = service_pb2.DeleteAnnotationsRequest(ids=[lost])
+    request.user_app_id.user_id, request.user_app_id.app_id = USER, "a"
+    assert cloud.stub().DeleteAnnotations(request, metadata=cloud.metadata()).status.code == C.SUCCESS
+    posted_before = cloud.calls.get("PostAnnotations", 0)
+    again = ok(upload_masks(run, shapes_data, "-o", "json")).json()
+    assert (again["added"], again["skipped"], again["updated"]) == (1, 11, 0)
+    assert cloud.calls["PostAnnotations"] == posted_before + 1 and lost in {a.id for a in cloud.state.annotations("a")}
+    assert_exactly_once(cloud, shapes_data)

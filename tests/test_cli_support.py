@@ -34,7 +34,8 @@ def test_shell_completion_answers(tmp_path):
 def test_doctor_reports_store_and_versions(cli):
     cli("app", "create", "a")
     report = cli("doctor", "-o", "json").json()
-    assert report["backend"] == "local" and report["store"].startswith("ok")
+    assert report["backend"] == "local" and report["store"] == "healthy"
+    assert report["store_path"].endswith("segcli.db") and report["store_detail"].startswith("quick_check ok")
     assert report["segcli"] and "python" in report
 
 

@@ -61,6 +61,9 @@ class DatasetItem:
     image: bytes                 # the stored image file, as uploaded
     labelmap: "np.ndarray"       # HxW uint8: value v is the concept labels[v]; 0 background, 255 ignore
     labels: dict[int, str]       # label-map value -> concept id, for the values present
+    # The label map's stored PNG when the backend keeps one (local): export copies it byte for
+    # byte where its numbering already is the export's. None where it was rasterised (Clarifai).
+    labelmap_png: Optional[bytes] = None
 
 
 @dataclass
@@ -140,10 +143,13 @@ class Backend(ABC):
         self.get_dataset(app_id, dataset_id)
         self._delete_dataset(app_id, dataset_id)
 
-    def upload(self, app_id: str, dataset_id: str, data: "ReadResult", on_progress: ProgressFn) -> UploadResult:
-        """Write every item of `data` (already validated) exactly once; re-runs add nothing."""
+    def upload(self, app_id: str, dataset_id: str, data: "ReadResult", on_progress: ProgressFn,
+               region_format: str = "polygon") -> UploadResult:
+        """Write every item of `data` (already validated) exactly once; re-runs add nothing.
+        `region_format` (polygon | mask) is how a backend that stores regions sends them
+        (Clarifai); one that stores label maps (local) ignores it."""
         self.get_dataset(app_id, dataset_id)
-        return self._upload(app_id, dataset_id, data, on_progress)
+        return self._upload(app_id, dataset_id, data, on_progress, region_format)
 
     def create_dataset_version(self, app_id: str, dataset_id: str, description: str = "") -> DatasetVersion:
         if self.get_dataset(app_id, dataset_id).inputs == 0:
@@ -314,7 +320,8 @@ class Backend(ABC):
     @abstractmethod
     def _delete_dataset(self, app_id: str, dataset_id: str) -> None: ...
     @abstractmethod
-    def _upload(self, app_id: str, dataset_id: str, data: "ReadResult", on_progress: ProgressFn) -> UploadResult: ...
+    def _upload(self, app_id: str, dataset_id: str, data: "ReadResult", on_progress: ProgressFn,
+                region_format: str) -> UploadResult: ...
     @abstractmethod
     def _create_dataset_version(self, app_id: str, dataset_id: str, description: str) -> DatasetVersion: ...
     @abstractmethod

@@ -23,6 +23,9 @@ class Option:
     help: str
     secret: bool = False
     default: str = ""   # what the backend uses when it is not set (shown by doctor)
+    # "module:function(value, source)" that raises ConfigError for a value that cannot work;
+    # run by `config set` and before the backend opens (so nothing is sent with it).
+    check: str = ""
 
 
 @dataclass(frozen=True)
@@ -46,15 +49,42 @@ BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
         extra="clarifai", packages=("clarifai", "clarifai-grpc"),
         options=(
             Option("user_id", "CLARIFAI_USER_ID", "Clarifai user id"),
-            Option("pat", "CLARIFAI_PAT", "Clarifai personal access token", secret=True),
-            Option("api_base", "CLARIFAI_API_BASE", "Clarifai API base URL", default="https://api.clarifai.com"),
+            Option("pat", "CLARIFAI_PAT", "Clarifai personal access token", secret=True,
+                   check="segcli.backends.clarifai.address:check_pat"),
+            Option("api_base", "CLARIFAI_API_BASE", "Clarifai API base URL", default="https://api.clarifai.com",
+                   check="segcli.backends.clarifai.address:check_base"),
         )),
 )}
 DEFAULT_BACKEND = "local"
 NAMES = " | ".join(BACKENDS)
 
 
+def _call(target: str, *args) -> object:
+    module_name, _, name = target.partition(":")
+    return getattr(importlib.import_module(module_name), name)(*args)
+
+
+def check_option(key: str, value: str, source: str) -> None:
+    """Run the check a backend declares for setting `key` (nothing when it declares none)."""
+    for spec in BACKENDS.values():
+        for option in spec.options:
+            if option.key == key and option.check and value:
+                _call(option.check, value, source)
+
+
+def _source(settings: "Settings", option: Option) -> str:
+    where = settings.sources.get(option.key, "")
+    if where.startswith("env "):
+        return where[4:]
+    if where.startswith("profile "):
+        return f"profile '{where[8:]}' ({option.key})"
+    return option.key
+
+
 def open_backend(settings: "Settings") -> "Backend":
-    module_name, _, class_name = BACKENDS[settings.backend].target.partition(":")
+    spec = BACKENDS[settings.backend]
+    for option in spec.options:   # a PAT gRPC cannot send, an address that is none: before any call
+        check_option(option.key, settings.get(option.key) or "", _source(settings, option))
+    module_name, _, class_name = spec.target.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls.from_settings(settings)

@@ -93,7 +93,10 @@ def save_user_file(path: Path, text: str) -> None:
     try:
         write_text_atomic(path, text)
     except OSError as exc:
-        raise InvalidInputError(f"cannot write {path}: {exc.strerror}", hint="choose another path") from None
+        from segcli.core.faults import classify
+
+        raise classify(exc) or InvalidInputError(f"cannot write {path}: {exc.strerror}",
+                                                 hint="choose another path") from None
 
 
 def confirm_or_abort(question: str, yes: bool) -> None:

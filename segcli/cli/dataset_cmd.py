@@ -12,7 +12,8 @@ from segcli.cli.context import (STATE, AppOpt, DatasetVersionOpt, ExistOkOpt, Ou
 from segcli.render.progress import progress_mode
 
 DATASET_HELP = """Datasets: images with per-pixel labels, uploaded from COCO segmentation JSON or
-from a folder of index masks, and frozen versions of them to train and evaluate on.
+from a folder of index masks (and exported back to either), and frozen versions of them to
+train and evaluate on.
 
 \b
 Example:
@@ -27,7 +28,7 @@ Example:
   segcli dataset version create shapes --app my-app
 """
 
-app = typer.Typer(help=DATASET_HELP, short_help="Datasets with per-pixel labels: upload, versions.",
+app = typer.Typer(help=DATASET_HELP, short_help="Datasets with per-pixel labels: upload, export, versions.",
                   no_args_is_help=True)
 version_app = typer.Typer(help=VERSION_HELP, short_help="Frozen snapshots to train and evaluate on.",
                           no_args_is_help=True)
@@ -161,6 +162,15 @@ def delete(dataset_id: DatasetArg, app: AppOpt = None, yes: YesOpt = False) -> N
     out().info(f"deleted dataset {dataset_id}")
 
 
+REGION_FORMATS = ("polygon", "mask")
+
+
+def _check_region_format(value: str) -> str:
+    if value not in REGION_FORMATS:
+        raise typer.BadParameter(f"must be one of {', '.join(REGION_FORMATS)}")
+    return value
+
+
 def _classes(value: Optional[str]) -> Optional[list[str]]:
     return [c.strip() for c in value.split(",") if c.strip()] if value else None
 
@@ -176,6 +186,10 @@ def upload(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and report; write nothing.")] = False,
     max_invalid_percent: Annotated[float, typer.Option("--max-invalid-percent", min=0, max=100,
                                                        help="Skip bad items up to this share; refuse above it.")] = 0.0,
+    region_format: Annotated[str, typer.Option("--region-format", callback=_check_region_format,
+                                               help="polygon | mask: how Clarifai receives regions (polygons, as "
+                                                    "its SDK sends them, or exact 1-bit masks); the local "
+                                                    "backend stores label maps and ignores it.")] = "polygon",
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
@@ -186,7 +200,8 @@ def upload(
     STATE.backend.get_dataset(app_id, dataset_id)
     data = service.read_source(coco, images, masks, _classes(classes), progress_mode(quiet))
     result = service.upload(STATE.backend, app_id, dataset_id, data, dry_run=dry_run,
-                            max_invalid_percent=max_invalid_percent, progress_mode=progress_mode(quiet))
+                            max_invalid_percent=max_invalid_percent, progress_mode=progress_mode(quiet),
+                            region_format=region_format)
     for bad in data.invalid:
         sink.warn(f"invalid: {bad.name}: {bad.reason}")
     summary = result.to_dict()
@@ -196,6 +211,56 @@ def upload(
     sink.data(summary)
     if dry_run:
         service.check_tolerance(data, max_invalid_percent)
+
+
+EXPORT_HELP = """Write a dataset (or one of its versions) to a folder, to upload elsewhere or use in
+another tool. Works the same on every backend, so it is also how a dataset moves between them.
+
+\b
+--format masks  DIR/images/<name as uploaded>, DIR/masks/<stem>.png
+                (pixel = class index, 0 background, 255 ignore),
+                DIR/classes.txt (line i names index i)
+--format coco   DIR/images/<name as uploaded>, DIR/annotations.json
+                (one RLE per concept and image; COCO has no ignore
+                label: ignore pixels become background)
+
+Upload it back with: segcli dataset upload D --images DIR/images --masks DIR/masks
+(or --coco DIR/annotations.json --images DIR/images). --out must be new, empty, or a previous
+export of the same format, which is replaced once the new one is complete.
+
+\b
+Example (from the local backend to a Clarifai profile named cloud):
+  segcli dataset export shapes --app my-app --out exp/
+  segcli --profile cloud dataset upload shapes --app my-app \\
+      --images exp/images --masks exp/masks
+"""
+EXPORT_FORMATS = ("masks", "coco")
+
+
+def _check_export_format(value: str) -> str:
+    if value not in EXPORT_FORMATS:
+        raise typer.BadParameter(f"must be one of {', '.join(EXPORT_FORMATS)}")
+    return value
+
+
+@app.command("export", help=EXPORT_HELP)
+def export(
+    dataset_id: DatasetArg,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (new, empty, or a previous export).")],
+    app: AppOpt = None,
+    dataset_version: Annotated[Optional[str], typer.Option("--dataset-version", help="A version id (default: the dataset as it is now).")] = None,
+    fmt: Annotated[str, typer.Option("--format", callback=_check_export_format, help="masks | coco")] = "masks",
+    quiet: QuietOpt = False,
+    output: OutputOpt = "table",
+) -> None:
+    from segcli.services.export import export as run_export
+
+    result = run_export(STATE.backend, STATE.app_id(app), dataset_id, dataset_version, fmt, out_dir,
+                        progress_mode(quiet))
+    summary = dict(result.__dict__)
+    if output == "table":
+        summary["classes"] = ", ".join(result.classes)
+    out(output, quiet).data(summary)
 
 
 @version_app.command("create")

@@ -102,6 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         code = 0  # `segcli ... | head` closed the pipe: not an error for the user
     except Exception as exc:
+        fault = _machine_fault(exc)
+        if fault is not None:  # a full disk, a read-only home, a corrupt store: not a bug
+            if STATE.debug:
+                import traceback
+
+                traceback.print_exc()
+            return _finish(report(fault))
         if _is_usage_error(exc):  # Click's (or Typer's vendored Click's) usage errors: exit 2
             exc.show()  # type: ignore[attr-defined]
             return _finish(int(getattr(exc, "exit_code", ExitCode.USAGE)))
@@ -114,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         print("hint: re-run with --debug for the traceback and report it", file=sys.stderr)
         code = int(ExitCode.ERROR)
     return _finish(code)
+
+
+def _machine_fault(exc: Exception) -> SegcliError | None:
+    from segcli.config import data_dir
+    from segcli.core.faults import classify
+
+    return classify(exc, db_path=lambda: data_dir() / "segcli.db")
 
 
 def _finish(code: object) -> int:

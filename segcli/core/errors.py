@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     TRAINING_FAILED = 9    # a watched training ended TRAINING_FAILED (or the worker died)
     CANCELLED = 10         # a watched training was cancelled
     DEPENDENCY = 11        # an optional extra (torch, clarifai, av) is not installed
+    ENVIRONMENT = 12       # a fault of the machine: disk full, read-only or foreign folder, corrupt store
     INTERRUPTED = 130      # Ctrl-C
 
 
@@ -69,6 +70,12 @@ class CancelledError(SegcliError):
 
 class DependencyError(SegcliError):
     exit_code = ExitCode.DEPENDENCY
+
+
+class EnvironmentFault(SegcliError):
+    """The machine, not the command, is at fault (core/faults.py builds these): the message
+    names the path, the hint the fix."""
+    exit_code = ExitCode.ENVIRONMENT
 
 
 def missing_extra(package: str, extra: str) -> DependencyError:

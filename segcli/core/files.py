@@ -27,8 +27,10 @@ def write_atomic(path: Path, fill: Callable[[IO[bytes]], None], *, mode: int | N
             if fsync:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # write() errors name no file; a full disk must name one
         raise
 
 

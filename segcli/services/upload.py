@@ -58,7 +58,7 @@ def check_tolerance(data: ReadResult, max_invalid_percent: float) -> None:
 
 
 def upload(backend: Backend, app_id: str, dataset_id: str, data: ReadResult, *, dry_run: bool,
-           max_invalid_percent: float, progress_mode: str) -> UploadResult:
+           max_invalid_percent: float, progress_mode: str, region_format: str = "polygon") -> UploadResult:
     """The caller has checked that the dataset exists (before the costly read)."""
     if data.total == 0:
         raise InvalidInputError("the dataset is empty: no images found", hint="check --images (and --coco / --masks)")
@@ -69,7 +69,7 @@ def upload(backend: Backend, app_id: str, dataset_id: str, data: ReadResult, *, 
                             invalid_items=[{"name": b.name, "reason": b.reason} for b in data.invalid])
     check_tolerance(data, max_invalid_percent)
     with Counter("uploading", len(data.items), progress_mode) as counter:
-        result = backend.upload(app_id, dataset_id, data, counter.advance)
+        result = backend.upload(app_id, dataset_id, data, counter.advance, region_format)
     result.valid = len(data.items)
     result.clipped = data.clipped
     return result

@@ -276,6 +276,16 @@ class InputHandlers(HandlerBase):
             self.state.add_concepts(app, region.data.concepts)
         return stored
 
+    def DeleteAnnotations(self, request, context):
+        """Delete annotations by id (unknown ids are ignored, like DeleteInputs)."""
+        with self.state.lock:
+            app = self._app(request)
+            if app is None:
+                return self._no_app(BaseResponse, request)
+            for ann_id in request.ids:
+                app.annotations.pop(ann_id, None)
+        return BaseResponse(status=ok())
+
     def ListAnnotations(self, request, context):
         with self.state.lock:
             app = self._app(request)

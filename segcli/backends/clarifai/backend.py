@@ -108,8 +108,8 @@ class ClarifaiBackend(Backend):
     def _delete_dataset(self, app_id: str, dataset_id: str) -> None:
         self.datasets.delete(app_id, dataset_id)
 
-    def _upload(self, app_id: str, dataset_id: str, data: ReadResult, on_progress) -> UploadResult:
-        return self.datasets.upload(app_id, dataset_id, data, on_progress)
+    def _upload(self, app_id: str, dataset_id: str, data: ReadResult, on_progress, region_format: str) -> UploadResult:
+        return self.datasets.upload(app_id, dataset_id, data, on_progress, region_format)
 
     def _create_dataset_version(self, app_id: str, dataset_id: str, description: str) -> DatasetVersion:
         return self.datasets.create_version(app_id, dataset_id, description)

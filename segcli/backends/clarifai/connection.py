@@ -14,7 +14,6 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
-from urllib.parse import urlsplit
 
 import grpc
 from clarifai_grpc.channel.clarifai_channel import ClarifaiChannel
@@ -22,9 +21,9 @@ from clarifai_grpc.grpc.api import resources_pb2, service_pb2, service_pb2_grpc
 
 from segcli import __version__
 from segcli.backends.clarifai import codes
+from segcli.backends.clarifai.address import DEFAULT_BASE, parse_base  # noqa: F401 (re-exported)
 from segcli.core.errors import AuthError, ConfigError, SegcliError, UnavailableError
 
-DEFAULT_BASE = "https://api.clarifai.com"
 # Transport failures worth another attempt; anything else is a bug or a refusal.
 RETRYABLE_GRPC = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                             grpc.StatusCode.RESOURCE_EXHAUSTED})
@@ -58,19 +57,10 @@ class RetryPolicy:
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
-def parse_base(base: Optional[str]) -> tuple[str, bool]:
-    """'https://api.clarifai.com' -> ('api.clarifai.com', True); 'http://h:p' -> ('h:p', False).
-    A bare host means https (the SDK would probe the network to guess; we do not)."""
-    text = (base or DEFAULT_BASE).strip().rstrip("/")
-    parts = urlsplit(text if "://" in text else f"https://{text}")
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-        raise ConfigError(f"CLARIFAI_API_BASE '{text}' is not an API address",
-                          hint="e.g. https://api.clarifai.com or http://127.0.0.1:PORT "
-                               "(segcli config set api_base URL)")
-    if parts.scheme == "http" and parts.port is None:
-        raise ConfigError(f"CLARIFAI_API_BASE '{text}' needs a port for plain http",
-                          hint="e.g. http://127.0.0.1:18080")
-    return parts.netloc, parts.scheme == "https"
+def _tls_reason(details: str) -> str:
+    """gRPC's handshake details end with OpenSSL's words; keep those."""
+    tail = details.rsplit("SSL_ERROR_SSL:", 1)[-1]
+    return " ".join(tail.split())[:200] or "unknown reason"
 
 
 def _open_channel(netloc: str, secure: bool) -> grpc.Channel:
@@ -142,6 +132,16 @@ class Connection:
         if code in AUTH_GRPC:
             raise AuthError(f"Clarifai rejected the credentials ({code.name})",
                             hint="check CLARIFAI_PAT and CLARIFAI_USER_ID") from None
+        details = error.details() or "" if hasattr(error, "details") else ""
+        if "handshake failed" in details.lower():   # TLS will not work on a retry either
+            if "WRONG_VERSION_NUMBER" in details:
+                raise ConfigError(f"CLARIFAI_API_BASE '{self.base}': the server there does not speak TLS "
+                                  "(https); is it a plain-http address?",
+                                  hint="use http://HOST:PORT for a plain-http server, or fix the address "
+                                       "(segcli config set api_base URL)") from None
+            raise UnavailableError(f"TLS handshake with {self.netloc} failed: {_tls_reason(details)}",
+                                   hint="check CLARIFAI_API_BASE and this machine's CA certificates "
+                                        "(a TLS-intercepting proxy needs GRPC_DEFAULT_SSL_ROOTS_FILE_PATH)") from None
         if code not in RETRYABLE_GRPC:
             raise SegcliError(f"Clarifai {method} failed: {code.name} {error.details() or ''}".rstrip(),
                               hint="re-run with --debug; check CLARIFAI_API_BASE") from None

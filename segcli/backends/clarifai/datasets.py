@@ -60,9 +60,10 @@ class CloudDatasets:
         return list(self.conn.pages("ListDatasetInputs", "dataset_inputs", app_id, per_page=1000,
                                     until_empty=True, dataset_id=dataset_id))
 
-    def upload(self, app_id: str, dataset_id: str, data: ReadResult, on_progress) -> UploadResult:
+    def upload(self, app_id: str, dataset_id: str, data: ReadResult, on_progress,
+               region_format: str) -> UploadResult:
         try:
-            return Uploader(self.conn, app_id, dataset_id).run(data, on_progress)
+            return Uploader(self.conn, app_id, dataset_id, region_format).run(data, on_progress)
         finally:
             self.client.forget(app_id, dataset_id)
 

@@ -35,8 +35,11 @@ class Work:
     def posts_input(self) -> bool:
         return self.action in (NEW, REDO)
 
-    def missing_annotations(self) -> set[str]:
-        return set(self.plan.annotation_ids.values()) - self.existing
+    def missing_annotations(self) -> set[str] | None:
+        """Ids to post; None = all of them (no need to trace polygons once more for the ids)."""
+        if not self.existing:
+            return None
+        return set(self.plan.annotation_ids) - self.existing
 
 
 def chunks(items: list[T], size: int = CHUNK) -> list[list[T]]:
@@ -84,11 +87,9 @@ def classify(plan: PlannedItem, dataset_id: str, found, anns: set[str]) -> Work:
         return Work(plan, NEW)
     if dataset_id not in found.dataset_ids or found.status.code == C.INPUT_DOWNLOAD_FAILED:
         return Work(plan, REDO)  # our id, but a failed or orphaned copy: replace it
-    expected = set(plan.annotation_ids.values())
-    stale = {a for a in anns if plan.owns(a)} - expected
-    if stale:
+    if plan.is_stale(anns):
         return Work(plan, REDO, changed=True)  # labels changed since: replace input + labels
-    if expected <= anns and found.status.code not in PENDING:
+    if plan.is_complete(anns) and found.status.code not in PENDING:
         return Work(plan, SKIP, existing=anns)
     return Work(plan, ANNOTATE, existing=anns)
 

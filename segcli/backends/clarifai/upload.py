@@ -19,7 +19,7 @@ from clarifai_grpc.grpc.api.status import status_code_pb2 as C
 
 from segcli.backends.clarifai import codes
 from segcli.backends.clarifai.connection import Connection, env_float
-from segcli.backends.clarifai.protos import MAX_IMAGE_BYTES, PlannedItem, batches
+from segcli.backends.clarifai.protos import MAX_IMAGE_BYTES, POLYGON, PlannedItem, batches
 from segcli.backends.clarifai.survey import (ACCEPTED, PENDING, REDO, SKIP, Work, chunks, existing_annotations,
                                              list_inputs, poll_until, survey)
 from segcli.core.entities import UploadResult
@@ -32,8 +32,9 @@ WAIT_S = env_float("SEGCLI_CLARIFAI_WAIT_S", 900)  # per batch: server-side proc
 
 
 class Uploader:
-    def __init__(self, conn: Connection, app_id: str, dataset_id: str) -> None:
+    def __init__(self, conn: Connection, app_id: str, dataset_id: str, region_format: str = POLYGON) -> None:
         self.conn, self.app_id, self.dataset_id = conn, app_id, dataset_id
+        self.region_format = region_format
 
     # -- the whole upload ------------------------------------------------------------------
     def run(self, data: ReadResult, on_progress: Callable[[int], None]) -> UploadResult:
@@ -53,7 +54,7 @@ class Uploader:
     def _plans(self, data: ReadResult) -> tuple[list[PlannedItem], int]:
         plans, seen = [], set()
         for item in data.items:
-            plan = PlannedItem(item, self.dataset_id)
+            plan = PlannedItem(item, self.dataset_id, self.region_format)
             if plan.id not in seen:  # the same image twice in one upload: keep the first
                 seen.add(plan.id)
                 plans.append(plan)

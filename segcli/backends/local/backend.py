@@ -109,7 +109,8 @@ class LocalBackend(Backend):
         with self.store.tx() as db:
             db.execute("DELETE FROM datasets WHERE app_id=? AND id=?", (app_id, dataset_id))
 
-    def _upload(self, app_id: str, dataset_id: str, data: ReadResult, on_progress) -> UploadResult:
+    def _upload(self, app_id: str, dataset_id: str, data: ReadResult, on_progress, region_format: str) -> UploadResult:
+        # The local store keeps the label map itself: there are no regions to format.
         return upload.write_items(self.store, app_id, dataset_id, data, on_progress)
 
     def _create_dataset_version(self, app_id: str, dataset_id: str, description: str) -> DatasetVersion:

@@ -110,7 +110,10 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite already rolled back after some errors (a full disk, I/O): a second ROLLBACK
+        # would raise "no transaction is active" and hide the real cause.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     else:
         conn.execute("COMMIT")

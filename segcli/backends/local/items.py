@@ -1,6 +1,7 @@
 """A dataset's stored items (live, or frozen in a version) as DatasetItems, and as training samples."""
 from __future__ import annotations
 
+import io
 import json
 from typing import Any, Iterator, Optional
 
@@ -27,7 +28,8 @@ def iter_items(store: Store, app_id: str, dataset_id: str, version_id: Optional[
     from PIL import Image
 
     for row in rows(store, app_id, dataset_id, version_id):
-        with Image.open(store.blobs.path(row["labelmap_blob"])) as lm:
+        png = store.blobs.read(row["labelmap_blob"])
+        with Image.open(io.BytesIO(png)) as lm:
             labelmap = np.asarray(lm, dtype=np.uint8)
         yield DatasetItem(input_id=row["id"], name=row["name"], image=store.blobs.read(row["image_blob"]),
-                          labelmap=labelmap, labels=labels_of(row))
+                          labelmap=labelmap, labels=labels_of(row), labelmap_png=png)

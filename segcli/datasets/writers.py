@@ -1,0 +1,178 @@
+"""Writers of the two label formats segcli reads (datasets/maskdir.py, datasets/coco.py), for
+`segcli dataset export`: what they write uploads again to the same label maps.
+
+Both write into a folder the caller owns (an export's staging folder) and know nothing of
+backends. Items come one at a time, each with its own label-map numbering (value v is concept
+labels[v]); the one numbering of the whole export (`classes`, background first) is only known
+at the end, so `finish(classes)` renumbers what it must:
+
+- MaskFolderWriter: images/<name>, masks/<name stem>.png (mode L: pixel = class index, 255 =
+  ignore, kept), classes.txt (line i names index i, "background" first). A mask whose values
+  already are the export's class indices is written as stored, byte for byte when the stored PNG
+  is given, so re-uploading the export into the same dataset finds nothing changed.
+- CocoWriter: images/<name> and annotations.json: one RLE annotation per concept per image
+  (iscrowd 0, category id = class index), width/height as displayed. COCO has no ignore label:
+  ignore (255) pixels are left out, so they come back as background.
+"""
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Optional
+
+import numpy as np
+from PIL import Image
+
+from segcli.core.files import IMAGE_SUFFIXES, write_bytes_atomic, write_text_atomic
+from segcli.datasets.items import IGNORE_INDEX
+from segcli.datasets.labels import class_lut
+
+BACKGROUND = "background"
+# PIL's format name -> the suffix an image of it is saved under (when its name has none).
+_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif", "MPO": ".jpg"}
+
+
+def class_numbering(all_labels: list[dict[int, str]]) -> list[str]:
+    """One numbering for the export: background, then the concepts. Where every item already
+    numbers each concept the same way (a mask folder uploaded as is), that order is kept, so the
+    masks come back as they were uploaded (gaps closed up); otherwise concepts by name."""
+    values: dict[str, set[int]] = {}
+    concepts: dict[int, set[str]] = {}
+    for labels in all_labels:
+        for value, concept in labels.items():
+            values.setdefault(concept, set()).add(int(value))
+            concepts.setdefault(int(value), set()).add(concept)
+    consistent = all(len(v) == 1 for v in values.values()) and all(len(c) == 1 for c in concepts.values())
+    order = sorted(values, key=lambda c: min(values[c])) if consistent else sorted(values)
+    return [BACKGROUND, *order]
+
+
+def _encode_l(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(buf, format="PNG")  # 2-D uint8: mode L
+    return buf.getvalue()
+
+
+class FileNames:
+    """Safe, unique relative file names from the names inputs were uploaded with: subfolders kept,
+    no '..', no absolute paths, no hidden files (readers skip them), an image suffix always, and
+    no two images whose masks would share a name (a clash gets the input id appended)."""
+
+    def __init__(self) -> None:
+        self._stems: set[str] = set()
+        self.renamed = 0
+
+    def name(self, uploaded: str, input_id: str, image: bytes) -> str:
+        parts = [p.lstrip(".") or "_" for p in uploaded.replace("\\", "/").split("/")
+                 if p not in ("", ".", "..") and not p.endswith(":")]
+        path = PurePosixPath(*parts) if parts else PurePosixPath(input_id)
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            path = path.with_name(path.name + _suffix_of(image))
+        if str(path.with_suffix("")).casefold() in self._stems:
+            path = path.with_name(f"{path.stem}-{_short(input_id)}{path.suffix}")
+        self._stems.add(str(path.with_suffix("")).casefold())
+        if str(path) != uploaded:
+            self.renamed += 1
+        return str(path)
+
+
+def _short(input_id: str) -> str:
+    return "".join(ch for ch in input_id if ch.isalnum())[-8:] or "x"
+
+
+def _suffix_of(image: bytes) -> str:
+    try:
+        with Image.open(io.BytesIO(image)) as im:
+            return _SUFFIX.get(im.format or "", ".png")
+    except Exception:  # noqa: BLE001 - stored bytes PIL cannot name: still exported, as .png
+        return ".png"
+
+
+@dataclass
+class _Pending:
+    mask_path: Path
+    labels: dict[int, str]
+
+
+@dataclass
+class MaskFolderWriter:
+    root: Path
+    _pending: list[_Pending] = field(default_factory=list)
+
+    def add(self, name: str, image: bytes, labelmap: np.ndarray, labels: dict[int, str],
+            labelmap_png: Optional[bytes] = None) -> None:
+        _write(self.root / "images" / name, image)
+        mask_path = self.root / "masks" / PurePosixPath(name).with_suffix(".png")
+        _write(mask_path, labelmap_png if labelmap_png is not None else _encode_l(labelmap))
+        self._pending.append(_Pending(mask_path, dict(labels)))
+
+    def finish(self, classes: list[str]) -> None:
+        for pending in self._pending:
+            lut = class_lut(pending.labels, classes)
+            if all(lut[v] == v for v in pending.labels):
+                continue  # already in the export's numbering: keep the file as written
+            with Image.open(pending.mask_path) as im:
+                values = np.asarray(im)
+            _write(pending.mask_path, _encode_l(np.asarray(lut, dtype=np.uint8)[values]))
+        write_text_atomic(self.root / "classes.txt", "".join(f"{c}\n" for c in classes), mode=file_mode())
+
+
+@dataclass
+class CocoWriter:
+    root: Path
+    _images: list[dict] = field(default_factory=list)
+    _regions: list[tuple[int, str, dict]] = field(default_factory=list)  # (image id, concept, rle)
+    ignored_pixels: int = 0
+
+    def add(self, name: str, image: bytes, labelmap: np.ndarray, labels: dict[int, str],
+            labelmap_png: Optional[bytes] = None) -> None:
+        from pycocotools import mask as mask_utils
+
+        _write(self.root / "images" / name, image)
+        h, w = labelmap.shape
+        image_id = len(self._images) + 1
+        self._images.append({"id": image_id, "file_name": name, "width": int(w), "height": int(h)})
+        self.ignored_pixels += int((labelmap == IGNORE_INDEX).sum())
+        for concept in sorted(set(labels.values())):
+            mask = np.isin(labelmap, [v for v, c in labels.items() if c == concept])
+            if mask.any():
+                rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+                self._regions.append((image_id, concept, rle))
+
+    def finish(self, classes: list[str]) -> None:
+        from pycocotools import mask as mask_utils
+
+        index = {c: i for i, c in enumerate(classes)}
+        annotations = []
+        for ann_id, (image_id, concept, rle) in enumerate(self._regions, start=1):
+            annotations.append({
+                "id": ann_id, "image_id": image_id, "category_id": index[concept], "iscrowd": 0,
+                "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
+                "area": int(mask_utils.area(rle)), "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+            })
+        doc = {
+            "info": {"description": "segcli dataset export", "version": "1.0"},
+            "licenses": [],
+            "images": self._images,
+            "annotations": annotations,
+            "categories": [{"id": i, "name": c, "supercategory": ""} for i, c in enumerate(classes) if i > 0],
+        }
+        write_text_atomic(self.root / "annotations.json", json.dumps(doc, ensure_ascii=False) + "\n", mode=file_mode())
+
+
+@functools.lru_cache(maxsize=1)
+def file_mode() -> int:
+    """The mode a plain open() would give (0o666 less the umask): an export is for sharing,
+    unlike the store's private temp-file default (0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, data, mode=file_mode())

@@ -1,0 +1,116 @@
+"""`segcli dataset export`: a dataset (or one of its versions) out of any backend, as a mask
+folder or COCO JSON that `segcli dataset upload` (or another tool) reads back to the same
+label maps.
+
+Never half an export: everything is written into a hidden staging folder beside --out, which
+replaces --out only once complete (the marker `.segcli-export.json` last). --out must be new,
+empty, or a previous export of the same format (replaced whole, so nothing stale stays); any
+other folder is refused rather than overwritten. An export that fails (a full disk, the network)
+removes its staging folder and leaves --out as it was.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from segcli.backends.base import Backend
+from segcli.core.errors import ConflictError, InvalidInputError
+from segcli.core.files import write_text_atomic
+from segcli.datasets.writers import CocoWriter, FileNames, MaskFolderWriter, class_numbering, file_mode
+from segcli.render.progress import Counter
+
+FORMATS = ("masks", "coco")
+MARKER = ".segcli-export.json"
+
+
+@dataclass
+class ExportResult:
+    dir: str
+    format: str
+    app_id: str
+    dataset_id: str
+    dataset_version_id: Optional[str]
+    images: int
+    classes: list[str]          # classes[i] names mask value / category id i; classes[0] = background
+    renamed: int                # images whose uploaded name had to change (unsafe, clashing, no suffix)
+    ignored_pixels: int         # coco only: ignore (255) pixels COCO cannot express (left as background)
+
+
+def export(backend: Backend, app_id: str, dataset_id: str, version_id: Optional[str], fmt: str,
+           out_dir: Path, progress_mode: str) -> ExportResult:
+    if fmt not in FORMATS:
+        raise InvalidInputError(f"unknown export format '{fmt}'", hint="--format masks | coco")
+    out_dir = Path(out_dir).absolute()
+    _check_target(out_dir, fmt)
+    # The rules (app, dataset, version exist) run here, before anything is written.
+    items = backend.iter_dataset_items(app_id, dataset_id, version_id)
+    total = (backend.get_dataset_version(app_id, dataset_id, version_id).inputs if version_id
+             else backend.get_dataset(app_id, dataset_id).inputs)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.segcli-export-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        writer = MaskFolderWriter(staging) if fmt == "masks" else CocoWriter(staging)
+        names, all_labels = FileNames(), []
+        (staging / "images").mkdir()
+        with Counter("exporting", total, progress_mode) as counter:
+            for item in items:
+                name = names.name(item.name, item.input_id, item.image)
+                writer.add(name, item.image, item.labelmap, item.labels, item.labelmap_png)
+                all_labels.append(item.labels)
+                counter.advance()
+        classes = class_numbering(all_labels)
+        writer.finish(classes)
+        result = ExportResult(dir=str(out_dir), format=fmt, app_id=app_id, dataset_id=dataset_id,
+                              dataset_version_id=version_id, images=len(all_labels), classes=classes,
+                              renamed=names.renamed,
+                              ignored_pixels=getattr(writer, "ignored_pixels", 0))
+        write_text_atomic(staging / MARKER, json.dumps(result.__dict__, indent=2) + "\n", mode=file_mode())
+        _put_in_place(staging, out_dir)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError) and isinstance(exc.filename, str) and exc.filename.startswith(str(staging)):
+            exc.filename = str(out_dir) + exc.filename[len(str(staging)):]  # name what the user asked for
+        raise
+    return result
+
+
+def _check_target(out_dir: Path, fmt: str) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConflictError(f"--out {out_dir} is a file", hint="pass a new or empty folder")
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    previous = _previous_format(out_dir)
+    if previous == fmt:
+        return  # replaced whole once the new export is complete
+    what = f"a '{previous}' export" if previous else "not empty and not a segcli export"
+    raise ConflictError(f"--out {out_dir} is {what}; segcli only replaces a previous export of the same format",
+                        hint="pass a new or empty folder (or remove that one first)")
+
+
+def _previous_format(out_dir: Path) -> Optional[str]:
+    try:
+        return json.loads((out_dir / MARKER).read_text(encoding="utf-8")).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _put_in_place(staging: Path, out_dir: Path) -> None:
+    """staging -> out_dir: a rename onto a missing or empty folder; a previous export is moved
+    aside first and removed after, so out_dir is always the old export or the new one."""
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        old = out_dir.parent / f".{out_dir.name}.segcli-replaced-{uuid.uuid4().hex[:8]}"
+        os.replace(out_dir, old)
+        try:
+            os.replace(staging, out_dir)
+        except BaseException:
+            os.replace(old, out_dir)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    os.replace(staging, out_dir)   # POSIX: renaming onto an empty folder replaces it
