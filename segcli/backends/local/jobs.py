@@ -69,7 +69,8 @@ def cancel(store: Store, version: ModelVersion) -> ModelVersion:
 
 def resume(store: Store, version: ModelVersion) -> ModelVersion:
     with store.tx() as db:
-        db.execute("UPDATE model_versions SET status=?, message=?, cancel_requested=0, worker_pid=NULL, updated_at=?"
+        db.execute("UPDATE model_versions SET status=?, message=?, cancel_requested=0, worker_pid=NULL,"
+                   " progress_json='{}', updated_at=?"
                    f" WHERE {_KEY}",
                    (QUEUED, f"resuming after epoch {version.epoch}", now_iso(), *_key(version)))
     _spawn(store, _key(version), resume=True)
