@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from segcli.core.segmentation import Segmenter
@@ -122,7 +123,19 @@ class Backend(ABC):
 
     # -- inference -------------------------------------------------------------------
     @abstractmethod
-    def load_segmenter(self, app_id: str, model_id: str, version_id: str | None = None) -> Segmenter: ...
+    def load_segmenter(self, app_id: str, model_id: str, version_id: str | None = None, *,
+                       engine: str = "auto", notify: Callable[[str], None] | None = None) -> Segmenter:
+        """version_id None = the newest TRAINED version. `engine` (auto | onnx | torch) picks the
+        local inference engine (ignored where the backend predicts remotely); `notify` gets
+        one-line progress messages (e.g. a first-use ONNX export)."""
+
+    def trained_model_dir(self, app_id: str, model_id: str, version_id: str | None = None) -> tuple[ModelVersion, Path]:
+        """A TRAINED version and the local directory of its weights (model.safetensors +
+        config.json); version_id None = the newest TRAINED version. For `model export`."""
+        from segcli.core.errors import ConflictError
+
+        raise ConflictError(f"the {self.name} backend cannot export weights; the model stays in its cloud",
+                            hint="train on the local backend to export (segcli --backend local train ...)")
 
     def close(self) -> None:
         """Release connections; called once at exit."""

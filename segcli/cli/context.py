@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Optional
 
+import click
 import typer
 
 from segcli.config import Settings, resolve
@@ -21,6 +22,9 @@ OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table | json | y
                                         callback=_check_format)]
 AppOpt = Annotated[Optional[str], typer.Option("--app", "-a", help="App id (default: SEGCLI_APP, then the profile's app).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
+EngineOpt = Annotated[str, typer.Option("--engine", click_type=click.Choice(["auto", "onnx", "torch"]),
+                                        help="Local inference engine: onnx (ONNX Runtime), torch, or auto "
+                                             "(onnx when installed). Ignored by the clarifai backend.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 ExistOkOpt = Annotated[bool, typer.Option("--exist-ok", help="Succeed if it already exists.")]
 

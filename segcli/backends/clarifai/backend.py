@@ -129,7 +129,8 @@ class ClarifaiBackend(DatasetsMixin, TrainingMixin, Backend):
         return self._templates
 
     # -- inference ---------------------------------------------------------------------
-    def load_segmenter(self, app_id: str, model_id: str, version_id: str | None = None) -> CloudSegmenter:
+    def load_segmenter(self, app_id: str, model_id: str, version_id: str | None = None, *,
+                       engine: str = "auto", notify=None) -> CloudSegmenter:  # engine: local only
         if version_id is None:  # the newest version that finished training
             trained = [v for v in self.list_versions(app_id, model_id) if v.status == TRAINED]
             version = trained[-1] if trained else self.get_version(app_id, model_id, None)

@@ -212,10 +212,17 @@ class LocalBackend(Backend):
         self.store.require_model(app_id, model_id)
         return training.resume(self.store, app_id, model_id, version_id)
 
-    def load_segmenter(self, app_id: str, model_id: str, version_id: str | None = None):
+    def load_segmenter(self, app_id: str, model_id: str, version_id: str | None = None, *,
+                       engine: str = "auto", notify=None):
+        from segcli.engine.loader import load
+
+        version, model_dir = self.trained_model_dir(app_id, model_id, version_id)
+        return load(model_dir, version.id, engine, notify)
+
+    def trained_model_dir(self, app_id: str, model_id: str, version_id: str | None = None) -> tuple[ModelVersion, Path]:
         if version_id is None:  # the newest version that finished training
             trained = [v for v in self.list_versions(app_id, model_id) if v.status == "TRAINED"]
             version = trained[-1] if trained else self.get_version(app_id, model_id, None)
         else:
             version = self.get_version(app_id, model_id, version_id)
-        return training.load_segmenter(self.store, version)
+        return version, training.trained_model_dir(self.store, version)

@@ -179,10 +179,8 @@ def resume(store: Store, app_id: str, model_id: str, version_id: str) -> ModelVe
     return get(store, app_id, model_id, version_id)
 
 
-def load_segmenter(store: Store, version: ModelVersion):
+def trained_model_dir(store: Store, version: ModelVersion) -> Path:
     if version.status != TRAINED:
         raise ConflictError(f"model version {version.id} is {version.status}, not TRAINED",
                             hint=f"segcli train status {version.id} --model {version.model_id} --app {version.app_id} --watch")
-    from segcli.engine.predict import Predictor
-
-    return Predictor.load(store.runs_dir(version.id) / "model", version_id=version.id)
+    return store.runs_dir(version.id) / "model"
