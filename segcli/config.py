@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from segcli.core.errors import ConfigError, InvalidInputError, NotFoundError
 
 BACKENDS = ("local", "clarifai")
@@ -71,6 +69,8 @@ class ConfigFile:
         path = config_path()
         if not path.exists():
             return cls(profiles={DEFAULT_PROFILE: {"backend": "local"}})
+        import yaml  # here, not at import: commands without a config file never pay for it
+
         try:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
@@ -86,6 +86,8 @@ class ConfigFile:
     def save(self) -> None:
         path = config_path()
         path.parent.mkdir(parents=True, exist_ok=True)
+        import yaml
+
         text = yaml.safe_dump({"current": self.current, "profiles": self.profiles}, sort_keys=True)
         # Create the temp file 0600 from the start so a PAT is never readable by others,
         # then rename atomically so a crash never leaves a half-written config.

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from segcli.core.errors import InvalidInputError, NotFoundError
 
 PARAM_TYPES = ("number", "number_list", "string", "enum", "bool")
@@ -86,8 +84,21 @@ def _spec(name: str, raw: dict[str, Any], source: str) -> ParamSpec:
                      local_only=bool(raw.get("local_only", False)))
 
 
+def _safe_load_fast(text: str) -> Any:
+    """yaml.safe_load through libyaml's parser when PyYAML has it (CSafeLoader: the same safe
+    constructor and resolver, ~7x faster: 28 -> 4 ms for the two templates of `template list`).
+    yaml is imported here, not at module level: `app list` and co. never need it."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def template_from_yaml(path: Path) -> Template:
-    raw = yaml.safe_load(path.read_text())
+    raw = _safe_load_fast(path.read_text())
     params = {n: _spec(n, spec, path.name) for n, spec in (raw.get("params") or {}).items()}
     return Template(name=raw["name"], model_type=raw.get("model_type", "visual-segmenter"),
                     description=" ".join(str(raw.get("description", "")).split()),
@@ -162,6 +173,8 @@ def check_value(spec: ParamSpec, value: Any) -> tuple[Any, str | None]:
 
 def parse_set_value(text: str) -> Any:
     """`--set key=value` values are YAML scalars/lists: 5, 1e-4, [256, 256], None, true."""
+    import yaml
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
@@ -192,6 +205,8 @@ def load_document(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise NotFoundError(f"params file {path} does not exist",
                             hint="segcli template params MMSegmentation_SegFormer -f " + str(path))
+    import yaml
+
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

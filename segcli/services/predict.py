@@ -69,7 +69,16 @@ def load_rgb(path: Path) -> tuple[Path, Optional[np.ndarray], str]:
     except MemoryError:
         return path, None, "cannot read image: out of memory"
     except Exception as exc:  # noqa: BLE001 - PIL raises many types (OSError, SyntaxError, bombs...)
-        return path, None, f"cannot read image: {exc.__class__.__name__}: {exc}"
+        return path, None, _reason("cannot read image", exc, path)
+
+
+def _reason(what: str, exc: BaseException, path: Path) -> str:
+    """`what: ErrorType: message`, without the file name the message repeats (the skip names it)."""
+    message = str(exc)
+    for form in (f"'{path}'", f'"{path}"', str(path)):
+        message = message.replace(form, "")
+    message = message.strip().rstrip(":").strip()
+    return f"{what}: {exc.__class__.__name__}" + (f": {message}" if message else "")
 
 
 def _ordered_map(fn: Callable, items: list, workers: int, ahead: int) -> Iterator:
@@ -197,7 +206,7 @@ def _read_frames(video: Path) -> Iterator[tuple[int, float, np.ndarray]]:
     try:
         yield from iter_video_frames(video)
     except Exception as exc:  # noqa: BLE001 - PyAV/FFmpeg raise many types for bad files
-        raise _VideoReadError(f"cannot read video: {exc.__class__.__name__}: {exc}") from exc
+        raise _VideoReadError(_reason("cannot read video", exc, video)) from exc
 
 
 def _predict_video(segmenter, writer, video: Path, batch_size: int, progress_mode: str,
@@ -209,7 +218,7 @@ def _predict_video(segmenter, writer, video: Path, batch_size: int, progress_mod
         try:
             fps = video_fps(video)
         except Exception as exc:  # noqa: BLE001
-            raise _VideoReadError(f"cannot read video: {exc.__class__.__name__}: {exc}") from exc
+            raise _VideoReadError(_reason("cannot read video", exc, video)) from exc
         with Counter(f"predicting {video.name}", 0, progress_mode) as counter:
             for batch in _batches(_background(_read_frames(video), 2 * batch_size), batch_size):
                 results = segmenter.predict([frame for _, _, frame in batch])
