@@ -5,14 +5,17 @@ loop over the same images already decoded and normalised in memory (goal >= 0.8x
 Trains a segcli_UNet version for 1 epoch in a temporary segcli home, exports it with
 `segcli model export` (the anchor's graph), and warms predict's own cached graph with a first
 predict on one image (its time, which includes the once-per-version export, is printed apart).
-The anchor and the command alternate `--rounds` times so that load on a shared machine hits
-both; the ratio is taken per pair, median reported.
+The anchor and the command alternate (anchor, command, anchor, ..., anchor) so that load on a
+shared machine hits both: each command run is compared with the mean of the anchors just before
+and after it, median of `--rounds` reported. CPU seconds per image (user + sys, all threads) are
+printed too: on a loaded machine they move much less than wall time.
 Usage: python bench/bench_predict.py [--n 400] [--size 256] [--model-size small] [--rounds 3]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -36,16 +39,23 @@ def load_inputs(images: Path, meta: dict, batch: int) -> list:
     return [np.ascontiguousarray(np.stack(x[i:i + batch])) for i in range(0, len(x), batch)]
 
 
-def bare_ort_img_s(onnx_file: Path, batches: list) -> float:
-    """session.run + argmax over in-memory batches: the floor any predict command stands on."""
+def cpu_s(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bare_ort(onnx_file: Path, batches: list) -> tuple[float, float]:
+    """(img/s, CPU ms per image) of session.run + argmax over in-memory batches: the floor any
+    predict command stands on."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     session.run(None, {"pixel_values": batches[0]})  # warm-up
-    start = time.perf_counter()
+    n = sum(len(b) for b in batches)
+    start, cpu = time.perf_counter(), cpu_s(resource.RUSAGE_SELF)
     for x in batches:
         session.run(None, {"pixel_values": x})[0].argmax(1)
-    return sum(len(b) for b in batches) / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), (cpu_s(resource.RUSAGE_SELF) - cpu) / n * 1000
 
 
 def main() -> None:
@@ -60,6 +70,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         env = segcli_env(tmp_path / "home")
+        env.pop("PYTHONDONTWRITEBYTECODE", None)   # as installed: modules compiled once
         for argv in (["app", "create", "b"], ["dataset", "create", "d", "--app", "b"],
                      ["dataset", "upload", "d", "--app", "b", "--images", str(train_data / "images"),
                       "--masks", str(train_data / "masks"), "-q"],
@@ -80,14 +91,20 @@ def main() -> None:
 
         meta = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
         batches = load_inputs(images, meta, batch=8)
-        anchors, ours, ratios = [], [], []
+        anchors, ours, ratios, cpu_anchor, cpu_ours = [], [], [], [], []
+        a, c = bare_ort(onnx_file, batches)
+        anchors.append(a)
+        cpu_anchor.append(c)
         for r in range(args.rounds):
-            bare = bare_ort_img_s(onnx_file, batches)
+            before = cpu_s(resource.RUSAGE_CHILDREN)
             seconds = timed([*SEGCLI, "predict", "--model", "m", "--app", "b", str(images), "--out",
                              str(tmp_path / f"out{r}"), "-q", "-o", "json"], env)
-            anchors.append(bare)
+            cpu_ours.append((cpu_s(resource.RUSAGE_CHILDREN) - before) / args.n * 1000)
             ours.append(args.n / seconds)
-            ratios.append(ours[-1] / bare)
+            a, c = bare_ort(onnx_file, batches)
+            anchors.append(a)
+            cpu_anchor.append(c)
+            ratios.append(ours[-1] / ((anchors[-2] + anchors[-1]) / 2))
         torch_img_s = None
         if args.torch:
             seconds = timed([*SEGCLI, "predict", "--model", "m", "--app", "b", str(images), "--out",
@@ -98,10 +115,12 @@ def main() -> None:
     print(f"model export --format onnx:   {export_s:6.2f} s  (whole command: start-up, torch export, check)")
     print(f"first predict (1 image):      {first_s:6.2f} s  (builds and caches the version's ONNX graph once)")
     for r in range(args.rounds):
-        print(f"round {r + 1}: bare ONNX Runtime loop {anchors[r]:6.1f} img/s (anchor), "
-              f"segcli predict {ours[r]:6.1f} img/s -> {ratios[r]:.2f}x")
+        print(f"round {r + 1}: bare ONNX Runtime loop {anchors[r]:6.1f} / {anchors[r + 1]:6.1f} img/s (anchor, before / "
+              f"after), segcli predict {ours[r]:6.1f} img/s -> {ratios[r]:.2f}x")
     print(f"segcli predict / bare ORT: median {statistics.median(ratios):.2f}x (goal >= 0.8x); whole command "
           f"incl. start-up, model load, decode, masks + overlays + predictions.json")
+    print(f"CPU per image: bare ORT {statistics.median(cpu_anchor):.1f} ms, segcli predict "
+          f"{statistics.median(cpu_ours):.1f} ms (whole command) -> {statistics.median(cpu_anchor) / statistics.median(cpu_ours):.2f}x")
     if torch_img_s is not None:
         print(f"segcli predict --engine torch: {torch_img_s:6.1f} img/s "
               f"({torch_img_s / statistics.median(anchors):.2f}x the anchor)")

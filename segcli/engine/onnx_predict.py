@@ -81,6 +81,12 @@ def load_session(model_dir: Path, notify: Optional[Notify] = None, spin: bool = 
     return _open(data, spin)
 
 
+def ensure_graph(model_dir: Path, notify: Optional[Notify] = None) -> None:
+    """Build and cache the version's predict graph now if it is missing or stale (e.g. at the
+    end of training, so that no predict pays for the export)."""
+    load_session(model_dir, notify)
+
+
 class OnnxPredictor:
     engine = "onnx"
 
