@@ -161,8 +161,6 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
             notify: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
     from PIL import Image
 
-    from segcli.render.predictions import PredictionWriter
-
     paths = expand_inputs(inputs)
     if out_dir is not None:
         try:
@@ -172,7 +170,22 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
     segmenter = backend.load_segmenter(app_id, model_id, version_id, engine=engine, notify=notify)
     images = [p for p in paths if p.suffix.lower() in IMAGE_EXTS]
     videos = [p for p in paths if p.suffix.lower() in VIDEO_EXTS]
-    warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # load_rgb refuses them itself
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # load_rgb refuses them itself
+        writer = _run(segmenter, images, videos, out_dir, threshold, batch_size, progress_mode, warn)
+    document = writer.document()
+    if not document["items"] and document["skipped"]:
+        raise InvalidInputError(f"nothing could be predicted: all {len(document['skipped'])} inputs were skipped",
+                                hint="check the files named in the warnings above"
+                                     + (f" (listed in {out_dir / 'predictions.json'})" if out_dir else ""))
+    return document
+
+
+def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Path], threshold: float,
+         batch_size: int, progress_mode: str, warn: Callable[[str], None]):
+    """The pipeline itself; returns the writer, closed (its index written) whatever happened."""
+    from segcli.render.predictions import PredictionWriter
+
     cpus = _cpus()
     with PredictionWriter(out_dir, segmenter.classes, threshold=threshold, workers=cpus) as writer:
         with Counter("predicting", len(images), progress_mode) as counter:
@@ -188,12 +201,7 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
                 counter.advance(len(batch))
         for video in videos:
             _predict_video(segmenter, writer, video, batch_size, progress_mode, warn)
-    document = writer.document()
-    if not document["items"] and document["skipped"]:
-        raise InvalidInputError(f"nothing could be predicted: all {len(document['skipped'])} inputs were skipped",
-                                hint="check the files named in the warnings above"
-                                     + (f" (listed in {out_dir / 'predictions.json'})" if out_dir else ""))
-    return document
+    return writer
 
 
 class _VideoReadError(Exception):
