@@ -123,7 +123,7 @@ def test_export_errors(cli, home, tmp_path):
     target = tmp_path / "out"
     target.mkdir()
     bad = cli("model", "export", "--model", "m", "--app", "a", "--format", "tflite", "-f", target / "x")
-    assert bad.code == ExitCode.INVALID_INPUT and "--format onnx" in bad.err
+    assert bad.code == ExitCode.USAGE and "tflite" in bad.err
     nowhere = cli("model", "export", "--model", "m", "--app", "a", "-f", target / "no" / "x.onnx")
     assert nowhere.code == ExitCode.INVALID_INPUT and "does not exist" in nowhere.err
     missing = cli("model", "export", "--model", "m", "--app", "a", "--version", "nope", "-f", target / "x.onnx")

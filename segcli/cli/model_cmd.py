@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
 
 from segcli.cli.context import STATE, AppOpt, EngineOpt, ExistOkOpt, OutputOpt, QuietOpt, YesOpt, confirm_or_abort, out
@@ -110,7 +111,8 @@ def export(
     file: Annotated[Path, typer.Option("--file", "-f", help="File to write (replaced atomically).")],
     app: AppOpt = None,
     version: Annotated[Optional[str], typer.Option("--version", help="Model version (default: latest trained).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="onnx | safetensors.")] = "onnx",
+    fmt: Annotated[str, typer.Option("--format", click_type=click.Choice(["onnx", "safetensors"]),
+                                     help="onnx (ONNX Runtime and other tools) or safetensors (weights).")] = "onnx",
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
