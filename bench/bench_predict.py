@@ -1,12 +1,22 @@
-"""Predict: `segcli predict` on a folder of N images (masks + overlays + JSON written) vs the bare
-model forward loop on the same, already decoded and preprocessed images (goal >= 0.8x its img/s).
+"""Predict: the whole `segcli predict` command on a folder of N images (decode, inference, masks +
+overlays + predictions.json written, start-up and model load included) vs a bare ONNX Runtime
+loop over the same images already decoded and normalised in memory (goal >= 0.8x its img/s).
 
-Trains a small segcli_UNet version first (a few CPU seconds) in a temporary segcli home.
-Usage: python bench/bench_predict.py [--n 200] [--size 256] [--template segcli_UNet]
+Trains a segcli_UNet version for 1 epoch in a temporary segcli home, exports it with
+`segcli model export` (the anchor's graph), and warms predict's own cached graph with a first
+predict on one image (its time, which includes the once-per-version export, is printed apart).
+The anchor and the command alternate (anchor, command, anchor, ..., anchor) so that load on a
+shared machine hits both: each command run is compared with the mean of the anchors just before
+and after it, median of `--rounds` reported. CPU seconds per image (user + sys, all threads) are
+printed too: on a loaded machine they move much less than wall time.
+Usage: python bench/bench_predict.py [--n 400] [--size 256] [--model-size small] [--rounds 3]
 """
 from __future__ import annotations
 
 import argparse
+import os
+import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -16,54 +26,105 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SEGCLI, machine, segcli_env, shapes, timed  # noqa: E402
 
 
-def bare_forward_img_s(model_dir: Path, images: Path, batch: int) -> float:
+def load_inputs(images: Path, meta: dict, batch: int) -> list:
+    import json
+
     import numpy as np
-    import torch
     from PIL import Image
 
-    from segcli.engine import data
-    from segcli.engine.predict import Predictor
-
-    predictor = Predictor.load(model_dir)
+    mean = np.asarray(json.loads(meta["segcli.mean"]), np.float32)
+    std = np.asarray(json.loads(meta["segcli.std"]), np.float32)
     arrays = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(images.iterdir())]
-    resized = [data.resize_image(a, data.resized_hw(*a.shape[:2], predictor.image_size)) for a in arrays]
-    batches = [data.to_batch(resized[i:i + batch], [np.zeros(r.shape[:2], np.uint8) for r in resized[i:i + batch]])[0]
-               for i in range(0, len(resized), batch)]
-    with torch.inference_mode(), predictor.rt.autocast():
-        predictor.model(batches[0])  # warm-up
-        start = time.perf_counter()
-        for x in batches:
-            predictor.model(x).argmax(1)
-        elapsed = time.perf_counter() - start
-    return len(arrays) / elapsed
+    x = [((a.astype(np.float32) / 255.0 - mean) / std).transpose(2, 0, 1) for a in arrays]
+    return [np.ascontiguousarray(np.stack(x[i:i + batch])) for i in range(0, len(x), batch)]
+
+
+def cpu_s(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bare_ort(onnx_file: Path, batches: list) -> tuple[float, float]:
+    """(img/s, CPU ms per image) of session.run + argmax over in-memory batches: the floor any
+    predict command stands on."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    session.run(None, {"pixel_values": batches[0]})  # warm-up
+    n = sum(len(b) for b in batches)
+    start, cpu = time.perf_counter(), cpu_s(resource.RUSAGE_SELF)
+    for x in batches:
+        session.run(None, {"pixel_values": x})[0].argmax(1)
+    return n / (time.perf_counter() - start), (cpu_s(resource.RUSAGE_SELF) - cpu) / n * 1000
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--n", type=int, default=400)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--template", default="segcli_UNet")
+    parser.add_argument("--model-size", default="small")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--torch", action="store_true", help="also time --engine torch once")
     args = parser.parse_args()
     train_data, images = shapes(48, args.size, seed=0), shapes(args.n, args.size, seed=7) / "images"
     with tempfile.TemporaryDirectory() as tmp:
-        env = segcli_env(Path(tmp) / "home")
+        tmp_path = Path(tmp)
+        env = segcli_env(tmp_path / "home")
+        env.pop("PYTHONDONTWRITEBYTECODE", None)   # as installed: modules compiled once
         for argv in (["app", "create", "b"], ["dataset", "create", "d", "--app", "b"],
                      ["dataset", "upload", "d", "--app", "b", "--images", str(train_data / "images"),
                       "--masks", str(train_data / "masks"), "-q"],
                      ["model", "create", "m", "--app", "b"],
-                     ["train", "--template", args.template, "--model", "m", "--app", "b", "--dataset", "d",
-                      "--set", "num_epochs=1", "--set", f"image_size=[{args.size},{args.size}]", "-q"]):
+                     ["train", "--template", "segcli_UNet", "--model", "m", "--app", "b", "--dataset", "d",
+                      "--set", "num_epochs=1", "--set", f"model_size={args.model_size}",
+                      "--set", f"image_size=[{args.size},{args.size}]", "-q"]):
             timed([*SEGCLI, *argv], env)
-        predict_s = timed([*SEGCLI, "predict", "--model", "m", "--app", "b", str(images), "--out",
-                           str(Path(tmp) / "out"), "-q", "-o", "json"], env)
-        model_dir = next((Path(tmp) / "home" / "data" / "runs").iterdir()) / "model"
-        bare = bare_forward_img_s(model_dir, images, batch=8)
-    ours = args.n / predict_s
+        onnx_file = tmp_path / "model.onnx"
+        export_s = timed([*SEGCLI, "model", "export", "--model", "m", "--app", "b", "--format", "onnx",
+                          "-f", str(onnx_file), "-q"], env)
+        first = tmp_path / "first"
+        first.mkdir()
+        os.symlink(next(images.iterdir()), first / "one.png")
+        first_s = timed([*SEGCLI, "predict", "--model", "m", "--app", "b", str(first), "-q", "-o", "json"], env)
+
+        import onnx
+
+        meta = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
+        batches = load_inputs(images, meta, batch=8)
+        anchors, ours, ratios, cpu_anchor, cpu_ours = [], [], [], [], []
+        a, c = bare_ort(onnx_file, batches)
+        anchors.append(a)
+        cpu_anchor.append(c)
+        for r in range(args.rounds):
+            before = cpu_s(resource.RUSAGE_CHILDREN)
+            seconds = timed([*SEGCLI, "predict", "--model", "m", "--app", "b", str(images), "--out",
+                             str(tmp_path / f"out{r}"), "-q", "-o", "json"], env)
+            cpu_ours.append((cpu_s(resource.RUSAGE_CHILDREN) - before) / args.n * 1000)
+            ours.append(args.n / seconds)
+            a, c = bare_ort(onnx_file, batches)
+            anchors.append(a)
+            cpu_anchor.append(c)
+            ratios.append(ours[-1] / ((anchors[-2] + anchors[-1]) / 2))
+        torch_img_s = None
+        if args.torch:
+            seconds = timed([*SEGCLI, "predict", "--model", "m", "--app", "b", str(images), "--out",
+                             str(tmp_path / "out-torch"), "--engine", "torch", "-q", "-o", "json"], env)
+            torch_img_s = args.n / seconds
     print(f"machine: {machine()}")
-    print(f"{args.n} images {args.size}px, template {args.template}, batch 8")
-    print(f"bare forward loop:  {bare:7.1f} img/s   (anchor; decoded+preprocessed in memory, no output)")
-    print(f"segcli predict:     {ours:7.1f} img/s   ratio {ours / bare:.2f}x (goal >= 0.8x); "
-          f"whole command incl. start-up, model load, decode, masks+overlays+JSON")
+    print(f"{args.n} images {args.size}px, segcli_UNet {args.model_size} (1 epoch), batch 8, {args.rounds} rounds")
+    print(f"model export --format onnx:   {export_s:6.2f} s  (whole command: start-up, torch export, check)")
+    print(f"first predict (1 image):      {first_s:6.2f} s  (builds and caches the version's ONNX graph once)")
+    for r in range(args.rounds):
+        print(f"round {r + 1}: bare ONNX Runtime loop {anchors[r]:6.1f} / {anchors[r + 1]:6.1f} img/s (anchor, before / "
+              f"after), segcli predict {ours[r]:6.1f} img/s -> {ratios[r]:.2f}x")
+    print(f"segcli predict / bare ORT: median {statistics.median(ratios):.2f}x (goal >= 0.8x); whole command "
+          f"incl. start-up, model load, decode, masks + overlays + predictions.json")
+    print(f"CPU per image: bare ORT {statistics.median(cpu_anchor):.1f} ms, segcli predict "
+          f"{statistics.median(cpu_ours):.1f} ms (whole command) -> {statistics.median(cpu_anchor) / statistics.median(cpu_ours):.2f}x")
+    if torch_img_s is not None:
+        print(f"segcli predict --engine torch: {torch_img_s:6.1f} img/s "
+              f"({torch_img_s / statistics.median(anchors):.2f}x the anchor)")
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

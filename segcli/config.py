@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from segcli.backends.registry import BACKENDS, DEFAULT_BACKEND, check_option
 from segcli.core.errors import ConfigError, InvalidInputError, NotFoundError
 from segcli.core.files import write_text_atomic
@@ -71,6 +69,8 @@ class ConfigFile:
         path = config_path()
         if not path.exists():
             return cls(profiles={DEFAULT_PROFILE: {"backend": DEFAULT_BACKEND}})
+        import yaml  # here, not at import: commands without a config file never pay for it
+
         try:
             raw = yaml.safe_load(read_text(path)) or {}
         except TextEncodingError as exc:
@@ -94,6 +94,8 @@ class ConfigFile:
     def save(self) -> None:
         path = config_path()
         path.parent.mkdir(parents=True, exist_ok=True)
+        import yaml
+
         text = yaml.safe_dump({"current": self.current, "profiles": self.profiles}, sort_keys=True)
         # 0600 from the first byte so a PAT is never readable by others; renamed into place so
         # a crash never leaves a half-written config.

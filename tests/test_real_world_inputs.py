@@ -150,10 +150,10 @@ def every_reader(path: Path, labelmap_path: Path, hw: tuple[int, int]) -> list[n
     from segcli.datasets.imagefile import open_rgb
     from segcli.engine.api import Sample
     from segcli.engine.data import load_sample
-    from segcli.services.predict import _load_rgb
+    from segcli.services.predict import load_rgb
 
     trained, _ = load_sample(Sample(image_path=path, labelmap_path=labelmap_path), hw)
-    return [open_rgb(path), trained, _load_rgb(path)[1]]
+    return [open_rgb(path), trained, load_rgb(path)[1]]
 
 
 def assert_refused(result, code, needle, before, home):

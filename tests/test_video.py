@@ -93,14 +93,3 @@ def test_prediction_writer_video(tmp_path, clip):
         rle = {"size": region["mask"]["size"], "counts": region["mask"]["counts"].encode()}
         assert np.array_equal(mask_utils.decode(rle).astype(bool), mask == 1)
     assert (out / "predictions.json").exists()
-
-
-def test_video_frame_overlays_option(tmp_path, clip):
-    writer = PredictionWriter(tmp_path, CLASSES, frame_overlays=True, overlay_format="jpg")
-    index, time_s, rgb = next(iter_video_frames(clip))
-    item = writer.add_video_frame("clip.mp4", index, time_s, rgb,
-                                  np.zeros((H, W), np.uint8), [1.0, 1.0])
-    writer.close()
-    assert item["overlay_path"].endswith(".overlay.jpg")
-    assert (tmp_path / item["overlay_path"]).exists()
-    assert item["video_overlay_path"] == "clip.overlay.mp4"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
 
 from segcli.backends import refusals
@@ -86,6 +87,8 @@ class Backend(ABC):
     default_template: str = "MMSegmentation_SegFormer"
     # Whether training receives the templates' local-only knobs (seed, device, ...).
     accepts_local_params: bool = False
+    # Whether trained weights live on this machine (model export; the `_model_dir` primitive).
+    exports_weights: bool = False
     # How often `train --watch` polls: first interval, backing off to the max.
     watch_interval_s: float = 0.5
     max_watch_interval_s: float = 0.5
@@ -281,8 +284,22 @@ class Backend(ABC):
         return self._resume(version)
 
     # -- inference ---------------------------------------------------------------------
-    def load_segmenter(self, app_id: str, model_id: str, version_id: Optional[str] = None) -> Segmenter:
-        return self._load_segmenter(self.trained_version(app_id, model_id, version_id))
+    def load_segmenter(self, app_id: str, model_id: str, version_id: Optional[str] = None, *,
+                       engine: str = "auto", notify: Optional[Callable[[str], None]] = None) -> Segmenter:
+        """The newest TRAINED version unless one is named. `engine` (auto | onnx | torch) picks the
+        local inference engine (ignored where the backend predicts remotely); `notify` gets
+        one-line progress messages (e.g. a first-use ONNX export)."""
+        return self._load_segmenter(self.trained_version(app_id, model_id, version_id), engine, notify)
+
+    def trained_model_dir(self, app_id: str, model_id: str,
+                          version_id: Optional[str] = None) -> tuple[ModelVersion, Path]:
+        """A TRAINED version and the local folder of its weights (model.safetensors + config.json),
+        for `model export`. Backends whose models live in a cloud refuse before any call."""
+        if not self.exports_weights:
+            raise refusals.unsupported(self.name, "export weights; the model stays in its cloud",
+                                       hint="train on the local backend to export (segcli --backend local train ...)")
+        version = self.trained_version(app_id, model_id, version_id)
+        return version, self._model_dir(version)
 
     # -- helpers for the rules -----------------------------------------------------------
     @staticmethod
@@ -358,4 +375,9 @@ class Backend(ABC):
     @abstractmethod
     def _resume(self, version: ModelVersion) -> ModelVersion: ...
     @abstractmethod
-    def _load_segmenter(self, version: ModelVersion) -> Segmenter: ...
+    def _load_segmenter(self, version: ModelVersion, engine: str,
+                        notify: Optional[Callable[[str], None]]) -> Segmenter: ...
+
+    def _model_dir(self, version: ModelVersion) -> Path:
+        """The folder of a TRAINED version's weights; only where exports_weights."""
+        raise NotImplementedError

@@ -38,6 +38,17 @@ def _quiet(fn: Callable[..., Iterable]) -> Callable[..., Candidates]:
     return wrapper
 
 
+def click_callback(fn: Callable[..., Candidates]):
+    """A callback of this module as a plain Click option's `shell_complete` (the root's options
+    are Click's, not Typer's)."""
+    def shell_complete(ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(value, help=help_ or None) for value, help_ in fn(ctx, incomplete)
+                if value.startswith(incomplete or "")]
+    return shell_complete
+
+
 def _param(ctx, *names: str) -> Optional[str]:
     """The first of these parameters typed so far, in this command or a parent group."""
     while ctx is not None:
@@ -226,3 +237,33 @@ def choices(*values: str) -> Callable[..., Candidates]:
 
 
 output_formats = choices("table", "json", "yaml")   # render/output.FORMATS (checked by a test)
+
+
+def register_shells() -> None:
+    """Register the shells' completion protocols: Typer's, with zsh and fish showing each
+    candidate's help as plain text. Typer renders help through rich (markup), an import of
+    ~0.2 s on every TAB; segcli's completion help is plain text, so that is skipped."""
+    import re
+
+    from click.shell_completion import add_completion_class
+    from typer._completion_classes import FishComplete, ZshComplete
+    from typer.completion import completion_init
+
+    class PlainZsh(ZshComplete):
+        def format_completion(self, item) -> str:
+            def escape(s: str) -> str:   # as Typer's ZshComplete escapes
+                return (s.replace('"', '""').replace("'", "''").replace("$", "\\$")
+                        .replace("`", "\\`").replace(":", r"\\:"))
+            if item.help:
+                return f'"{escape(item.value)}":"{escape(item.help)}"'
+            return f'"{escape(item.value)}"'
+
+    class PlainFish(FishComplete):
+        def format_completion(self, item) -> str:
+            if item.help:
+                return item.value + "\t" + re.sub(r"\s", " ", item.help)
+            return item.value
+
+    completion_init()
+    add_completion_class(PlainZsh, "zsh")
+    add_completion_class(PlainFish, "fish")

@@ -12,40 +12,10 @@ from typing import Annotated
 
 import typer
 
-from segcli.cli.complete import choices
+from segcli.cli.complete import choices, register_shells
 from segcli.core.errors import InvalidInputError
 
 SHELLS = {"bash": "segcli.bash", "zsh": "_segcli", "fish": "segcli.fish"}
-
-
-def init() -> None:
-    """Register the shells' completion protocols: Typer's, with zsh and fish showing each
-    candidate's help as plain text. Typer renders help through rich (markup), an import of
-    ~0.2 s on every TAB; segcli's completion help is plain text, so that is skipped."""
-    import re
-
-    from click.shell_completion import add_completion_class
-    from typer._completion_classes import FishComplete, ZshComplete
-    from typer.completion import completion_init
-
-    class PlainZsh(ZshComplete):
-        def format_completion(self, item) -> str:
-            def escape(s: str) -> str:   # as Typer's ZshComplete escapes
-                return (s.replace('"', '""').replace("'", "''").replace("$", "\\$")
-                        .replace("`", "\\`").replace(":", r"\\:"))
-            if item.help:
-                return f'"{escape(item.value)}":"{escape(item.help)}"'
-            return f'"{escape(item.value)}"'
-
-    class PlainFish(FishComplete):
-        def format_completion(self, item) -> str:
-            if item.help:
-                return item.value + "\t" + re.sub(r"\s", " ", item.help)
-            return item.value
-
-    completion_init()
-    add_completion_class(PlainZsh, "zsh")
-    add_completion_class(PlainFish, "fish")
 
 
 def script_for(shell: str) -> str:
@@ -53,7 +23,7 @@ def script_for(shell: str) -> str:
         raise InvalidInputError(f"unsupported shell '{shell}'", hint="segcli completion bash|zsh|fish")
     from typer.completion import get_completion_script
 
-    init()
+    register_shells()
     return get_completion_script(prog_name="segcli", complete_var="_SEGCLI_COMPLETE", shell=shell).rstrip() + "\n"
 
 

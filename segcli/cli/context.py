@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import click
 import typer
 
 from segcli.cli import complete
@@ -30,6 +31,9 @@ DatasetVersionOpt = Annotated[Optional[str], typer.Option("--dataset-version", h
 TemplateOpt = Annotated[Optional[str], typer.Option("--template", "-t", help="Training template (segcli template list).",
                                                     autocompletion=complete.templates)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
+EngineOpt = Annotated[str, typer.Option("--engine", click_type=click.Choice(["auto", "onnx", "torch"]),
+                                        help="Local inference engine: onnx (ONNX Runtime), torch, or auto "
+                                             "(onnx when installed). Ignored by the clarifai backend.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 ExistOkOpt = Annotated[bool, typer.Option("--exist-ok", help="Succeed if it already exists.")]
 

@@ -253,7 +253,7 @@ def export(
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
-    from segcli.services.export import export as run_export
+    from segcli.services.dataset_export import export as run_export
 
     result = run_export(STATE.backend, STATE.app_id(app), dataset_id, dataset_version, fmt, out_dir,
                         progress_mode(quiet))

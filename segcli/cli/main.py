@@ -7,58 +7,46 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Optional
+from typing import Optional
 
-import typer
+import click
 
 from segcli import __version__
 from segcli.backends.registry import NAMES
-from segcli.cli import (app_cmd, complete, completion_cmd, config_cmd, dataset_cmd, demo_cmd, doctor_cmd, model_cmd,
-                        predict_cmd, template_cmd, train_cmd)
-from segcli.cli.context import STATE
+from segcli.cli import complete
+from segcli.cli.lazy import LazyGroup
 from segcli.core.errors import ExitCode, SegcliError
 
-app = typer.Typer(
-    name="segcli",
-    help="Semantic segmentation from the terminal: apps, datasets with per-pixel labels, "
-         "SegFormer training and mask predictions, on the local engine or Clarifai's cloud.\n\n"
-         "\b\nExample (the whole pipeline on generated data, a few CPU minutes):\n  segcli demo",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(app_cmd.app, name="app")
-app.add_typer(dataset_cmd.app, name="dataset")
-app.add_typer(model_cmd.app, name="model")
-app.add_typer(template_cmd.app, name="template")
-app.add_typer(train_cmd.app, name="train")
-app.command("predict")(predict_cmd.predict)
-app.command("demo")(demo_cmd.demo)
-app.command("doctor")(doctor_cmd.doctor)
-app.command("completion")(completion_cmd.completion)
+HELP = ("Semantic segmentation from the terminal: apps, datasets with per-pixel labels, "
+        "SegFormer training and mask predictions, on the local engine or Clarifai's cloud.\n\n"
+        "\b\nExample (the whole pipeline on generated data, a few CPU minutes):\n  segcli demo")
 
 
-def _version(value: bool) -> None:
-    if value:
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
         print(f"segcli {__version__}")
-        raise typer.Exit()
+        ctx.exit()
 
 
-@app.callback()
-def root(
-    profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="Config profile (default: SEGCLI_PROFILE, then the current one).", autocompletion=complete.profiles)] = None,
-    backend: Annotated[Optional[str], typer.Option("--backend", "-b", help=f"{NAMES} for this invocation (env: SEGCLI_BACKEND).", autocompletion=complete.backends)] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
-) -> None:
+# The root is plain Click (commands load lazily, see cli/lazy.py); the commands are Typer apps.
+@click.group("segcli", cls=LazyGroup, help=HELP, no_args_is_help=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--profile", "-p", help="Config profile (default: SEGCLI_PROFILE, then the current one).",
+              shell_complete=complete.click_callback(complete.profiles))
+@click.option("--backend", "-b", help=f"{NAMES} for this invocation (env: SEGCLI_BACKEND).",
+              shell_complete=complete.click_callback(complete.backends))
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+              help="Print the version and exit.")
+def app(profile: Optional[str], backend: Optional[str], debug: bool) -> None:
+    from segcli.cli.context import STATE
+
     STATE.profile, STATE.backend_flag, STATE.debug = profile, backend, debug or STATE.debug
 
 
 def _scrub(text: str) -> str:
     """Belt and braces: no message may carry a secret in clear, whatever raised it."""
+    from segcli.cli.context import STATE
     from segcli.config import mask_secret
 
     for secret in STATE.secrets + [os.environ.get("CLARIFAI_PAT", "")]:
@@ -77,26 +65,26 @@ def report(exc: SegcliError) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if "_SEGCLI_COMPLETE" in os.environ:  # a shell asking for completions (see `segcli completion`)
-        from segcli.cli.completion_cmd import init
-
-        init()
-    STATE.debug = os.environ.get("SEGCLI_DEBUG") == "1" or "--debug" in (argv or sys.argv[1:])
+    debug = os.environ.get("SEGCLI_DEBUG") == "1" or "--debug" in (argv or sys.argv[1:])
+    if debug or "segcli.cli.context" in sys.modules:   # (re)set per call: demo calls main() again
+        _state().debug = debug
     code = 0
     try:
-        result = app(args=argv, prog_name="segcli", standalone_mode=False)
+        # A shell asking for completions (_SEGCLI_COMPLETE, see `segcli completion`) is
+        # answered inside (LazyGroup._main_shell_completion), which exits.
+        result = app.main(args=argv, prog_name="segcli", standalone_mode=False)
         code = result if isinstance(result, int) else 0
         if code == ExitCode.INTERRUPTED:   # Typer turns Ctrl-C into Exit(130), which Click returns
             print("interrupted", file=sys.stderr)
     except SegcliError as exc:
-        if STATE.debug:
+        if debug or _state().debug:
             import traceback
 
             traceback.print_exc()
         code = report(exc)
-    except typer.Exit as exc:
+    except click.exceptions.Exit as exc:
         code = exc.exit_code
-    except (KeyboardInterrupt, typer.Abort):
+    except (KeyboardInterrupt, click.exceptions.Abort):
         print("interrupted", file=sys.stderr)
         code = int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
@@ -104,16 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         fault = _machine_fault(exc)
         if fault is not None:  # a full disk, a read-only home, a corrupt store: not a bug
-            if STATE.debug:
+            if debug or _state().debug:
                 import traceback
 
                 traceback.print_exc()
             return _finish(report(fault))
-        if _is_usage_error(exc):  # Click's (or Typer's vendored Click's) usage errors: exit 2
+        if _is_usage_error(exc):  # Click's usage errors: exit 2
             exc.show()  # type: ignore[attr-defined]
             return _finish(int(getattr(exc, "exit_code", ExitCode.USAGE)))
         # A bug: say so in one line, keep the traceback for --debug.
-        if STATE.debug:
+        if debug or _state().debug:
             import traceback
 
             traceback.print_exc()
@@ -130,8 +118,15 @@ def _machine_fault(exc: Exception) -> SegcliError | None:
     return classify(exc, db_path=lambda: data_dir() / "segcli.db")
 
 
+def _state():
+    from segcli.cli.context import STATE
+
+    return STATE
+
+
 def _finish(code: object) -> int:
-    STATE.close()
+    if "segcli.cli.context" in sys.modules:   # only commands that used it opened anything
+        _state().close()
     return code if isinstance(code, int) else 0
 
 

@@ -1,12 +1,14 @@
 """segcli model: model types, visual-segmenter models, their versions, and evaluation."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
 
 from segcli.cli import complete, complete_cache
-from segcli.cli.context import (STATE, AppOpt, DatasetVersionOpt, ExistOkOpt, OutputOpt, QuietOpt, YesOpt,
+from segcli.cli.context import (STATE, AppOpt, DatasetVersionOpt, EngineOpt, ExistOkOpt, OutputOpt, QuietOpt, YesOpt,
                                 confirm_or_abort, out)
 from segcli.render.progress import progress_mode
 from segcli.render.versions import version_row
@@ -86,6 +88,7 @@ def evaluate(
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset id (its latest version, or a new one).",
                                                    autocompletion=complete.datasets)] = None,
     dataset_version: DatasetVersionOpt = None,
+    engine: EngineOpt = "auto",
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
@@ -97,9 +100,31 @@ def evaluate(
     sink = out(output, quiet)
     STATE.backend.get_version(app_id, model, version)  # fail on a wrong model before any snapshot
     dataset_id, version_id = resolve_dataset_version(STATE.backend, app_id, dataset, dataset_version, sink, model, create=False)
-    result = run_eval(STATE.backend, app_id, model, version, dataset_id, version_id, progress_mode(quiet))
+    result = run_eval(STATE.backend, app_id, model, version, dataset_id, version_id, progress_mode(quiet),
+                      engine=engine, notify=sink.info)
     if output != "table":
         sink.data(result)
         return
     sink.info(f"mIoU {result['mIoU']:.4f}  mAcc {result['mAcc']:.4f}  aAcc {result['aAcc']:.4f}  ({result['inputs']} inputs)")
     sink.data([{"concept": name, **vals} for name, vals in result["per_class"].items()], ["concept", "iou", "acc"])
+
+
+@app.command("export")
+def export(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)],
+    file: Annotated[Path, typer.Option("--file", "-f", help="File to write (replaced atomically).")],
+    app: AppOpt = None,
+    version: Annotated[Optional[str], typer.Option("--version", help="Model version (default: latest trained).",
+                                                   autocompletion=complete.model_versions(complete.TRAINED))] = None,
+    fmt: Annotated[str, typer.Option("--format", click_type=click.Choice(["onnx", "safetensors"]),
+                                     help="onnx (ONNX Runtime and other tools) or safetensors (weights).")] = "onnx",
+    quiet: QuietOpt = False,
+    output: OutputOpt = "table",
+) -> None:
+    """Export a trained local version: ONNX (input pixel_values, output logits, class names in
+    the metadata) or safetensors (weights + config in the header). Checked against torch."""
+    from segcli.services.model_export import export_model
+
+    sink = out(output, quiet)
+    doc = export_model(STATE.backend, STATE.app_id(app), model, version, fmt, file, sink.info)
+    sink.data(doc)

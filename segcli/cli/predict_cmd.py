@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from segcli.cli import complete
-from segcli.cli.context import STATE, AppOpt, OutputOpt, QuietOpt, out
+from segcli.cli.context import STATE, AppOpt, EngineOpt, OutputOpt, QuietOpt, out
 from segcli.render.progress import progress_mode
 
 
@@ -20,20 +20,22 @@ def predict(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Write <name>.mask.png, <name>.overlay.png and predictions.json here.")] = None,
     threshold: Annotated[float, typer.Option("--threshold", min=0.0, max=1.0, help="Drop regions whose score is below this.")] = 0.05,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=128, help="Images per forward pass.")] = 8,
+    engine: EngineOpt = "auto",
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
     """Segment images and videos with a trained model version.
 
-    predictions.json: {"classes": [...], "items": [...]}; classes[i] is the concept whose pixels
-    have value i in every mask PNG (classes[0] = background); each item has input, mask_path,
-    overlay_path and regions (concept, score, area, bbox, mask as COCO RLE).
+    predictions.json: {"classes": [...], "items": [...], "skipped": [...]}; classes[i] is the
+    concept whose pixels have value i in every mask PNG (classes[0] = background); each item has
+    input, mask_path, overlay_path and regions (concept, score, area, bbox, mask as COCO RLE);
+    skipped lists the inputs that could not be read ({input, reason}). Exit 5 when none could.
     """
     from segcli.services.predict import predict as run_predict
 
     sink = out(output, quiet)
     doc = run_predict(STATE.backend, STATE.app_id(app), model, version, inputs, out_dir, threshold,
-                      batch_size, progress_mode(quiet), sink.warn)
+                      batch_size, progress_mode(quiet), sink.warn, engine=engine, notify=sink.info)
     if output != "table":
         sink.data(doc)
         return
@@ -41,4 +43,5 @@ def predict(
              "overlay": item.get("overlay_path")} for item in doc["items"]]
     sink.data(rows, ["input", "regions", "overlay"], title="predictions")
     if out_dir is not None:
-        sink.info(f"wrote {len(doc['items'])} masks and overlays, and predictions.json, to {out_dir}")
+        skipped = f" ({len(doc['skipped'])} inputs skipped)" if doc["skipped"] else ""
+        sink.info(f"wrote {len(doc['items'])} masks and overlays, and predictions.json, to {out_dir}{skipped}")

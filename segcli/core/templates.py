@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from segcli.core.errors import InvalidInputError, NotFoundError
 from segcli.core.textfile import SAVE_AS_UTF8, TextEncodingError, read_text
 
@@ -115,8 +113,21 @@ def _constraint(raw: dict[str, Any]) -> Constraint:
                       allowed=tuple(str(v) for v in raw["allowed"]), message=str(raw["message"]))
 
 
+def _safe_load_fast(text: str) -> Any:
+    """yaml.safe_load through libyaml's parser when PyYAML has it (CSafeLoader: the same safe
+    constructor and resolver, ~7x faster: 28 -> 4 ms for the two templates of `template list`).
+    yaml is imported here, not at module level: `app list` and co. never need it."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def template_from_yaml(path: Path) -> Template:
-    raw = yaml.safe_load(path.read_text())
+    raw = _safe_load_fast(path.read_text())
     params = {n: _spec(n, spec, path.name) for n, spec in (raw.get("params") or {}).items()}
     return Template(name=raw["name"], model_type=raw.get("model_type", "visual-segmenter"),
                     description=" ".join(str(raw.get("description", "")).split()),
@@ -231,6 +242,8 @@ def _enum_text(spec: ParamSpec, value: Any) -> str:
 
 def parse_set_value(text: str) -> Any:
     """`--set key=value` values are YAML scalars/lists: 5, 1e-4, [256, 256], None, true."""
+    import yaml
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
@@ -261,6 +274,8 @@ def load_document(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise NotFoundError(f"params file {path} does not exist",
                             hint="segcli template params MMSegmentation_SegFormer -f " + str(path))
+    import yaml
+
     try:
         doc = yaml.safe_load(read_text(path))   # a BOM from a Windows editor is fine
     except OSError as exc:

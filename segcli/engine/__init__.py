@@ -4,7 +4,9 @@ Import-light on purpose: importing this package, `segcli.engine.api` or `segcli.
 pulls in no torch; torch is imported when train() runs or a Predictor loads.
 
     from segcli.engine.api import Sample, TrainJob, train      # (segcli.engine.train re-exports)
-    from segcli.engine.predict import Predictor
+    from segcli.engine.loader import load                        # a predict engine: onnx or torch
+    from segcli.engine.predict import Predictor                  # torch
+    from segcli.engine.onnx_predict import OnnxPredictor         # ONNX Runtime, no torch
     from segcli.core.segmentation import SegResult
 """
 from __future__ import annotations

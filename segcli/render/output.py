@@ -78,14 +78,21 @@ class Output:
             self.info(f"(no {title or 'rows'})")
             return
         columns = list(columns or rows[0].keys())
+        header = [col.upper().replace("_", " ") for col in columns]
+        body = [[_cell(row.get(c)) for c in columns] for row in rows]
+        text = plain_table(header, body, title, _console_width(), sys.stdout.isatty())
+        if text is not None:
+            sys.stdout.write(text)
+            return
+        # Cells that need folding to fit the terminal: rich lays those out (imported only then).
         from rich.console import Console
         from rich.table import Table
 
         table = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
-        for col in columns:
-            table.add_column(col.upper().replace("_", " "), overflow="fold")
-        for row in rows:
-            table.add_row(*(_cell(row.get(c)) for c in columns))
+        for name in header:
+            table.add_column(name, overflow="fold")
+        for cells in body:
+            table.add_row(*cells)
         Console(soft_wrap=True).print(table)
 
     # -- messages (stderr) -----------------------------------------------------------
@@ -95,3 +102,46 @@ class Output:
 
     def warn(self, message: str) -> None:
         print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _console_width() -> int:
+    """The width rich would lay a table out in: $COLUMNS, else the terminal's, else 80."""
+    import os
+
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    if sys.stdout.isatty():
+        import shutil
+
+        return shutil.get_terminal_size().columns
+    return 80
+
+
+def plain_table(header: list[str], body: list[list[str]], title: str | None, width: int,
+                styled: bool) -> str | None:
+    """The table exactly as rich prints it (no box, two spaces between columns, every cell
+    padded to its column; on a terminal a bold header and an italic title), when it fits
+    `width` on one line per row and holds only plain printable ASCII; None otherwise (rich then
+    folds the cells). Saves importing rich, ~45 ms of every metadata command."""
+    cells = [header, *body]
+    if any(not c.isprintable() or not c.isascii() or "[" in c for row in cells for c in row):
+        return None          # wide characters, control codes, possible rich markup
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    total = sum(widths) + 2 * (len(widths) - 1)
+    if total > width or (title and (len(title) > total or not title.isprintable() or not title.isascii())):
+        return None
+    bold, italic, reset = ("\x1b[1m", "\x1b[3m", "\x1b[0m") if styled and _styled() else ("", "", "")
+
+    def line(row: list[str], pre: str = "", post: str = "") -> str:
+        return "  ".join(f"{pre}{c.ljust(w)}{post}" for c, w in zip(row, widths)) + "\n"
+    out = [f"{italic}{title}{reset}\n" if title else "", line(header, bold, reset)]
+    out.extend(line(row) for row in body)
+    return "".join(out)
+
+
+def _styled() -> bool:
+    import os
+
+    return os.environ.get("TERM") != "dumb"

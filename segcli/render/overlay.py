@@ -2,7 +2,7 @@
 
 The legend sits on its own strip to the right so it never hides pixels. Its size depends only on
 the image size and the class names (not on which classes are present), so every frame of a video
-gets the same output size.
+gets the same output size; strips are drawn once per (height, classes shown) and reused.
 """
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ def render_overlay(
     classes: Sequence[str],
     present: Sequence[int] | None = None,
     alpha: float = 0.5,
-) -> Image.Image:
-    """Image with class colours blended over non-background pixels, plus a legend strip.
+) -> np.ndarray:
+    """Image with class colours blended over non-background pixels, plus a legend strip, as an
+    HxWx3 uint8 array.
 
     `labelmap[y, x] = i` means `classes[i]`; 0 (background) and values >= len(classes)
     (e.g. 255 = ignore) are left untouched. `present` = class indices listed in the legend
@@ -35,11 +36,26 @@ def render_overlay(
     rgb = as_rgb(image)
     if labelmap.shape != rgb.shape[:2]:
         raise ValueError(f"label map {labelmap.shape} does not match image {rgb.shape[:2]}")
-    colors = colors_for(classes)
-    blended = blend(rgb, labelmap, colors, alpha)
+    names = tuple(classes)
+    colors = _colors(names)
+    blended = np.asarray(blend(rgb, labelmap, colors, alpha))
     if present is None:
         present = present_classes(labelmap, len(classes))
-    return with_legend(blended, classes, colors, present)
+    shown = tuple(i for i in sorted(set(present)) if 0 < i < len(classes))
+    strip = legend_strip(rgb.shape[0], names, shown)
+    h, w = blended.shape[:2]
+    if strip.shape[0] == h:
+        return np.concatenate([blended, strip], axis=1)
+    canvas = np.empty((strip.shape[0], w + strip.shape[1], 3), np.uint8)   # legend taller than image
+    canvas[:, :w] = _STRIP_BG
+    canvas[:h, :w] = blended
+    canvas[:, w:] = strip
+    return canvas
+
+
+@lru_cache(maxsize=64)
+def _colors(classes: tuple[str, ...]) -> list[tuple[int, int, int]]:
+    return colors_for(classes)
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -70,21 +86,23 @@ def blend(
     h, w = labelmap.shape
     idx = np.ascontiguousarray(labelmap, dtype=np.uint8)
     n = min(len(colors), 256)
+    # Only class indices 1..n-1 are painted: background (0), ignore (255) and values without a
+    # class keep the original pixel.
+    painted = (idx > 0) & (idx < n)
+    base = Image.fromarray(rgb)
+    if not painted.any():
+        return base
     palette = np.zeros((256, 3), dtype=np.uint8)
     palette[:n] = np.asarray(colors[:n], dtype=np.uint8).reshape(n, 3)
     colour = Image.frombytes("P", (w, h), idx.tobytes())
     colour.putpalette(palette.tobytes())
-    # Only class indices 1..n-1 are painted: background (0), ignore (255) and values without a
-    # class keep the original pixel.
-    paint = [255 if 0 < i < n else 0 for i in range(256)]
-    mask = Image.frombytes("L", (w, h), idx.tobytes()).point(paint)
-    base = Image.fromarray(rgb)
+    mask = Image.fromarray(painted.view(np.uint8) * np.uint8(255))
     colour_rgb = colour.convert("RGB")
     alpha = min(max(float(alpha), 0.0), 1.0)
     out = Image.composite(Image.blend(base, colour_rgb, alpha), base, mask)
     # Region borders in full colour: shapes stay readable on busy photos at low alpha.
-    edges = _borders(idx) & (np.asarray(mask) > 0)
-    return Image.composite(colour_rgb, out, Image.fromarray(edges.astype(np.uint8) * 255))
+    edges = _borders(idx) & painted
+    return Image.composite(colour_rgb, out, Image.fromarray(edges.view(np.uint8) * np.uint8(255)))
 
 
 def _borders(idx: np.ndarray) -> np.ndarray:
@@ -123,21 +141,18 @@ def legend_layout(height: int, names: Sequence[str]) -> tuple[int, int, int]:
     return width, max(height, needed), size
 
 
-def with_legend(
-    overlay: Image.Image,
-    classes: Sequence[str],
-    colors: Sequence[tuple[int, int, int]],
-    present: Sequence[int],
-) -> Image.Image:
+@lru_cache(maxsize=64)
+def legend_strip(height: int, classes: tuple[str, ...], shown: tuple[int, ...]) -> np.ndarray:
+    """The legend strip (read-only array) for an image of `height`: a swatch and the name of
+    each class in `shown`. Cached: every image of a folder or video mostly needs the same few."""
     names = list(classes[1:])
-    strip_w, canvas_h, size = legend_layout(overlay.height, names)
-    canvas = Image.new("RGB", (overlay.width + strip_w, canvas_h), _STRIP_BG)
-    canvas.paste(overlay, (0, 0))
-    draw = ImageDraw.Draw(canvas)
+    strip_w, canvas_h, size = legend_layout(height, names)
+    strip = Image.new("RGB", (strip_w, canvas_h), _STRIP_BG)
+    draw = ImageDraw.Draw(strip)
     font = _font(size)
     pad, row = size // 2 + 4, size + size // 2
-    x0, y = overlay.width + pad, pad
-    shown = [i for i in sorted(set(present)) if 0 < i < len(classes)]
+    x0, y = pad, pad
+    colors = _colors(classes)
     if not shown:
         draw.text((x0, y), "no concepts", fill=_MUTED, font=font)
     for i in shown:
@@ -145,7 +160,9 @@ def with_legend(
         draw.rectangle([x0, y, x0 + size, y + size], fill=tuple(colors[i]), outline=(60, 60, 60))
         _label(draw, (x0 + size + pad // 2, y + size / 2), classes[i], font)
         y += row
-    return canvas
+    out = np.asarray(strip)
+    out.setflags(write=False)
+    return out
 
 
 def _label(draw: ImageDraw.ImageDraw, at: tuple[float, float], text: str, font) -> None:

@@ -11,6 +11,9 @@ import json
 import os
 import re
 import tempfile
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from segcli.render import png
 from segcli.render.overlay import render_overlay
 
 BACKGROUND = "background"
@@ -26,7 +30,6 @@ BACKGROUND = "background"
 @dataclass
 class _Video:
     stem: str
-    frames_dir: Path | None
     fps: float | None
     writer: Any = None  # VideoOverlayWriter, opened on the first frame (needs the frame size)
 
@@ -37,60 +40,77 @@ class PredictionWriter:
     `classes[i]` is the concept whose pixels have value i in every label map and mask PNG;
     `classes[0]` must be "background". `out_dir=None` builds the JSON document only (for
     `-o json` without `--out`); file paths are then None.
+
+    `add_image` writes in the caller's thread; `submit_image` hands the work (thresholds, RLE,
+    mask PNG, overlay PNG) to `workers` threads (PIL and zlib release the GIL), so writing
+    never serialises a predict pipeline. Items keep the order of the calls either way: each
+    call reserves its slot (and its output file names) before any work starts. Use it as a
+    context manager: whatever happens, videos are finalised and predictions.json is written
+    with every item finished so far and the `skipped` inputs.
     """
 
-    def __init__(
-        self,
-        out_dir: Path | str | None,
-        classes: Sequence[str],
-        threshold: float = 0.05,
-        overlay_alpha: float = 0.5,
-        overlay_format: str = "png",
-        concept_ids: Sequence[str] | None = None,
-        frame_overlays: bool = False,
-    ) -> None:
+    def __init__(self, out_dir: Path | str | None, classes: Sequence[str], threshold: float = 0.05,
+                 workers: int = 0) -> None:
         if not classes or classes[0] != BACKGROUND:
             raise ValueError(f'classes[0] must be "{BACKGROUND}", got {list(classes)[:1]}')
         if len(classes) > 255:
             raise ValueError("at most 254 concepts fit a uint8 mask (255 is the ignore index)")
-        if overlay_format not in ("png", "jpg"):
-            raise ValueError(f"overlay_format must be png or jpg, got {overlay_format!r}")
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.classes = list(classes)
-        # Concept ids equal names on Clarifai since SDK 10.9.3; a backend may still pass its own.
-        self.concept_ids = list(concept_ids) if concept_ids is not None else list(classes)
         self.threshold = float(threshold)
-        self.alpha = overlay_alpha
-        self.overlay_format = overlay_format
-        self.frame_overlays = frame_overlays
-        self.items: list[dict[str, Any]] = []
+        self._items: list[dict[str, Any] | None] = []
+        self.skipped: list[dict[str, str]] = []
         self._stems: set[str] = set()
         self._videos: dict[str, _Video] = {}
+        self._closed = False
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque[Future] = deque()
+        self._room: threading.Semaphore | None = None
+        if workers > 0:
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="segcli-write")
+            self._room = threading.Semaphore(4 * workers)   # bounds images held in memory
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
 
-    # -- context manager: videos are finalised even when predict fails half-way ---------------
+    # -- context manager: finalised even when predict fails half-way ---------------------
     def __enter__(self) -> "PredictionWriter":
         return self
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if exc_type is None:
             self.close()
-        else:
-            self._close_videos()
+            return
+        try:  # keep what was predicted; the error that got us here is the one to report
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
 
-    def add_image(
-        self, input_name: str, image: np.ndarray, labelmap: np.ndarray, class_scores: Any
-    ) -> dict[str, Any]:
-        labelmap, regions = self._threshold(labelmap, class_scores, image)
-        item = self._new_item(input_name, labelmap, regions)
-        if self.out_dir is not None:
-            stem = self._unique_stem(input_name)
-            item["mask_path"] = self._save_mask(labelmap, stem)
-            overlay = render_overlay(image, labelmap, self.classes, alpha=self.alpha)
-            item["overlay_path"] = self._save_overlay(overlay, stem)
-        self.items.append(item)
-        return item
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return [item for item in self._items if item is not None]
+
+    def add_image(self, input_name: str, image: np.ndarray, labelmap: np.ndarray,
+                  class_scores: Any) -> dict[str, Any]:
+        slot, stem = self._reserve(input_name)
+        return self._image(slot, input_name, stem, image, labelmap, class_scores)
+
+    def submit_image(self, input_name: str, image: np.ndarray, labelmap: np.ndarray,
+                     class_scores: Any) -> None:
+        """Like add_image, in a writer thread (blocks while 4 x workers are queued). A failed
+        write raises here on a later call, or in close()."""
+        if self._pool is None:
+            self.add_image(input_name, image, labelmap, class_scores)
+            return
+        self._reap(block=False)
+        slot, stem = self._reserve(input_name)
+        self._room.acquire()  # type: ignore[union-attr]
+        future = self._pool.submit(self._image, slot, input_name, stem, image, labelmap, class_scores)
+        future.add_done_callback(lambda _: self._room.release())  # type: ignore[union-attr]
+        self._pending.append(future)
+
+    def skip(self, input_name: str, reason: str) -> None:
+        """An input that could not be predicted (unreadable image, corrupt video, ...)."""
+        self.skipped.append({"input": str(input_name), "reason": reason})
 
     def add_video_frame(
         self,
@@ -102,8 +122,10 @@ class PredictionWriter:
         class_scores: Any,
         fps: float | None = None,
     ) -> dict[str, Any]:
-        """One frame of a video: a JSON item, a mask PNG in `<stem>_frames/`, a video frame."""
+        """One frame of a video: a JSON item, a mask PNG in `<stem>_frames/`, a video frame.
+        Frames are encoded in call order, in the caller's thread."""
         labelmap, regions = self._threshold(labelmap, class_scores, image)
+        slot, _ = self._reserve(None)
         item = self._new_item(f"{video_name}#frame={frame_index}", labelmap, regions)
         item["frame"], item["time"] = int(frame_index), round(float(time_s), 4)
         if self.out_dir is not None:
@@ -112,27 +134,73 @@ class PredictionWriter:
             item["mask_path"] = self._save_mask(labelmap, stem)
             # Legend lists every concept: a key that stays put is easier to read than one that
             # flickers from frame to frame, and it keeps all frames the same size.
-            overlay = render_overlay(image, labelmap, self.classes,
-                                     present=range(1, len(self.classes)), alpha=self.alpha)
-            video_path = self._write_video_frame(video, overlay, time_s)
-            item["video_overlay_path"] = video_path
-            item["overlay_path"] = (self._save_overlay(overlay, stem) if self.frame_overlays
-                                    else video_path)
-        self.items.append(item)
+            overlay = render_overlay(image, labelmap, self.classes, present=range(1, len(self.classes)))
+            item["overlay_path"] = item["video_overlay_path"] = self._write_video_frame(video, overlay, time_s)
+        self._items[slot] = item
         return item
 
+    def finish_video(self, video_name: str) -> None:
+        """Finalise one video's overlay file (close() does it for any left open)."""
+        video = self._videos.get(video_name)
+        if video is not None and video.writer is not None:
+            video.writer.close()
+
     def document(self) -> dict[str, Any]:
-        return {"classes": list(self.classes), "items": list(self.items)}
+        return {"classes": list(self.classes), "items": self.items, "skipped": list(self.skipped)}
 
     def close(self) -> dict[str, Any]:
-        """Finish videos, write predictions.json atomically, return the whole document."""
-        self._close_videos()
+        """Wait for the writer threads, finish videos, write predictions.json atomically (always,
+        with every item finished), then raise the first write error if there was one."""
+        error: BaseException | None = None
+        try:
+            self._reap(block=True)
+        except BaseException as exc:  # noqa: BLE001 - reported after the index is written
+            error = exc
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+            try:
+                self._close_videos()
+            except Exception as exc:  # noqa: BLE001
+                error = error or exc
         doc = self.document()
-        if self.out_dir is not None:
+        if self.out_dir is not None and not self._closed:
             _write_json_atomic(self.out_dir / "predictions.json", doc)
+        self._closed = True
+        if error is not None:
+            raise error
         return doc
 
     # -- internals ------------------------------------------------------------------------------
+    def _reserve(self, input_name: str | None) -> tuple[int, str | None]:
+        """The next item slot and, for an image with an output folder, its unique file stem."""
+        self._items.append(None)
+        stem = self._unique_stem(input_name) if input_name is not None and self.out_dir is not None else None
+        return len(self._items) - 1, stem
+
+    def _reap(self, block: bool) -> None:
+        """Drop finished writes, raising the first error; with block, wait for all of them."""
+        first: BaseException | None = None
+        while self._pending and (block or self._pending[0].done()):
+            future = self._pending.popleft()
+            exc = future.exception()
+            if exc is not None and first is None:
+                first = exc
+        if first is not None:
+            raise first
+
+    def _image(self, slot: int, input_name: str, stem: str | None, image: np.ndarray,
+               labelmap: np.ndarray, class_scores: Any) -> dict[str, Any]:
+        labelmap, regions = self._threshold(labelmap, class_scores, image)
+        item = self._new_item(input_name, labelmap, regions)
+        if stem is not None:
+            item["mask_path"] = self._save_mask(labelmap, stem)
+            shown = [self.classes.index(r["concept"]["name"]) for r in regions]
+            overlay = render_overlay(image, labelmap, self.classes, present=shown)
+            item["overlay_path"] = self._save_overlay(overlay, stem)
+        self._items[slot] = item
+        return item
+
     def _threshold(self, labelmap: np.ndarray, class_scores: Any, image: np.ndarray
                    ) -> tuple[np.ndarray, list]:
         """Drop regions scoring under the threshold (their pixels become background)."""
@@ -155,7 +223,8 @@ class PredictionWriter:
     def _region(self, lm: np.ndarray, index: int, score: float, area: int) -> dict[str, Any]:
         mask = lm == index
         return {
-            "concept": {"id": self.concept_ids[index], "name": self.classes[index]},
+            # Concept ids equal names (on Clarifai since SDK 10.9.3, and locally).
+            "concept": {"id": self.classes[index], "name": self.classes[index]},
             "score": round(score, 4),
             "area": area,
             "bbox": _bbox(mask),
@@ -181,38 +250,39 @@ class PredictionWriter:
         rel = f"{stem}.mask.png"
         path = self.out_dir / rel  # type: ignore[operator]
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(lm).save(path, optimize=False)  # 2-D uint8 -> mode "L"
+        png.save(path, lm)  # grey 8-bit PNG: pixel value = class index
         return rel
 
-    def _save_overlay(self, overlay: Image.Image, stem: str) -> str:
-        rel = f"{stem}.overlay.{self.overlay_format}"
-        path = self.out_dir / rel  # type: ignore[operator]
-        if self.overlay_format == "jpg":
-            overlay.save(path, quality=90)
-        else:
-            overlay.save(path, compress_level=3)  # ~3x faster than the default 6, ~10% larger
+    def _save_overlay(self, overlay: np.ndarray, stem: str) -> str:
+        rel = f"{stem}.overlay.png"
+        png.save(self.out_dir / rel, overlay)  # type: ignore[operator]
         return rel
 
     def _video(self, name: str, fps: float | None) -> _Video:
         if name not in self._videos:
-            stem = self._unique_stem(name)
-            self._videos[name] = _Video(stem, self.out_dir / f"{stem}_frames", fps)  # type: ignore[operator]
+            self._videos[name] = _Video(self._unique_stem(name), fps)
         return self._videos[name]
 
-    def _write_video_frame(self, video: _Video, overlay: Image.Image, time_s: float) -> str:
+    def _write_video_frame(self, video: _Video, overlay: np.ndarray, time_s: float) -> str:
         from segcli.render.video import VideoOverlayWriter
 
         rel = f"{video.stem}.overlay.mp4"
         if video.writer is None:
             video.writer = VideoOverlayWriter(self.out_dir / rel, video.fps or 25.0,  # type: ignore[operator]
-                                              overlay.size)
+                                              (overlay.shape[1], overlay.shape[0]))
         video.writer.write(overlay, time_s)
         return rel
 
     def _close_videos(self) -> None:
+        error: Exception | None = None
         for video in self._videos.values():
             if video.writer is not None:
-                video.writer.close()
+                try:
+                    video.writer.close()
+                except Exception as exc:  # noqa: BLE001 - close the others, then report
+                    error = error or exc
+        if error is not None:
+            raise error
 
 
 def _check_labelmap(labelmap: np.ndarray, num_classes: int) -> np.ndarray:

@@ -10,10 +10,11 @@ BATCH = 8
 
 
 def evaluate(backend: Backend, app_id: str, model_id: str, version_id: str | None, dataset_id: str,
-             dataset_version_id: str, progress_mode: str) -> dict[str, Any]:
+             dataset_version_id: str, progress_mode: str, engine: str = "auto",
+             notify=None) -> dict[str, Any]:
     from segcli.core.metrics import ConfusionMatrix
 
-    segmenter = backend.load_segmenter(app_id, model_id, version_id)
+    segmenter = backend.load_segmenter(app_id, model_id, version_id, engine=engine, notify=notify)
     classes = segmenter.classes
     matrix = ConfusionMatrix(len(classes))
     total = backend.get_dataset_version(app_id, dataset_id, dataset_version_id).inputs

@@ -1,14 +1,23 @@
 """Predict on images, folders, globs and videos; write masks, overlays and predictions.json.
 
-The model is loaded once; images are decoded on a background thread while the previous
-batch runs, so the model never waits on disk.
+One pipeline, three overlapping stages: decoding (threads, in input order, a bounded number
+ahead) -> the model (this thread; ONNX Runtime and torch release the GIL while they compute) ->
+writing masks, overlays and RLE (PredictionWriter's threads). The model loads once.
+
+An input that cannot be read (corrupt or truncated file, decompression bomb, broken video) is
+skipped with a warning and listed under `skipped` in predictions.json; predictions.json is
+written whatever happens; when nothing at all could be predicted the command fails (exit 5).
 """
 from __future__ import annotations
 
 import glob
+import os
+import queue
+import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
@@ -45,13 +54,83 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return paths
 
 
-def _load_rgb(path: Path) -> tuple[Path, Optional[np.ndarray], str]:
-    from segcli.datasets.imagefile import BadFile, open_rgb  # as displayed, as training saw it
+def load_rgb(path: Path) -> tuple[Path, Optional[np.ndarray], str]:
+    """(path, HxWx3 uint8, "") or (path, None, why it cannot be read). Opened as displayed and
+    converted as training saw it (EXIF orientation, 16-bit, alpha: datasets/imagefile.py), and
+    refused before decoding when it is a decompression bomb."""
+    from segcli.datasets.imagefile import BadFile, open_rgb
 
     try:
         return path, open_rgb(path), ""
     except BadFile as exc:
         return path, None, f"cannot read image: {exc.reason}"
+    except MemoryError:
+        return path, None, "cannot read image: out of memory"
+
+
+def _reason(what: str, exc: BaseException, path: Path) -> str:
+    """`what: ErrorType: message`, without the file name the message repeats (the skip names it)."""
+    message = str(exc)
+    for form in (f"'{path}'", f'"{path}"', str(path)):
+        message = message.replace(form, "")
+    message = message.strip().rstrip(":").strip()
+    return f"{what}: {exc.__class__.__name__}" + (f": {message}" if message else "")
+
+
+def _ordered_map(fn: Callable, items: list, workers: int, ahead: int) -> Iterator:
+    """fn(item) for each item, in order, computed by `workers` threads at most `ahead` in advance
+    (bounded memory however many inputs there are)."""
+    if not items:
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="segcli-decode") as pool:
+        pending = [pool.submit(fn, item) for item in items[:ahead]]
+        nxt = len(pending)
+        try:
+            while pending:
+                result = pending.pop(0).result()
+                if nxt < len(items):
+                    pending.append(pool.submit(fn, items[nxt]))
+                    nxt += 1
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _background(iterable: Iterable, depth: int) -> Iterator:
+    """Iterate `iterable` in a thread, `depth` items ahead; its exceptions re-raise here, in order."""
+    done = object()
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put((done, exc))
+
+    thread = threading.Thread(target=run, name="segcli-video-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -65,10 +144,18 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
+def _cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
 def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[str], inputs: list[str],
             out_dir: Optional[Path], threshold: float, batch_size: int, progress_mode: str,
-            warn) -> dict[str, Any]:
-    from segcli.render.predictions import PredictionWriter
+            warn: Callable[[str], None], engine: str = "auto",
+            notify: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
+    from PIL import Image
 
     paths = expand_inputs(inputs)
     if out_dir is not None:
@@ -76,43 +163,79 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InvalidInputError(f"cannot create output folder {out_dir}: {exc.strerror}", hint="choose another --out") from None
-    segmenter = backend.load_segmenter(app_id, model_id, version_id)
-    writer = PredictionWriter(out_dir, segmenter.classes, threshold=threshold)
+    segmenter = backend.load_segmenter(app_id, model_id, version_id, engine=engine, notify=notify)
     images = [p for p in paths if p.suffix.lower() in IMAGE_EXTS]
     videos = [p for p in paths if p.suffix.lower() in VIDEO_EXTS]
-    # Three stages overlap: decode (2 threads) -> model (this thread) -> write masks/overlays
-    # (1 thread, so items keep their input order). torch releases the GIL while it computes.
-    with Counter("predicting", len(images), progress_mode) as counter, \
-            ThreadPoolExecutor(max_workers=2) as readers, ThreadPoolExecutor(max_workers=1) as output:
-        pending: list = []
-        for batch in _batches(readers.map(_load_rgb, images), batch_size):
-            for path, _, why in (b for b in batch if b[1] is None):
-                warn(f"skipped {path}: {why}")
-            good = [b for b in batch if b[1] is not None]
-            for (path, image, _), result in zip(good, segmenter.predict([g[1] for g in good]) if good else []):
-                pending.append(output.submit(writer.add_image, str(path), image, result.labelmap, result.class_scores))
-            pending = _drain(pending, keep=2 * batch_size)
-            counter.advance(len(batch))
-        _drain(pending, keep=0)
-    for video in videos:
-        _predict_video(segmenter, writer, video, batch_size, progress_mode)
-    document = writer.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # load_rgb refuses them itself
+        writer = _run(segmenter, images, videos, out_dir, threshold, batch_size, progress_mode, warn)
+    document = writer.document()
+    if not document["items"] and document["skipped"]:
+        raise InvalidInputError(f"nothing could be predicted: all {len(document['skipped'])} inputs were skipped",
+                                hint="check the files named in the warnings above"
+                                     + (f" (listed in {out_dir / 'predictions.json'})" if out_dir else ""))
     return document
 
 
-def _drain(pending: list, keep: int) -> list:
-    """Wait for finished writes (raising their errors) so memory stays bounded."""
-    while len(pending) > keep:
-        pending.pop(0).result()
-    return pending
+def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Path], threshold: float,
+         batch_size: int, progress_mode: str, warn: Callable[[str], None]):
+    """The pipeline itself; returns the writer, closed (its index written) whatever happened."""
+    from segcli.render.predictions import PredictionWriter
+
+    cpus = _cpus()
+    with PredictionWriter(out_dir, segmenter.classes, threshold=threshold, workers=cpus) as writer:
+        with Counter("predicting", len(images), progress_mode) as counter:
+            decoded = _ordered_map(load_rgb, images, workers=min(2, cpus), ahead=2 * batch_size)
+            for batch in _batches(decoded, batch_size):
+                for path, _, why in (b for b in batch if b[1] is None):
+                    warn(f"skipped {path}: {why}")
+                    writer.skip(str(path), why)
+                good = [b for b in batch if b[1] is not None]
+                if good:
+                    for (path, image, _), result in zip(good, segmenter.predict([g[1] for g in good])):
+                        writer.submit_image(str(path), image, result.labelmap, result.class_scores)
+                counter.advance(len(batch))
+        for video in videos:
+            _predict_video(segmenter, writer, video, batch_size, progress_mode, warn)
+    return writer
 
 
-def _predict_video(segmenter, writer, video: Path, batch_size: int, progress_mode: str) -> None:
+class _VideoReadError(Exception):
+    """Reading a video failed (corrupt, truncated, not a video): the input's fault, not ours."""
+
+
+def _read_frames(video: Path) -> Iterator[tuple[int, float, np.ndarray]]:
     from segcli.render.video import iter_video_frames
 
-    with Counter(f"predicting {video.name}", 0, progress_mode) as counter:
-        for batch in _batches(iter_video_frames(video), batch_size):
-            results = segmenter.predict([frame for _, _, frame in batch])
-            for (index, t, frame), result in zip(batch, results):
-                writer.add_video_frame(str(video), index, t, frame, result.labelmap, result.class_scores)
-            counter.advance(len(batch))
+    try:
+        yield from iter_video_frames(video)
+    except Exception as exc:  # noqa: BLE001 - PyAV/FFmpeg raise many types for bad files
+        raise _VideoReadError(_reason("cannot read video", exc, video)) from exc
+
+
+def _predict_video(segmenter, writer, video: Path, batch_size: int, progress_mode: str,
+                   warn: Callable[[str], None]) -> None:
+    from segcli.render.video import video_fps
+
+    frames, why = 0, ""
+    try:
+        try:
+            fps = video_fps(video)
+        except Exception as exc:  # noqa: BLE001
+            raise _VideoReadError(_reason("cannot read video", exc, video)) from exc
+        with Counter(f"predicting {video.name}", 0, progress_mode) as counter:
+            for batch in _batches(_background(_read_frames(video), 2 * batch_size), batch_size):
+                results = segmenter.predict([frame for _, _, frame in batch])
+                for (index, t, frame), result in zip(batch, results):
+                    writer.add_video_frame(str(video), index, t, frame, result.labelmap, result.class_scores, fps=fps)
+                frames += len(batch)
+                counter.advance(len(batch))
+    except _VideoReadError as exc:
+        why = f"{exc} (after {frames} frames)" if frames else str(exc)
+    finally:
+        writer.finish_video(str(video))   # a video cut short is still a playable file
+    if not frames and not why:
+        why = "no frames"
+    if why:
+        warn(f"skipped {video}: {why}")
+        writer.skip(str(video), why)

@@ -23,6 +23,7 @@ class LocalBackend(Backend):
     title = "the local engine"
     default_template = "segcli_UNet"
     accepts_local_params = True
+    exports_weights = True
 
     def __init__(self, root: Path):
         self.store = Store(root)
@@ -211,7 +212,10 @@ class LocalBackend(Backend):
     def _resume(self, version: ModelVersion) -> ModelVersion:
         return jobs.resume(self.store, version)
 
-    def _load_segmenter(self, version: ModelVersion):
-        from segcli.engine.predict import Predictor
+    def _model_dir(self, version: ModelVersion) -> Path:
+        return self.store.runs_dir(version.id) / "model"
 
-        return Predictor.load(self.store.runs_dir(version.id) / "model", version_id=version.id)
+    def _load_segmenter(self, version: ModelVersion, engine: str, notify):
+        from segcli.engine.loader import load
+
+        return load(self._model_dir(version), version.id, engine, notify)

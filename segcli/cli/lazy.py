@@ -1,0 +1,92 @@
+"""Click's lazy-group pattern for segcli's Typer commands.
+
+The root is a plain click.Group: listing commands (help, shell completion of names) reads
+segcli/cli/commands.py; a command's module is imported, and its Typer app converted to a
+click command, only when that command is resolved. `segcli --help` so imports click and
+nothing of Typer; `segcli app list` imports Typer and the app module, not the other nine.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from segcli.cli.commands import COMMANDS
+
+
+def load(name: str) -> click.Command:
+    """The click command for top-level command `name` (its module imported now)."""
+    import typer
+    import typer.main
+
+    entry = COMMANDS[name]
+    target = getattr(importlib.import_module(entry.module), entry.attr)
+    if isinstance(target, typer.Typer):
+        target.rich_markup_mode = None      # plain Click help, as the root's (no rich import)
+        command = typer.main.get_group(target)
+    else:
+        single = typer.Typer(rich_markup_mode=None, add_completion=False)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class LazyGroup(click.Group):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loaded: dict[str, click.Command] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        if cmd_name not in self._loaded:
+            self._loaded[cmd_name] = load(cmd_name)
+        return self._loaded[cmd_name]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if not COMMANDS:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [(name, _short(entry.short_help, limit)) for name, entry in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list:
+        from click.shell_completion import CompletionItem
+
+        items = [CompletionItem(name, help=_short(entry.short_help, 45))
+                 for name, entry in COMMANDS.items() if name.startswith(incomplete)]
+        # The root's own options (--profile ...), as click would add them.
+        return items + click.Command.shell_complete(self, ctx, incomplete)
+
+    def _main_shell_completion(self, ctx_args: Any, prog_name: str, complete_var: str | None = None) -> None:
+        """Completion requests in Typer's instruction style (`complete_bash`), which the
+        scripts from `segcli completion` send; Typer is imported for them only."""
+        import os
+        import sys
+
+        complete_var = complete_var or f"_{prog_name}_COMPLETE".replace("-", "_").upper()
+        if not os.environ.get(complete_var):
+            return
+        from typer.core import _typer_main_shell_completion
+
+        from segcli.cli.complete import register_shells
+
+        register_shells()   # Typer's protocols, zsh/fish help as plain text
+        _typer_main_shell_completion(self, ctx_args=ctx_args, prog_name=prog_name, complete_var=complete_var)
+        sys.exit(0)  # not reached: Typer exits with the completion's status
+
+
+def _short(text: str, limit: int) -> str:
+    """The first sentence of `text`, cut to `limit` characters (at least 30) with "..."."""
+    limit = max(limit, 30)
+    words = " ".join(text.split())
+    first = words.split(". ")[0].rstrip(".")
+    if len(first) <= limit:
+        return first
+    return first[:limit - 3].rsplit(" ", 1)[0] + "..."

@@ -1,0 +1,93 @@
+"""Files that describe a trained model version, without torch: its config, the metadata every
+exported file carries, atomic writes with a sha256, and the safetensors export.
+
+A trained model directory (engine/checkpoint.py) holds model.safetensors + config.json.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from segcli.core.errors import NotFoundError
+
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+
+
+def config_of(model_dir: Path) -> dict[str, Any]:
+    path = Path(model_dir) / CONFIG
+    if not path.is_file() or not (Path(model_dir) / WEIGHTS).is_file():
+        raise NotFoundError(f"{model_dir} holds no trained model ({CONFIG} or {WEIGHTS} missing)",
+                            hint="segcli model show (is the version TRAINED?)")
+    return json.loads(path.read_text())
+
+
+def resize_mode(config: dict[str, Any]) -> str:
+    return config.get("resize") or ("short_side" if len(config["image_size"]) == 1 else "exact")
+
+
+def metadata(config: dict[str, Any], version_id: str) -> dict[str, Any]:
+    """What a consumer of an exported file needs to preprocess and to name the classes.
+    Keys are a script contract (README, "model export")."""
+    norm = config["normalisation"]
+    return {"segcli.classes": list(config["classes"]), "segcli.mean": list(norm["mean"]),
+            "segcli.std": list(norm["std"]), "segcli.image_size": list(config["image_size"]),
+            "segcli.resize": resize_mode(config), "segcli.template": str(config.get("template", "")),
+            "segcli.version_id": version_id}
+
+
+def weights_key(model_dir: Path) -> str:
+    """sha256 of the weights and config: a derived file built from other bytes is stale."""
+    digest = hashlib.sha256()
+    for name in (WEIGHTS, CONFIG):
+        with open(Path(model_dir) / name, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_atomic(path: Path, chunks: Iterable[bytes]) -> str:
+    """Write `chunks` to `path` through a temporary file in the same folder; return the sha256.
+    A reader (or a crash) sees the old file or the whole new one, never a half-written one."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks:
+                digest.update(chunk)
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return digest.hexdigest()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def safetensors_chunks(model_dir: Path, meta: dict[str, Any]) -> Iterator[bytes]:
+    """model.safetensors with `meta` added to its header metadata (values JSON-encoded unless
+    strings); tensors are copied byte for byte, so no framework is imported."""
+    with open(Path(model_dir) / WEIGHTS, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+        merged = dict(header.get("__metadata__") or {})
+        merged.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
+        header["__metadata__"] = merged
+        raw = json.dumps(header, separators=(",", ":")).encode()
+        raw += b" " * (-len(raw) % 8)          # keep the tensor data 8-byte aligned
+        yield struct.pack("<Q", len(raw)) + raw
+        while chunk := f.read(1 << 20):
+            yield chunk

@@ -1,0 +1,61 @@
+"""Which engine serves a local model version: ONNX Runtime when installed, torch otherwise.
+
+`auto` prefers ONNX Runtime (2-2.6x faster than torch eager on CPU here, and no torch import
+once the version's graph is cached) and falls back to torch, with a warning, when onnxruntime
+is missing or the graph cannot be built. `onnx` and `torch` insist.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+from segcli.core.errors import DependencyError, SegcliError, missing_extra
+
+ENGINES = ("auto", "onnx", "torch")
+
+
+def load(model_dir: Path, version_id: str, engine: str = "auto",
+         notify: Optional[Callable[[str], None]] = None):
+    """A Segmenter for the trained model in `model_dir`."""
+    from segcli.engine import onnx_predict
+
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if engine != "torch":
+        if not onnx_predict.available():
+            if engine == "onnx":
+                raise missing_extra("onnxruntime", "local")
+        else:
+            try:
+                return onnx_predict.OnnxPredictor.load(model_dir, version_id, notify)
+            except Exception as exc:  # noqa: BLE001 - auto falls back to torch on any failure
+                if engine == "onnx":
+                    if isinstance(exc, ModuleNotFoundError):   # the first export needs torch, onnx
+                        raise DependencyError(f"{exc.name} is needed once to build the ONNX graph of "
+                                              f"this version", hint="pip install 'segcli[local]'") from None
+                    raise
+                _say(notify, f"ONNX Runtime engine unavailable ({_why(exc)}); using torch")
+    return _torch(model_dir, version_id)
+
+
+def _torch(model_dir: Path, version_id: str):
+    try:
+        import torch  # noqa: F401
+    except ModuleNotFoundError:
+        raise missing_extra("torch", "local") from None
+    from segcli.engine.predict import Predictor
+
+    return Predictor.load(model_dir, version_id=version_id)
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, ModuleNotFoundError):
+        return f"{exc.name} not installed"
+    if isinstance(exc, SegcliError):
+        return exc.message
+    return f"{exc.__class__.__name__}: {exc}"
+
+
+def _say(notify, message: str) -> None:
+    if notify:
+        notify(message)

@@ -1,0 +1,133 @@
+"""ONNX graph surgery: from the model's raw graph to the two graphs segcli writes.
+
+The raw graph (exported from torch once) maps `pixel_values` float32 [N,3,H,W] to logits at the
+model's own resolution (1/4 of the input for SegFormer, full size for the U-Net). From it:
+
+- `contract_graph`: the file `segcli model export` writes, for other tools: the same input and
+  `logits` float32 [N,C,H,W] upsampled to the input's H x W inside the graph, plus metadata
+  (classes, normalisation, image size), so `argmax(1)` is the label map with no other code.
+- `predict_graph`: what `segcli predict` runs on ONNX Runtime. It takes the resized image as
+  uint8 [N,H,W,3] and the original size as int64 [2], and does normalisation, the bilinear resize
+  of the logits to the original size, softmax, max and argmax inside ONNX Runtime (multi-threaded
+  C++, the GIL released), returning `label` uint8 [N,h,w] and `prob` float32 [N,h,w]: the same
+  steps, in the same order, as the torch Predictor.
+
+Only `onnx` is imported (no torch): graph edits are plain protobuf work.
+"""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # onnx is imported where graphs are built: the ONNX Runtime predictor needs
+    import onnx    # only the names below
+
+RAW_INPUT, RAW_OUTPUT = "pixel_values", "raw_logits"
+INPUT, OUTPUT = "pixel_values", "logits"                 # the export contract
+PRED_IMAGE, PRED_SIZE, PRED_LABEL, PRED_PROB = "image", "out_size", "label", "prob"
+PREDICT_FORMAT = "segcli-predict-graph/1"                # bump when predict_graph changes
+# Metadata keys of the contract file (a script contract: names and JSON encodings are fixed).
+META_KEYS = ("segcli.classes", "segcli.mean", "segcli.std", "segcli.image_size", "segcli.resize",
+             "segcli.template", "segcli.version_id")
+
+
+def _const(name: str, values, dtype=None):
+    import numpy as np
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.asarray(values, dtype=dtype), name)
+
+
+def _resize_to(graph: "onnx.GraphProto", src: str, hw: str, dst: str, prefix: str) -> None:
+    """dst = bilinear resize of NCHW `src` to the int64[2] size `hw`, as torch's
+    F.interpolate(mode="bilinear", align_corners=False) (the legacy exporter's own mapping)."""
+    from onnx import helper
+
+    graph.initializer.extend([_const(f"{prefix}_s0", [0], "int64"), _const(f"{prefix}_s2", [2], "int64")])
+    graph.node.extend([
+        helper.make_node("Shape", [src], [f"{prefix}_shape"]),
+        helper.make_node("Slice", [f"{prefix}_shape", f"{prefix}_s0", f"{prefix}_s2"], [f"{prefix}_nc"]),
+        helper.make_node("Concat", [f"{prefix}_nc", hw], [f"{prefix}_sizes"], axis=0),
+        helper.make_node("Resize", [src, "", "", f"{prefix}_sizes"], [dst], mode="linear",
+                         coordinate_transformation_mode="pytorch_half_pixel", nearest_mode="floor"),
+    ])
+
+
+def contract_graph(raw: "onnx.ModelProto", num_classes: int, metadata: dict[str, Any]) -> "onnx.ModelProto":
+    """The export file: `pixel_values` -> `logits` at the input's H x W, metadata attached."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.ModelProto()
+    model.CopyFrom(raw)
+    g = model.graph
+    g.initializer.extend([_const("segcli_in_s2", [2], "int64"), _const("segcli_in_s4", [4], "int64")])
+    g.node.extend([
+        helper.make_node("Shape", [RAW_INPUT], ["segcli_in_shape"]),
+        helper.make_node("Slice", ["segcli_in_shape", "segcli_in_s2", "segcli_in_s4"], ["segcli_in_hw"]),
+    ])
+    _resize_to(g, RAW_OUTPUT, "segcli_in_hw", OUTPUT, "segcli_up")
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", num_classes, "H", "W"]))
+    set_metadata(model, metadata)
+    return model
+
+
+def predict_graph(raw: "onnx.ModelProto", mean, std, key: str) -> "onnx.ModelProto":
+    """The cached predict graph: uint8 NHWC image + original size -> label, winning probability.
+
+    `key` identifies the weights and config it was built from (see engine.onnx_predict)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.ModelProto()
+    model.CopyFrom(raw)
+    g = model.graph
+    del g.input[:]
+    g.input.extend([
+        helper.make_tensor_value_info(PRED_IMAGE, TensorProto.UINT8, ["N", "H", "W", 3]),
+        helper.make_tensor_value_info(PRED_SIZE, TensorProto.INT64, [2]),
+    ])
+    # (rgb / 255 - mean) / std, in that order, in float32: the torch path's exact arithmetic.
+    g.initializer.extend([_const("segcli_pre_255", 255.0, "float32"),
+                          _const("segcli_pre_mean", [[[list(map(float, mean))]]], "float32"),
+                          _const("segcli_pre_std", [[[list(map(float, std))]]], "float32")])
+    pre = [
+        helper.make_node("Cast", [PRED_IMAGE], ["segcli_pre_f"], to=TensorProto.FLOAT),
+        helper.make_node("Div", ["segcli_pre_f", "segcli_pre_255"], ["segcli_pre_unit"]),
+        helper.make_node("Sub", ["segcli_pre_unit", "segcli_pre_mean"], ["segcli_pre_centred"]),
+        helper.make_node("Div", ["segcli_pre_centred", "segcli_pre_std"], ["segcli_pre_norm"]),
+        helper.make_node("Transpose", ["segcli_pre_norm"], [RAW_INPUT], perm=[0, 3, 1, 2]),
+    ]
+    nodes = list(g.node)
+    del g.node[:]
+    g.node.extend(pre + nodes)
+    _resize_to(g, RAW_OUTPUT, PRED_SIZE, "segcli_post_up", "segcli_post")
+    # The winning softmax probability is exp(0) / sum(exp(x - max)) = 1 / sum(exp(x - max)):
+    # computed so, not with Softmax(axis=1), which ONNX Runtime runs through two transposes of
+    # the whole [N,C,H,W] tensor (85-100 vs 13-15 ms CPU per 8 x 4 x 256 x 256, measured).
+    # argmax of the logits = argmax of their softmax.
+    g.initializer.append(_const("segcli_post_axis", [1], "int64"))
+    g.node.extend([
+        helper.make_node("ReduceMax", ["segcli_post_up"], ["segcli_post_max"], axes=[1], keepdims=1),
+        helper.make_node("Sub", ["segcli_post_up", "segcli_post_max"], ["segcli_post_shift"]),
+        helper.make_node("Exp", ["segcli_post_shift"], ["segcli_post_exp"]),
+        helper.make_node("ReduceSum", ["segcli_post_exp", "segcli_post_axis"], ["segcli_post_sum"], keepdims=0),
+        helper.make_node("Reciprocal", ["segcli_post_sum"], [PRED_PROB]),
+        helper.make_node("ArgMax", ["segcli_post_up"], ["segcli_post_arg"], axis=1, keepdims=0),
+        helper.make_node("Cast", ["segcli_post_arg"], [PRED_LABEL], to=TensorProto.UINT8),
+    ])
+    del g.output[:]
+    g.output.extend([
+        helper.make_tensor_value_info(PRED_LABEL, TensorProto.UINT8, ["N", "h", "w"]),
+        helper.make_tensor_value_info(PRED_PROB, TensorProto.FLOAT, ["N", "h", "w"]),
+    ])
+    set_metadata(model, {"segcli.format": PREDICT_FORMAT, "segcli.key": key})
+    return model
+
+
+def set_metadata(model: "onnx.ModelProto", metadata: dict[str, Any]) -> None:
+    """metadata_props as strings; lists and numbers JSON-encoded."""
+    for k, v in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)

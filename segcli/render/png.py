@@ -1,0 +1,43 @@
+"""A fast PNG writer for the two kinds predict writes: index masks (grey) and overlays (RGB).
+
+Why not Pillow's: its encoder tries every PNG filter on every row and keeps the best, which
+costs more than the compression itself. One fixed filter ("Up": each row minus the row above,
+computed by numpy) and zlib level 1 give files within 1% of Pillow's level-1 size in half its
+CPU time (256 px overlay, thread CPU: 3.4-3.9 ms vs 6.9-7.1 ms; Pillow's level 3, used before,
+10-11.5 ms). zlib releases the GIL while it compresses, so writer threads run in parallel.
+The output is a standard 8-bit PNG (colour type 0 or 2) that every reader decodes.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_NONE, _UP = 0, 2
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def encode(pixels: np.ndarray, level: int = 1) -> bytes:
+    """PNG bytes of an HxW (grey) or HxWx3 (RGB) uint8 array."""
+    a = np.asarray(pixels)
+    if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] != 3) or 0 in a.shape:
+        raise ValueError(f"PNG encoder takes HxW or HxWx3 uint8 arrays, got {a.dtype} {a.shape}")
+    h, w = a.shape[:2]
+    rows = a.reshape(h, -1)
+    raw = np.empty((h, rows.shape[1] + 1), np.uint8)
+    raw[0, 0], raw[0, 1:] = _NONE, rows[0]
+    raw[1:, 0] = _UP
+    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])   # uint8 wraps modulo 256, as PNG says
+    header = struct.pack(">IIBBBBB", w, h, 8, 0 if a.ndim == 2 else 2, 0, 0, 0)
+    return b"".join((_SIGNATURE, _chunk(b"IHDR", header),
+                     _chunk(b"IDAT", zlib.compress(raw.data, level)), _chunk(b"IEND", b"")))
+
+
+def save(path: Path | str, pixels: np.ndarray, level: int = 1) -> None:
+    Path(path).write_bytes(encode(pixels, level))
