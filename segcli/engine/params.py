@@ -12,7 +12,8 @@ from segcli.core.errors import InvalidInputError
 
 SEGFORMER = "MMSegmentation_SegFormer"
 UNET = "segcli_UNet"
-TEMPLATES = (SEGFORMER, UNET)
+EFFNET = "segcli_EfficientNetLite0"   # issue 8: ImageNet-pretrained encoder, the offline default
+TEMPLATES = (SEGFORMER, UNET, EFFNET)
 
 # Shared local-only knobs (the clarifai backend never sends these).
 _LOCAL = {
@@ -33,8 +34,14 @@ DEFAULTS: dict[str, dict] = {
         "num_epochs": 30.0, "per_item_lrate": 6.25e-05, "pretrained_weights": "None",
         "model_size": "small", "loss": "ce_dice", **_LOCAL,
     },
+    EFFNET: {
+        "invalid_data_tolerance_percent": 5.0, "image_size": [256.0], "batch_size": 8.0,
+        "num_epochs": 30.0, "per_item_lrate": 1.25e-4, "pretrained_weights": "imagenet",
+        "model_size": "lite0", "loss": "ce", **_LOCAL,
+    },
 }
-MODEL_SIZES = {SEGFORMER: ("tiny", "b0", "b1", "b2"), UNET: ("tiny", "small", "base")}
+MODEL_SIZES = {SEGFORMER: ("tiny", "b0", "b1", "b2"), UNET: ("tiny", "small", "base"),
+               EFFNET: ("lite0",)}
 CHOICES = {
     "device": ("auto", "cpu", "cuda"),
     "mixed_precision": ("auto", "bf16", "no"),
@@ -49,7 +56,7 @@ class EngineParams:
     batch_size: int
     num_epochs: int
     per_item_lrate: float
-    pretrained_weights: str       # "None" | "ade20k"
+    pretrained_weights: str       # "None" | "ade20k" | "imagenet"
     invalid_data_tolerance_percent: float
     model_size: str
     seed: int
@@ -138,7 +145,10 @@ def _pretrained(v, template: str) -> str:
         return "None"
     if s.lower() == "ade20k" and template == SEGFORMER:
         return "ade20k"
-    want = "None or ade20k" if template == SEGFORMER else "None (no pretrained U-Net exists)"
+    if s.lower() == "imagenet" and template == EFFNET:
+        return "imagenet"
+    want = {SEGFORMER: "None or ade20k", EFFNET: "imagenet or None"}.get(
+        template, "None (no pretrained U-Net exists)")
     raise _bad("pretrained_weights", v, want, template)
 
 

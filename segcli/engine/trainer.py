@@ -95,8 +95,13 @@ def make_optimizer(model, arch: dict, p: EngineParams, steps_per_epoch: int):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, _schedule(steps_per_epoch * p.num_epochs))
 
 
+# Decoder learning rate x this when the encoder is pretrained (fine-tuning): the new head has
+# to learn from scratch, the encoder only to adapt. ade20k as mmseg's SegFormer config.
+HEAD_LR_MULT = {"ade20k": 10.0, "imagenet": 10.0}
+
+
 def _param_groups(model, arch: dict, p: EngineParams) -> list[dict]:
-    head, mult = models.head_prefix(arch), (10.0 if p.pretrained_weights == "ade20k" else 1.0)
+    head, mult = models.head_prefix(arch), HEAD_LR_MULT.get(p.pretrained_weights, 1.0)
     groups: dict = {}
     for name, prm in model.named_parameters():
         lr = p.lr * (mult if name.startswith(head) else 1.0)
