@@ -28,7 +28,7 @@ _TF_MEAN, _TF_STD = 127.0 / 255.0, 128.0 / 255.0
 
 def default_arch(num_classes: int) -> dict:
     return {"kind": KIND, "num_classes": num_classes, "decoder": "mlp", "decoder_channels": 128,
-            "freeze_bn": True}
+            "freeze_bn": True, "dropout": 0.1}
 
 
 class _Proj(nn.Module):
@@ -74,17 +74,23 @@ class FPNHead(nn.Module):
 
 class EffNetLite0Seg(nn.Module):
     def __init__(self, num_classes: int, decoder: str = "mlp", decoder_channels: int = 128,
-                 freeze_bn: bool = True):
+                 freeze_bn: bool = True, dropout: float = 0.1, frozen_blocks: int = 0):
         super().__init__()
         self.encoder = EfficientNetLite0()
         channels = FEATURE_CHANNELS[1:]       # strides 4, 8, 16, 32
         if decoder == "mlp":
-            self.head = MLPHead(channels, decoder_channels, num_classes)
+            self.head = MLPHead(channels, decoder_channels, num_classes, dropout)
         elif decoder == "fpn":
             self.head = FPNHead(channels, decoder_channels, num_classes)
         else:
             raise ValueError(f"unknown decoder {decoder!r}")
         self.freeze_bn = freeze_bn
+        # The stem and the first `frozen_blocks` blocks keep their ImageNet weights: no
+        # gradients for them, and no backward pass through the costly high-resolution layers.
+        self.frozen = [self.encoder._conv_stem, self.encoder._bn0, *self.encoder._blocks[:frozen_blocks]]
+        if frozen_blocks:
+            for m in self.frozen:
+                m.requires_grad_(False)
         mean, std = torch.tensor(MEAN), torch.tensor(STD)
         # x_tf = (x * std + mean - tf_mean) / tf_std, per channel; not saved (a constant).
         self.register_buffer("in_scale", (std / _TF_STD).view(1, 3, 1, 1), persistent=False)

@@ -47,8 +47,17 @@ def load_lite0_encoder_state() -> dict:
     cached = _cached_file()
     if cached is not None:
         return load_file(str(cached))
-    state = _convert(source_path())
-    return state
+    return _convert(source_path())
+
+
+def check_lite0_available() -> None:
+    """Raise the one-line DependencyError a training would hit, without torch (~50 ms: one
+    sha256 of the cache or of the .pth). For a preflight before a worker starts."""
+    if _cached_file() is not None:
+        return
+    pth = source_path()
+    if sha256_file(pth) != PTH_SHA256:
+        raise _corrupt(pth)
 
 
 def source_path() -> Path:
@@ -102,8 +111,7 @@ def _convert(pth: Path) -> dict:
     import torch
 
     if sha256_file(pth) != PTH_SHA256:
-        raise DependencyError(f"{pth} is corrupt (sha256 differs from the published "
-                              f"EfficientNet-Lite0 weights)", hint=_fix_for(pth))
+        raise _corrupt(pth)
     try:
         state = torch.load(pth, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - unpickling raises many types; the hash passed, so rare
@@ -114,6 +122,11 @@ def _convert(pth: Path) -> dict:
     except OSError:
         pass   # a read-only home: train from the verified .pth this time, cache next time
     return state
+
+
+def _corrupt(pth: Path) -> DependencyError:
+    return DependencyError(f"{pth} is corrupt (sha256 differs from the published EfficientNet-Lite0 "
+                           "weights)", hint=_fix_for(pth))
 
 
 def _fix_for(pth: Path) -> str:
@@ -127,13 +140,19 @@ def _write_cache(state: dict) -> None:
     d.mkdir(parents=True, exist_ok=True)
     tensors = d / f"{CACHE_NAME}.safetensors"
     tmp = _tmp_in(d)
-    save_file(state, str(tmp), metadata={"format": FORMAT, "source": DIST, "source_sha256": PTH_SHA256})
-    record = {"format": FORMAT, "source": DIST, "source_sha256": PTH_SHA256, "sha256": sha256_file(tmp)}
-    _replace(tmp, tensors)
-    # The record last: a cache without its record (a kill in between) is rebuilt, never trusted.
-    tmp = _tmp_in(d)
-    tmp.write_text(json.dumps(record, indent=2))
-    _replace(tmp, d / f"{CACHE_NAME}.json")
+    try:
+        save_file(state, str(tmp), metadata={"format": FORMAT, "source": DIST,
+                                             "source_sha256": PTH_SHA256})
+        record = {"format": FORMAT, "source": DIST, "source_sha256": PTH_SHA256,
+                  "sha256": sha256_file(tmp)}
+        _replace(tmp, tensors)
+        # The record last: a cache without its record (a kill in between) is rebuilt, never
+        # trusted.
+        tmp = _tmp_in(d)
+        tmp.write_text(json.dumps(record, indent=2))
+        _replace(tmp, d / f"{CACHE_NAME}.json")
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _tmp_in(d: Path) -> Path:
