@@ -130,7 +130,7 @@ def build(arch: dict) -> nn.Module:
         from segcli.engine.effnet_seg import EffNetLite0Seg
 
         return EffNetLite0Seg(arch["num_classes"], arch["decoder"], arch["decoder_channels"],
-                              arch["freeze_bn"], arch["dropout"], arch.get("frozen_blocks", 0))
+                              arch["freeze_bn"], arch["dropout"], arch["frozen_blocks"])
     if arch["kind"] == "unet":
         return UNet(arch["num_classes"], arch["base_channels"], arch["depth"])
     if arch["kind"] == "segformer":

@@ -36,7 +36,7 @@ DEFAULTS: dict[str, dict] = {
     },
     EFFNET: {
         "invalid_data_tolerance_percent": 5.0, "image_size": [256.0], "batch_size": 8.0,
-        "num_epochs": 30.0, "per_item_lrate": 1.25e-4, "pretrained_weights": "imagenet",
+        "num_epochs": 8.0, "per_item_lrate": 1.25e-4, "pretrained_weights": "imagenet",
         "model_size": "lite0", "loss": "ce", **_LOCAL,
     },
 }
