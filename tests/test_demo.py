@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from segcli.cli.demo_cmd import HELD_OUT_IMAGES
-
 import pytest
+
+from segcli.cli.demo_cmd import HELD_OUT_IMAGES
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 

@@ -1,4 +1,5 @@
-"""Model construction: SegFormer (transformers) with a faster exact decode head, or the U-Net.
+"""Model construction: SegFormer (transformers) with a faster exact decode head, the U-Net, or
+EfficientNet-Lite0 + an all-MLP head (engine/effnet_seg.py).
 
 Every model maps a normalised NCHW batch to class logits (SegFormer at 1/4 of the input size,
 U-Net at full size); the caller upsamples bilinearly. `arch` is a JSON-able description that

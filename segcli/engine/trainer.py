@@ -2,7 +2,7 @@
 
 Recipe: AdamW (weight decay 0.01, none on norms/biases), linear warmup over the first 5% of
 steps then linear decay (mmseg's poly schedule with power 1), lr = batch_size * per_item_lrate
-(decode head x10 when fine-tuning ade20k, as mmseg's SegFormer config); loss = cross-entropy on
+(decode head x10 when fine-tuning ade20k or imagenet weights); loss = cross-entropy on
 logits upsampled to the label size, ignore index 255 (+ soft Dice with loss=ce_dice).
 """
 from __future__ import annotations
