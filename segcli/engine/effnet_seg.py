@@ -1,10 +1,9 @@
 """The segcli_EfficientNetLite0 model: ImageNet-pretrained EfficientNet-Lite0 encoder + a light decoder.
 
-Decoders (arch["decoder"]):
-  mlp  SegFormer's all-MLP head on the stride 4-32 features (same modules and state-dict names
-       as transformers' SegformerDecodeHead, run through models.fast_decode); logits at 1/4.
-  fpn  a feature pyramid: 1x1 laterals, top-down sums, one 3x3 conv at 1/4; logits at 1/4.
-Logits come out at 1/4 of the input size; callers upsample bilinearly (as for SegFormer).
+Decoder (arch["decoder"] == "mlp"): SegFormer's all-MLP head on the stride 4-32 features (same
+modules and state-dict names as transformers' SegformerDecodeHead, run through
+models.fast_decode). Logits come out at 1/4 of the input size; callers upsample bilinearly (as
+for SegFormer). An FPN decoder measured slower and no better (bench/RESULTS.md).
 
 Batch norm: with freeze_bn (the default recipe) the encoder's BN layers keep ImageNet's running
 statistics (eval mode) while their affine weights train: batches of a few images give noisy
@@ -60,21 +59,6 @@ class MLPHead(nn.Module):
         return fast_decode(self, tuple(feats))
 
 
-class FPNHead(nn.Module):
-    def __init__(self, channels: tuple[int, ...], d: int, num_classes: int):
-        super().__init__()
-        self.lateral = nn.ModuleList(nn.Conv2d(c, d, 1) for c in channels)
-        self.smooth = nn.Sequential(nn.Conv2d(d, d, 3, padding=1, bias=False), nn.BatchNorm2d(d),
-                                    nn.ReLU(inplace=True))
-        self.classifier = nn.Conv2d(d, num_classes, 1)
-
-    def forward(self, feats):
-        x = self.lateral[-1](feats[-1])
-        for f, lat in zip(feats[-2::-1], list(self.lateral)[-2::-1]):
-            x = lat(f) + F.interpolate(x, size=f.shape[2:], mode="bilinear", align_corners=False)
-        return self.classifier(self.smooth(x))
-
-
 class EffNetLite0Seg(nn.Module):
     def __init__(self, num_classes: int, decoder: str = "mlp", decoder_channels: int = 128,
                  freeze_bn: bool = True, dropout: float = 0.1, frozen_blocks: int = 0):
@@ -83,16 +67,13 @@ class EffNetLite0Seg(nn.Module):
         channels = FEATURE_CHANNELS[1:]       # strides 4, 8, 16, 32
         if decoder == "mlp":
             self.head = MLPHead(channels, decoder_channels, num_classes, dropout)
-        elif decoder == "fpn":
-            self.head = FPNHead(channels, decoder_channels, num_classes)
         else:
             raise ValueError(f"unknown decoder {decoder!r}")
         self.freeze_bn = freeze_bn
         # The stem and the first `frozen_blocks` blocks keep their ImageNet weights: no
         # gradients for them, and no backward pass through the costly high-resolution layers.
-        self.frozen = [self.encoder._conv_stem, self.encoder._bn0, *self.encoder._blocks[:frozen_blocks]]
         if frozen_blocks:
-            for m in self.frozen:
+            for m in (self.encoder._conv_stem, self.encoder._bn0, *self.encoder._blocks[:frozen_blocks]):
                 m.requires_grad_(False)
         mean, std = torch.tensor(MEAN), torch.tensor(STD)
         # x_tf = (x * std + mean - tf_mean) / tf_std, per channel; not saved (a constant).
