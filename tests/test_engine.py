@@ -31,8 +31,13 @@ def shapes(tmp_path_factory) -> list[Sample]:
     return [Sample(p, root / "masks" / p.name) for p in sorted((root / "images").glob("*.png"))]
 
 
+# The pretrained template has one size and starts from the (offline) ImageNet weights.
+PER_TEMPLATE = {P.EFFNET: {"model_size": "lite0", "pretrained_weights": "imagenet"}}
+
+
 def run(template, samples, workdir, events=None, **kw):
-    job = TrainJob(template, {**TINY, **kw.pop("params", {})}, CLASSES, samples, [], workdir)
+    params = {**TINY, **PER_TEMPLATE.get(template, {}), **kw.pop("params", {})}
+    job = TrainJob(template, params, CLASSES, samples, [], workdir)
     events = [] if events is None else events
     return train(job, on_event=events.append, **kw), events
 
@@ -57,7 +62,7 @@ def test_params_cast_clarifai_floats():
     assert P.EngineParams.from_job(P.SEGFORMER, {"pretrained_weights": None}).pretrained_weights == "None"
 
 
-@pytest.mark.parametrize("template", [P.SEGFORMER, P.UNET])
+@pytest.mark.parametrize("template", [P.SEGFORMER, P.UNET, P.EFFNET])
 def test_engine_defaults_are_the_template_yaml(template):
     """The YAML is the one source of defaults: a document missing every knob trains with them."""
     doc = yaml.safe_load((REPO / "templates" / f"{template}.yaml").read_text())
@@ -92,6 +97,7 @@ def test_fast_decode_head_equals_transformers():
 
 @pytest.mark.parametrize("template", [P.SEGFORMER, P.UNET])
 def test_train_loss_decreases_and_writes_safetensors(shapes, tmp_path, template):
+    tmp_path = tmp_path / "run"   # beside the segcli home (and its weights cache)
     res, events = run(template, shapes, tmp_path)
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "done" and kinds.count("epoch") == 3
@@ -143,10 +149,11 @@ def test_same_seed_same_model_other_seed_differs(shapes, tmp_path):
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
 
 
-def test_predictor_returns_original_sizes(shapes, tmp_path):
+@pytest.mark.parametrize("template", [P.UNET, P.EFFNET])
+def test_predictor_returns_original_sizes(shapes, tmp_path, template):
     from segcli.engine.predict import Predictor
 
-    run(P.UNET, shapes, tmp_path, params={"num_epochs": 1.0})
+    run(template, shapes, tmp_path, params={"num_epochs": 1.0})
     pred = Predictor.load(tmp_path / "model")
     assert pred.classes == CLASSES
     rng = np.random.default_rng(0)

@@ -113,7 +113,7 @@ def _constraint(raw: dict[str, Any]) -> Constraint:
                       allowed=tuple(str(v) for v in raw["allowed"]), message=str(raw["message"]))
 
 
-def _safe_load_fast(text: str) -> Any:
+def safe_load_fast(text: str) -> Any:
     """yaml.safe_load through libyaml's parser when PyYAML has it (CSafeLoader: the same safe
     constructor and resolver, ~7x faster: 28 -> 4 ms for the two templates of `template list`).
     yaml is imported here, not at module level: `app list` and co. never need it."""
@@ -127,7 +127,7 @@ def _safe_load_fast(text: str) -> Any:
 
 
 def template_from_yaml(path: Path) -> Template:
-    raw = _safe_load_fast(path.read_text())
+    raw = safe_load_fast(path.read_text())
     params = {n: _spec(n, spec, path.name) for n, spec in (raw.get("params") or {}).items()}
     return Template(name=raw["name"], model_type=raw.get("model_type", "visual-segmenter"),
                     description=" ".join(str(raw.get("description", "")).split()),

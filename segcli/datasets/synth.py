@@ -26,9 +26,11 @@ CLASSES = ("circle", "square", "triangle")
 CATEGORY_IDS = {"circle": 1, "square": 3, "triangle": 7}
 
 
-def generate_shapes(out_dir: Path, n: int = 40, size: int = 128, seed: int = 0,
+def generate_shapes(out_dir: Path, n: int = 40, size: int | tuple[int, int] = 128, seed: int = 0,
                     formats: tuple[str, ...] = ("coco", "masks"), image_ext: str = "jpg") -> dict:
-    """Write `n` images of `size`x`size`; return the paths written and the class names."""
+    """Write `n` images of `size`x`size` (or (height, width)); return the paths written and the
+    class names."""
+    hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     if "masks" in formats:
@@ -38,14 +40,14 @@ def generate_shapes(out_dir: Path, n: int = 40, size: int = 128, seed: int = 0,
     for i in range(n):
         rng = np.random.default_rng([seed, i])
         name = f"{i:05d}.{image_ext}"
-        pixels, labelmap, shapes = _scene(rng, size)
+        pixels, labelmap, shapes = _scene(rng, hw)
         save_kw = {"quality": 92} if image_ext in ("jpg", "jpeg") else {}
         Image.fromarray(pixels).save(out_dir / "images" / name, **save_kw)
         if "masks" in formats:
             Image.fromarray(labelmap).save(out_dir / "masks" / f"{i:05d}.png")
-        images.append({"id": i + 1, "file_name": name, "width": size, "height": size})
+        images.append({"id": i + 1, "file_name": name, "width": hw[1], "height": hw[0]})
         for cls, poly in shapes:
-            annotations.append(_coco_annotation(len(annotations) + 1, i + 1, cls, poly, size))
+            annotations.append(_coco_annotation(len(annotations) + 1, i + 1, cls, poly, hw))
     result = {"images_dir": out_dir / "images", "classes": list(CLASSES), "n": n}
     if "masks" in formats:
         result.update(masks_dir=out_dir / "masks", classes_txt=out_dir / "classes.txt")
@@ -57,34 +59,36 @@ def generate_shapes(out_dir: Path, n: int = 40, size: int = 128, seed: int = 0,
     return result
 
 
-def _scene(rng: np.random.Generator, size: int):
+def _scene(rng: np.random.Generator, hw: tuple[int, int]):
     """One image: (RGB pixels, index mask, [(class, clipped polygon)]) in painting order."""
-    pixels = _gradient(rng, size)
-    labelmap = np.zeros((size, size), np.uint8)
+    pixels = _gradient(rng, hw)
+    labelmap = np.zeros(hw, np.uint8)
     shapes = []
     for _ in range(int(rng.integers(1, 5))):
         cls = CLASSES[int(rng.integers(len(CLASSES)))]
-        centre = rng.uniform(0, size, 2)
-        radius = rng.uniform(0.1, 0.3) * size
-        poly = _clip_to_frame(_polygon(cls, centre, radius, rng.uniform(0, 2 * math.pi)), size)
+        centre = rng.uniform(0, (hw[1], hw[0]), 2)                 # (x, y)
+        radius = rng.uniform(0.1, 0.3) * min(hw)
+        poly = _clip_to_frame(_polygon(cls, centre, radius, rng.uniform(0, 2 * math.pi)), hw)
         if len(poly) < 3:
             continue  # entirely out of frame
-        mask = _rasterise(poly, size)
+        mask = _rasterise(poly, hw)
         if not mask.any():
             continue
-        cy, cx = np.clip(poly.mean(axis=0).astype(int), 0, size - 1)[::-1]
+        cx, cy = np.clip(poly.mean(axis=0).astype(int), 0, (hw[1] - 1, hw[0] - 1))
         pixels[mask] = _contrasting_colour(rng, pixels[cy, cx])
         labelmap[mask] = CLASSES.index(cls) + 1
         shapes.append((cls, poly))
     return _add_noise(rng, pixels), labelmap, shapes
 
 
-def _gradient(rng: np.random.Generator, size: int) -> np.ndarray:
+def _gradient(rng: np.random.Generator, hw: tuple[int, int]) -> np.ndarray:
     a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
-    t = np.linspace(0.0, 1.0, size, dtype=np.float32)
-    ramp = t[:, None] if rng.integers(2) else t[None, :]  # vertical or horizontal gradient
+    if rng.integers(2):   # vertical or horizontal gradient
+        ramp = np.linspace(0.0, 1.0, hw[0], dtype=np.float32)[:, None]
+    else:
+        ramp = np.linspace(0.0, 1.0, hw[1], dtype=np.float32)[None, :]
     image = (a + (b - a) * ramp[..., None]).astype(np.uint8)
-    return np.ascontiguousarray(np.broadcast_to(image, (size, size, 3)))
+    return np.ascontiguousarray(np.broadcast_to(image, (*hw, 3)))
 
 
 def _add_noise(rng: np.random.Generator, pixels: np.ndarray) -> np.ndarray:
@@ -108,10 +112,11 @@ def _polygon(cls: str, centre: np.ndarray, radius: float, angle: float) -> np.nd
     return centre + radius * np.stack([np.cos(theta), np.sin(theta)], axis=1)
 
 
-def _clip_to_frame(poly: np.ndarray, size: int) -> np.ndarray:
-    """Sutherland-Hodgman clip of a convex polygon to [0, size]^2 (COCO wants in-frame points)."""
+def _clip_to_frame(poly: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Sutherland-Hodgman clip of a convex polygon (x, y points) to [0, w] x [0, h] (COCO wants
+    in-frame points)."""
     points = [tuple(p) for p in poly]
-    for axis, limit, keep_below in ((0, 0, False), (0, size, True), (1, 0, False), (1, size, True)):
+    for axis, limit, keep_below in ((0, 0, False), (0, hw[1], True), (1, 0, False), (1, hw[0], True)):
         inside = (lambda p: p[axis] <= limit) if keep_below else (lambda p: p[axis] >= limit)
         clipped = []
         for k, cur in enumerate(points):
@@ -127,13 +132,13 @@ def _clip_to_frame(poly: np.ndarray, size: int) -> np.ndarray:
     return np.round(np.array(points, dtype=np.float64).reshape(-1, 2), 2)
 
 
-def _rasterise(poly: np.ndarray, size: int) -> np.ndarray:
-    rle = mask_utils.frPyObjects([poly.ravel().tolist()], size, size)
+def _rasterise(poly: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    rle = mask_utils.frPyObjects([poly.ravel().tolist()], hw[0], hw[1])
     return mask_utils.decode(rle)[:, :, 0].astype(bool)
 
 
-def _coco_annotation(ann_id: int, image_id: int, cls: str, poly: np.ndarray, size: int) -> dict:
-    rle = mask_utils.frPyObjects([poly.ravel().tolist()], size, size)[0]
+def _coco_annotation(ann_id: int, image_id: int, cls: str, poly: np.ndarray, hw: tuple[int, int]) -> dict:
+    rle = mask_utils.frPyObjects([poly.ravel().tolist()], hw[0], hw[1])[0]
     x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
     return {"id": ann_id, "image_id": image_id, "category_id": CATEGORY_IDS[cls],
             "segmentation": [poly.ravel().tolist()], "area": int(mask_utils.area(rle)),
@@ -146,7 +151,7 @@ def generate_video(path: Path, frames: int = 12, size: int = 128, fps: int = 6, 
 
     size += size % 2  # yuv420p needs even dimensions
     rng = np.random.default_rng([seed, 1_000_003])
-    background = _gradient(rng, size)
+    background = _gradient(rng, (size, size))
     shapes = [(CLASSES[k % 3], rng.uniform(0, size, 2), rng.uniform(-0.04, 0.04, 2) * size,
                rng.uniform(0.12, 0.22) * size, rng.integers(0, 256, 3).astype(np.uint8))
               for k in range(int(rng.integers(2, 4)))]
@@ -158,9 +163,9 @@ def generate_video(path: Path, frames: int = 12, size: int = 128, fps: int = 6, 
         for f in range(frames):
             pixels = background.copy()
             for cls, start, velocity, radius, colour in shapes:
-                poly = _clip_to_frame(_polygon(cls, start + f * velocity, radius, 0.1 * f), size)
+                poly = _clip_to_frame(_polygon(cls, start + f * velocity, radius, 0.1 * f), (size, size))
                 if len(poly) >= 3:
-                    pixels[_rasterise(poly, size)] = colour
+                    pixels[_rasterise(poly, (size, size))] = colour
             frame = av.VideoFrame.from_ndarray(_add_noise(rng, pixels), format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode())  # flush

@@ -1,4 +1,5 @@
-"""Model construction: SegFormer (transformers) with a faster exact decode head, or the U-Net.
+"""Model construction: SegFormer (transformers) with a faster exact decode head, the U-Net, or
+EfficientNet-Lite0 + an all-MLP head (engine/effnet_seg.py).
 
 Every model maps a normalised NCHW batch to class logits (SegFormer at 1/4 of the input size,
 U-Net at full size); the caller upsamples bilinearly. `arch` is a JSON-able description that
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segcli.core.errors import DependencyError, InvalidInputError
-from segcli.engine.params import SEGFORMER, EngineParams
+from segcli.engine.params import EFFNET, SEGFORMER, EngineParams
 from segcli.engine.unet import SIZES as UNET_SIZES, UNet
 
 SEGFORMER_SIZES = {  # transformers SegformerConfig kwargs; b0-b2 as in the SegFormer paper
@@ -93,7 +94,9 @@ def _segformer_class():
 
 
 def create(p: EngineParams, classes: list[str]) -> tuple[nn.Module, dict]:
-    """A fresh (or ade20k-initialised) model for training, and its arch description."""
+    """A fresh (or ade20k/imagenet-initialised) model for training, and its arch description."""
+    if p.template == EFFNET:
+        return _create_effnet(p, classes)
     if p.template != SEGFORMER:
         arch = {"kind": "unet", "num_classes": len(classes),
                 "base_channels": UNET_SIZES[p.model_size], "depth": 4}
@@ -110,8 +113,25 @@ def create(p: EngineParams, classes: list[str]) -> tuple[nn.Module, dict]:
     return model, {"kind": "segformer", "config": model.config.to_dict()}
 
 
+def _create_effnet(p: EngineParams, classes: list[str]) -> tuple[nn.Module, dict]:
+    from segcli.engine import effnet_seg
+
+    arch = effnet_seg.default_arch(len(classes))
+    model = build(arch)
+    if p.pretrained_weights == "imagenet":
+        from segcli.engine.weights import load_lite0_encoder_state
+
+        model.encoder.load_state_dict(load_lite0_encoder_state())   # strict: every key
+    return model, arch
+
+
 def build(arch: dict) -> nn.Module:
     """The module for `arch`, randomly initialised (load weights into it)."""
+    if arch["kind"] == "effnet_lite0":
+        from segcli.engine.effnet_seg import EffNetLite0Seg
+
+        return EffNetLite0Seg(arch["num_classes"], arch["decoder"], arch["decoder_channels"],
+                              arch["freeze_bn"], arch["dropout"], arch["frozen_blocks"])
     if arch["kind"] == "unet":
         return UNet(arch["num_classes"], arch["base_channels"], arch["depth"])
     if arch["kind"] == "segformer":
@@ -122,7 +142,7 @@ def build(arch: dict) -> nn.Module:
 
 
 def head_prefix(arch: dict) -> str:
-    return "decode_head." if arch["kind"] == "segformer" else "head."
+    return "decode_head." if arch["kind"] == "segformer" else "head."  # effnet_lite0 too
 
 
 def load_ade20k(size: str, classes: list[str]) -> nn.Module:

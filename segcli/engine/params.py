@@ -13,6 +13,7 @@ from typing import Any
 
 SEGFORMER = "MMSegmentation_SegFormer"
 UNET = "segcli_UNet"
+EFFNET = "segcli_EfficientNetLite0"   # ImageNet-pretrained encoder: the offline default
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class EngineParams:
     batch_size: int
     num_epochs: int
     per_item_lrate: float
-    pretrained_weights: str       # "None" | "ade20k"
+    pretrained_weights: str       # "None" | "ade20k" | "imagenet"
     invalid_data_tolerance_percent: float
     model_size: str
     seed: int

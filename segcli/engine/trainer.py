@@ -2,7 +2,7 @@
 
 Recipe: AdamW (weight decay 0.01, none on norms/biases), linear warmup over the first 5% of
 steps then linear decay (mmseg's poly schedule with power 1), lr = batch_size * per_item_lrate
-(decode head x10 when fine-tuning ade20k, as mmseg's SegFormer config); loss = cross-entropy on
+(decode head x10 when fine-tuning ade20k or imagenet weights); loss = cross-entropy on
 logits upsampled to the label size, ignore index 255 (+ soft Dice with loss=ce_dice).
 """
 from __future__ import annotations
@@ -95,8 +95,13 @@ def make_optimizer(model, arch: dict, p: EngineParams, steps_per_epoch: int):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, _schedule(steps_per_epoch * p.num_epochs))
 
 
+# Decoder learning rate x this when the encoder is pretrained (fine-tuning): the new head has
+# to learn from scratch, the encoder only to adapt. ade20k as mmseg's SegFormer config.
+HEAD_LR_MULT = {"ade20k": 10.0, "imagenet": 10.0}
+
+
 def _param_groups(model, arch: dict, p: EngineParams) -> list[dict]:
-    head, mult = models.head_prefix(arch), (10.0 if p.pretrained_weights == "ade20k" else 1.0)
+    head, mult = models.head_prefix(arch), HEAD_LR_MULT.get(p.pretrained_weights, 1.0)
     groups: dict = {}
     for name, prm in model.named_parameters():
         lr = p.lr * (mult if name.startswith(head) else 1.0)

@@ -21,7 +21,7 @@ from segcli.datasets.items import ReadResult
 class LocalBackend(Backend):
     name = "local"
     title = "the local engine"
-    default_template = "segcli_UNet"
+    default_template = "segcli_EfficientNetLite0"
     accepts_local_params = True
     exports_weights = True
 

