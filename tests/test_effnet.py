@@ -126,3 +126,22 @@ def test_encoder_bn_keeps_imagenet_statistics_while_training():
     assert torch.equal(model.encoder._bn0.running_mean, before)
     assert model.head.batch_norm.training and not model.encoder._bn0.training
     assert model.encoder._bn0.weight.grad is not None   # the affine part still learns
+
+
+def test_train_refuses_missing_weights_before_creating_anything(cli, shapes_data, tmp_path, monkeypatch):
+    """The default template's weights are checked before the dataset is snapshotted or a
+    model version is made: exit 11 with the fix, and the store holds no new version."""
+    bad = tmp_path / W.PTH_NAME
+    bad.write_bytes(b"not a checkpoint")
+    monkeypatch.setenv(W.ENV, str(bad))
+    for step in (("app", "create", "a"), ("dataset", "create", "d", "--app", "a"), ("model", "create", "m", "--app", "a"),
+                 ("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images",
+                  "--masks", shapes_data / "masks")):
+        assert cli(*step).code == 0
+    result = cli("train", "--model", "m", "--app", "a", "--dataset", "d")
+    assert result.code == 11, result.err
+    assert [line for line in result.err.splitlines() if line.startswith("error:")] == [
+        line for line in result.err.splitlines() if "corrupt" in line and line.startswith("error:")]
+    assert "hint:" in result.err and W.ENV in result.err
+    assert cli("dataset", "version", "list", "d", "--app", "a", "-o", "json").json() == []
+    assert cli("model", "show", "m", "--app", "a", "-o", "json").json()["model_versions"] == []

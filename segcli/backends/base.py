@@ -232,6 +232,10 @@ class Backend(ABC):
         return find_template(self.list_templates(), name or self.default_template)
 
     # -- training ----------------------------------------------------------------------
+    def check_trainable(self, template: Template, params: dict[str, Any]) -> None:
+        """Refuse, before any dataset or model version is made, a training this backend could
+        not run (e.g. pretrained weights that are not installed). Most backends need nothing."""
+
     def train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any]) -> ModelVersion:
         """Start training from a resolved params document (services.params); returns the new
         (QUEUED) version."""

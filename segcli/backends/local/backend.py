@@ -191,6 +191,11 @@ class LocalBackend(Backend):
                 raise refusals.training_in_progress(what, version.app_id, version.model_id, version.id)
 
     # -- training & inference -------------------------------------------------------
+    def check_trainable(self, template: Template, params: dict[str, Any]) -> None:
+        from segcli.engine.api import preflight
+
+        preflight(template.name, params["train_params"])
+
     def _train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any]) -> ModelVersion:
         return jobs.start(self.store, app_id, model_id, template, params)
 
