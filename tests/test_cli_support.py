@@ -1,7 +1,6 @@
 """completion scripts, doctor, and the rule that metadata commands import neither torch nor clarifai."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 

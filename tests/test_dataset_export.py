@@ -6,7 +6,6 @@ annotations cannot express them (they come back as background), nor can COCO.
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 

@@ -145,3 +145,16 @@ def test_train_refuses_missing_weights_before_creating_anything(cli, shapes_data
     assert "hint:" in result.err and W.ENV in result.err
     assert cli("dataset", "version", "list", "d", "--app", "a", "-o", "json").json() == []
     assert cli("model", "show", "m", "--app", "a", "-o", "json").json()["model_versions"] == []
+
+
+def test_without_imagenet_weights_nothing_stays_frozen():
+    """Freezing the first blocks and BN statistics keeps ImageNet's features; from random init
+    there is nothing to keep, so every parameter must learn."""
+    from segcli.engine import models
+    from segcli.engine.params import EFFNET, EngineParams
+
+    scratch, arch = models.create(EngineParams.from_job(EFFNET, {"pretrained_weights": "None"}), ["background", "a"])
+    assert arch["frozen_blocks"] == 0 and not arch["freeze_bn"]
+    assert all(p.requires_grad for p in scratch.parameters())
+    scratch.train()
+    assert scratch.encoder._bn0.training

@@ -149,3 +149,26 @@ def test_writer_threads_keep_input_order_and_report_errors(tmp_path):
             writer.submit_image("ok.png", np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8), [1, 0])
             writer.submit_image("wrong.png", np.zeros((4, 4, 3), np.uint8), np.zeros((5, 4), np.uint8), [1, 0])
     assert [i["input"] for i in json.loads((bad / "predictions.json").read_text())["items"]] == ["ok.png"]
+
+
+def test_background_reader_never_blocks_a_consumer_that_stops():
+    """A consumer that stops early (an error, Ctrl-C) while the reader's queue is full must not
+    hang: the reader's every put gives up once the consumer is gone, and its source is closed."""
+    import threading
+
+    from segcli.services.predict import _background
+
+    closed = threading.Event()
+
+    def frames():
+        try:
+            yield from range(3)   # all read while the queue is full: the end marker must wait
+        finally:
+            closed.set()
+
+    reader = _background(frames(), 2)
+    assert next(reader) == 0
+    finished = threading.Event()
+    threading.Thread(target=lambda: (reader.close(), finished.set()), daemon=True).start()
+    assert finished.wait(10), "closing the reader hung"
+    assert closed.wait(10), "the source was never closed"

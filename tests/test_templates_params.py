@@ -151,3 +151,36 @@ def test_template_list_marks_the_backends_default(cli):
     from segcli.backends.local.backend import LocalBackend
 
     assert defaults == [LocalBackend.default_template]
+
+
+def test_template_flag_names_the_template_of_a_file_without_one(cli, tmp_path):
+    """A hand-written params file with no `template` key trains what --template names (not the
+    backend's default)."""
+    from segcli.backends.local.backend import LocalBackend
+    from segcli.services.params import build_document
+    from segcli.core.templates import ParamsUpdate
+
+    path = tmp_path / "p.yaml"
+    path.write_text("train_params:\n  num_epochs: 2\n")
+    backend = LocalBackend(tmp_path / "store")
+    try:
+        template, doc = build_document(backend, "segcli_UNet", path, ParamsUpdate(), [])
+        default, _ = build_document(backend, None, path, ParamsUpdate(), [])
+    finally:
+        backend.close()
+    assert template.name == doc["train_params"]["template"] == "segcli_UNet"
+    assert default.name == LocalBackend.default_template != "segcli_UNet"
+
+
+def test_files_named_by_the_user_get_the_umask_mode(cli, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        assert cli("template", "params", "segcli_UNet", "-f", tmp_path / "p.yaml").code == 0
+    finally:
+        os.umask(old)
+    from segcli.core.files import FILE_MODE
+
+    assert stat.S_IMODE((tmp_path / "p.yaml").stat().st_mode) == FILE_MODE != 0o600

@@ -97,10 +97,9 @@ def save_user_file(path: Path, text: str) -> None:
     try:
         write_text_atomic(path, text)
     except OSError as exc:
-        from segcli.core.faults import classify
+        from segcli.core.faults import cannot_write
 
-        raise classify(exc) or InvalidInputError(f"cannot write {path}: {exc.strerror}",
-                                                 hint="choose another path") from None
+        raise cannot_write(exc, path, hint="choose another path") from None
 
 
 def confirm_or_abort(question: str, yes: bool) -> None:

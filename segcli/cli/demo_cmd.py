@@ -18,7 +18,7 @@ import typer
 
 from segcli.cli import complete
 from segcli.cli.context import OutputOpt, out
-from segcli.core.errors import InvalidInputError, SegcliError
+from segcli.core.errors import ExitCode, SegcliError
 
 DEMO_APP, DEMO_DATASET, DEMO_HELD_OUT, DEMO_MODEL = "segcli-demo", "shapes", "shapes-held-out", "shapes-segmenter"
 DEMO_TEMPLATE = "segcli_EfficientNetLite0"
@@ -33,8 +33,11 @@ def _run(argv: list[str], stdout) -> None:
     with contextlib.redirect_stdout(stdout):
         code = main(argv)
     if code != 0:
-        raise SegcliError(f"demo step failed (exit {code}): segcli {shlex.join(argv)}",
-                          hint="re-run that command with --debug")
+        failed = SegcliError(f"demo step failed (exit {code}): segcli {shlex.join(argv)}",
+                             hint="re-run that command with --debug")
+        if code in set(ExitCode):
+            failed.exit_code = ExitCode(code)   # the step's reason (11 missing extra, 12 disk...)
+        raise failed
 
 
 def demo(
@@ -59,7 +62,9 @@ def demo(
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InvalidInputError(f"cannot write {directory}: {exc.strerror}", hint="choose another --dir") from None
+        from segcli.core.faults import cannot_write
+
+        raise cannot_write(exc, directory, hint="choose another --dir") from None
     data, held_out, predictions = directory / "data", directory / "held-out", directory / "predictions"
     generate_shapes(data, n=images, size=size, seed=0)
     generate_shapes(held_out, n=HELD_OUT_IMAGES, size=size, seed=1)

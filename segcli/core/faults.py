@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-from segcli.core.errors import EnvironmentFault
+from segcli.core.errors import EnvironmentFault, InvalidInputError, SegcliError
 
 PathLike = Union[str, Path]
 
@@ -177,3 +177,9 @@ def _home_that_is_a_file() -> Optional[str]:
     if home and os.path.exists(home) and not os.path.isdir(home):
         return home
     return None
+
+
+def cannot_write(exc: OSError, path: Path, hint: str) -> SegcliError:
+    """The error for a file or folder the user named that could not be written: a fault of
+    the machine (full disk, read-only...) as such (exit 12), anything else as bad input."""
+    return classify(exc) or InvalidInputError(f"cannot write {path}: {exc.strerror or exc}", hint=hint)

@@ -11,16 +11,26 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
 
+def _read_umask() -> int:
+    # os.umask can only be read by setting it; done once, at import (before any thread writes).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+FILE_MODE = 0o666 & ~UMASK     # what open() would give a new file: mkstemp's 0600 is for secrets
+
+
 def write_atomic(path: Path, fill: Callable[[IO[bytes]], None], *, mode: int | None = None,
                  fsync: bool = False) -> None:
     """Write `path` through a temp file in the same folder, then rename it into place: the
-    old file or the new one, never a mix. `fill` writes the content to a binary file object
-    (or into its `.name`, for writers that want a path); `mode` is applied before any byte is
-    written (0o600 for secrets); `fsync` makes it survive a power cut (checkpoints)."""
+    old file or the new one, never a mix. `fill` writes the content to a binary file object.
+    `mode` is applied before any byte is written (0o600 for secrets); without it the file gets
+    the mode any new file would (the umask's). `fsync` makes it survive a power cut."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        if mode is not None:
-            os.fchmod(fd, mode)
+        os.fchmod(fd, FILE_MODE if mode is None else mode)
         with os.fdopen(fd, "wb") as fh:
             fill(fh)
             fh.flush()

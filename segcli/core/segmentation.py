@@ -26,6 +26,7 @@ class Segmenter(Protocol):
     classes: list[str]         # class index -> concept id; classes[0] == "background"
     version_id: str            # the model version that answers (eval and predict report it)
 
-    def predict(self, images: list["np.ndarray"]) -> list[SegResult]:
-        """HxWx3 uint8 RGB images of any sizes, in order."""
+    def predict(self, images: list["np.ndarray"], batch_size: int = 8) -> list[SegResult]:
+        """HxWx3 uint8 RGB images of any sizes, in order; at most `batch_size` in one forward
+        pass (or request) where the engine batches."""
         ...

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Optional
@@ -118,7 +117,7 @@ class MaskFolderWriter:
             with Image.open(pending.mask_path) as im:
                 values = np.asarray(im)
             _write(pending.mask_path, _encode_l(np.asarray(lut, dtype=np.uint8)[values]))
-        write_text_atomic(self.root / "classes.txt", "".join(f"{c}\n" for c in classes), mode=file_mode())
+        write_text_atomic(self.root / "classes.txt", "".join(f"{c}\n" for c in classes))
 
 
 @dataclass
@@ -161,18 +160,10 @@ class CocoWriter:
             "annotations": annotations,
             "categories": [{"id": i, "name": c, "supercategory": ""} for i, c in enumerate(classes) if i > 0],
         }
-        write_text_atomic(self.root / "annotations.json", json.dumps(doc, ensure_ascii=False) + "\n", mode=file_mode())
+        write_text_atomic(self.root / "annotations.json", json.dumps(doc, ensure_ascii=False) + "\n")
 
 
 @functools.lru_cache(maxsize=1)
-def file_mode() -> int:
-    """The mode a plain open() would give (0o666 less the umask): an export is for sharing,
-    unlike the store's private temp-file default (0o600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(path, data, mode=file_mode())
+    write_bytes_atomic(path, data)

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from segcli.core import files
 from segcli.core.errors import NotFoundError
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -51,30 +50,15 @@ def weights_key(model_dir: Path) -> str:
 
 
 def write_atomic(path: Path, chunks: Iterable[bytes]) -> str:
-    """Write `chunks` to `path` through a temporary file in the same folder; return the sha256.
-    A reader (or a crash) sees the old file or the whole new one, never a half-written one."""
-    path = Path(path)
+    """Write `chunks` to `path` atomically (core/files; fsynced); return their sha256."""
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                digest.update(chunk)
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    def fill(fh) -> None:
+        for chunk in chunks:
+            digest.update(chunk)
+            fh.write(chunk)
+    files.write_atomic(Path(path), fill, fsync=True)
     return digest.hexdigest()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def safetensors_chunks(model_dir: Path, meta: dict[str, Any]) -> Iterator[bytes]:

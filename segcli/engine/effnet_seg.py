@@ -12,7 +12,6 @@ statistics, and the measured runs learned faster this way (bench/RESULTS.md).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from segcli.engine.data import MEAN, STD

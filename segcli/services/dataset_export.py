@@ -21,7 +21,7 @@ from typing import Optional
 from segcli.backends.base import Backend
 from segcli.core.errors import ConflictError, InvalidInputError
 from segcli.core.files import write_text_atomic
-from segcli.datasets.writers import CocoWriter, FileNames, MaskFolderWriter, class_numbering, file_mode
+from segcli.datasets.writers import CocoWriter, FileNames, MaskFolderWriter, class_numbering
 from segcli.render.progress import Counter
 
 FORMATS = ("masks", "coco")
@@ -70,7 +70,7 @@ def export(backend: Backend, app_id: str, dataset_id: str, version_id: Optional[
                               dataset_version_id=version_id, images=len(all_labels), classes=classes,
                               renamed=names.renamed,
                               ignored_pixels=getattr(writer, "ignored_pixels", 0))
-        write_text_atomic(staging / MARKER, json.dumps(result.__dict__, indent=2) + "\n", mode=file_mode())
+        write_text_atomic(staging / MARKER, json.dumps(result.__dict__, indent=2) + "\n")
         _put_in_place(staging, out_dir)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)

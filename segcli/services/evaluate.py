@@ -21,7 +21,7 @@ def evaluate(backend: Backend, app_id: str, model_id: str, version_id: str | Non
     batch: list = []
 
     def flush() -> None:
-        for item, result in zip(batch, segmenter.predict([b.image for b in batch])):
+        for item, result in zip(batch, segmenter.predict([b.image for b in batch], BATCH)):
             matrix.update(result.labelmap, item.target)
         counter.advance(len(batch))
         batch.clear()

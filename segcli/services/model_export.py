@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from segcli.backends.base import Backend
 from segcli.core.errors import InvalidInputError, missing_extra
+from segcli.core.faults import cannot_write
 
 FORMATS = ("onnx", "safetensors")
 
@@ -39,6 +40,6 @@ def export_model(backend: Backend, app_id: str, model_id: str, version_id: str |
     try:
         sha = artifacts.write_atomic(path, chunks)
     except OSError as exc:
-        raise InvalidInputError(f"cannot write {path}: {exc.strerror}", hint="choose another -f") from None
+        raise cannot_write(exc, path, hint="choose another -f") from None
     return {"path": str(path), "format": fmt, "version_id": version.id, "classes": list(config["classes"]),
             "image_size": list(config["image_size"]), "sha256": sha}

@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
 from segcli.backends.base import Backend
 from segcli.core.errors import InvalidInputError, NotFoundError
 from segcli.core.templates import (CLOUD_RUN, FILE_VIEW, LOCAL_RUN, ParamsUpdate, Template, default_document,
@@ -37,6 +35,8 @@ def build_document(backend: Backend, template_name: Optional[str], params_file: 
         if template_name and file_template and file_template != template_name:
             raise InvalidInputError(f"--template {template_name} differs from the params file's template {file_template}",
                                     hint=f"drop --template, or regenerate: segcli template params {template_name} -f {params_file}")
+        if template_name and not file_template:   # a hand-written file: --template names it
+            update.train_params.setdefault("template", template_name)
     else:
         template = backend.find_template(template_name)
         doc = default_document(template, include_local=not template.on_clarifai)
@@ -77,6 +77,8 @@ def check_against_backend(backend: Backend, app_id: str, doc: dict[str, Any], al
 
 def dump_document(doc: dict[str, Any], template: Template) -> str:
     """YAML as the SDK saves it; local-only knobs not set are listed as comments to uncomment."""
+    import yaml  # here: `template list`, `train status` and co. never write YAML
+
     text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
     hidden = [p for n, p in template.params.items() if p.local_only and n not in doc.get("train_params", {})]
     if hidden:

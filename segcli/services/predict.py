@@ -23,6 +23,7 @@ import numpy as np
 
 from segcli.backends.base import Backend
 from segcli.core.errors import InvalidInputError, NotFoundError
+from segcli.core.faults import cannot_write
 from segcli.render.progress import Counter
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -103,20 +104,28 @@ def _background(iterable: Iterable, depth: int) -> Iterator:
     q: queue.Queue = queue.Queue(depth)
     stop = threading.Event()
 
+    def offer(entry) -> bool:
+        """Put unless the consumer has gone: every put waits in slices, so none blocks forever."""
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def run() -> None:
         try:
             for item in iterable:
-                while not stop.is_set():
-                    try:
-                        q.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer((item, None)):
                     return
-            q.put((done, None))
+            offer((done, None))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            q.put((done, exc))
+            offer((done, exc))
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:   # a generator's finally closes its file (PyAV container)
+                close()
 
     thread = threading.Thread(target=run, name="segcli-video-decode", daemon=True)
     thread.start()
@@ -162,7 +171,7 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InvalidInputError(f"cannot create output folder {out_dir}: {exc.strerror}", hint="choose another --out") from None
+            raise cannot_write(exc, out_dir, hint="choose another --out") from None
     segmenter = backend.load_segmenter(app_id, model_id, version_id, engine=engine, notify=notify)
     images = [p for p in paths if p.suffix.lower() in IMAGE_EXTS]
     videos = [p for p in paths if p.suffix.lower() in VIDEO_EXTS]
@@ -192,7 +201,7 @@ def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Pa
                     writer.skip(str(path), why)
                 good = [b for b in batch if b[1] is not None]
                 if good:
-                    for (path, image, _), result in zip(good, segmenter.predict([g[1] for g in good])):
+                    for (path, image, _), result in zip(good, segmenter.predict([g[1] for g in good], batch_size)):
                         writer.submit_image(str(path), image, result.labelmap, result.class_scores)
                 counter.advance(len(batch))
         for video in videos:
@@ -225,7 +234,7 @@ def _predict_video(segmenter, writer, video: Path, batch_size: int, progress_mod
             raise _VideoReadError(_reason("cannot read video", exc, video)) from exc
         with Counter(f"predicting {video.name}", 0, progress_mode) as counter:
             for batch in _batches(_background(_read_frames(video), 2 * batch_size), batch_size):
-                results = segmenter.predict([frame for _, _, frame in batch])
+                results = segmenter.predict([frame for _, _, frame in batch], batch_size)
                 for (index, t, frame), result in zip(batch, results):
                     writer.add_video_frame(str(video), index, t, frame, result.labelmap, result.class_scores, fps=fps)
                 frames += len(batch)

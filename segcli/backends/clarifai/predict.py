@@ -38,7 +38,8 @@ class CloudSegmenter:
         self.classes = [BACKGROUND, *concepts]
         self._index = {c: i for i, c in enumerate(self.classes) if i}
 
-    def predict(self, images: list[np.ndarray]) -> list[SegResult]:
+    def predict(self, images: list[np.ndarray], batch_size: int = 8) -> list[SegResult]:
+        # batch_size is the local engines' knob: requests are sized by count and bytes below.
         encoded = [(i, encode_png(im)) for i, im in enumerate(images)]
         # Spread even a small call over a few requests: each one waits a round trip.
         per_request = max(1, min(128, -(-len(encoded) // WORKERS)))

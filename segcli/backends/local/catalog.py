@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from urllib.parse import quote
 
+from segcli.backends.local.db import connect_readonly
 from segcli.backends.local.store import DB_NAME
 
 LOCK_WAIT_S = 0.2
@@ -44,8 +44,7 @@ def ids(data_dir: Path, kind: str, **scope: str) -> list[Entry]:
     if not path.is_file() or any(not scope.get(k) for k in keys):
         return []
     try:
-        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=LOCK_WAIT_S,
-                               isolation_level=None)
+        conn = connect_readonly(path, timeout=LOCK_WAIT_S)
     except sqlite3.Error:
         return []
     try:

@@ -86,6 +86,14 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def connect_readonly(path: Path, timeout: float) -> sqlite3.Connection:
+    """The store opened read-only: nothing created, migrated or repaired (doctor, completion)."""
+    from urllib.parse import quote
+
+    return sqlite3.connect(f"file:{quote(str(Path(path).absolute()))}?mode=ro", uri=True,
+                           timeout=timeout, isolation_level=None)
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
     conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
     done = {r[0] for r in conn.execute("SELECT name FROM migrations")}

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from segcli.backends.local.db import connect_readonly
+from segcli.backends.local.store import DB_NAME
 from segcli.core.faults import unwritable_reason
 
 LOW_SPACE_BYTES = 16 * 1024 * 1024
@@ -34,7 +36,7 @@ class StoreHealth:
 
 
 def check(data_dir: Path) -> StoreHealth:
-    db = data_dir / "segcli.db"
+    db = data_dir / DB_NAME
     existing = _nearest_existing(data_dir)
     free = _free_bytes(existing)
     if existing is not None and not existing.is_dir():
@@ -77,16 +79,11 @@ def _free_bytes(path: Optional[Path]) -> Optional[int]:
         return None
 
 
-def _connect_ro(db: Path) -> sqlite3.Connection:
-    # Read-only: doctor must not create, migrate or repair anything.
-    return sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=5)
-
-
 def _corruption(db: Path) -> Optional[str]:
     """Why the database is corrupt, or None (also None when it cannot be opened for a reason
     that is not corruption: the writability check words that)."""
     try:
-        conn = _connect_ro(db)
+        conn = connect_readonly(db, timeout=5)
     except sqlite3.Error:
         return None
     try:
@@ -103,7 +100,7 @@ def _corruption(db: Path) -> Optional[str]:
 
 def _summary(db: Path) -> str:
     try:
-        conn = _connect_ro(db)
+        conn = connect_readonly(db, timeout=5)
         try:
             migrations = conn.execute("SELECT COUNT(*) FROM migrations").fetchone()[0]
         finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
@@ -63,10 +64,22 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+# A QUEUED row is written before its worker exists (the worker needs the row); until the pid
+# is recorded, a reader must not take the missing pid for a dead worker.
+STARTING_GRACE_S = 60.0
+
+
+def _starting(row: Any) -> bool:
+    if row["status"] != QUEUED or row["worker_pid"]:
+        return False
+    written = datetime.fromisoformat(row["updated_at"])
+    return (datetime.now(timezone.utc) - written).total_seconds() < STARTING_GRACE_S
+
+
 def refresh(store: Store, row: Any) -> ModelVersion:
     """The version of `row`, first marked failed if its worker died while it was running."""
     key = (row["app_id"], row["model_id"], row["id"])
-    if row["status"] in (QUEUED, TRAINING) and not pid_alive(row["worker_pid"]):
+    if row["status"] in (QUEUED, TRAINING) and not _starting(row) and not pid_alive(row["worker_pid"]):
         with store.tx() as db:
             fresh = db.execute(f"SELECT status FROM model_versions WHERE {_KEY}", key).fetchone()
             if fresh is not None and fresh["status"] in (QUEUED, TRAINING):

@@ -15,7 +15,7 @@ from typing import Any
 
 from segcli.backends.local.store import Store
 from segcli.backends.local import items
-from segcli.core.entities import CANCELLED, TRAINED, TRAINING, TRAINING_FAILED
+from segcli.core.entities import CANCELLED, QUEUED, TRAINED, TRAINING, TRAINING_FAILED
 from segcli.core.ids import now_iso
 from segcli.datasets.labels import class_lut
 
@@ -126,6 +126,9 @@ def main(argv: list[str]) -> int:
     store = Store(Path(root))
     run = Run(store, app_id, model_id, version_id)
     workdir = store.runs_dir(version_id)
+    if run.row()["status"] != QUEUED:   # e.g. cancelled, or a second worker for the same version
+        run.log(f"version {version_id} is {run.row()['status']}, not QUEUED: nothing to do")
+        return 1
     run.update(worker_pid=os.getpid())
     run.log(f"worker pid {os.getpid()} {'resuming' if resume else 'starting'} version {version_id}")
     try:
