@@ -16,6 +16,7 @@ from typing import Any
 from segcli.backends.registry import BACKENDS, DEFAULT_BACKEND, check_option
 from segcli.core.errors import ConfigError, InvalidInputError, NotFoundError
 from segcli.core.files import write_text_atomic
+from segcli.core.paths import config_dir, data_dir  # noqa: F401  (re-exported: callers use segcli.config)
 from segcli.core.textfile import TextEncodingError, read_text
 
 # key -> environment variable that overrides the profile value: the shared settings, then
@@ -28,24 +29,6 @@ ENV_FOR_KEY = {
 PROFILE_KEYS = tuple(ENV_FOR_KEY)
 SECRET_KEYS = frozenset(o.key for spec in BACKENDS.values() for o in spec.options if o.secret)
 DEFAULT_PROFILE = "default"
-
-
-def config_dir() -> Path:
-    home = os.environ.get("SEGCLI_HOME")
-    if home:
-        return Path(home)
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("segcli"))
-
-
-def data_dir() -> Path:
-    home = os.environ.get("SEGCLI_HOME")
-    if home:
-        return Path(home) / "data"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("segcli"))
 
 
 def config_path() -> Path:

@@ -33,7 +33,10 @@ def load(model_dir: Path, version_id: str, engine: str = "auto",
                     if isinstance(exc, ModuleNotFoundError):   # the first export needs torch, onnx
                         raise DependencyError(f"{exc.name} is needed once to build the ONNX graph of "
                                               f"this version", hint="pip install 'segcli[local]'") from None
-                    raise
+                    if isinstance(exc, SegcliError):
+                        raise
+                    raise DependencyError(f"ONNX Runtime could not load this version ({_why(exc)})",
+                                          hint="use --engine torch, or reinstall: pip install 'segcli[local]'") from None
                 _say(notify, f"ONNX Runtime engine unavailable ({_why(exc)}); using torch")
     return _torch(model_dir, version_id)
 

@@ -35,7 +35,7 @@ _REINSTALL = f"pip install --force-reinstall '{DIST}'"
 
 
 def cache_dir() -> Path:
-    from segcli.config import data_dir
+    from segcli.core.paths import data_dir
 
     return data_dir() / "weights"
 
