@@ -181,5 +181,9 @@ def _home_that_is_a_file() -> Optional[str]:
 
 def cannot_write(exc: OSError, path: Path, hint: str) -> SegcliError:
     """The error for a file or folder the user named that could not be written: a fault of
-    the machine (full disk, read-only...) as such (exit 12), anything else as bad input."""
+    the machine (full disk, read-only...) as such (exit 12), anything else as bad input. A file
+    where the user's path needs a folder is the user's path, not the machine: bad input."""
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return InvalidInputError(f"cannot write {path}: a file is in the way ({exc.filename or path})",
+                                 hint=hint)
     return classify(exc) or InvalidInputError(f"cannot write {path}: {exc.strerror or exc}", hint=hint)
