@@ -19,7 +19,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Optional, TypeVar
 
 from segcli.backends import refusals
 from segcli.core.entities import (CANCELLED, TRAINED, TRAINING_FAILED, App, Concept, Dataset, DatasetVersion, Model,
@@ -31,6 +32,7 @@ from segcli.core.templates import Template, find_template
 if TYPE_CHECKING:  # numpy costs ~45 ms at import: metadata commands never need it
     import numpy as np
 
+    from segcli.datasets.filefacts import KnownFiles, Stash
     from segcli.datasets.items import ReadResult
 
 # The constant list Clarifai's SDK returns for list_trainable_model_types().
@@ -153,6 +155,17 @@ class Backend(ABC):
         (Clarifai); one that stores label maps (local) ignores it."""
         self.get_dataset(app_id, dataset_id)
         return self._upload(app_id, dataset_id, data, on_progress, region_format)
+
+    def upload_staging(self) -> ContextManager[Optional["Stash"]]:
+        """A place for an upload's readers to hand the bytes they validated, used by the
+        upload that follows within the same `with` (and discarded after it); None if this
+        backend has none. Yields the Stash (datasets/filefacts.py)."""
+        return nullcontext()
+
+    def known_files(self) -> Optional["KnownFiles"]:
+        """What this backend remembers of files it validated and stored before, so that a
+        re-run of an upload need not read them again (datasets/filefacts.py); None if nothing."""
+        return None
 
     def create_dataset_version(self, app_id: str, dataset_id: str, description: str = "") -> DatasetVersion:
         if self.get_dataset(app_id, dataset_id).inputs == 0:

@@ -5,17 +5,22 @@ Only primitives live here (see backends/base.py); the rules are the base class's
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from segcli.backends import refusals
 from segcli.backends.base import Backend, DatasetItem
-from segcli.backends.local import items, jobs, upload, versions
+from segcli.backends.local import items, jobs, versions
 from segcli.backends.local.store import Store
 from segcli.core.entities import App, Concept, Dataset, DatasetVersion, Model, ModelVersion, UploadResult
 from segcli.core.ids import new_version_id, now_iso
 from segcli.core.templates import Template, local_templates
 from segcli.datasets.items import ReadResult
+
+if TYPE_CHECKING:
+    from segcli.backends.local.filecache import FileCache
+    from segcli.backends.local.staging import Staging
 
 
 class LocalBackend(Backend):
@@ -27,6 +32,7 @@ class LocalBackend(Backend):
 
     def __init__(self, root: Path):
         self.store = Store(root)
+        self._staging: Optional["Staging"] = None   # during upload_staging()
 
     @classmethod
     def from_settings(cls, settings) -> "LocalBackend":
@@ -110,9 +116,30 @@ class LocalBackend(Backend):
         with self.store.tx() as db:
             db.execute("DELETE FROM datasets WHERE app_id=? AND id=?", (app_id, dataset_id))
 
+    def known_files(self) -> "FileCache":
+        from segcli.backends.local.filecache import FileCache
+
+        return FileCache(self.store)
+
+    @contextmanager
+    def upload_staging(self) -> Iterator["Staging"]:
+        from segcli.backends.local.staging import staging
+
+        with staging(self.store.root) as stash:
+            self._staging = stash
+            try:
+                yield stash
+            finally:
+                self._staging = None
+
     def _upload(self, app_id: str, dataset_id: str, data: ReadResult, on_progress, region_format: str) -> UploadResult:
+        # Imported here: its thread pool and logging cost every metadata command ~13 ms.
+        from segcli.backends.local import upload
+
         # The local store keeps the label map itself: there are no regions to format.
-        return upload.write_items(self.store, app_id, dataset_id, data, on_progress)
+        result = upload.write_items(self.store, app_id, dataset_id, data, on_progress, self._staging)
+        self.known_files().remember(data.items)  # their content is stored now
+        return result
 
     def _create_dataset_version(self, app_id: str, dataset_id: str, description: str) -> DatasetVersion:
         version_id = new_version_id()
