@@ -211,7 +211,11 @@ class Backend(ABC):
             yield EvalItem(name=item.name, image=open_rgb(item.image, item.name), target=lut[item.labelmap])
 
     # -- models and templates -----------------------------------------------------------
-    def list_model_types(self) -> list[dict[str, Any]]:
+    @classmethod
+    def list_model_types(cls) -> list[dict[str, Any]]:
+        """The trainable model types and whether segcli trains each. A class method: the
+        answer is the backend's, but needs no connection (`model types` opens no store); a
+        backend whose types differ overrides it."""
         return [{"id": t, "supported": t in SUPPORTED_MODEL_TYPES} for t in TRAINABLE_MODEL_TYPES]
 
     def create_model(self, app_id: str, model_id: str, model_type_id: str = "visual-segmenter",

@@ -143,6 +143,6 @@ def absolute(path: Path) -> str:
 class Stash(Protocol):
     """Where a reader hands the bytes it validated, hashed by it, for a backend to store
     without reading the file again (the local backend's staging, backends/local/staging.py).
-    Called from worker processes: implementations pickle."""
+    Called from worker processes: implementations must be picklable."""
 
     def keep(self, digest: str, data: bytes) -> None: ...

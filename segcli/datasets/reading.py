@@ -60,7 +60,7 @@ def map_items(fn: Callable[[T], R], jobs: Sequence[T], workers: int,
 
     processes=True (for work that holds the GIL: decoding plus numpy and Python per item) runs
     `fn` in `workers` forked processes when there are enough jobs and the platform forks
-    safely; otherwise `workers` threads. `fn` and the jobs must then pickle.
+    safely; otherwise `workers` threads. `fn` and the jobs must then be picklable.
     """
     total = len(jobs)
     if workers <= 1 or total <= 1:

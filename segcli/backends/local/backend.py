@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from segcli.backends import refusals
 from segcli.backends.base import Backend, DatasetItem
-from segcli.backends.local import items, jobs, versions
-from segcli.backends.local.store import Store
+from segcli.backends.local import versions
+from segcli.backends.local.store import TEMPLATES_CACHE, Store
 from segcli.core.entities import App, Concept, Dataset, DatasetVersion, Model, ModelVersion, UploadResult
 from segcli.core.ids import new_version_id, now_iso
 from segcli.core.templates import Template, local_templates
-from segcli.datasets.items import ReadResult
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the modules below load when used: metadata commands need none of them
     from segcli.backends.local.filecache import FileCache
     from segcli.backends.local.staging import Staging
+    from segcli.datasets.items import ReadResult
 
 
 class LocalBackend(Backend):
@@ -181,6 +181,8 @@ class LocalBackend(Backend):
                                              (app_id, dataset_id))]
 
     def _iter_dataset_items(self, app_id: str, dataset_id: str, version_id: Optional[str]) -> Iterator[DatasetItem]:
+        from segcli.backends.local import items
+
         return items.iter_items(self.store, app_id, dataset_id, version_id)
 
     # -- models ----------------------------------------------------------------------
@@ -210,7 +212,7 @@ class LocalBackend(Backend):
             db.execute("DELETE FROM models WHERE app_id=? AND id=?", (app_id, model_id))
 
     def _list_templates(self) -> list[Template]:
-        return local_templates()
+        return local_templates(self.store.root / TEMPLATES_CACHE)
 
     def _refuse_if_training(self, where: str, args: tuple, what: str) -> None:
         for version in versions.list_rows(self.store, f"{where} AND status IN ('QUEUED','TRAINING')", args):
@@ -219,6 +221,8 @@ class LocalBackend(Backend):
 
     # -- training & inference -------------------------------------------------------
     def _train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any]) -> ModelVersion:
+        from segcli.backends.local import jobs
+
         return jobs.start(self.store, app_id, model_id, template, params)
 
     def _get_version(self, app_id: str, model_id: str, version_id: str) -> Optional[ModelVersion]:
@@ -234,9 +238,13 @@ class LocalBackend(Backend):
         return path.read_text() if path.exists() else ""
 
     def _cancel(self, version: ModelVersion) -> ModelVersion:
+        from segcli.backends.local import jobs
+
         return jobs.cancel(self.store, version)
 
     def _resume(self, version: ModelVersion) -> ModelVersion:
+        from segcli.backends.local import jobs
+
         return jobs.resume(self.store, version)
 
     def _model_dir(self, version: ModelVersion) -> Path:
