@@ -42,7 +42,7 @@ from segcli.datasets.filefacts import ImageFile, KnownFiles, KnownRender, Stash,
 from segcli.datasets.images import (BadFile, Progress, bbox_of, collect, map_items, observe_image,
                                     png_bytes, require_dir)
 from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult, Region
-from segcli.datasets.reading import usable_cpus
+from segcli.datasets.reading import PROCESS_WORKERS
 
 TOLERANCE_PX = 1.0  # COCO exports round coordinates: this far outside is not "clipped"
 # Bump when drawing a label map from annotations changes: remembered drawings are then redone.
@@ -79,7 +79,7 @@ def read_coco(annotations: Path, images_dir: Path, on_progress: Progress | None 
     todo = [job for k, job in enumerate(jobs) if k not in done]
     read_one = functools.partial(_read_image, images_dir=images_dir, categories=categories, stash=stash)
     processes = workers is None  # a caller naming a thread count gets threads
-    fresh = iter(map_items(read_one, todo, workers or usable_cpus(), _offset(on_progress, len(done), len(jobs)),
+    fresh = iter(map_items(read_one, todo, workers or PROCESS_WORKERS, _offset(on_progress, len(done), len(jobs)),
                            processes=processes))
     if not todo and on_progress:
         on_progress(len(jobs), len(jobs))

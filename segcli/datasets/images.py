@@ -1,5 +1,6 @@
-"""Helpers shared by the dataset readers: verify image files, label-map regions, PNG encoding,
-and a (optionally threaded) map over items with progress.
+"""Helpers shared by the dataset readers that decode: verify image files (read once, stamped
+for datasets/filefacts.py), label-map regions, PNG encoding. The light half (map_items,
+collect, BadFile...) is datasets/reading.py, re-exported here.
 
 Images are opened through segcli.datasets.imagefile (EXIF orientation, pixel modes, size limit),
 the same module training, predict and eval read them with.

@@ -22,6 +22,11 @@ __background__, bg; any case), name i is index i; otherwise the names are indice
 Valid masks are used verbatim (`labelmap_path`): PIL reads a P PNG as its palette indices, so
 `np.array(Image.open(mask))` yields class values for both modes. Other accepted forms (1-bit,
 opaque alpha, grey RGB, an EXIF-turned mask) are re-encoded as mode L.
+
+This module lists, pairs and applies the rules (pair_problem, pair_item) and imports neither
+numpy nor PIL: decoding a pair is datasets/maskfile.py's, in worker processes, and only for
+pairs whose facts the backend does not vouch for (datasets/filefacts.py). The rules run on the
+facts either way, so a remembered file is judged exactly as a freshly read one.
 """
 from __future__ import annotations
 
@@ -36,8 +41,8 @@ from segcli.core.textfile import SAVE_AS_UTF8, TextEncodingError, read_text
 from segcli.datasets.filefacts import (ImageFile, KnownFiles, KnownMask, MaskFacts, Observed, Stash, absolute,
                                       stamp_of)
 from segcli.datasets.items import IGNORE_INDEX, InvalidItem, LabeledItem, ReadResult, Region
-from segcli.datasets.reading import (DEFAULT_WORKERS, IMAGE_SUFFIXES, Progress, collect, map_items,
-                                     require_dir, usable_cpus)
+from segcli.datasets.reading import (IMAGE_SUFFIXES, PROCESS_WORKERS, Progress, collect, map_items,
+                                     require_dir)
 
 # image path, mask path, item name, and the facts already known of either file (or None)
 PairJob = tuple[Path, Path, str, Optional[ImageFile], Optional[KnownMask]]
@@ -66,7 +71,7 @@ def read_mask_folder(images_dir: Path, masks_dir: Path, classes: list[str] | Non
 
         read_one = functools.partial(maskfile.read_pair, names=names, described=described, stash=stash)
         processes = workers is None  # a caller naming a thread count gets threads
-        count = workers or (usable_cpus() if processes else DEFAULT_WORKERS)
+        count = workers or PROCESS_WORKERS
         fresh = iter(map_items(read_one, todo, count, _offset(on_progress, len(done), len(jobs)),
                                processes=processes))
     elif on_progress:

@@ -44,6 +44,9 @@ def usable_cpus() -> int:
 # Threads overlap file reads, hashing, libjpeg/zlib decoding and PNG encoding (PIL, hashlib and
 # numpy release the GIL there); the rest of a reader's per-item work holds it.
 DEFAULT_WORKERS = min(4, usable_cpus())
+# Worker processes for readers: one a CPU (the parent mostly waits), up to where forking more
+# and splitting the work finer stops paying for uploads of a few thousand items.
+PROCESS_WORKERS = min(16, usable_cpus())
 
 
 def require_dir(path: Path, what: str, hint: str) -> Path:
@@ -73,7 +76,8 @@ def map_items(fn: Callable[[T], R], jobs: Sequence[T], workers: int,
 
     if on_progress:
         on_progress(0, total)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="segcli-read") as pool:
+    threads = min(workers, DEFAULT_WORKERS) if processes else workers  # a process count was asked
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="segcli-read") as pool:
         return _with_progress(pool.map(fn, jobs), total, on_progress)
 
 
