@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +31,20 @@ class Staging:
         if os.path.exists(os.path.join(self.blobs, digest[:2], digest[2:])):
             return  # stored already: nothing to write
         final = os.path.join(self.folder, digest)
-        if os.path.exists(final):
-            return  # the same bytes came with another item
-        tmp = f"{final}.{os.getpid()}.{threading.get_ident()}.tmp"
+        # Written under its final name, no temp file and rename: a staged file is moved into the
+        # store only by the upload that staged it, after every worker finished, so a file cut
+        # short (a worker killed with its upload) is never used; its folder is swept.
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)  # as blobs are
+            fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)  # as blobs are
+        except FileExistsError:
+            return  # the same bytes came with another item
+        except OSError as exc:
+            if exc.filename is None:
+                exc.filename = final
+            raise
+        try:
             with open(fd, "wb") as fh:
                 fh.write(data)
-            os.replace(tmp, final)   # a staged name always holds all its bytes
         except OSError as exc:
             if exc.filename is None:
                 exc.filename = final  # write() errors name no file; a full disk must name one
