@@ -73,12 +73,17 @@ def write_items(store: Store, app_id: str, dataset_id: str, data: ReadResult,
         else:
             todo.append(item)
     on_progress(result.skipped)
-    # Blob writes are I/O bound; a couple of threads keep the disk busy while we hash/encode.
-    # Staged blobs are only renamed into place: threads would cost more than they overlap.
-    with ThreadPoolExecutor(max_workers=1 if staging else 4) as pool:
-        for start in range(0, len(todo), BATCH):
-            batch = todo[start:start + BATCH]
-            blobs = list(pool.map(lambda it: _write_blobs(store, it, staging), batch))
+    # Blob writes (copies, or renames of staged blobs) are system calls that release the GIL:
+    # threads write the next batch's blobs while this batch's rows are inserted. A batch's
+    # rows are inserted only once all its blobs are in place.
+    batches = [todo[start:start + BATCH] for start in range(0, len(todo), BATCH)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        def write(batch: list[LabeledItem]) -> list:
+            return [pool.submit(_write_blobs, store, item, staging) for item in batch]
+        pending = write(batches[0]) if batches else []
+        for k, batch in enumerate(batches):
+            blobs = [future.result() for future in pending]
+            pending = write(batches[k + 1]) if k + 1 < len(batches) else []
             added, updated, skipped = _insert_batch(store, app_id, dataset_id, batch, blobs)
             result.added += added
             result.updated += updated
