@@ -26,11 +26,12 @@ from segcli.backends import refusals
 from segcli.core.entities import (CANCELLED, TRAINED, TRAINING_FAILED, App, Concept, Dataset, DatasetVersion, Model,
                                   ModelVersion, UploadResult)
 from segcli.core.ids import check_id
-from segcli.core.segmentation import Segmenter
-from segcli.core.templates import Template, find_template
 
 if TYPE_CHECKING:  # numpy costs ~45 ms at import: metadata commands never need it
     import numpy as np
+
+    from segcli.core.segmentation import Segmenter
+    from segcli.core.templates import Template
 
     from segcli.datasets.filefacts import KnownFiles, Stash
     from segcli.datasets.items import ReadResult
@@ -246,6 +247,8 @@ class Backend(ABC):
 
     def find_template(self, name: Optional[str] = None) -> Template:
         """The named template, or this backend's default."""
+        from segcli.core.templates import find_template  # its dataclasses: not for `app list`
+
         return find_template(self.list_templates(), name or self.default_template)
 
     # -- training ----------------------------------------------------------------------

@@ -15,9 +15,9 @@ from segcli.backends.local import versions
 from segcli.backends.local.store import TEMPLATES_CACHE, Store
 from segcli.core.entities import App, Concept, Dataset, DatasetVersion, Model, ModelVersion, UploadResult
 from segcli.core.ids import new_version_id, now_iso
-from segcli.core.templates import Template, local_templates
 
 if TYPE_CHECKING:  # the modules below load when used: metadata commands need none of them
+    from segcli.core.templates import Template
     from segcli.backends.local.filecache import FileCache
     from segcli.backends.local.staging import Staging
     from segcli.datasets.items import ReadResult
@@ -212,6 +212,8 @@ class LocalBackend(Backend):
             db.execute("DELETE FROM models WHERE app_id=? AND id=?", (app_id, model_id))
 
     def _list_templates(self) -> list[Template]:
+        from segcli.core.templates import local_templates
+
         return local_templates(self.store.root / TEMPLATES_CACHE)
 
     def _refuse_if_training(self, where: str, args: tuple, what: str) -> None:
