@@ -113,7 +113,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"{args.n} images {args.size}px, segcli_UNet {args.model_size} (1 epoch), batch 8, {args.rounds} rounds")
     print(f"model export --format onnx:   {export_s:6.2f} s  (whole command: start-up, torch export, check)")
-    print(f"first predict (1 image):      {first_s:6.2f} s  (builds and caches the version's ONNX graph once)")
+    print(f"first predict (1 image):      {first_s:6.2f} s  (start-up and model load; training built the ONNX graph)")
     for r in range(args.rounds):
         print(f"round {r + 1}: bare ONNX Runtime loop {anchors[r]:6.1f} / {anchors[r + 1]:6.1f} img/s (anchor, before / "
               f"after), segcli predict {ours[r]:6.1f} img/s -> {ratios[r]:.2f}x")

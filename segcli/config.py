@@ -15,7 +15,6 @@ from typing import Any
 
 from segcli.backends.registry import BACKENDS, DEFAULT_BACKEND, check_option
 from segcli.core.errors import ConfigError, InvalidInputError, NotFoundError
-from segcli.core.files import write_text_atomic
 from segcli.core.paths import config_dir, data_dir  # noqa: F401  (re-exported: callers use segcli.config)
 from segcli.core.textfile import TextEncodingError, read_text
 
@@ -82,8 +81,9 @@ class ConfigFile:
         text = yaml.safe_dump({"current": self.current, "profiles": self.profiles}, sort_keys=True)
         # 0600 from the first byte so a PAT is never readable by others; renamed into place so
         # a crash never leaves a half-written config.
-        write_text_atomic(path, text, mode=0o600)
-        os.chmod(path, 0o600)   # an older file of wider mode is replaced by the rename anyway
+        from segcli.core.files import write_text_atomic  # tempfile: only when writing
+
+        write_text_atomic(path, text, mode=0o600)  # an older file of wider mode is replaced
 
     def profile(self, name: str) -> dict[str, Any]:
         if name not in self.profiles:

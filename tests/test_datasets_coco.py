@@ -301,3 +301,12 @@ def test_real_coco_sample_matches_pycocotools():
                     union |= coco.annToMask(a).astype(bool)
             assert np.array_equal(region_mask(item, region.concept), union), (item.name, region.concept)
             assert region.area == union.sum()
+
+
+def test_worker_processes_read_what_one_thread_reads(tmp_path):
+    from segcli.datasets.reading import PROCESS_MIN_ITEMS
+
+    generate_shapes(tmp_path, n=PROCESS_MIN_ITEMS + 2, size=32, seed=6, formats=("coco",))
+    forked = read_coco(tmp_path / "annotations.json", tmp_path / "images")
+    assert forked == read_coco(tmp_path / "annotations.json", tmp_path / "images", workers=1)
+    assert len(forked.items) == PROCESS_MIN_ITEMS + 2 and not forked.invalid

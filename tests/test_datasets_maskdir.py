@@ -192,3 +192,19 @@ def test_progress_and_threads_agree(data):
     two = read(data, workers=2, on_progress=lambda done, total: calls.append((done, total)))
     assert read(data, workers=1) == two
     assert calls == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_worker_processes_read_what_one_thread_reads(tmp_path):
+    """Enough items for processes (reading.PROCESS_MIN_ITEMS), one of them bad: the same
+    items, invalid reasons, order and progress as reading them one by one."""
+    from segcli.datasets.reading import PROCESS_MIN_ITEMS
+    from segcli.datasets.synth import generate_shapes
+
+    generate_shapes(tmp_path, n=PROCESS_MIN_ITEMS + 6, size=32, seed=5, formats=("masks",))
+    (tmp_path / "masks" / "00007.png").write_bytes(b"\x89PNG\r\n\x1a\ncut")
+    calls = []
+    forked = read_mask_folder(tmp_path / "images", tmp_path / "masks",
+                              on_progress=lambda done, total: calls.append(done))
+    assert forked == read_mask_folder(tmp_path / "images", tmp_path / "masks", workers=1)
+    assert [i.name for i in forked.invalid] == ["00007.jpg"] and len(forked.items) == PROCESS_MIN_ITEMS + 5
+    assert calls == list(range(PROCESS_MIN_ITEMS + 7))

@@ -194,7 +194,7 @@ def test_onnx_predict_does_not_import_torch(home, shapes_data, tmp_path):
     env = segcli_subprocess_env(home)
     argv = ["predict", "--model", "m", "--app", "a", str(shapes_data / "images"), "-q", "-o", "json"]
     first = subprocess.run([*SEGCLI, *argv, "--out", str(tmp_path / "one")], env=env, capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr                     # builds the cached graph (torch)
+    assert first.returncode == 0, first.stderr                     # the graph training built
     code = ("import sys\nfrom segcli.cli.main import main\n"
             f"rc = main({[*argv, '--out', str(tmp_path / 'two')]!r})\n"
             "assert rc == 0, rc\n"
@@ -205,8 +205,57 @@ def test_onnx_predict_does_not_import_torch(home, shapes_data, tmp_path):
     assert json.loads(second.stdout) == json.loads(first.stdout.replace(str(tmp_path / "one"), str(tmp_path / "two")))
 
 
+def test_training_builds_the_predict_graph(home, shapes_data, tmp_path):
+    """The worker builds the cached graph at the end of training: the first predict neither
+    exports (no notice, no torch) nor rebuilds it."""
+    mdir = model_dir(home)
+    cached = mdir / "model.onnx"
+    assert cached.is_file()
+    from segcli.engine.onnx_predict import cache_key
+
+    meta = {p.key: p.value for p in onnx.load(str(cached)).metadata_props}
+    assert meta["segcli.key"] == cache_key(mdir)
+    assert "predict graph ready" in (mdir.parent / "train.log").read_text()
+    built = cached.stat().st_mtime_ns
+    code = ("import sys\nfrom segcli.cli.main import main\n"
+            f"rc = main({['predict', '--model', 'm', '--app', 'a', str(shapes_data / 'images'), '--out', str(tmp_path / 'o')]!r})\n"
+            "assert rc == 0, rc\nassert 'torch' not in sys.modules, 'torch was imported'\n")
+    first = subprocess.run([sys.executable, "-c", code], env=segcli_subprocess_env(home), capture_output=True,
+                           text=True, cwd=REPO)
+    assert first.returncode == 0, first.stderr
+    assert "preparing the ONNX Runtime engine" not in first.stderr and "once" not in first.stderr
+    assert cached.stat().st_mtime_ns == built
+
+
+def test_a_failed_graph_build_does_not_fail_training(tmp_path, shapes_data):
+    """The export breaking at train end (here: torch.onnx cannot be imported in the worker)
+    leaves a TRAINED version without a cached graph; the first predict builds it."""
+    home = tmp_path / "home"
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['torch.onnx'] = None\n")
+    env = segcli_subprocess_env(home)
+    broken = {**env, "PYTHONPATH": f"{blocker}:{env['PYTHONPATH']}"}
+    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
+                 ["dataset", "upload", "d", "--app", "a", "--images", str(shapes_data / "images"),
+                  "--masks", str(shapes_data / "masks"), "-q"],
+                 ["model", "create", "m", "--app", "a"]):
+        assert subprocess.run([*SEGCLI, *argv], env=env, capture_output=True).returncode == 0
+    trained = subprocess.run([*SEGCLI, *TRAIN, "-o", "json"], env=broken, capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads(trained.stdout.splitlines()[-1])["status"] == "TRAINED"
+    mdir = model_dir(home)
+    assert not (mdir / "model.onnx").exists()
+    assert "could not build the ONNX predict graph" in (mdir.parent / "train.log").read_text()
+    first = subprocess.run([*SEGCLI, "predict", "--model", "m", "--app", "a", str(shapes_data / "images"),
+                            "--out", str(tmp_path / "o")], env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert "once" in first.stderr and (mdir / "model.onnx").is_file()
+
+
 def test_engine_choice(cli, home, shapes_data, tmp_path):
     mdir = model_dir(home)
+    (mdir / "model.onnx").unlink()   # as a version trained without onnxruntime installed
     torch_run = cli("predict", "--model", "m", "--app", "a", shapes_data / "images", "--engine", "torch", "-o", "json")
     assert torch_run.code == 0, torch_run.err
     assert not (mdir / "model.onnx").exists()                       # torch never builds the graph
@@ -222,6 +271,7 @@ def test_engine_choice(cli, home, shapes_data, tmp_path):
 
 def test_onnx_engine_without_onnxruntime(home, shapes_data):
     """Where onnxruntime is not installed: auto quietly uses torch; --engine onnx exits 11."""
+    (model_dir(home) / "model.onnx").unlink()   # trained where onnxruntime was not installed
     env = segcli_subprocess_env(home)
     block = "import sys\nsys.modules['onnxruntime'] = None\nfrom segcli.cli.main import main\n"
     argv = ["predict", "--model", "m", "--app", "a", str(shapes_data / "images"), "-q", "-o", "json"]

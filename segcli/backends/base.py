@@ -19,18 +19,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Optional, TypeVar
 
 from segcli.backends import refusals
 from segcli.core.entities import (CANCELLED, TRAINED, TRAINING_FAILED, App, Concept, Dataset, DatasetVersion, Model,
                                   ModelVersion, UploadResult)
 from segcli.core.ids import check_id
-from segcli.core.segmentation import Segmenter
-from segcli.core.templates import Template, find_template
 
 if TYPE_CHECKING:  # numpy costs ~45 ms at import: metadata commands never need it
     import numpy as np
 
+    from segcli.core.segmentation import Segmenter
+    from segcli.core.templates import Template
+
+    from segcli.datasets.filefacts import KnownFiles, Stash
     from segcli.datasets.items import ReadResult
 
 # The constant list Clarifai's SDK returns for list_trainable_model_types().
@@ -154,6 +157,17 @@ class Backend(ABC):
         self.get_dataset(app_id, dataset_id)
         return self._upload(app_id, dataset_id, data, on_progress, region_format)
 
+    def upload_staging(self) -> ContextManager[Optional["Stash"]]:
+        """A place for an upload's readers to hand the bytes they validated, used by the
+        upload that follows within the same `with` (and discarded after it); None if this
+        backend has none. Yields the Stash (datasets/filefacts.py)."""
+        return nullcontext()
+
+    def known_files(self) -> Optional["KnownFiles"]:
+        """What this backend remembers of files it validated and stored before, so that a
+        re-run of an upload need not read them again (datasets/filefacts.py); None if nothing."""
+        return None
+
     def create_dataset_version(self, app_id: str, dataset_id: str, description: str = "") -> DatasetVersion:
         if self.get_dataset(app_id, dataset_id).inputs == 0:
             raise refusals.nothing_to_version(app_id, dataset_id)
@@ -198,7 +212,11 @@ class Backend(ABC):
             yield EvalItem(name=item.name, image=open_rgb(item.image, item.name), target=lut[item.labelmap])
 
     # -- models and templates -----------------------------------------------------------
-    def list_model_types(self) -> list[dict[str, Any]]:
+    @classmethod
+    def list_model_types(cls) -> list[dict[str, Any]]:
+        """The trainable model types and whether segcli trains each. A class method: the
+        answer is the backend's, but needs no connection (`model types` opens no store); a
+        backend whose types differ overrides it."""
         return [{"id": t, "supported": t in SUPPORTED_MODEL_TYPES} for t in TRAINABLE_MODEL_TYPES]
 
     def create_model(self, app_id: str, model_id: str, model_type_id: str = "visual-segmenter",
@@ -229,6 +247,8 @@ class Backend(ABC):
 
     def find_template(self, name: Optional[str] = None) -> Template:
         """The named template, or this backend's default."""
+        from segcli.core.templates import find_template  # its dataclasses: not for `app list`
+
         return find_template(self.list_templates(), name or self.default_template)
 
     # -- training ----------------------------------------------------------------------

@@ -82,10 +82,14 @@ def _source(settings: "Settings", option: Option) -> str:
     return option.key
 
 
+def backend_class(name: str) -> "type[Backend]":
+    """The class of backend `name`, imported but not opened (for what it answers as data)."""
+    module_name, _, class_name = BACKENDS[name].target.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
 def open_backend(settings: "Settings") -> "Backend":
     spec = BACKENDS[settings.backend]
     for option in spec.options:   # a PAT gRPC cannot send, an address that is none: before any call
         check_option(option.key, settings.get(option.key) or "", _source(settings, option))
-    module_name, _, class_name = spec.target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls.from_settings(settings)
+    return backend_class(settings.backend).from_settings(settings)

@@ -175,13 +175,16 @@ def templates(ctx, incomplete):
 
 
 def _local_templates() -> Iterable[tuple[str, str, bool]]:
-    """(name, description, on_clarifai) of the template YAML files, read with libyaml when
-    present: ~2 ms for both files against ~50 ms for the pure-Python loader (and for
-    core/templates' full validation, which a TAB does not need)."""
-    from segcli.core.templates import safe_load_fast, templates_dir
+    """(name, description, on_clarifai) of the template YAML files: from the parsed copy
+    `template list` leaves in the data dir while the files are unchanged (no PyYAML import),
+    else read with libyaml (~2 ms for both files against ~50 ms for the pure-Python loader).
+    Core/templates' full validation is not needed by a TAB; nothing is written."""
+    from segcli.backends.local.store import TEMPLATES_CACHE
+    from segcli.core.paths import data_dir
+    from segcli.core.templates import template_documents
 
-    for path in sorted(templates_dir().glob("*.yaml")):
-        raw = safe_load_fast(path.read_text(encoding="utf-8")) or {}
+    for _, raw in template_documents(data_dir() / TEMPLATES_CACHE, write=False):
+        raw = raw or {}
         yield str(raw["name"]), " ".join(str(raw.get("description", "")).split()), bool(raw.get("on_clarifai"))
 
 

@@ -13,7 +13,6 @@ Writing never fails a command: a cache that cannot be written is simply not ther
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -24,6 +23,8 @@ Entry = tuple[str, str, str]   # id, help shown beside it (zsh/fish), status (mo
 
 
 def _path(settings, kind: str, scope: Sequence[str]) -> Path:
+    import hashlib  # here: local list commands never get this far
+
     from segcli.config import config_dir
 
     key = json.dumps([settings.backend, settings.get("user_id") or "", settings.get("api_base") or "", kind, *scope])

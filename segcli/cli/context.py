@@ -66,6 +66,15 @@ class State:
             self._backend = open_backend(self.settings)
         return self._backend
 
+    @property
+    def backend_class(self):
+        """The selected backend's class, without opening it (no store, no connection)."""
+        if self._backend is not None:
+            return type(self._backend)
+        from segcli.backends.registry import backend_class
+
+        return backend_class(self.settings.backend)
+
     def app_id(self, flag: Optional[str]) -> str:
         app = flag or self.settings.get("app")
         if not app:

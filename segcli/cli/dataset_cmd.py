@@ -1,6 +1,7 @@
 """segcli dataset: datasets, uploads of per-pixel labels, and immutable versions."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -190,6 +191,8 @@ def upload(
                                                help="polygon | mask: how Clarifai receives regions (polygons, as "
                                                     "its SDK sends them, or exact 1-bit masks); the local "
                                                     "backend stores label maps and ignores it.")] = "polygon",
+    recheck: Annotated[bool, typer.Option("--recheck", help="Read and validate every file, also those unchanged "
+                                                              "(same size, times and inode) since they were uploaded.")] = False,
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
@@ -197,11 +200,17 @@ def upload(
 
     app_id = STATE.app_id(app)
     sink = out(output, quiet)
-    STATE.backend.get_dataset(app_id, dataset_id)
-    data = service.read_source(coco, images, masks, _classes(classes), progress_mode(quiet))
-    result = service.upload(STATE.backend, app_id, dataset_id, data, dry_run=dry_run,
-                            max_invalid_percent=max_invalid_percent, progress_mode=progress_mode(quiet),
-                            region_format=region_format)
+    backend = STATE.backend
+    backend.get_dataset(app_id, dataset_id)
+    # Staged bytes are written by the upload below or discarded: a dry run stages none.
+    with nullcontext() if dry_run else backend.upload_staging() as stash:
+        data = service.read_source(coco, images, masks, _classes(classes), progress_mode(quiet),
+                                   known=None if recheck else backend.known_files(), stash=stash)
+        if data.unchanged:
+            sink.info(f"{data.unchanged} of {data.total} items unchanged since they were uploaded: not read again")
+        result = service.upload(backend, app_id, dataset_id, data, dry_run=dry_run,
+                                max_invalid_percent=max_invalid_percent, progress_mode=progress_mode(quiet),
+                                region_format=region_format)
     for bad in data.invalid:
         sink.warn(f"invalid: {bad.name}: {bad.reason}")
     summary = result.to_dict()

@@ -24,12 +24,78 @@ def load(name: str) -> click.Command:
     target = getattr(importlib.import_module(entry.module), entry.attr)
     if isinstance(target, typer.Typer):
         target.rich_markup_mode = None      # plain Click help, as the root's (no rich import)
-        command = typer.main.get_group(target)
+        command = lazy_group(target)
     else:
         single = typer.Typer(rich_markup_mode=None, add_completion=False)
         single.command(name)(target)
         command = typer.main.get_command(single)
     command.name = name
+    return command
+
+
+def lazy_group(app: Any, name: str | None = None) -> click.Group:
+    """typer.main.get_group(app), but each subcommand converted to Click only when it is
+    resolved: Typer reads every command's signature and type hints to build its options (~2 ms
+    a command), and `segcli dataset upload` needs one of the group's eleven."""
+    import copy
+
+    import typer.main
+    from typer.models import TyperInfo
+
+    shell = copy.copy(app)
+    shell.registered_commands, shell.registered_groups = [], []
+    group = typer.main.get_group_from_info(
+        TyperInfo(shell, name=name), pretty_exceptions_short=app.pretty_exceptions_short,
+        rich_markup_mode=app.rich_markup_mode, suggest_commands=app.suggest_commands)
+    sources: dict[str, Any] = {}
+    for info in app.registered_commands:
+        sources[info.name or typer.main.get_command_name(info.callback.__name__)] = info
+    for info in app.registered_groups:
+        if not info.name:  # merged into this group by Typer: no lazy name to wait for
+            return typer.main.get_group(app)
+        sources[info.name] = info
+    group.__class__ = _lazy_class(type(group))
+    group._segcli_sources = sources  # type: ignore[attr-defined]
+    return group
+
+
+_LAZY: dict[type, type] = {}
+
+
+def _lazy_class(base: type) -> type:
+    """A subclass of Typer's group class that converts subcommands on first use."""
+    if base not in _LAZY:
+        class LazyTyperGroup(base):  # type: ignore[misc, valid-type]
+            def list_commands(self, ctx: click.Context) -> list[str]:
+                return list(self._segcli_sources)
+
+            def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+                if cmd_name not in self.commands and cmd_name in self._segcli_sources:
+                    self.commands[cmd_name] = _convert(self, cmd_name)
+                return super().get_command(ctx, cmd_name)
+
+            def resolve_command(self, ctx: click.Context, args: list[str]):
+                if args and args[0] not in self._segcli_sources:
+                    for known in self._segcli_sources:   # Typer suggests among self.commands
+                        self.get_command(ctx, known)
+                return super().resolve_command(ctx, args)
+
+        _LAZY[base] = LazyTyperGroup
+    return _LAZY[base]
+
+
+def _convert(group: Any, cmd_name: str) -> click.Command:
+    import typer.main
+    from typer.models import TyperInfo
+
+    info = group._segcli_sources[cmd_name]
+    if isinstance(info, TyperInfo):
+        sub = info.typer_instance
+        sub.rich_markup_mode = None
+        command = lazy_group(sub, info.name)
+    else:
+        command = typer.main.get_command_from_info(info, pretty_exceptions_short=True, rich_markup_mode=None)
+    command.name = cmd_name
     return command
 
 

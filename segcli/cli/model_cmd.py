@@ -31,7 +31,7 @@ VERSION_COLUMNS = ["id", "status", "template", "epoch", "epochs", "val_mIoU", "l
 @app.command("types")
 def types(output: OutputOpt = "table") -> None:
     """List trainable model types (segcli trains visual-segmenter)."""
-    out(output).data(STATE.backend.list_model_types(), ["id", "supported"], title="trainable model types")
+    out(output).data(STATE.backend_class.list_model_types(), ["id", "supported"], title="trainable model types")
 
 
 @app.command("create")

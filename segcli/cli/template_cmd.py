@@ -8,8 +8,6 @@ import typer
 
 from segcli.cli import complete, complete_cache
 from segcli.cli.context import STATE, AppOpt, DatasetVersionOpt, OutputOpt, out, save_user_file
-from segcli.core.templates import ParamsUpdate, load_document, resolve_document
-from segcli.services import params as service
 
 TEMPLATE_HELP = """Training templates (SegFormer, a small U-Net) and their params: what each knob
 does, and the params YAML you write, edit and validate before training.
@@ -27,16 +25,20 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="key=va
 @app.command("list")
 def list_templates(output: OutputOpt = "table") -> None:
     """List training templates for visual-segmenter models; `default` marks the one
-    `segcli train` uses when no --template is given."""
+    `segcli train` uses when no --template is given. The table cuts descriptions to one line:
+    `template show NAME` (or -o json) has them in full."""
     backend = STATE.backend
     templates = backend.list_templates()
     complete_cache.remember(STATE.settings, "templates", (), [(t.name, complete.short(t.description), "") for t in templates])
     rows = [{"name": t.name, "default": t.name == backend.default_template, "model_type": t.model_type,
              "on_clarifai": t.on_clarifai, "description": t.description}
             for t in templates]
-    if output == "table":
-        rows = [{**r, "default": "*" if r["default"] else ""} for r in rows]
-    out(output).data(rows, ["name", "default", "on_clarifai", "description"], title="templates")
+    columns = ["name", "default", "on_clarifai", "description"]
+    if output == "table":  # one line a template; the full description: -o json, template show
+        from segcli.render.output import fit_column
+
+        rows = fit_column([{**r, "default": "*" if r["default"] else ""} for r in rows], columns, "description")
+    out(output).data(rows, columns, title="templates")
 
 
 @app.command("show")
@@ -63,6 +65,9 @@ def params(
     output: OutputOpt = "table",
 ) -> None:
     """Write a template's params YAML (get_params), with your changes applied (update_params)."""
+    from segcli.core.templates import ParamsUpdate
+    from segcli.services import params as service
+
     if concepts and all_concepts:
         from segcli.core.errors import InvalidInputError
 
@@ -85,6 +90,9 @@ def validate(
     output: OutputOpt = "table",
 ) -> None:
     """Check a params file: keys, types, ranges; and dataset/concepts when an app is known."""
+    from segcli.core.templates import load_document, resolve_document
+    from segcli.services import params as service
+
     backend = STATE.backend
     template, doc, _ = resolve_document(load_document(file), backend.list_templates(), backend.default_template)
     app_id = app or STATE.settings.get("app")

@@ -127,7 +127,10 @@ def safe_load_fast(text: str) -> Any:
 
 
 def template_from_yaml(path: Path) -> Template:
-    raw = safe_load_fast(path.read_text())
+    return _template(path, safe_load_fast(path.read_text()))
+
+
+def _template(path: Path, raw: dict[str, Any]) -> Template:
     params = {n: _spec(n, spec, path.name) for n, spec in (raw.get("params") or {}).items()}
     return Template(name=raw["name"], model_type=raw.get("model_type", "visual-segmenter"),
                     description=" ".join(str(raw.get("description", "")).split()),
@@ -144,8 +147,55 @@ def templates_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "templates"
 
 
-def local_templates() -> list[Template]:
-    return [template_from_yaml(p) for p in sorted(templates_dir().glob("*.yaml"))]
+def local_templates(cache: Path | None = None) -> list[Template]:
+    """The template YAML files as Templates (`cache`: see template_documents)."""
+    return [_template(path, raw) for path, raw in template_documents(cache)]
+
+
+def template_documents(cache: Path | None = None, write: bool = True) -> list[tuple[Path, dict[str, Any]]]:
+    """Each template YAML file, parsed. With `cache` (a JSON file), the documents parsed before
+    are taken from it while every file's stamp (size, mtime, inode) is the one recorded, and it
+    is rewritten (`write`) after a parse: `template list` and completion then skip PyYAML (~15
+    ms to import). The documents are validated by their reader as always. Any problem with the
+    cache file only means parsing the YAML."""
+    import json
+
+    paths = sorted(templates_dir().glob("*.yaml"))
+    try:
+        key = [[str(p), *_stamp(p)] for p in paths]
+    except OSError:
+        key = None
+    if cache is not None and key is not None:
+        try:
+            doc = json.loads(cache.read_text(encoding="utf-8"))
+            if doc.get("key") == key and len(doc.get("documents", ())) == len(paths):
+                return list(zip(paths, doc["documents"]))
+        except (OSError, ValueError, AttributeError, TypeError):
+            pass
+    documents = [safe_load_fast(p.read_text()) for p in paths]
+    if cache is not None and key is not None and write:
+        _write_cache(cache, key, documents)
+    return list(zip(paths, documents))
+
+
+def _stamp(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _write_cache(cache: Path, key: list, documents: list) -> None:
+    import json
+
+    from segcli.core.files import write_text_atomic
+
+    try:
+        text = json.dumps({"key": key, "documents": documents})
+        if json.loads(text)["documents"] != documents:
+            return  # something JSON cannot hold as YAML gave it (int keys, NaN): parse each time
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(cache, text)
+    except (OSError, TypeError, ValueError):
+        pass  # a cache that cannot be written is simply not there
 
 
 def find_template(templates: list[Template], name: str) -> Template:

@@ -25,6 +25,7 @@ Decisions:
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import re
@@ -37,11 +38,15 @@ from pycocotools import mask as mask_utils
 
 from segcli.core.errors import InvalidInputError, NotFoundError
 from segcli.core.textfile import SAVE_AS_UTF8
-from segcli.datasets.images import (DEFAULT_WORKERS, BadFile, Progress, bbox_of, collect,
-                                    inspect_image, map_items, png_bytes, require_dir)
+from segcli.datasets.filefacts import ImageFile, KnownFiles, KnownRender, Stash, absolute, stamp_of
+from segcli.datasets.images import (BadFile, Progress, bbox_of, collect, map_items, observe_image,
+                                    png_bytes, require_dir)
 from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult, Region
+from segcli.datasets.reading import PROCESS_WORKERS
 
 TOLERANCE_PX = 1.0  # COCO exports round coordinates: this far outside is not "clipped"
+# Bump when drawing a label map from annotations changes: remembered drawings are then redone.
+RENDER_RULES = 1
 _HINT = "expected a COCO instances JSON with 'images', 'annotations' and 'categories'"
 
 
@@ -50,7 +55,12 @@ class BadAnnotation(Exception):
 
 
 def read_coco(annotations: Path, images_dir: Path, on_progress: Progress | None = None,
-              workers: int = DEFAULT_WORKERS) -> ReadResult:
+              workers: int | None = None, known: KnownFiles | None = None,
+              stash: Stash | None = None) -> ReadResult:
+    """Validate every image entry. An item whose image `known` vouches for (unchanged since
+    the backend stored it) and whose label map it drew before from the same annotations is
+    made without reading or drawing anything; the others in worker processes, which hand the
+    bytes of valid images and label maps to `stash` if given."""
     doc = _load(Path(annotations))
     images_dir = require_dir(images_dir, "images folder",
                              hint="pass the folder holding the files named in the JSON's 'images'")
@@ -58,9 +68,67 @@ def read_coco(annotations: Path, images_dir: Path, on_progress: Progress | None 
     entries, invalid = _image_entries(doc["images"], ImageFinder(images_dir))
     known_ids = {_image_id(e) for e in doc["images"]} - {None}
     by_image, orphans = _group_annotations(doc["annotations"], known_ids)
-    jobs = [(entry, path, by_image.get(entry["id"], [])) for entry, path in entries]
-    read_one = functools.partial(_read_image, images_dir=images_dir, categories=categories)
-    return collect(map_items(read_one, jobs, workers, on_progress), invalid + orphans)
+    jobs = []
+    for entry, path in entries:
+        anns = by_image.get(entry["id"], [])
+        jobs.append((entry, path, anns, None, render_key(entry, anns, categories)))
+    facts, renders = _known(jobs, known)
+    jobs = [(entry, path, anns, facts.get(absolute(path)), key) for entry, path, anns, _, key in jobs]
+    done = {k: _known_item(job, renders[job[4]], images_dir) for k, job in enumerate(jobs)
+            if job[3] is not None and job[4] in renders}
+    todo = [job for k, job in enumerate(jobs) if k not in done]
+    read_one = functools.partial(_read_image, images_dir=images_dir, categories=categories, stash=stash)
+    processes = workers is None  # a caller naming a thread count gets threads
+    fresh = iter(map_items(read_one, todo, workers or PROCESS_WORKERS, _offset(on_progress, len(done), len(jobs)),
+                           processes=processes))
+    if not todo and on_progress:
+        on_progress(len(jobs), len(jobs))
+    outcomes = [done[k] if k in done else next(fresh) for k in range(len(jobs))]
+    result = collect(outcomes, invalid + orphans)
+    result.unchanged = sum(isinstance(done[k], LabeledItem) for k in done)
+    return result
+
+
+def render_key(entry: dict, anns: list, categories: dict[int, str]) -> str | None:
+    """A hash of everything an image's label map is drawn from (its size, and each annotation's
+    concept and segmentation in order), or None when that cannot be written down (no drawing
+    is then remembered)."""
+    drawn = [[categories.get(a.get("category_id")) if type(a.get("category_id")) is int else None,
+              a.get("segmentation")] for a in anns]
+    try:
+        text = json.dumps([RENDER_RULES, entry["width"], entry["height"], drawn], sort_keys=True,
+                          separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def _known(jobs: list, known: KnownFiles | None) -> tuple[dict[str, ImageFile], dict[str, KnownRender]]:
+    if known is None:
+        return {}, {}
+    stamped = {absolute(path): stamp_of(path) for _, path, _, _, _ in jobs}
+    facts = known.images({k: v for k, v in stamped.items() if v is not None})
+    keys = [key for _, path, _, _, key in jobs if key is not None and absolute(path) in facts]
+    return facts, (known.renders(keys) if keys else {})
+
+
+def _offset(on_progress: Progress | None, done: int, total: int) -> Progress | None:
+    if on_progress is None:
+        return None
+    return lambda n, _: on_progress(done + n, total)
+
+
+def _known_item(job: tuple, render: KnownRender, images_dir: Path) -> LabeledItem | InvalidItem:
+    """The item of an entry whose image and drawing are both known: only the size rule is left
+    to apply (the annotations were valid when drawn: the key covers them)."""
+    entry, path, _, info, _ = job
+    if (info.width, info.height) != (entry["width"], entry["height"]):
+        return InvalidItem(entry["file_name"], f"image is {info.width}x{info.height}{info.turned()} but the JSON "
+                                               f"says {entry['width']}x{entry['height']}")
+    return LabeledItem(name=path.relative_to(images_dir).as_posix(), image_path=path, image_sha256=info.sha256,
+                       width=info.width, height=info.height, labels=render.labels, regions=render.regions,
+                       labelmap_path=render.labelmap_path, labelmap_sha256=render.labelmap_sha256,
+                       clipped=render.clipped)  # no render_key: nothing new to remember
 
 
 def _load(path: Path) -> dict:
@@ -274,14 +342,17 @@ def _group_annotations(anns: list, known_ids: set) -> tuple[dict, list[InvalidIt
     return by_image, orphans
 
 
-def _read_image(job: tuple[dict, Path, list[dict]], images_dir: Path,
-                categories: dict[int, str]) -> LabeledItem | InvalidItem:
-    entry, path, anns = job
+def _read_image(job: tuple[dict, Path, list[dict], ImageFile | None, str | None], images_dir: Path,
+                categories: dict[int, str], stash: Stash | None = None) -> LabeledItem | InvalidItem:
+    entry, path, anns, info, key = job
     name = path.relative_to(images_dir).as_posix()
-    try:
-        info = inspect_image(path)
-    except BadFile as e:
-        return InvalidItem(entry["file_name"], e.reason)
+    observed = ()
+    if info is None:
+        try:
+            info, seen = observe_image(path, stash)
+        except BadFile as e:
+            return InvalidItem(entry["file_name"], e.reason)
+        observed = (seen,) if seen is not None else ()
     w, h = info.width, info.height
     if (w, h) != (entry["width"], entry["height"]):
         return InvalidItem(entry["file_name"], f"image is {w}x{h}{info.turned()} but the JSON says "
@@ -291,9 +362,13 @@ def _read_image(job: tuple[dict, Path, list[dict]], images_dir: Path,
         labelmap, labels, regions = _render([(c, m) for c, m, _ in masks], h, w)
     except BadAnnotation as e:
         return InvalidItem(entry["file_name"], str(e))
+    png = png_bytes(labelmap)
+    digest = hashlib.sha256(png).hexdigest()
+    if stash is not None:
+        stash.keep(digest, png)
     return LabeledItem(name=name, image_path=path, image_sha256=info.sha256, width=w, height=h,
-                       labels=labels, regions=regions, labelmap_png=png_bytes(labelmap),
-                       clipped=sum(clipped for _, _, clipped in masks))
+                       labels=labels, regions=regions, labelmap_png=png, labelmap_sha256=digest,
+                       clipped=sum(clipped for _, _, clipped in masks), observed=observed, render_key=key)
 
 
 def _annotation_mask(ann: dict, categories: dict[int, str], w: int, h: int) -> tuple[str, np.ndarray, bool]:

@@ -28,6 +28,8 @@ from typing import Union
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from segcli.datasets.reading import BadFile  # noqa: F401 - raised here, caught by every reader
+
 Source = Union[Path, str, bytes]
 ORIENTATION_TAG = 0x0112
 # EXIF orientation -> the transpose that shows the image upright (Pillow's exif_transpose table).
@@ -43,14 +45,6 @@ _SIXTEEN = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 # PIL warns between MAX_IMAGE_PIXELS and twice that, then raises; segcli refuses at the first
 # threshold itself (a clean reason), so the warning would only be noise on stderr.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-
-
-class BadFile(ValueError):
-    """A file that cannot be used as an image (or mask); `reason` is shown to the user."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 def max_pixels() -> int | None:

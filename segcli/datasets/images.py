@@ -1,5 +1,6 @@
-"""Helpers shared by the dataset readers: verify image files, label-map regions, PNG encoding,
-and a (optionally threaded) map over items with progress.
+"""Helpers shared by the dataset readers that decode: verify image files (read once, stamped
+for datasets/filefacts.py), label-map regions, PNG encoding. The light half (map_items,
+collect, BadFile...) is datasets/reading.py, re-exported here.
 
 Images are opened through segcli.datasets.imagefile (EXIF orientation, pixel modes, size limit),
 the same module training, predict and eval read them with.
@@ -9,60 +10,39 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 from PIL import Image
 
-from segcli.core.errors import NotFoundError
+from segcli.datasets.filefacts import ImageFile, Observed, Stamp, Stash, absolute
 # BadFile is re-exported: readers catch the one error type imagefile raises too.
 from segcli.datasets.imagefile import BadFile, check_pixels, displayed_size, open_image, orientation  # noqa: F401
-from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult, Region
+from segcli.datasets.items import Region
+# Re-exported: the light half of the readers' toolkit (no numpy, no PIL) lives in reading.py.
+from segcli.datasets.reading import (DEFAULT_WORKERS, IMAGE_SUFFIXES, Progress, collect,  # noqa: F401
+                                     map_items, require_dir)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-# Threads overlap file reads, hashing, libjpeg/zlib decoding and PNG encoding (PIL, hashlib and
-# numpy release the GIL there). 1,000 512x512 items on 2 idle cores: 2 threads read masks 1.8x
-# and COCO 1.6x faster than 1; a 3rd adds nothing there, so cap at 4 for larger machines.
-DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"IEND\xaeB`\x82"
 
-Progress = Callable[[int, int], None]
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class ImageFile:
-    sha256: str
-    width: int        # as displayed: EXIF orientation applied
-    height: int
-    orientation: int = 1  # EXIF orientation (1 = none); 5..8 swap width and height
-
-    def turned(self) -> str:
-        """Why the displayed size may surprise: '' for files without an orientation."""
-        if self.orientation == 1:
-            return ""
-        w, h = displayed_size(self.width, self.height, self.orientation)  # its own inverse
-        return (f" (as displayed: the file's EXIF orientation {self.orientation} turns its "
-                f"stored {w}x{h} pixels)")
-
-
-def require_dir(path: Path, what: str, hint: str) -> Path:
-    path = Path(path)
-    if not path.is_dir():
-        problem = "is not a folder" if path.exists() else "not found"
-        raise NotFoundError(f"{what} {problem}: {path}", hint=hint)
-    return path
-
 
 def read_file(path: Path) -> bytes:
+    return read_observed(path)[0]
+
+
+def read_observed(path: Path) -> tuple[bytes, Stamp | None, int]:
+    """(the file's bytes, its stamp as read or None if it changed while being read, when the
+    reading began). The stamp is taken from the open file before reading, so a change made
+    after it is never recorded as seen."""
+    read_at = time.time_ns()
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            before = os.fstat(fh.fileno())
+            data = fh.read()
+            after = os.fstat(fh.fileno())
     except OSError as e:
         raise BadFile(f"cannot read {path.name}: {e.strerror or e}") from e
     if not data:
@@ -71,7 +51,8 @@ def read_file(path: Path) -> bytes:
     # (Searched, not matched at the very end: some tools append bytes after it.)
     if data.startswith(_PNG_SIGNATURE) and data.rfind(_PNG_IEND) < 0:
         raise BadFile(f"{path.name} is truncated (the PNG has no end chunk)")
-    return data
+    stamp = Stamp.of(before)
+    return data, (stamp if stamp == Stamp.of(after) and len(data) == stamp.size else None), read_at
 
 
 def decode(data: bytes, name: str, prepare: Callable[[Image.Image], None] | None = None) -> Image.Image:
@@ -89,9 +70,15 @@ def decode(data: bytes, name: str, prepare: Callable[[Image.Image], None] | None
 
 
 def inspect_image(path: Path) -> ImageFile:
+    return observe_image(path)[0]
+
+
+def observe_image(path: Path, stash: Stash | None = None) -> tuple[ImageFile, Observed | None]:
     """Hash the bytes and fully decode the image once: proves it is readable and convertible,
-    gives its size as displayed (EXIF orientation applied, as every later reader does)."""
-    data = read_file(path)
+    gives its size as displayed (EXIF orientation applied, as every later reader does). Also
+    what was observed, for the backend to remember (None if the file changed while read).
+    A valid image's bytes go to `stash` (with their hash) when one is given."""
+    data, stamp, read_at = read_observed(path)
     size: list[tuple[int, int]] = []
 
     def prepare(image: Image.Image) -> None:
@@ -105,7 +92,10 @@ def inspect_image(path: Path) -> ImageFile:
         check_pixels(image, path.name)
         orient = orientation(image)  # after load: PNG may keep its EXIF after the pixels
     width, height = displayed_size(*size[0], orient)
-    return ImageFile(hashlib.sha256(data).hexdigest(), width, height, orient)
+    info = ImageFile(hashlib.sha256(data).hexdigest(), width, height, orient)
+    if stash is not None:
+        stash.keep(info.sha256, data)
+    return info, (Observed(absolute(path), stamp, read_at, info) if stamp else None)
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -130,42 +120,3 @@ def regions_from_labelmap(labelmap: np.ndarray, labels: dict[int, str],
         areas = np.bincount(labelmap.ravel(), minlength=256)
     return tuple(Region(name, int(areas[value]), bbox_of(labelmap == value))
                  for value, name in sorted(labels.items()))
-
-
-def map_items(fn: Callable[[T], R], jobs: Sequence[T], workers: int,
-              on_progress: Progress | None) -> list[R]:
-    """`[fn(job) for job in jobs]`, in order, on `workers` threads, reporting (done, total)."""
-    total = len(jobs)
-    if on_progress:
-        on_progress(0, total)
-    if workers <= 1 or total <= 1:
-        results = (fn(job) for job in jobs)
-        return _with_progress(results, total, on_progress)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="segcli-read") as pool:
-        return _with_progress(pool.map(fn, jobs), total, on_progress)
-
-
-def _with_progress(results: Iterable[R], total: int, on_progress: Progress | None) -> list[R]:
-    out = []
-    for result in results:
-        out.append(result)
-        if on_progress:
-            on_progress(len(out), total)
-    return out
-
-
-def collect(outcomes: Iterable[LabeledItem | InvalidItem],
-            invalid: Iterable[InvalidItem] = ()) -> ReadResult:
-    result = ReadResult(invalid=list(invalid))
-    seen: dict[str, None] = {}  # ordered set: concepts in first-seen order
-    for outcome in outcomes:
-        if isinstance(outcome, InvalidItem):
-            result.invalid.append(outcome)
-            continue
-        result.items.append(outcome)
-        result.clipped += outcome.clipped
-        for region in outcome.regions:
-            seen.setdefault(region.concept)
-    result.concepts = list(seen)
-    return result
-

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from segcli.datasets.filefacts import Observed
 
 IGNORE_INDEX = 255  # label-map value that training and metrics skip (mmseg / HF convention)
 
@@ -36,14 +40,25 @@ class LabeledItem:
     labels: dict[int, str]       # label-map value -> concept name, for values present (not 0/255)
     regions: tuple[Region, ...]
     labelmap_png: bytes | None = None
-    labelmap_path: Path | None = None
+    labelmap_path: Path | str | None = None
     clipped: int = 0             # COCO annotations whose polygons ran past the image border
+    # sha256 of labelmap_bytes() when the reader knows it (it hashed the bytes it validated),
+    # so that writers need not read and hash the label map again.
+    labelmap_sha256: str | None = None
+    # The files read to make this item, as read (datasets/filefacts.py): a backend that stores
+    # the item may remember them. Empty for items whose files were known and not read again.
+    # Not part of equality: two reads of the same files make equal items.
+    observed: tuple["Observed", ...] = field(default=(), compare=False, repr=False)
+    # COCO: the hash of what the label map was drawn from (coco.render_key), for a backend to
+    # remember the drawing by; None for items whose label map is a file.
+    render_key: str | None = field(default=None, compare=False, repr=False)
 
     def labelmap_bytes(self) -> bytes:
         if self.labelmap_png is not None:
             return self.labelmap_png
         assert self.labelmap_path is not None
-        return self.labelmap_path.read_bytes()
+        with open(self.labelmap_path, "rb") as fh:
+            return fh.read()
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,7 @@ class ReadResult:
     # Every concept name the valid items use, in first-seen order.
     concepts: list[str] = field(default_factory=list)
     clipped: int = 0  # sum of the valid items' `clipped`
+    unchanged: int = 0  # valid items made from facts the backend kept: no file of theirs was read
 
     @property
     def total(self) -> int:

@@ -22,6 +22,11 @@ __background__, bg; any case), name i is index i; otherwise the names are indice
 Valid masks are used verbatim (`labelmap_path`): PIL reads a P PNG as its palette indices, so
 `np.array(Image.open(mask))` yields class values for both modes. Other accepted forms (1-bit,
 opaque alpha, grey RGB, an EXIF-turned mask) are re-encoded as mode L.
+
+This module lists, pairs and applies the rules (pair_problem, pair_item) and imports neither
+numpy nor PIL: decoding a pair is datasets/maskfile.py's, in worker processes, and only for
+pairs whose facts the backend does not vouch for (datasets/filefacts.py). The rules run on the
+facts either way, so a remembered file is judged exactly as a freshly read one.
 """
 from __future__ import annotations
 
@@ -29,32 +34,106 @@ import functools
 import os
 from collections import Counter
 from pathlib import Path
-
-import numpy as np
-from PIL import Image
+from typing import Mapping, Optional
 
 from segcli.core.errors import InvalidInputError
 from segcli.core.textfile import SAVE_AS_UTF8, TextEncodingError, read_text
-from segcli.datasets.imagefile import orientation, turn_upright
-from segcli.datasets.images import (DEFAULT_WORKERS, IMAGE_SUFFIXES, BadFile, Progress, collect,
-                                    decode, inspect_image, map_items, png_bytes, read_file,
-                                    regions_from_labelmap, require_dir)
-from segcli.datasets.items import IGNORE_INDEX, InvalidItem, LabeledItem, ReadResult
+from segcli.datasets.filefacts import (ImageFile, KnownFiles, KnownMask, MaskFacts, Observed, Stash, absolute,
+                                      stamp_of)
+from segcli.datasets.items import IGNORE_INDEX, InvalidItem, LabeledItem, ReadResult, Region
+from segcli.datasets.reading import (IMAGE_SUFFIXES, PROCESS_WORKERS, Progress, collect, map_items,
+                                     require_dir)
+
+# image path, mask path, item name, and the facts already known of either file (or None)
+PairJob = tuple[Path, Path, str, Optional[ImageFile], Optional[KnownMask]]
 
 BACKGROUND_NAMES = {"background", "_background_", "__background__", "bg"}
 CLASSES_HINT = "pass --classes a,b,c or write classes.txt (one name a line) beside the masks folder"
 
 
 def read_mask_folder(images_dir: Path, masks_dir: Path, classes: list[str] | None = None,
-                     on_progress: Progress | None = None,
-                     workers: int = DEFAULT_WORKERS) -> ReadResult:
+                     on_progress: Progress | None = None, workers: int | None = None,
+                     known: KnownFiles | None = None, stash: Stash | None = None) -> ReadResult:
+    """Validate every pair. Files whose facts `known` vouches for (unchanged since the backend
+    stored them) are not read again; the others are decoded in worker processes, which hand
+    the bytes of valid files to `stash` if given."""
     images_dir = require_dir(images_dir, "images folder", hint="pass the folder of images")
     masks_dir = require_dir(masks_dir, "masks folder",
                             hint="pass the folder of <image stem>.png index masks")
     names, described = class_names(classes, masks_dir)
-    jobs, invalid = _pair(images_dir, masks_dir)
-    read_one = functools.partial(_read_pair, names=names, described=described)
-    return collect(map_items(read_one, jobs, workers, on_progress), invalid)
+    pairs, invalid = _pair(images_dir, masks_dir)
+    jobs = _with_known(pairs, known)
+    done = {k: _known_item(job, names, described) for k, job in enumerate(jobs)
+            if job[3] is not None and job[4] is not None}
+    todo = [job for k, job in enumerate(jobs) if k not in done]
+    if todo:
+        from segcli.datasets import maskfile  # numpy and PIL: only when something is decoded
+
+        read_one = functools.partial(maskfile.read_pair, names=names, described=described, stash=stash)
+        processes = workers is None  # a caller naming a thread count gets threads
+        count = workers or PROCESS_WORKERS
+        fresh = iter(map_items(read_one, todo, count, _offset(on_progress, len(done), len(jobs)),
+                               processes=processes))
+    elif on_progress:
+        on_progress(len(jobs), len(jobs))
+    outcomes = [done[k] if k in done else next(fresh) for k in range(len(jobs))]
+    result = collect(outcomes, invalid)
+    result.unchanged = sum(isinstance(done[k], LabeledItem) for k in done)
+    return result
+
+
+def _with_known(pairs: list[tuple[Path, Path, str]], known: KnownFiles | None) -> list[PairJob]:
+    if known is None:
+        return [(image, mask, name, None, None) for image, mask, name in pairs]
+    images = {absolute(image): stamp_of(image) for image, _, _ in pairs}
+    masks = {absolute(mask): stamp_of(mask) for _, mask, _ in pairs}
+    found_images = known.images({k: v for k, v in images.items() if v is not None})
+    found_masks = known.masks({k: v for k, v in masks.items() if v is not None})
+    return [(image, mask, name, found_images.get(absolute(image)), found_masks.get(absolute(mask)))
+            for image, mask, name in pairs]
+
+
+def _offset(on_progress: Progress | None, done: int, total: int) -> Progress | None:
+    """Progress of the pairs decoded, counted after those already known."""
+    if on_progress is None:
+        return None
+    return lambda n, _: on_progress(done + n, total)
+
+
+def _known_item(job: PairJob, names: dict[int, str], described: str) -> LabeledItem | InvalidItem:
+    image_path, _, name, info, mask = job
+    assert info is not None and mask is not None
+    problem = pair_problem(info, mask.facts.width, mask.facts.height, mask.facts.areas, names, described)
+    if problem is not None:
+        return InvalidItem(name, problem)
+    return pair_item(name, image_path, info, mask.facts, names, labelmap_path=mask.labelmap_path)
+
+
+def pair_problem(info: ImageFile, mask_width: int, mask_height: int, areas: Mapping[int, int],
+                 names: dict[int, str], described: str) -> str | None:
+    """Why an image and its decoded mask do not make an item, or None: the rules of a pair."""
+    if (mask_width, mask_height) != (info.width, info.height):
+        return (f"mask is {mask_width}x{mask_height} but the image is {info.width}x{info.height}"
+                f"{info.turned()}")
+    unnamed = [str(v) for v in sorted(areas) if v not in (0, IGNORE_INDEX) and v not in names]
+    if unnamed:
+        which = (f"class index {unnamed[0]} has" if len(unnamed) == 1
+                 else f"class indices {', '.join(unnamed)} have")
+        return f"{which} no name ({described})"
+    return None
+
+
+def pair_item(name: str, image_path: Path, info: ImageFile, mask: MaskFacts, names: dict[int, str], *,
+              labelmap_path: Path | str | None = None, labelmap_png: bytes | None = None,
+              observed: tuple[Observed, ...] = ()) -> LabeledItem:
+    """The item of a pair that passed pair_problem; every value present is named."""
+    labels = {v: names[v] for v in sorted(mask.bboxes)}
+    return LabeledItem(
+        name=name, image_path=image_path, image_sha256=info.sha256,
+        width=info.width, height=info.height, labels=labels,
+        regions=tuple(Region(labels[v], mask.areas[v], mask.bboxes[v]) for v in sorted(labels)),
+        labelmap_path=labelmap_path, labelmap_png=labelmap_png,
+        labelmap_sha256=mask.labelmap_sha256, observed=observed)
 
 
 def class_names(classes: list[str] | None, masks_dir: Path) -> tuple[dict[int, str], str]:
@@ -114,30 +193,44 @@ def _pair(images_dir: Path, masks_dir: Path) -> tuple[list[tuple[Path, Path, str
 def _mirrored_folders(images_dir: Path, masks_dir: Path, rel: str = ""):
     """(relative folder, images, masks by stem, other files by stem) for images_dir and each
     subfolder that masks_dir mirrors, depth first in name order. Symlinked folders are not
-    followed (no loops)."""
+    followed (no loops). Names are handled as strings: pathlib's parsing cost more than the
+    rest of re-reading an unchanged 1,000-item folder."""
     image_files, image_dirs = _listing(images_dir)
     mask_files, mask_dirs = _listing(masks_dir)
-    images = [p for p in image_files if p.suffix.lower() in IMAGE_SUFFIXES]
-    masks = {p.stem: p for p in mask_files if p.suffix.lower() == ".png"}
-    others = {p.stem: p.name for p in mask_files if p.suffix.lower() != ".png"}
+    images = [(name, *_split(name)) for name in image_files]
+    images = [Path(images_dir, name) for name, _, suffix in images if suffix.lower() in IMAGE_SUFFIXES]
+    masks, others = {}, {}
+    for name in mask_files:
+        stem, suffix = _split(name)
+        if suffix.lower() == ".png":
+            masks[stem] = Path(masks_dir, name)
+        else:
+            others[stem] = name
     yield rel, images, masks, others
-    mirrored = {d.name for d in mask_dirs}
-    for sub in image_dirs:
-        if sub.name in mirrored and not _same(sub, masks_dir):
-            yield from _mirrored_folders(sub, masks_dir / sub.name, f"{rel}{sub.name}/")
+    mirrored = set(mask_dirs)
+    for name in image_dirs:
+        sub = images_dir / name
+        if name in mirrored and not _same(sub, masks_dir):
+            yield from _mirrored_folders(sub, masks_dir / name, f"{rel}{name}/")
 
 
-def _listing(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(visible files, visible real subfolders), sorted by name."""
+def _split(name: str) -> tuple[str, str]:
+    """(stem, suffix) as pathlib splits a file name."""
+    dot = name.rfind(".")
+    return (name[:dot], name[dot:]) if 0 < dot < len(name) - 1 else (name, "")
+
+
+def _listing(folder: Path) -> tuple[list[str], list[str]]:
+    """Names of the visible files and of the visible real subfolders, each sorted."""
     files, dirs = [], []
     with os.scandir(folder) as entries:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             if entry.is_dir(follow_symlinks=False):
-                dirs.append(Path(entry.path))
+                dirs.append(entry.name)
             elif entry.is_file():
-                files.append(Path(entry.path))
+                files.append(entry.name)
     return sorted(files), sorted(dirs)
 
 
@@ -150,89 +243,21 @@ def _same(a: Path, b: Path) -> bool:
 
 def _pair_folder(rel: str, images: list[Path], masks: dict[str, Path], others: dict[str, str],
                  images_name: str, masks_name: str, jobs: list, invalid: list) -> None:
-    stems = Counter(p.stem for p in images)
-    for image in images:
+    split = [(image, *_split(image.name)) for image in images]
+    stems = Counter(stem for _, stem, _ in split)
+    for image, stem, _ in split:
         name = rel + image.name
-        if stems[image.stem] > 1:
-            invalid.append(InvalidItem(name, f"another image has the stem {image.stem!r}, "
-                                             f"so {masks_name}/{rel}{image.stem}.png is ambiguous"))
-        elif image.stem in masks:
-            jobs.append((image, masks[image.stem], name))
+        if stems[stem] > 1:
+            invalid.append(InvalidItem(name, f"another image has the stem {stem!r}, "
+                                             f"so {masks_name}/{rel}{stem}.png is ambiguous"))
+        elif stem in masks:
+            jobs.append((image, masks[stem], name))
         else:
-            also = (f" (found {others[image.stem]}; masks must be PNG: lossy formats change "
-                    "class values)") if image.stem in others else ""
-            invalid.append(InvalidItem(name, f"no mask: {masks_name}/{rel}{image.stem}.png "
+            also = (f" (found {others[stem]}; masks must be PNG: lossy formats change "
+                    "class values)") if stem in others else ""
+            invalid.append(InvalidItem(name, f"no mask: {masks_name}/{rel}{stem}.png "
                                              f"does not exist{also}"))
     for stem, mask in sorted(masks.items()):
         if stem not in stems:
             invalid.append(InvalidItem(f"{masks_name}/{rel}{mask.name}",
                                        f"mask has no matching image in {images_name}/{rel}"))
-
-
-def _read_pair(job: tuple[Path, Path, str], names: dict[int, str], described: str) -> LabeledItem | InvalidItem:
-    image_path, mask_path, name = job
-    try:
-        info = inspect_image(image_path)
-        labelmap, areas, verbatim = _load_mask(mask_path)
-    except BadFile as e:
-        return InvalidItem(name, e.reason)
-    if labelmap.shape != (info.height, info.width):
-        mh, mw = labelmap.shape
-        return InvalidItem(name, f"mask is {mw}x{mh} but the image is {info.width}x{info.height}"
-                                 f"{info.turned()}")
-    values = [int(v) for v in np.flatnonzero(areas) if v not in (0, IGNORE_INDEX)]
-    unnamed = [str(v) for v in values if v not in names]
-    if unnamed:
-        which = (f"class index {unnamed[0]} has" if len(unnamed) == 1
-                 else f"class indices {', '.join(unnamed)} have")
-        return InvalidItem(name, f"{which} no name ({described})")
-    labels = {v: names[v] for v in values}
-    return LabeledItem(
-        name=name, image_path=image_path, image_sha256=info.sha256,
-        width=info.width, height=info.height, labels=labels,
-        regions=regions_from_labelmap(labelmap, labels, areas),
-        labelmap_path=mask_path if verbatim else None,
-        labelmap_png=None if verbatim else png_bytes(labelmap))
-
-
-def _load_mask(path: Path) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(uint8 class-index array as displayed, pixel count per value, whether the file can be
-    used verbatim)."""
-    label = f"mask {path.name}"
-    try:
-        mask = decode(read_file(path), path.name)
-    except BadFile as e:
-        raise BadFile(f"mask {e.reason}") from None
-    if mask.format != "PNG":
-        raise BadFile(f"{label} is a {mask.format} file; masks must be PNG")
-    if mask.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
-        raise BadFile(f"{label} is 16-bit (mode {mask.mode}); save it as 8-bit mode L or P")
-    orient = orientation(mask)
-    if mask.mode in ("L", "P") and orient == 1:
-        # PIL's histogram counts raw L values / P indices, ~1.5x faster than np.bincount.
-        return np.asarray(mask), np.array(mask.histogram()), True
-    array = _class_indices(mask, label)
-    if orient != 1:  # drawn upright like the photo; stored re-encoded upright
-        array = np.asarray(turn_upright(Image.fromarray(array), orient))
-    return array, np.bincount(array.ravel(), minlength=256), False
-
-
-def _class_indices(mask: Image.Image, label: str) -> np.ndarray:
-    """The class-index plane of a mask whose index is unambiguous, else BadFile."""
-    if mask.mode == "1":  # numpy reads 1-bit pixels as 0/1 (PIL histograms them as 0/255)
-        return np.asarray(mask, dtype=np.uint8)
-    if mask.mode in ("L", "P"):
-        return np.asarray(mask)
-    if mask.mode not in ("LA", "PA", "RGB", "RGBA"):
-        raise BadFile(f"{label} must be single-channel (mode L or P), got {mask.mode}")
-    array = np.asarray(mask)
-    if mask.mode in ("LA", "PA", "RGBA") and (array[..., -1] != 255).any():
-        raise BadFile(f"{label} has transparent pixels (mode {mask.mode}); save it without alpha "
-                      "as mode L or P (transparency is not a class: use 255 to ignore pixels)")
-    if mask.mode in ("RGB", "RGBA"):
-        grey = array[..., 0]
-        if not ((array[..., 1] == grey).all() and (array[..., 2] == grey).all()):
-            raise BadFile(f"{label} must be single-channel (mode L or P), got {mask.mode} with "
-                          "colours; a colour mask needs a palette (mode P) to give class indices")
-        return np.ascontiguousarray(grey)
-    return np.ascontiguousarray(array[..., 0])

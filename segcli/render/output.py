@@ -104,6 +104,21 @@ class Output:
         print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
+def fit_column(rows: list[dict], columns: Sequence[str], column: str, width: int | None = None) -> list[dict]:
+    """`rows` with the text of `column` cut short (ending in "...") where the table would not
+    fit `width` (default: the terminal's) on one line per row. For listings whose long text is
+    shown in full elsewhere (-o json, a `show` command): one line per row reads better than
+    folded cells, and needs no rich."""
+    width = width or _console_width()
+    others = sum(max([len(c), *(len(_cell(r.get(c))) for r in rows)]) for c in columns if c != column)
+    room = max(width - others - 2 * (len(columns) - 1), len(column) + 4)
+    out = []
+    for row in rows:
+        text = _cell(row.get(column))
+        out.append({**row, column: text if len(text) <= room else text[:room - 3].rstrip() + "..."})
+    return out
+
+
 def _console_width() -> int:
     """The width rich would lay a table out in: $COLUMNS, else the terminal's, else 80."""
     import os

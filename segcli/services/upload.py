@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from segcli.backends.base import Backend
 from segcli.core.entities import UploadResult
@@ -10,11 +10,19 @@ from segcli.core.errors import InvalidInputError
 from segcli.datasets.items import ReadResult
 from segcli.render.progress import Counter
 
+if TYPE_CHECKING:
+    from segcli.datasets.filefacts import KnownFiles, Stash
+
 MAX_LISTED = 50  # invalid items listed in an error; the JSON summary always has all of them
 
 
 def read_source(coco: Optional[Path], images: Optional[Path], masks: Optional[Path],
-                classes: Optional[list[str]], progress_mode: str) -> ReadResult:
+                classes: Optional[list[str]], progress_mode: str,
+                known: Optional["KnownFiles"] = None, stash: Optional["Stash"] = None) -> ReadResult:
+    """Read and validate the labelled images. `known` (Backend.known_files()) vouches for files
+    unchanged since the backend stored them: those are not read again. `stash`
+    (Backend.upload_staging()) takes the validated bytes, so they need not be read again to
+    be written."""
     if images is None:
         raise InvalidInputError("--images DIR is required", hint="segcli dataset upload DATASET --images DIR (--coco FILE | --masks DIR)")
     if (coco is None) == (masks is None):
@@ -32,10 +40,11 @@ def read_source(coco: Optional[Path], images: Optional[Path], masks: Optional[Pa
         if coco is not None:
             from segcli.datasets.coco import read_coco
 
-            return read_coco(coco, images, on_progress=on_progress)
+            return read_coco(coco, images, on_progress=on_progress, known=known, stash=stash)
         from segcli.datasets.maskdir import read_mask_folder
 
-        return read_mask_folder(images, masks, classes=classes, on_progress=on_progress)
+        return read_mask_folder(images, masks, classes=classes, on_progress=on_progress, known=known,
+                                stash=stash)
     finally:
         if counter is not None:
             counter.close()

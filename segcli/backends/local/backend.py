@@ -5,17 +5,22 @@ Only primitives live here (see backends/base.py); the rules are the base class's
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from segcli.backends import refusals
 from segcli.backends.base import Backend, DatasetItem
-from segcli.backends.local import items, jobs, upload, versions
-from segcli.backends.local.store import Store
+from segcli.backends.local import versions
+from segcli.backends.local.store import TEMPLATES_CACHE, Store
 from segcli.core.entities import App, Concept, Dataset, DatasetVersion, Model, ModelVersion, UploadResult
 from segcli.core.ids import new_version_id, now_iso
-from segcli.core.templates import Template, local_templates
-from segcli.datasets.items import ReadResult
+
+if TYPE_CHECKING:  # the modules below load when used: metadata commands need none of them
+    from segcli.core.templates import Template
+    from segcli.backends.local.filecache import FileCache
+    from segcli.backends.local.staging import Staging
+    from segcli.datasets.items import ReadResult
 
 
 class LocalBackend(Backend):
@@ -27,6 +32,7 @@ class LocalBackend(Backend):
 
     def __init__(self, root: Path):
         self.store = Store(root)
+        self._staging: Optional["Staging"] = None   # during upload_staging()
 
     @classmethod
     def from_settings(cls, settings) -> "LocalBackend":
@@ -110,9 +116,30 @@ class LocalBackend(Backend):
         with self.store.tx() as db:
             db.execute("DELETE FROM datasets WHERE app_id=? AND id=?", (app_id, dataset_id))
 
+    def known_files(self) -> "FileCache":
+        from segcli.backends.local.filecache import FileCache
+
+        return FileCache(self.store)
+
+    @contextmanager
+    def upload_staging(self) -> Iterator["Staging"]:
+        from segcli.backends.local.staging import staging
+
+        with staging(self.store.root) as stash:
+            self._staging = stash
+            try:
+                yield stash
+            finally:
+                self._staging = None
+
     def _upload(self, app_id: str, dataset_id: str, data: ReadResult, on_progress, region_format: str) -> UploadResult:
+        # Imported here: its thread pool and logging cost every metadata command ~13 ms.
+        from segcli.backends.local import upload
+
         # The local store keeps the label map itself: there are no regions to format.
-        return upload.write_items(self.store, app_id, dataset_id, data, on_progress)
+        result = upload.write_items(self.store, app_id, dataset_id, data, on_progress, self._staging)
+        self.known_files().remember(data.items)  # their content is stored now
+        return result
 
     def _create_dataset_version(self, app_id: str, dataset_id: str, description: str) -> DatasetVersion:
         version_id = new_version_id()
@@ -154,6 +181,8 @@ class LocalBackend(Backend):
                                              (app_id, dataset_id))]
 
     def _iter_dataset_items(self, app_id: str, dataset_id: str, version_id: Optional[str]) -> Iterator[DatasetItem]:
+        from segcli.backends.local import items
+
         return items.iter_items(self.store, app_id, dataset_id, version_id)
 
     # -- models ----------------------------------------------------------------------
@@ -183,7 +212,9 @@ class LocalBackend(Backend):
             db.execute("DELETE FROM models WHERE app_id=? AND id=?", (app_id, model_id))
 
     def _list_templates(self) -> list[Template]:
-        return local_templates()
+        from segcli.core.templates import local_templates
+
+        return local_templates(self.store.root / TEMPLATES_CACHE)
 
     def _refuse_if_training(self, where: str, args: tuple, what: str) -> None:
         for version in versions.list_rows(self.store, f"{where} AND status IN ('QUEUED','TRAINING')", args):
@@ -197,6 +228,8 @@ class LocalBackend(Backend):
         preflight(template.name, params["train_params"])
 
     def _train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any]) -> ModelVersion:
+        from segcli.backends.local import jobs
+
         return jobs.start(self.store, app_id, model_id, template, params)
 
     def _get_version(self, app_id: str, model_id: str, version_id: str) -> Optional[ModelVersion]:
@@ -212,9 +245,13 @@ class LocalBackend(Backend):
         return path.read_text() if path.exists() else ""
 
     def _cancel(self, version: ModelVersion) -> ModelVersion:
+        from segcli.backends.local import jobs
+
         return jobs.cancel(self.store, version)
 
     def _resume(self, version: ModelVersion) -> ModelVersion:
+        from segcli.backends.local import jobs
+
         return jobs.resume(self.store, version)
 
     def _model_dir(self, version: ModelVersion) -> Path:

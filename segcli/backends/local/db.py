@@ -69,6 +69,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         PRIMARY KEY (app_id, model_id, version_id, epoch),
         FOREIGN KEY (app_id, model_id, version_id) REFERENCES model_versions(app_id, model_id, id) ON DELETE CASCADE);
     """),
+    # What validating each uploaded file established, keyed by its path and stamp, so that a
+    # re-run reads only changed files (backends/local/filecache.py). The stamp is text: inode
+    # and device numbers can exceed SQLite's signed 64-bit integers.
+    ("0002_file_facts", """
+    CREATE TABLE file_facts (
+        path TEXT PRIMARY KEY,            -- absolute, as given (symlinks not resolved)
+        kind TEXT NOT NULL,               -- image | mask
+        stamp TEXT NOT NULL,              -- size:mtime_ns:ctime_ns:inode:device when read
+        read_at_ns INTEGER NOT NULL,      -- when the reading began (the racy-file rule)
+        sha256 TEXT NOT NULL,             -- of the file's bytes
+        facts_json TEXT NOT NULL,
+        checksum TEXT NOT NULL            -- over every other column: a garbled row is ignored
+    ) WITHOUT ROWID;
+    -- Label maps drawn from COCO annotations, keyed by a hash of everything they are drawn from.
+    CREATE TABLE label_renders (
+        key TEXT PRIMARY KEY,             -- sha256 of image size, annotations, category names
+        facts_json TEXT NOT NULL,         -- label map blob, labels, regions, clipped count
+        checksum TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """),
 ]
 
 

@@ -2,6 +2,7 @@
 
 A batch is all-or-nothing, blobs are content-addressed, and an input's id is its image's
 hash, so an upload killed at any instant and re-run ends with every item exactly once.
+Files are copied from the bytes validation hashed (blobs.py refuses one that changed since).
 """
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
+from segcli.backends.local.blobs import ChangedFile
+from segcli.backends.local.staging import Staging
 from segcli.backends.local.store import Store
 from segcli.core.entities import UploadResult
+from segcli.core.errors import InvalidInputError
 from segcli.core.ids import now_iso
 from segcli.datasets.items import LabeledItem, ReadResult
 
@@ -26,15 +30,30 @@ def _labels_json(item: LabeledItem) -> str:
     return json.dumps({str(k): v for k, v in sorted(item.labels.items())}, sort_keys=True)
 
 
-def _write_blobs(store: Store, item: LabeledItem) -> tuple[str, list[str | None]]:
-    store.blobs.put_file(item.image_path, item.image_sha256)
-    labelmap = store.blobs.put_bytes(item.labelmap_bytes())
+def _write_blobs(store: Store, item: LabeledItem, staging: Staging | None) -> tuple[str, list[str | None]]:
+    try:
+        if not (staging and staging.move(item.image_sha256, store.blobs)):
+            store.blobs.put_file(item.image_path, item.image_sha256)
+        labelmap = item.labelmap_sha256
+        if labelmap and staging and staging.move(labelmap, store.blobs):
+            pass  # validated and written by the reader
+        elif item.labelmap_png is None and labelmap and item.labelmap_path is not None:
+            store.blobs.put_file(item.labelmap_path, labelmap)
+        else:
+            labelmap = store.blobs.put_bytes(item.labelmap_bytes(), labelmap)
+    except ChangedFile as e:
+        raise InvalidInputError(
+            f"{e.path} changed during the upload: its bytes are no longer those validated, so "
+            f"item {item.name} was not stored (items before it were)",
+            hint="run the same upload again once the files stay put") from None
     masks = [store.blobs.put_bytes(r.mask_png) if r.mask_png is not None else None for r in item.regions]
     return labelmap, masks
 
 
 def write_items(store: Store, app_id: str, dataset_id: str, data: ReadResult,
-                on_progress: Callable[[int], None]) -> UploadResult:
+                on_progress: Callable[[int], None], staging: Staging | None = None) -> UploadResult:
+    """Store every item not stored already (`staging`: where the readers wrote the blobs of
+    the files they validated; the others are copied from their files, checked)."""
     existing = {r["id"]: (r["labelmap_blob"], r["labels_json"]) for r in store.all(
         "SELECT id, labelmap_blob, labels_json FROM inputs WHERE app_id=? AND dataset_id=?", (app_id, dataset_id))}
     result = UploadResult(added=0, skipped=0, invalid=len(data.invalid), dataset_id=dataset_id,
@@ -54,11 +73,17 @@ def write_items(store: Store, app_id: str, dataset_id: str, data: ReadResult,
         else:
             todo.append(item)
     on_progress(result.skipped)
-    # Blob writes are I/O bound; a couple of threads keep the disk busy while we hash/encode.
+    # Blob writes (copies, or renames of staged blobs) are system calls that release the GIL:
+    # threads write the next batch's blobs while this batch's rows are inserted. A batch's
+    # rows are inserted only once all its blobs are in place.
+    batches = [todo[start:start + BATCH] for start in range(0, len(todo), BATCH)]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        for start in range(0, len(todo), BATCH):
-            batch = todo[start:start + BATCH]
-            blobs = list(pool.map(lambda it: _write_blobs(store, it), batch))
+        def write(batch: list[LabeledItem]) -> list:
+            return [pool.submit(_write_blobs, store, item, staging) for item in batch]
+        pending = write(batches[0]) if batches else []
+        for k, batch in enumerate(batches):
+            blobs = [future.result() for future in pending]
+            pending = write(batches[k + 1]) if k + 1 < len(batches) else []
             added, updated, skipped = _insert_batch(store, app_id, dataset_id, batch, blobs)
             result.added += added
             result.updated += updated
@@ -68,7 +93,7 @@ def write_items(store: Store, app_id: str, dataset_id: str, data: ReadResult,
 
 
 def _labelmap_digest(item: LabeledItem) -> str:
-    return hashlib.sha256(item.labelmap_bytes()).hexdigest()
+    return item.labelmap_sha256 or hashlib.sha256(item.labelmap_bytes()).hexdigest()
 
 
 def _insert_batch(store: Store, app_id: str, dataset_id: str, batch: list[LabeledItem],

@@ -1,0 +1,148 @@
+"""What validating one file established, and the stamp the file had when it was read.
+
+A reader decodes every image and mask once to validate it. A backend that stores what was
+uploaded (the local one, backends/local/filecache.py) remembers these facts per file, so that
+re-running an upload reads only the files that changed since. This module is the vocabulary
+between the two; it imports neither numpy nor PIL.
+
+When is a file "unchanged"? When its stamp -- size, mtime, ctime, inode and device, all from
+one stat -- equals the stamp it had when it was read, as make, rsync (without -c) and git
+assume. ctime is in the stamp because no program can set it: a tool that rewrites a file and
+puts its old mtime back (`touch -r`, `cp -p`, `rsync -t`, tar) still moves ctime, and
+replacing a file by renaming another onto it changes the inode. What a stamp cannot show is a
+same-size rewrite within one tick of the file system's clock after the read that was
+remembered; a file changed that shortly before it was read is "racy" (git's "racily clean"
+rule) and is read again next time rather than trusted.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Optional, Protocol, Union
+
+from segcli.datasets.items import Region
+
+# How long after a file's last change its stamp may still be shared by a later change of the
+# same size. Linux, macOS and Windows file systems stamp in nanoseconds from a clock that ticks
+# every few milliseconds; FAT, HFS+, ext3 and some network shares in whole seconds (FAT's
+# mtime in 2 s steps). A file whose times are whole seconds gets the coarse window.
+RACY_FINE_NS = 100_000_000        # 100 ms: ten ticks of the coarsest kernel clock (HZ=100)
+RACY_COARSE_NS = 2_000_000_000    # 2 s
+
+
+@dataclass(frozen=True)
+class Stamp:
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    dev: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> "Stamp":
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+    def racy(self, read_at_ns: int) -> bool:
+        """True when the file changed so shortly before `read_at_ns` (when reading it began)
+        that another same-size change could have kept this stamp."""
+        coarse = self.mtime_ns % 1_000_000_000 == 0 and self.ctime_ns % 1_000_000_000 == 0
+        window = RACY_COARSE_NS if coarse else RACY_FINE_NS
+        return max(self.mtime_ns, self.ctime_ns) > read_at_ns - window
+
+
+def stamp_of(path: Union[str, Path]) -> Optional[Stamp]:
+    """The file's stamp, or None if it cannot be stat'ed (the read will say why)."""
+    try:
+        return Stamp.of(os.stat(path))
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """An image file that decodes: its content hash and its size as displayed."""
+
+    sha256: str
+    width: int        # as displayed: EXIF orientation applied
+    height: int
+    orientation: int = 1  # EXIF orientation (1 = none); 5..8 swap width and height
+
+    def turned(self) -> str:
+        """Why the displayed size may surprise: '' for files without an orientation."""
+        if self.orientation == 1:
+            return ""
+        w, h = (self.height, self.width) if self.orientation in (5, 6, 7, 8) else (self.width, self.height)
+        return (f" (as displayed: the file's EXIF orientation {self.orientation} turns its "
+                f"stored {w}x{h} pixels)")
+
+
+@dataclass(frozen=True)
+class MaskFacts:
+    """An index mask that decodes to unambiguous class indices (datasets/maskfile.py)."""
+
+    sha256: str                   # of the file's bytes
+    width: int                    # as displayed (EXIF orientation applied)
+    height: int
+    areas: dict[int, int]         # pixel count of every value present (0 and 255 too)
+    bboxes: dict[int, tuple[int, int, int, int]]  # x, y, w, h of each value present but 0 and 255
+    labelmap_sha256: str          # the label map stored: the file itself, or it re-encoded as mode L
+
+    @property
+    def verbatim(self) -> bool:
+        return self.labelmap_sha256 == self.sha256
+
+
+Facts = Union[ImageFile, MaskFacts]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A file as a reader read it: its stamp just before reading, when the reading began, and
+    what it established. Readers attach these to the items they validate; the backend keeps
+    them once the item's content is stored."""
+
+    path: str                     # absolute
+    stamp: Stamp
+    read_at_ns: int
+    facts: Facts
+
+
+@dataclass(frozen=True)
+class KnownMask:
+    facts: MaskFacts
+    labelmap_path: str            # the stored label map: these exact bytes, already validated
+
+
+@dataclass(frozen=True)
+class KnownRender:
+    """A label map drawn from annotations before (COCO), stored with its region masks."""
+
+    labelmap_sha256: str
+    labelmap_path: str
+    labels: dict[int, str]
+    regions: tuple[Region, ...]
+    clipped: int
+
+
+class KnownFiles(Protocol):
+    """Facts a backend has kept for files whose content it stores (None where it has none)."""
+
+    def images(self, stamped: Mapping[str, Stamp]) -> dict[str, ImageFile]: ...
+
+    def masks(self, stamped: Mapping[str, Stamp]) -> dict[str, KnownMask]: ...
+
+    def renders(self, keys: Iterable[str]) -> dict[str, KnownRender]: ...
+
+
+def absolute(path: Path) -> str:
+    """The key a file is known by: absolute, symlinks not resolved (the stamp follows them)."""
+    return os.path.abspath(path)
+
+
+class Stash(Protocol):
+    """Where a reader hands the bytes it validated, hashed by it, for a backend to store
+    without reading the file again (the local backend's staging, backends/local/staging.py).
+    Called from worker processes: implementations must be picklable."""
+
+    def keep(self, digest: str, data: bytes) -> None: ...

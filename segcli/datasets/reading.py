@@ -1,0 +1,152 @@
+"""What every dataset reader shares that needs neither numpy nor PIL: the error a bad file
+raises, folder checks, and running a per-item function on threads or processes.
+
+Kept free of heavy imports so that re-running an upload whose files are all unchanged (their
+facts come from the backend's record, datasets/filefacts.py) never imports an image decoder.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from segcli.core.errors import NotFoundError
+from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+Progress = Callable[[int, int], None]
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Below this many items to decode, threads: starting processes costs more than the GIL does.
+PROCESS_MIN_ITEMS = 64
+
+
+class BadFile(ValueError):
+    """A file that cannot be used as an image (or mask); `reason` is shown to the user."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (taskset and cgroup cpusets count, not the machine's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+# Threads overlap file reads, hashing, libjpeg/zlib decoding and PNG encoding (PIL, hashlib and
+# numpy release the GIL there); the rest of a reader's per-item work holds it.
+DEFAULT_WORKERS = min(4, usable_cpus())
+# Worker processes for readers: one a CPU (the parent mostly waits), up to where forking more
+# and splitting the work finer stops paying for uploads of a few thousand items.
+PROCESS_WORKERS = min(16, usable_cpus())
+
+
+def require_dir(path: Path, what: str, hint: str) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        problem = "is not a folder" if path.exists() else "not found"
+        raise NotFoundError(f"{what} {problem}: {path}", hint=hint)
+    return path
+
+
+def map_items(fn: Callable[[T], R], jobs: Sequence[T], workers: int,
+              on_progress: Progress | None, *, processes: bool = False) -> list[R]:
+    """`[fn(job) for job in jobs]`, in order, reporting (done, total).
+
+    processes=True (for work that holds the GIL: decoding plus numpy and Python per item) runs
+    `fn` in `workers` forked processes when there are enough jobs and the platform forks
+    safely; otherwise `workers` threads. `fn` and the jobs must then be picklable.
+    """
+    total = len(jobs)
+    if workers <= 1 or total <= 1:
+        if on_progress:
+            on_progress(0, total)
+        return _with_progress((fn(job) for job in jobs), total, on_progress)
+    if processes and total >= PROCESS_MIN_ITEMS and _fork_is_safe():
+        return _in_processes(fn, jobs, workers, on_progress)
+    from concurrent.futures import ThreadPoolExecutor
+
+    if on_progress:
+        on_progress(0, total)
+    threads = min(workers, DEFAULT_WORKERS) if processes else workers  # a process count was asked
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="segcli-read") as pool:
+        return _with_progress(pool.map(fn, jobs), total, on_progress)
+
+
+def _fork_is_safe() -> bool:
+    # Linux only: macOS frameworks are not fork-safe (Python's default there is spawn, whose
+    # start-up costs more than it saves here) and Windows has no fork.
+    return sys.platform.startswith("linux")
+
+
+def _in_processes(fn: Callable[[T], R], jobs: Sequence[T], workers: int,
+                  on_progress: Progress | None) -> list[R]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork: the workers start in milliseconds with numpy, PIL and the reader already imported.
+    # They are forked while this process has no other thread yet (the progress display starts
+    # after), and die with it (_worker_init), so a killed upload leaves none behind.
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_worker_init, initargs=(os.getpid(),))
+    try:
+        chunk = max(1, min(16, len(jobs) // (workers * 8)))
+        results = pool.map(fn, jobs, chunksize=chunk)  # submits (and forks) now
+        if on_progress:
+            on_progress(0, len(jobs))
+        out = _with_progress(results, len(jobs), on_progress)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: workers finish one chunk, exit
+        raise
+    pool.shutdown()
+    return out
+
+
+def _worker_init(parent: int) -> None:
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent handles it and stops the pool; a
+    # worker printing its own KeyboardInterrupt traceback would only be noise.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # die with the parent (a kill -9 of the upload); a blocked worker never sees EOF
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)
+
+
+def _with_progress(results: Iterable[R], total: int, on_progress: Progress | None) -> list[R]:
+    out = []
+    for result in results:
+        out.append(result)
+        if on_progress:
+            on_progress(len(out), total)
+    return out
+
+
+def collect(outcomes: Iterable[LabeledItem | InvalidItem],
+            invalid: Iterable[InvalidItem] = ()) -> ReadResult:
+    result = ReadResult(invalid=list(invalid))
+    seen: dict[str, None] = {}  # ordered set: concepts in first-seen order
+    for outcome in outcomes:
+        if isinstance(outcome, InvalidItem):
+            result.invalid.append(outcome)
+            continue
+        result.items.append(outcome)
+        result.clipped += outcome.clipped
+        for region in outcome.regions:
+            seen.setdefault(region.concept)
+    result.concepts = list(seen)
+    return result
