@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FULL = [["bench_startup.py"], ["bench_completion.py"], ["bench_ingest.py"], ["bench_upload.py"], ["bench_predict.py"], ["bench_train.py"]]
+# Quality figures (polygon fidelity, per-template training, COCO overlays) run last: they take
+# minutes to tens of minutes. --quick keeps the fast ones and smaller sizes, for a smoke run.
+FULL = [["bench_startup.py"], ["bench_completion.py"], ["bench_ingest.py"], ["bench_upload.py"], ["bench_predict.py"], ["bench_train.py"],
+        ["polygon_fidelity.py"], ["bench_templates.py"], ["coco_overlays.py"]]
 QUICK = [["bench_startup.py", "--runs", "5"], ["bench_completion.py", "--runs", "3"], ["bench_ingest.py", "--n", "200"], ["bench_upload.py", "--n", "200"], ["bench_predict.py", "--n", "40"],
-         ["bench_train.py", "--budget", "30", "--steps", "4", "--sizes", "tiny"]]
+         ["bench_train.py", "--budget", "30", "--steps", "4", "--sizes", "tiny"], ["polygon_fidelity.py"]]
 
 
 def main() -> int:

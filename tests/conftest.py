@@ -90,6 +90,12 @@ def shapes_data(tmp_path_factory) -> Path:
     return out
 
 
+def ok(result: Result) -> Result:
+    """The result of a command that must succeed (its stderr shown when it did not)."""
+    assert result.code == 0, result.err
+    return result
+
+
 def segcli_subprocess_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLARIFAI_", "SEGCLI_"))}
     env["SEGCLI_HOME"] = str(home)
@@ -98,6 +104,21 @@ def segcli_subprocess_env(home: Path) -> dict[str, str]:
 
 
 SEGCLI = [sys.executable, "-m", "segcli"]
+
+
+def trained_store(home: Path, shapes_data: Path, train: list[str]) -> Path:
+    """`home` made a segcli home with app a, dataset d (the shapes data) and model m trained by
+    the `train` argv, through the real CLI in subprocesses (as a user's shell would)."""
+    import subprocess
+
+    env = segcli_subprocess_env(home)
+    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
+                 ["dataset", "upload", "d", "--app", "a", "--images", str(shapes_data / "images"),
+                  "--masks", str(shapes_data / "masks"), "-q"],
+                 ["model", "create", "m", "--app", "a"], train):
+        done = subprocess.run([*SEGCLI, *argv], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, (argv, done.stderr)
+    return home
 
 
 # A running in-process fake Clarifai server (tests/fake_clarifai), one per test.

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import SEGCLI, segcli_subprocess_env
+from conftest import SEGCLI, ok, segcli_subprocess_env
 from fake_clarifai import C, TrainingPlan, expected_masks, make_fixture
 from segcli.core.errors import ExitCode
 
@@ -60,11 +60,6 @@ def run(cli, cloud):
     runs = Runs(cli)
     yield runs
     runs.assert_no_pat()
-
-
-def ok(result):
-    assert result.code == 0, result.err
-    return result
 
 
 def upload_masks(run, data, *extra):
@@ -314,7 +309,7 @@ def test_cancel_is_refused_and_failures_name_the_code(run, cloud, shapes_data):
     cloud.training_plan = TrainingPlan(queued=50, training=50)
     vid = ok(run("train", "--model", "m", "--app", "a", "--dataset", "d", "--no-wait", "-o", "json")).json()["id"]
     cancel = run("train", "cancel", vid, "--model", "m", "--app", "a")
-    assert cancel.code == ExitCode.CONFLICT and "no call to stop a training" in cancel.err
+    assert cancel.code == ExitCode.CONFLICT and "has no call to stop one" in cancel.err
     assert ok(run("train", "status", vid, "--model", "m", "--app", "a", "-o", "json")).json()["status"] == "QUEUED"
     cloud.fail_version("a", "m", code=C.MODEL_TRAINING_NO_DATA)
     watched = run("train", "status", vid, "--model", "m", "--app", "a", "--watch")

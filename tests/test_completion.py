@@ -12,15 +12,10 @@ import time
 
 import pytest
 
-from conftest import segcli_subprocess_env
+from conftest import ok, segcli_subprocess_env
 from segcli.cli import complete, complete_cache
 from segcli.core.templates import local_templates
 from segcli.render.output import FORMATS
-
-
-def ok(result):
-    assert result.code == 0, result.err
-    return result
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import yaml
 
 from fake_clarifai import TrainingPlan, fake_clarifai_server
 from segcli.core.errors import ExitCode
+from conftest import ok
 
 FAST = {"SEGCLI_CLARIFAI_POLL_S": "0.01", "SEGCLI_CLARIFAI_BACKOFF_S": "0.01", "SEGCLI_CLARIFAI_RETRY_S": "20"}
 SEGFORMER_DOC = {
@@ -33,11 +34,6 @@ def backend(request, monkeypatch):
         for key, value in {**fake.env(), **FAST, "SEGCLI_BACKEND": "clarifai"}.items():
             monkeypatch.setenv(key, value)
         yield "clarifai"
-
-
-def ok(result):
-    assert result.code == 0, result.err
-    return result
 
 
 def data(result, *drop):

@@ -15,6 +15,7 @@ from PIL import Image
 
 from fake_clarifai import fake_clarifai_server
 from segcli.core.errors import ExitCode
+from conftest import ok
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")
 FAST = {"SEGCLI_CLARIFAI_POLL_S": "0.01", "SEGCLI_CLARIFAI_BACKOFF_S": "0.01", "SEGCLI_CLARIFAI_RETRY_S": "20"}
@@ -41,11 +42,6 @@ def data(shapes_data, tmp_path) -> Path:
         mask[2:7, 3:9] = 255
         Image.fromarray(mask).save(path)
     return out
-
-
-def ok(result):
-    assert result.code == 0, result.err
-    return result
 
 
 def upload(cli, app, images, masks=None, coco=None, dataset="d"):

@@ -13,17 +13,13 @@ from segcli.backends.base import DatasetItem
 from segcli.core.errors import ExitCode
 from segcli.render.contact_sheet import (IGNORE_STRIPE, TILE_BG, Layout, Tile, fit_text, grid_shape,
                                          render_sheet)
-from segcli.render.overlay import _font
+from segcli.render.overlay import legend_font
 from segcli.render.palette import colors_for
 from segcli.services.preview import sample
 from test_contract import backend  # noqa: F401 - the local/clarifai fixture
+from conftest import ok
 
 SHAPES = ["background", "circle", "square", "triangle"]
-
-
-def ok(result):
-    assert result.code == 0, result.err
-    return result
 
 
 def decode(path):
@@ -40,7 +36,7 @@ def test_grid_is_as_square_as_possible():
 
 
 def test_long_names_are_shortened_in_the_middle():
-    font = _font(14)
+    font = legend_font(14)
     assert fit_text("00001.jpg", font, 200) == "00001.jpg"
     name = "holiday/rotated_phone_photo_with_a_long_name_IMG_20240501_123456.jpg"
     short = fit_text(name, font, 150)

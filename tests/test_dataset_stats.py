@@ -9,13 +9,9 @@ from PIL import Image
 
 from fake_clarifai import fake_clarifai_server
 from segcli.services.dataset_stats import DatasetStats, rare_warning
+from conftest import ok
 
 FAST = {"SEGCLI_CLARIFAI_POLL_S": "0.01", "SEGCLI_CLARIFAI_BACKOFF_S": "0.01", "SEGCLI_CLARIFAI_RETRY_S": "20"}
-
-
-def ok(result):
-    assert result.code == 0, result.err
-    return result
 
 
 def test_counts_by_hand():

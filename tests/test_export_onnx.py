@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, SEGCLI, segcli_subprocess_env
+from conftest import REPO, SEGCLI, segcli_subprocess_env, trained_store
 from segcli.core.errors import ExitCode
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
@@ -31,15 +31,7 @@ META_KEYS = {"segcli.classes", "segcli.mean", "segcli.std", "segcli.image_size",
 
 @pytest.fixture(scope="module")
 def trained_home(tmp_path_factory, shapes_data):
-    home = tmp_path_factory.mktemp("trained-home")
-    env = segcli_subprocess_env(home)
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
-                 ["dataset", "upload", "d", "--app", "a", "--images", str(shapes_data / "images"),
-                  "--masks", str(shapes_data / "masks"), "-q"],
-                 ["model", "create", "m", "--app", "a"], TRAIN):
-        done = subprocess.run([*SEGCLI, *argv], env=env, capture_output=True, text=True)
-        assert done.returncode == 0, (argv, done.stderr)
-    return home
+    return trained_store(tmp_path_factory.mktemp("trained-home"), shapes_data, TRAIN)
 
 
 @pytest.fixture

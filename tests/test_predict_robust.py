@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import struct
-import subprocess
 import zlib
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SEGCLI, segcli_subprocess_env
+from conftest import trained_store
 from segcli.core.errors import ExitCode
 from segcli.render.predictions import PredictionWriter
 
@@ -27,15 +26,7 @@ TRAIN = ["train", "--template", "segcli_UNet", "--set", "model_size=tiny", "--se
 
 @pytest.fixture(scope="module")
 def trained_home(tmp_path_factory, shapes_data):
-    home = tmp_path_factory.mktemp("trained-home")
-    env = segcli_subprocess_env(home)
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
-                 ["dataset", "upload", "d", "--app", "a", "--images", str(shapes_data / "images"),
-                  "--masks", str(shapes_data / "masks"), "-q"],
-                 ["model", "create", "m", "--app", "a"], TRAIN):
-        done = subprocess.run([*SEGCLI, *argv], env=env, capture_output=True, text=True)
-        assert done.returncode == 0, (argv, done.stderr)
-    return home
+    return trained_store(tmp_path_factory.mktemp("trained-home"), shapes_data, TRAIN)
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from segcli.render.palette import colors_for
 from segcli.render.plot import plot_training
 from segcli.render.predictions import (
     PredictionWriter,
-    class_scores_from_probs,
     labelmap_from_region_masks,
 )
 
@@ -198,15 +197,6 @@ def test_labelmap_from_region_masks_best_score_wins_and_resizes():
     rgba[0, 0, :3] = 255
     lm3, _ = labelmap_from_region_masks([(3, rgba, 0.5)], 4, 4, num_classes=4)
     assert lm3.sum() == 3 and lm3[0, 0] == 3
-
-
-def test_class_scores_from_probs():
-    probs = np.zeros((3, 1, 4))
-    probs[0] = [[0.9, 0.7, 0.1, 0.2]]
-    probs[1] = [[0.1, 0.3, 0.9, 0.5]]
-    probs[2] = [[0.0, 0.0, 0.0, 0.3]]
-    lm = probs.argmax(0)
-    assert class_scores_from_probs(probs, lm) == pytest.approx([0.8, 0.7, 0.0])
 
 
 def test_plot_training_writes_png(tmp_path):

@@ -10,11 +10,7 @@ import pytest
 
 from fake_clarifai import SECONDS, TrainingPlan
 from segcli.services.training_list import ROW_KEYS
-
-
-def ok(result):
-    assert result.code == 0, result.err
-    return result
+from conftest import ok
 
 
 @pytest.fixture

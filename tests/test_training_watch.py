@@ -14,15 +14,10 @@ import time
 
 import pytest
 
-from conftest import SEGCLI, segcli_subprocess_env
+from conftest import SEGCLI, ok, segcli_subprocess_env
 from fake_clarifai import POLLS, SECONDS, TrainingPlan
 
 FAST = {"SEGCLI_CLARIFAI_POLL_S": "0.01", "SEGCLI_CLARIFAI_BACKOFF_S": "0.01", "SEGCLI_CLARIFAI_RETRY_S": "20"}
-
-
-def ok(result):
-    assert result.code == 0, result.err
-    return result
 
 
 @pytest.fixture

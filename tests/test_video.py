@@ -7,7 +7,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from segcli.render.predictions import PredictionWriter
-from segcli.render.video import VideoOverlayWriter, is_video, iter_video_frames
+from segcli.render.video import VideoOverlayWriter, iter_video_frames
 
 av = pytest.importorskip("av")
 
@@ -40,11 +40,6 @@ def clip(tmp_path):
 def count_frames(path) -> int:
     with av.open(str(path)) as container:
         return sum(1 for _ in container.decode(video=0))
-
-
-def test_is_video():
-    assert is_video("a/b.MP4") and is_video("x.webm") and is_video("x.mkv")
-    assert not is_video("x.png") and not is_video("mp4")
 
 
 def test_iter_frames_all_and_every_n(clip):

@@ -23,6 +23,11 @@ def dataset_version_not_found(app_id: str, dataset_id: str, version_id: str) -> 
                          hint=f"segcli dataset version list {dataset_id} --app {app_id}")
 
 
+def dataset_version_not_in_app(app_id: str, version_id: str) -> NotFoundError:
+    return NotFoundError(f"dataset version '{version_id}' does not exist in app '{app_id}'",
+                         hint=f"segcli dataset version list DATASET --app {app_id}")
+
+
 def model_not_found(app_id: str, model_id: str) -> NotFoundError:
     return NotFoundError(f"model '{model_id}' does not exist in app '{app_id}'",
                          hint=f"segcli model create {model_id} --app {app_id}")

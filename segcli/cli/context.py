@@ -14,10 +14,21 @@ from segcli.core.errors import ConfigError, InvalidInputError
 from segcli.render.output import FORMATS, Output
 
 
-def _check_format(value: str) -> str:
-    if value not in FORMATS:
-        raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}")
-    return value
+def one_of(*choices: str):
+    """A Typer callback refusing any value but `choices` (Click's usage error, exit 2)."""
+    def check(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"must be one of {', '.join(choices)}")
+        return value
+    return check
+
+
+def comma_list(value: Optional[str]) -> Optional[list[str]]:
+    """"a, b,,c" -> ["a", "b", "c"]; nothing given -> None (so a default applies)."""
+    return [c.strip() for c in value.split(",") if c.strip()] if value else None
+
+
+_check_format = one_of(*FORMATS)
 
 
 # Options many commands share; each carries its shell completion (cli/complete.py).

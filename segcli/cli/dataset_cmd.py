@@ -9,7 +9,7 @@ import typer
 
 from segcli.cli import complete, complete_cache
 from segcli.cli.context import (STATE, AppOpt, DatasetVersionOpt, ExistOkOpt, OutputOpt, QuietOpt, YesOpt,
-                                confirm_or_abort, out)
+                                comma_list, confirm_or_abort, one_of, out)
 from segcli.render.progress import progress_mode
 
 DATASET_HELP = """Datasets: images with per-pixel labels, uploaded from COCO segmentation JSON or
@@ -139,12 +139,11 @@ def preview(
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
-    from segcli.services.params import split_concepts
     from segcli.services.preview import preview as draw
 
     app_id = STATE.app_id(app)
     sink = out(output, quiet)
-    result = draw(STATE.backend, app_id, dataset_id, dataset_version, file, n=n, concepts=split_concepts(concepts),
+    result = draw(STATE.backend, app_id, dataset_id, dataset_version, file, n=n, concepts=comma_list(concepts),
                   seed=seed, tile_size=tile, progress_mode=progress_mode(quiet))
     if output != "table":
         sink.data(result)
@@ -163,19 +162,6 @@ def delete(dataset_id: DatasetArg, app: AppOpt = None, yes: YesOpt = False) -> N
     out().info(f"deleted dataset {dataset_id}")
 
 
-REGION_FORMATS = ("polygon", "mask")
-
-
-def _check_region_format(value: str) -> str:
-    if value not in REGION_FORMATS:
-        raise typer.BadParameter(f"must be one of {', '.join(REGION_FORMATS)}")
-    return value
-
-
-def _classes(value: Optional[str]) -> Optional[list[str]]:
-    return [c.strip() for c in value.split(",") if c.strip()] if value else None
-
-
 @app.command("upload", help=UPLOAD_HELP)
 def upload(
     dataset_id: DatasetArg,
@@ -187,7 +173,7 @@ def upload(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and report; write nothing.")] = False,
     max_invalid_percent: Annotated[float, typer.Option("--max-invalid-percent", min=0, max=100,
                                                        help="Skip bad items up to this share; refuse above it.")] = 0.0,
-    region_format: Annotated[str, typer.Option("--region-format", callback=_check_region_format,
+    region_format: Annotated[str, typer.Option("--region-format", callback=one_of("polygon", "mask"),
                                                help="polygon | mask: how Clarifai receives regions (polygons, as "
                                                     "its SDK sends them, or exact 1-bit masks); the local "
                                                     "backend stores label maps and ignores it.")] = "polygon",
@@ -204,7 +190,7 @@ def upload(
     backend.get_dataset(app_id, dataset_id)
     # Staged bytes are written by the upload below or discarded: a dry run stages none.
     with nullcontext() if dry_run else backend.upload_staging() as stash:
-        data = service.read_source(coco, images, masks, _classes(classes), progress_mode(quiet),
+        data = service.read_source(coco, images, masks, comma_list(classes), progress_mode(quiet),
                                    known=None if recheck else backend.known_files(), stash=stash)
         if data.unchanged:
             sink.info(f"{data.unchanged} of {data.total} items unchanged since they were uploaded: not read again")
@@ -243,22 +229,13 @@ Example (from the local backend to a Clarifai profile named cloud):
   segcli --profile cloud dataset upload shapes --app my-app \\
       --images exp/images --masks exp/masks
 """
-EXPORT_FORMATS = ("masks", "coco")
-
-
-def _check_export_format(value: str) -> str:
-    if value not in EXPORT_FORMATS:
-        raise typer.BadParameter(f"must be one of {', '.join(EXPORT_FORMATS)}")
-    return value
-
-
 @app.command("export", help=EXPORT_HELP)
 def export(
     dataset_id: DatasetArg,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (new, empty, or a previous export).")],
     app: AppOpt = None,
     dataset_version: Annotated[Optional[str], typer.Option("--dataset-version", help="A version id (default: the dataset as it is now).")] = None,
-    fmt: Annotated[str, typer.Option("--format", callback=_check_export_format, help="masks | coco")] = "masks",
+    fmt: Annotated[str, typer.Option("--format", callback=one_of("masks", "coco"), help="masks | coco")] = "masks",
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:

@@ -18,7 +18,7 @@ from segcli.cli.lazy import LazyGroup
 from segcli.core.errors import ExitCode, SegcliError
 
 HELP = ("Semantic segmentation from the terminal: apps, datasets with per-pixel labels, "
-        "SegFormer training and mask predictions, on the local engine or Clarifai's cloud.\n\n"
+        "segmentation training and mask predictions, on the local engine or Clarifai's cloud.\n\n"
         "\b\nExample (the whole pipeline on generated data, a few CPU minutes):\n  segcli demo")
 
 

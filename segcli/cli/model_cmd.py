@@ -99,7 +99,7 @@ def evaluate(
     app_id = STATE.app_id(app)
     sink = out(output, quiet)
     STATE.backend.trained_version(app_id, model, version)  # refuse before any dataset snapshot
-    dataset_id, version_id = resolve_dataset_version(STATE.backend, app_id, dataset, dataset_version, sink, model, create=False)
+    dataset_id, version_id = resolve_dataset_version(STATE.backend, app_id, dataset, dataset_version, sink, create=False)
     result = run_eval(STATE.backend, app_id, model, version, dataset_id, version_id, progress_mode(quiet),
                       engine=engine, notify=sink.info)
     if output != "table":

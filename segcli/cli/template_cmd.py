@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 import typer
 
 from segcli.cli import complete, complete_cache
-from segcli.cli.context import STATE, AppOpt, DatasetVersionOpt, OutputOpt, out, save_user_file
+from segcli.cli.context import STATE, AppOpt, DatasetVersionOpt, OutputOpt, comma_list, out, save_user_file
 
-TEMPLATE_HELP = """Training templates (SegFormer, a small U-Net) and their params: what each knob
+TEMPLATE_HELP = """Training templates (a pretrained EfficientNet-Lite0, SegFormer, a small U-Net) and their params: what each knob
 does, and the params YAML you write, edit and validate before training.
 
 \b
@@ -73,7 +73,7 @@ def params(
 
         raise InvalidInputError("--concepts and --all-concepts exclude each other", hint="use one of them")
     update = ParamsUpdate(dataset_id=dataset, dataset_version_id=dataset_version,
-                          concepts=service.split_concepts(concepts))
+                          concepts=comma_list(concepts))
     template, doc = service.build_document(STATE.backend, name, None, update, set_ or [])
     if dataset or dataset_version or concepts or all_concepts:
         doc = service.check_against_backend(STATE.backend, STATE.app_id(app), doc, all_concepts)

@@ -7,12 +7,12 @@ from typing import Annotated, Optional
 import typer
 
 from segcli.cli import complete, complete_cache
-from segcli.cli.context import STATE, AppOpt, ModelOpt, OutputOpt, QuietOpt, TemplateOpt, out, save_user_file
+from segcli.cli.context import (STATE, AppOpt, ModelOpt, OutputOpt, QuietOpt, TemplateOpt, comma_list, out,
+                                save_user_file)
 from segcli.core.errors import InvalidInputError
 from segcli.render.progress import progress_mode
 from segcli.render.versions import version_row, version_summary
 from segcli.services import training as service
-from segcli.services.params import split_concepts
 
 TRAIN_HELP = """Train a model version from a template and watch it live until it ends.
 
@@ -89,7 +89,7 @@ def train(
     sink = out(output, quiet)
     STATE.backend.get_model(app_id, model_id)
     tmpl, doc = service.prepare(STATE.backend, app_id, template, params, dataset, dataset_version,
-                                split_concepts(concepts), set_ or [], sink, model_id)
+                                comma_list(concepts), set_ or [], sink)
     version = STATE.backend.train(app_id, model_id, tmpl, doc)
     complete_cache.remember(STATE.settings, "versions", (app_id, model_id), [complete_cache.version_entry(version)], add=True)
     sink.info(f"training {model_id} version {version.id} ({tmpl.name}, {len(doc['concepts'])} concepts, "

@@ -3,7 +3,6 @@ a file is written so that no reader (or a kill -9) ever sees half of it."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, IO
 
@@ -28,6 +27,8 @@ def write_atomic(path: Path, fill: Callable[[IO[bytes]], None], *, mode: int | N
     old file or the new one, never a mix. `fill` writes the content to a binary file object.
     `mode` is applied before any byte is written (0o600 for secrets); without it the file gets
     the mode any new file would (the umask's). `fsync` makes it survive a power cut."""
+    import tempfile  # only when writing: reading commands and --help never pay for it
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, FILE_MODE if mode is None else mode)

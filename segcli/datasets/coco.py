@@ -39,10 +39,9 @@ from pycocotools import mask as mask_utils
 from segcli.core.errors import InvalidInputError, NotFoundError
 from segcli.core.textfile import SAVE_AS_UTF8
 from segcli.datasets.filefacts import ImageFile, KnownFiles, KnownRender, Stash, absolute, stamp_of
-from segcli.datasets.images import (BadFile, Progress, bbox_of, collect, map_items, observe_image,
-                                    png_bytes, require_dir)
+from segcli.datasets.images import BadFile, bbox_of, observe_image, png_bytes
 from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult, Region
-from segcli.datasets.reading import PROCESS_WORKERS
+from segcli.datasets.reading import PROCESS_WORKERS, Progress, collect, map_items, require_dir
 
 TOLERANCE_PX = 1.0  # COCO exports round coordinates: this far outside is not "clipped"
 # Bump when drawing a label map from annotations changes: remembered drawings are then redone.

@@ -1,6 +1,6 @@
 """Helpers shared by the dataset readers that decode: verify image files (read once, stamped
-for datasets/filefacts.py), label-map regions, PNG encoding. The light half (map_items,
-collect, BadFile...) is datasets/reading.py, re-exported here.
+for datasets/filefacts.py), label-map regions, PNG encoding. The light half (map_items, collect: no numpy, no PIL) is
+datasets/reading.py.
 
 Images are opened through segcli.datasets.imagefile (EXIF orientation, pixel modes, size limit),
 the same module training, predict and eval read them with.
@@ -20,17 +20,9 @@ from PIL import Image
 from segcli.datasets.filefacts import ImageFile, Observed, Stamp, Stash, absolute
 # BadFile is re-exported: readers catch the one error type imagefile raises too.
 from segcli.datasets.imagefile import BadFile, check_pixels, displayed_size, open_image, orientation  # noqa: F401
-from segcli.datasets.items import Region
-# Re-exported: the light half of the readers' toolkit (no numpy, no PIL) lives in reading.py.
-from segcli.datasets.reading import (DEFAULT_WORKERS, IMAGE_SUFFIXES, Progress, collect,  # noqa: F401
-                                     map_items, require_dir)
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"IEND\xaeB`\x82"
-
-
-def read_file(path: Path) -> bytes:
-    return read_observed(path)[0]
 
 
 def read_observed(path: Path) -> tuple[bytes, Stamp | None, int]:
@@ -67,10 +59,6 @@ def decode(data: bytes, name: str, prepare: Callable[[Image.Image], None] | None
         raise
     except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, zlib.error...
         raise BadFile(f"{name} is corrupt or truncated ({e})") from None
-
-
-def inspect_image(path: Path) -> ImageFile:
-    return observe_image(path)[0]
 
 
 def observe_image(path: Path, stash: Stash | None = None) -> tuple[ImageFile, Observed | None]:
@@ -111,12 +99,3 @@ def bbox_of(mask: np.ndarray) -> tuple[int, int, int, int]:
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
-
-
-def regions_from_labelmap(labelmap: np.ndarray, labels: dict[int, str],
-                          areas: np.ndarray | None = None) -> tuple[Region, ...]:
-    """One Region per label value (each exactly `labelmap == value`, so no mask_png)."""
-    if areas is None:
-        areas = np.bincount(labelmap.ravel(), minlength=256)
-    return tuple(Region(name, int(areas[value]), bbox_of(labelmap == value))
-                 for value, name in sorted(labels.items()))

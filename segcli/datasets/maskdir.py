@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from segcli.core.errors import InvalidInputError
+from segcli.core.files import IMAGE_SUFFIXES
 from segcli.core.textfile import SAVE_AS_UTF8, TextEncodingError, read_text
 from segcli.datasets.filefacts import (ImageFile, KnownFiles, KnownMask, MaskFacts, Observed, Stash, absolute,
                                       stamp_of)
 from segcli.datasets.items import IGNORE_INDEX, InvalidItem, LabeledItem, ReadResult, Region
-from segcli.datasets.reading import (IMAGE_SUFFIXES, PROCESS_WORKERS, Progress, collect, map_items,
-                                     require_dir)
+from segcli.datasets.reading import PROCESS_WORKERS, Progress, collect, map_items, require_dir
 
 # image path, mask path, item name, and the facts already known of either file (or None)
 PairJob = tuple[Path, Path, str, Optional[ImageFile], Optional[KnownMask]]

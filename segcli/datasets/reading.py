@@ -12,10 +12,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from segcli.core.cpus import usable_cpus
 from segcli.core.errors import NotFoundError
 from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
@@ -31,14 +30,6 @@ class BadFile(ValueError):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (taskset and cgroup cpusets count, not the machine's)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 # Threads overlap file reads, hashing, libjpeg/zlib decoding and PNG encoding (PIL, hashlib and

@@ -22,6 +22,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from segcli.render.video import pick_codec
+
 CLASSES = ("circle", "square", "triangle")
 CATEGORY_IDS = {"circle": 1, "square": 3, "triangle": 7}
 
@@ -157,7 +159,7 @@ def generate_video(path: Path, frames: int = 12, size: int = 128, fps: int = 6, 
               for k in range(int(rng.integers(2, 4)))]
     path = Path(path)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(_video_codec(av), rate=fps)
+        stream = container.add_stream(pick_codec(), rate=fps)
         stream.width = stream.height = size
         stream.pix_fmt = "yuv420p"
         for f in range(frames):
@@ -170,13 +172,3 @@ def generate_video(path: Path, frames: int = 12, size: int = 128, fps: int = 6, 
             container.mux(stream.encode(frame))
         container.mux(stream.encode())  # flush
     return path
-
-
-def _video_codec(av) -> str:
-    for name in ("libx264", "h264", "mpeg4"):
-        try:
-            av.codec.Codec(name, "w")
-            return name
-        except Exception:  # noqa: BLE001 - PyAV raises different errors across versions
-            continue
-    raise RuntimeError("PyAV here has no H.264 or MPEG-4 encoder")

@@ -1,4 +1,5 @@
-"""Local training and inference engine (PyTorch + transformers SegFormer, or a small U-Net).
+"""Local training and inference engine (PyTorch: an ImageNet-pretrained EfficientNet-Lite0 with an
+all-MLP head, transformers' SegFormer, or a small U-Net; ONNX Runtime for predict).
 
 Import-light on purpose: importing this package, `segcli.engine.api` or `segcli.engine.train`
 pulls in no torch; torch is imported when train() runs or a Predictor loads.

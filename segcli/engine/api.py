@@ -21,7 +21,7 @@ class Sample:
 
 @dataclass
 class TrainJob:
-    template: str          # "MMSegmentation_SegFormer" or "segcli_UNet"
+    template: str          # a local template name: segcli_EfficientNetLite0, MMSegmentation_SegFormer, segcli_UNet
     params: dict           # resolved train_params (floats), incl. local-only knobs
     classes: list[str]     # class index -> concept id; classes[0] == "background"
     train: list[Sample]

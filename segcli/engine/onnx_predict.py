@@ -12,12 +12,12 @@ onnxruntime (~0.2 s) instead of torch (~1.2 s, and ~4 s with transformers).
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
+from segcli.core.cpus import usable_cpus
 from segcli.core.segmentation import SegResult
 from segcli.engine import artifacts, onnx_graph, prepare
 
@@ -35,19 +35,12 @@ def session_options(spin: bool = False):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = _cpus()
+    opts.intra_op_num_threads = usable_cpus()
     # Spinning intra-op threads keep their cores busy between runs; in predict those cores
     # are needed by the decode and writer threads that overlap with inference.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     opts.log_severity_level = 3          # errors only: no graph-optimizer chatter on stderr
     return opts
-
-
-def _cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
 
 
 def _open(source, spin: bool):

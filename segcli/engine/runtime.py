@@ -68,11 +68,9 @@ def set_cpu_threads() -> None:
     # An explicit OMP_NUM_THREADS / torch.set_num_threads by the user wins.
     if "OMP_NUM_THREADS" in os.environ:
         return
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:
-        n = os.cpu_count() or 1
-    torch.set_num_threads(max(1, min(n, torch.get_num_threads())))
+    from segcli.core.cpus import usable_cpus
+
+    torch.set_num_threads(max(1, min(usable_cpus(), torch.get_num_threads())))
 
 
 def seed_all(*key: int) -> None:

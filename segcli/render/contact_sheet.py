@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from segcli.datasets.items import IGNORE_INDEX
-from segcli.render.overlay import _font, _label, blend  # one font and text placement for every legend
+from segcli.render.overlay import blend, draw_label, legend_font  # one font and text placement for every legend
 from segcli.render.palette import colors_for
 
 SHEET_BG = (255, 255, 255)
@@ -166,7 +166,7 @@ def render_sheet(tiles: Sequence[Tile], classes: Sequence[str], tile_size: int =
     colors = colors_for(classes)
     layout = Layout(len(tiles), tile_size, bool(title))
     size, line, width = layout.text_size, layout.line, layout.width
-    font = _font(size)
+    font = legend_font(size)
     shown, ignore = present(tiles, len(classes))
     entries = [(classes[i], colors[i]) for i in shown] + ([("ignore (255)", None)] if ignore else [])
     legend = _legend_rows(entries, font, size, width - 2 * MARGIN) or [[("no concepts in these images", False)]]
@@ -174,7 +174,7 @@ def render_sheet(tiles: Sequence[Tile], classes: Sequence[str], tile_size: int =
     sheet = Image.new("RGB", (width, height), SHEET_BG)
     draw = ImageDraw.Draw(sheet)
     if title:
-        _label(draw, (MARGIN, MARGIN + size / 2), fit_text(title, font, width - 2 * MARGIN), font)
+        draw_label(draw, (MARGIN, MARGIN + size / 2), fit_text(title, font, width - 2 * MARGIN), font)
     for k, tile in enumerate(tiles):
         x, y = layout.origin(k)
         sheet.paste(render_tile(tile, classes, colors, tile_size), (x, y))
@@ -189,7 +189,7 @@ def render_sheet(tiles: Sequence[Tile], classes: Sequence[str], tile_size: int =
                 draw.text((x, y), text, fill=MUTED, font=font)
                 continue
             _swatch(sheet, draw, x, y, size, color)
-            _label(draw, (x + size + size // 2, y + size / 2), text, font)
+            draw_label(draw, (x + size + size // 2, y + size / 2), text, font)
             x += _entry_width(text, font, size)
         y += line
     return sheet

@@ -118,7 +118,7 @@ def _borders(idx: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def legend_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError):  # Pillow < 10.1 or no FreeType: fixed-size bitmap font
@@ -133,7 +133,7 @@ def _font_size(height: int) -> int:
 def legend_layout(height: int, names: Sequence[str]) -> tuple[int, int, int]:
     """(strip width, canvas height, font size) for an image of `height` and these legend names."""
     size = _font_size(height)
-    font = _font(size)
+    font = legend_font(size)
     pad, row = size // 2 + 4, size + size // 2
     widest = max([font.getlength(n) for n in names] + [font.getlength("no concepts")])
     width = int(pad + size + pad // 2 + widest + pad)
@@ -149,7 +149,7 @@ def legend_strip(height: int, classes: tuple[str, ...], shown: tuple[int, ...]) 
     strip_w, canvas_h, size = legend_layout(height, names)
     strip = Image.new("RGB", (strip_w, canvas_h), _STRIP_BG)
     draw = ImageDraw.Draw(strip)
-    font = _font(size)
+    font = legend_font(size)
     pad, row = size // 2 + 4, size + size // 2
     x0, y = pad, pad
     colors = _colors(classes)
@@ -158,14 +158,14 @@ def legend_strip(height: int, classes: tuple[str, ...], shown: tuple[int, ...]) 
     for i in shown:
         # A dark outline keeps pale swatches (beige, mint) visible on the white strip.
         draw.rectangle([x0, y, x0 + size, y + size], fill=tuple(colors[i]), outline=(60, 60, 60))
-        _label(draw, (x0 + size + pad // 2, y + size / 2), classes[i], font)
+        draw_label(draw, (x0 + size + pad // 2, y + size / 2), classes[i], font)
         y += row
     out = np.asarray(strip)
     out.setflags(write=False)
     return out
 
 
-def _label(draw: ImageDraw.ImageDraw, at: tuple[float, float], text: str, font) -> None:
+def draw_label(draw: ImageDraw.ImageDraw, at: tuple[float, float], text: str, font) -> None:
     """Text vertically centred on `at`; anchors need FreeType, the bitmap fallback has none."""
     if isinstance(font, ImageFont.FreeTypeFont):
         draw.text(at, text, fill=_TEXT, font=font, anchor="lm")

@@ -8,9 +8,7 @@ always derived from the same thresholded label map, so they cannot disagree.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from segcli.core.files import write_text_atomic
 from segcli.render import png
 from segcli.render.overlay import render_overlay
 
@@ -165,7 +164,8 @@ class PredictionWriter:
                 error = error or exc
         doc = self.document()
         if self.out_dir is not None and not self._closed:
-            _write_json_atomic(self.out_dir / "predictions.json", doc)
+            # Readers (scripts polling DIR) never see a half-written predictions.json.
+            write_text_atomic(self.out_dir / "predictions.json", json.dumps(doc, indent=2) + "\n")
         self._closed = True
         if error is not None:
             raise error
@@ -337,29 +337,3 @@ def _fit_mask(mask: np.ndarray, h: int, w: int) -> np.ndarray:
     if m.shape != (h, w):
         m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 0
     return m
-
-
-def class_scores_from_probs(probs: np.ndarray, labelmap: np.ndarray) -> np.ndarray:
-    """Per-class score = mean winning probability over the pixels assigned to that class.
-
-    `probs` is (C, H, W) softmax output, `labelmap` its argmax; absent classes score 0.
-    """
-    top = probs.max(axis=0).ravel().astype(np.float64)
-    flat = labelmap.ravel().astype(np.int64)
-    c = probs.shape[0]
-    sums = np.bincount(flat, weights=top, minlength=c)[:c]
-    counts = np.bincount(flat, minlength=c)[:c]
-    return np.divide(sums, counts, out=np.zeros(c), where=counts > 0)
-
-
-def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    # Readers (scripts polling DIR) never see a half-written predictions.json.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".predictions.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -3,8 +3,8 @@
 Three modes, chosen once per command by `progress_mode`:
 - "rich":  live bars / the training view (training_view.py) on stderr when stderr is a TTY;
 - "lines": a plain line at most every few seconds (CI logs, pipes);
-- "off":   nothing (-q, or when the data on stdout is machine-readable and progress has no
-           place to go but stderr... which still gets lines: JSON on stdout stays clean).
+- "off":   nothing (-q).
+Progress always goes to stderr, so JSON or tables on stdout stay clean whatever the mode.
 Training events in `-o json` mode are JSON Lines on stdout and are rendered by the CLI, not here.
 """
 from __future__ import annotations
@@ -136,7 +136,7 @@ class StatusView:
         """True while the rich view owns the screen (status lines would only repeat it)."""
         return self._live is not None
 
-    def update(self, snap: dict[str, Any], version: Any = None, force: bool = False) -> None:
+    def update(self, snap: dict[str, Any], version: Any = None) -> None:
         if self._live is not None:
             if version is not None:
                 self._view.update(version)
@@ -147,7 +147,7 @@ class StatusView:
         fields = status_fields(snap)
         text = "  ".join(f"{k}={v}" for k, v in fields.items() if v != "-")
         now = time.monotonic()
-        if text != self._last_text and (force or now - self._last_line >= line_interval_s()):
+        if text != self._last_text and now - self._last_line >= line_interval_s():
             print(f"{self.title}: {text}", file=sys.stderr, flush=True)
             self._last_line, self._last_text = now, text
 

@@ -13,7 +13,7 @@ from rich.text import Text
 from segcli.core.entities import ModelVersion
 from segcli.core.training_progress import read_progress
 from segcli.render.progress import line_interval_s
-from segcli.render.training_view import STATUS_STYLE, WIDE, Glyphs, _line, bar, fmt_duration, fmt_num
+from segcli.render.training_view import STATUS_STYLE, WIDE, Glyphs, bar, fmt_duration, fmt_num, text_line
 
 TABLE_COLUMNS = ["app", "model", "version", "status", "epoch", "done", "eta", "val_mIoU", "started"]
 
@@ -71,11 +71,11 @@ class TrainingListView:
         versions, width = self._versions, max(options.max_width, 10)
         g = Glyphs.pick(options.ascii_only)
         if not self._polled:
-            yield _line("looking for trainings…")
+            yield text_line("looking for trainings…")
             return
         active = sum(1 for v in versions if read_progress(v).active)
         ended = len(versions) - active
-        yield _line((f"{active} in progress", "bold"), f" · {ended} ended" if ended else "")
+        yield text_line((f"{active} in progress", "bold"), f" · {ended} ended" if ended else "")
         if not versions:
             return
         with_app = len({v.app_id for v in versions}) > 1
@@ -89,7 +89,7 @@ class TrainingListView:
         head = "training".ljust(name_w) + "  " + ("status".ljust(status_w) if words else " ") + "  "
         head += ("progress".ljust(bar_w + 1) if bar_w >= 8 else "") + "done".rjust(4) + "epoch".rjust(7)
         head += ("eta".rjust(7) if show_eta else "") + ("mIoU".rjust(7) if show_miou else "")
-        yield _line((head, "bold"))
+        yield text_line((head, "bold"))
         room = max(options.size.height - 3, 3)
         for v, name in list(zip(versions, names))[:room]:
             tp = read_progress(v)
@@ -106,9 +106,9 @@ class TrainingListView:
                 parts.append((fmt_duration(tp.eta_s) if tp.eta_s is not None else "").rjust(7))
             if show_miou:
                 parts.append(fmt_num(tp.val_mIoU, 3).rjust(7))
-            yield _line(*parts)
+            yield text_line(*parts)
         if len(versions) > room:
-            yield _line((f"{g.gap} {len(versions) - room} more", "dim"))
+            yield text_line((f"{g.gap} {len(versions) - room} more", "dim"))
 
 
 class ListWatchDisplay:

@@ -108,7 +108,7 @@ def best_epoch(history: Sequence[dict]) -> Optional[int]:
     return -max(scored)[1] if scored else None
 
 
-def _line(*parts: Any, overflow: str = "ellipsis") -> Text:
+def text_line(*parts: Any, overflow: str = "ellipsis") -> Text:
     """One screen line: cut at the width (with an ellipsis on unicode terminals), never wrapped."""
     text = Text(no_wrap=True, overflow=overflow, end="\n")
     for part in parts:
@@ -140,7 +140,7 @@ class TrainingView:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
         version = self._version
         if version is None:
-            yield _line(f"{self.title}: waiting for the first status", overflow="crop")
+            yield text_line(f"{self.title}: waiting for the first status", overflow="crop")
             return
         frame = _Frame(self.title, version, options.max_width, options.size.height,
                        Glyphs.pick(options.ascii_only), self.max_history_rows)
@@ -158,7 +158,7 @@ class _Frame:
         self.final = v.is_final
 
     def line(self, *parts: Any) -> Text:
-        return _line(*parts, overflow=self.g.overflow)
+        return text_line(*parts, overflow=self.g.overflow)
 
     def lines(self) -> Iterator[RenderableType]:
         top = [self.header(), *self.bars(), *self.live_stats(), *self.trend(), *self.events()]

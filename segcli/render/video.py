@@ -11,16 +11,10 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
-
 # H.264 plays everywhere (browsers, QuickTime, VLC) and PyAV's wheels ship libx264; MPEG-4
 # part 2 is the fallback for ffmpeg builds without it (also built into every ffmpeg).
 _CODECS = ("libx264", "mpeg4")
 _TIME_BASE = Fraction(1, 1000)  # timestamps in ms: keeps source timing when frames are skipped
-
-
-def is_video(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def iter_video_frames(

@@ -15,10 +15,6 @@ from segcli.core.templates import (CLOUD_RUN, FILE_VIEW, LOCAL_RUN, ParamsUpdate
                                    load_document, parse_assignments, resolve_document)
 
 
-def split_concepts(value: Optional[str]) -> Optional[list[str]]:
-    return [c.strip() for c in value.split(",") if c.strip()] if value else None
-
-
 def build_document(backend: Backend, template_name: Optional[str], params_file: Optional[Path],
                    update: ParamsUpdate, sets: list[str], for_training: bool = False,
                    note=None) -> tuple[Template, dict[str, Any]]:

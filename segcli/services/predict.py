@@ -11,7 +11,6 @@ written whatever happens; when nothing at all could be predicted the command fai
 from __future__ import annotations
 
 import glob
-import os
 import queue
 import threading
 import warnings
@@ -22,12 +21,14 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import numpy as np
 
 from segcli.backends.base import Backend
+from segcli.core.cpus import usable_cpus
 from segcli.core.errors import InvalidInputError, NotFoundError
 from segcli.core.faults import cannot_write
+from segcli.core.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from segcli.render.progress import Counter
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
+IMAGE_EXTS = frozenset(IMAGE_SUFFIXES)
+VIDEO_EXTS = frozenset(VIDEO_SUFFIXES)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -153,13 +154,6 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
-
-
 def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[str], inputs: list[str],
             out_dir: Optional[Path], threshold: float, batch_size: int, progress_mode: str,
             warn: Callable[[str], None], engine: str = "auto",
@@ -191,7 +185,7 @@ def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Pa
     """The pipeline itself; returns the writer, closed (its index written) whatever happened."""
     from segcli.render.predictions import PredictionWriter
 
-    cpus = _cpus()
+    cpus = usable_cpus()
     with PredictionWriter(out_dir, segmenter.classes, threshold=threshold, workers=cpus) as writer:
         with Counter("predicting", len(images), progress_mode) as counter:
             decoded = _ordered_map(load_rgb, images, workers=min(2, cpus), ahead=2 * batch_size)

@@ -26,9 +26,6 @@ from segcli.backends.base import Backend, DatasetItem
 from segcli.core.errors import InvalidInputError, NotFoundError
 from segcli.render.progress import Counter
 
-MAX_IMAGES = 256
-
-
 Keep = Callable[[DatasetItem], bool]
 
 

@@ -5,9 +5,10 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from segcli.backends import refusals
 from segcli.backends.base import Backend
 from segcli.core.entities import CANCELLED, TRAINED, ModelVersion
-from segcli.core.errors import CancelledError, InvalidInputError, NotFoundError, TrainingFailedError
+from segcli.core.errors import CancelledError, InvalidInputError, TrainingFailedError
 from segcli.core.templates import ParamsUpdate, Template
 from segcli.render.output import Output
 from segcli.render.progress import StatusView
@@ -15,7 +16,7 @@ from segcli.services.params import build_document, check_against_backend
 
 
 def resolve_dataset_version(backend: Backend, app_id: str, dataset: Optional[str], version: Optional[str],
-                            sink: Output, model_id: str, create: bool) -> tuple[str, str]:
+                            sink: Output, create: bool) -> tuple[str, str]:
     """--dataset-version wins; --dataset alone means its latest version (created if `create`)."""
     if version:
         if dataset:
@@ -23,8 +24,7 @@ def resolve_dataset_version(backend: Backend, app_id: str, dataset: Optional[str
         for ds in backend.list_datasets(app_id):
             if any(v.id == version for v in backend.list_dataset_versions(app_id, ds.id)):
                 return ds.id, version
-        raise NotFoundError(f"dataset version '{version}' does not exist in app '{app_id}'",
-                            hint="segcli dataset version list DATASET --app " + app_id)
+        raise refusals.dataset_version_not_in_app(app_id, version)
     if not dataset:
         raise InvalidInputError("no dataset given", hint=f"add --dataset DATASET (segcli dataset list --app {app_id})")
     versions = [] if create else backend.list_dataset_versions(app_id, dataset)
@@ -39,7 +39,7 @@ def resolve_dataset_version(backend: Backend, app_id: str, dataset: Optional[str
 
 def prepare(backend: Backend, app_id: str, template_name: Optional[str], params_file: Optional[Path],
             dataset: Optional[str], dataset_version: Optional[str], concepts: Optional[list[str]],
-            sets: list[str], sink: Output, model_id: str) -> tuple[Template, dict[str, Any]]:
+            sets: list[str], sink: Output) -> tuple[Template, dict[str, Any]]:
     update = ParamsUpdate(dataset_id=dataset, dataset_version_id=dataset_version, concepts=concepts)
     template, doc = build_document(backend, template_name, params_file, update, sets, for_training=True,
                                    note=lambda message: sink.info(f"note: {message}"))
@@ -48,7 +48,7 @@ def prepare(backend: Backend, app_id: str, template_name: Optional[str], params_
     if doc["concepts"] and doc["dataset_id"] and not doc["dataset_version_id"]:
         check_against_backend(backend, app_id, dict(doc))
     dataset_id, version_id = resolve_dataset_version(
-        backend, app_id, doc["dataset_id"] or None, doc["dataset_version_id"] or None, sink, model_id, create=True)
+        backend, app_id, doc["dataset_id"] or None, doc["dataset_version_id"] or None, sink, create=True)
     doc["dataset_id"], doc["dataset_version_id"] = dataset_id, version_id
     doc = check_against_backend(backend, app_id, doc, all_concepts=not doc["concepts"])
     if not doc["concepts"]:

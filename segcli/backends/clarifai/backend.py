@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator, Optional
 
-from segcli.core.errors import ConfigError, ConflictError, missing_extra
+from segcli.core.errors import ConfigError, missing_extra
 
 try:
     from clarifai_grpc.grpc.api import resources_pb2 as R
@@ -169,9 +169,9 @@ class ClarifaiBackend(Backend):
         return self.training.log(version)
 
     def _cancel(self, version: ModelVersion) -> ModelVersion:
-        raise ConflictError(
-            "Clarifai's API has no call to stop a training run (it can only delete the version, "
-            "which loses its record and log); the run goes on",
+        raise refusals.unsupported(
+            self.name, "stop a training run: Clarifai's API has no call to stop one (it can only "
+            "delete the version, which loses its record and log); the run goes on",
             hint=f"watch it: segcli train status {version.id} --model {version.model_id} --app {version.app_id} "
                  f"--watch; or delete the whole model: segcli model delete {version.model_id} --app {version.app_id}")
 

@@ -37,7 +37,6 @@ from segcli.datasets.polygons import mask_to_rings, rasterize
 MAX_ID = 128
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # Clarifai's documented per-image limit
 POLYGON, MASK = "polygon", "mask"
-REGION_FORMATS = (POLYGON, MASK)
 
 
 def _sha(*parts: str) -> str:
