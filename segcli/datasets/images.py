@@ -1,6 +1,6 @@
 """Helpers shared by the dataset readers that decode: verify image files (read once, stamped
-for datasets/filefacts.py), label-map regions, PNG encoding. The light half (map_items, collect: no numpy, no PIL) is
-datasets/reading.py.
+for datasets/filefacts.py), label-map regions, PNG encoding. The light half (map_items,
+collect: no numpy, no PIL) is datasets/reading.py.
 
 Images are opened through segcli.datasets.imagefile (EXIF orientation, pixel modes, size limit),
 the same module training, predict and eval read them with.
