@@ -10,6 +10,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
 
+# os.open flags for a new file written as bytes: O_CLOEXEC (POSIX: no child inherits it) and
+# O_BINARY (Windows: no newline translation, which would change the bytes and their hash).
+NEW_BINARY_FILE = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
 def _read_umask() -> int:
     # os.umask can only be read by setting it; done once, at import (before any thread writes).
     mask = os.umask(0o022)

@@ -152,15 +152,19 @@ def local_templates(cache: Path | None = None) -> list[Template]:
     return [_template(path, raw) for path, raw in template_documents(cache)]
 
 
-def template_documents(cache: Path | None = None, write: bool = True) -> list[tuple[Path, dict[str, Any]]]:
+def template_documents(cache: Path | None = None, write: bool = True,
+                       folder: Path | None = None) -> list[tuple[Path, dict[str, Any]]]:
     """Each template YAML file, parsed. With `cache` (a JSON file), the documents parsed before
-    are taken from it while every file's stamp (size, mtime, inode) is the one recorded, and it
-    is rewritten (`write`) after a parse: `template list` and completion then skip PyYAML (~15
-    ms to import). The documents are validated by their reader as always. Any problem with the
-    cache file only means parsing the YAML."""
+    are taken from it while every file's stamp (size, mtime, ctime, inode) is the one recorded,
+    and it is rewritten (`write`) after a parse: `template list` and completion then skip PyYAML
+    (~15 ms to import). ctime catches an edit whose mtime was put back (cp -p, touch -r); a file
+    changed within the last seconds is not cached at all, since a second edit within one clock
+    tick would keep its stamp. The documents are validated by their reader as always. Any
+    problem with the cache file only means parsing the YAML. `folder`: the templates' folder
+    (default: templates_dir())."""
     import json
 
-    paths = sorted(templates_dir().glob("*.yaml"))
+    paths = sorted((folder or templates_dir()).glob("*.yaml"))
     try:
         key = [[str(p), *_stamp(p)] for p in paths]
     except OSError:
@@ -168,19 +172,32 @@ def template_documents(cache: Path | None = None, write: bool = True) -> list[tu
     if cache is not None and key is not None:
         try:
             doc = json.loads(cache.read_text(encoding="utf-8"))
-            if doc.get("key") == key and len(doc.get("documents", ())) == len(paths):
-                return list(zip(paths, doc["documents"]))
+            cached = doc.get("documents")
+            if doc.get("key") == key and isinstance(cached, list) and len(cached) == len(paths) and all(
+                    isinstance(d, dict) and isinstance(d.get("name"), str) for d in cached):
+                return list(zip(paths, cached))
         except (OSError, ValueError, AttributeError, TypeError):
             pass
     documents = [safe_load_fast(p.read_text()) for p in paths]
-    if cache is not None and key is not None and write:
+    if cache is not None and key is not None and write and not _recent(key):
         _write_cache(cache, key, documents)
     return list(zip(paths, documents))
 
 
 def _stamp(path: Path) -> list[int]:
     st = path.stat()
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+RECENT_S = 2.0   # coarser than any file system's timestamp tick (FAT: 2 s)
+
+
+def _recent(key: list) -> bool:
+    """Whether a file was changed so recently that another edit could keep its stamp."""
+    import time
+
+    now = time.time_ns()
+    return any(now - max(mtime, ctime) < RECENT_S * 1e9 for _, _, mtime, ctime, _ in key)
 
 
 def _write_cache(cache: Path, key: list, documents: list) -> None:

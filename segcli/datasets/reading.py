@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from segcli.core.cpus import usable_cpus
-from segcli.core.errors import NotFoundError
+from segcli.core.errors import EnvironmentFault, NotFoundError
 from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult
 
 Progress = Callable[[int, int], None]
@@ -82,6 +82,7 @@ def _in_processes(fn: Callable[[T], R], jobs: Sequence[T], workers: int,
                   on_progress: Progress | None) -> list[R]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     # fork: the workers start in milliseconds with numpy, PIL and the reader already imported.
     # They are forked while this process has no other thread yet (the progress display starts
@@ -94,6 +95,14 @@ def _in_processes(fn: Callable[[T], R], jobs: Sequence[T], workers: int,
         if on_progress:
             on_progress(0, len(jobs))
         out = _with_progress(results, len(jobs), on_progress)
+    except BrokenProcessPool:
+        pool.shutdown(wait=False, cancel_futures=True)
+        # A worker killed from outside (the kernel's out-of-memory killer, kill -9): the machine's
+        # doing, not a bug; nothing was written yet.
+        raise EnvironmentFault("a worker process validating the files was killed (out of memory?); "
+                               "nothing was uploaded",
+                               hint="re-run the same command; if it happens again, free memory "
+                                    "(dmesg shows what killed it)") from None
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: workers finish one chunk, exit
         raise

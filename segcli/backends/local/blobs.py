@@ -12,6 +12,8 @@ import os
 import threading
 from pathlib import Path
 
+from segcli.core.files import NEW_BINARY_FILE
+
 
 class ChangedFile(Exception):
     """The file's bytes no longer have the hash they had when they were validated."""
@@ -86,7 +88,7 @@ class BlobStore:
         # truncated and reused. 0600 like the rest of the store.
         tmp = os.path.join(folder, f".{digest[2:]}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            fd = os.open(tmp, NEW_BINARY_FILE | os.O_TRUNC, 0o600)
             try:
                 view = memoryview(data)
                 while view:

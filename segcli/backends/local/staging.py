@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from segcli.core.files import NEW_BINARY_FILE
+from segcli.core.processes import process_exists
+
 FOLDER = "staging"   # under the data dir, beside blobs/ (same file system: moves are renames)
 
 
@@ -35,7 +38,7 @@ class Staging:
         # store only by the upload that staged it, after every worker finished, so a file cut
         # short (a worker killed with its upload) is never used; its folder is swept.
         try:
-            fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)  # as blobs are
+            fd = os.open(final, NEW_BINARY_FILE | os.O_EXCL, 0o600)  # as blobs are
         except FileExistsError:
             return  # the same bytes came with another item
         except OSError as exc:
@@ -75,15 +78,5 @@ def _sweep(root: Path) -> None:
         return
     for entry in entries:
         pid = entry.name.split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_exists(int(pid)):
             shutil.rmtree(entry.path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True   # exists, another user's
-    return True

@@ -7,15 +7,14 @@ still training.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Optional
 
 from segcli.backends.local.store import Store
 from segcli.core.entities import QUEUED, TRAINING, TRAINING_FAILED, ModelVersion
 from segcli.core.ids import now_iso
+from segcli.core.processes import process_exists
 
 # Workers this process started, so their exit can be reaped (a dead child is otherwise a zombie).
 children: dict[int, subprocess.Popen] = {}
@@ -52,16 +51,7 @@ def pid_alive(pid: int | None) -> bool:
     child = children.get(pid)
     if child is not None:
         return child.poll() is None  # also reaps it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie still answers kill(0): read its state on Linux
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return True
+    return process_exists(pid)
 
 
 # A QUEUED row is written before its worker exists (the worker needs the row); until the pid
