@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,19 +107,28 @@ def segcli_subprocess_env(home: Path) -> dict[str, str]:
 SEGCLI = [sys.executable, "-m", "segcli"]
 
 
-def trained_store(home: Path, shapes_data: Path, train: list[str]) -> Path:
-    """`home` made a segcli home with app a, dataset d (the shapes data) and model m trained by
-    the `train` argv, through the real CLI in subprocesses (as a user's shell would)."""
+@pytest.fixture(scope="module")
+def trained_home(request, tmp_path_factory, shapes_data) -> Path:
+    """A segcli home with app a, dataset d (the shapes data) and model m trained by the test
+    module's TRAIN argv, made once per module through the real CLI in subprocesses (as a
+    user's shell would). Tests take `home`: a copy of it as their own SEGCLI_HOME."""
     import subprocess
 
+    home = tmp_path_factory.mktemp("trained-home")
     env = segcli_subprocess_env(home)
     for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
                  ["dataset", "upload", "d", "--app", "a", "--images", str(shapes_data / "images"),
                   "--masks", str(shapes_data / "masks"), "-q"],
-                 ["model", "create", "m", "--app", "a"], train):
+                 ["model", "create", "m", "--app", "a"], request.module.TRAIN):
         done = subprocess.run([*SEGCLI, *argv], env=env, capture_output=True, text=True)
         assert done.returncode == 0, (argv, done.stderr)
     return home
+
+
+@pytest.fixture
+def home(trained_home, segcli_home) -> Path:
+    shutil.copytree(trained_home, segcli_home, dirs_exist_ok=True)
+    return segcli_home
 
 
 # A running in-process fake Clarifai server (tests/fake_clarifai), one per test.

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, SEGCLI, segcli_subprocess_env, trained_store
+from conftest import REPO, SEGCLI, segcli_subprocess_env
 from segcli.core.errors import ExitCode
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
@@ -27,17 +26,6 @@ TRAIN = ["train", "--template", "segcli_UNet", "--set", "model_size=tiny", "--se
          "--set", "batch_size=4", "--set", "num_epochs=2", "--model", "m", "--app", "a", "--dataset", "d", "-q"]
 META_KEYS = {"segcli.classes", "segcli.mean", "segcli.std", "segcli.image_size", "segcli.resize",
              "segcli.template", "segcli.version_id"}
-
-
-@pytest.fixture(scope="module")
-def trained_home(tmp_path_factory, shapes_data):
-    return trained_store(tmp_path_factory.mktemp("trained-home"), shapes_data, TRAIN)
-
-
-@pytest.fixture
-def home(trained_home, segcli_home):
-    shutil.copytree(trained_home, segcli_home, dirs_exist_ok=True)
-    return segcli_home
 
 
 def model_dir(home: Path) -> Path:

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import trained_store
 from segcli.core.errors import ExitCode
 from segcli.render.predictions import PredictionWriter
 
@@ -22,17 +21,6 @@ pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 
 TRAIN = ["train", "--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]",
          "--set", "batch_size=4", "--set", "num_epochs=1", "--model", "m", "--app", "a", "--dataset", "d", "-q"]
-
-
-@pytest.fixture(scope="module")
-def trained_home(tmp_path_factory, shapes_data):
-    return trained_store(tmp_path_factory.mktemp("trained-home"), shapes_data, TRAIN)
-
-
-@pytest.fixture
-def home(trained_home, segcli_home):
-    shutil.copytree(trained_home, segcli_home, dirs_exist_ok=True)
-    return segcli_home
 
 
 def png_with_size(path: Path, width: int, height: int) -> Path:

@@ -26,6 +26,15 @@ def settle():
     time.sleep(RECENT_S + 0.2)  # the files' mtime and ctime leave the "changed just now" window
 
 
+def cached_templates(tmp_path):
+    """(folder, cache, the cache's JSON) once two settled templates were parsed and cached."""
+    folder, cache = tmp_path / "tpl", tmp_path / "cache.json"
+    write_templates(folder)
+    settle()
+    template_documents(cache, folder=folder)
+    return folder, cache, json.loads(cache.read_text())
+
+
 def test_files_changed_just_now_are_not_cached(tmp_path):
     write_templates(tmp_path / "tpl")
     cache = tmp_path / "cache.json"
@@ -34,11 +43,7 @@ def test_files_changed_just_now_are_not_cached(tmp_path):
 
 
 def test_cache_serves_unchanged_files_and_drops_a_same_size_edit_with_its_mtime_put_back(tmp_path):
-    folder, cache = tmp_path / "tpl", tmp_path / "cache.json"
-    write_templates(folder)
-    settle()
-    template_documents(cache, folder=folder)
-    doc = json.loads(cache.read_text())
+    folder, cache, doc = cached_templates(tmp_path)
     doc["documents"][0]["description"] = "from the cache"   # proves where the next answer comes from
     cache.write_text(json.dumps(doc))
     assert template_documents(cache, folder=folder)[0][1]["description"] == "from the cache"
@@ -53,11 +58,7 @@ def test_cache_serves_unchanged_files_and_drops_a_same_size_edit_with_its_mtime_
 
 
 def test_a_damaged_cache_only_means_parsing_the_yaml(tmp_path):
-    folder, cache = tmp_path / "tpl", tmp_path / "cache.json"
-    write_templates(folder)
-    settle()
-    template_documents(cache, folder=folder)
-    doc = json.loads(cache.read_text())
+    folder, cache, doc = cached_templates(tmp_path)
     for damaged in ([None, None], [{"no": "name"}, {"name": 3}], "documents", [1]):
         cache.write_text(json.dumps({**doc, "documents": damaged}))
         assert seeds(template_documents(cache, folder=folder, write=False)) == [17.0, 17.0]
