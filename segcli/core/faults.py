@@ -22,11 +22,12 @@ from segcli.core.errors import EnvironmentFault, InvalidInputError, SegcliError
 
 PathLike = Union[str, Path]
 
+_FULL_HINT = ("free space there (df -h {folder}) and re-run the same command; or move the segcli "
+              "home to a bigger disk with SEGCLI_HOME=DIR")
+
 # errno -> (what is wrong, with {path}), (the fix).
 _OS_FAULTS: dict[int, tuple[str, str]] = {
-    errno.ENOSPC: ("no space left on the device holding {path}",
-                   "free space there (df -h {folder}) and re-run the same command; or move the "
-                   "segcli home to a bigger disk with SEGCLI_HOME=DIR"),
+    errno.ENOSPC: ("no space left on the device holding {path}", _FULL_HINT),
     errno.EDQUOT: ("disk quota exceeded writing {path}",
                    "free space within your quota (quota -s; du -sh {folder}) and re-run the same "
                    "command; or set SEGCLI_HOME=DIR on another disk"),
@@ -94,16 +95,12 @@ def _sqlite(exc, db: Optional[Path]) -> Optional[EnvironmentFault]:
     text = str(exc).lower()
     where = str(db) if db else "the segcli store"
     folder = str(db.parent) if db else "the segcli data folder"
-    if code in (SQLITE_CORRUPT, SQLITE_NOTADB) or "not a database" in text or "malformed" in text:
-        aside = f"mv {db} {db}.corrupt" if db else "move the database file aside"
-        return EnvironmentFault(
-            f"the segcli store {where} is corrupt ({exc})",
-            hint=f"{aside} to start an empty store (restore a backup over it if you have one; "
-                 "segcli doctor checks the store)")
+    if is_corruption(exc):
+        return EnvironmentFault(f"the segcli store {where} is corrupt ({exc})",
+                                hint=corrupt_store_hint(db) + "; segcli doctor checks the store")
     if code == SQLITE_FULL or "disk is full" in text:
         return EnvironmentFault(f"no space left on the device holding the segcli store {where}",
-                                hint=f"free space there (df -h {folder}) and re-run the same command; "
-                                     "or move the segcli home to a bigger disk with SEGCLI_HOME=DIR")
+                                hint=_FULL_HINT.format(folder=folder))
     if code in (SQLITE_BUSY, SQLITE_LOCKED) or "database is locked" in text:
         return EnvironmentFault(f"the segcli store {where} stayed locked by another process",
                                 hint="wait for the other segcli command (an upload, a training worker) to "
@@ -112,11 +109,10 @@ def _sqlite(exc, db: Optional[Path]) -> Optional[EnvironmentFault]:
             k in text for k in ("readonly database", "unable to open database", "disk i/o error")):
         # SQLite does not say why; the folder does (WAL needs to create files beside the db).
         why = unwritable_reason(db.parent) if db else None
-        if why in ("no space left on the device", "disk quota exceeded"):
+        if why in FULL_REASONS:
             what = "no space left on the device holding" if why.startswith("no space") else "disk quota exceeded for"
             return EnvironmentFault(f"{what} the segcli store {where}",
-                                    hint=f"free space there (df -h {folder}) and re-run the same command; "
-                                         "or move the segcli home to a bigger disk with SEGCLI_HOME=DIR")
+                                    hint=_FULL_HINT.format(folder=folder))
         if why is not None:
             return EnvironmentFault(f"cannot write the segcli store {where}: {why}",
                                     hint=f"make {folder} writable, or point SEGCLI_HOME at a writable folder")
@@ -130,10 +126,24 @@ def _sqlite(exc, db: Optional[Path]) -> Optional[EnvironmentFault]:
     return None  # e.g. "no such table": a bug or a store from another version, not the machine
 
 
-_SHORT = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+def is_corruption(exc) -> bool:
+    """Whether a sqlite3 error says the database file itself is damaged (or not SQLite)."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    text = str(exc).lower()
+    return code in (SQLITE_CORRUPT, SQLITE_NOTADB) or "not a database" in text or "malformed" in text
+
+
+def corrupt_store_hint(db: Optional[Path]) -> str:
+    aside = f"mv {db} {db}.corrupt" if db else "move the database file aside"
+    return f"{aside} to start an empty store (restore a backup over it if you have one)"
+
+
+_SHORT: dict[int, str] = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
           errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
           errno.EPERM: "permission denied", errno.ENOTDIR: "not a directory",
           errno.EEXIST: "not a directory", errno.EIO: "input/output error"}
+# What unwritable_reason says when the folder is full rather than closed to us.
+FULL_REASONS = (_SHORT[errno.ENOSPC], _SHORT[errno.EDQUOT])
 
 
 def unwritable_reason(folder: Path) -> Optional[str]:

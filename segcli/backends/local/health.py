@@ -19,7 +19,7 @@ from typing import Optional
 
 from segcli.backends.local.db import connect_readonly
 from segcli.backends.local.store import DB_NAME
-from segcli.core.faults import unwritable_reason
+from segcli.core.faults import FULL_REASONS, corrupt_store_hint, is_corruption, unwritable_reason
 
 LOW_SPACE_BYTES = 16 * 1024 * 1024
 
@@ -44,11 +44,9 @@ def check(data_dir: Path) -> StoreHealth:
                            hint=f"point SEGCLI_HOME at a directory (or move the file {existing} away)")
     corrupt = _corruption(db) if db.exists() else None
     if corrupt is not None:
-        return StoreHealth(CORRUPT, str(db), corrupt, free,
-                           hint=f"mv {db} {db}.corrupt to start an empty store (restore a backup over "
-                                "it if you have one)")
+        return StoreHealth(CORRUPT, str(db), corrupt, free, hint=corrupt_store_hint(db))
     why = unwritable_reason(existing) if existing is not None else "no existing parent folder"
-    if why in ("no space left on the device", "disk quota exceeded") or (
+    if why in FULL_REASONS or (
             why is None and free is not None and free < LOW_SPACE_BYTES):
         return StoreHealth(FULL, str(db), why or f"only {size_text(free)} free", free,
                            hint=f"free space on that disk (df -h {existing}), or set SEGCLI_HOME=DIR on another")
@@ -89,10 +87,7 @@ def _corruption(db: Path) -> Optional[str]:
     try:
         result = conn.execute("PRAGMA quick_check").fetchone()[0]
     except sqlite3.DatabaseError as exc:
-        code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
-        if code in (11, 26) or "malformed" in str(exc) or "not a database" in str(exc):
-            return f"sqlite: {exc}"
-        return None
+        return f"sqlite: {exc}" if is_corruption(exc) else None
     finally:
         conn.close()
     return None if result == "ok" else "quick_check: " + " ".join(str(result).split())
