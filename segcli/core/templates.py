@@ -126,10 +126,6 @@ def safe_load_fast(text: str) -> Any:
         loader.dispose()
 
 
-def template_from_yaml(path: Path) -> Template:
-    return _template(path, safe_load_fast(path.read_text()))
-
-
 def _template(path: Path, raw: dict[str, Any]) -> Template:
     params = {n: _spec(n, spec, path.name) for n, spec in (raw.get("params") or {}).items()}
     return Template(name=raw["name"], model_type=raw.get("model_type", "visual-segmenter"),

@@ -16,7 +16,6 @@ at the end, so `finish(classes)` renumbers what it must:
 """
 from __future__ import annotations
 
-import functools
 import io
 import json
 from dataclasses import dataclass, field
@@ -163,7 +162,6 @@ class CocoWriter:
         write_text_atomic(self.root / "annotations.json", json.dumps(doc, ensure_ascii=False) + "\n")
 
 
-@functools.lru_cache(maxsize=1)
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(path, data)

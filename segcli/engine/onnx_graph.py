@@ -26,9 +26,6 @@ RAW_INPUT, RAW_OUTPUT = "pixel_values", "raw_logits"
 INPUT, OUTPUT = "pixel_values", "logits"                 # the export contract
 PRED_IMAGE, PRED_SIZE, PRED_LABEL, PRED_PROB = "image", "out_size", "label", "prob"
 PREDICT_FORMAT = "segcli-predict-graph/1"                # bump when predict_graph changes
-# Metadata keys of the contract file (a script contract: names and JSON encodings are fixed).
-META_KEYS = ("segcli.classes", "segcli.mean", "segcli.std", "segcli.image_size", "segcli.resize",
-             "segcli.template", "segcli.version_id")
 
 
 def _const(name: str, values, dtype=None):
