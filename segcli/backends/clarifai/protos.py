@@ -25,7 +25,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterator, Optional
+from typing import AbstractSet, Iterator, Optional
 
 import numpy as np
 from clarifai_grpc.grpc.api import resources_pb2 as R
@@ -114,15 +114,16 @@ class PlannedItem:
         data.metadata.update({"filename": self.item.name, "segcli_sha256": self.item.image_sha256})
         return R.Input(id=self.id, data=data, dataset_ids=[self.dataset_id])
 
-    def annotations(self, wanted: set[str] | None = None) -> list[R.Annotation]:
-        """The item's annotations (only ids in `wanted` when given)."""
-        if wanted is not None and not wanted:
-            return []
+    def annotations(self, skip: AbstractSet[str] = frozenset()) -> list[R.Annotation]:
+        """The item's annotations but those whose id is in `skip` (already on the server): one
+        pass computes the ids and the payloads, so polygons are traced once."""
         out = []
+        ids: dict[str, str] = {}
         labelmap = self._labelmap()
         h, w = labelmap.shape   # the image as displayed: polygons are normalised to it
         for ann_id, concept, payload in self._regions(labelmap):
-            if wanted is not None and ann_id not in wanted:
+            ids[ann_id] = concept
+            if ann_id in skip:
                 continue
             ann = R.Annotation(id=ann_id, input_id=self.id)
             region = ann.data.regions.add()
@@ -133,8 +134,7 @@ class PlannedItem:
                     region.region_info.polygon.points.add(row=y / h, col=x / w, visibility=R.Point.VISIBLE)
             region.data.concepts.add(id=concept, name=concept, value=1.0)
             out.append(ann)
-        if wanted is None:  # every id was just computed: keep them (the survey may ask later)
-            self.__dict__.setdefault("annotation_ids", {a.id: a.data.regions[0].data.concepts[0].id for a in out})
+        self.__dict__.setdefault("annotation_ids", ids)  # every id was just computed: keep them
         return out
 
     def _labelmap(self) -> np.ndarray:

@@ -35,12 +35,6 @@ class Work:
     def posts_input(self) -> bool:
         return self.action in (NEW, REDO)
 
-    def missing_annotations(self) -> set[str] | None:
-        """Ids to post; None = all of them (no need to trace polygons once more for the ids)."""
-        if not self.existing:
-            return None
-        return set(self.plan.annotation_ids) - self.existing
-
 
 def chunks(items: list[T], size: int = CHUNK) -> list[list[T]]:
     return [items[i:i + size] for i in range(0, len(items), size)]

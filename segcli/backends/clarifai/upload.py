@@ -175,7 +175,7 @@ class Uploader:
 
     # -- annotations ------------------------------------------------------------------------
     def _annotate(self, ready: list[Work]) -> None:
-        anns = [a for w in ready for a in w.plan.annotations(w.missing_annotations())]
+        anns = [a for w in ready for a in w.plan.annotations(skip=w.existing)]
         for batch in batches(anns, lambda a: a.ByteSize()):
             self._post_annotations(batch)
 
