@@ -53,14 +53,34 @@ def load_session(model_dir: Path, notify: Optional[Notify] = None, spin: bool = 
     """A session on the cached graph, building (and caching) it when missing or stale."""
     model_dir = Path(model_dir)
     key = cache_key(model_dir)
+    return _cached_session(model_dir, key, spin) or _open(_build(model_dir, key, notify), spin)
+
+
+def ensure_graph(model_dir: Path, notify: Optional[Notify] = None) -> None:
+    """Build and cache the version's predict graph now if it is missing or stale (e.g. at the
+    end of training, so that no predict pays for the export). No session is kept."""
+    model_dir = Path(model_dir)
+    key = cache_key(model_dir)
+    if _cached_session(model_dir, key, spin=False) is None:
+        _build(model_dir, key, notify)
+
+
+def _cached_session(model_dir: Path, key: str, spin: bool):
+    """A session on the cached graph when it exists and was built for `key`, else None."""
     path = model_dir / CACHE_NAME
-    if path.is_file():
-        try:
-            session = _open(str(path), spin)
-            if session.get_modelmeta().custom_metadata_map.get("segcli.key") == key:
-                return session
-        except Exception:  # noqa: BLE001 - a truncated or foreign file: rebuild it below
-            pass
+    if not path.is_file():
+        return None
+    try:
+        session = _open(str(path), spin)
+        built_for = session.get_modelmeta().custom_metadata_map.get("segcli.key")
+    except Exception:  # noqa: BLE001 - a truncated or foreign file: rebuilt by the caller
+        return None
+    return session if built_for == key else None
+
+
+def _build(model_dir: Path, key: str, notify: Optional[Notify]) -> bytes:
+    """The predict graph's bytes for `key`, exported (torch) and cached beside the weights."""
+    path = model_dir / CACHE_NAME
     if notify:
         notify("preparing the ONNX Runtime engine for this model version (once; exporting needs torch, a few seconds)")
     from segcli.engine.export import predict_onnx  # torch: only on this first use
@@ -71,13 +91,7 @@ def load_session(model_dir: Path, notify: Optional[Notify] = None, spin: bool = 
     except OSError as exc:   # a read-only store still predicts, from memory
         if notify:
             notify(f"could not cache {path} ({exc.strerror}); using the graph from memory")
-    return _open(data, spin)
-
-
-def ensure_graph(model_dir: Path, notify: Optional[Notify] = None) -> None:
-    """Build and cache the version's predict graph now if it is missing or stale (e.g. at the
-    end of training, so that no predict pays for the export)."""
-    load_session(model_dir, notify)
+    return data
 
 
 class OnnxPredictor:
