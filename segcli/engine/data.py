@@ -7,15 +7,15 @@ image. Two values [h, w] resize to exactly h x w. Masks are resized nearest-neig
 from __future__ import annotations
 
 import os
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 from PIL import Image
 
 from segcli.core.errors import InvalidInputError
+from segcli.core.ordered import ordered_map
 from segcli.datasets.imagefile import BadFile, open_rgb
 
 IGNORE = 255
@@ -172,7 +172,7 @@ def train_batches(data: SampleSet, idx: list[int], batch_size: int, seed: int, e
         rng = np.random.default_rng([seed, epoch, b])
         pairs = [augment(*data.get(i), crop, rng) for i in chunks[b]]
         return to_batch([p[0] for p in pairs], [p[1] for p in pairs])
-    return prefetch(make, len(chunks), workers)
+    return ordered_map(make, len(chunks), workers)
 
 
 def eval_batches(data: SampleSet, idx: list[int], batch_size: int) -> Iterator:
@@ -185,24 +185,4 @@ def eval_batches(data: SampleSet, idx: list[int], batch_size: int) -> Iterator:
     def make(b: int):
         pairs = [data.get(i) for i in chunks[b]]
         return to_batch([p[0] for p in pairs], [p[1] for p in pairs])
-    return prefetch(make, len(chunks), 1)
-
-
-def prefetch(make: Callable[[int], object], n: int, workers: int) -> Iterator:
-    """Yield make(0..n-1) in order, computed `workers` (+1) ahead in threads (0 = inline).
-    Threads, not processes: the arrays are cached in this process and numpy/PIL release the GIL."""
-    if workers <= 0:
-        yield from (make(i) for i in range(n))
-        return
-    ex = ThreadPoolExecutor(workers)
-    try:
-        pending = deque(ex.submit(make, i) for i in range(min(n, workers + 1)))
-        nxt = len(pending)
-        while pending:
-            out = pending.popleft().result()
-            if nxt < n:
-                pending.append(ex.submit(make, nxt))
-                nxt += 1
-            yield out
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)
+    return ordered_map(make, len(chunks), 1)

@@ -14,7 +14,6 @@ import glob
 import queue
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
@@ -25,6 +24,7 @@ from segcli.core.cpus import usable_cpus
 from segcli.core.errors import InvalidInputError, NotFoundError
 from segcli.core.faults import cannot_write
 from segcli.core.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from segcli.core.ordered import ordered_map
 from segcli.render.progress import Counter
 
 IMAGE_EXTS = frozenset(IMAGE_SUFFIXES)
@@ -77,26 +77,6 @@ def _reason(what: str, exc: BaseException, path: Path) -> str:
         message = message.replace(form, "")
     message = message.strip().rstrip(":").strip()
     return f"{what}: {exc.__class__.__name__}" + (f": {message}" if message else "")
-
-
-def _ordered_map(fn: Callable, items: list, workers: int, ahead: int) -> Iterator:
-    """fn(item) for each item, in order, computed by `workers` threads at most `ahead` in advance
-    (bounded memory however many inputs there are)."""
-    if not items:
-        return
-    with ThreadPoolExecutor(workers, thread_name_prefix="segcli-decode") as pool:
-        pending = [pool.submit(fn, item) for item in items[:ahead]]
-        nxt = len(pending)
-        try:
-            while pending:
-                result = pending.pop(0).result()
-                if nxt < len(items):
-                    pending.append(pool.submit(fn, items[nxt]))
-                    nxt += 1
-                yield result
-        finally:
-            for future in pending:
-                future.cancel()
 
 
 def _background(iterable: Iterable, depth: int) -> Iterator:
@@ -188,7 +168,7 @@ def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Pa
     cpus = usable_cpus()
     with PredictionWriter(out_dir, segmenter.classes, threshold=threshold, workers=cpus) as writer:
         with Counter("predicting", len(images), progress_mode) as counter:
-            decoded = _ordered_map(load_rgb, images, workers=min(2, cpus), ahead=2 * batch_size)
+            decoded = ordered_map(lambda i: load_rgb(images[i]), len(images), min(2, cpus), ahead=2 * batch_size)
             for batch in _batches(decoded, batch_size):
                 for path, _, why in (b for b in batch if b[1] is None):
                     warn(f"skipped {path}: {why}")
