@@ -98,9 +98,10 @@ def evaluate(
 
     app_id = STATE.app_id(app)
     sink = out(output, quiet)
-    STATE.backend.trained_version(app_id, model, version)  # refuse before any dataset snapshot
+    # Resolved (and refused if not TRAINED) before any dataset snapshot; eval then names it.
+    trained = STATE.backend.trained_version(app_id, model, version).id
     dataset_id, version_id = resolve_dataset_version(STATE.backend, app_id, dataset, dataset_version, sink, create=False)
-    result = run_eval(STATE.backend, app_id, model, version, dataset_id, version_id, progress_mode(quiet),
+    result = run_eval(STATE.backend, app_id, model, trained, dataset_id, version_id, progress_mode(quiet),
                       engine=engine, notify=sink.info)
     if output != "table":
         sink.data(result)

@@ -45,12 +45,16 @@ def prepare(backend: Backend, app_id: str, template_name: Optional[str], params_
                                    note=lambda message: sink.info(f"note: {message}"))
     # Everything that can be refused is refused before the dataset is snapshotted.
     backend.check_trainable(template, doc)
-    if doc["concepts"] and doc["dataset_id"] and not doc["dataset_version_id"]:
+    # Named concepts of a dataset about to be snapshotted are checked before the snapshot; the
+    # snapshot changes no concept, so they are not checked again after it.
+    checked = bool(doc["concepts"] and doc["dataset_id"] and not doc["dataset_version_id"])
+    if checked:
         check_against_backend(backend, app_id, dict(doc))
     dataset_id, version_id = resolve_dataset_version(
         backend, app_id, doc["dataset_id"] or None, doc["dataset_version_id"] or None, sink, create=True)
     doc["dataset_id"], doc["dataset_version_id"] = dataset_id, version_id
-    doc = check_against_backend(backend, app_id, doc, all_concepts=not doc["concepts"])
+    if not checked:
+        doc = check_against_backend(backend, app_id, doc, all_concepts=not doc["concepts"])
     if not doc["concepts"]:
         raise InvalidInputError(f"dataset '{dataset_id}' has no labelled concepts to train",
                                 hint=f"segcli dataset upload {dataset_id} --app {app_id} ...")
