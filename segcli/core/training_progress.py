@@ -43,6 +43,11 @@ class TrainingProgress:
     estimated: bool                 # epoch and fraction come from a percent (Clarifai)
 
     @property
+    def epoch(self) -> int:
+        """The epoch to show: the one running, else the number finished."""
+        return self.current if self.current is not None else self.finished
+
+    @property
     def active(self) -> bool:
         return self.status in ACTIVE_STATUSES
 

@@ -40,6 +40,7 @@ class Counter:
         self.done = 0
         self._printed = -1  # `done` at the last plain line, so close() never repeats it
         self.started = self._last_line = time.monotonic()
+        self._interval = line_interval_s()  # once a counter: advance() runs once an item
         self._bar = None
         if mode == "rich":
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -61,7 +62,7 @@ class Counter:
             self._bar.update(self._task, advance=n, rate=f"{self.rate():.0f}/s")
         elif self.mode == "lines":
             now = time.monotonic()
-            if now - self._last_line >= line_interval_s():
+            if now - self._last_line >= self._interval:
                 self._last_line = now
                 self._line()
 

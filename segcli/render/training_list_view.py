@@ -99,7 +99,7 @@ class TrainingListView:
             parts: list[Any] = [name.ljust(name_w), "  ", (status, STATUS_STYLE.get(v.status, "bold")), "  "]
             if bar_w >= 8:
                 parts += [bar(tp.fraction, bar_w, g, "green" if tp.fraction == 1.0 else "cyan"), " "]
-            epoch = f"{tp.current if tp.current is not None else tp.finished}/{tp.epochs}" if tp.epochs else "-"
+            epoch = f"{tp.epoch}/{tp.epochs}" if tp.epochs else "-"
             parts.append(f"{tp.percent:.0f}%".rjust(4) if tp.percent is not None else "   -")
             parts.append(epoch.rjust(7))
             if show_eta:
@@ -145,7 +145,7 @@ class ListWatchDisplay:
             text = v.status
             if tp.active:
                 if tp.epochs:
-                    text += f" epoch={tp.current if tp.current is not None else tp.finished}/{tp.epochs}"
+                    text += f" epoch={tp.epoch}/{tp.epochs}"
                 if tp.percent is not None:
                     text += f" progress={tp.percent:.0f}%"
                 if tp.eta_s is not None:

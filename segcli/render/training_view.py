@@ -210,7 +210,7 @@ class _Frame:
         tp = self.tp
         parts = [f"{tp.percent:.0f}%".rjust(4) if tp.percent is not None else "   -"]
         if tp.epochs:
-            shown = tp.current if tp.current is not None else tp.finished
+            shown = tp.epoch
             parts.append(f"epoch {'~' if tp.estimated else ''}{shown}/{tp.epochs}")
         if tp.eta_s is not None:
             parts.append(f"eta {fmt_duration(tp.eta_s)}")

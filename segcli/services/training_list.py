@@ -20,7 +20,7 @@ def row(v: ModelVersion) -> dict[str, Any]:
     a local training is in an epoch, else the epochs finished (an estimate on Clarifai)."""
     tp = read_progress(v)
     return {"app_id": v.app_id, "model_id": v.model_id, "version_id": v.id, "status": v.status,
-            "template": v.template, "epoch": tp.current if tp.current is not None else tp.finished,
+            "template": v.template, "epoch": tp.epoch,
             "epochs": tp.epochs, "percent": tp.percent, "eta_s": None if tp.eta_s is None else round(tp.eta_s, 1),
             "val_mIoU": tp.val_mIoU, "loss": tp.loss, "created_at": v.created_at, "message": v.message}
 
