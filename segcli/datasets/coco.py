@@ -41,7 +41,7 @@ from segcli.core.textfile import SAVE_AS_UTF8
 from segcli.datasets.filefacts import ImageFile, KnownFiles, KnownRender, Stash, absolute, stamp_of
 from segcli.datasets.images import BadFile, bbox_of, observe_image, png_bytes
 from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult, Region
-from segcli.datasets.reading import PROCESS_WORKERS, Progress, collect, map_items, require_dir
+from segcli.datasets.reading import Progress, read_jobs, require_dir
 
 TOLERANCE_PX = 1.0  # COCO exports round coordinates: this far outside is not "clipped"
 # Bump when drawing a label map from annotations changes: remembered drawings are then redone.
@@ -75,17 +75,8 @@ def read_coco(annotations: Path, images_dir: Path, on_progress: Progress | None 
     jobs = [(entry, path, anns, facts.get(absolute(path)), key) for entry, path, anns, _, key in jobs]
     done = {k: _known_item(job, renders[job[4]], images_dir) for k, job in enumerate(jobs)
             if job[3] is not None and job[4] in renders}
-    todo = [job for k, job in enumerate(jobs) if k not in done]
     read_one = functools.partial(_read_image, images_dir=images_dir, categories=categories, stash=stash)
-    processes = workers is None  # a caller naming a thread count gets threads
-    fresh = iter(map_items(read_one, todo, workers or PROCESS_WORKERS, _offset(on_progress, len(done), len(jobs)),
-                           processes=processes))
-    if not todo and on_progress:
-        on_progress(len(jobs), len(jobs))
-    outcomes = [done[k] if k in done else next(fresh) for k in range(len(jobs))]
-    result = collect(outcomes, invalid + orphans)
-    result.unchanged = sum(isinstance(done[k], LabeledItem) for k in done)
-    return result
+    return read_jobs(jobs, done, read_one, workers, on_progress, invalid + orphans)
 
 
 def render_key(entry: dict, anns: list, categories: dict[int, str]) -> str | None:
@@ -109,12 +100,6 @@ def _known(jobs: list, known: KnownFiles | None) -> tuple[dict[str, ImageFile], 
     facts = known.images({k: v for k, v in stamped.items() if v is not None})
     keys = [key for _, path, _, _, key in jobs if key is not None and absolute(path) in facts]
     return facts, (known.renders(keys) if keys else {})
-
-
-def _offset(on_progress: Progress | None, done: int, total: int) -> Progress | None:
-    if on_progress is None:
-        return None
-    return lambda n, _: on_progress(done + n, total)
 
 
 def _known_item(job: tuple, render: KnownRender, images_dir: Path) -> LabeledItem | InvalidItem:

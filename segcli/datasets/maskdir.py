@@ -42,7 +42,7 @@ from segcli.core.textfile import SAVE_AS_UTF8, TextEncodingError, read_text
 from segcli.datasets.filefacts import (ImageFile, KnownFiles, KnownMask, MaskFacts, Observed, Stash, absolute,
                                       stamp_of)
 from segcli.datasets.items import IGNORE_INDEX, InvalidItem, LabeledItem, ReadResult, Region
-from segcli.datasets.reading import PROCESS_WORKERS, Progress, collect, map_items, require_dir
+from segcli.datasets.reading import Progress, read_jobs, require_dir
 
 # image path, mask path, item name, and the facts already known of either file (or None)
 PairJob = tuple[Path, Path, str, Optional[ImageFile], Optional[KnownMask]]
@@ -65,21 +65,12 @@ def read_mask_folder(images_dir: Path, masks_dir: Path, classes: list[str] | Non
     jobs = _with_known(pairs, known)
     done = {k: _known_item(job, names, described) for k, job in enumerate(jobs)
             if job[3] is not None and job[4] is not None}
-    todo = [job for k, job in enumerate(jobs) if k not in done]
-    if todo:
+    read_one = None
+    if len(done) < len(jobs):
         from segcli.datasets import maskfile  # numpy and PIL: only when something is decoded
 
         read_one = functools.partial(maskfile.read_pair, names=names, described=described, stash=stash)
-        processes = workers is None  # a caller naming a thread count gets threads
-        count = workers or PROCESS_WORKERS
-        fresh = iter(map_items(read_one, todo, count, _offset(on_progress, len(done), len(jobs)),
-                               processes=processes))
-    elif on_progress:
-        on_progress(len(jobs), len(jobs))
-    outcomes = [done[k] if k in done else next(fresh) for k in range(len(jobs))]
-    result = collect(outcomes, invalid)
-    result.unchanged = sum(isinstance(done[k], LabeledItem) for k in done)
-    return result
+    return read_jobs(jobs, done, read_one, workers, on_progress, invalid)
 
 
 def _with_known(pairs: list[tuple[Path, Path, str]], known: KnownFiles | None) -> list[PairJob]:
@@ -91,13 +82,6 @@ def _with_known(pairs: list[tuple[Path, Path, str]], known: KnownFiles | None) -
     found_masks = known.masks({k: v for k, v in masks.items() if v is not None})
     return [(image, mask, name, found_images.get(absolute(image)), found_masks.get(absolute(mask)))
             for image, mask, name in pairs]
-
-
-def _offset(on_progress: Progress | None, done: int, total: int) -> Progress | None:
-    """Progress of the pairs decoded, counted after those already known."""
-    if on_progress is None:
-        return None
-    return lambda n, _: on_progress(done + n, total)
 
 
 def _known_item(job: PairJob, names: dict[int, str], described: str) -> LabeledItem | InvalidItem:

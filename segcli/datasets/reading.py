@@ -136,6 +136,26 @@ def _with_progress(results: Iterable[R], total: int, on_progress: Progress | Non
     return out
 
 
+def read_jobs(jobs: Sequence[T], done: dict[int, LabeledItem | InvalidItem],
+              read_one: Callable[[T], LabeledItem | InvalidItem] | None, workers: int | None,
+              on_progress: Progress | None, invalid: Iterable[InvalidItem] = ()) -> ReadResult:
+    """The result of every job, in order: `done` holds the outcomes known without reading (index
+    -> outcome: files unchanged since stored), the other jobs are read by `read_one` (needed only
+    then) in worker processes, or in `workers` threads when a caller names a count. Progress
+    counts the read ones after the known ones."""
+    todo = [job for k, job in enumerate(jobs) if k not in done]
+    total = len(jobs)
+    if todo:
+        assert read_one is not None
+        progress = None if on_progress is None else (lambda n, _: on_progress(len(done) + n, total))
+        fresh = iter(map_items(read_one, todo, workers or PROCESS_WORKERS, progress, processes=workers is None))
+    elif on_progress:
+        on_progress(total, total)
+    result = collect([done[k] if k in done else next(fresh) for k in range(total)], invalid)
+    result.unchanged = sum(isinstance(outcome, LabeledItem) for outcome in done.values())
+    return result
+
+
 def collect(outcomes: Iterable[LabeledItem | InvalidItem],
             invalid: Iterable[InvalidItem] = ()) -> ReadResult:
     result = ReadResult(invalid=list(invalid))
