@@ -23,6 +23,12 @@ class ChangedFile(Exception):
         self.path = path
 
 
+def blob_file(root: str, digest: str) -> str:
+    """Where blob `digest` lives under the store's `root`: root/ab/cdef... (plain strings:
+    pathlib costs ~8 us a path, more than the rest of a lookup)."""
+    return os.path.join(root, digest[:2], digest[2:])
+
+
 class BlobStore:
     def __init__(self, root: Path):
         self.root = root
@@ -31,11 +37,11 @@ class BlobStore:
         self._folders: set[str] = set()   # blobs/ab folders known to exist
 
     def path(self, digest: str) -> Path:
-        return self.root / digest[:2] / digest[2:]
+        return Path(self.file(digest))
 
     def file(self, digest: str) -> str:
-        """path() as a string: pathlib costs ~8 us a path, more than the rest of a lookup."""
-        return os.path.join(self._root, digest[:2], digest[2:])
+        """path() as a string."""
+        return blob_file(self._root, digest)
 
     def put_bytes(self, data: bytes, digest: str | None = None) -> str:
         digest = digest or hashlib.sha256(data).hexdigest()
@@ -57,8 +63,8 @@ class BlobStore:
     def adopt(self, staged: str, digest: str) -> bool:
         """Move a file holding the bytes of `digest` (hashed when they were written there) into
         place; True if the blob is now stored, False if `staged` does not exist."""
-        folder = os.path.join(self._root, digest[:2])
-        target = os.path.join(folder, digest[2:])
+        target = self.file(digest)
+        folder = os.path.dirname(target)
         if os.path.exists(target):
             return True
         if folder not in self._folders:
@@ -76,8 +82,8 @@ class BlobStore:
     def _put(self, digest: str, content) -> None:
         # Plain os calls (no pathlib, no tempfile's random names): an upload writes two blobs
         # an item, and this is most of the time its write phase spends outside SQLite.
-        folder = os.path.join(self._root, digest[:2])
-        target = os.path.join(folder, digest[2:])
+        target = self.file(digest)
+        folder = os.path.dirname(target)
         if os.path.exists(target):
             return
         data = content()

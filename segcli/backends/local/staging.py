@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from segcli.backends.local.blobs import blob_file
 from segcli.core.files import NEW_BINARY_FILE
 from segcli.core.processes import process_exists
 
@@ -31,7 +32,7 @@ class Staging:
     folder: str   # this upload's folder
 
     def keep(self, digest: str, data: bytes) -> None:
-        if os.path.exists(os.path.join(self.blobs, digest[:2], digest[2:])):
+        if os.path.exists(blob_file(self.blobs, digest)):
             return  # stored already: nothing to write
         final = os.path.join(self.folder, digest)
         # Written under its final name, no temp file and rename: a staged file is moved into the
