@@ -60,17 +60,23 @@ DEFAULT_BACKEND = "local"
 NAMES = " | ".join(BACKENDS)
 
 
-def _call(target: str, *args) -> object:
+def _resolve(target: str):
+    """The object a "module:name" target names, its module imported now."""
     module_name, _, name = target.partition(":")
-    return getattr(importlib.import_module(module_name), name)(*args)
+    return getattr(importlib.import_module(module_name), name)
+
+
+def _check(option: Option, value: str, source: str) -> None:
+    if option.check and value:
+        _resolve(option.check)(value, source)
 
 
 def check_option(key: str, value: str, source: str) -> None:
     """Run the check a backend declares for setting `key` (nothing when it declares none)."""
     for spec in BACKENDS.values():
         for option in spec.options:
-            if option.key == key and option.check and value:
-                _call(option.check, value, source)
+            if option.key == key:
+                _check(option, value, source)
 
 
 def _source(settings: "Settings", option: Option) -> str:
@@ -84,12 +90,11 @@ def _source(settings: "Settings", option: Option) -> str:
 
 def backend_class(name: str) -> "type[Backend]":
     """The class of backend `name`, imported but not opened (for what it answers as data)."""
-    module_name, _, class_name = BACKENDS[name].target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return _resolve(BACKENDS[name].target)
 
 
 def open_backend(settings: "Settings") -> "Backend":
     spec = BACKENDS[settings.backend]
     for option in spec.options:   # a PAT gRPC cannot send, an address that is none: before any call
-        check_option(option.key, settings.get(option.key) or "", _source(settings, option))
+        _check(option, settings.get(option.key) or "", _source(settings, option))
     return backend_class(settings.backend).from_settings(settings)
