@@ -41,6 +41,7 @@ from segcli.core.textfile import SAVE_AS_UTF8
 from segcli.datasets.filefacts import ImageFile, KnownFiles, KnownRender, Stash, absolute, stamp_of
 from segcli.datasets.images import BadFile, bbox_of, observe_image, png_bytes
 from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult, Region
+from segcli.datasets.polygons import clip_ring
 from segcli.datasets.reading import Progress, read_jobs, require_dir
 
 TOLERANCE_PX = 1.0  # COCO exports round coordinates: this far outside is not "clipped"
@@ -407,14 +408,14 @@ def _checked_polygons(rings: list, w: int, h: int) -> tuple[list[list[float]], b
         if (xy >= 0).all() and (xy <= size).all():
             out.append(ring)
             continue
-        if _flat(_clip(xy, 0.0, 0.0, w, h)):
+        if _flat(clip_ring(xy, 0.0, 0.0, w, h)):
             x, y = xy[0]
             raise BadAnnotation(f"{which} lies wholly outside the {w}x{h} image "
                                 f"(first point ({x:g}, {y:g}))")
         clipped |= bool(((xy < -TOLERANCE_PX) | (xy > size + TOLERANCE_PX)).any())
         reach = float(max(w, h))
         if ((xy < -reach) | (xy > size + reach)).any():
-            ring = _clip(xy, -reach, -reach, w + reach, h + reach).ravel().tolist()
+            ring = clip_ring(xy, -reach, -reach, w + reach, h + reach).ravel().tolist()
         out.append(ring)
     return out, clipped
 
@@ -427,33 +428,6 @@ def _flat(xy: np.ndarray) -> bool:
     far = d[np.argmax(np.abs(d).sum(axis=1))]
     cross = d[:, 0] * far[1] - d[:, 1] * far[0]
     return bool(np.abs(cross).max() < 1e-6)
-
-
-def _clip(xy: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
-    """Sutherland-Hodgman: the ring cut to the rectangle, as an (n, 2) array (maybe empty).
-    Inside the rectangle the crossing parity of every point is kept, so self-intersecting
-    rings fill the same pixels there."""
-    points = [tuple(p) for p in xy]
-    for axis, bound, keep_above in ((0, x0, True), (0, x1, False), (1, y0, True), (1, y1, False)):
-        if not points:
-            break
-
-        def inside(p, axis=axis, bound=bound, keep_above=keep_above):
-            return p[axis] >= bound if keep_above else p[axis] <= bound
-
-        kept = []
-        prev = points[-1]
-        for cur in points:
-            if inside(cur) != inside(prev):
-                t = (bound - prev[axis]) / (cur[axis] - prev[axis])
-                cut = [prev[0] + t * (cur[0] - prev[0]), prev[1] + t * (cur[1] - prev[1])]
-                cut[axis] = bound
-                kept.append(tuple(cut))
-            if inside(cur):
-                kept.append(cur)
-            prev = cur
-        points = kept
-    return np.asarray(points, np.float64).reshape(-1, 2)
 
 
 def _checked_rle(seg: dict, w: int, h: int) -> dict:

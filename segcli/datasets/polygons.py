@@ -24,6 +24,33 @@ E, S, W, N = 0, 1, 2, 3          # directions on screen (y grows downwards)
 _STEP = {E: (1, 0), S: (0, 1), W: (-1, 0), N: (0, -1)}
 
 
+def clip_ring(xy: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    """Sutherland-Hodgman: the ring cut to the rectangle, as an (n, 2) array (maybe empty).
+    Inside the rectangle the crossing parity of every point is kept, so self-intersecting
+    rings fill the same pixels there."""
+    points = [tuple(p) for p in xy]
+    for axis, bound, keep_above in ((0, x0, True), (0, x1, False), (1, y0, True), (1, y1, False)):
+        if not points:
+            break
+
+        def inside(p, axis=axis, bound=bound, keep_above=keep_above):
+            return p[axis] >= bound if keep_above else p[axis] <= bound
+
+        kept = []
+        prev = points[-1]
+        for cur in points:
+            if inside(cur) != inside(prev):
+                t = (bound - prev[axis]) / (cur[axis] - prev[axis])
+                cut = [prev[0] + t * (cur[0] - prev[0]), prev[1] + t * (cur[1] - prev[1])]
+                cut[axis] = bound
+                kept.append(tuple(cut))
+            if inside(cur):
+                kept.append(cur)
+            prev = cur
+        points = kept
+    return np.asarray(points, np.float64).reshape(-1, 2)
+
+
 def rasterize(rings: Iterable[Sequence[float]], h: int, w: int) -> np.ndarray:
     """Flat [x0, y0, x1, y1, ...] rings in pixel units -> bool HxW, their union (pycocotools)."""
     from pycocotools import mask as mask_utils

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from segcli.datasets.polygons import clip_ring, rasterize
 from segcli.render.video import pick_codec
 
 CLASSES = ("circle", "square", "triangle")
@@ -70,10 +71,10 @@ def _scene(rng: np.random.Generator, hw: tuple[int, int]):
         cls = CLASSES[int(rng.integers(len(CLASSES)))]
         centre = rng.uniform(0, (hw[1], hw[0]), 2)                 # (x, y)
         radius = rng.uniform(0.1, 0.3) * min(hw)
-        poly = _clip_to_frame(_polygon(cls, centre, radius, rng.uniform(0, 2 * math.pi)), hw)
+        poly = _in_frame(_polygon(cls, centre, radius, rng.uniform(0, 2 * math.pi)), hw)
         if len(poly) < 3:
             continue  # entirely out of frame
-        mask = _rasterise(poly, hw)
+        mask = rasterize([poly.ravel().tolist()], *hw)
         if not mask.any():
             continue
         cx, cy = np.clip(poly.mean(axis=0).astype(int), 0, (hw[1] - 1, hw[0] - 1))
@@ -114,29 +115,9 @@ def _polygon(cls: str, centre: np.ndarray, radius: float, angle: float) -> np.nd
     return centre + radius * np.stack([np.cos(theta), np.sin(theta)], axis=1)
 
 
-def _clip_to_frame(poly: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """Sutherland-Hodgman clip of a convex polygon (x, y points) to [0, w] x [0, h] (COCO wants
-    in-frame points)."""
-    points = [tuple(p) for p in poly]
-    for axis, limit, keep_below in ((0, 0, False), (0, hw[1], True), (1, 0, False), (1, hw[0], True)):
-        inside = (lambda p: p[axis] <= limit) if keep_below else (lambda p: p[axis] >= limit)
-        clipped = []
-        for k, cur in enumerate(points):
-            prev = points[k - 1]
-            if inside(cur) != inside(prev):
-                t = (limit - prev[axis]) / (cur[axis] - prev[axis])
-                clipped.append(tuple(prev[j] + t * (cur[j] - prev[j]) for j in (0, 1)))
-            if inside(cur):
-                clipped.append(cur)
-        points = clipped
-        if not points:
-            break
-    return np.round(np.array(points, dtype=np.float64).reshape(-1, 2), 2)
-
-
-def _rasterise(poly: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    rle = mask_utils.frPyObjects([poly.ravel().tolist()], hw[0], hw[1])
-    return mask_utils.decode(rle)[:, :, 0].astype(bool)
+def _in_frame(poly: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """The polygon cut to the image (COCO wants in-frame points), to 0.01 px."""
+    return np.round(clip_ring(poly, 0.0, 0.0, hw[1], hw[0]), 2)
 
 
 def _coco_annotation(ann_id: int, image_id: int, cls: str, poly: np.ndarray, hw: tuple[int, int]) -> dict:
@@ -165,9 +146,9 @@ def generate_video(path: Path, frames: int = 12, size: int = 128, fps: int = 6, 
         for f in range(frames):
             pixels = background.copy()
             for cls, start, velocity, radius, colour in shapes:
-                poly = _clip_to_frame(_polygon(cls, start + f * velocity, radius, 0.1 * f), (size, size))
+                poly = _in_frame(_polygon(cls, start + f * velocity, radius, 0.1 * f), (size, size))
                 if len(poly) >= 3:
-                    pixels[_rasterise(poly, (size, size))] = colour
+                    pixels[rasterize([poly.ravel().tolist()], size, size)] = colour
             frame = av.VideoFrame.from_ndarray(_add_noise(rng, pixels), format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode())  # flush
