@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from segcli.core.errors import DependencyError, ExitCode  # noqa: E402
+from segcli.core.files import sha256_of  # noqa: E402
 from segcli.engine import weights as W  # noqa: E402
 from segcli.engine.effnet_lite import EfficientNetLite0  # noqa: E402
 
@@ -55,7 +56,7 @@ def test_weights_convert_once_then_load_only_the_verified_safetensors(tmp_path, 
     assert state.keys() == ref.keys() and all(state[k].shape == ref[k].shape for k in ref)
     tensors, record = cache_files()
     assert tensors.read_bytes()[8:9] == b"{"            # safetensors: a JSON header, no pickle
-    assert W.sha256_file(tensors) in record.read_text()
+    assert sha256_of(tensors) in record.read_text()
     # From now on the .pth is never read: pointing at a corrupt one changes nothing.
     bad = tmp_path / W.PTH_NAME
     bad.write_bytes(b"not a checkpoint")
@@ -71,7 +72,7 @@ def test_a_corrupt_cache_is_rebuilt_from_the_package():
     flip_byte(tensors, tensors.stat().st_size - 3)      # inside the last tensor's data
     rebuilt = W.load_lite0_encoder_state()
     assert all(torch.equal(state[k], rebuilt[k]) for k in state)
-    assert W.sha256_file(tensors) in record.read_text()
+    assert sha256_of(tensors) in record.read_text()
 
 
 @needs_weights

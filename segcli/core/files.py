@@ -26,6 +26,18 @@ UMASK = _read_umask()
 FILE_MODE = 0o666 & ~UMASK     # what open() would give a new file: mkstemp's 0600 is for secrets
 
 
+def sha256_of(*paths: Path) -> str:
+    """sha256 of the files' bytes one after the other, read in 1 MiB pieces."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
 def write_atomic(path: Path, fill: Callable[[IO[bytes]], None], *, mode: int | None = None,
                  fsync: bool = False) -> None:
     """Write `path` through a temp file in the same folder, then rename it into place: the

@@ -41,12 +41,7 @@ def metadata(config: dict[str, Any], version_id: str) -> dict[str, Any]:
 
 def weights_key(model_dir: Path) -> str:
     """sha256 of the weights and config: a derived file built from other bytes is stale."""
-    digest = hashlib.sha256()
-    for name in (WEIGHTS, CONFIG):
-        with open(Path(model_dir) / name, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
+    return files.sha256_of(Path(model_dir) / WEIGHTS, Path(model_dir) / CONFIG)
 
 
 def write_atomic(path: Path, chunks: Iterable[bytes]) -> str:

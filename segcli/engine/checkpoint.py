@@ -15,8 +15,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from segcli.core.errors import InvalidInputError, NotFoundError
+from segcli.core.errors import InvalidInputError
 from segcli.core.files import write_bytes_atomic, write_text_atomic
+from segcli.engine import artifacts
 
 FORMAT = "segcli-checkpoint/1"
 CKPT_NAME = "checkpoint.safetensors"
@@ -93,17 +94,17 @@ def load_training(ckpt_dir: Path) -> dict | None:
 def save_model(model_dir: Path, model, config: dict) -> None:
     # Weights first, config last: a model dir with config.json is complete.
     atomic_save({k: _cpu(v) for k, v in model.state_dict().items()},
-                model_dir / "model.safetensors", {"format": "segcli-model/1"})
-    atomic_write_text(json.dumps(config, indent=2), model_dir / "config.json")
+                model_dir / artifacts.WEIGHTS, {"format": "segcli-model/1"})
+    atomic_write_text(json.dumps(config, indent=2), model_dir / artifacts.CONFIG)
 
 
-def load_model_files(model_dir: Path) -> tuple[dict, dict]:
-    """(config, state dict) of a trained model directory."""
+def load_module(model_dir: Path) -> tuple[torch.nn.Module, dict]:
+    """The trained model of a model directory (eval mode, on the CPU) and its config."""
     from safetensors.torch import load_file
 
-    cfg_path = Path(model_dir) / "config.json"
-    if not cfg_path.is_file():
-        raise NotFoundError(f"{model_dir} holds no trained model (config.json missing)",
-                                hint="segcli model show (is the version TRAINED?)")
-    config = json.loads(cfg_path.read_text())
-    return config, load_file(str(Path(model_dir) / "model.safetensors"))
+    from segcli.engine import models
+
+    config = artifacts.config_of(model_dir)
+    model = models.build(config["arch"])
+    model.load_state_dict(load_file(str(Path(model_dir) / artifacts.WEIGHTS)))
+    return model.eval(), config

@@ -35,12 +35,10 @@ class ExportCheckError(SegcliError):
 
 
 def load_module(model_dir: Path) -> tuple[torch.nn.Module, dict]:
-    from segcli.engine import checkpoint, models
+    from segcli.engine import checkpoint
 
-    config, state = checkpoint.load_model_files(Path(model_dir))
-    model = models.build(config["arch"])
-    model.load_state_dict(state)
-    return model.float().eval(), config
+    model, config = checkpoint.load_module(Path(model_dir))
+    return model.float(), config
 
 
 def raw_graph(model: torch.nn.Module, hw: tuple[int, int]):

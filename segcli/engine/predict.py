@@ -25,14 +25,11 @@ class Predictor:
 
     @classmethod
     def load(cls, model_dir: Path, device: str = "auto", version_id: str = "") -> "Predictor":
-        from segcli.engine import checkpoint, models, runtime
+        from segcli.engine import checkpoint, runtime
 
-        config, state = checkpoint.load_model_files(Path(model_dir))
+        model, config = checkpoint.load_module(Path(model_dir))
         rt = runtime.select(device, "auto")
-        model = models.build(config["arch"])
-        model.load_state_dict(state)
-        model.to(rt.device).eval()
-        return cls(model, config, rt, version_id)
+        return cls(model.to(rt.device), config, rt, version_id)
 
     def predict(self, images: list[np.ndarray], batch_size: int = 8) -> list[SegResult]:
         """HxWx3 uint8 RGB images of any sizes, in order. Images whose resized shapes agree

