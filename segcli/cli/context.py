@@ -109,11 +109,9 @@ def out(fmt: str = "table", quiet: bool = False) -> Output:
 
 def save_user_file(path: Path, text: str) -> None:
     """Write a file the user named (-f): atomically, with errors that say what to do."""
-    from segcli.core.errors import NotFoundError
-    from segcli.core.files import write_text_atomic
+    from segcli.core.files import require_parent, write_text_atomic
 
-    if not path.parent.is_dir():
-        raise NotFoundError(f"folder {path.parent} does not exist", hint=f"mkdir -p {path.parent}")
+    require_parent(path)
     try:
         write_text_atomic(path, text)
     except OSError as exc:

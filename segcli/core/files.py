@@ -26,6 +26,14 @@ UMASK = _read_umask()
 FILE_MODE = 0o666 & ~UMASK     # what open() would give a new file: mkstemp's 0600 is for secrets
 
 
+def require_parent(path: Path) -> None:
+    """A file the user named goes into a folder that exists: segcli creates none of theirs."""
+    if not path.parent.is_dir():
+        from segcli.core.errors import NotFoundError
+
+        raise NotFoundError(f"folder {path.parent} does not exist", hint=f"mkdir -p {path.parent}")
+
+
 def sha256_of(*paths: Path) -> str:
     """sha256 of the files' bytes one after the other, read in 1 MiB pieces."""
     import hashlib

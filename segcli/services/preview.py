@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 from segcli.backends.base import Backend, DatasetItem
 from segcli.core.errors import InvalidInputError, NotFoundError
+from segcli.core.files import require_parent
 from segcli.render.progress import Counter
 
 Keep = Callable[[DatasetItem], bool]
@@ -172,5 +173,4 @@ def _check_path(path: Path) -> None:
     if path.suffix.lower() != ".png":
         raise InvalidInputError(f"{path} is not a .png file name: the contact sheet is a PNG",
                                 hint=f"-f {path.with_suffix('.png')}")
-    if not path.parent.is_dir():
-        raise NotFoundError(f"folder {path.parent} does not exist", hint=f"mkdir -p {path.parent}")
+    require_parent(path)
