@@ -39,7 +39,6 @@ def segcli_home(tmp_path, monkeypatch):
     from segcli.cli.context import STATE
 
     STATE.profile = STATE.backend_flag = None
-    STATE.debug = False
     STATE.close()
     yield home
     STATE.close()

@@ -55,7 +55,6 @@ class State:
 
     profile: Optional[str] = None
     backend_flag: Optional[str] = None
-    debug: bool = False
     _settings: Optional[Settings] = None
     _backend: Any = None
     secrets: list[str] = field(default_factory=list)

@@ -41,7 +41,7 @@ def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
 def app(profile: Optional[str], backend: Optional[str], debug: bool) -> None:
     from segcli.cli.context import STATE
 
-    STATE.profile, STATE.backend_flag, STATE.debug = profile, backend, debug or STATE.debug
+    STATE.profile, STATE.backend_flag = profile, backend   # --debug: read from argv by main()
 
 
 def _scrub(text: str) -> str:
@@ -66,8 +66,6 @@ def report(exc: SegcliError) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     debug = os.environ.get("SEGCLI_DEBUG") == "1" or "--debug" in (argv or sys.argv[1:])
-    if debug or "segcli.cli.context" in sys.modules:   # (re)set per call: demo calls main() again
-        _state().debug = debug
     code = 0
     try:
         # A shell asking for completions (_SEGCLI_COMPLETE, see `segcli completion`) is
@@ -77,10 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if code == ExitCode.INTERRUPTED:   # Typer turns Ctrl-C into Exit(130), which Click returns
             print("interrupted", file=sys.stderr)
     except SegcliError as exc:
-        if debug or _state().debug:
-            import traceback
-
-            traceback.print_exc()
+        _traceback(debug)
         code = report(exc)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
@@ -92,19 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         fault = _machine_fault(exc)
         if fault is not None:  # a full disk, a read-only home, a corrupt store: not a bug
-            if debug or _state().debug:
-                import traceback
-
-                traceback.print_exc()
+            _traceback(debug)
             return _finish(report(fault))
         if _is_usage_error(exc):  # Click's usage errors: exit 2
             exc.show()  # type: ignore[attr-defined]
             return _finish(int(getattr(exc, "exit_code", ExitCode.USAGE)))
         # A bug: say so in one line, keep the traceback for --debug.
-        if debug or _state().debug:
-            import traceback
-
-            traceback.print_exc()
+        _traceback(debug)
         print(_scrub(f"error: unexpected {exc.__class__.__name__}: {exc}"), file=sys.stderr)
         print("hint: re-run with --debug for the traceback and report it", file=sys.stderr)
         code = int(ExitCode.ERROR)
@@ -117,6 +106,14 @@ def _machine_fault(exc: Exception) -> SegcliError | None:
     from segcli.core.faults import classify
 
     return classify(exc, db_path=lambda: data_dir() / DB_NAME)
+
+
+def _traceback(debug: bool) -> None:
+    """--debug (or SEGCLI_DEBUG=1): the traceback of the error being handled, before its message."""
+    if debug:
+        import traceback
+
+        traceback.print_exc()
 
 
 def _state():
