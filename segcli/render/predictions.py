@@ -123,7 +123,7 @@ class PredictionWriter:
     ) -> dict[str, Any]:
         """One frame of a video: a JSON item, a mask PNG in `<stem>_frames/`, a video frame.
         Frames are encoded in call order, in the caller's thread."""
-        labelmap, regions = self._threshold(labelmap, class_scores, image)
+        labelmap, _, regions = self._threshold(labelmap, class_scores, image)
         slot, _ = self._reserve(None)
         item = self._new_item(f"{video_name}#frame={frame_index}", labelmap, regions)
         item["frame"], item["time"] = int(frame_index), round(float(time_s), 4)
@@ -191,19 +191,19 @@ class PredictionWriter:
 
     def _image(self, slot: int, input_name: str, stem: str | None, image: np.ndarray,
                labelmap: np.ndarray, class_scores: Any) -> dict[str, Any]:
-        labelmap, regions = self._threshold(labelmap, class_scores, image)
+        labelmap, kept, regions = self._threshold(labelmap, class_scores, image)
         item = self._new_item(input_name, labelmap, regions)
         if stem is not None:
             item["mask_path"] = self._save_mask(labelmap, stem)
-            shown = [self.classes.index(r["concept"]["name"]) for r in regions]
-            overlay = render_overlay(image, labelmap, self.classes, present=shown)
+            overlay = render_overlay(image, labelmap, self.classes, present=kept)
             item["overlay_path"] = self._save_overlay(overlay, stem)
         self._items[slot] = item
         return item
 
     def _threshold(self, labelmap: np.ndarray, class_scores: Any, image: np.ndarray
-                   ) -> tuple[np.ndarray, list]:
-        """Drop regions scoring under the threshold (their pixels become background)."""
+                   ) -> tuple[np.ndarray, list[int], list]:
+        """Drop regions scoring under the threshold (their pixels become background): the label
+        map, the class indices kept and their regions."""
         lm = _check_labelmap(labelmap, len(self.classes))
         if np.shape(image)[:2] != lm.shape:
             raise ValueError(f"label map {lm.shape} does not match image {np.shape(image)[:2]}")
@@ -218,7 +218,7 @@ class PredictionWriter:
             lut[dropped] = 0
             lm = lut[lm]
         kept = [c for c in present if c not in dropped]
-        return lm, [self._region(lm, c, float(scores[c]), int(counts[c])) for c in kept]
+        return lm, kept, [self._region(lm, c, float(scores[c]), int(counts[c])) for c in kept]
 
     def _region(self, lm: np.ndarray, index: int, score: float, area: int) -> dict[str, Any]:
         mask = lm == index
