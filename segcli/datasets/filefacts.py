@@ -59,6 +59,14 @@ def stamp_of(path: Union[str, Path]) -> Optional[Stamp]:
         return None
 
 
+SWAPS_SIDES = frozenset({5, 6, 7, 8})   # EXIF orientations that turn the picture a quarter
+
+
+def displayed_size(width: int, height: int, orient: int) -> tuple[int, int]:
+    """The size as viewers show it of a picture stored `width` x `height` (and the reverse)."""
+    return (height, width) if orient in SWAPS_SIDES else (width, height)
+
+
 @dataclass(frozen=True)
 class ImageFile:
     """An image file that decodes: its content hash and its size as displayed."""
@@ -72,7 +80,7 @@ class ImageFile:
         """Why the displayed size may surprise: '' for files without an orientation."""
         if self.orientation == 1:
             return ""
-        w, h = (self.height, self.width) if self.orientation in (5, 6, 7, 8) else (self.width, self.height)
+        w, h = displayed_size(self.width, self.height, self.orientation)
         return (f" (as displayed: the file's EXIF orientation {self.orientation} turns its "
                 f"stored {w}x{h} pixels)")
 

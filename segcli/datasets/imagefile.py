@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -37,7 +37,6 @@ _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
             4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
             6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
             8: Image.Transpose.ROTATE_90}
-SWAPS_SIDES = frozenset({5, 6, 7, 8})
 # Modes PIL's convert("RGB") turns into the right colours.
 _PLAIN = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "L", "LA", "1", "P", "PA", "CMYK", "YCbCr",
                     "LAB", "HSV"})
@@ -92,10 +91,6 @@ def turn_upright(image: Image.Image, orient: int) -> Image.Image:
     return image.transpose(_UPRIGHT[orient]) if orient in _UPRIGHT else image
 
 
-def displayed_size(width: int, height: int, orient: int) -> tuple[int, int]:
-    return (height, width) if orient in SWAPS_SIDES else (width, height)
-
-
 def check_pixels(image: Image.Image, name: str) -> None:
     """Raise BadFile when `to_rgb` would refuse this (loaded) image. Cheap: only I and F images
     are looked at, for their value range."""
@@ -121,15 +116,29 @@ def to_rgb(image: Image.Image, name: str = "image") -> np.ndarray:
     return np.asarray(turn_upright(rgb, orient))
 
 
+def decode(source: Source, name: str | None = None,
+           prepare: Callable[[Image.Image], None] | None = None) -> Image.Image:
+    """Open and fully decode `source` (catches truncation); `prepare` runs before pixels load."""
+    name = name or _name(source)
+    image = open_image(source, name)
+    try:
+        if prepare:
+            prepare(image)
+        image.load()
+        return image
+    except BadFile:
+        image.close()
+        raise
+    except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, zlib.error...
+        image.close()
+        raise BadFile(f"{name} is corrupt or truncated ({e})") from None
+
+
 def open_rgb(source: Source, name: str | None = None) -> np.ndarray:
     """Decode `source` (a path or the file's bytes) as displayed: HxWx3 uint8. BadFile if it
     cannot be read, is too large, or has pixels segcli cannot convert."""
     name = name or _name(source)
-    with open_image(source, name) as image:
-        try:
-            image.load()
-        except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, zlib.error...
-            raise BadFile(f"{name} is corrupt or truncated ({e})") from None
+    with decode(source, name) as image:
         return to_rgb(image, name)
 
 

@@ -11,15 +11,14 @@ import hashlib
 import io
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from segcli.datasets.filefacts import ImageFile, Observed, Stamp, Stash, absolute
+from segcli.datasets.filefacts import ImageFile, Observed, Stamp, Stash, absolute, displayed_size
 # BadFile is re-exported: readers catch the one error type imagefile raises too.
-from segcli.datasets.imagefile import BadFile, check_pixels, displayed_size, open_image, orientation  # noqa: F401
+from segcli.datasets.imagefile import BadFile, check_pixels, decode, orientation  # noqa: F401
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"IEND\xaeB`\x82"
@@ -45,20 +44,6 @@ def read_observed(path: Path) -> tuple[bytes, Stamp | None, int]:
         raise BadFile(f"{path.name} is truncated (the PNG has no end chunk)")
     stamp = Stamp.of(before)
     return data, (stamp if stamp == Stamp.of(after) and len(data) == stamp.size else None), read_at
-
-
-def decode(data: bytes, name: str, prepare: Callable[[Image.Image], None] | None = None) -> Image.Image:
-    """Open and fully decode `data` (catches truncation); `prepare` runs before pixels load."""
-    image = open_image(data, name)
-    try:
-        if prepare:
-            prepare(image)
-        image.load()
-        return image
-    except BadFile:
-        raise
-    except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, zlib.error...
-        raise BadFile(f"{name} is corrupt or truncated ({e})") from None
 
 
 def observe_image(path: Path, stash: Stash | None = None) -> tuple[ImageFile, Observed | None]:

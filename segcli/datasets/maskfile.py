@@ -15,7 +15,8 @@ from PIL import Image
 
 from segcli.datasets.filefacts import ImageFile, MaskFacts, Observed, Stamp, Stash, absolute
 from segcli.datasets.imagefile import orientation, turn_upright
-from segcli.datasets.images import BadFile, bbox_of, decode, observe_image, png_bytes, read_observed
+from segcli.datasets.imagefile import decode
+from segcli.datasets.images import BadFile, bbox_of, observe_image, png_bytes, read_observed
 from segcli.datasets.items import IGNORE_INDEX, InvalidItem, LabeledItem
 from segcli.datasets.maskdir import PairJob, pair_item, pair_problem
 

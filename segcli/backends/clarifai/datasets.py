@@ -166,7 +166,8 @@ def _labelmap(anns: list, image: bytes):
     order of first appearance); unlabelled pixels are background (0)."""
     import numpy as np
 
-    from segcli.datasets.imagefile import displayed_size, open_image, orientation
+    from segcli.datasets.filefacts import displayed_size
+    from segcli.datasets.imagefile import open_image, orientation
 
     with open_image(image) as im:   # masks were drawn on the image as displayed (EXIF applied)
         w, h = displayed_size(im.width, im.height, orientation(im))
