@@ -29,6 +29,11 @@ def resize_mode(config: dict[str, Any]) -> str:
     return config.get("resize") or ("short_side" if len(config["image_size"]) == 1 else "exact")
 
 
+def meta_value(value: Any) -> str:
+    """A metadata value as the exported files carry it: strings as they are, the rest JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def metadata(config: dict[str, Any], version_id: str) -> dict[str, Any]:
     """What a consumer of an exported file needs to preprocess and to name the classes.
     Keys are a script contract (README, "model export")."""
@@ -63,7 +68,7 @@ def safetensors_chunks(model_dir: Path, meta: dict[str, Any]) -> Iterator[bytes]
         (size,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(size))
         merged = dict(header.get("__metadata__") or {})
-        merged.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
+        merged.update({k: meta_value(v) for k, v in meta.items()})
         header["__metadata__"] = merged
         raw = json.dumps(header, separators=(",", ":")).encode()
         raw += b" " * (-len(raw) % 8)          # keep the tensor data 8-byte aligned

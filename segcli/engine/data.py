@@ -147,13 +147,18 @@ def augment(img: np.ndarray, mask: np.ndarray, crop: tuple[int, int], rng: np.ra
     return np.clip(f, 0, 255), np.ascontiguousarray(mask)
 
 
+def normalise(images, mean=MEAN, std=STD) -> np.ndarray:
+    """uint8/float NxHxWx3 images (an array or a list) -> (rgb/255 - mean)/std, float32 NCHW."""
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    x = (np.stack(images).astype(np.float32) / 255.0 - mean) / std
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
 def to_batch(images: list[np.ndarray], masks: list[np.ndarray]):
     """uint8/float HxWx3 images -> normalised float32 NCHW tensor; masks -> int64 NHW tensor."""
     import torch
 
-    x = (np.stack(images).astype(np.float32) / 255.0 - MEAN) / STD
-    x = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-    return x, torch.from_numpy(np.stack(masks).astype(np.int64))
+    return torch.from_numpy(normalise(images)), torch.from_numpy(np.stack(masks).astype(np.int64))
 
 
 def crop_size(image_size: tuple[int, ...]) -> tuple[int, int]:

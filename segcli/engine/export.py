@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from segcli.core.errors import SegcliError
 from segcli.engine import onnx_graph
 from segcli.engine.artifacts import metadata
+from segcli.engine.data import crop_size, normalise
 
 OPSET = 17
 # |onnx - torch| <= ATOL + RTOL * max|torch|; argmax may differ only where torch's top two
@@ -60,7 +61,7 @@ def raw_graph(model: torch.nn.Module, hw: tuple[int, int]):
 
 def check_sizes(image_size: list) -> list[tuple[int, int, int]]:
     """(batch, H, W) the checks run at: the training size, and another, odd one."""
-    h, w = (int(image_size[0]),) * 2 if len(image_size) == 1 else (int(image_size[0]), int(image_size[1]))
+    h, w = crop_size(tuple(int(v) for v in image_size))
     return [(2, h, w), (1, max(64, (3 * h) // 4) | 1, w + 17)]
 
 
@@ -69,10 +70,7 @@ def _random_images(n: int, h: int, w: int, seed: int) -> np.ndarray:
 
 
 def _normalise(images: np.ndarray, config: dict) -> np.ndarray:
-    norm = config["normalisation"]
-    mean, std = np.asarray(norm["mean"], np.float32), np.asarray(norm["std"], np.float32)
-    x = (images.astype(np.float32) / 255.0 - mean) / std
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return normalise(images, config["normalisation"]["mean"], config["normalisation"]["std"])
 
 
 def _session(data: bytes):
@@ -137,7 +135,7 @@ def contract_onnx(model_dir: Path, version_id: str) -> bytes:
     from segcli import __version__
 
     model, config = load_module(model_dir)
-    hw = tuple(check_sizes(config["image_size"])[0][1:])
+    hw = crop_size(tuple(int(v) for v in config["image_size"]))
     raw = raw_graph(model, hw)
     graph = onnx_graph.contract_graph(raw, len(config["classes"]), metadata(config, version_id))
     graph.producer_name, graph.producer_version = "segcli", __version__
@@ -149,7 +147,7 @@ def contract_onnx(model_dir: Path, version_id: str) -> bytes:
 def predict_onnx(model_dir: Path, key: str) -> bytes:
     """predict's cached graph (see onnx_graph.predict_graph), checked."""
     model, config = load_module(model_dir)
-    hw = tuple(check_sizes(config["image_size"])[0][1:])
+    hw = crop_size(tuple(int(v) for v in config["image_size"]))
     norm = config["normalisation"]
     graph = onnx_graph.predict_graph(raw_graph(model, hw), norm["mean"], norm["std"], key)
     data = graph.SerializeToString()

@@ -16,8 +16,9 @@ Only `onnx` is imported (no torch): graph edits are plain protobuf work.
 """
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
+
+from segcli.engine.artifacts import meta_value
 
 if TYPE_CHECKING:  # onnx is imported where graphs are built: the ONNX Runtime predictor needs
     import onnx    # only the names below
@@ -127,4 +128,4 @@ def set_metadata(model: "onnx.ModelProto", metadata: dict[str, Any]) -> None:
     """metadata_props as strings; lists and numbers JSON-encoded."""
     for k, v in metadata.items():
         entry = model.metadata_props.add()
-        entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
+        entry.key, entry.value = k, meta_value(v)
