@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import CACHE, REPO, SEGCLI, machine, segcli_env  # noqa: E402
+from common import CACHE, REPO, cli, machine, segcli_env  # noqa: E402
 
 TRAIN = [((160, 224), 150, 21), ((200, 150), 150, 22)]      # (height, width), n, seed
 HELD_OUT = [((180, 240), 30, 23), ((224, 168), 30, 24)]
@@ -60,13 +59,6 @@ def make_data(parts, name: str) -> tuple[Path, Path]:
         (root / "classes.txt").write_text((part / "classes.txt").read_text())
         (root / "done").write_text("")
     return images, masks
-
-
-def cli(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([*SEGCLI, *args], env=env, capture_output=True, text=True)
-    if check and done.returncode != 0:
-        raise SystemExit(f"failed ({done.returncode}): segcli {' '.join(args)}\n{done.stderr[-2000:]}")
-    return done
 
 
 def worker_cpu_seconds(version: str) -> float:

@@ -12,21 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, SEGCLI, machine, segcli_env  # noqa: E402
-
-
-def cli(env: dict, *args: str) -> str:
-    done = subprocess.run([*SEGCLI, *args], env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"failed ({done.returncode}): segcli {' '.join(args)}\n{done.stderr[-2000:]}")
-    return done.stdout
+from common import REPO, cli, machine, segcli_env  # noqa: E402
 
 
 def contact_sheet(overlays: list[Path], out: Path, height: int = 260, per_row: int = 5) -> None:
@@ -68,7 +60,7 @@ def main() -> None:
         cli(env, "train", "--model", "m", "--app", "coco", "--dataset", "photos",
             "--template", "segcli_EfficientNetLite0", "--set", f"num_epochs={args.epochs}")
         seconds = time.perf_counter() - t0
-        show = json.loads(cli(env, "model", "show", "m", "--app", "coco", "-o", "json"))
+        show = json.loads(cli(env, "model", "show", "m", "--app", "coco", "-o", "json").stdout)
         version = show["model_versions"][-1]
         pred = Path(tmp) / "pred"
         cli(env, "predict", "--model", "m", "--app", "coco", str(args.coco_dir / "images"), "--out", str(pred))

@@ -51,3 +51,12 @@ def machine() -> str:
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return f"{cpu}, {os.cpu_count()} cores, load {load:.2f}, python {platform.python_version()}"
+
+
+def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """One segcli command in a subprocess; with `check`, a failure stops the benchmark with
+    the end of its stderr."""
+    done = subprocess.run([*SEGCLI, *args], env=env, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise SystemExit(f"failed ({done.returncode}): segcli {' '.join(args)}\n{done.stderr[-2000:]}")
+    return done
