@@ -53,8 +53,8 @@ def plain_loop(size: str, data: list[Sample], batch: int):
             return len(data)
 
         def __getitem__(self, i):
-            img = np.asarray(Image.open(data[i].image_path).convert("RGB").resize((256, 256)))
-            mask = np.asarray(Image.open(data[i].labelmap_path).resize((256, 256), Image.NEAREST))
+            img = np.asarray(Image.open(data[i].image).convert("RGB").resize((256, 256)))
+            mask = np.asarray(Image.open(data[i].labelmap).resize((256, 256), Image.NEAREST))
             x = ((img / 255.0 - mean) / std).astype(np.float32).transpose(2, 0, 1)
             if np.random.rand() < 0.5:
                 x, mask = x[:, :, ::-1], mask[:, ::-1]
@@ -198,9 +198,9 @@ def held_out_miou(model_dir: Path, va: list) -> tuple[float, str]:
 
     pred = Predictor.load(model_dir)
     cm = ConfusionMatrix(len(CLASSES))
-    images = [np.asarray(Image.open(s.image_path).convert("RGB")) for s in va]
+    images = [np.asarray(Image.open(s.image).convert("RGB")) for s in va]
     for s, r in zip(va, pred.predict(images)):
-        cm.update(r.labelmap, np.asarray(Image.open(s.labelmap_path)))
+        cm.update(r.labelmap, np.asarray(Image.open(s.labelmap)))
     m = cm.compute(CLASSES)
     return m["mIoU"], " ".join(f"{k[:3]} {v['iou']:.2f}" for k, v in m["per_class"].items())
 

@@ -96,6 +96,27 @@ def ok(result: Result) -> Result:
     return result
 
 
+def stored_bytes(home: Path, digest: str) -> bytes:
+    """The bytes of blob `digest` in the local store under `home` (packed or loose), read the
+    way segcli reads them: through the store's index."""
+    from segcli.backends.local.store import Store
+
+    store = Store(home / "data")
+    try:
+        return store.blobs.read(digest)
+    finally:
+        store.close()
+
+
+def stored_image(home: Path, digest: str):
+    """Blob `digest` opened with PIL."""
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(stored_bytes(home, digest)))
+
+
 def segcli_subprocess_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLARIFAI_", "SEGCLI_"))}
     env["SEGCLI_HOME"] = str(home)

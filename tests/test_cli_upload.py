@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from segcli.core.errors import ExitCode
+from conftest import stored_image
 from storecheck import snapshot
 
 
@@ -42,7 +43,7 @@ def test_mask_folder_upload_contract_and_roundtrip(cli, app_ds, data, segcli_hom
 
     db = sqlite3.connect(segcli_home / "data" / "segcli.db")
     for name, blob, labels in db.execute("SELECT name, labelmap_blob, labels_json FROM inputs"):
-        stored = np.asarray(Image.open(segcli_home / "data" / "blobs" / blob[:2] / blob[2:]))
+        stored = np.asarray(stored_image(segcli_home, blob))
         original = np.asarray(Image.open(data / "masks" / (name.rsplit(".", 1)[0] + ".png")))
         assert np.array_equal(stored, original), name
         assert set(json.loads(labels).values()) <= {"circle", "square", "triangle"}
@@ -63,7 +64,7 @@ def test_ignore_value_255_is_kept(cli, app_ds, data, segcli_home):
 
     db = sqlite3.connect(segcli_home / "data" / "segcli.db")
     blobs = [r[0] for r in db.execute("SELECT labelmap_blob FROM inputs")]
-    assert any((np.asarray(Image.open(segcli_home / "data" / "blobs" / b[:2] / b[2:])) == 255).any() for b in blobs)
+    assert any((np.asarray(stored_image(segcli_home, b)) == 255).any() for b in blobs)
 
 
 def test_coco_upload_contract(cli, app_ds, data):
@@ -166,14 +167,13 @@ def test_coco_sample_stored_masks_equal_pycocotools_union(cli, app_ds, coco_samp
     coco = COCO(str(ann_file))
     by_file = {img["file_name"]: img["id"] for img in coco.dataset["images"]}
     name_to_cat = {c["name"]: c["id"] for c in coco.dataset["categories"]}
-    blobs = segcli_home / "data" / "blobs"
     db = sqlite3.connect(segcli_home / "data" / "segcli.db")
     checked = 0
     for input_id, name, labelmap_blob in db.execute("SELECT id, name, labelmap_blob FROM inputs"):
-        labelmap = np.asarray(Image.open(blobs / labelmap_blob[:2] / labelmap_blob[2:]))
+        labelmap = np.asarray(stored_image(segcli_home, labelmap_blob))
         rows = db.execute("SELECT concept_id, label_value, mask_blob FROM annotations WHERE input_id=?", (input_id,))
         for concept, value, mask_blob in rows:
-            stored = (np.asarray(Image.open(blobs / mask_blob[:2] / mask_blob[2:])) > 0) if mask_blob else labelmap == value
+            stored = (np.asarray(stored_image(segcli_home, mask_blob)) > 0) if mask_blob else labelmap == value
             anns = coco.loadAnns(coco.getAnnIds(imgIds=[by_file[Path(name).name]], catIds=[name_to_cat[concept]]))
             expected = np.zeros_like(stored)
             for ann in anns:

@@ -157,7 +157,7 @@ def test_predictor_returns_original_sizes(shapes, tmp_path, template):
     pred = Predictor.load(tmp_path / "model")
     assert pred.classes == CLASSES
     rng = np.random.default_rng(0)
-    images = [np.asarray(Image.open(shapes[0].image_path)), rng.integers(0, 255, (50, 90, 3), np.uint8),
+    images = [np.asarray(Image.open(shapes[0].image)), rng.integers(0, 255, (50, 90, 3), np.uint8),
               rng.integers(0, 255, (37, 41), np.uint8), rng.integers(0, 255, (50, 90, 3), np.uint8)]
     out = pred.predict(images, batch_size=3)
     assert [o.labelmap.shape for o in out] == [(64, 64), (50, 90), (37, 41), (50, 90)]
@@ -203,7 +203,7 @@ def test_ade20k_from_a_local_directory(shapes, tmp_path, monkeypatch):
 def test_invalid_data_tolerance(shapes, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    samples = shapes + [Sample(bad, shapes[0].labelmap_path)]     # 1 of 9 = 11% unusable
+    samples = shapes + [Sample(bad, shapes[0].labelmap)]     # 1 of 9 = 11% unusable
     with pytest.raises(InvalidInputError) as e:
         run(P.UNET, samples, tmp_path / "a", params={"invalid_data_tolerance_percent": 5.0})
     assert "1 of 9" in e.value.message and "bad.png" in e.value.details[0]

@@ -19,6 +19,7 @@ from PIL import Image, ImageOps
 from pycocotools import mask as mask_utils
 
 from segcli.core.errors import ExitCode
+from conftest import stored_bytes
 from storecheck import snapshot
 
 # pycocotools 2.0.x + numpy 2 warn on every decode; not ours to fix.
@@ -130,7 +131,8 @@ def upload_coco(cli, root: Path, *extra):
 
 def stored(home: Path) -> dict[str, dict]:
     """name -> {image bytes, labelmap array, width, height, labels} as the local store holds them."""
-    blobs = home / "data" / "blobs"
+    copies = home.parent / "stored-blobs"   # as files: predict's loader takes a path
+    copies.mkdir(exist_ok=True)
     db = sqlite3.connect(home / "data" / "segcli.db")
     try:
         rows = db.execute("SELECT name, image_blob, labelmap_blob, width, height, labels_json FROM inputs").fetchall()
@@ -138,8 +140,9 @@ def stored(home: Path) -> dict[str, dict]:
         db.close()
     out = {}
     for name, image_blob, labelmap_blob, width, height, labels in rows:
-        out[name] = {"image_path": blobs / image_blob[:2] / image_blob[2:],
-                     "labelmap_path": blobs / labelmap_blob[:2] / labelmap_blob[2:],
+        for blob in (image_blob, labelmap_blob):
+            (copies / blob).write_bytes(stored_bytes(home, blob))
+        out[name] = {"image_path": copies / image_blob, "labelmap_path": copies / labelmap_blob,
                      "width": width, "height": height, "labels": json.loads(labels)}
         out[name]["labelmap"] = np.asarray(Image.open(out[name]["labelmap_path"]))
     return out
@@ -152,7 +155,7 @@ def every_reader(path: Path, labelmap_path: Path, hw: tuple[int, int]) -> list[n
     from segcli.engine.data import load_sample
     from segcli.services.predict import load_rgb
 
-    trained, _ = load_sample(Sample(image_path=path, labelmap_path=labelmap_path), hw)
+    trained, _ = load_sample(Sample(image=path, labelmap=labelmap_path), hw)
     return [open_rgb(path), trained, load_rgb(path)[1]]
 
 

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from segcli.datasets.filefacts import RACY_COARSE_NS, RACY_FINE_NS, Stamp
+from conftest import stored_image
 from storecheck import snapshot
 
 N = 12  # items in shapes_data
@@ -71,7 +72,7 @@ def stored_labelmap(home: Path, name: str) -> np.ndarray:
     db = sqlite3.connect(home / "data" / "segcli.db")
     blob = db.execute("SELECT labelmap_blob FROM inputs WHERE name=?", (name,)).fetchone()[0]
     db.close()
-    return np.asarray(Image.open(home / "data" / "blobs" / blob[:2] / blob[2:]))
+    return np.asarray(stored_image(home, blob))
 
 
 def test_rerun_reads_nothing_and_reports_the_same(cli, app_ds, data, segcli_home):
@@ -276,9 +277,10 @@ def test_refused_and_dry_runs_stage_nothing_that_stays(cli, app_ds, data, segcli
 
 
 def test_a_file_changed_after_validation_is_refused_not_stored(tmp_path):
-    from segcli.backends.local.blobs import BlobStore, ChangedFile
+    from segcli.backends.local.blobs import ChangedFile
+    from segcli.backends.local.store import Store
 
-    store = BlobStore(tmp_path / "blobs")
+    store = Store(tmp_path).blobs
     source = tmp_path / "a.bin"
     source.write_bytes(b"validated bytes")
     import hashlib

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, IO
+from typing import IO, Callable, Protocol
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+
+
+class Readable(Protocol):
+    """Stored bytes to read: a Path, or a blob inside a pack file (backends/local/blobs.py)."""
+
+    @property
+    def name(self) -> str: ...   # what messages call it
+
+    def read_bytes(self) -> bytes: ...
 
 
 # os.open flags for a new file written as bytes: O_CLOEXEC (POSIX: no child inherits it) and

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Protocol, Union
 
+from segcli.core.files import Readable
 from segcli.datasets.items import Region
 
 # How long after a file's last change its stamp may still be shared by a later change of the
@@ -119,7 +120,7 @@ class Observed:
 @dataclass(frozen=True)
 class KnownMask:
     facts: MaskFacts
-    labelmap_path: str            # the stored label map: these exact bytes, already validated
+    labelmap_path: Readable       # the stored label map: these exact bytes, already validated
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class KnownRender:
     """A label map drawn from annotations before (COCO), stored with its region masks."""
 
     labelmap_sha256: str
-    labelmap_path: str
+    labelmap_path: Readable       # the stored label map
     labels: dict[int, str]
     regions: tuple[Region, ...]
     clipped: int

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from segcli.core.files import Readable
     from segcli.datasets.filefacts import Observed
 
 IGNORE_INDEX = 255  # label-map value that training and metrics skip (mmseg / HF convention)
@@ -40,7 +41,7 @@ class LabeledItem:
     labels: dict[int, str]       # label-map value -> concept name, for values present (not 0/255)
     regions: tuple[Region, ...]
     labelmap_png: bytes | None = None
-    labelmap_path: Path | str | None = None
+    labelmap_path: Path | str | Readable | None = None   # a file, or the stored blob
     clipped: int = 0             # COCO annotations whose polygons ran past the image border
     # sha256 of labelmap_bytes() when the reader knows it (it hashed the bytes it validated),
     # so that writers need not read and hash the label map again.
@@ -57,8 +58,8 @@ class LabeledItem:
         if self.labelmap_png is not None:
             return self.labelmap_png
         assert self.labelmap_path is not None
-        with open(self.labelmap_path, "rb") as fh:
-            return fh.read()
+        source = self.labelmap_path
+        return (Path(source) if isinstance(source, str) else source).read_bytes()
 
 
 @dataclass(frozen=True)

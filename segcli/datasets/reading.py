@@ -103,8 +103,13 @@ def _in_processes(fn: Callable[[T], R], jobs: Sequence[T], workers: int,
                                "nothing was uploaded",
                                hint="re-run the same command; if it happens again, free memory "
                                     "(dmesg shows what killed it)") from None
-    except BaseException:
+    except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: workers finish one chunk, exit
+        raise
+    except BaseException:
+        # A worker's error (a full disk): wait for the others to finish their chunk, so that
+        # none is still writing when the caller cleans up.
+        pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
     return out

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from segcli.core.files import Readable
+
 
 @dataclass
 class Sample:
-    image_path: Path       # encoded image (jpg/png) on disk (a blob file)
-    labelmap_path: Path    # single-channel uint8 PNG, same size; values are per-item label indices
+    image: Readable        # encoded image (jpg/png): a file, or a stored blob (read_bytes())
+    labelmap: Readable     # single-channel uint8 PNG, same size; values are per-item label indices
     # len 256: lut[v] = training class index for label-map value v; lut[0] = 0, lut[255] = 255;
     # values of concepts not trained -> 0 (background)
     lut: list[int] = field(default_factory=lambda: list(range(256)))

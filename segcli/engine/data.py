@@ -6,6 +6,7 @@ image. Two values [h, w] resize to exactly h x w. Masks are resized nearest-neig
 """
 from __future__ import annotations
 
+import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,11 +42,13 @@ def resize_image(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 def load_sample(sample, image_size: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(image HxWx3 uint8, class mask HxW uint8) at training size; ValueError(reason) if unusable."""
     try:  # as displayed (EXIF orientation, 16-bit scaled), exactly as upload validated it
-        img = open_rgb(sample.image_path)
+        img = open_rgb(sample.image.read_bytes(), sample.image.name)
+    except OSError as e:
+        raise ValueError(f"unreadable image: cannot read {sample.image}: {e.strerror or e}") from None
     except BadFile as e:  # a ValueError: its reason says what is wrong
         raise ValueError(f"unreadable image: {e.reason}") from None
     try:
-        with Image.open(sample.labelmap_path) as lm:
+        with Image.open(io.BytesIO(sample.labelmap.read_bytes())) as lm:
             if lm.mode not in ("L", "P", "1"):
                 raise ValueError(f"label map mode {lm.mode}, expected single-channel 8-bit")
             mask = np.asarray(lm, dtype=np.uint8)
@@ -99,7 +102,7 @@ def load_all(samples: list, image_size: tuple[int, ...], workers: int = 2):
     ok, cache, shapes, skipped, used = [], [], [], [], 0
     for s, r in zip(samples, results):
         if isinstance(r, str):
-            skipped.append((str(s.image_path), r))
+            skipped.append((str(s.image), r))
             continue
         ok.append(s)
         shapes.append(r[1].shape)

@@ -1,18 +1,40 @@
-"""Content-addressed blob store: bytes live at blobs/ab/cdef... named by their sha256.
+"""Content-addressed blob store: bytes named by their sha256, in pack files or loose files.
 
-Writes go to a temp file then rename, so a killed upload never leaves a truncated blob under
-a valid name; re-writing an existing blob is a no-op (that is what makes uploads resumable).
-A blob is only ever written from bytes hashed on the way in, so no name can hold other bytes
-(a file that changed after it was validated is refused, not stored under its old hash).
+- Packs (what uploads write): blobs/packs/<name>.pack, records of [32-byte sha256, 8-byte
+  length, bytes] appended one after another, located by the `blob_packs` table (digest ->
+  pack, offset, length). An upload's worker processes append what they validated to one pack
+  each (backends/local/staging.py): creating a file per blob cost more than decoding it on
+  some file systems (ext4 with `discard`: 0.45-0.75 ms per new file, 2,000 a 1,000-item upload,
+  against 0.05 s for the same 81 MB appended to one file). A pack is moved in whole, then its
+  records indexed in one transaction; a pack moved in by an upload killed before that
+  transaction holds bytes nothing points at, as a blob of a killed upload always could.
+- Loose files: blobs/ab/cdef... (stores written before packs, and blobs written one at a time:
+  COCO region masks, files not staged). Written to a temp file then renamed, so a killed write
+  never leaves a truncated blob under a valid name.
+
+A blob is only ever written from bytes hashed on the way in, so no name can hold other bytes (a
+file that changed after it was validated is refused, not stored under its old hash), and a
+packed record repeats its digest, checked on every read.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import secrets
+import sqlite3
+import struct
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Union
 
+from segcli.backends.local.db import transaction
 from segcli.core.files import NEW_BINARY_FILE
+
+PACKS = "packs"                       # under the blob root
+RECORD = struct.Struct("<32sQ")       # a packed blob's header: raw sha256, length in bytes
+_CHUNK = 500                          # digests per IN (...) query: under SQLite's variable limit
 
 
 class ChangedFile(Exception):
@@ -24,24 +46,123 @@ class ChangedFile(Exception):
 
 
 def blob_file(root: str, digest: str) -> str:
-    """Where blob `digest` lives under the store's `root`: root/ab/cdef... (plain strings:
+    """Where loose blob `digest` lives under the store's `root`: root/ab/cdef... (plain strings:
     pathlib costs ~8 us a path, more than the rest of a lookup)."""
     return os.path.join(root, digest[:2], digest[2:])
 
 
+@dataclass(frozen=True)
+class PackedBlob:
+    """A blob inside a pack, read like a Path (`read_bytes()`); picklable, so training's
+    samples can carry it."""
+
+    pack: str
+    offset: int     # of the record's header
+    length: int
+    digest: str
+
+    def read_bytes(self) -> bytes:
+        with open(self.pack, "rb", buffering=0) as fh:
+            fh.seek(self.offset)
+            record = fh.read(RECORD.size + self.length)
+        if len(record) == RECORD.size + self.length:
+            digest, length = RECORD.unpack_from(record)
+            if length == self.length and digest.hex() == self.digest:
+                return record[RECORD.size:]
+        # The index and the pack disagree: the store is damaged (the disk, or a hand-edited file).
+        raise OSError(errno.EIO, f"blob {self.digest[:12]} is not where the store's index puts it "
+                                 f"(offset {self.offset})", self.pack)
+
+    @property
+    def name(self) -> str:
+        return self.digest
+
+    def __str__(self) -> str:
+        return f"blob {self.digest[:12]} in {self.pack}"
+
+
+Blob = Union[Path, PackedBlob]   # both have read_bytes()
+
+
+def append_record(fd: int, digest: str, data: bytes) -> None:
+    """Append one packed blob to the pack open on `fd` (the caller serialises writers)."""
+    _write_all(fd, RECORD.pack(bytes.fromhex(digest), len(data)))
+    _write_all(fd, data)
+
+
+def pack_records(path: str) -> dict[str, tuple[int, int]]:
+    """digest -> (offset, length) of every whole record in a pack, the first of a digest kept;
+    a record cut short at the end (a writer that died mid-write) is left out."""
+    found: dict[str, tuple[int, int]] = {}
+    with open(path, "rb", buffering=0) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        offset = 0
+        while offset + RECORD.size <= size:
+            fh.seek(offset)
+            raw, length = RECORD.unpack(fh.read(RECORD.size))
+            if offset + RECORD.size + length > size:
+                break
+            found.setdefault(raw.hex(), (offset, length))
+            offset += RECORD.size + length
+    return found
+
+
 class BlobStore:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, db: sqlite3.Connection):
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
+        self.db = db
         self._root = str(root)
         self._folders: set[str] = set()   # blobs/ab folders known to exist
 
     def path(self, digest: str) -> Path:
+        """Where the loose file of `digest` is (or would be)."""
         return Path(self.file(digest))
 
     def file(self, digest: str) -> str:
         """path() as a string."""
         return blob_file(self._root, digest)
+
+    def find(self, digest: str) -> Blob | None:
+        """The stored blob `digest` (packed or loose), or None if the store lacks it."""
+        row = self.db.execute("SELECT pack, offset, length FROM blob_packs WHERE digest=?", (digest,)).fetchone()
+        if row is not None:
+            return PackedBlob(os.path.join(self._root, PACKS, row[0]), row[1], row[2], digest)
+        loose = self.file(digest)
+        return Path(loose) if os.path.isfile(loose) else None
+
+    def has(self, digest: str) -> bool:
+        return self.find(digest) is not None
+
+    def source(self, digest: str) -> Blob:
+        """The blob to read: found, or the loose path (whose read then says it is missing)."""
+        return self.find(digest) or self.path(digest)
+
+    def read(self, digest: str) -> bytes:
+        return self.source(digest).read_bytes()
+
+    def adopt_pack(self, staged: str) -> int:
+        """Move a pack written by an upload's readers into the store and index the blobs it
+        adds; the number added. A pack adding none is deleted instead."""
+        records = pack_records(staged)
+        known: set[str] = set()
+        digests = list(records)
+        for start in range(0, len(digests), _CHUNK):
+            chunk = digests[start:start + _CHUNK]
+            known.update(r[0] for r in self.db.execute(
+                f"SELECT digest FROM blob_packs WHERE digest IN ({','.join('?' * len(chunk))})", chunk))
+        new = [(d, offset, length) for d, (offset, length) in records.items() if d not in known]
+        if not new:
+            os.unlink(staged)
+            return 0
+        name = f"{secrets.token_hex(8)}.pack"
+        folder = os.path.join(self._root, PACKS)
+        os.makedirs(folder, exist_ok=True)
+        os.replace(staged, os.path.join(folder, name))
+        with transaction(self.db):
+            self.db.executemany("INSERT OR IGNORE INTO blob_packs(digest, pack, offset, length) VALUES (?,?,?,?)",
+                                [(d, name, offset, length) for d, offset, length in new])
+        return len(new)
 
     def put_bytes(self, data: bytes, digest: str | None = None) -> str:
         digest = digest or hashlib.sha256(data).hexdigest()
@@ -60,32 +181,11 @@ class BlobStore:
         self._put(digest, content)
         return digest
 
-    def adopt(self, staged: str, digest: str) -> bool:
-        """Move a file holding the bytes of `digest` (hashed when they were written there) into
-        place; True if the blob is now stored, False if `staged` does not exist."""
-        target = self.file(digest)
-        folder = os.path.dirname(target)
-        if os.path.exists(target):
-            return True
-        if folder not in self._folders:
-            os.makedirs(folder, exist_ok=True)
-            self._folders.add(folder)
-        try:
-            os.replace(staged, target)
-        except FileNotFoundError:
-            return os.path.exists(target)
-        return True
-
-    def read(self, digest: str) -> bytes:
-        return self.path(digest).read_bytes()
-
     def _put(self, digest: str, content) -> None:
-        # Plain os calls (no pathlib, no tempfile's random names): an upload writes two blobs
-        # an item, and this is most of the time its write phase spends outside SQLite.
+        if self.has(digest):
+            return
         target = self.file(digest)
         folder = os.path.dirname(target)
-        if os.path.exists(target):
-            return
         data = content()
         if folder not in self._folders:
             os.makedirs(folder, exist_ok=True)
@@ -96,9 +196,7 @@ class BlobStore:
         try:
             fd = os.open(tmp, NEW_BINARY_FILE | os.O_TRUNC, 0o600)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
+                _write_all(fd, data)
             finally:
                 os.close(fd)
             os.replace(tmp, target)
@@ -110,3 +208,9 @@ class BlobStore:
             if isinstance(exc, OSError) and exc.filename is None:
                 exc.filename = target  # write() errors name no file; a full disk must name one
             raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

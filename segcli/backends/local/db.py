@@ -89,6 +89,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         checksum TEXT NOT NULL
     ) WITHOUT ROWID;
     """),
+    # Where each packed blob is (backends/local/blobs.py): uploads append blobs to pack files
+    # instead of creating a file per blob. Blobs stored before stay loose files.
+    ("0003_blob_packs", """
+    CREATE TABLE blob_packs (
+        digest TEXT PRIMARY KEY,          -- sha256 of the bytes
+        pack TEXT NOT NULL,               -- file name under blobs/packs/
+        offset INTEGER NOT NULL,          -- of the record (its header, then the bytes)
+        length INTEGER NOT NULL           -- of the bytes
+    ) WITHOUT ROWID;
+    """),
 ]
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import sqlite3
 from collections.abc import Iterable, Mapping
@@ -57,7 +56,7 @@ class FileCache:
         for path, sha, facts in self._verified(stamped, "mask"):
             mask = _mask(sha, facts)
             if mask is not None and self._stored(mask.labelmap_sha256):
-                found[path] = KnownMask(mask, self.store.blobs.file(mask.labelmap_sha256))
+                found[path] = KnownMask(mask, self.store.blobs.source(mask.labelmap_sha256))
         return found
 
     def _verified(self, stamped: Mapping[str, Stamp], kind: str) -> Iterable[tuple[str, str, object]]:
@@ -130,11 +129,11 @@ class FileCache:
                     return None
                 png = self.store.blobs.read(mask)
             regions.append(Region(concept, _count(area, 1), (_count(x), _count(y), _count(w, 1), _count(h, 1)), png))
-        return KnownRender(doc["labelmap"], self.store.blobs.file(doc["labelmap"]), labels, tuple(regions),
+        return KnownRender(doc["labelmap"], self.store.blobs.source(doc["labelmap"]), labels, tuple(regions),
                            _count(doc["clipped"]))
 
     def _stored(self, digest: str) -> bool:
-        return os.path.isfile(self.store.blobs.file(digest))
+        return self.store.blobs.has(digest)
 
     # -- writing -------------------------------------------------------------------------
     def remember(self, items: Iterable[LabeledItem]) -> int:

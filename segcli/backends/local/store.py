@@ -1,4 +1,4 @@
-"""The local store: one SQLite file + a blob directory under the segcli data dir."""
+"""The local store: one SQLite file + a blob directory (pack files and loose files) under the segcli data dir."""
 from __future__ import annotations
 
 import sqlite3
@@ -17,7 +17,7 @@ class Store:
     def __init__(self, root: Path):
         self.root = root
         self.db: sqlite3.Connection = connect(root / DB_NAME)
-        self.blobs = BlobStore(root / "blobs")
+        self.blobs = BlobStore(root / "blobs", self.db)
 
     def runs_dir(self, version_id: str) -> Path:
         return self.root / "runs" / version_id

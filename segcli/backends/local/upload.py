@@ -2,13 +2,14 @@
 
 A batch is all-or-nothing, blobs are content-addressed, and an input's id is its image's
 hash, so an upload killed at any instant and re-run ends with every item exactly once.
-Files are copied from the bytes validation hashed (blobs.py refuses one that changed since).
+Blobs come in the packs the readers staged as they validated; any other blob is copied from
+its file, checked (blobs.py refuses a file that changed since it was validated).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Callable
 
 from segcli.backends.local.blobs import ChangedFile
@@ -30,15 +31,16 @@ def _labels_json(item: LabeledItem) -> str:
     return json.dumps({str(k): v for k, v in sorted(item.labels.items())}, sort_keys=True)
 
 
-def _write_blobs(store: Store, item: LabeledItem, staging: Staging | None) -> tuple[str, list[str | None]]:
+def _write_blobs(store: Store, item: LabeledItem) -> tuple[str, list[str | None]]:
+    """The item's blobs stored (staged ones are, once adopted; others are copied from their
+    files, checked): (label map digest, region mask digests)."""
     try:
-        if not (staging and staging.move(item.image_sha256, store.blobs)):
-            store.blobs.put_file(item.image_path, item.image_sha256)
+        store.blobs.put_file(item.image_path, item.image_sha256)   # a no-op when stored
         labelmap = item.labelmap_sha256
-        if labelmap and staging and staging.move(labelmap, store.blobs):
-            pass  # validated and written by the reader
-        elif item.labelmap_png is None and labelmap and item.labelmap_path is not None:
-            store.blobs.put_file(item.labelmap_path, labelmap)
+        if labelmap and store.blobs.has(labelmap):
+            pass  # validated and staged by the reader, or stored before
+        elif item.labelmap_png is None and labelmap and isinstance(item.labelmap_path, (str, Path)):
+            store.blobs.put_file(Path(item.labelmap_path), labelmap)
         else:
             labelmap = store.blobs.put_bytes(item.labelmap_bytes(), labelmap)
     except ChangedFile as e:
@@ -73,22 +75,16 @@ def write_items(store: Store, app_id: str, dataset_id: str, data: ReadResult,
         else:
             todo.append(item)
     on_progress(result.skipped)
-    # Blob writes (copies, or renames of staged blobs) are system calls that release the GIL:
-    # threads write the next batch's blobs while this batch's rows are inserted. A batch's
-    # rows are inserted only once all its blobs are in place.
-    batches = [todo[start:start + BATCH] for start in range(0, len(todo), BATCH)]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        def write(batch: list[LabeledItem]) -> list:
-            return [pool.submit(_write_blobs, store, item, staging) for item in batch]
-        pending = write(batches[0]) if batches else []
-        for k, batch in enumerate(batches):
-            blobs = [future.result() for future in pending]
-            pending = write(batches[k + 1]) if k + 1 < len(batches) else []
-            added, updated, skipped = _insert_batch(store, app_id, dataset_id, batch, blobs)
-            result.added += added
-            result.updated += updated
-            result.skipped += skipped
-            on_progress(len(batch))
+    if staging is not None and todo:
+        staging.adopt(store.blobs)  # the readers' packs: two renames and one transaction
+    for start in range(0, len(todo), BATCH):
+        batch = todo[start:start + BATCH]
+        blobs = [_write_blobs(store, item) for item in batch]  # a batch's rows follow its blobs
+        added, updated, skipped = _insert_batch(store, app_id, dataset_id, batch, blobs)
+        result.added += added
+        result.updated += updated
+        result.skipped += skipped
+        on_progress(len(batch))
     return result
 
 

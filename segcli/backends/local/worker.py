@@ -100,8 +100,8 @@ def build_job(store: Store, row: Any, workdir: Path):
     classes = ["background"] + [c for c in doc["concepts"] if c != "background"]
     samples = []
     for item in items.rows(store, row["app_id"], doc["dataset_id"], doc["dataset_version_id"]):
-        samples.append(Sample(image_path=store.blobs.path(item["image_blob"]),
-                              labelmap_path=store.blobs.path(item["labelmap_blob"]),
+        samples.append(Sample(image=store.blobs.source(item["image_blob"]),
+                              labelmap=store.blobs.source(item["labelmap_blob"]),
                               lut=class_lut(items.labels_of(item), classes)))
     return TrainJob(template=row["template"], params=doc["train_params"], classes=classes,
                     train=samples, val=[], workdir=workdir)
