@@ -76,12 +76,13 @@ def read_mask_folder(images_dir: Path, masks_dir: Path, classes: list[str] | Non
 def _with_known(pairs: list[tuple[Path, Path, str]], known: KnownFiles | None) -> list[PairJob]:
     if known is None:
         return [(image, mask, name, None, None) for image, mask, name in pairs]
-    images = {absolute(image): stamp_of(image) for image, _, _ in pairs}
-    masks = {absolute(mask): stamp_of(mask) for _, mask, _ in pairs}
+    keys = [(absolute(image), absolute(mask)) for image, mask, _ in pairs]
+    images = {key: stamp_of(key) for key, _ in keys}
+    masks = {key: stamp_of(key) for _, key in keys}
     found_images = known.images({k: v for k, v in images.items() if v is not None})
     found_masks = known.masks({k: v for k, v in masks.items() if v is not None})
-    return [(image, mask, name, found_images.get(absolute(image)), found_masks.get(absolute(mask)))
-            for image, mask, name in pairs]
+    return [(image, mask, name, found_images.get(image_key), found_masks.get(mask_key))
+            for (image, mask, name), (image_key, mask_key) in zip(pairs, keys)]
 
 
 def _known_item(job: PairJob, names: dict[int, str], described: str) -> LabeledItem | InvalidItem:

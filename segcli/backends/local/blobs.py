@@ -114,6 +114,7 @@ class BlobStore:
         self.db = db
         self._root = str(root)
         self._folders: set[str] = set()   # blobs/ab folders known to exist
+        self._stored: set[str] = set()    # digests this object stored or adopted: no lookup
 
     def path(self, digest: str) -> Path:
         """Where the loose file of `digest` is (or would be)."""
@@ -132,7 +133,7 @@ class BlobStore:
         return Path(loose) if os.path.isfile(loose) else None
 
     def has(self, digest: str) -> bool:
-        return self.find(digest) is not None
+        return digest in self._stored or self.find(digest) is not None
 
     def source(self, digest: str) -> Blob:
         """The blob to read: found, or the loose path (whose read then says it is missing)."""
@@ -152,6 +153,7 @@ class BlobStore:
             known.update(r[0] for r in self.db.execute(
                 f"SELECT digest FROM blob_packs WHERE digest IN ({','.join('?' * len(chunk))})", chunk))
         new = [(d, offset, length) for d, (offset, length) in records.items() if d not in known]
+        self._stored.update(known)
         if not new:
             os.unlink(staged)
             return 0
@@ -162,6 +164,7 @@ class BlobStore:
         with transaction(self.db):
             self.db.executemany("INSERT OR IGNORE INTO blob_packs(digest, pack, offset, length) VALUES (?,?,?,?)",
                                 [(d, name, offset, length) for d, offset, length in new])
+        self._stored.update(d for d, _, _ in new)
         return len(new)
 
     def put_bytes(self, data: bytes, digest: str | None = None) -> str:
@@ -200,6 +203,7 @@ class BlobStore:
             finally:
                 os.close(fd)
             os.replace(tmp, target)
+            self._stored.add(digest)
         except BaseException as exc:
             try:
                 os.unlink(tmp)

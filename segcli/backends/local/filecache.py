@@ -165,7 +165,7 @@ def _row(seen: Observed) -> tuple:
     else:
         kind = "image"
         doc = {"width": facts.width, "height": facts.height, "orientation": facts.orientation}
-    facts_json = json.dumps(doc, separators=(",", ":"))
+    facts_json = _compact_json(doc)
     stamp = _stamp_text(seen.stamp)
     return (seen.path, kind, stamp, seen.read_at_ns, facts.sha256, facts_json,
             _checksum(seen.path, kind, stamp, seen.read_at_ns, facts.sha256, facts_json))
@@ -178,8 +178,12 @@ def _render_row(item: LabeledItem) -> tuple:
     doc = {"labelmap": item.labelmap_sha256 or hashlib.sha256(item.labelmap_bytes()).hexdigest(),
            "labels": [[int(v), name] for v, name in sorted(item.labels.items())], "regions": regions,
            "clipped": int(item.clipped)}
-    facts_json = json.dumps(doc, separators=(",", ":"))
+    facts_json = _compact_json(doc)
     return item.render_key, facts_json, _checksum(item.render_key, "render", "", 0, "", facts_json)
+
+
+# One encoder for every row: json.dumps with separators builds a new one per call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _stamp_text(stamp: Stamp) -> str:
