@@ -23,12 +23,14 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import Callable, Union
+from typing import TYPE_CHECKING, Callable, Union
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from segcli.datasets.reading import BadFile  # noqa: F401 - raised here, caught by every reader
+
+if TYPE_CHECKING:  # imported by the functions that make arrays: upload validation needs none
+    import numpy as np
 
 Source = Union[Path, str, bytes]
 ORIENTATION_TAG = 0x0112
@@ -102,6 +104,8 @@ def check_pixels(image: Image.Image, name: str) -> None:
 
 def to_rgb(image: Image.Image, name: str = "image") -> np.ndarray:
     """A loaded image as displayed: HxWx3 uint8, orientation applied, mode converted."""
+    import numpy as np
+
     orient = orientation(image)
     if image.mode == "RGB":
         rgb = image
@@ -144,6 +148,8 @@ def open_rgb(source: Source, name: str | None = None) -> np.ndarray:
 
 def _grey_scaled(image: Image.Image, name: str) -> np.ndarray:
     """16-bit, 32-bit integer or float grey -> uint8 by its range, never clipped."""
+    import numpy as np
+
     array = np.asarray(image)
     if image.mode == "F":
         if array.size and not (np.isfinite(array).all() and array.min() >= 0 and array.max() <= 1):

@@ -12,13 +12,16 @@ import io
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from PIL import Image
 
 from segcli.datasets.filefacts import ImageFile, Observed, Stamp, Stash, absolute, displayed_size
 # BadFile is re-exported: readers catch the one error type imagefile raises too.
 from segcli.datasets.imagefile import BadFile, check_pixels, decode, orientation  # noqa: F401
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: a mask folder's L/P masks need none
+    import numpy as np
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"IEND\xaeB`\x82"
@@ -72,15 +75,22 @@ def observe_image(path: Path, stash: Stash | None = None) -> tuple[ImageFile, Ob
 
 
 def png_bytes(array: np.ndarray) -> bytes:
-    """Encode a uint8 (mode L) or bool (mode 1) array as PNG. zlib's run-length strategy suits
-    label maps: ~30% faster than the default settings and ~15% smaller."""
+    """Encode a uint8 (mode L) or bool (mode 1) array as PNG (see image_png)."""
+    return image_png(Image.fromarray(array))
+
+
+def image_png(image: Image.Image) -> bytes:
+    """Encode a label map image as PNG. zlib's run-length strategy suits label maps: ~30%
+    faster than the default settings and ~15% smaller."""
     out = io.BytesIO()
-    Image.fromarray(array).save(out, format="PNG", compress_level=1, compress_type=3)  # Z_RLE
+    image.save(out, format="PNG", compress_level=1, compress_type=3)  # Z_RLE
     return out.getvalue()
 
 
 def bbox_of(mask: np.ndarray) -> tuple[int, int, int, int]:
     """x, y, w, h of the True pixels (mask must have at least one)."""
+    import numpy as np
+
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)

@@ -1,24 +1,31 @@
 """Decode one image + index-mask pair of a mask folder (the per-item work of
 datasets/maskdir.py, run in worker processes; the rules it applies are maskdir's).
 
-A mask is decoded once: into a class-index array as displayed, the pixel count of each value
-and the bounding box of each labelled value. Valid L/P masks with no EXIF orientation are
-stored verbatim; other accepted forms are re-encoded as mode L here, in the worker.
+A mask is decoded once: into its class-index pixels as displayed (row-major bytes), the pixel
+count of each value and the bounding box of each labelled value. Valid L/P masks with no EXIF
+orientation are stored verbatim; other accepted forms are re-encoded as mode L here, in the worker.
+
+numpy is imported only for those other forms: the usual L/P mask is counted by PIL's histogram
+and boxed with bytes.find and PIL, so the upload's parent and its forked workers never import
+it (~0.15 s of the upload's serial start-up).
 """
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from PIL import Image
 
 from segcli.datasets.filefacts import ImageFile, MaskFacts, Observed, Stamp, Stash, absolute
 from segcli.datasets.imagefile import orientation, turn_upright
 from segcli.datasets.imagefile import decode
-from segcli.datasets.images import BadFile, bbox_of, observe_image, png_bytes, read_observed
+from segcli.datasets.images import BadFile, image_png, observe_image, read_observed
 from segcli.datasets.items import IGNORE_INDEX, InvalidItem, LabeledItem
 from segcli.datasets.maskdir import PairJob, pair_item, pair_problem
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 
@@ -35,11 +42,10 @@ def read_pair(job: PairJob, names: dict[int, str], described: str,
             facts, labelmap_path, png = known_mask.facts, known_mask.labelmap_path, None
             problem = pair_problem(info, facts.width, facts.height, facts.areas, names, described)
         else:
-            labelmap, areas, verbatim, data, stamp, read_at = _load_mask(mask_path)
-            height, width = labelmap.shape
+            pixels, (width, height), areas, verbatim, data, stamp, read_at = _load_mask(mask_path)
             problem = pair_problem(info, width, height, areas, names, described)
             if problem is None:
-                facts, png = _mask_facts(labelmap, areas, verbatim, data)
+                facts, png = _mask_facts(pixels, (width, height), areas, verbatim, data)
                 labelmap_path = mask_path if png is None else None
                 if stash is not None:
                     stash.keep(facts.labelmap_sha256, data if png is None else png)
@@ -60,25 +66,39 @@ def _observe(result: tuple[ImageFile, Observed | None], observed: list[Observed]
     return info
 
 
-def _mask_facts(labelmap: np.ndarray, areas: dict[int, int], verbatim: bool,
+def _mask_facts(pixels: bytes, size: tuple[int, int], areas: dict[int, int], verbatim: bool,
                 data: bytes) -> tuple[MaskFacts, bytes | None]:
     """Facts of a valid mask, and its re-encoded PNG when the file cannot be stored verbatim."""
     digest = hashlib.sha256(data).hexdigest()
-    png = None if verbatim else png_bytes(labelmap)
-    bboxes = {v: bbox_of(labelmap == v) for v in areas if v not in (0, IGNORE_INDEX)}
-    height, width = labelmap.shape
-    return MaskFacts(digest, width, height, areas, bboxes,
+    labelmap = Image.frombuffer("L", size, pixels, "raw", "L", 0, 1)  # a view, not a copy
+    png = None if verbatim else image_png(labelmap)
+    bboxes = {v: _bbox(labelmap, pixels, v) for v in areas if v not in (0, IGNORE_INDEX)}
+    return MaskFacts(digest, *size, areas, bboxes,
                      digest if png is None else hashlib.sha256(png).hexdigest()), png
 
 
-def _load_mask(path: Path) -> tuple[np.ndarray, dict[int, int], bool, bytes, Stamp | None, int]:
-    """(uint8 class-index array as displayed, pixel count of each value present, whether the
-    file itself is the label map to store, the file's bytes, its stamp, when reading began)."""
+def _bbox(labelmap: Image.Image, pixels: bytes, value: int) -> tuple[int, int, int, int]:
+    """x, y, w, h of the pixels equal to `value` (there is at least one). The first and last
+    rows holding it are where bytes.find/rfind (memchr) meet it; its columns are the box of
+    those rows' band kept to `value` alone (PIL getbbox: left, upper, exclusive right, lower)."""
+    width = labelmap.width
+    top, bottom = pixels.find(value) // width, pixels.rfind(value) // width
+    only = [0] * 256  # the point() table keeping `value` (as 255), blanking every other value
+    only[value] = 255
+    left, _, right, _ = labelmap.crop((0, top, width, bottom + 1)).point(only).getbbox()
+    return left, top, right - left, bottom - top + 1
+
+
+def _load_mask(path: Path) -> tuple[bytes, tuple[int, int], dict[int, int], bool, bytes,
+                                    Stamp | None, int]:
+    """(class-index pixels as displayed, row-major one byte each; (width, height); pixel count
+    of each value present; whether the file itself is the label map to store; the file's
+    bytes; its stamp; when reading began)."""
     label = f"mask {path.name}"
-    target: list[np.ndarray] = []
+    target: list = []
     try:
         data, stamp, read_at = read_observed(path)
-        mask = decode(data, path.name, lambda image: _decode_into_array(image, target))
+        mask = decode(data, path.name, lambda image: _decode_into_bytes(image, target))
     except BadFile as e:
         raise BadFile(f"mask {e.reason}") from None
     with mask:
@@ -89,29 +109,38 @@ def _load_mask(path: Path) -> tuple[np.ndarray, dict[int, int], bool, bytes, Sta
         orient = orientation(mask)
         if mask.mode in ("L", "P") and orient == 1:
             # PIL's histogram counts raw L values / P indices, ~1.5x faster than np.bincount.
-            array = target[0] if target and mask.im is target[1] else np.asarray(mask)
-            return array, _present(mask.histogram()), True, data, stamp, read_at
-        array = _class_indices(mask, label)
-        if orient != 1:  # drawn upright like the photo; stored re-encoded upright
-            array = np.asarray(turn_upright(Image.fromarray(array), orient))
+            pixels = target[0] if target and mask.im is target[1] else mask.tobytes()
+            return pixels, mask.size, _present(mask.histogram()), True, data, stamp, read_at
+        return (*_reencoded(mask, label, orient), False, data, stamp, read_at)
+
+
+def _reencoded(mask: Image.Image, label: str, orient: int
+               ) -> tuple[bytes, tuple[int, int], dict[int, int]]:
+    """Pixels, size and counts of an accepted mask that is not stored verbatim (numpy)."""
+    import numpy as np
+
+    array = _class_indices(mask, label)
+    if orient != 1:  # drawn upright like the photo; stored re-encoded upright
+        array = np.asarray(turn_upright(Image.fromarray(array), orient))
     counts = np.bincount(array.ravel(), minlength=256).tolist()
-    return array, _present(counts), False, data, stamp, read_at
+    height, width = array.shape
+    return array.tobytes(), (width, height), _present(counts)
 
 
-def _decode_into_array(image: Image.Image, target: list) -> None:
-    """Have PIL decode an 8-bit L/P PNG straight into a numpy array's memory: np.asarray of a
-    PIL image copies its pixels through tobytes(), ~0.35 ms of a 512x512 mask's ~1.3 ms.
+def _decode_into_bytes(image: Image.Image, target: list) -> None:
+    """Have PIL decode an 8-bit L/P PNG straight into a bytearray, the pixels _bbox searches:
+    Image.tobytes copies them through an encoder, ~0.3 ms of a 512x512 mask's ~1.3 ms.
     PIL decodes into an image's existing memory when it has some (ImageFile.load_prepare); if
     a Pillow version does not, the caller sees its own memory was not used and copies."""
     if image.format != "PNG" or image.mode not in ("L", "P"):
         return
-    array = np.empty((image.height, image.width), np.uint8)
+    pixels = bytearray(image.width * image.height)
     try:
-        core = Image.core.map_buffer(array, image.size, "raw", 0, (image.mode, 0, 1))
+        core = Image.core.map_buffer(pixels, image.size, "raw", 0, (image.mode, 0, 1))
     except Exception:  # noqa: BLE001 - an optimisation: PIL allocates as usual
         return
     image.im = core
-    target[:] = [array, core]
+    target[:] = [pixels, core]
 
 
 def _present(counts: list[int]) -> dict[int, int]:
@@ -120,6 +149,8 @@ def _present(counts: list[int]) -> dict[int, int]:
 
 def _class_indices(mask: Image.Image, label: str) -> np.ndarray:
     """The class-index plane of a mask whose index is unambiguous, else BadFile."""
+    import numpy as np
+
     if mask.mode == "1":  # numpy reads 1-bit pixels as 0/1 (PIL histograms them as 0/255)
         return np.asarray(mask, dtype=np.uint8)
     if mask.mode in ("L", "P"):
