@@ -41,7 +41,7 @@ class LabeledItem:
     labels: dict[int, str]       # label-map value -> concept name, for values present (not 0/255)
     regions: tuple[Region, ...]
     labelmap_png: bytes | None = None
-    labelmap_path: Path | str | Readable | None = None   # a file, or the stored blob
+    labelmap_path: str | Readable | None = None   # a file (Path or str), or the stored blob
     clipped: int = 0             # COCO annotations whose polygons ran past the image border
     # sha256 of labelmap_bytes() when the reader knows it (it hashed the bytes it validated),
     # so that writers need not read and hash the label map again.

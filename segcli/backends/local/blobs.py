@@ -27,10 +27,9 @@ import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 from segcli.backends.local.db import transaction
-from segcli.core.files import NEW_BINARY_FILE
+from segcli.core.files import NEW_BINARY_FILE, Readable
 
 PACKS = "packs"                       # under the blob root
 RECORD = struct.Struct("<32sQ")       # a packed blob's header: raw sha256, length in bytes
@@ -81,9 +80,6 @@ class PackedBlob:
         return f"blob {self.digest[:12]} in {self.pack}"
 
 
-Blob = Union[Path, PackedBlob]   # both have read_bytes()
-
-
 def append_record(fd: int, digest: str, data: bytes) -> None:
     """Append one packed blob to the pack open on `fd` (the caller serialises writers)."""
     _write_all(fd, RECORD.pack(bytes.fromhex(digest), len(data)))
@@ -124,7 +120,7 @@ class BlobStore:
         """path() as a string."""
         return blob_file(self._root, digest)
 
-    def find(self, digest: str) -> Blob | None:
+    def find(self, digest: str) -> Readable | None:
         """The stored blob `digest` (packed or loose), or None if the store lacks it."""
         row = self.db.execute("SELECT pack, offset, length FROM blob_packs WHERE digest=?", (digest,)).fetchone()
         if row is not None:
@@ -135,7 +131,7 @@ class BlobStore:
     def has(self, digest: str) -> bool:
         return digest in self._stored or self.find(digest) is not None
 
-    def source(self, digest: str) -> Blob:
+    def source(self, digest: str) -> Readable:
         """The blob to read: found, or the loose path (whose read then says it is missing)."""
         return self.find(digest) or self.path(digest)
 

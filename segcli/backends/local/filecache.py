@@ -47,7 +47,7 @@ class FileCache:
         found = {}
         for path, sha, facts in self._verified(stamped, "image"):
             info = _image(sha, facts)
-            if info is not None and self._stored(info.sha256):
+            if info is not None and self.store.blobs.has(info.sha256):
                 found[path] = info
         return found
 
@@ -55,8 +55,9 @@ class FileCache:
         found = {}
         for path, sha, facts in self._verified(stamped, "mask"):
             mask = _mask(sha, facts)
-            if mask is not None and self._stored(mask.labelmap_sha256):
-                found[path] = KnownMask(mask, self.store.blobs.source(mask.labelmap_sha256))
+            stored = None if mask is None else self.store.blobs.find(mask.labelmap_sha256)
+            if stored is not None:
+                found[path] = KnownMask(mask, stored)
         return found
 
     def _verified(self, stamped: Mapping[str, Stamp], kind: str) -> Iterable[tuple[str, str, object]]:
@@ -114,7 +115,8 @@ class FileCache:
         part is well-formed and stored."""
         if set(doc) != {"labelmap", "labels", "regions", "clipped"} or not _SHA.fullmatch(doc["labelmap"]):
             return None
-        if not self._stored(doc["labelmap"]):
+        labelmap = self.store.blobs.find(doc["labelmap"])
+        if labelmap is None:
             return None
         labels = {_count(v): name for v, name in doc["labels"] if isinstance(name, str)}
         if len(labels) != len(doc["labels"]) or not all(1 <= v <= 254 for v in labels):
@@ -125,15 +127,13 @@ class FileCache:
                 return None
             png = None
             if mask is not None:
-                if not self._stored(mask):
+                stored = self.store.blobs.find(mask)
+                if stored is None:
                     return None
-                png = self.store.blobs.read(mask)
+                png = stored.read_bytes()
             regions.append(Region(concept, _count(area, 1), (_count(x), _count(y), _count(w, 1), _count(h, 1)), png))
-        return KnownRender(doc["labelmap"], self.store.blobs.source(doc["labelmap"]), labels, tuple(regions),
+        return KnownRender(doc["labelmap"], labelmap, labels, tuple(regions),
                            _count(doc["clipped"]))
-
-    def _stored(self, digest: str) -> bool:
-        return self.store.blobs.has(digest)
 
     # -- writing -------------------------------------------------------------------------
     def remember(self, items: Iterable[LabeledItem]) -> int:
