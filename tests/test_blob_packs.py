@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from conftest import ok, stored_bytes
 from segcli.backends.local.blobs import RECORD, PackedBlob, append_record, pack_records
 from segcli.backends.local.store import Store
+from segcli.datasets.reading import PROCESS_MIN_ITEMS
 
-N = 80   # above reading.PROCESS_MIN_ITEMS: validated in worker processes, as large uploads are
+N = PROCESS_MIN_ITEMS + 16   # validated in worker processes, as large uploads are
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +75,24 @@ def test_a_pack_that_adds_nothing_is_not_kept(cli, uploaded, shapes):
     # --recheck reads (and stages) every file again: all of it is stored already.
     assert upload(cli, shapes, "e", "--recheck").json()["added"] == N
     assert packs(uploaded) == before
+
+
+def test_an_invalid_items_image_is_not_kept(cli, segcli_home, shapes, tmp_path):
+    """Its image is staged before the pair is judged; only what the written items use is kept."""
+    data = tmp_path / "data"
+    shutil.copytree(shapes, data)
+    bad = sorted((data / "masks").glob("*.png"))[0]
+    Image.open(bad).resize((10, 10)).save(bad)          # the wrong size for its image
+    ok(cli("app", "create", "a"))
+    ok(cli("dataset", "create", "d", "--app", "a"))
+    summary = upload(cli, data, "d", "--max-invalid-percent", "50").json()
+    assert (summary["added"], summary["invalid"]) == (N - 1, 1)
+    db = sqlite3.connect(segcli_home / "data" / "segcli.db")
+    try:
+        packed = {r[0] for r in db.execute("SELECT digest FROM blob_packs")}
+    finally:
+        db.close()
+    assert packed == {digest for digests in rows(segcli_home) for digest in digests}
 
 
 def test_training_reads_packed_blobs(uploaded):

@@ -138,10 +138,12 @@ class BlobStore:
     def read(self, digest: str) -> bytes:
         return self.source(digest).read_bytes()
 
-    def adopt_pack(self, staged: str) -> int:
-        """Move a pack written by an upload's readers into the store and index the blobs it
-        adds; the number added. A pack adding none is deleted instead."""
-        records = pack_records(staged)
+    def adopt_pack(self, staged: str, wanted: set[str]) -> int:
+        """Move a pack written by an upload's readers into the store and index the blobs in
+        it that are `wanted` (by the items written: not those of invalid items, whose image
+        was staged before its pair was judged) and new; the number added. A pack adding none
+        is deleted instead."""
+        records = {d: place for d, place in pack_records(staged).items() if d in wanted}
         known: set[str] = set()
         digests = list(records)
         for start in range(0, len(digests), _CHUNK):

@@ -79,12 +79,12 @@ class Staging:
         # into the store only by the upload that staged it, after every worker finished.
         _pack(self.folder).append(digest, data)
 
-    def adopt(self, store_blobs) -> int:
-        """Move this upload's packs into the blob store (store_blobs.adopt_pack); the number
-        of blobs added."""
+    def adopt(self, store_blobs, wanted: set[str]) -> int:
+        """Move this upload's packs into the blob store (store_blobs.adopt_pack), indexing the
+        `wanted` digests; the number of blobs added."""
         _close(self.folder)
         packs = sorted(e.path for e in os.scandir(self.folder) if e.name.endswith(".pack"))
-        return sum(store_blobs.adopt_pack(pack) for pack in packs)
+        return sum(store_blobs.adopt_pack(pack, wanted) for pack in packs)
 
 
 def _close(folder: str) -> None:

@@ -75,8 +75,9 @@ def write_items(store: Store, app_id: str, dataset_id: str, data: ReadResult,
         else:
             todo.append(item)
     on_progress(result.skipped)
-    if staging is not None and todo:
-        staging.adopt(store.blobs)  # the readers' packs: two renames and one transaction
+    if staging is not None and todo:  # the readers' packs: a rename each and one transaction
+        staging.adopt(store.blobs, {digest for item in todo
+                                    for digest in (item.image_sha256, item.labelmap_sha256) if digest})
     for start in range(0, len(todo), BATCH):
         batch = todo[start:start + BATCH]
         blobs = [_write_blobs(store, item) for item in batch]  # a batch's rows follow its blobs
