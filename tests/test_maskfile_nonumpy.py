@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import REPO
 from segcli.datasets.images import bbox_of
 from segcli.datasets.maskfile import _bbox
 
 
 def _run(code: str) -> str:
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, cwd=REPO)
     return out.stdout.strip()
 
 

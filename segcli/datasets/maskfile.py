@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from segcli.datasets.filefacts import ImageFile, MaskFacts, Observed, Stamp, Stash, absolute
-from segcli.datasets.imagefile import orientation, turn_upright
-from segcli.datasets.imagefile import decode
+from segcli.datasets.imagefile import decode, orientation, turn_upright
 from segcli.datasets.images import BadFile, image_png, observe_image, read_observed
 from segcli.datasets.items import IGNORE_INDEX, InvalidItem, LabeledItem
 from segcli.datasets.maskdir import PairJob, pair_item, pair_problem
@@ -116,15 +115,10 @@ def _load_mask(path: Path) -> tuple[bytes, tuple[int, int], dict[int, int], bool
 
 def _reencoded(mask: Image.Image, label: str, orient: int
                ) -> tuple[bytes, tuple[int, int], dict[int, int]]:
-    """Pixels, size and counts of an accepted mask that is not stored verbatim (numpy)."""
-    import numpy as np
-
-    array = _class_indices(mask, label)
-    if orient != 1:  # drawn upright like the photo; stored re-encoded upright
-        array = np.asarray(turn_upright(Image.fromarray(array), orient))
-    counts = np.bincount(array.ravel(), minlength=256).tolist()
-    height, width = array.shape
-    return array.tobytes(), (width, height), _present(counts)
+    """Pixels, size and counts of an accepted mask that is not stored verbatim, drawn upright
+    like the photo (and stored re-encoded upright)."""
+    upright = turn_upright(Image.fromarray(_class_indices(mask, label)), orient)
+    return upright.tobytes(), upright.size, _present(upright.histogram())
 
 
 def _decode_into_bytes(image: Image.Image, target: list) -> None:

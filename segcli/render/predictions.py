@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from segcli.core.files import write_text_atomic
+from segcli.datasets.images import bbox_of
 from segcli.render import png
 from segcli.render.overlay import render_overlay
 
@@ -227,7 +228,7 @@ class PredictionWriter:
             "concept": {"id": self.classes[index], "name": self.classes[index]},
             "score": round(score, 4),
             "area": area,
-            "bbox": _bbox(mask),
+            "bbox": list(bbox_of(mask)),
             "mask": encode_rle(mask),
         }
 
@@ -293,13 +294,6 @@ def _check_labelmap(labelmap: np.ndarray, num_classes: int) -> np.ndarray:
         raise ValueError(f"label map values must be in 0..{num_classes - 1}, "
                          f"got {int(lm.min())}..{int(lm.max())}")
     return lm.astype(np.uint8, copy=False)
-
-
-def _bbox(mask: np.ndarray) -> list[int]:
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    y0, x0 = int(rows[0]), int(cols[0])
-    return [x0, y0, int(cols[-1]) - x0 + 1, int(rows[-1]) - y0 + 1]
 
 
 def encode_rle(mask: np.ndarray) -> dict[str, Any]:
