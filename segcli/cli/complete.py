@@ -179,8 +179,7 @@ def _local_templates() -> Iterable[tuple[str, str, bool]]:
     `template list` leaves in the data dir while the files are unchanged (no PyYAML import),
     else read with libyaml (~2 ms for both files against ~50 ms for the pure-Python loader).
     Core/templates' full validation is not needed by a TAB; nothing is written."""
-    from segcli.backends.local.store import TEMPLATES_CACHE
-    from segcli.core.paths import data_dir
+    from segcli.core.paths import TEMPLATES_CACHE, data_dir
     from segcli.core.templates import template_documents
 
     for _, raw in template_documents(data_dir() / TEMPLATES_CACHE, write=False):

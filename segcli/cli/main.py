@@ -101,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _machine_fault(exc: Exception) -> SegcliError | None:
-    from segcli.backends.local.store import DB_NAME
     from segcli.config import data_dir
     from segcli.core.faults import classify
+    from segcli.core.paths import DB_NAME
 
     return classify(exc, db_path=lambda: data_dir() / DB_NAME)
 

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional
 from segcli.backends import refusals
 from segcli.backends.base import Backend, DatasetItem
 from segcli.backends.local import versions
-from segcli.backends.local.store import TEMPLATES_CACHE, Store
+from segcli.backends.local.store import Store
 from segcli.core.entities import App, Concept, Dataset, DatasetVersion, Model, ModelVersion, UploadResult
 from segcli.core.ids import new_version_id, now_iso
+from segcli.core.paths import TEMPLATES_CACHE
 
 if TYPE_CHECKING:  # the modules below load when used: metadata commands need none of them
     from segcli.core.templates import Template

@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 from segcli.backends.local.db import connect_readonly
-from segcli.backends.local.store import DB_NAME
+from segcli.core.paths import DB_NAME
 
 LOCK_WAIT_S = 0.2
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Optional
 
 from segcli.backends.local.db import connect_readonly
-from segcli.backends.local.store import DB_NAME
 from segcli.core.faults import FULL_REASONS, corrupt_store_hint, is_corruption, unwritable_reason
+from segcli.core.paths import DB_NAME
 
 LOW_SPACE_BYTES = 16 * 1024 * 1024
 

@@ -6,11 +6,7 @@ from pathlib import Path
 
 from segcli.backends.local.blobs import BlobStore
 from segcli.backends.local.db import connect, transaction
-
-DB_NAME = "segcli.db"   # under the data dir; cli/complete reads it too (backends/local/catalog.py)
-# The template YAML files parsed (core/templates.template_documents): written by `template list`
-# and co., read by completion.
-TEMPLATES_CACHE = "cache/templates.json"
+from segcli.core.paths import DB_NAME
 
 
 class Store:
