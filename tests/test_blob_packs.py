@@ -95,6 +95,41 @@ def test_an_invalid_items_image_is_not_kept(cli, segcli_home, shapes, tmp_path):
     assert packed == {digest for digests in rows(segcli_home) for digest in digests}
 
 
+def test_a_pack_mostly_of_stored_blobs_is_copied_down_to_the_new_ones(cli, uploaded, shapes, tmp_path):
+    """A moved copy of the folder is read (and staged) again whole; one pair in it is new."""
+    moved = tmp_path / "moved"
+    shutil.copytree(shapes, moved)
+    image = sorted((moved / "images").iterdir())[0]
+    Image.open(image).rotate(90).save(image)          # new bytes: a new item
+    before = sum(p.stat().st_size for p in packs(uploaded))
+    assert upload(cli, moved, "d").json()["added"] == 1
+    grown = sum(p.stat().st_size for p in packs(uploaded)) - before
+    assert grown == RECORD.size + image.stat().st_size  # that image alone; its mask is stored
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+    assert stored_bytes(uploaded, digest) == image.read_bytes()
+
+
+def test_blobs_on_another_disk(cli, segcli_home, shapes, tmp_path):
+    """blobs/ moved to a bigger disk and symlinked back: packs cannot be renamed there."""
+    elsewhere = Path("/dev/shm")
+    if not elsewhere.is_dir() or elsewhere.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system (/dev/shm) to put blobs/ on")
+    target = elsewhere / f"segcli-blobs-{os.getpid()}-{tmp_path.name}"
+    target.mkdir()
+    try:
+        (segcli_home / "data").mkdir(parents=True, exist_ok=True)
+        (segcli_home / "data" / "blobs").symlink_to(target)
+        ok(cli("app", "create", "a"))
+        ok(cli("dataset", "create", "d", "--app", "a"))
+        assert upload(cli, shapes).json()["added"] == N
+        assert list((target / "packs").iterdir())
+        for digests in rows(segcli_home):
+            for digest in digests:
+                assert hashlib.sha256(stored_bytes(segcli_home, digest)).hexdigest() == digest
+    finally:
+        shutil.rmtree(target)
+
+
 def test_training_reads_packed_blobs(uploaded):
     from segcli.backends.local.worker import build_job
 

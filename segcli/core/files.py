@@ -65,7 +65,10 @@ def write_atomic(path: Path, fill: Callable[[IO[bytes]], None], *, mode: int | N
 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, FILE_MODE if mode is None else mode)
+        if hasattr(os, "fchmod"):  # Windows has it from Python 3.13 only
+            os.fchmod(fd, FILE_MODE if mode is None else mode)
+        else:
+            os.chmod(tmp, FILE_MODE if mode is None else mode)
         with os.fdopen(fd, "wb") as fh:
             fill(fh)
             fh.flush()

@@ -27,12 +27,11 @@ import threading
 from pathlib import Path
 from typing import NamedTuple
 
-from segcli.backends.local.db import transaction
+from segcli.backends.local.db import select_in, transaction
 from segcli.core.files import NEW_BINARY_FILE, Readable
 
 PACKS = "packs"                       # under the blob root
 RECORD = struct.Struct("<32sQ")       # a packed blob's header: raw sha256, length in bytes
-_CHUNK = 500                          # digests per IN (...) query: under SQLite's variable limit
 
 
 class ChangedFile(Exception):
@@ -141,29 +140,39 @@ class BlobStore:
         """Move a pack written by an upload's readers into the store and index the blobs in
         it that are `wanted` (by the items written: not those of invalid items, whose image
         was staged before its pair was judged) and new; the number added. A pack adding none
-        is deleted instead."""
+        is deleted instead; one whose new blobs are under half its bytes is copied down to them."""
         records = {d: place for d, place in pack_records(staged).items() if d in wanted}
-        known: set[str] = set()
-        digests = list(records)
-        for start in range(0, len(digests), _CHUNK):
-            chunk = digests[start:start + _CHUNK]
-            known.update(r[0] for r in self.db.execute(
-                f"SELECT digest FROM blob_packs WHERE digest IN ({','.join('?' * len(chunk))})", chunk))
-        new = [(d, offset, length) for d, (offset, length) in records.items() if d not in known]
-        self._stored.update(known)
-        if not new:
-            os.unlink(staged)
-            return 0
-        import secrets  # here: only an upload names a pack
+        moved = None
+        # One transaction around the lookup, the move and the index: uploads adopting at once
+        # take turns, and a pack whose index rows fail to commit (a full disk) is taken out.
+        try:
+            with transaction(self.db):
+                known = {r[0] for r in select_in(self.db, "SELECT digest FROM blob_packs WHERE digest IN",
+                                                  list(records))}
+                self._stored.update(known)
+                new = {d: place for d, place in records.items() if d not in known}
+                if not new:
+                    os.unlink(staged)
+                    return 0
+                if 2 * sum(RECORD.size + length for _, length in new.values()) < os.path.getsize(staged):
+                    staged, new = _compacted(staged, new)
+                import secrets  # here: only an upload names and moves a pack
+                import shutil
 
-        name = f"{secrets.token_hex(8)}.pack"
-        folder = os.path.join(self._root, PACKS)
-        os.makedirs(folder, exist_ok=True)
-        os.replace(staged, os.path.join(folder, name))
-        with transaction(self.db):
-            self.db.executemany("INSERT OR IGNORE INTO blob_packs(digest, pack, offset, length) VALUES (?,?,?,?)",
-                                [(d, name, offset, length) for d, offset, length in new])
-        self._stored.update(d for d, _, _ in new)
+                name = f"{secrets.token_hex(8)}.pack"
+                folder = os.path.join(self._root, PACKS)
+                os.makedirs(folder, exist_ok=True)
+                moved = shutil.move(staged, os.path.join(folder, name))  # a copy if blobs/ is on another disk
+                self.db.executemany("INSERT OR IGNORE INTO blob_packs(digest, pack, offset, length) VALUES (?,?,?,?)",
+                                    [(d, name, offset, length) for d, (offset, length) in new.items()])
+        except BaseException:
+            if moved is not None:
+                try:
+                    os.unlink(moved)
+                except OSError:
+                    pass
+            raise
+        self._stored.update(new)
         return len(new)
 
     def put_bytes(self, data: bytes, digest: str | None = None) -> str:
@@ -211,6 +220,24 @@ class BlobStore:
             if isinstance(exc, OSError) and exc.filename is None:
                 exc.filename = target  # write() errors name no file; a full disk must name one
             raise
+
+
+def _compacted(pack: str, keep: dict[str, tuple[int, int]]) -> tuple[str, dict[str, tuple[int, int]]]:
+    """A copy of `pack` holding only the records of `keep` (digest -> offset, length), and their
+    places in it; `pack` is deleted. Records already stored elsewhere would be dead bytes."""
+    copy, places, offset = f"{pack}.kept", {}, 0
+    fd = os.open(copy, NEW_BINARY_FILE | os.O_EXCL, 0o600)
+    try:
+        with open(pack, "rb", buffering=0) as fh:
+            for digest, (start, length) in sorted(keep.items(), key=lambda item: item[1][0]):
+                fh.seek(start)
+                _write_all(fd, fh.read(RECORD.size + length))
+                places[digest] = (offset, length)
+                offset += RECORD.size + length
+    finally:
+        os.close(fd)
+    os.unlink(pack)
+    return copy, places
 
 
 def _write_all(fd: int, data: bytes) -> None:

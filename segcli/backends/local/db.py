@@ -142,6 +142,18 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     return applied
 
 
+IN_CHUNK = 500   # keys per `IN (...)`: well under SQLite's bound-parameter limit (999 in old builds)
+
+
+def select_in(conn: sqlite3.Connection, sql: str, keys: list) -> list[sqlite3.Row]:
+    """Rows of `sql` (a SELECT ending in `IN`) for every key, in chunks of IN_CHUNK."""
+    rows: list[sqlite3.Row] = []
+    for start in range(0, len(keys), IN_CHUNK):
+        chunk = keys[start:start + IN_CHUNK]
+        rows += conn.execute(f"{sql} ({','.join('?' * len(chunk))})", chunk).fetchall()
+    return rows
+
+
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")

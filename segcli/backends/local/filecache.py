@@ -23,6 +23,7 @@ import re
 import sqlite3
 from collections.abc import Iterable, Mapping
 
+from segcli.backends.local.db import select_in
 from segcli.backends.local.store import Store
 from segcli.datasets.filefacts import ImageFile, KnownMask, KnownRender, MaskFacts, Observed, Stamp
 from segcli.datasets.items import LabeledItem, Region
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 # Bump when validation changes what a valid file is or what its facts mean: older rows are
 # then ignored (and replaced as files are read again).
 RULES = 1
-_CHUNK = 500        # paths per SELECT (well under SQLite's bound-parameter limit)
 _SHA = re.compile(r"[0-9a-f]{64}")
 
 
@@ -75,13 +75,9 @@ class FileCache:
                 continue  # a value of the wrong type: a row no version of segcli wrote
 
     def _rows(self, paths: list[str]) -> list[tuple]:
-        rows = []
         try:
-            for start in range(0, len(paths), _CHUNK):
-                chunk = paths[start:start + _CHUNK]
-                rows += self.store.all(
-                    "SELECT path, kind, stamp, read_at_ns, sha256, facts_json, checksum FROM file_facts"
-                    f" WHERE path IN ({','.join('?' * len(chunk))})", tuple(chunk))
+            rows = select_in(self.store.db, "SELECT path, kind, stamp, read_at_ns, sha256, facts_json,"
+                                            " checksum FROM file_facts WHERE path IN", paths)
         except sqlite3.DatabaseError as e:  # a damaged table costs the speed-up, not the upload
             log.debug("file facts unreadable, reading every file: %s", e)
             return []
@@ -91,11 +87,8 @@ class FileCache:
         found = {}
         keys = list(keys)
         try:
-            rows = []
-            for start in range(0, len(keys), _CHUNK):
-                chunk = keys[start:start + _CHUNK]
-                rows += self.store.all(f"SELECT key, facts_json, checksum FROM label_renders"
-                                       f" WHERE key IN ({','.join('?' * len(chunk))})", tuple(chunk))
+            rows = select_in(self.store.db, "SELECT key, facts_json, checksum FROM label_renders WHERE key IN",
+                             keys)
         except sqlite3.DatabaseError as e:
             log.debug("label renders unreadable, drawing every label map: %s", e)
             return {}

@@ -33,12 +33,7 @@ class _Pack:
     def __init__(self, path: str):
         self.path = path
         self.lock = threading.Lock()
-        try:
-            self.fd = os.open(path, NEW_BINARY_FILE | os.O_EXCL, 0o600)  # as blobs are
-        except OSError as exc:
-            if exc.filename is None:
-                exc.filename = path
-            raise
+        self.fd = os.open(path, NEW_BINARY_FILE | os.O_EXCL, 0o600)  # as blobs are
 
     def append(self, digest: str, data: bytes) -> None:
         with self.lock:
