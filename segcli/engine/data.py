@@ -39,16 +39,24 @@ def resize_image(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((hw[1], hw[0]), Image.BILINEAR))
 
 
+def _read(stored, what: str) -> bytes:
+    """The bytes of a sample's stored file (a Path or a packed blob); ValueError if unreadable
+    (missing, or a damaged pack: its reason kept)."""
+    try:
+        return stored.read_bytes()
+    except OSError as e:
+        raise ValueError(f"unreadable {what}: cannot read {stored}: {e.strerror or e}") from None
+
+
 def load_sample(sample, image_size: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(image HxWx3 uint8, class mask HxW uint8) at training size; ValueError(reason) if unusable."""
     try:  # as displayed (EXIF orientation, 16-bit scaled), exactly as upload validated it
-        img = open_rgb(sample.image.read_bytes(), sample.image.name)
-    except OSError as e:
-        raise ValueError(f"unreadable image: cannot read {sample.image}: {e.strerror or e}") from None
+        img = open_rgb(_read(sample.image, "image"), sample.image.name)
     except BadFile as e:  # a ValueError: its reason says what is wrong
         raise ValueError(f"unreadable image: {e.reason}") from None
+    labelmap = _read(sample.labelmap, "label map")
     try:
-        with Image.open(io.BytesIO(sample.labelmap.read_bytes())) as lm:
+        with Image.open(io.BytesIO(labelmap)) as lm:
             if lm.mode not in ("L", "P", "1"):
                 raise ValueError(f"label map mode {lm.mode}, expected single-channel 8-bit")
             mask = np.asarray(lm, dtype=np.uint8)
@@ -155,6 +163,11 @@ def normalise(images, mean=MEAN, std=STD) -> np.ndarray:
     mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
     x = (np.stack(images).astype(np.float32) / 255.0 - mean) / std
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def normalise_as(images, config: dict) -> np.ndarray:
+    """normalise() with the mean and std a trained model's config recorded."""
+    return normalise(images, config["normalisation"]["mean"], config["normalisation"]["std"])
 
 
 def to_batch(images: list[np.ndarray], masks: list[np.ndarray]):

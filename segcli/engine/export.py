@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from segcli.core.errors import SegcliError
 from segcli.engine import onnx_graph
 from segcli.engine.artifacts import metadata
-from segcli.engine.data import crop_size, normalise
+from segcli.engine.data import crop_size, normalise_as
 
 OPSET = 17
 # |onnx - torch| <= ATOL + RTOL * max|torch|; argmax may differ only where torch's top two
@@ -69,10 +69,6 @@ def _random_images(n: int, h: int, w: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
 
 
-def _normalise(images: np.ndarray, config: dict) -> np.ndarray:
-    return normalise(images, config["normalisation"]["mean"], config["normalisation"]["std"])
-
-
 def _session(data: bytes):
     import onnxruntime as ort
 
@@ -105,7 +101,7 @@ def _check_close(ref: np.ndarray, got: np.ndarray, what: str) -> None:
 def check_contract(model: torch.nn.Module, config: dict, data: bytes) -> None:
     sess = _session(data)
     for i, (n, h, w) in enumerate(check_sizes(config["image_size"])):
-        x = _normalise(_random_images(n, h, w, seed=i), config)
+        x = normalise_as(_random_images(n, h, w, seed=i), config)
         with torch.inference_mode():
             t = torch.from_numpy(x)
             ref = F.interpolate(model(t).float(), size=(h, w), mode="bilinear", align_corners=False)
@@ -121,7 +117,7 @@ def check_predict(model: torch.nn.Module, config: dict, data: bytes) -> None:
         images = _random_images(n, h, w, seed=10 + i)
         out_hw = (h + 31, max(8, w // 2))            # upsampling on one axis, down on the other
         with torch.inference_mode():
-            logits = model(torch.from_numpy(_normalise(images, config))).float()
+            logits = model(torch.from_numpy(normalise_as(images, config))).float()
             soft = F.interpolate(logits, size=out_hw, mode="bilinear", align_corners=False).softmax(1)
         label, prob = sess.run([onnx_graph.PRED_LABEL, onnx_graph.PRED_PROB],
                                {onnx_graph.PRED_IMAGE: images, onnx_graph.PRED_SIZE: np.asarray(out_hw, np.int64)})

@@ -117,12 +117,13 @@ def _create_effnet(p: EngineParams, classes: list[str]) -> tuple[nn.Module, dict
     from segcli.engine import effnet_seg
 
     arch = effnet_seg.default_arch(len(classes))
-    if p.pretrained_weights != "imagenet":
+    pretrained = p.pretrained_weights == "imagenet"
+    if not pretrained:
         # Freezing the first blocks and the encoder's batch-norm statistics keeps what ImageNet
         # taught them; from random init there is nothing to keep: everything must learn.
         arch = {**arch, "frozen_blocks": 0, "freeze_bn": False}
     model = build(arch)
-    if p.pretrained_weights == "imagenet":
+    if pretrained:
         from segcli.engine.weights import load_lite0_encoder_state
 
         model.encoder.load_state_dict(load_lite0_encoder_state())   # strict: every key

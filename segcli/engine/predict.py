@@ -43,8 +43,7 @@ class Predictor:
         out: list = [None] * len(images)
         with torch.inference_mode():
             for idx in prepare.groups([r.shape for r in resized], batch_size):
-                x, _ = data.to_batch([resized[i] for i in idx],
-                                     [np.zeros(resized[i].shape[:2], np.uint8) for i in idx])
+                x = torch.from_numpy(data.normalise_as([resized[i] for i in idx], self.config))
                 with self.rt.autocast():
                     y = self.model(x.to(self.rt.device)).float()
                 for j, i in enumerate(idx):

@@ -226,7 +226,7 @@ class LocalBackend(Backend):
     def check_trainable(self, template: Template, params: dict[str, Any]) -> None:
         from segcli.engine.api import preflight
 
-        preflight(template.name, params["train_params"])
+        preflight(params["train_params"])
 
     def _train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any]) -> ModelVersion:
         from segcli.backends.local import jobs
