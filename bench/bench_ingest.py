@@ -15,33 +15,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, machine, segcli_env, shapes  # noqa: E402
+from common import REPO, machine, segcli_env, shapes, timed  # noqa: E402
 
-CPU: dict[str, list[float]] = {}   # CPU seconds (user + system, the whole process tree) per figure
+TIMES: dict[str, list[float]] = {}   # wall seconds per figure
+CPU: dict[str, list[float]] = {}     # CPU seconds (user + system, the whole process tree) per figure
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None, name: str | None = None) -> float:
-    """Wall seconds of `cmd`; its CPU seconds (children included) go to CPU[name]."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{done.stderr}")
+def measure(cmd: list[str], name: str | None, env: dict[str, str] | None = None) -> None:
+    """Run `cmd`; its wall and CPU seconds go to TIMES[name] and CPU[name] (name None: a
+    warm-up or set-up run, not recorded)."""
+    cpu: list[float] = []
+    wall = timed(cmd, env, cpu)
     if name:
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        CPU.setdefault(name, []).append(cpu)
-    return elapsed
+        TIMES.setdefault(name, []).append(wall)
+        CPU.setdefault(name, []).append(cpu[0])
 
 FIRST_GOAL, RERUN_GOAL = 1.2, 0.25
 FLOORS = {"floor, 1 worker": ("process", 1, False), "floor, 2 threads": ("thread", 2, False),
@@ -63,7 +57,6 @@ def main() -> None:
     sources = {"masks": ["--images", str(data / "images"), "--masks", str(data / "masks")],
                "coco": ["--images", str(data / "images"), "--coco", str(data / "annotations.json")]}
     floors = {**FLOORS, DRAFT[0]: DRAFT[1]}
-    times: dict[str, list[float]] = {}
     load_before = os.getloadavg()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,41 +64,33 @@ def main() -> None:
         base_env["PYTHONPATH"] = str(REPO) + os.pathsep + base_env.get("PYTHONPATH", "")
         base_env.pop("PYTHONDONTWRITEBYTECODE", None)  # .pyc written once, as an install does
         for r in range(args.rounds + 1):   # round 0 warms the file cache and the .pyc files
+            def recorded(name: str) -> str | None:
+                return name if r else None
             for name, (mode, workers, draft) in floors.items():
                 dirs = [str(data / "images"), str(data / "masks")]
-                elapsed = timed([*floor_cmd, *dirs, "--mode", mode, "--workers", str(workers),
-                                 *(["--draft"] if draft else [])], name=name if r else None)
-                if r:
-                    times.setdefault(name, []).append(elapsed)
+                measure([*floor_cmd, *dirs, "--mode", mode, "--workers", str(workers),
+                         *(["--draft"] if draft else [])], recorded(name))
                 if name == "floor, 2 processes":  # COCO reads only the images
-                    elapsed = timed([*floor_cmd, str(data / "images"), "--mode", mode, "--workers", "2"],
-                                    name="floor, 2 processes, images only" if r else None)
-                    if r:
-                        times.setdefault("floor, 2 processes, images only", []).append(elapsed)
+                    measure([*floor_cmd, str(data / "images"), "--mode", mode, "--workers", "2"],
+                            recorded("floor, 2 processes, images only"))
             copy = Path(tmp) / f"copy-{r}"   # what writing the same files costs on this disk
             copy.mkdir()
-            elapsed = timed(["cp", "-r", str(data / "images"), str(data / "masks"), str(copy)],
-                            name=COPY if r else None)
-            if r:
-                times.setdefault(COPY, []).append(elapsed)
+            measure(["cp", "-r", str(data / "images"), str(data / "masks"), str(copy)], recorded(COPY))
             for source, flags in sources.items():
                 env = {**base_env, "SEGCLI_HOME": str(Path(tmp) / f"home-{source}-{r}")}
                 timed([*segcli, "app", "create", "b"], env)
                 timed([*segcli, "dataset", "create", "d", "--app", "b"], env)
                 upload = [*segcli, "dataset", "upload", "d", "--app", "b", *flags, "-q"]
-                first = timed(upload, env, name=f"{source}: first upload" if r else None)
-                rerun = timed(upload, env, name=f"{source}: re-run" if r else None)
-                if r:
-                    times.setdefault(f"{source}: first upload", []).append(first)
-                    times.setdefault(f"{source}: re-run", []).append(rerun)
-    med = {name: statistics.median(values) for name, values in times.items()}
+                measure(upload, recorded(f"{source}: first upload"), env)
+                measure(upload, recorded(f"{source}: re-run"), env)
+    med = {name: statistics.median(values) for name, values in TIMES.items()}
     floor_name = min(FLOORS, key=lambda name: med[name])
     floor = med[floor_name]
     print(f"machine: {machine()}")
     print(f"date: {started}; load average before {_load(load_before)}, after {_load(os.getloadavg())}")
     print(f"items: {args.n} x {args.size}px image (JPEG) + mask (PNG); {args.rounds} rounds, medians (min-max)")
     print(f"  {'':55s} {'wall':>6s}  {'(min-max)':11s}  CPU (user+sys, all processes)")
-    for name, values in times.items():
+    for name, values in TIMES.items():
         cpu = statistics.median(CPU[name])
         print(f"  {name:55s} {med[name]:6.2f} s  ({min(values):.2f}-{max(values):.2f})  {cpu:5.2f} s")
     print(f"anchor: {floor_name} = {floor:.2f} s")

@@ -126,13 +126,17 @@ def check_predict(model: torch.nn.Module, config: dict, data: bytes) -> None:
         _check_labels(soft, label, what)
 
 
+def _traced(model_dir: Path):
+    """(the trained module, its config, its ONNX trace at the training size)."""
+    model, config = load_module(model_dir)
+    return model, config, raw_graph(model, crop_size(tuple(int(v) for v in config["image_size"])))
+
+
 def contract_onnx(model_dir: Path, version_id: str) -> bytes:
     """The `model export --format onnx` file, checked."""
     from segcli import __version__
 
-    model, config = load_module(model_dir)
-    hw = crop_size(tuple(int(v) for v in config["image_size"]))
-    raw = raw_graph(model, hw)
+    model, config, raw = _traced(model_dir)
     graph = onnx_graph.contract_graph(raw, len(config["classes"]), metadata(config, version_id))
     graph.producer_name, graph.producer_version = "segcli", __version__
     data = graph.SerializeToString()
@@ -142,10 +146,9 @@ def contract_onnx(model_dir: Path, version_id: str) -> bytes:
 
 def predict_onnx(model_dir: Path, key: str) -> bytes:
     """predict's cached graph (see onnx_graph.predict_graph), checked."""
-    model, config = load_module(model_dir)
-    hw = crop_size(tuple(int(v) for v in config["image_size"]))
+    model, config, raw = _traced(model_dir)
     norm = config["normalisation"]
-    graph = onnx_graph.predict_graph(raw_graph(model, hw), norm["mean"], norm["std"], key)
+    graph = onnx_graph.predict_graph(raw, norm["mean"], norm["std"], key)
     data = graph.SerializeToString()
     check_predict(model, config, data)
     return data
