@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import REPO
 from segcli.datasets.images import bbox_of
-from segcli.datasets.maskfile import _bbox
+from segcli.datasets.maskfile import _bbox, _bboxes
 
 
 def _run(code: str) -> str:
@@ -62,6 +62,12 @@ def _cases():
     edges[7, 7] = 4
     yield edges
     yield np.zeros((1, 1), np.uint8) + 9
+    binary = np.zeros((13, 17), np.uint8)
+    binary[3:9, 5:6] = 1  # one label on background: boxed by one getbbox
+    yield binary
+    ignored = binary.copy()
+    ignored[12, 16] = 255  # ...unless 255 is present too (its pixels are not the label's)
+    yield ignored
     for _ in range(40):
         h, w = rng.randint(1, 60), rng.randint(1, 60)
         values = rng.sample(range(256), rng.randint(1, 12))
@@ -77,3 +83,6 @@ def test_bbox_equals_numpy_bbox_of(array):
     image = Image.frombuffer("L", (array.shape[1], array.shape[0]), pixels, "raw", "L", 0, 1)
     for v in np.unique(array).tolist():
         assert _bbox(image, pixels, v) == bbox_of(array == v), v
+    values, counts = np.unique(array, return_counts=True)
+    areas = dict(zip(values.tolist(), counts.tolist()))
+    assert _bboxes(image, pixels, areas) == {v: bbox_of(array == v) for v in areas if v not in (0, 255)}
