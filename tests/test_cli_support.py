@@ -53,3 +53,39 @@ def test_metadata_commands_import_neither_torch_nor_clarifai(tmp_path, argv):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stderr
+
+
+def _run_console(tmp_path, prelude: str, *argv: str) -> subprocess.CompletedProcess:
+    """`segcli ARGV` through the console script's run(), after `prelude` ran in the process."""
+    code = f"import sys\n{prelude}\nsys.argv = ['segcli', *sys.argv[1:]]\nfrom segcli.cli.main import run\nrun()"
+    return subprocess.run([sys.executable, "-c", code, *argv], env=segcli_subprocess_env(tmp_path),
+                          capture_output=True, text=True)
+
+
+def test_exit_runs_atexit_handlers_and_flushes_output(tmp_path):
+    # run() leaves without the interpreter's teardown; what a normal exit does must still happen.
+    done = _run_console(tmp_path, "import atexit\natexit.register(lambda: print('handler ran'))", "--version")
+    assert done.returncode == 0
+    assert done.stdout.splitlines() == [done.stdout.splitlines()[0], "handler ran"]
+    assert done.stdout.startswith("segcli ")
+
+
+def test_exit_waits_for_a_running_thread(tmp_path):
+    prelude = ("import threading, time\n"
+               "threading.Thread(target=lambda: (time.sleep(0.3), print('thread finished', flush=True))).start()")
+    done = _run_console(tmp_path, prelude, "--version")
+    assert done.returncode == 0 and "thread finished" in done.stdout
+
+
+def test_exit_keeps_error_codes_and_long_piped_output(tmp_path):
+    import json
+
+    apps = [f"app-{k:02d}" for k in range(60)]
+    prelude = ("import contextlib, io\nfrom segcli.cli.main import main\n"
+               "with contextlib.redirect_stdout(io.StringIO()):\n"
+               f"    for name in {apps!r}: assert main(['app', 'create', name]) == 0")
+    listed = _run_console(tmp_path, prelude, "app", "list", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert [a["id"] for a in json.loads(listed.stdout)] == apps   # all of it, though buffered
+    missing = _run_console(tmp_path, "", "dataset", "list", "--app", "nope")
+    assert missing.returncode == 3 and "nope" in missing.stderr
