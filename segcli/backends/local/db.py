@@ -145,12 +145,13 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
 IN_CHUNK = 500   # keys per `IN (...)`: well under SQLite's bound-parameter limit (999 in old builds)
 
 
-def select_in(conn: sqlite3.Connection, sql: str, keys: list) -> list[sqlite3.Row]:
-    """Rows of `sql` (a SELECT ending in `IN`) for every key, in chunks of IN_CHUNK."""
+def select_in(conn: sqlite3.Connection, sql: str, keys: list, params: tuple = ()) -> list[sqlite3.Row]:
+    """Rows of `sql` (a SELECT ending in `IN`, after `params` for its other placeholders) for
+    every key, in chunks of IN_CHUNK."""
     rows: list[sqlite3.Row] = []
     for start in range(0, len(keys), IN_CHUNK):
         chunk = keys[start:start + IN_CHUNK]
-        rows += conn.execute(f"{sql} ({','.join('?' * len(chunk))})", chunk).fetchall()
+        rows += conn.execute(f"{sql} ({','.join('?' * len(chunk))})", (*params, *chunk)).fetchall()
     return rows
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from segcli.backends.local.blobs import ChangedFile
+from segcli.backends.local.db import select_in
 from segcli.backends.local.staging import Staging
 from segcli.backends.local.store import Store
 from segcli.core.entities import UploadResult
@@ -28,7 +29,12 @@ def input_id(item: LabeledItem) -> str:
 
 
 def _labels_json(item: LabeledItem) -> str:
-    return json.dumps({str(k): v for k, v in sorted(item.labels.items())}, sort_keys=True)
+    return _sorted_json({str(k): v for k, v in sorted(item.labels.items())})
+
+
+# json.dumps(..., sort_keys=True) with one encoder: dumps builds a new one per call. The text
+# must stay the same: a re-upload compares it with the stored rows'.
+_sorted_json = json.JSONEncoder(sort_keys=True).encode
 
 
 def _write_blobs(store: Store, item: LabeledItem) -> tuple[str, list[str | None]]:
@@ -95,33 +101,42 @@ def _labelmap_digest(item: LabeledItem) -> str:
 
 def _insert_batch(store: Store, app_id: str, dataset_id: str, batch: list[LabeledItem],
                   blobs: list[tuple[str, list[str | None]]]) -> tuple[int, int, int]:
+    """One transaction: the batch's rows, each statement run once for all of them."""
     added = updated = skipped = 0
     now = now_iso()
+    keys = [input_id(item) for item in batch]
+    stale: list[tuple] = []
+    inputs: list[tuple] = []
+    concepts: dict[str, None] = {}   # ordered set
+    annotations: list[tuple] = []
     with store.tx() as db:
-        for item, (labelmap, masks) in zip(batch, blobs):
-            iid = input_id(item)
-            key = (app_id, dataset_id, iid)
-            # Re-check inside the transaction: a concurrent upload may have added it meanwhile.
-            row = db.execute("SELECT labelmap_blob, labels_json FROM inputs WHERE app_id=? AND dataset_id=? AND id=?",
-                             key).fetchone()
-            if row is not None and tuple(row) == (labelmap, _labels_json(item)):
+        # Re-check inside the transaction: a concurrent upload may have added some meanwhile.
+        stored = {r[0]: (r[1], r[2]) for r in select_in(
+            db, "SELECT id, labelmap_blob, labels_json FROM inputs WHERE app_id=? AND dataset_id=? AND id IN",
+            keys, (app_id, dataset_id))}
+        for item, iid, (labelmap, masks) in zip(batch, keys, blobs):
+            labels = _labels_json(item)
+            old = stored.get(iid)
+            if old == (labelmap, labels):
                 skipped += 1
                 continue
-            if row is not None:
-                db.execute("DELETE FROM inputs WHERE app_id=? AND dataset_id=? AND id=?", key)
+            if old is not None:
+                stale.append((app_id, dataset_id, iid))
                 updated += 1
             else:
                 added += 1
-            db.execute("INSERT INTO inputs(app_id, dataset_id, id, name, image_blob, width, height, labelmap_blob,"
-                       " labels_json, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                       (*key, item.name, item.image_sha256, item.width, item.height, labelmap,
-                        _labels_json(item), now))
+            inputs.append((app_id, dataset_id, iid, item.name, item.image_sha256, item.width, item.height,
+                           labelmap, labels, now))
             value_of = {name: value for value, name in item.labels.items()}
             for region, mask in zip(item.regions, masks):
-                db.execute("INSERT OR IGNORE INTO concepts(app_id, id, name, created_at) VALUES (?,?,?,?)",
-                           (app_id, region.concept, region.concept, now))
-                db.execute("INSERT INTO annotations(app_id, dataset_id, input_id, concept_id, label_value, area,"
-                           " bbox_json, mask_blob) VALUES (?,?,?,?,?,?,?,?)",
-                           (*key, region.concept, value_of.get(region.concept, 0), region.area,
-                            json.dumps(list(region.bbox)), mask))
+                concepts.setdefault(region.concept)
+                annotations.append((app_id, dataset_id, iid, region.concept, value_of.get(region.concept, 0),
+                                    region.area, "[%d, %d, %d, %d]" % tuple(region.bbox), mask))  # json.dumps' text
+        db.executemany("DELETE FROM inputs WHERE app_id=? AND dataset_id=? AND id=?", stale)  # with its annotations
+        db.executemany("INSERT OR IGNORE INTO concepts(app_id, id, name, created_at) VALUES (?,?,?,?)",
+                       [(app_id, concept, concept, now) for concept in concepts])
+        db.executemany("INSERT INTO inputs(app_id, dataset_id, id, name, image_blob, width, height, labelmap_blob,"
+                       " labels_json, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)", inputs)
+        db.executemany("INSERT INTO annotations(app_id, dataset_id, input_id, concept_id, label_value, area,"
+                       " bbox_json, mask_blob) VALUES (?,?,?,?,?,?,?,?)", annotations)
     return added, updated, skipped
