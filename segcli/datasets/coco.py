@@ -38,7 +38,7 @@ from pycocotools import mask as mask_utils
 
 from segcli.core.errors import InvalidInputError, NotFoundError
 from segcli.core.textfile import SAVE_AS_UTF8
-from segcli.datasets.filefacts import ImageFile, KnownFiles, KnownRender, Stash, absolute, stamp_of
+from segcli.datasets.filefacts import ImageFile, KnownFiles, KnownRender, Stash, absolute
 from segcli.datasets.images import BadFile, bbox_of, observe_image, png_bytes
 from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult, Region
 from segcli.datasets.polygons import clip_ring
@@ -97,8 +97,7 @@ def render_key(entry: dict, anns: list, categories: dict[int, str]) -> str | Non
 def _known(jobs: list, known: KnownFiles | None) -> tuple[dict[str, ImageFile], dict[str, KnownRender]]:
     if known is None:
         return {}, {}
-    stamped = {absolute(path): stamp_of(path) for _, path, _, _, _ in jobs}
-    facts = known.images({k: v for k, v in stamped.items() if v is not None})
+    facts = known.images([absolute(path) for _, path, _, _, _ in jobs])
     keys = [key for _, path, _, _, key in jobs if key is not None and absolute(path) in facts]
     return facts, (known.renders(keys) if keys else {})
 

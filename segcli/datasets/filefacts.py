@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Protocol, Union
+from typing import Iterable, Optional, Protocol, Union
 
 from segcli.core.files import Readable
 from segcli.datasets.items import Region
@@ -135,11 +135,12 @@ class KnownRender:
 
 
 class KnownFiles(Protocol):
-    """Facts a backend has kept for files whose content it stores (None where it has none)."""
+    """Facts a backend has kept for files whose content it stores, by absolute path (absent
+    where it has none, or where the file's stamp now is not the one recorded)."""
 
-    def images(self, stamped: Mapping[str, Stamp]) -> dict[str, ImageFile]: ...
+    def images(self, paths: Iterable[str]) -> dict[str, ImageFile]: ...
 
-    def masks(self, stamped: Mapping[str, Stamp]) -> dict[str, KnownMask]: ...
+    def masks(self, paths: Iterable[str]) -> dict[str, KnownMask]: ...
 
     def renders(self, keys: Iterable[str]) -> dict[str, KnownRender]: ...
 
