@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,7 +40,7 @@ def test_round_trip_keeps_masks_verbatim_including_ignore(data):
     assert len(result.items) == 4 and not result.invalid
     assert set(result.concepts) <= {"circle", "square", "triangle"}
     item = next(i for i in result.items if i.name == "00001.jpg")
-    assert item.labelmap_path == mask_path and item.labelmap_png is None
+    assert Path(item.labelmap_path) == mask_path and item.labelmap_png is None
     assert item.labelmap_bytes() == mask_path.read_bytes()
     assert np.array_equal(pixels(io.BytesIO(item.labelmap_bytes())), mask)
     names = {1: "circle", 2: "square", 3: "triangle"}

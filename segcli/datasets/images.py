@@ -27,29 +27,30 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"IEND\xaeB`\x82"
 
 
-def read_observed(path: Path) -> tuple[bytes, Stamp | None, int]:
+def read_observed(path: str | Path) -> tuple[bytes, Stamp | None, int]:
     """(the file's bytes, its stamp as read or None if it changed while being read, when the
     reading began). The stamp is taken from the open file before reading, so a change made
     after it is never recorded as seen."""
     read_at = time.time_ns()
+    name = os.path.basename(path)
     try:
         with open(path, "rb") as fh:
             before = os.fstat(fh.fileno())
             data = fh.read()
             after = os.fstat(fh.fileno())
     except OSError as e:
-        raise BadFile(f"cannot read {path.name}: {e.strerror or e}") from e
+        raise BadFile(f"cannot read {name}: {e.strerror or e}") from e
     if not data:
-        raise BadFile(f"{path.name} is empty (0 bytes)")
+        raise BadFile(f"{name} is empty (0 bytes)")
     # A PNG cut after its pixel data still decodes; its missing end chunk would fail elsewhere.
     # (Searched, not matched at the very end: some tools append bytes after it.)
     if data.startswith(_PNG_SIGNATURE) and data.rfind(_PNG_IEND) < 0:
-        raise BadFile(f"{path.name} is truncated (the PNG has no end chunk)")
+        raise BadFile(f"{name} is truncated (the PNG has no end chunk)")
     stamp = Stamp.of(before)
     return data, (stamp if stamp == Stamp.of(after) and len(data) == stamp.size else None), read_at
 
 
-def observe_image(path: Path, stash: Stash | None = None) -> tuple[ImageFile, Observed | None]:
+def observe_image(path: str | Path, stash: Stash | None = None) -> tuple[ImageFile, Observed | None]:
     """Hash the bytes and fully decode the image once: proves it is readable and convertible,
     gives its size as displayed (EXIF orientation applied, as every later reader does). Also
     what was observed, for the backend to remember (None if the file changed while read).
@@ -64,8 +65,9 @@ def observe_image(path: Path, stash: Stash | None = None) -> tuple[ImageFile, Ob
             # corrupt streams are caught) at about 2/3 of the cost of a full-size decode.
             image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
 
-    with decode(data, path.name, prepare) as image:
-        check_pixels(image, path.name)
+    name = os.path.basename(path)
+    with decode(data, name, prepare) as image:
+        check_pixels(image, name)
         orient = orientation(image)  # after load: PNG may keep its EXIF after the pixels
     width, height = displayed_size(*size[0], orient)
     info = ImageFile(hashlib.sha256(data).hexdigest(), width, height, orient)

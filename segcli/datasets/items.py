@@ -31,7 +31,7 @@ class Region:
 @dataclass(frozen=True)
 class LabeledItem:
     name: str                    # file name relative to the images dir; shown in messages
-    image_path: Path
+    image_path: str | Path       # the file (the mask-folder reader keeps paths as strings)
     image_sha256: str            # hex digest of the image file bytes (input identity)
     width: int
     height: int

@@ -39,13 +39,14 @@ from typing import Mapping, Optional
 from segcli.core.errors import InvalidInputError
 from segcli.core.files import IMAGE_SUFFIXES
 from segcli.core.textfile import SAVE_AS_UTF8, TextEncodingError, read_text
-from segcli.datasets.filefacts import (ImageFile, KnownFiles, KnownMask, MaskFacts, Observed, Stash, absolute,
-                                      stamp_of)
+from segcli.datasets.filefacts import ImageFile, KnownFiles, KnownMask, MaskFacts, Observed, Stash, absolute
 from segcli.datasets.items import IGNORE_INDEX, InvalidItem, LabeledItem, ReadResult, Region
 from segcli.datasets.reading import Progress, read_jobs, require_dir
 
-# image path, mask path, item name, and the facts already known of either file (or None)
-PairJob = tuple[Path, Path, str, Optional[ImageFile], Optional[KnownMask]]
+# image path, mask path, item name, and the facts already known of either file (or None).
+# Paths are strings: building (and pickling to the workers) 2,000 Path objects cost more than
+# the rest of pairing a 1,000-item folder.
+PairJob = tuple[str, str, str, Optional[ImageFile], Optional[KnownMask]]
 
 BACKGROUND_NAMES = {"background", "_background_", "__background__", "bg"}
 CLASSES_HINT = "pass --classes a,b,c or write classes.txt (one name a line) beside the masks folder"
@@ -73,14 +74,12 @@ def read_mask_folder(images_dir: Path, masks_dir: Path, classes: list[str] | Non
     return read_jobs(jobs, done, read_one, workers, on_progress, invalid)
 
 
-def _with_known(pairs: list[tuple[Path, Path, str]], known: KnownFiles | None) -> list[PairJob]:
+def _with_known(pairs: list[tuple[str, str, str]], known: KnownFiles | None) -> list[PairJob]:
     if known is None:
         return [(image, mask, name, None, None) for image, mask, name in pairs]
     keys = [(absolute(image), absolute(mask)) for image, mask, _ in pairs]
-    images = {key: stamp_of(key) for key, _ in keys}
-    masks = {key: stamp_of(key) for _, key in keys}
-    found_images = known.images({k: v for k, v in images.items() if v is not None})
-    found_masks = known.masks({k: v for k, v in masks.items() if v is not None})
+    found_images = known.images([key for key, _ in keys])
+    found_masks = known.masks([key for _, key in keys])
     return [(image, mask, name, found_images.get(image_key), found_masks.get(mask_key))
             for (image, mask, name), (image_key, mask_key) in zip(pairs, keys)]
 
@@ -108,7 +107,7 @@ def pair_problem(info: ImageFile, mask_width: int, mask_height: int, areas: Mapp
     return None
 
 
-def pair_item(name: str, image_path: Path, info: ImageFile, mask: MaskFacts, names: dict[int, str], *,
+def pair_item(name: str, image_path: str | Path, info: ImageFile, mask: MaskFacts, names: dict[int, str], *,
               labelmap_path: Path | str | None = None, labelmap_png: bytes | None = None,
               observed: tuple[Observed, ...] = ()) -> LabeledItem:
     """The item of a pair that passed pair_problem; every value present is named."""
@@ -162,8 +161,8 @@ def _read_classes_txt(path: Path) -> list[str]:
     return text.splitlines()  # \n, \r\n and \r alike
 
 
-def _pair(images_dir: Path, masks_dir: Path) -> tuple[list[tuple[Path, Path, str]], list[InvalidItem]]:
-    jobs: list[tuple[Path, Path, str]] = []
+def _pair(images_dir: Path, masks_dir: Path) -> tuple[list[tuple[str, str, str]], list[InvalidItem]]:
+    jobs: list[tuple[str, str, str]] = []
     invalid: list[InvalidItem] = []
     found_any = False
     for rel, images, masks, others in _mirrored_folders(images_dir, masks_dir):
@@ -176,19 +175,20 @@ def _pair(images_dir: Path, masks_dir: Path) -> tuple[list[tuple[Path, Path, str
 
 
 def _mirrored_folders(images_dir: Path, masks_dir: Path, rel: str = ""):
-    """(relative folder, images, masks by stem, other files by stem) for images_dir and each
-    subfolder that masks_dir mirrors, depth first in name order. Symlinked folders are not
-    followed (no loops). Names are handled as strings: pathlib's parsing cost more than the
-    rest of re-reading an unchanged 1,000-item folder."""
+    """(relative folder, images as (name, path), mask paths by stem, other files by stem) for
+    images_dir and each subfolder that masks_dir mirrors, depth first in name order. Symlinked
+    folders are not followed (no loops). Names and paths are strings: pathlib's parsing cost
+    more than the rest of re-reading an unchanged 1,000-item folder."""
     image_files, image_dirs = _listing(images_dir)
     mask_files, mask_dirs = _listing(masks_dir)
-    images = [(name, *_split(name)) for name in image_files]
-    images = [Path(images_dir, name) for name, _, suffix in images if suffix.lower() in IMAGE_SUFFIXES]
+    images_at, masks_at = os.fspath(images_dir), os.fspath(masks_dir)
+    images = [(name, os.path.join(images_at, name)) for name in image_files
+              if _split(name)[1].lower() in IMAGE_SUFFIXES]
     masks, others = {}, {}
     for name in mask_files:
         stem, suffix = _split(name)
         if suffix.lower() == ".png":
-            masks[stem] = Path(masks_dir, name)
+            masks[stem] = os.path.join(masks_at, name)
         else:
             others[stem] = name
     yield rel, images, masks, others
@@ -226,12 +226,12 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def _pair_folder(rel: str, images: list[Path], masks: dict[str, Path], others: dict[str, str],
+def _pair_folder(rel: str, images: list[tuple[str, str]], masks: dict[str, str], others: dict[str, str],
                  images_name: str, masks_name: str, jobs: list, invalid: list) -> None:
-    split = [(image, *_split(image.name)) for image in images]
-    stems = Counter(stem for _, stem, _ in split)
-    for image, stem, _ in split:
-        name = rel + image.name
+    split = [(file_name, image, _split(file_name)[0]) for file_name, image in images]
+    stems = Counter(stem for _, _, stem in split)
+    for file_name, image, stem in split:
+        name = rel + file_name
         if stems[stem] > 1:
             invalid.append(InvalidItem(name, f"another image has the stem {stem!r}, "
                                              f"so {masks_name}/{rel}{stem}.png is ambiguous"))
@@ -244,5 +244,5 @@ def _pair_folder(rel: str, images: list[Path], masks: dict[str, Path], others: d
                                              f"does not exist{also}"))
     for stem, mask in sorted(masks.items()):
         if stem not in stems:
-            invalid.append(InvalidItem(f"{masks_name}/{rel}{mask.name}",
+            invalid.append(InvalidItem(f"{masks_name}/{rel}{os.path.basename(mask)}",
                                        f"mask has no matching image in {images_name}/{rel}"))

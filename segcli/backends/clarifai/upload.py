@@ -9,6 +9,7 @@ run after kill -9 meets "duplicate" answers, which are reconciled by listing, ne
 """
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -62,7 +63,7 @@ class Uploader:
 
     def _units(self, todo: list[Work]) -> list[list[Work]]:
         posting = [w for w in todo if w.posts_input]
-        size = lambda w: w.plan.item.image_path.stat().st_size  # noqa: E731
+        size = lambda w: os.stat(w.plan.item.image_path).st_size  # noqa: E731
         # At most 128 a request, but small enough that every worker gets a couple of batches:
         # each batch spends most of its time waiting on round trips, not sending bytes.
         cap = min(128, max(8, -(-len(posting) // (2 * WORKERS))))
@@ -93,7 +94,7 @@ class Uploader:
 
     # -- one batch ------------------------------------------------------------------------
     def _unit(self, unit: list[Work]) -> tuple[list[Work], list[tuple[Work, str]]]:
-        big = [w for w in unit if w.posts_input and w.plan.item.image_path.stat().st_size > MAX_IMAGE_BYTES]
+        big = [w for w in unit if w.posts_input and os.stat(w.plan.item.image_path).st_size > MAX_IMAGE_BYTES]
         unit = [w for w in unit if all(w is not b for b in big)]
         statuses = self._post_and_wait([w.plan for w in unit if w.posts_input], unit)
         for _ in range(DOWNLOAD_ROUNDS):
