@@ -17,9 +17,8 @@ rule) and is read again next time rather than trusted.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Protocol, Union
+from typing import Iterable, NamedTuple, Optional, Protocol, Union
 
 from segcli.core.files import Readable
 from segcli.datasets.items import Region
@@ -32,8 +31,12 @@ RACY_FINE_NS = 100_000_000        # 100 ms: ten ticks of the coarsest kernel clo
 RACY_COARSE_NS = 2_000_000_000    # 2 s
 
 
-@dataclass(frozen=True)
-class Stamp:
+# The value types below are NamedTuples, not frozen dataclasses: each frozen dataclass cost
+# ~1 ms to define, paid by every upload and re-run before anything is read; they are also
+# made and pickled once a file.
+
+
+class Stamp(NamedTuple):
     size: int
     mtime_ns: int
     ctime_ns: int
@@ -68,8 +71,7 @@ def displayed_size(width: int, height: int, orient: int) -> tuple[int, int]:
     return (height, width) if orient in SWAPS_SIDES else (width, height)
 
 
-@dataclass(frozen=True)
-class ImageFile:
+class ImageFile(NamedTuple):
     """An image file that decodes: its content hash and its size as displayed."""
 
     sha256: str
@@ -86,8 +88,7 @@ class ImageFile:
                 f"stored {w}x{h} pixels)")
 
 
-@dataclass(frozen=True)
-class MaskFacts:
+class MaskFacts(NamedTuple):
     """An index mask that decodes to unambiguous class indices (datasets/maskfile.py)."""
 
     sha256: str                   # of the file's bytes
@@ -105,8 +106,7 @@ class MaskFacts:
 Facts = Union[ImageFile, MaskFacts]
 
 
-@dataclass(frozen=True)
-class Observed:
+class Observed(NamedTuple):
     """A file as a reader read it: its stamp just before reading, when the reading began, and
     what it established. Readers attach these to the items they validate; the backend keeps
     them once the item's content is stored."""
@@ -117,14 +117,12 @@ class Observed:
     facts: Facts
 
 
-@dataclass(frozen=True)
-class KnownMask:
+class KnownMask(NamedTuple):
     facts: MaskFacts
     labelmap_path: Readable       # the stored label map: these exact bytes, already validated
 
 
-@dataclass(frozen=True)
-class KnownRender:
+class KnownRender(NamedTuple):
     """A label map drawn from annotations before (COCO), stored with its region masks."""
 
     labelmap_sha256: str

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from segcli.core.files import Readable
@@ -16,8 +16,7 @@ if TYPE_CHECKING:
 IGNORE_INDEX = 255  # label-map value that training and metrics skip (mmseg / HF convention)
 
 
-@dataclass(frozen=True)
-class Region:
+class Region(NamedTuple):  # (a NamedTuple: a frozen dataclass costs ~1 ms to define, at every upload)
     """One concept's pixels in one image (Clarifai: an annotation region with a concept)."""
 
     concept: str                 # concept id == concept name (as Clarifai since SDK 10.9.3)
@@ -62,8 +61,7 @@ class LabeledItem:
         return (Path(source) if isinstance(source, str) else source).read_bytes()
 
 
-@dataclass(frozen=True)
-class InvalidItem:
+class InvalidItem(NamedTuple):
     name: str
     reason: str
 
