@@ -17,10 +17,9 @@ backends/registry.py; the contract suite (tests/test_contract.py) then runs agai
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, NamedTuple, Optional, TypeVar
 
 from segcli.backends import refusals
 from segcli.core.entities import (CANCELLED, TRAINED, TRAINING_FAILED, App, Concept, Dataset, DatasetVersion, Model,
@@ -57,8 +56,7 @@ def check_model_type(model_type_id: str) -> None:
             hint="segcli model types  (segcli trains visual-segmenter models)")
 
 
-@dataclass
-class DatasetItem:
+class DatasetItem(NamedTuple):
     """One labelled input as stored: what preview, export, statistics and eval read."""
     input_id: str
     name: str                    # the file name it was uploaded from (relative to its folder)
@@ -70,8 +68,7 @@ class DatasetItem:
     labelmap_png: Optional[bytes] = None
 
 
-@dataclass
-class EvalItem:
+class EvalItem(NamedTuple):
     name: str
     image: "np.ndarray"          # HxWx3 uint8 RGB
     target: "np.ndarray"         # HxW uint8 class indices of the version's classes; 255 = ignore

@@ -8,16 +8,14 @@ and local commands never pay for the Clarifai SDK.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from segcli.backends.base import Backend
     from segcli.config import Settings
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     key: str            # profile key (segcli config set KEY VALUE)
     env: str            # environment variable that overrides the profile
     help: str
@@ -28,8 +26,7 @@ class Option:
     check: str = ""
 
 
-@dataclass(frozen=True)
-class BackendSpec:
+class BackendSpec(NamedTuple):
     name: str
     target: str                     # "package.module:Class"
     description: str

@@ -16,9 +16,8 @@ import secrets
 import shutil
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from segcli.backends.local.blobs import append_record, blob_file
 from segcli.core.files import NEW_BINARY_FILE
@@ -60,8 +59,7 @@ def _pack(folder: str) -> _Pack:
         return pack
 
 
-@dataclass(frozen=True)
-class Staging:
+class Staging(NamedTuple):
     """A Stash (datasets/filefacts.py) for one upload; pickles into worker processes."""
 
     blobs: str    # the blob store's root
