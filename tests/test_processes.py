@@ -41,3 +41,47 @@ def test_a_killed_reader_worker_is_a_fault_of_the_machine_not_a_bug():
     with pytest.raises(EnvironmentFault) as caught:
         map_items(_dies_on_seven, list(range(PROCESS_MIN_ITEMS * 2)), 2, None, processes=True)
     assert caught.value.exit_code == ExitCode.ENVIRONMENT and "killed" in str(caught.value)
+
+
+def _square_where(job: int) -> tuple[int, int]:
+    return job * job, os.getpid()
+
+
+def _fails_on_five(job: int) -> int:
+    if job == 5:
+        raise ValueError("job 5 is bad")
+    return job
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="readers fork worker processes on Linux only")
+def test_process_map_keeps_order_and_reports_every_item():
+    from segcli.datasets.reading import map_items
+
+    jobs = list(range(300))
+    seen: list[tuple[int, int]] = []
+    out = map_items(_square_where, jobs, 2, lambda done, total: seen.append((done, total)), processes=True)
+    assert [value for value, _ in out] == [j * j for j in jobs]
+    assert len({pid for _, pid in out} - {os.getpid()}) == 2      # both workers did some
+    assert seen[0] == (0, 300) and seen[-1] == (300, 300)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="readers fork worker processes on Linux only")
+def test_a_worker_error_reaches_the_caller():
+    from segcli.datasets.reading import PROCESS_MIN_ITEMS, map_items
+
+    with pytest.raises(ValueError, match="job 5 is bad"):
+        map_items(_fails_on_five, list(range(PROCESS_MIN_ITEMS * 2)), 2, None, processes=True)
+
+
+@pytest.mark.parametrize("total,workers", [(1, 2), (7, 2), (64, 2), (1000, 2), (1000, 16), (100_000, 4)])
+def test_guided_chunks_cover_the_jobs_in_order_and_shrink_to_single_items(total, workers):
+    from segcli.datasets.reading import MAX_CHUNK, guided_chunks
+
+    chunks = guided_chunks(total, workers)
+    assert chunks[0][0] == 0 and chunks[-1][1] == total
+    assert all(end == nxt for (_, end), (nxt, _) in zip(chunks, chunks[1:]))
+    sizes = [end - start for start, end in chunks]
+    assert all(1 <= size <= MAX_CHUNK for size in sizes)
+    assert sizes == sorted(sizes, reverse=True)          # big first, small last
+    assert sizes[-workers:] == [1] * min(workers, len(sizes))   # the last ones finish together

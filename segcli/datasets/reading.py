@@ -90,11 +90,11 @@ def _in_processes(fn: Callable[[T], R], jobs: Sequence[T], workers: int,
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=_worker_init, initargs=(os.getpid(),))
     try:
-        chunk = max(1, min(16, len(jobs) // (workers * 8)))
-        results = pool.map(fn, jobs, chunksize=chunk)  # submits (and forks) now
+        # Submitting the first chunk forks the workers; chunks run in submission order.
+        chunks = [pool.submit(_run_chunk, fn, jobs[start:end]) for start, end in guided_chunks(len(jobs), workers)]
         if on_progress:
             on_progress(0, len(jobs))
-        out = _with_progress(results, len(jobs), on_progress)
+        out = _with_progress((result for chunk in chunks for result in chunk.result()), len(jobs), on_progress)
     except BrokenProcessPool:
         pool.shutdown(wait=False, cancel_futures=True)
         # A worker killed from outside (the kernel's out-of-memory killer, kill -9): the machine's
@@ -113,6 +113,29 @@ def _in_processes(fn: Callable[[T], R], jobs: Sequence[T], workers: int,
         raise
     pool.shutdown()
     return out
+
+
+# Items a chunk holds at most: every chunk costs the parent a message to wake for and
+# unpickle, and the last ones decide how long one worker waits for the other.
+MAX_CHUNK = 64
+
+
+def guided_chunks(total: int, workers: int) -> list[tuple[int, int]]:
+    """(start, end) of the chunks `total` jobs go to the workers in, in order: each a quarter of
+    a worker's share of what is left, at most MAX_CHUNK and at least one item, so that chunks
+    are big while much is left and single items at the end, where the workers then finish
+    within about one item of each other (guided scheduling). 1,000 jobs on 2 workers: 51
+    chunks, the first eight of 64."""
+    bounds, start = [], 0
+    while start < total:
+        size = max(1, min(MAX_CHUNK, (total - start) // (workers * 4)))
+        bounds.append((start, start + size))
+        start += size
+    return bounds
+
+
+def _run_chunk(fn: Callable[[T], R], jobs: Sequence[T]) -> list[R]:
+    return [fn(job) for job in jobs]
 
 
 def _worker_init(parent: int) -> None:
