@@ -89,3 +89,18 @@ def test_exit_keeps_error_codes_and_long_piped_output(tmp_path):
     assert [a["id"] for a in json.loads(listed.stdout)] == apps   # all of it, though buffered
     missing = _run_console(tmp_path, "", "dataset", "list", "--app", "nope")
     assert missing.returncode == 3 and "nope" in missing.stderr
+
+
+def test_exit_to_a_closed_pipe_runs_atexit_handlers_once(tmp_path):
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)   # nobody reads: the output cannot be flushed (EPIPE)
+    code = ("import atexit, sys\natexit.register(lambda: sys.stderr.write('handler ran\\n'))\n"
+            "sys.argv = ['segcli', '--version']\nfrom segcli.cli.main import run\nrun()")
+    try:
+        done = subprocess.run([sys.executable, "-c", code], env=segcli_subprocess_env(tmp_path),
+                              stdout=write_end, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write_end)
+    assert done.stderr.count("handler ran") == 1, done.stderr

@@ -163,6 +163,7 @@ def _leave(code: int) -> None:
     import atexit
 
     atexit._run_exitfuncs()
+    atexit._clear()   # they ran: the normal exit below, if a stream fails, must not run them again
     try:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
