@@ -61,7 +61,8 @@ def test_process_map_keeps_order_and_reports_every_item():
     seen: list[tuple[int, int]] = []
     out = map_items(_square_where, jobs, 2, lambda done, total: seen.append((done, total)), processes=True)
     assert [value for value, _ in out] == [j * j for j in jobs]
-    assert len({pid for _, pid in out} - {os.getpid()}) == 2      # both workers did some
+    workers = {pid for _, pid in out}
+    assert os.getpid() not in workers and 1 <= len(workers) <= 2   # in the 2 worker processes
     assert seen[0] == (0, 300) and seen[-1] == (300, 300)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
 
