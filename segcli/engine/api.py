@@ -50,8 +50,9 @@ def train(job: TrainJob, on_event: Callable[[dict], None],
 
 
 def preflight(params: dict) -> None:
-    """What a training with these resolved params needs that the params cannot say, checked without torch before anything is created: the offline ImageNet weights
-    (a missing or corrupt package is the one-line DependencyError the worker would hit)."""
+    """What a training with these resolved params needs that the params cannot say, checked
+    without torch before anything is created: the offline ImageNet weights (a missing or
+    corrupt package is the one-line DependencyError the worker would hit)."""
     if str(params.get("pretrained_weights")) == "imagenet":
         from segcli.engine.weights import check_lite0_available
 

@@ -31,32 +31,31 @@ def cache_key(model_dir: Path) -> str:
     return hashlib.sha256(f"{onnx_graph.PREDICT_FORMAT}:{artifacts.weights_key(model_dir)}".encode()).hexdigest()
 
 
-def session_options(spin: bool = True):
+def session_options():
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = usable_cpus()
-    # Spinning intra-op threads wait for the next operator's work without sleeping. Predict
-    # spins: the whole command on 400 images at 256 px (2 cores) ran 3.5% faster than with
-    # sleeping threads (24.6 s against 25.5 s, three runs each), whose wake-up between the
-    # graph's many small operators costs more than the cycles the decode and writer threads
-    # lose to the spinning.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    # Intra-op threads spin (wait for the next operator's work without sleeping): six
+    # alternated runs of predict on 400 images at 256 px (2 cores) took 23.6-24.8 s against
+    # 24.4-26.6 s with sleeping threads, whose wake-up between the graph's many small
+    # operators costs more than the cycles the decode and writer threads lose to the spinning.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
     opts.log_severity_level = 3          # errors only: no graph-optimizer chatter on stderr
     return opts
 
 
-def _open(source, spin: bool):
+def _open(source):
     import onnxruntime as ort
 
-    return ort.InferenceSession(source, sess_options=session_options(spin), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(source, sess_options=session_options(), providers=["CPUExecutionProvider"])
 
 
-def load_session(model_dir: Path, notify: Optional[Notify] = None, spin: bool = True):
+def load_session(model_dir: Path, notify: Optional[Notify] = None):
     """A session on the cached graph, building (and caching) it when missing or stale."""
     model_dir = Path(model_dir)
     key = cache_key(model_dir)
-    return _cached_session(model_dir, key, spin) or _open(_build(model_dir, key, notify), spin)
+    return _cached_session(model_dir, key) or _open(_build(model_dir, key, notify))
 
 
 def ensure_graph(model_dir: Path, notify: Optional[Notify] = None) -> None:
@@ -64,17 +63,17 @@ def ensure_graph(model_dir: Path, notify: Optional[Notify] = None) -> None:
     end of training, so that no predict pays for the export). No session is kept."""
     model_dir = Path(model_dir)
     key = cache_key(model_dir)
-    if _cached_session(model_dir, key, spin=False) is None:
+    if _cached_session(model_dir, key) is None:
         _build(model_dir, key, notify)
 
 
-def _cached_session(model_dir: Path, key: str, spin: bool):
+def _cached_session(model_dir: Path, key: str):
     """A session on the cached graph when it exists and was built for `key`, else None."""
     path = model_dir / CACHE_NAME
     if not path.is_file():
         return None
     try:
-        session = _open(str(path), spin)
+        session = _open(str(path))
         built_for = session.get_modelmeta().custom_metadata_map.get("segcli.key")
     except Exception:  # noqa: BLE001 - a truncated or foreign file: rebuilt by the caller
         return None
@@ -106,10 +105,9 @@ class OnnxPredictor:
         self.image_size = tuple(config["image_size"])
 
     @classmethod
-    def load(cls, model_dir: Path, version_id: str = "", notify: Optional[Notify] = None,
-             spin: bool = True) -> "OnnxPredictor":
+    def load(cls, model_dir: Path, version_id: str = "", notify: Optional[Notify] = None) -> "OnnxPredictor":
         config = artifacts.config_of(model_dir)
-        return cls(load_session(model_dir, notify, spin), config, version_id)
+        return cls(load_session(model_dir, notify), config, version_id)
 
     def predict(self, images: list[np.ndarray], batch_size: int = 8) -> list[SegResult]:
         """HxWx3 uint8 RGB images of any sizes, in order. Images with the same original and
