@@ -4,7 +4,12 @@ Why not Pillow's: its encoder tries every PNG filter on every row and keeps the 
 costs more than the compression itself. One fixed filter ("Up": each row minus the row above,
 computed by numpy) and zlib level 1 give files within 1% of Pillow's level-1 size in half its
 CPU time (256 px overlay, thread CPU: 3.4-3.9 ms vs 6.9-7.1 ms; Pillow's level 3, used before,
-10-11.5 ms). zlib releases the GIL while it compresses, so writer threads run in parallel.
+10-11.5 ms).
+
+The deflate itself is ISA-L's (the `isal` package, in the `local` extra) when it is installed:
+the same zlib stream format, 4-5x faster than zlib's level 1 on overlays (0.8 vs 4.4 ms a 256 px
+overlay, files 3% larger; masks 0.05 vs 0.2 ms), and the largest single cost of writing predict's
+output. Without it, zlib. Both release the GIL, so writer threads compress in parallel.
 The output is a standard 8-bit PNG (colour type 0 or 2) that every reader decodes.
 """
 from __future__ import annotations
@@ -15,16 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
+try:
+    from isal.isal_zlib import compress as _deflate   # levels 0-3; 1 is its fast one
+except ImportError:                                   # not installed: same format, slower
+    from zlib import compress as _deflate
+
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _NONE, _UP = 0, 2
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
 
 
-def encode(pixels: np.ndarray, level: int = 1) -> bytes:
-    """PNG bytes of an HxW (grey) or HxWx3 (RGB) uint8 array."""
+def encode(pixels: np.ndarray) -> bytes:
+    """PNG bytes of an HxW (grey) or HxWx3 (RGB) uint8 array, compressed for speed (level 1)."""
     a = np.asarray(pixels)
     if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] != 3) or 0 in a.shape:
         raise ValueError(f"PNG encoder takes HxW or HxWx3 uint8 arrays, got {a.dtype} {a.shape}")
@@ -36,8 +46,8 @@ def encode(pixels: np.ndarray, level: int = 1) -> bytes:
     np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])   # uint8 wraps modulo 256, as PNG says
     header = struct.pack(">IIBBBBB", w, h, 8, 0 if a.ndim == 2 else 2, 0, 0, 0)
     return b"".join((_SIGNATURE, _chunk(b"IHDR", header),
-                     _chunk(b"IDAT", zlib.compress(raw.data, level)), _chunk(b"IEND", b"")))
+                     _chunk(b"IDAT", _deflate(raw.data, 1)), _chunk(b"IEND", b"")))
 
 
-def save(path: Path | str, pixels: np.ndarray, level: int = 1) -> None:
-    Path(path).write_bytes(encode(pixels, level))
+def save(path: Path | str, pixels: np.ndarray) -> None:
+    Path(path).write_bytes(encode(pixels))
