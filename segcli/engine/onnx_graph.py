@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # onnx is imported where graphs are built: the ONNX Runtime p
 RAW_INPUT, RAW_OUTPUT = "pixel_values", "raw_logits"
 INPUT, OUTPUT = "pixel_values", "logits"                 # the export contract
 PRED_IMAGE, PRED_SIZE, PRED_LABEL, PRED_PROB = "image", "out_size", "label", "prob"
-PREDICT_FORMAT = "segcli-predict-graph/1"                # bump when predict_graph changes
+PREDICT_FORMAT = "segcli-predict-graph/2"                # bump when predict_graph changes
 
 
 def _const(name: str, values, dtype=None):
@@ -87,15 +87,19 @@ def predict_graph(raw: "onnx.ModelProto", mean, std, key: str) -> "onnx.ModelPro
         helper.make_tensor_value_info(PRED_SIZE, TensorProto.INT64, [2]),
     ])
     # (rgb / 255 - mean) / std, in that order, in float32: the torch path's exact arithmetic.
+    # The uint8 image is transposed to NCHW first: a per-channel constant then broadcasts over
+    # whole planes, which ONNX Runtime runs ~7x faster than over NHWC's innermost axis of 3
+    # (Sub and Div: 7.5 -> ~1 ms each per 8 x 256 x 256 batch); moving bytes, not floats, is
+    # cheaper too. The same operations on the same values: bit-identical output.
     g.initializer.extend([_const("segcli_pre_255", 255.0, "float32"),
-                          _const("segcli_pre_mean", [[[list(map(float, mean))]]], "float32"),
-                          _const("segcli_pre_std", [[[list(map(float, std))]]], "float32")])
+                          _const("segcli_pre_mean", [[[float(m)]] for m in mean], "float32"),   # [3,1,1]
+                          _const("segcli_pre_std", [[[float(s)]] for s in std], "float32")])
     pre = [
-        helper.make_node("Cast", [PRED_IMAGE], ["segcli_pre_f"], to=TensorProto.FLOAT),
+        helper.make_node("Transpose", [PRED_IMAGE], ["segcli_pre_nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Cast", ["segcli_pre_nchw"], ["segcli_pre_f"], to=TensorProto.FLOAT),
         helper.make_node("Div", ["segcli_pre_f", "segcli_pre_255"], ["segcli_pre_unit"]),
         helper.make_node("Sub", ["segcli_pre_unit", "segcli_pre_mean"], ["segcli_pre_centred"]),
-        helper.make_node("Div", ["segcli_pre_centred", "segcli_pre_std"], ["segcli_pre_norm"]),
-        helper.make_node("Transpose", ["segcli_pre_norm"], [RAW_INPUT], perm=[0, 3, 1, 2]),
+        helper.make_node("Div", ["segcli_pre_centred", "segcli_pre_std"], [RAW_INPUT]),
     ]
     nodes = list(g.node)
     del g.node[:]
