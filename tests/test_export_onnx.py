@@ -142,6 +142,29 @@ def test_engines_agree(home, shapes_data):
     assert np.array_equal(alone.labelmap, a[-2].labelmap)
 
 
+def test_prepare_in_another_thread_then_run_equals_predict(home, shapes_data):
+    """predict's pipeline prepares batches in its decode threads and runs them in its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from segcli.core.errors import InvalidInputError
+    from segcli.core.segmentation import StagedSegmenter
+    from segcli.engine.loader import load
+
+    engine = load(model_dir(home), "v", "onnx")
+    assert isinstance(engine, StagedSegmenter)
+    images = images_of(shapes_data)
+    with ThreadPoolExecutor(2) as pool:
+        prepared = list(pool.map(lambda i: engine.prepare(images[i:i + 3], 3), range(0, len(images), 3)))
+    staged = [r for p in prepared for r in engine.run(p)]
+    direct = engine.predict(images, 3)
+    assert len(staged) == len(direct) == len(images)
+    for a, b in zip(staged, direct):
+        assert np.array_equal(a.labelmap, b.labelmap)
+        assert a.class_scores.dtype == np.float32 and np.array_equal(a.class_scores, b.class_scores)
+    with pytest.raises(InvalidInputError):
+        engine.prepare([np.zeros((4, 4, 2), np.uint8)])
+
+
 def test_cached_graph_is_keyed_to_the_weights(home, shapes_data):
     from safetensors.numpy import load_file, save_file
 

@@ -7,17 +7,38 @@ module is imported by metadata commands that must stay light.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
 
 
-@dataclass
 class SegResult:
-    labelmap: "np.ndarray"      # uint8 HxW at the image's own size; value i = classes[i]
-    class_scores: "np.ndarray"  # float32 [C]: confidence of each class in this image (0 if absent)
+    """One image's answer: `labelmap` uint8 HxW at the image's own size (value i = classes[i])
+    and `class_scores` float32 [C], the confidence of each class in this image (0 if absent).
+
+    An engine may give the scores as a function instead (`compute_scores`): they are computed
+    on first use, in whichever thread asks first. predict's writer threads ask, so the loop that
+    keeps the model busy does not stop for them."""
+
+    __slots__ = ("labelmap", "_scores", "_compute")
+
+    def __init__(self, labelmap: "np.ndarray", class_scores: Optional["np.ndarray"] = None, *,
+                 compute_scores: Optional[Callable[[], "np.ndarray"]] = None) -> None:
+        if (class_scores is None) == (compute_scores is None):
+            raise TypeError("SegResult takes class_scores or compute_scores (one of them)")
+        self.labelmap = labelmap
+        self._scores, self._compute = class_scores, compute_scores
+
+    @property
+    def class_scores(self) -> "np.ndarray":
+        if self._scores is None:
+            self._scores = self._compute()   # two threads racing both compute the same array
+            self._compute = None
+        return self._scores
+
+    def __repr__(self) -> str:
+        return f"SegResult(labelmap={getattr(self.labelmap, 'shape', '?')}, class_scores={self.class_scores!r})"
 
 
 class Segmenter(Protocol):
@@ -29,4 +50,19 @@ class Segmenter(Protocol):
     def predict(self, images: list["np.ndarray"], batch_size: int = 8) -> list[SegResult]:
         """HxWx3 uint8 RGB images of any sizes, in order; at most `batch_size` in one forward
         pass (or request) where the engine batches."""
+        ...
+
+
+@runtime_checkable
+class StagedSegmenter(Protocol):
+    """A Segmenter whose predict splits in two, `run(prepare(images))`, so that a pipeline can
+    prepare the next batch in another thread while the model runs this one."""
+
+    def prepare(self, images: list["np.ndarray"], batch_size: int = 8) -> Any:
+        """Everything before the model that needs no model state (input checks, resizing,
+        batching): thread-safe. Raises what predict would for a bad image."""
+        ...
+
+    def run(self, prepared: Any) -> list[SegResult]:
+        """The model on prepared batches: one SegResult per image, in order."""
         ...

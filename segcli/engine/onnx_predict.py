@@ -12,8 +12,9 @@ onnxruntime (~0.2 s) instead of torch (~1.2 s, and ~4 s with transformers).
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -112,19 +113,35 @@ class OnnxPredictor:
     def predict(self, images: list[np.ndarray], batch_size: int = 8) -> list[SegResult]:
         """HxWx3 uint8 RGB images of any sizes, in order. Images with the same original and
         resized shapes share a run (the graph resizes a whole batch to one output size)."""
+        return self.run(self.prepare(images, batch_size))
+
+    def prepare(self, images: list[np.ndarray], batch_size: int = 8) -> "_Prepared":
+        """Checked, resized and stacked batches (no session: any thread, ahead of `run`)."""
         images = [prepare.check_image(im) for im in images]
         resized = [prepare.to_model_size(im, self.image_size) for im in images]
-        out: list = [None] * len(images)
         keys = [(r.shape, im.shape) for r, im in zip(resized, images)]
+        runs = []
         for idx in prepare.groups(keys, batch_size):
             batch = resized[idx[0]][None] if len(idx) == 1 else np.stack([resized[i] for i in idx])
-            size = np.asarray(images[idx[0]].shape[:2], np.int64)
+            runs.append((idx, batch, np.asarray(images[idx[0]].shape[:2], np.int64)))
+        return _Prepared(len(images), runs)
+
+    def run(self, prepared: "_Prepared") -> list[SegResult]:
+        out: list = [None] * prepared.count
+        for idx, batch, size in prepared.runs:
             label, prob = self.session.run([onnx_graph.PRED_LABEL, onnx_graph.PRED_PROB],
                                            {onnx_graph.PRED_IMAGE: batch, onnx_graph.PRED_SIZE: size})
             for j, i in enumerate(idx):
-                out[i] = SegResult(labelmap=label[j],
-                                   class_scores=prepare.class_scores(label[j], prob[j], len(self.classes)))
+                # The scores (two bincounts, ~0.5 ms an image) are computed by whoever reads
+                # them first: predict's writer threads, while the session runs the next batch.
+                out[i] = SegResult(label[j], compute_scores=partial(prepare.class_scores, label[j], prob[j],
+                                                                    len(self.classes)))
         return out
+
+
+class _Prepared(NamedTuple):
+    count: int                                               # images, in input order
+    runs: list[tuple[list[int], np.ndarray, np.ndarray]]     # (indices, uint8 NHWC batch, original size)
 
 
 def available() -> bool:

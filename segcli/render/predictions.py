@@ -43,8 +43,9 @@ class PredictionWriter:
 
     `add_image` writes in the caller's thread; `submit_image` hands the work (thresholds, RLE,
     mask PNG, overlay PNG) to `workers` threads (PIL and zlib release the GIL), so writing
-    never serialises a predict pipeline. Items keep the order of the calls either way: each
-    call reserves its slot (and its output file names) before any work starts. Use it as a
+    never serialises a predict pipeline. `class_scores` ([C] scores) may also be a function
+    returning them, called where the work is done. Items keep the order of the calls either
+    way: each call reserves its slot (and its output file names) before any work starts. Use it as a
     context manager: whatever happens, videos are finalised and predictions.json is written
     with every item finished so far and the `skipped` inputs.
     """
@@ -208,6 +209,8 @@ class PredictionWriter:
         lm = _check_labelmap(labelmap, len(self.classes))
         if np.shape(image)[:2] != lm.shape:
             raise ValueError(f"label map {lm.shape} does not match image {np.shape(image)[:2]}")
+        if callable(class_scores):
+            class_scores = class_scores()
         scores = np.asarray(class_scores, dtype=np.float64).ravel()
         if scores.shape[0] != len(self.classes):
             raise ValueError(f"{scores.shape[0]} class scores for {len(self.classes)} classes")

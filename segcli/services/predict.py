@@ -1,8 +1,9 @@
 """Predict on images, folders, globs and videos; write masks, overlays and predictions.json.
 
-One pipeline, three overlapping stages: decoding (threads, in input order, a bounded number
-ahead) -> the model (this thread; ONNX Runtime and torch release the GIL while they compute) ->
-writing masks, overlays and RLE (PredictionWriter's threads). The model loads once.
+One pipeline, three overlapping stages: decoding a batch and preparing it for the model where
+the engine allows (threads, in input order, a bounded number ahead) -> the model (this thread
+and nothing else; ONNX Runtime and torch release the GIL while they compute) -> writing masks,
+overlays and RLE, and the class scores (PredictionWriter's threads). The model loads once.
 
 An input that cannot be read (corrupt or truncated file, decompression bomb, broken video) is
 skipped with a warning and listed under `skipped` in predictions.json; predictions.json is
@@ -14,6 +15,7 @@ import glob
 import queue
 import threading
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
@@ -25,6 +27,7 @@ from segcli.core.errors import InvalidInputError, NotFoundError
 from segcli.core.faults import cannot_write
 from segcli.core.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from segcli.core.ordered import ordered_map
+from segcli.core.segmentation import SegResult, StagedSegmenter
 from segcli.render.progress import Counter
 
 IMAGE_EXTS = frozenset(IMAGE_SUFFIXES)
@@ -123,6 +126,10 @@ def _background(iterable: Iterable, depth: int) -> Iterator:
         thread.join()
 
 
+def _scores(result: SegResult):
+    return result.class_scores
+
+
 def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     batch: list[Any] = []
     for item in items:
@@ -166,18 +173,28 @@ def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Pa
     from segcli.render.predictions import PredictionWriter
 
     cpus = usable_cpus()
+    staged = isinstance(segmenter, StagedSegmenter)
+
+    def load_batch(b: int) -> tuple[list, list, Any]:
+        """Batch b decoded and, where the engine allows, prepared for the model (resized,
+        stacked): in a decode thread, so that this thread only feeds the model."""
+        loaded = [load_rgb(path) for path in images[b * batch_size:(b + 1) * batch_size]]
+        good = [entry for entry in loaded if entry[1] is not None]
+        return loaded, good, (segmenter.prepare([g[1] for g in good], batch_size) if staged and good else None)
+
     with PredictionWriter(out_dir, segmenter.classes, threshold=threshold, workers=cpus) as writer:
         with Counter("predicting", len(images), progress_mode) as counter:
-            decoded = ordered_map(lambda i: load_rgb(images[i]), len(images), min(2, cpus), ahead=2 * batch_size)
-            for batch in _batches(decoded, batch_size):
-                for path, _, why in (b for b in batch if b[1] is None):
+            batches = -(-len(images) // batch_size)
+            for loaded, good, prepared in ordered_map(load_batch, batches, min(2, cpus), ahead=3):
+                for path, _, why in (entry for entry in loaded if entry[1] is None):
                     warn(f"skipped {path}: {why}")
                     writer.skip(str(path), why)
-                good = [b for b in batch if b[1] is not None]
                 if good:
-                    for (path, image, _), result in zip(good, segmenter.predict([g[1] for g in good], batch_size)):
-                        writer.submit_image(str(path), image, result.labelmap, result.class_scores)
-                counter.advance(len(batch))
+                    results = segmenter.run(prepared) if staged else segmenter.predict([g[1] for g in good], batch_size)
+                    for (path, image, _), result in zip(good, results):
+                        # Scores are read in the writer thread (an engine may compute them there).
+                        writer.submit_image(str(path), image, result.labelmap, partial(_scores, result))
+                counter.advance(len(loaded))
         for video in videos:
             _predict_video(segmenter, writer, video, batch_size, progress_mode, warn)
     return writer
