@@ -165,6 +165,22 @@ def test_prepare_in_another_thread_then_run_equals_predict(home, shapes_data):
         engine.prepare([np.zeros((4, 4, 2), np.uint8)])
 
 
+def test_runs_of_big_photos_are_capped(home):
+    """The graph upsamples a run to the original size: 8 phone photos in one run took 9 GB."""
+    from segcli.engine import onnx_predict
+    from segcli.engine.loader import load
+
+    engine = load(model_dir(home), "v", "onnx")
+    c = len(engine.classes)
+    side = int((onnx_predict.RUN_VALUES / c / 2) ** 0.5) + 1       # two of these exceed the cap
+    big = np.zeros((side, side, 3), np.uint8)
+    small = np.zeros((40, 30, 3), np.uint8)
+    prepared = engine.prepare([big, big, big, small, *[small] * 9], batch_size=8)
+    assert [idx for idx, _, _ in prepared.runs] == [[0], [1], [2], [3, 4, 5, 6, 7], [8, 9, 10, 11, 12]]
+    assert all(len(idx) * c * size[0] * size[1] <= onnx_predict.RUN_VALUES or len(idx) == 1
+               for idx, _, size in prepared.runs)
+
+
 def test_cached_graph_is_keyed_to_the_weights(home, shapes_data):
     from safetensors.numpy import load_file, save_file
 

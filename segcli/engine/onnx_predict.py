@@ -23,6 +23,12 @@ from segcli.core.segmentation import SegResult
 from segcli.engine import artifacts, onnx_graph, prepare
 
 CACHE_NAME = "model.onnx"
+# The graph upsamples a whole run's logits to the original size, and ONNX Runtime holds several
+# float tensors of [N, C, H, W] at once for the resize and the softmax: 8 phone photos of 12 MP
+# in one run took 9 GB. Runs are capped at this many values per tensor instead (256 MB), so big
+# photos go one at a time; that work is per pixel, so no speed is lost. 256 px images still
+# batch by 8 up to ~250 classes.
+RUN_VALUES = 64 * 2**20
 Notify = Callable[[str], None]
 
 
@@ -121,9 +127,13 @@ class OnnxPredictor:
         resized = [prepare.to_model_size(im, self.image_size) for im in images]
         keys = [(r.shape, im.shape) for r, im in zip(resized, images)]
         runs = []
-        for idx in prepare.groups(keys, batch_size):
-            batch = resized[idx[0]][None] if len(idx) == 1 else np.stack([resized[i] for i in idx])
-            runs.append((idx, batch, np.asarray(images[idx[0]].shape[:2], np.int64)))
+        for group in prepare.groups(keys, batch_size):
+            h, w = images[group[0]].shape[:2]
+            step = max(1, min(len(group), RUN_VALUES // (len(self.classes) * h * w)))
+            for start in range(0, len(group), step):
+                idx = group[start:start + step]
+                batch = resized[idx[0]][None] if len(idx) == 1 else np.stack([resized[i] for i in idx])
+                runs.append((idx, batch, np.asarray((h, w), np.int64)))
         return _Prepared(len(images), runs)
 
     def run(self, prepared: "_Prepared") -> list[SegResult]:

@@ -185,7 +185,7 @@ def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Pa
     with PredictionWriter(out_dir, segmenter.classes, threshold=threshold, workers=cpus) as writer:
         with Counter("predicting", len(images), progress_mode) as counter:
             batches = -(-len(images) // batch_size)
-            for loaded, good, prepared in ordered_map(load_batch, batches, min(2, cpus), ahead=3):
+            for loaded, good, prepared in ordered_map(load_batch, batches, min(2, cpus), ahead=2):
                 for path, _, why in (entry for entry in loaded if entry[1] is None):
                     warn(f"skipped {path}: {why}")
                     writer.skip(str(path), why)
