@@ -27,7 +27,7 @@ CACHE_NAME = "model.onnx"
 # float tensors of [N, C, H, W] at once for the resize and the softmax: 8 phone photos of 12 MP
 # in one run took 9 GB. Runs are capped at this many values per tensor instead (256 MB), so big
 # photos go one at a time; that work is per pixel, so no speed is lost. 256 px images still
-# batch by 8 up to ~250 classes.
+# batch by 8 up to 128 classes.
 RUN_VALUES = 64 * 2**20
 Notify = Callable[[str], None]
 
@@ -118,7 +118,8 @@ class OnnxPredictor:
 
     def predict(self, images: list[np.ndarray], batch_size: int = 8) -> list[SegResult]:
         """HxWx3 uint8 RGB images of any sizes, in order. Images with the same original and
-        resized shapes share a run (the graph resizes a whole batch to one output size)."""
+        resized shapes share a run (the graph resizes a whole batch to one output size), up to
+        RUN_VALUES values per output tensor."""
         return self.run(self.prepare(images, batch_size))
 
     def prepare(self, images: list[np.ndarray], batch_size: int = 8) -> "_Prepared":

@@ -45,9 +45,9 @@ class PredictionWriter:
     mask PNG, overlay PNG) to `workers` threads (PIL and zlib release the GIL), so writing
     never serialises a predict pipeline. `class_scores` ([C] scores) may also be a function
     returning them, called where the work is done. Items keep the order of the calls either
-    way: each call reserves its slot (and its output file names) before any work starts. Use it as a
-    context manager: whatever happens, videos are finalised and predictions.json is written
-    with every item finished so far and the `skipped` inputs.
+    way: each call reserves its slot (and its output file names) before any work starts. Use
+    it as a context manager: whatever happens, videos are finalised and predictions.json is
+    written with every item finished so far and the `skipped` inputs.
     """
 
     def __init__(self, out_dir: Path | str | None, classes: Sequence[str], threshold: float = 0.05,

@@ -180,7 +180,8 @@ def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Pa
         stacked): in a decode thread, so that this thread only feeds the model."""
         loaded = [load_rgb(path) for path in images[b * batch_size:(b + 1) * batch_size]]
         good = [entry for entry in loaded if entry[1] is not None]
-        return loaded, good, (segmenter.prepare([g[1] for g in good], batch_size) if staged and good else None)
+        prepared = segmenter.prepare([g[1] for g in good], batch_size) if staged and good else None
+        return loaded, good, prepared
 
     with PredictionWriter(out_dir, segmenter.classes, threshold=threshold, workers=cpus) as writer:
         with Counter("predicting", len(images), progress_mode) as counter:
@@ -190,7 +191,8 @@ def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Pa
                     warn(f"skipped {path}: {why}")
                     writer.skip(str(path), why)
                 if good:
-                    results = segmenter.run(prepared) if staged else segmenter.predict([g[1] for g in good], batch_size)
+                    results = (segmenter.run(prepared) if staged
+                               else segmenter.predict([g[1] for g in good], batch_size))
                     for (path, image, _), result in zip(good, results):
                         # Scores are read in the writer thread (an engine may compute them there).
                         writer.submit_image(str(path), image, result.labelmap, partial(_scores, result))
