@@ -1,6 +1,9 @@
 """Video in, overlaid video + per-frame JSON out, with real files written by PyAV."""
 from __future__ import annotations
 
+import json
+import threading
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -67,13 +70,26 @@ def test_overlay_writer_pads_odd_sizes_and_keeps_frames(tmp_path):
         assert (stream.codec_context.width, stream.codec_context.height) == (36, 22)
 
 
-def test_prediction_writer_video(tmp_path, clip):
+@pytest.mark.parametrize("threaded", [False, True], ids=["add", "submit"])
+def test_prediction_writer_video(tmp_path, clip, threaded):
     out = tmp_path / "out"
-    writer = PredictionWriter(out, CLASSES)
+    writer = PredictionWriter(out, CLASSES, workers=2 if threaded else 0)
+    threads = set()
+
+    def scores():                       # may be given as a function: called where the work runs
+        threads.add(threading.current_thread().name)
+        return [1.0, 0.9]
+
     for index, time_s, rgb in iter_video_frames(clip, every_n=2):
         labelmap = (rgb[:, :, 0] > 150).astype(np.uint8)
-        writer.add_video_frame("videos/clip.mp4", index, time_s, rgb, labelmap, [1.0, 0.9], fps=6)
+        if threaded:
+            writer.submit_video_frame("videos/clip.mp4", index, time_s, rgb, labelmap, scores, fps=6)
+        else:
+            writer.add_video_frame("videos/clip.mp4", index, time_s, rgb, labelmap, scores, fps=6)
+    writer.finish_video("videos/clip.mp4")
+    assert count_frames(out / "clip.overlay.mp4") == len(range(0, N, 2))   # finished: every frame in
     doc = writer.close()
+    assert threads == ({"segcli-video_0"} if threaded else {threading.current_thread().name})
 
     items = doc["items"]
     assert [it["frame"] for it in items] == list(range(0, N, 2))
@@ -88,3 +104,21 @@ def test_prediction_writer_video(tmp_path, clip):
         rle = {"size": region["mask"]["size"], "counts": region["mask"]["counts"].encode()}
         assert np.array_equal(mask_utils.decode(rle).astype(bool), mask == 1)
     assert (out / "predictions.json").exists()
+
+
+def test_submitted_frame_that_fails_is_reported_and_the_rest_kept(tmp_path, clip):
+    out = tmp_path / "out"
+    writer = PredictionWriter(out, CLASSES, workers=2)
+    frames = list(iter_video_frames(clip, every_n=2))
+    last = frames[-1][0]
+    for index, time_s, rgb in frames:
+        labelmap = (rgb[:, :, 0] > 150).astype(np.uint8)
+        if index == last:   # the last call, so that no earlier call can see it fail and raise
+            labelmap = labelmap[:-1]                      # a wrong size: this frame's write fails
+        writer.submit_video_frame("clip.mp4", index, time_s, rgb, labelmap, [1.0, 0.9], fps=6)
+    writer.finish_video("clip.mp4")                       # waits, does not raise
+    with pytest.raises(ValueError, match="does not match"):
+        writer.close()
+    doc = json.loads((out / "predictions.json").read_text())
+    assert [it["frame"] for it in doc["items"]] == [i for i, _, _ in frames if i != last]
+    assert count_frames(out / "clip.overlay.mp4") == len(frames) - 1

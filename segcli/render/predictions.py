@@ -11,10 +11,10 @@ import json
 import re
 import threading
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -65,6 +65,7 @@ class PredictionWriter:
         self._videos: dict[str, _Video] = {}
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None
+        self._frames: ThreadPoolExecutor | None = None   # one thread: a video is encoded in order
         self._pending: deque[Future] = deque()
         self._room: threading.Semaphore | None = None
         if workers > 0:
@@ -102,12 +103,8 @@ class PredictionWriter:
         if self._pool is None:
             self.add_image(input_name, image, labelmap, class_scores)
             return
-        self._reap(block=False)
         slot, stem = self._reserve(input_name)
-        self._room.acquire()  # type: ignore[union-attr]
-        future = self._pool.submit(self._image, slot, input_name, stem, image, labelmap, class_scores)
-        future.add_done_callback(lambda _: self._room.release())  # type: ignore[union-attr]
-        self._pending.append(future)
+        self._submit(self._pool, self._image, slot, input_name, stem, image, labelmap, class_scores)
 
     def skip(self, input_name: str, reason: str) -> None:
         """An input that could not be predicted (unreadable image, corrupt video, ...)."""
@@ -125,12 +122,31 @@ class PredictionWriter:
     ) -> dict[str, Any]:
         """One frame of a video: a JSON item, a mask PNG in `<stem>_frames/`, a video frame.
         Frames are encoded in call order, in the caller's thread."""
-        labelmap, _, regions = self._threshold(labelmap, class_scores, image)
         slot, _ = self._reserve(None)
+        video = self._video(video_name, fps) if self.out_dir is not None else None
+        return self._video_frame(slot, video, video_name, frame_index, time_s, image, labelmap, class_scores)
+
+    def submit_video_frame(self, video_name: str, frame_index: int, time_s: float, image: np.ndarray,
+                           labelmap: np.ndarray, class_scores: Any, fps: float | None = None) -> None:
+        """Like add_video_frame, in a writer thread of its own (one, so that the video's frames
+        are encoded in call order). Blocks while 4 x workers writes are queued; a failed write
+        raises here on a later call, or in close()."""
+        if self._pool is None:
+            self.add_video_frame(video_name, frame_index, time_s, image, labelmap, class_scores, fps)
+            return
+        slot, _ = self._reserve(None)
+        video = self._video(video_name, fps) if self.out_dir is not None else None
+        if self._frames is None:
+            self._frames = ThreadPoolExecutor(1, thread_name_prefix="segcli-video")
+        self._submit(self._frames, self._video_frame, slot, video, video_name, frame_index, time_s, image,
+                     labelmap, class_scores)
+
+    def _video_frame(self, slot: int, video: _Video | None, video_name: str, frame_index: int, time_s: float,
+                     image: np.ndarray, labelmap: np.ndarray, class_scores: Any) -> dict[str, Any]:
+        labelmap, _, regions = self._threshold(labelmap, class_scores, image)
         item = self._new_item(f"{video_name}#frame={frame_index}", labelmap, regions)
         item["frame"], item["time"] = int(frame_index), round(float(time_s), 4)
-        if self.out_dir is not None:
-            video = self._video(video_name, fps)
+        if video is not None:
             stem = f"{video.stem}_frames/{video.stem}.f{frame_index:06d}"
             item["mask_path"] = self._save_mask(labelmap, stem)
             # Legend lists every concept: a key that stays put is easier to read than one that
@@ -141,7 +157,9 @@ class PredictionWriter:
         return item
 
     def finish_video(self, video_name: str) -> None:
-        """Finalise one video's overlay file (close() does it for any left open)."""
+        """Finalise one video's overlay file once its submitted frames are written (close()
+        does it for any left open). A failed write is raised later, by close()."""
+        wait(list(self._pending))
         video = self._videos.get(video_name)
         if video is not None and video.writer is not None:
             video.writer.close()
@@ -158,8 +176,9 @@ class PredictionWriter:
         except BaseException as exc:  # noqa: BLE001 - reported after the index is written
             error = exc
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
+            for pool in (self._pool, self._frames):
+                if pool is not None:
+                    pool.shutdown(wait=True)
             try:
                 self._close_videos()
             except Exception as exc:  # noqa: BLE001
@@ -179,6 +198,13 @@ class PredictionWriter:
         self._items.append(None)
         stem = self._unique_stem(input_name) if input_name is not None and self.out_dir is not None else None
         return len(self._items) - 1, stem
+
+    def _submit(self, pool: ThreadPoolExecutor, work: Callable[..., Any], *args: Any) -> None:
+        self._reap(block=False)
+        self._room.acquire()  # type: ignore[union-attr]
+        future = pool.submit(work, *args)
+        future.add_done_callback(lambda _: self._room.release())  # type: ignore[union-attr]
+        self._pending.append(future)
 
     def _reap(self, block: bool) -> None:
         """Drop finished writes, raising the first error; with block, wait for all of them."""

@@ -229,7 +229,8 @@ def _predict_video(segmenter, writer, video: Path, batch_size: int, progress_mod
             for batch in _batches(_background(_read_frames(video), 2 * batch_size), batch_size):
                 results = segmenter.predict([frame for _, _, frame in batch], batch_size)
                 for (index, t, frame), result in zip(batch, results):
-                    writer.add_video_frame(str(video), index, t, frame, result.labelmap, result.class_scores, fps=fps)
+                    writer.submit_video_frame(str(video), index, t, frame, result.labelmap, partial(_scores, result),
+                                              fps=fps)
                 frames += len(batch)
                 counter.advance(len(batch))
     except _VideoReadError as exc:
