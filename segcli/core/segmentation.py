@@ -37,8 +37,9 @@ class SegResult:
             self._compute = None
         return self._scores
 
-    def __repr__(self) -> str:
-        return f"SegResult(labelmap={getattr(self.labelmap, 'shape', '?')}, class_scores={self.class_scores!r})"
+    def __repr__(self) -> str:   # shows, never computes: a debug print must not do the writers' work
+        scores = "<not computed yet>" if self._scores is None else repr(self._scores)
+        return f"SegResult(labelmap={getattr(self.labelmap, 'shape', '?')}, class_scores={scores})"
 
 
 class Segmenter(Protocol):

@@ -122,8 +122,7 @@ class PredictionWriter:
     ) -> dict[str, Any]:
         """One frame of a video: a JSON item, a mask PNG in `<stem>_frames/`, a video frame.
         Frames are encoded in call order, in the caller's thread."""
-        slot, _ = self._reserve(None)
-        video = self._video(video_name, fps) if self.out_dir is not None else None
+        slot, video = self._reserve_frame(video_name, fps)
         return self._video_frame(slot, video, video_name, frame_index, time_s, image, labelmap, class_scores)
 
     def submit_video_frame(self, video_name: str, frame_index: int, time_s: float, image: np.ndarray,
@@ -134,8 +133,7 @@ class PredictionWriter:
         if self._pool is None:
             self.add_video_frame(video_name, frame_index, time_s, image, labelmap, class_scores, fps)
             return
-        slot, _ = self._reserve(None)
-        video = self._video(video_name, fps) if self.out_dir is not None else None
+        slot, video = self._reserve_frame(video_name, fps)
         if self._frames is None:
             self._frames = ThreadPoolExecutor(1, thread_name_prefix="segcli-video")
         self._submit(self._frames, self._video_frame, slot, video, video_name, frame_index, time_s, image,
@@ -205,6 +203,12 @@ class PredictionWriter:
         future = pool.submit(work, *args)
         future.add_done_callback(lambda _: self._room.release())  # type: ignore[union-attr]
         self._pending.append(future)
+
+    def _reserve_frame(self, video_name: str, fps: float | None) -> tuple[int, _Video | None]:
+        """A frame's item slot and its video (None without an output folder), reserved in the
+        caller's thread: the video's file stem is chosen in call order, like an image's."""
+        slot, _ = self._reserve(None)
+        return slot, (self._video(video_name, fps) if self.out_dir is not None else None)
 
     def _reap(self, block: bool) -> None:
         """Drop finished writes, raising the first error; with block, wait for all of them."""
