@@ -141,9 +141,10 @@ def test_training_reads_packed_blobs(uploaded):
     finally:
         store.close()
     assert len(job.train) == N and all(isinstance(s.image, PackedBlob) for s in job.train)
+    from segcli.core.geometry import Geometry
     from segcli.engine.data import load_sample
 
-    image, mask = load_sample(job.train[0], (40, 40))
+    image, mask, _ = load_sample(job.train[0], Geometry.from_params({"image_size": [40, 40]}))
     assert image.shape == (40, 40, 3) and mask.shape == (40, 40)
 
 

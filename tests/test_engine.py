@@ -73,7 +73,7 @@ def test_engine_defaults_are_the_template_yaml(template):
         value = getattr(p, name)
         want = spec["default"]
         if isinstance(want, list):
-            assert list(value) == [int(v) for v in want], name
+            assert [float(v) for v in value] == [float(v) for v in want], name
         else:
             assert value == (type(value)(want) if want is not None else "None"), name
 

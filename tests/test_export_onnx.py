@@ -25,7 +25,8 @@ onnx = pytest.importorskip("onnx")
 TRAIN = ["train", "--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]",
          "--set", "batch_size=4", "--set", "num_epochs=2", "--model", "m", "--app", "a", "--dataset", "d", "-q"]
 META_KEYS = {"segcli.classes", "segcli.mean", "segcli.std", "segcli.image_size", "segcli.resize",
-             "segcli.template", "segcli.version_id"}
+             "segcli.template", "segcli.version_id", "segcli.geometry"}
+ONNX_KEYS = META_KEYS | {"segcli.upsample_onnx"}
 
 
 def model_dir(home: Path) -> Path:
@@ -55,7 +56,9 @@ def test_export_onnx_round_trip_and_contract(cli, home, shapes_data, tmp_path):
 
     model = onnx.load(str(target))
     meta = {p.key: p.value for p in model.metadata_props}
-    assert set(meta) == META_KEYS
+    assert set(meta) == ONNX_KEYS
+    geometry = json.loads(meta["segcli.geometry"])
+    assert geometry["mode"] == "exact" and geometry["size"] == [64, 64] and geometry["window"] == [64, 64]
     assert json.loads(meta["segcli.classes"]) == doc["classes"]
     assert json.loads(meta["segcli.image_size"]) == [64, 64] and meta["segcli.resize"] == "exact"
     assert meta["segcli.template"] == "segcli_UNet" and meta["segcli.version_id"] == version["id"]
@@ -66,7 +69,7 @@ def test_export_onnx_round_trip_and_contract(cli, home, shapes_data, tmp_path):
     # (torch engine) for images at the model's size, and give logits at any input size.
     session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["pixel_values"]
-    assert [o.name for o in session.get_outputs()] == ["logits"]
+    assert [o.name for o in session.get_outputs()] == ["logits", "raw_logits"]
     out = tmp_path / "pred"
     assert cli("predict", "--model", "m", "--app", "a", shapes_data / "images", "--out", out,
                "--threshold", "0", "--engine", "torch", "-q").code == 0

@@ -89,6 +89,8 @@ class Backend(ABC):
     accepts_local_params: bool = False
     # Whether trained weights live on this machine (model export; the `_model_dir` primitive).
     exports_weights: bool = False
+    # Whether predict can slide windows over an image (--tile): a cloud model takes it whole.
+    slides_windows: bool = False
     # How often `train --watch` polls: first interval, backing off to the max.
     watch_interval_s: float = 0.5
     max_watch_interval_s: float = 0.5
@@ -193,6 +195,16 @@ class Backend(ABC):
         else:
             self.get_dataset_version(app_id, dataset_id, version_id)
         return self._iter_dataset_items(app_id, dataset_id, version_id)
+
+    def image_sizes(self, app_id: str, dataset_id: str, version_id: str) -> Optional[list[tuple[int, int]]]:
+        """(height, width) of a dataset version's images, when the backend knows them without
+        reading the images (None otherwise): for the hint about images much larger than the
+        training size."""
+        self.get_dataset_version(app_id, dataset_id, version_id)
+        return self._image_sizes(app_id, version_id)
+
+    def _image_sizes(self, app_id: str, version_id: str) -> Optional[list[tuple[int, int]]]:
+        return None
 
     def iter_eval_items(self, app_id: str, dataset_id: str, version_id: str,
                         classes: list[str]) -> Iterator[EvalItem]:
@@ -306,11 +318,17 @@ class Backend(ABC):
 
     # -- inference ---------------------------------------------------------------------
     def load_segmenter(self, app_id: str, model_id: str, version_id: Optional[str] = None, *,
-                       engine: str = "auto", notify: Optional[Callable[[str], None]] = None) -> Segmenter:
+                       engine: str = "auto", notify: Optional[Callable[[str], None]] = None,
+                       tile: "int | str" = "auto", overlap: Optional[float] = None) -> Segmenter:
         """The newest TRAINED version unless one is named. `engine` (auto | onnx | torch) picks the
         local inference engine (ignored where the backend predicts remotely); `notify` gets
-        one-line progress messages (e.g. a first-use ONNX export)."""
-        return self._load_segmenter(self.trained_version(app_id, model_id, version_id), engine, notify)
+        one-line progress messages (e.g. a first-use ONNX export); `tile` and `overlap` say how
+        windows slide over big images (core/geometry.Geometry.plan)."""
+        if not self.slides_windows and tile not in ("auto", "off"):
+            raise refusals.unsupported(self.name, "slide windows over images: its models predict whole images",
+                                       hint="drop --tile (or train on the local backend: segcli --backend local train ...)")
+        version = self.trained_version(app_id, model_id, version_id)
+        return self._load_segmenter(version, engine, notify, tile, overlap)
 
     def trained_model_dir(self, app_id: str, model_id: str,
                           version_id: Optional[str] = None) -> tuple[ModelVersion, Path]:
@@ -396,8 +414,8 @@ class Backend(ABC):
     @abstractmethod
     def _resume(self, version: ModelVersion) -> ModelVersion: ...
     @abstractmethod
-    def _load_segmenter(self, version: ModelVersion, engine: str,
-                        notify: Optional[Callable[[str], None]]) -> Segmenter: ...
+    def _load_segmenter(self, version: ModelVersion, engine: str, notify: Optional[Callable[[str], None]],
+                        tile: "int | str", overlap: Optional[float]) -> Segmenter: ...
 
     def _model_dir(self, version: ModelVersion) -> Path:
         """The folder of a TRAINED version's weights; only where exports_weights."""

@@ -45,6 +45,44 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on st
 EngineOpt = Annotated[str, typer.Option("--engine", click_type=click.Choice(["auto", "onnx", "torch"]),
                                         help="Local inference engine: onnx (ONNX Runtime), torch, or auto "
                                              "(onnx when installed). Ignored by the clarifai backend.")]
+
+
+def _tile(value: str) -> "int | str":
+    from segcli.core.geometry import parse_tile
+
+    try:
+        return parse_tile(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc).replace("--tile ", "")) from None
+
+
+def _megapixels(value: Optional[float]) -> Optional[float]:
+    """--max-megapixels: raise (or lower) the decompression-bomb guard for this command."""
+    if value is None:
+        return None
+    if not (value == value and 0 < value < 1e6):       # NaN fails value == value
+        raise typer.BadParameter("must be a number of megapixels above 0")
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = int(value * 1e6)
+    return value
+
+
+TileOpt = Annotated[str, typer.Option(
+    "--tile", callback=_tile, metavar="auto|off|SIZE",
+    help="Sliding windows over big images. auto: versions trained with resize_mode=native slide "
+         "their crop_size window over any image larger than it (others predict the whole resized "
+         "image, as they trained); off: whole image always; SIZE: SIZE x SIZE windows (at the "
+         "model's resolution) for any version. An image that fits one window gives the whole-image "
+         "result exactly. Local backend only.")]
+OverlapOpt = Annotated[Optional[float], typer.Option(
+    "--overlap", min=0.0, max=0.9,
+    help="Share of a window its neighbour overlaps (default: the version's tile_overlap, 0.25); "
+         "overlapping logits are blended, weighted towards each window's centre.")]
+MaxMegapixelsOpt = Annotated[Optional[float], typer.Option(
+    "--max-megapixels", callback=_megapixels,
+    help="Refuse images above this many megapixels before decoding (decompression-bomb guard; "
+         "default Pillow's 89). Raise it for very large photos.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 ExistOkOpt = Annotated[bool, typer.Option("--exist-ok", help="Succeed if it already exists.")]
 

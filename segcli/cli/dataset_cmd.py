@@ -105,6 +105,9 @@ def show(
     warning = dataset_stats.rare_warning(stats)
     if warning:
         sink.warn(warning)
+    hint = dataset_stats.size_hint(stats, backend)
+    if hint:
+        sink.info(f"note: {hint}")
 
 
 def _percent(fraction: float, digits: int = 2) -> str:

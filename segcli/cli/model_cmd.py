@@ -8,8 +8,9 @@ import click
 import typer
 
 from segcli.cli import complete, complete_cache
-from segcli.cli.context import (STATE, AppOpt, DatasetVersionOpt, EngineOpt, ExistOkOpt, OutputOpt, QuietOpt, YesOpt,
-                                confirm_or_abort, out)
+from segcli.cli.context import (STATE, AppOpt, DatasetVersionOpt, EngineOpt, ExistOkOpt, MaxMegapixelsOpt, OutputOpt,
+                                OverlapOpt, QuietOpt, TileOpt, YesOpt, confirm_or_abort, out)
+from segcli.core.errors import InvalidInputError
 from segcli.render.progress import progress_mode
 from segcli.render.versions import version_row
 
@@ -89,10 +90,17 @@ def evaluate(
                                                    autocompletion=complete.datasets)] = None,
     dataset_version: DatasetVersionOpt = None,
     engine: EngineOpt = "auto",
+    tile: TileOpt = "auto",
+    overlap: OverlapOpt = None,
+    max_megapixels: MaxMegapixelsOpt = None,
+    confusion: Annotated[Optional[Path], typer.Option(
+        "--confusion", help="Also draw the confusion matrix as a labelled heat map PNG here.")] = None,
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
-    """mIoU, per-class IoU and accuracy, aAcc on a dataset version (ignore index 255)."""
+    """mIoU, per-class IoU, accuracy (= recall) and precision, aAcc, and the confusion matrix
+    (pixel counts, rows = ground truth) on a dataset version (ignore index 255). Images are
+    predicted as predict does (the version's geometry; --tile)."""
     from segcli.services.evaluate import evaluate as run_eval
     from segcli.services.training import resolve_dataset_version
 
@@ -101,13 +109,31 @@ def evaluate(
     # Resolved (and refused if not TRAINED) before any dataset snapshot; eval then names it.
     trained = STATE.backend.trained_version(app_id, model, version).id
     dataset_id, version_id = resolve_dataset_version(STATE.backend, app_id, dataset, dataset_version, sink, create=False)
+    if confusion is not None and not confusion.parent.is_dir():   # before the evaluation's minutes
+        raise InvalidInputError(f"cannot write {confusion}: folder {confusion.parent} does not exist",
+                                hint="create it, or choose another --confusion path")
     result = run_eval(STATE.backend, app_id, model, trained, dataset_id, version_id, progress_mode(quiet),
-                      engine=engine, notify=sink.info)
+                      engine=engine, notify=sink.info, tile=tile, overlap=overlap)
     if output != "table":
         sink.data(result)
-        return
-    sink.info(f"mIoU {result['mIoU']:.4f}  mAcc {result['mAcc']:.4f}  aAcc {result['aAcc']:.4f}  ({result['inputs']} inputs)")
-    sink.data([{"concept": name, **vals} for name, vals in result["per_class"].items()], ["concept", "iou", "acc"])
+    else:
+        sink.info(f"mIoU {result['mIoU']:.4f}  mAcc {result['mAcc']:.4f}  aAcc {result['aAcc']:.4f}  "
+                  f"({result['inputs']} inputs)")
+        sink.data([{"concept": name, **vals} for name, vals in result["per_class"].items()],
+                  ["concept", "iou", "acc", "precision", "recall"])
+    if confusion is not None:
+        _write_confusion(confusion, result, f"{model}/{trained[:8]} on {dataset_id}/{version_id[:8]}")
+        sink.info(f"wrote the confusion matrix to {confusion}")
+
+
+def _write_confusion(path: Path, result: dict, what: str) -> None:
+    from segcli.core.faults import cannot_write
+    from segcli.render import confusion
+
+    try:
+        confusion.write(path, result["confusion"]["classes"], result["confusion"]["matrix"], title=what)
+    except OSError as exc:
+        raise cannot_write(exc, path, hint="choose another --confusion path") from None
 
 
 @app.command("export")

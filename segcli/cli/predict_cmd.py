@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from segcli.cli import complete
-from segcli.cli.context import STATE, AppOpt, EngineOpt, OutputOpt, QuietOpt, out
+from segcli.cli.context import (STATE, AppOpt, EngineOpt, MaxMegapixelsOpt, OutputOpt, OverlapOpt, QuietOpt,
+                                TileOpt, out)
 from segcli.render.progress import progress_mode
 
 
@@ -21,10 +22,17 @@ def predict(
     threshold: Annotated[float, typer.Option("--threshold", min=0.0, max=1.0, help="Drop regions whose score is below this.")] = 0.05,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=128, help="Images per forward pass.")] = 8,
     engine: EngineOpt = "auto",
+    tile: TileOpt = "auto",
+    overlap: OverlapOpt = None,
+    max_megapixels: MaxMegapixelsOpt = None,
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
     """Segment images and videos with a trained model version.
+
+    Photos of any size: predicted at the version's geometry (resized per image_size, or at
+    native resolution with sliding windows, see --tile), masks at the photo's own size, in
+    bounded memory (a 100-megapixel photo needs --max-megapixels 120, and under 2 GB).
 
     predictions.json: {"classes": [...], "items": [...], "skipped": [...]}; classes[i] is the
     concept whose pixels have value i in every mask PNG (classes[0] = background); each item has
@@ -35,7 +43,8 @@ def predict(
 
     sink = out(output, quiet)
     doc = run_predict(STATE.backend, STATE.app_id(app), model, version, inputs, out_dir, threshold,
-                      batch_size, progress_mode(quiet), sink.warn, engine=engine, notify=sink.info)
+                      batch_size, progress_mode(quiet), sink.warn, engine=engine, notify=sink.info,
+                      tile=tile, overlap=overlap)
     if output != "table":
         sink.data(doc)
         return

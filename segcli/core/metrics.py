@@ -47,8 +47,16 @@ class ConfusionMatrix:
                 f"(ignore index is {self.ignore_index})"
             )
 
+    def precision(self) -> np.ndarray:
+        """TP / (TP + FP) per class: of the pixels predicted as the class, the share that are
+        it; NaN where the class was never predicted."""
+        m = self.matrix.astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.diag(m) / m.sum(axis=0)
+
     def per_class(self) -> tuple[np.ndarray, np.ndarray]:
-        """(iou, acc) arrays of length num_classes, NaN where undefined."""
+        """(iou, acc) arrays of length num_classes, NaN where undefined. acc is recall:
+        TP / (TP + FN), the share of the class's pixels found."""
         m = self.matrix.astype(np.float64)
         intersect = np.diag(m)
         area_label = m.sum(axis=1)      # TP + FN
@@ -62,22 +70,27 @@ class ConfusionMatrix:
         return iou, acc
 
     def compute(self, class_names: Sequence[str] | None = None) -> dict[str, Any]:
-        """mIoU, mAcc, aAcc and per-class iou/acc; NaN rendered as None so it is JSON-safe."""
+        """mIoU, mAcc, aAcc, per-class iou/acc/precision/recall (recall = acc) and the confusion
+        matrix (rows = ground truth, columns = prediction, pixel counts); NaN rendered as None
+        so it is JSON-safe."""
         names = list(class_names) if class_names is not None else [
             str(i) for i in range(self.num_classes)
         ]
         if len(names) != self.num_classes:
             raise ValueError(f"{len(names)} class names for {self.num_classes} classes")
         iou, acc = self.per_class()
+        precision = self.precision()
         total = self.matrix.sum()
         return {
             "mIoU": _nanmean(iou),
             "mAcc": _nanmean(acc),
             "aAcc": float(np.trace(self.matrix) / total) if total else None,
             "per_class": {
-                name: {"iou": _json_float(i), "acc": _json_float(a)}
-                for name, i, a in zip(names, iou, acc)
+                name: {"iou": _json_float(i), "acc": _json_float(a), "precision": _json_float(p),
+                       "recall": _json_float(a)}
+                for name, i, a, p in zip(names, iou, acc, precision)
             },
+            "confusion": {"classes": names, "matrix": self.matrix.tolist()},
         }
 
 

@@ -28,3 +28,45 @@ def ordered_map(make: Callable[[int], T], n: int, workers: int, ahead: Optional[
             yield out
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
+
+
+class BudgetClosed(Exception):
+    """OrderedBudget.acquire gave up: the pipeline that owned the budget is shutting down."""
+
+
+class OrderedBudget:
+    """A bounded amount (pixels in flight) taken by tickets 0, 1, 2... strictly in ticket order
+    and given back in any order. A ticket waits until it is its turn and its amount fits; an
+    amount larger than the whole budget is taken when nothing else is held. In order because
+    the work is consumed in order: a later ticket holding the room an earlier one waits for
+    would deadlock. `close()` wakes every waiter with BudgetClosed."""
+
+    def __init__(self, total: int) -> None:
+        import threading
+
+        self.total = max(1, int(total))
+        self.used = 0
+        self._next = 0
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def acquire(self, ticket: int, amount: int) -> None:
+        with self._cond:
+            while not self._closed and not (
+                    ticket == self._next and (self.used == 0 or self.used + amount <= self.total)):
+                self._cond.wait()
+            if self._closed:
+                raise BudgetClosed()
+            self.used += amount
+            self._next += 1
+            self._cond.notify_all()
+
+    def release(self, amount: int) -> None:
+        with self._cond:
+            self.used = max(0, self.used - amount)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()

@@ -35,6 +35,9 @@ class ParamSpec:
     def range_text(self) -> str:
         if self.type == "enum":
             return " | ".join(self.choices)
+        if self.type == "number_list" and self.choices:   # words, or a list of numbers
+            return " | ".join(self.choices) + " | [numbers" + (
+                f" in {self.min:g} .. {self.max:g}" if self.min is not None and self.max is not None else "") + "]"
         if self.min is not None and self.max is not None:
             text = f"{self.min:g} .. {self.max:g}"
         elif self.min is not None:
@@ -100,7 +103,7 @@ def _spec(name: str, raw: dict[str, Any], source: str) -> ParamSpec:
     default = raw.get("default")
     if kind == "number":
         default = float(default)
-    elif kind == "number_list":
+    elif kind == "number_list" and not (isinstance(default, str) and default in raw.get("choices", ())):
         default = [float(v) for v in default]
     return ParamSpec(name=name, type=kind, default=default, help=str(raw.get("help", "")).strip(),
                      min=raw.get("min"), max=raw.get("max"), step=raw.get("step"),
@@ -263,6 +266,14 @@ def check_value(spec: ParamSpec, value: Any) -> tuple[Any, str | None]:
     if spec.type == "number":
         return _check_number(spec, value)
     if spec.type == "number_list":
+        if spec.choices and (isinstance(value, (str, bool)) or value is None):
+            # a word this list also takes (class_weights: none | auto | [numbers])
+            text = _enum_text(spec, value)
+            for choice in spec.choices:          # `None`, YAML's null: the word none
+                if text.lower() == choice.lower():
+                    return choice, None
+            if parse_number(value) is None:
+                return value, _bad(spec, value, f"must be {' or '.join(spec.choices)} or a list of numbers")
         items = value if isinstance(value, list) else [value]
         if not items:
             return value, _bad(spec, value, "needs at least one number")

@@ -29,6 +29,12 @@ def resize_mode(config: dict[str, Any]) -> str:
     return config.get("resize") or ("short_side" if len(config["image_size"]) == 1 else "exact")
 
 
+def geometry_of(config: dict[str, Any]):
+    from segcli.core.geometry import Geometry
+
+    return Geometry.from_config(config)
+
+
 def meta_value(value: Any) -> str:
     """A metadata value as the exported files carry it: strings as they are, the rest JSON."""
     return value if isinstance(value, str) else json.dumps(value)
@@ -41,7 +47,18 @@ def metadata(config: dict[str, Any], version_id: str) -> dict[str, Any]:
     return {"segcli.classes": list(config["classes"]), "segcli.mean": list(norm["mean"]),
             "segcli.std": list(norm["std"]), "segcli.image_size": list(config["image_size"]),
             "segcli.resize": resize_mode(config), "segcli.template": str(config.get("template", "")),
-            "segcli.version_id": version_id}
+            "segcli.version_id": version_id, "segcli.geometry": geometry_of(config).to_dict()}
+
+
+def onnx_metadata(config: dict[str, Any], version_id: str) -> dict[str, Any]:
+    """metadata() plus what only the ONNX file carries: the resize graph (base64), for
+    clients that reproduce segcli's masks (docs/onnx_client.py)."""
+    import base64
+
+    from segcli.engine.onnx_graph import upsample_graph
+
+    return {**metadata(config, version_id),
+            "segcli.upsample_onnx": base64.b64encode(upsample_graph().SerializeToString()).decode("ascii")}
 
 
 def weights_key(model_dir: Path) -> str:

@@ -1,8 +1,12 @@
 """Samples -> resized arrays (decoded once, validated, cached) -> augmented batches off the main thread.
 
-Geometry (Clarifai's image_size): one value S resizes the short side to S keeping aspect; training
-then takes a random S x S crop so a batch stacks; validation and predict use the whole resized
-image. Two values [h, w] resize to exactly h x w. Masks are resized nearest-neighbour.
+Geometry (core/geometry.py): one value S of image_size resizes the short side to S keeping
+aspect, and training takes a random S x S crop so a batch stacks; validation and predict use the
+whole resized image. Two values [h, w] resize to exactly h x w. resize_mode=native keeps each
+image at its own size (times native_scale) and trains on random crop_size crops, each rescaled
+by a random factor in scale_jitter, half of them centred on a pixel of the rarest class the
+image holds (small objects would otherwise be in few crops); an epoch takes as many crops of an
+image as its area holds crops. Masks are resized nearest-neighbour.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from segcli.core.errors import InvalidInputError
+from segcli.core.geometry import Geometry
 from segcli.core.ordered import ordered_map
 from segcli.datasets.imagefile import BadFile, open_rgb
 
@@ -24,13 +29,6 @@ MEAN = np.array([0.485, 0.456, 0.406], np.float32)   # ImageNet, as SegFormer's 
 STD = np.array([0.229, 0.224, 0.225], np.float32)
 # Decoded, resized samples are kept in memory up to this budget; beyond it they are re-read.
 CACHE_BYTES = int(os.environ.get("SEGCLI_ENGINE_CACHE_MB", "2048")) * 2**20
-
-
-def resized_hw(h: int, w: int, image_size: tuple[int, ...]) -> tuple[int, int]:
-    if len(image_size) == 2:
-        return image_size[0], image_size[1]
-    s = image_size[0] / min(h, w)
-    return max(1, round(h * s)), max(1, round(w * s))
 
 
 def resize_image(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -48,8 +46,9 @@ def _read(stored, what: str) -> bytes:
         raise ValueError(f"unreadable {what}: cannot read {stored}: {e.strerror or e}") from None
 
 
-def load_sample(sample, image_size: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(image HxWx3 uint8, class mask HxW uint8) at training size; ValueError(reason) if unusable."""
+def load_sample(sample, geometry: Geometry) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """(image HxWx3 uint8, class mask HxW uint8) at model resolution, and the image's own
+    (h, w); ValueError(reason) if unusable."""
     try:  # as displayed (EXIF orientation, 16-bit scaled), exactly as upload validated it
         img = open_rgb(_read(sample.image, "image"), sample.image.name)
     except BadFile as e:  # a ValueError: its reason says what is wrong
@@ -73,19 +72,29 @@ def load_sample(sample, image_size: tuple[int, ...]) -> tuple[np.ndarray, np.nda
     mask = lut[mask]
     if (mask == IGNORE).all():
         raise ValueError("no labelled pixels (all ignore)")
-    hw = resized_hw(*img.shape[:2], image_size)
+    hw = geometry.model_hw(*img.shape[:2])
     if mask.shape != hw:
         mask = np.asarray(Image.fromarray(mask).resize((hw[1], hw[0]), Image.NEAREST))
-    return resize_image(img, hw), mask
+    return resize_image(img, hw), mask, img.shape[:2]
+
+
+# Per class and image, this many pixel positions are kept to centre crops on (native mode).
+FOCUS_POINTS = 64
 
 
 @dataclass
 class SampleSet:
-    """Usable samples; arrays cached in memory within CACHE_BYTES, else re-read on use."""
+    """Usable samples; arrays cached in memory within CACHE_BYTES, else re-read on use.
+    `counts[i]`: sample i's pixels per value (256 bins: classes, 255 = ignore);
+    `points[i]`: {class: int64 flat positions} to centre crops on; `sizes[i]`: its original
+    (h, w) before any resize."""
     samples: list
     cache: list
-    image_size: tuple[int, ...]
+    geometry: Geometry
     shapes: list[tuple[int, int]]
+    counts: list = None
+    points: list = None
+    sizes: list = None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -93,30 +102,54 @@ class SampleSet:
     def get(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         if self.cache[i] is not None:
             return self.cache[i]
-        return load_sample(self.samples[i], self.image_size)
+        return load_sample(self.samples[i], self.geometry)[:2]
+
+    def class_pixels(self, idx: list[int], num_classes: int) -> np.ndarray:
+        """Pixels of each class over the samples `idx` (ignore left out)."""
+        total = np.zeros(256, np.int64)
+        for i in idx:
+            total += self.counts[i]
+        return total[:num_classes]
 
 
-def load_all(samples: list, image_size: tuple[int, ...], workers: int = 2):
+def _facts(mask: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
+    counts = np.bincount(mask.ravel(), minlength=256).astype(np.int64)
+    rng = np.random.default_rng([seed, 11])
+    points = {}
+    for c in np.flatnonzero(counts[1:255]) + 1:
+        where = np.flatnonzero(mask.ravel() == c)
+        points[int(c)] = where if len(where) <= FOCUS_POINTS else rng.choice(where, FOCUS_POINTS, replace=False)
+    return counts, points
+
+
+def load_all(samples: list, geometry: Geometry, workers: int = 2):
     """Decode and check every sample once (2 threads: PIL releases the GIL).
 
     Returns (SampleSet of usable samples, [(image_path, reason)] skipped)."""
-    def one(s):
+    def one(k_s):
+        k, s = k_s
         try:
-            return load_sample(s, image_size)
+            img, mask, size = load_sample(s, geometry)
         except ValueError as e:
             return str(e)
+        return img, mask, size, _facts(mask, k)
     with ThreadPoolExecutor(max(1, workers)) as ex:
-        results = list(ex.map(one, samples))
+        results = list(ex.map(one, enumerate(samples)))
     ok, cache, shapes, skipped, used = [], [], [], [], 0
+    counts, points, sizes = [], [], []
     for s, r in zip(samples, results):
         if isinstance(r, str):
             skipped.append((str(s.image), r))
             continue
+        img, mask, size, (c, pts) = r
         ok.append(s)
-        shapes.append(r[1].shape)
-        used += r[0].nbytes + r[1].nbytes
-        cache.append(r if used <= CACHE_BYTES else None)
-    return SampleSet(ok, cache, image_size, shapes), skipped
+        shapes.append(mask.shape)
+        counts.append(c)
+        points.append(pts)
+        sizes.append(size)
+        used += img.nbytes + mask.nbytes
+        cache.append((img, mask) if used <= CACHE_BYTES else None)
+    return SampleSet(ok, cache, geometry, shapes, counts, points, sizes), skipped
 
 
 def check_tolerance(total: int, skipped: list, tolerance_percent: float) -> None:
@@ -147,7 +180,46 @@ def augment(img: np.ndarray, mask: np.ndarray, crop: tuple[int, int], rng: np.ra
     h, w = mask.shape
     y = int(rng.integers(0, h - crop[0] + 1)) if h > crop[0] else 0
     x = int(rng.integers(0, w - crop[1] + 1)) if w > crop[1] else 0
-    img, mask = img[y:y + crop[0], x:x + crop[1]], mask[y:y + crop[0], x:x + crop[1]]
+    return _photometric(img[y:y + crop[0], x:x + crop[1]], mask[y:y + crop[0], x:x + crop[1]], rng)
+
+
+# Share of native-mode crops centred on a pixel of the rarest class their image holds.
+FOCUS_SHARE = 0.5
+
+
+def native_crop(img: np.ndarray, mask: np.ndarray, crop: tuple[int, int], rng: np.random.Generator,
+                jitter: tuple[float, float] = (1.0, 1.0), points: dict | None = None,
+                rarity: dict | None = None):
+    """A crop_size crop of a native-resolution image: a window of crop / f pixels (f drawn
+    log-uniformly from `jitter`) resized by f, padded to `crop` (image 0, mask ignore) where
+    the image is smaller; with FOCUS_SHARE chance centred on one of `points` of the image's
+    rarest class (`rarity`: class -> dataset-wide pixel share), else anywhere. Then as
+    `augment`: flip and photometric jitter. Returns (float32 HxWx3, uint8 mask)."""
+    h, w = mask.shape
+    f = 1.0 if jitter[0] == jitter[1] == 1.0 else float(np.exp(rng.uniform(np.log(jitter[0]), np.log(jitter[1]))))
+    rh, rw = min(h, max(1, round(crop[0] / f))), min(w, max(1, round(crop[1] / f)))
+    if points and rng.random() < FOCUS_SHARE:
+        cls = min(points, key=lambda c: ((rarity or {}).get(c, 0.0), c))
+        cy, cx = divmod(int(points[cls][rng.integers(len(points[cls]))]), w)
+        y = int(np.clip(cy - rh // 2 + rng.integers(-(rh // 4), rh // 4 + 1), 0, h - rh))
+        x = int(np.clip(cx - rw // 2 + rng.integers(-(rw // 4), rw // 4 + 1), 0, w - rw))
+    else:
+        y, x = int(rng.integers(0, h - rh + 1)), int(rng.integers(0, w - rw + 1))
+    img, mask = img[y:y + rh, x:x + rw], mask[y:y + rh, x:x + rw]
+    if f != 1.0:
+        th, tw = min(crop[0], max(1, round(rh * f))), min(crop[1], max(1, round(rw * f)))
+        img = resize_image(img, (th, tw))
+        mask = np.asarray(Image.fromarray(mask).resize((tw, th), Image.NEAREST))
+    if img.shape[:2] != tuple(crop):
+        pad_img = np.zeros((*crop, 3), np.uint8)
+        pad_mask = np.full(crop, IGNORE, np.uint8)
+        pad_img[:img.shape[0], :img.shape[1]] = img
+        pad_mask[:mask.shape[0], :mask.shape[1]] = mask
+        img, mask = pad_img, pad_mask
+    return _photometric(img, mask, rng)
+
+
+def _photometric(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator):
     if rng.random() < 0.5:
         img, mask = img[:, ::-1], mask[:, ::-1]
     b, c, s = rng.uniform(0.8, 1.2, size=3)
@@ -177,23 +249,43 @@ def to_batch(images: list[np.ndarray], masks: list[np.ndarray]):
     return torch.from_numpy(normalise(images)), torch.from_numpy(np.stack(masks).astype(np.int64))
 
 
-def crop_size(image_size: tuple[int, ...]) -> tuple[int, int]:
-    return (image_size[0], image_size[0]) if len(image_size) == 1 else tuple(image_size)
+def epoch_items(data: SampleSet, idx: list[int]) -> list[int]:
+    """The samples an epoch crops from, each once; at native resolution each as many times as
+    its area holds crops (an epoch then sees about every pixel once, whatever the sizes)."""
+    if data.geometry.mode != "native":
+        return list(idx)
+    area = data.geometry.crop[0] * data.geometry.crop[1]
+    return [i for i in idx for _ in range(max(1, round(data.shapes[i][0] * data.shapes[i][1] / area)))]
 
 
 def train_batches(data: SampleSet, idx: list[int], batch_size: int, seed: int, epoch: int,
-                  workers: int) -> Iterator:
+                  workers: int, jitter: tuple[float, float] = (1.0, 1.0)) -> Iterator:
     """This epoch's shuffled, augmented batches. Every batch has its own RNG from
     (seed, epoch, batch): the same seed gives the same batches whatever the thread timing."""
-    order = np.random.default_rng([seed, epoch]).permutation(idx).tolist()
+    order = np.random.default_rng([seed, epoch]).permutation(epoch_items(data, idx)).tolist()
     chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    crop = crop_size(data.image_size)
+    crop = data.geometry.crop
+    native = data.geometry.mode == "native"
+    rarity = _rarity(data, idx) if native else None
 
     def make(b: int):
         rng = np.random.default_rng([seed, epoch, b])
-        pairs = [augment(*data.get(i), crop, rng) for i in chunks[b]]
+        if native:
+            pairs = [native_crop(*data.get(i), crop, rng, jitter, data.points[i], rarity) for i in chunks[b]]
+        else:
+            pairs = [augment(*data.get(i), crop, rng) for i in chunks[b]]
         return to_batch([p[0] for p in pairs], [p[1] for p in pairs])
     return ordered_map(make, len(chunks), workers)
+
+
+def _rarity(data: SampleSet, idx: list[int]) -> dict[int, float]:
+    pixels = data.class_pixels(idx, 255).astype(np.float64)
+    share = pixels / max(1.0, pixels.sum())
+    return {c: float(share[c]) for c in range(1, 255) if pixels[c]}
+
+
+def steps_per_epoch(data: SampleSet, idx: list[int], batch_size: int) -> int:
+    return -(-len(epoch_items(data, idx)) // batch_size)
 
 
 def eval_batches(data: SampleSet, idx: list[int], batch_size: int) -> Iterator:

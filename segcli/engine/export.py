@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from segcli.core.errors import SegcliError
+from segcli.core.geometry import Geometry
 from segcli.engine import onnx_graph
-from segcli.engine.artifacts import metadata
-from segcli.engine.data import crop_size, normalise_as
+from segcli.engine.artifacts import onnx_metadata
+from segcli.engine.data import normalise_as
 
 OPSET = 17
 # |onnx - torch| <= ATOL + RTOL * max|torch|; argmax may differ only where torch's top two
@@ -59,9 +60,9 @@ def raw_graph(model: torch.nn.Module, hw: tuple[int, int]):
     return onnx.load_from_string(buf.getvalue())
 
 
-def check_sizes(image_size: list) -> list[tuple[int, int, int]]:
-    """(batch, H, W) the checks run at: the training size, and another, odd one."""
-    h, w = crop_size(tuple(int(v) for v in image_size))
+def check_sizes(config: dict) -> list[tuple[int, int, int]]:
+    """(batch, H, W) the checks run at: the training crop, and another, odd size."""
+    h, w = Geometry.from_config(config).crop
     return [(2, h, w), (1, max(64, (3 * h) // 4) | 1, w + 17)]
 
 
@@ -99,21 +100,38 @@ def _check_close(ref: np.ndarray, got: np.ndarray, what: str) -> None:
 
 
 def check_contract(model: torch.nn.Module, config: dict, data: bytes) -> None:
+    """logits at the input's size, and raw_logits."""
     sess = _session(data)
-    for i, (n, h, w) in enumerate(check_sizes(config["image_size"])):
+    for i, (n, h, w) in enumerate(check_sizes(config)):
         x = normalise_as(_random_images(n, h, w, seed=i), config)
         with torch.inference_mode():
-            t = torch.from_numpy(x)
-            ref = F.interpolate(model(t).float(), size=(h, w), mode="bilinear", align_corners=False)
-        got = sess.run([onnx_graph.OUTPUT], {onnx_graph.INPUT: x})[0]
+            raw = model(torch.from_numpy(x)).float()
+        ref = F.interpolate(raw, size=(h, w), mode="bilinear", align_corners=False)
+        got, got_raw = sess.run([onnx_graph.OUTPUT, onnx_graph.RAW_OUTPUT], {onnx_graph.INPUT: x})
         what = f"{n}x3x{h}x{w} input"
         _check_close(ref.numpy(), got, what)
         _check_labels(ref, got.argmax(1), what)
+        _check_close(raw.numpy(), got_raw, what + ", raw logits")
+
+
+def check_tile(model: torch.nn.Module, config: dict, data: bytes) -> None:
+    sess = _session(data)
+    for i, (n, h, w) in enumerate(check_sizes(config)):
+        images = _random_images(n, h, w, seed=20 + i)
+        out_hw = (h + 13, max(8, w - 9))
+        with torch.inference_mode():
+            raw = model(torch.from_numpy(normalise_as(images, config))).float()
+            ref = F.interpolate(raw, size=out_hw, mode="bilinear", align_corners=False)
+        got, got_raw = sess.run([onnx_graph.OUTPUT, onnx_graph.RAW_OUTPUT],
+                                {onnx_graph.PRED_IMAGE: images, onnx_graph.PRED_SIZE: np.asarray(out_hw, np.int64)})
+        what = f"{n} windows {h}x{w} -> {out_hw[0]}x{out_hw[1]}"
+        _check_close(ref.numpy(), got, what)
+        _check_close(raw.numpy(), got_raw, what + ", raw logits")
 
 
 def check_predict(model: torch.nn.Module, config: dict, data: bytes) -> None:
     sess = _session(data)
-    for i, (n, h, w) in enumerate(check_sizes(config["image_size"])):
+    for i, (n, h, w) in enumerate(check_sizes(config)):
         images = _random_images(n, h, w, seed=10 + i)
         out_hw = (h + 31, max(8, w // 2))            # upsampling on one axis, down on the other
         with torch.inference_mode():
@@ -129,7 +147,7 @@ def check_predict(model: torch.nn.Module, config: dict, data: bytes) -> None:
 def _traced(model_dir: Path):
     """(the trained module, its config, its ONNX trace at the training size)."""
     model, config = load_module(model_dir)
-    return model, config, raw_graph(model, crop_size(tuple(int(v) for v in config["image_size"])))
+    return model, config, raw_graph(model, Geometry.from_config(config).crop)
 
 
 def contract_onnx(model_dir: Path, version_id: str) -> bytes:
@@ -137,7 +155,7 @@ def contract_onnx(model_dir: Path, version_id: str) -> bytes:
     from segcli import __version__
 
     model, config, raw = _traced(model_dir)
-    graph = onnx_graph.contract_graph(raw, len(config["classes"]), metadata(config, version_id))
+    graph = onnx_graph.contract_graph(raw, len(config["classes"]), onnx_metadata(config, version_id))
     graph.producer_name, graph.producer_version = "segcli", __version__
     data = graph.SerializeToString()
     check_contract(model, config, data)
@@ -151,4 +169,14 @@ def predict_onnx(model_dir: Path, key: str) -> bytes:
     graph = onnx_graph.predict_graph(raw, norm["mean"], norm["std"], key)
     data = graph.SerializeToString()
     check_predict(model, config, data)
+    return data
+
+
+def tile_onnx(model_dir: Path, key: str) -> bytes:
+    """The sliding-window graph (see onnx_graph.tile_graph), checked."""
+    model, config, raw = _traced(model_dir)
+    norm = config["normalisation"]
+    graph = onnx_graph.tile_graph(raw, len(config["classes"]), norm["mean"], norm["std"], key)
+    data = graph.SerializeToString()
+    check_tile(model, config, data)
     return data

@@ -15,8 +15,9 @@ ENGINES = ("auto", "onnx", "torch")
 
 
 def load(model_dir: Path, version_id: str, engine: str = "auto",
-         notify: Optional[Callable[[str], None]] = None):
-    """A Segmenter for the trained model in `model_dir`."""
+         notify: Optional[Callable[[str], None]] = None, tile="auto", overlap: Optional[float] = None):
+    """A Segmenter for the trained model in `model_dir`, sliding windows as `tile` and
+    `overlap` say (core/geometry.Geometry.plan)."""
     from segcli.engine import onnx_predict
 
     if engine not in ENGINES:
@@ -27,7 +28,7 @@ def load(model_dir: Path, version_id: str, engine: str = "auto",
                 raise missing_extra("onnxruntime", "local")
         else:
             try:
-                return onnx_predict.OnnxPredictor.load(model_dir, version_id, notify)
+                return onnx_predict.OnnxPredictor.load(model_dir, version_id, notify, tile, overlap)
             except Exception as exc:  # noqa: BLE001 - auto falls back to torch on any failure
                 if engine == "onnx":
                     if isinstance(exc, ModuleNotFoundError):   # the first export needs torch, onnx
@@ -38,17 +39,17 @@ def load(model_dir: Path, version_id: str, engine: str = "auto",
                     raise DependencyError(f"ONNX Runtime could not load this version ({_why(exc)})",
                                           hint="use --engine torch, or reinstall: pip install 'segcli[local]'") from None
                 _say(notify, f"ONNX Runtime engine unavailable ({_why(exc)}); using torch")
-    return _torch(model_dir, version_id)
+    return _torch(model_dir, version_id, tile, overlap)
 
 
-def _torch(model_dir: Path, version_id: str):
+def _torch(model_dir: Path, version_id: str, tile, overlap):
     try:
         import torch  # noqa: F401
     except ModuleNotFoundError:
         raise missing_extra("torch", "local") from None
     from segcli.engine.predict import Predictor
 
-    return Predictor.load(model_dir, version_id=version_id)
+    return Predictor.load(model_dir, version_id=version_id, tile=tile, overlap=overlap)
 
 
 def _why(exc: Exception) -> str:

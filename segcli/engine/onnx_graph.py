@@ -1,16 +1,20 @@
-"""ONNX graph surgery: from the model's raw graph to the two graphs segcli writes.
+"""ONNX graph surgery: from the model's raw graph to the graphs segcli writes.
 
 The raw graph (exported from torch once) maps `pixel_values` float32 [N,3,H,W] to logits at the
 model's own resolution (1/4 of the input for SegFormer, full size for the U-Net). From it:
 
 - `contract_graph`: the file `segcli model export` writes, for other tools: the same input and
-  `logits` float32 [N,C,H,W] upsampled to the input's H x W inside the graph, plus metadata
-  (classes, normalisation, image size), so `argmax(1)` is the label map with no other code.
-- `predict_graph`: what `segcli predict` runs on ONNX Runtime. It takes the resized image as
-  uint8 [N,H,W,3] and the original size as int64 [2], and does normalisation, the bilinear resize
-  of the logits to the original size, softmax, max and argmax inside ONNX Runtime (multi-threaded
-  C++, the GIL released), returning `label` uint8 [N,h,w] and `prob` float32 [N,h,w]: the same
-  steps, in the same order, as the torch Predictor.
+  `logits` float32 [N,C,H,W] upsampled to the input's H x W inside the graph, and `raw_logits`
+  at the model's resolution, plus metadata (classes, normalisation, geometry, and the resize
+  graph below), so `argmax(1)` is the label map with no other code, and docs/onnx_client.py
+  reproduces segcli's masks at any size from this file alone.
+- `predict_graph`: what `segcli predict` runs on ONNX Runtime for whole images. It takes the
+  resized image as uint8 [N,H,W,3] and the original size as int64 [2], and does normalisation,
+  the bilinear resize of the logits to the original size, softmax, max and argmax inside ONNX
+  Runtime (multi-threaded C++, the GIL released), returning `label` uint8 [N,h,w] and `prob`
+  float32 [N,h,w]: the same steps, in the same order, as the torch Predictor.
+- `tile_graph`: what sliding windows and big outputs run (engine/tiling.py): uint8 windows
+  [N,H,W,3] + the output size -> `logits` resized to it and `raw_logits`, to blend in numpy.
 
 Only `onnx` is imported (no torch): graph edits are plain protobuf work.
 """
@@ -24,9 +28,10 @@ if TYPE_CHECKING:  # onnx is imported where graphs are built: the ONNX Runtime p
     import onnx    # only the names below
 
 RAW_INPUT, RAW_OUTPUT = "pixel_values", "raw_logits"
-INPUT, OUTPUT = "pixel_values", "logits"                 # the export contract
+INPUT, OUTPUT, OUT_SIZE = "pixel_values", "logits", "out_size"    # the export contract
 PRED_IMAGE, PRED_SIZE, PRED_LABEL, PRED_PROB = "image", "out_size", "label", "prob"
 PREDICT_FORMAT = "segcli-predict-graph/2"                # bump when predict_graph changes
+TILE_FORMAT = "segcli-tile-graph/1"                      # bump when tile_graph changes
 
 
 def _const(name: str, values, dtype=None):
@@ -52,7 +57,8 @@ def _resize_to(graph: "onnx.GraphProto", src: str, hw: str, dst: str, prefix: st
 
 
 def contract_graph(raw: "onnx.ModelProto", num_classes: int, metadata: dict[str, Any]) -> "onnx.ModelProto":
-    """The export file: `pixel_values` -> `logits` at the input's H x W, metadata attached."""
+    """The export file: `pixel_values` -> `logits` at the input's H x W and `raw_logits` at the
+    model's resolution; metadata attached."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -66,20 +72,33 @@ def contract_graph(raw: "onnx.ModelProto", num_classes: int, metadata: dict[str,
     ])
     _resize_to(g, RAW_OUTPUT, "segcli_in_hw", OUTPUT, "segcli_up")
     del g.output[:]
-    g.output.append(helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", num_classes, "H", "W"]))
+    g.output.extend([
+        helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", num_classes, "H", "W"]),
+        helper.make_tensor_value_info(RAW_OUTPUT, TensorProto.FLOAT, ["N", num_classes, "h", "w"]),
+    ])
     set_metadata(model, metadata)
     return model
 
 
-def predict_graph(raw: "onnx.ModelProto", mean, std, key: str) -> "onnx.ModelProto":
-    """The cached predict graph: uint8 NHWC image + original size -> label, winning probability.
-
-    `key` identifies the weights and config it was built from (see engine.onnx_predict)."""
-    import onnx
+def upsample_graph() -> "onnx.ModelProto":
+    """`raw_logits` [N,C,h,w] + `out_size` int64[2] -> `logits` [N,C,H,W]: the one resize every
+    segcli graph applies to the model's logits, as a graph of its own. Its bytes travel in the
+    export's metadata (segcli.upsample_onnx), so a client with only onnxruntime reproduces
+    segcli's resize bit for bit (docs/onnx_client.py)."""
     from onnx import TensorProto, helper
 
-    model = onnx.ModelProto()
-    model.CopyFrom(raw)
+    g = helper.make_graph([], "segcli_upsample",
+                          [helper.make_tensor_value_info(RAW_OUTPUT, TensorProto.FLOAT, ["N", "C", "h", "w"]),
+                           helper.make_tensor_value_info(OUT_SIZE, TensorProto.INT64, [2])],
+                          [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", "C", "H", "W"])])
+    _resize_to(g, RAW_OUTPUT, OUT_SIZE, OUTPUT, "segcli_up")
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="segcli")
+
+
+def _uint8_input(model: "onnx.ModelProto", mean, std) -> None:
+    """Replace the float input by uint8 NHWC `image`, normalised inside the graph."""
+    from onnx import TensorProto, helper
+
     g = model.graph
     del g.input[:]
     g.input.extend([
@@ -104,6 +123,38 @@ def predict_graph(raw: "onnx.ModelProto", mean, std, key: str) -> "onnx.ModelPro
     nodes = list(g.node)
     del g.node[:]
     g.node.extend(pre + nodes)
+
+
+def tile_graph(raw: "onnx.ModelProto", num_classes: int, mean, std, key: str) -> "onnx.ModelProto":
+    """uint8 NHWC windows + an output size -> `logits` resized to it, and `raw_logits`."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.ModelProto()
+    model.CopyFrom(raw)
+    _uint8_input(model, mean, std)
+    g = model.graph
+    _resize_to(g, RAW_OUTPUT, PRED_SIZE, OUTPUT, "segcli_tile")
+    del g.output[:]
+    g.output.extend([
+        helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", num_classes, "h", "w"]),
+        helper.make_tensor_value_info(RAW_OUTPUT, TensorProto.FLOAT, ["N", num_classes, "rh", "rw"]),
+    ])
+    set_metadata(model, {"segcli.format": TILE_FORMAT, "segcli.key": key})
+    return model
+
+
+def predict_graph(raw: "onnx.ModelProto", mean, std, key: str) -> "onnx.ModelProto":
+    """The cached predict graph: uint8 NHWC image + original size -> label, winning probability.
+
+    `key` identifies the weights and config it was built from (see engine.onnx_predict)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.ModelProto()
+    model.CopyFrom(raw)
+    _uint8_input(model, mean, std)
+    g = model.graph
     _resize_to(g, RAW_OUTPUT, PRED_SIZE, "segcli_post_up", "segcli_post")
     # The winning softmax probability is exp(0) / sum(exp(x - max)) = 1 / sum(exp(x - max)):
     # computed so, not with Softmax(axis=1), which ONNX Runtime runs through two transposes of

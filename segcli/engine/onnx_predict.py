@@ -5,6 +5,8 @@ onnx_graph.predict_graph: normalisation, the model, the resize to each image's o
 softmax and argmax all inside ONNX Runtime). The graph is built from the weights once, on the
 first predict (that needs torch, once), written atomically, and carries the sha256 of the
 weights and config it came from: a file that does not match them is rebuilt, never used.
+Images the version's geometry slides windows over, or whose output is too big to upsample in
+one piece, run the tile graph (model.tiles.onnx, cached the same way) through engine/tiling.
 
 This module must not import torch (a test checks): a predict with a cached graph pays for
 onnxruntime (~0.2 s) instead of torch (~1.2 s, and ~4 s with transformers).
@@ -19,23 +21,25 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 
 from segcli.core.cpus import usable_cpus
+from segcli.core.geometry import WHOLE_MAX_VALUES, Geometry
 from segcli.core.segmentation import SegResult
 from segcli.engine import artifacts, onnx_graph, prepare
 
 CACHE_NAME = "model.onnx"
+TILE_CACHE_NAME = "model.tiles.onnx"
 # The graph upsamples a whole run's logits to the original size, and ONNX Runtime holds several
 # float tensors of [N, C, H, W] at once for the resize and the softmax: 8 phone photos of 12 MP
 # in one run took 9 GB. Runs are capped at this many values per tensor instead (256 MB), so big
 # photos go one at a time; that work is per pixel, so no speed is lost. 256 px images still
 # batch by 8 up to 128 classes.
-RUN_VALUES = 64 * 2**20
+RUN_VALUES = WHOLE_MAX_VALUES
 Notify = Callable[[str], None]
 
 
-def cache_key(model_dir: Path) -> str:
-    """What the cached graph must have been built from: these weights, this config, this
+def cache_key(model_dir: Path, graph_format: str = onnx_graph.PREDICT_FORMAT) -> str:
+    """What a cached graph must have been built from: these weights, this config, this
     graph layout."""
-    return hashlib.sha256(f"{onnx_graph.PREDICT_FORMAT}:{artifacts.weights_key(model_dir)}".encode()).hexdigest()
+    return hashlib.sha256(f"{graph_format}:{artifacts.weights_key(model_dir)}".encode()).hexdigest()
 
 
 def session_options():
@@ -58,25 +62,41 @@ def _open(source):
     return ort.InferenceSession(source, sess_options=session_options(), providers=["CPUExecutionProvider"])
 
 
-def load_session(model_dir: Path, notify: Optional[Notify] = None):
-    """A session on the cached graph, building (and caching) it when missing or stale."""
+class _Graph(NamedTuple):
+    """One of the version's cached graphs: its file, format tag and builder."""
+    name: str
+    format: str
+    builder: str          # engine.export function (torch): (model_dir, key) -> bytes
+
+
+PREDICT = _Graph(CACHE_NAME, onnx_graph.PREDICT_FORMAT, "predict_onnx")
+TILES = _Graph(TILE_CACHE_NAME, onnx_graph.TILE_FORMAT, "tile_onnx")
+
+
+def load_session(model_dir: Path, notify: Optional[Notify] = None, graph: _Graph = PREDICT):
+    """A session on a cached graph, building (and caching) it when missing or stale."""
     model_dir = Path(model_dir)
-    key = cache_key(model_dir)
-    return _cached_session(model_dir, key) or _open(_build(model_dir, key, notify))
+    key = cache_key(model_dir, graph.format)
+    return _cached_session(model_dir, key, graph.name) or _open(_build(model_dir, key, notify, graph))
 
 
 def ensure_graph(model_dir: Path, notify: Optional[Notify] = None) -> None:
     """Build and cache the version's predict graph now if it is missing or stale (e.g. at the
-    end of training, so that no predict pays for the export). No session is kept."""
+    end of training, so that no predict pays for the export), and its tile graph when its
+    geometry slides windows. No session is kept."""
     model_dir = Path(model_dir)
-    key = cache_key(model_dir)
-    if _cached_session(model_dir, key) is None:
-        _build(model_dir, key, notify)
+    graphs = [PREDICT]
+    if Geometry.from_config(artifacts.config_of(model_dir)).mode == "native":
+        graphs.append(TILES)
+    for graph in graphs:
+        key = cache_key(model_dir, graph.format)
+        if _cached_session(model_dir, key, graph.name) is None:
+            _build(model_dir, key, notify, graph)
 
 
-def _cached_session(model_dir: Path, key: str):
+def _cached_session(model_dir: Path, key: str, name: str = CACHE_NAME):
     """A session on the cached graph when it exists and was built for `key`, else None."""
-    path = model_dir / CACHE_NAME
+    path = model_dir / name
     if not path.is_file():
         return None
     try:
@@ -87,14 +107,15 @@ def _cached_session(model_dir: Path, key: str):
     return session if built_for == key else None
 
 
-def _build(model_dir: Path, key: str, notify: Optional[Notify]) -> bytes:
-    """The predict graph's bytes for `key`, exported (torch) and cached beside the weights."""
-    path = model_dir / CACHE_NAME
+def _build(model_dir: Path, key: str, notify: Optional[Notify], graph: _Graph = PREDICT) -> bytes:
+    """A graph's bytes for `key`, exported (torch) and cached beside the weights."""
+    path = model_dir / graph.name
     if notify:
-        notify("preparing the ONNX Runtime engine for this model version (once; exporting needs torch, a few seconds)")
-    from segcli.engine.export import predict_onnx  # torch: only on this first use
+        what = "engine" if graph is PREDICT else "sliding-window engine"
+        notify(f"preparing the ONNX Runtime {what} for this model version (once; exporting needs torch, a few seconds)")
+    from segcli.engine import export  # torch: only on this first use
 
-    data = predict_onnx(model_dir, key)
+    data = getattr(export, graph.builder)(model_dir, key)
     try:
         artifacts.write_atomic(path, [data])
     except OSError as exc:   # a read-only store still predicts, from memory
@@ -106,15 +127,29 @@ def _build(model_dir: Path, key: str, notify: Optional[Notify]) -> bytes:
 class OnnxPredictor:
     engine = "onnx"
 
-    def __init__(self, session, config: dict, version_id: str = ""):
+    def __init__(self, session, config: dict, version_id: str = "", model_dir: Optional[Path] = None,
+                 notify: Optional[Notify] = None, tile="auto", overlap: Optional[float] = None):
         self.session, self.config, self.version_id = session, config, version_id
         self.classes: list[str] = list(config["classes"])
-        self.image_size = tuple(config["image_size"])
+        self.geometry = Geometry.from_config(config)
+        self.tile, self.overlap = tile, overlap
+        self._model_dir, self._notify = model_dir, notify
+        self._tiles = None     # the tile graph's session, opened when an image first needs it
 
     @classmethod
-    def load(cls, model_dir: Path, version_id: str = "", notify: Optional[Notify] = None) -> "OnnxPredictor":
+    def load(cls, model_dir: Path, version_id: str = "", notify: Optional[Notify] = None, tile="auto",
+             overlap: Optional[float] = None) -> "OnnxPredictor":
         config = artifacts.config_of(model_dir)
-        return cls(load_session(model_dir, notify), config, version_id)
+        return cls(load_session(model_dir, notify), config, version_id, Path(model_dir), notify, tile, overlap)
+
+    def _infer(self, windows: np.ndarray, out_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """engine/tiling's infer on the tile graph (built and cached on first use)."""
+        if self._tiles is None:
+            self._tiles = load_session(self._model_dir, self._notify, TILES)
+        logits, raw = self._tiles.run([onnx_graph.OUTPUT, onnx_graph.RAW_OUTPUT],
+                                      {onnx_graph.PRED_IMAGE: windows,
+                                       onnx_graph.PRED_SIZE: np.asarray(out_hw, np.int64)})
+        return logits, raw
 
     def predict(self, images: list[np.ndarray], batch_size: int = 8) -> list[SegResult]:
         """HxWx3 uint8 RGB images of any sizes, in order. Images with the same original and
@@ -123,22 +158,33 @@ class OnnxPredictor:
         return self.run(self.prepare(images, batch_size))
 
     def prepare(self, images: list[np.ndarray], batch_size: int = 8) -> "_Prepared":
-        """Checked, resized and stacked batches (no session: any thread, ahead of `run`)."""
+        """Checked, resized and stacked batches (no session: any thread, ahead of `run`);
+        images that take engine/tiling's path are kept apart, resized."""
         images = [prepare.check_image(im) for im in images]
-        resized = [prepare.to_model_size(im, self.image_size) for im in images]
-        keys = [(r.shape, im.shape) for r, im in zip(resized, images)]
+        resized = [prepare.to_model_size(im, self.geometry) for im in images]
+        whole, special = [], []
+        for i, im in enumerate(images):
+            path = prepare.special_path(self.geometry, im.shape[:2], len(self.classes), self.tile, self.overlap)
+            if path is None:
+                whole.append(i)
+            else:
+                special.append((i, path, resized[i], im.shape[:2]))
+        keys = [(resized[i].shape, images[i].shape) for i in whole]
         runs = []
         for group in prepare.groups(keys, batch_size):
+            group = [whole[g] for g in group]
             h, w = images[group[0]].shape[:2]
             step = max(1, min(len(group), RUN_VALUES // (len(self.classes) * h * w)))
             for start in range(0, len(group), step):
                 idx = group[start:start + step]
                 batch = resized[idx[0]][None] if len(idx) == 1 else np.stack([resized[i] for i in idx])
                 runs.append((idx, batch, np.asarray((h, w), np.int64)))
-        return _Prepared(len(images), runs)
+        return _Prepared(len(images), runs, special, batch_size)
 
     def run(self, prepared: "_Prepared") -> list[SegResult]:
         out: list = [None] * prepared.count
+        for i, path, resized, hw in prepared.special:
+            out[i] = prepare.run_special(path, resized, hw, len(self.classes), self._infer, prepared.batch_size)
         for idx, batch, size in prepared.runs:
             label, prob = self.session.run([onnx_graph.PRED_LABEL, onnx_graph.PRED_PROB],
                                            {onnx_graph.PRED_IMAGE: batch, onnx_graph.PRED_SIZE: size})
@@ -153,6 +199,8 @@ class OnnxPredictor:
 class _Prepared(NamedTuple):
     count: int                                               # images, in input order
     runs: list[tuple[list[int], np.ndarray, np.ndarray]]     # (indices, uint8 NHWC batch, original size)
+    special: list = []                                       # (index, path, resized image, original hw)
+    batch_size: int = 8
 
 
 def available() -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from segcli.core.geometry import Geometry
+
 SEGFORMER = "MMSegmentation_SegFormer"
 UNET = "segcli_UNet"
 EFFNET = "segcli_EfficientNetLite0"   # ImageNet-pretrained encoder: the offline default
@@ -32,6 +34,16 @@ class EngineParams:
     mixed_precision: str
     val_percent: float
     loss: str
+    resize_mode: str = "image_size"      # image_size (Clarifai's rule) | native
+    crop_size: tuple[int, ...] = (512,)  # native: training crop = predict window
+    native_scale: float = 1.0            # native: images scaled by this first
+    scale_jitter: tuple[float, float] = (1.0, 1.0)   # native: random rescale of each crop
+    tile_overlap: float = 0.25           # share of a window its neighbour overlaps (eval, predict)
+    class_weights: Any = "none"          # "none" | "auto" | [w0, w1, ...]
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry.from_params(asdict(self))
 
     @property
     def lr(self) -> float:
@@ -43,7 +55,13 @@ class EngineParams:
         d = asdict(self)
         for k in ("device", "num_workers", "mixed_precision"):
             d.pop(k)
-        d["image_size"] = list(d["image_size"])
+        for k in ("image_size", "crop_size", "scale_jitter"):
+            d[k] = list(d[k])
+        # Knobs added later are left out at their defaults: a checkpoint written before they
+        # existed still resumes.
+        for k, default in _LATER_DEFAULTS.items():
+            if d[k] == default:
+                d.pop(k)
         return d
 
     @classmethod
@@ -66,7 +84,28 @@ class EngineParams:
             mixed_precision=str(p["mixed_precision"]),
             val_percent=float(p["val_percent"]),
             loss=str(p["loss"]),
+            resize_mode=str(p.get("resize_mode", "image_size")),
+            crop_size=tuple(int(round(float(v))) for v in p.get("crop_size", [512])),
+            native_scale=float(p.get("native_scale", 1.0)),
+            scale_jitter=_range(p.get("scale_jitter", [1.0, 1.0])),
+            tile_overlap=float(p.get("tile_overlap", 0.25)),
+            class_weights=_weights(p.get("class_weights", "none")),
         )
+
+
+_LATER_DEFAULTS = {"resize_mode": "image_size", "crop_size": [512], "native_scale": 1.0,
+                   "scale_jitter": [1.0, 1.0], "tile_overlap": 0.25, "class_weights": "none"}
+
+
+def _range(value: Any) -> tuple[float, float]:
+    items = [float(v) for v in (value if isinstance(value, list) else [value])]
+    return (min(items), max(items))
+
+
+def _weights(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(float(v) for v in value)
+    return str(value)
 
 
 def _yaml_defaults(template: str) -> dict[str, Any]:

@@ -1,17 +1,22 @@
 """What both predict engines (torch, ONNX Runtime) share, without torch: the input check, the
-resize to the model's size, batching of images that share shapes, and per-class scores.
+resize to the model's size, which images take the sliding-window or banded path, batching of
+images that share shapes, and per-class scores.
 
-Preprocessing repeats training's (resize per image_size); logits are later upsampled to each
+Preprocessing repeats training's (the version's geometry); logits are later upsampled to each
 image's ORIGINAL size before the softmax/argmax, as mmseg does.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Optional, Union
 
 import numpy as np
 
 from segcli.core.errors import InvalidInputError
-from segcli.engine import data
+from segcli.core.geometry import WHOLE_MAX_VALUES, Geometry, TilePlan
+from segcli.core.segmentation import SegResult
+from segcli.engine import data, tiling
+
+BANDS = "bands"     # special_path's answer for a whole image whose output is upsampled in bands
 
 
 def check_image(im: np.ndarray) -> np.ndarray:
@@ -26,8 +31,31 @@ def check_image(im: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(im[:, :, :3])
 
 
-def to_model_size(im: np.ndarray, image_size: tuple[int, ...]) -> np.ndarray:
-    return data.resize_image(im, data.resized_hw(*im.shape[:2], image_size))
+def to_model_size(im: np.ndarray, geometry: Geometry) -> np.ndarray:
+    return data.resize_image(im, geometry.model_hw(*im.shape[:2]))
+
+
+def special_path(geometry: Geometry, hw: tuple[int, int], num_classes: int, tile="auto",
+                 overlap: Optional[float] = None) -> Union[TilePlan, str, None]:
+    """How an image of original size hw is predicted: a TilePlan (sliding windows), BANDS (the
+    whole image in one run, its logits upsampled in bands: C x H x W would exceed
+    WHOLE_MAX_VALUES), or None (the whole image, upsampled in one piece)."""
+    plan = geometry.plan(hw[0], hw[1], tile, overlap)
+    if plan is not None:
+        return plan
+    return BANDS if num_classes * hw[0] * hw[1] > WHOLE_MAX_VALUES else None
+
+
+def run_special(path: Union[TilePlan, str], resized: np.ndarray, hw: tuple[int, int], num_classes: int,
+                infer: tiling.Infer, batch_size: int) -> SegResult:
+    """A special_path image through engine/tiling: its SegResult."""
+    if path == BANDS:
+        _, raw = infer(resized[None], (1, 1))      # the resize to 1 x 1 costs nothing
+        label, scores = tiling.upsample_labels(raw[0], hw)
+    else:
+        label, scores = tiling.blend_windows(resized, hw, path.window, path.stride, num_classes, infer,
+                                             batch=max(1, batch_size // 2))
+    return SegResult(label, class_scores=scores)
 
 
 def groups(shapes: list[tuple], batch_size: int) -> Iterator[list[int]]:

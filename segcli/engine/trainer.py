@@ -18,8 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from segcli.core.errors import InvalidInputError, TrainingFailedError
+from segcli.core.geometry import shrink_hint
 from segcli.core.metrics import ConfusionMatrix
-from segcli.engine import checkpoint, data, models, runtime
+from segcli.engine import checkpoint, data, models, runtime, tiling
+from segcli.engine.class_weights import weights_for
 from segcli.engine.params import EngineParams
 
 STEP_EVENT_INTERVAL_S = 0.5
@@ -36,7 +38,9 @@ def run(job, on_event, should_stop, resume: bool) -> dict:
     runtime.seed_all(p.seed)
     model, arch = models.create(p, classes)
     model.to(rt.device)
-    steps = math.ceil(len(tr_idx) / p.batch_size)
+    steps = data.steps_per_epoch(tr, tr_idx, p.batch_size)
+    weights = weights_for(p.class_weights, tr.class_pixels(tr_idx, len(classes)), classes)
+    loss_weight = None if weights is None else torch.from_numpy(weights).to(rt.device)
     opt, sched = make_optimizer(model, arch, p, steps)
     ckpt_dir = Path(job.workdir) / "checkpoint"
     fingerprint = _fingerprint(p, classes, len(tr_idx), len(va_idx))
@@ -48,15 +52,16 @@ def run(job, on_event, should_stop, resume: bool) -> dict:
               "skipped_inputs": [{"input": i, "reason": r} for i, r in skipped[:20]],
               "params": {**p.fingerprint(), "device": p.device}})
     _log_setup(on_event, rt, model, len(tr_idx), len(va_idx), skipped)
+    _log_geometry(on_event, p, tr, classes, weights)
     for epoch in range(start + 1, p.num_epochs + 1):
         t0 = time.perf_counter()
         runtime.seed_all(p.seed, epoch)
-        batches = data.train_batches(tr, tr_idx, p.batch_size, p.seed, epoch, p.num_workers)
-        res = _train_epoch(model, opt, sched, batches, rt, p, epoch, steps, on_event, should_stop)
+        batches = data.train_batches(tr, tr_idx, p.batch_size, p.seed, epoch, p.num_workers, p.scale_jitter)
+        res = _train_epoch(model, opt, sched, batches, rt, p, epoch, steps, on_event, should_stop, loss_weight)
         if res is None:   # nothing saved for the unfinished epoch: resume redoes it whole
             on_event({"event": "stopped", "epoch": epoch - 1})
             return {"stopped": True, "epoch": epoch - 1}
-        val = evaluate(model, va, va_idx, rt, classes, p.batch_size)
+        val = evaluate(model, va, va_idx, rt, classes, p.batch_size, p.tile_overlap)
         history.append(_record(epoch, res, val, time.perf_counter() - t0))
         checkpoint.save_training(ckpt_dir, model=model, optimizer=opt, scheduler=sched,
                                  epoch=epoch, history=history, fingerprint=fingerprint)
@@ -77,9 +82,21 @@ def _log_setup(on_event, rt, model, n_train: int, n_val: int, skipped: list) -> 
         on_event({"event": "log", "message": f"skipped {path}: {reason}"})
 
 
+def _log_geometry(on_event, p: EngineParams, tr, classes: list[str], weights) -> None:
+    """How images reach the model, and a hint when they shrink so much that small objects
+    vanish (the photos are much larger than the resize mode keeps them)."""
+    g = p.geometry
+    if weights is not None:
+        on_event({"event": "log", "message": "class weights: " + ", ".join(
+            f"{c} {w:.2f}" for c, w in zip(classes, weights))})
+    hint = shrink_hint(g, tr.sizes)
+    if hint:
+        on_event({"event": "log", "message": hint})
+
+
 def _prepare_data(job, p: EngineParams):
-    tr, skipped = data.load_all(job.train, p.image_size)
-    va, skipped_val = data.load_all(job.val, p.image_size) if job.val else (None, [])
+    tr, skipped = data.load_all(job.train, p.geometry)
+    va, skipped_val = data.load_all(job.val, p.geometry) if job.val else (None, [])
     data.check_tolerance(len(job.train) + len(job.val), skipped + skipped_val,
                          p.invalid_data_tolerance_percent)
     if not len(tr):
@@ -145,11 +162,11 @@ def _resume(ckpt_dir: Path, fingerprint: dict, model, opt, sched):
     return st["epoch"], st["history"]
 
 
-def _loss(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
+def _loss(logits: torch.Tensor, y: torch.Tensor, kind: str, weight: torch.Tensor | None = None) -> torch.Tensor:
     logits = logits.float()
     if logits.shape[-2:] != y.shape[-2:]:
         logits = F.interpolate(logits, size=y.shape[-2:], mode="bilinear", align_corners=False)
-    loss = F.cross_entropy(logits, y, ignore_index=data.IGNORE)
+    loss = F.cross_entropy(logits, y, weight=weight, ignore_index=data.IGNORE)
     if kind == "ce_dice":
         loss = loss + _dice(logits, y)
     return loss
@@ -167,12 +184,12 @@ def _dice(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 1 - ((2 * inter + 1) / (denom + 1)).mean()
 
 
-def train_step(model, opt, sched, x, y, rt, loss_kind: str) -> float:
+def train_step(model, opt, sched, x, y, rt, loss_kind: str, weight: torch.Tensor | None = None) -> float:
     """One optimisation step on one batch; returns the loss."""
     x, y = x.to(rt.device, non_blocking=True), y.to(rt.device, non_blocking=True)
     with rt.autocast():
         logits = model(x)
-    loss = _loss(logits, y, loss_kind)
+    loss = _loss(logits, y, loss_kind, weight)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -180,7 +197,7 @@ def train_step(model, opt, sched, x, y, rt, loss_kind: str) -> float:
     return loss.item()
 
 
-def _train_epoch(model, opt, sched, batches, rt, p, epoch, steps, on_event, should_stop):
+def _train_epoch(model, opt, sched, batches, rt, p, epoch, steps, on_event, should_stop, weight=None):
     """One pass; None if should_stop() fired (polled before every step)."""
     model.train()
     loss_sum, n, t0 = 0.0, 0, time.perf_counter()
@@ -189,7 +206,7 @@ def _train_epoch(model, opt, sched, batches, rt, p, epoch, steps, on_event, shou
         for s, (x, y) in enumerate(batches, 1):
             if should_stop():
                 return None
-            value = train_step(model, opt, sched, x, y, rt, p.loss)
+            value = train_step(model, opt, sched, x, y, rt, p.loss, weight)
             if not math.isfinite(value):
                 raise TrainingFailedError(f"loss became {value} at epoch {epoch}, step {s}",
                                           hint="lower per_item_lrate (--set per_item_lrate=...)")
@@ -206,17 +223,34 @@ def _train_epoch(model, opt, sched, batches, rt, p, epoch, steps, on_event, shou
     return {"loss": loss_sum / max(n, 1), "images_per_s": n / max(secs, 1e-9)}
 
 
-def evaluate(model, ds, idx: list[int], rt, classes: list[str], batch_size: int) -> dict | None:
-    """Metrics on whole resized images (not the original size; predict does that)."""
+def evaluate(model, ds, idx: list[int], rt, classes: list[str], batch_size: int,
+             overlap: float | None = None) -> dict | None:
+    """Metrics at model resolution (resized images; predict brings labels to the original
+    size); at native resolution with predict's sliding windows."""
     if not idx:
         return None
     model.eval()
     cm = ConfusionMatrix(len(classes), data.IGNORE)
-    with torch.inference_mode(), rt.autocast():
-        for x, y in data.eval_batches(ds, idx, batch_size):
-            logits = model(x.to(rt.device)).float()
-            logits = F.interpolate(logits, size=y.shape[-2:], mode="bilinear", align_corners=False)
-            cm.update(logits.argmax(1).cpu().numpy(), y.numpy())
+    g = ds.geometry
+    if g.mode == "native":
+        from segcli.engine.predict import torch_infer
+
+        infer = torch_infer(model, rt, data.MEAN, data.STD)
+        for i in idx:
+            image, mask = ds.get(i)     # already at model resolution (native_scale applied)
+            plan = g._replace(scale=1.0).plan(*mask.shape, overlap=overlap)
+            if plan is None:
+                label = infer(image[None], mask.shape)[0][0].argmax(0)
+            else:
+                label, _ = tiling.blend_windows(image, mask.shape, plan.window, plan.stride, len(classes),
+                                                infer, batch=max(1, batch_size // 2))
+            cm.update(label, mask)
+    else:
+        with torch.inference_mode(), rt.autocast():
+            for x, y in data.eval_batches(ds, idx, batch_size):
+                logits = model(x.to(rt.device)).float()
+                logits = F.interpolate(logits, size=y.shape[-2:], mode="bilinear", align_corners=False)
+                cm.update(logits.argmax(1).cpu().numpy(), y.numpy())
     model.train()
     return cm.compute(classes)
 
@@ -237,10 +271,10 @@ def _record(epoch: int, res: dict, val: dict | None, seconds: float) -> dict:
 def _finish(workdir: Path, model, arch, p, classes, history, n_train, n_val, skipped) -> dict:
     last = history[-1]
     model_dir = workdir / "model"
+    geometry = p.geometry
     config = {
         "format": "segcli-model/1", "template": p.template, "classes": classes, "arch": arch,
-        "image_size": list(p.image_size),
-        "resize": "short_side" if len(p.image_size) == 1 else "exact",
+        "image_size": geometry.image_size, "resize": geometry.mode, "geometry": geometry.to_dict(),
         "normalisation": {"scale": 1 / 255, "mean": data.MEAN.tolist(), "std": data.STD.tolist()},
         "ignore_index": data.IGNORE, "train_params": p.fingerprint(),
     }

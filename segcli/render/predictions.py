@@ -21,7 +21,7 @@ from PIL import Image
 
 from segcli.core.files import write_text_atomic
 from segcli.datasets.images import bbox_of
-from segcli.render import png
+from segcli.render import png, strips
 from segcli.render.overlay import render_overlay
 
 BACKGROUND = "background"
@@ -97,14 +97,19 @@ class PredictionWriter:
         return self._image(slot, input_name, stem, image, labelmap, class_scores)
 
     def submit_image(self, input_name: str, image: np.ndarray, labelmap: np.ndarray,
-                     class_scores: Any) -> None:
+                     class_scores: Any, done: Callable[[], None] | None = None) -> None:
         """Like add_image, in a writer thread (blocks while 4 x workers are queued). A failed
-        write raises here on a later call, or in close()."""
+        write raises here on a later call, or in close(). `done` is called once the item is
+        written or has failed (predict releases the image's memory budget with it)."""
         if self._pool is None:
-            self.add_image(input_name, image, labelmap, class_scores)
+            try:
+                self.add_image(input_name, image, labelmap, class_scores)
+            finally:
+                if done is not None:
+                    done()
             return
         slot, stem = self._reserve(input_name)
-        self._submit(self._pool, self._image, slot, input_name, stem, image, labelmap, class_scores)
+        self._submit(self._pool, self._image, slot, input_name, stem, image, labelmap, class_scores, done=done)
 
     def skip(self, input_name: str, reason: str) -> None:
         """An input that could not be predicted (unreadable image, corrupt video, ...)."""
@@ -197,11 +202,17 @@ class PredictionWriter:
         stem = self._unique_stem(input_name) if input_name is not None and self.out_dir is not None else None
         return len(self._items) - 1, stem
 
-    def _submit(self, pool: ThreadPoolExecutor, work: Callable[..., Any], *args: Any) -> None:
+    def _submit(self, pool: ThreadPoolExecutor, work: Callable[..., Any], *args: Any,
+                done: Callable[[], None] | None = None) -> None:
         self._reap(block=False)
         self._room.acquire()  # type: ignore[union-attr]
         future = pool.submit(work, *args)
-        future.add_done_callback(lambda _: self._room.release())  # type: ignore[union-attr]
+
+        def finished(_: Future) -> None:
+            self._room.release()  # type: ignore[union-attr]
+            if done is not None:
+                done()
+        future.add_done_callback(finished)
         self._pending.append(future)
 
     def _reserve_frame(self, video_name: str, fps: float | None) -> tuple[int, _Video | None]:
@@ -225,7 +236,13 @@ class PredictionWriter:
                labelmap: np.ndarray, class_scores: Any) -> dict[str, Any]:
         labelmap, kept, regions = self._threshold(labelmap, class_scores, image)
         item = self._new_item(input_name, labelmap, regions)
-        if stem is not None:
+        if stem is not None and labelmap.size >= strips.LARGE_PIXELS:
+            # a band at a time: the one-piece path makes several full-size copies
+            item["mask_path"], item["overlay_path"] = f"{stem}.mask.png", f"{stem}.overlay.png"
+            strips.write_mask_png(self.out_dir / item["mask_path"], labelmap)  # type: ignore[operator]
+            strips.write_overlay_png(self.out_dir / item["overlay_path"], image, labelmap,  # type: ignore[operator]
+                                     self.classes, kept)
+        elif stem is not None:
             item["mask_path"] = self._save_mask(labelmap, stem)
             overlay = render_overlay(image, labelmap, self.classes, present=kept)
             item["overlay_path"] = self._save_overlay(overlay, stem)
@@ -255,14 +272,18 @@ class PredictionWriter:
         return lm, kept, [self._region(lm, c, float(scores[c]), int(counts[c])) for c in kept]
 
     def _region(self, lm: np.ndarray, index: int, score: float, area: int) -> dict[str, Any]:
-        mask = lm == index
+        if lm.size >= strips.LARGE_PIXELS:      # no full-size boolean mask and its copies
+            bbox, rle = strips.bbox_and_rle(lm, index)
+        else:
+            mask = lm == index
+            bbox, rle = list(bbox_of(mask)), encode_rle(mask)
         return {
             # Concept ids equal names (on Clarifai since SDK 10.9.3, and locally).
             "concept": {"id": self.classes[index], "name": self.classes[index]},
             "score": round(score, 4),
             "area": area,
-            "bbox": list(bbox_of(mask)),
-            "mask": encode_rle(mask),
+            "bbox": bbox,
+            "mask": rle,
         }
 
     def _new_item(self, input_name: str, lm: np.ndarray, regions: list) -> dict[str, Any]:

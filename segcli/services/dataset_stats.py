@@ -34,6 +34,7 @@ class DatasetStats:
     ignore_pixels: int = 0
     concept_images: dict[str, int] = field(default_factory=dict)
     concept_pixels: dict[str, int] = field(default_factory=dict)
+    sizes: list = field(default_factory=list)      # (h, w) of each image
 
     def add(self, labelmap, labels: dict[int, str]) -> None:
         """Count one item: `labelmap` HxW uint8, `labels` its value -> concept."""
@@ -42,6 +43,7 @@ class DatasetStats:
         counts = np.bincount(np.asarray(labelmap, dtype=np.uint8).ravel(), minlength=256)
         self.images += 1
         self.pixels += int(labelmap.size)
+        self.sizes.append(tuple(int(v) for v in labelmap.shape[:2]))
         self.ignore_pixels += int(counts[IGNORE_INDEX])
         here: dict[str, int] = {}
         for value, concept in labels.items():
@@ -89,6 +91,18 @@ def of_dataset(backend: Backend, app_id: str, dataset_id: str, total: int, progr
     """Statistics of the dataset as it is now (`total` = its input count, for the progress bar)."""
     with Counter("counting labels", total, progress_mode) as counter:
         return compute(backend.iter_dataset_items(app_id, dataset_id), counter.advance)
+
+
+def size_hint(stats: DatasetStats, backend: Backend) -> str | None:
+    """The one-line hint `train` also gives when the images are much larger than the default
+    template's training size (local backend: its templates have resize_mode=native)."""
+    if not backend.accepts_local_params:
+        return None
+    from segcli.core.geometry import Geometry, shrink_hint
+    from segcli.core.templates import find_template, local_templates
+
+    defaults = find_template(local_templates(), backend.default_template).defaults()
+    return shrink_hint(Geometry.from_params(defaults), stats.sizes)
 
 
 def rare_warning(stats: DatasetStats) -> str | None:

@@ -5,6 +5,12 @@ the engine allows (threads, in input order, a bounded number ahead) -> the model
 and nothing else; ONNX Runtime and torch release the GIL while they compute) -> writing masks,
 overlays and RLE, and the class scores (PredictionWriter's threads). The model loads once.
 
+Memory is bounded by pixels, not by image count: batches hold at most BATCH_PIXELS (read from
+the files' headers first), and at most BUDGET_PIXELS of decoded images are in flight between
+decoding and the end of their writing (a larger image goes alone). 256 px images still batch by
+8 and read ahead freely; 12 MP photos overlap decode, model and writing three at a time; a
+100 MP photo runs alone, its logits blended or upsampled in bands (engine/tiling.py).
+
 An input that cannot be read (corrupt or truncated file, decompression bomb, broken video) is
 skipped with a warning and listed under `skipped` in predictions.json; predictions.json is
 written whatever happens; when nothing at all could be predicted the command fails (exit 5).
@@ -26,12 +32,14 @@ from segcli.core.cpus import usable_cpus
 from segcli.core.errors import InvalidInputError, NotFoundError
 from segcli.core.faults import cannot_write
 from segcli.core.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from segcli.core.ordered import ordered_map
+from segcli.core.ordered import OrderedBudget, ordered_map
 from segcli.core.segmentation import SegResult, StagedSegmenter
 from segcli.render.progress import Counter
 
 IMAGE_EXTS = frozenset(IMAGE_SUFFIXES)
 VIDEO_EXTS = frozenset(VIDEO_SUFFIXES)
+BATCH_PIXELS = 8 * 2**20          # a decode batch: up to batch_size images within this
+BUDGET_PIXELS = 48 * 2**20        # decoded, not yet written: ~300 MB of images and label maps
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -144,7 +152,8 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[str], inputs: list[str],
             out_dir: Optional[Path], threshold: float, batch_size: int, progress_mode: str,
             warn: Callable[[str], None], engine: str = "auto",
-            notify: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
+            notify: Optional[Callable[[str], None]] = None, tile: "int | str" = "auto",
+            overlap: Optional[float] = None) -> dict[str, Any]:
     from PIL import Image
 
     paths = expand_inputs(inputs)
@@ -153,7 +162,8 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise cannot_write(exc, out_dir, hint="choose another --out") from None
-    segmenter = backend.load_segmenter(app_id, model_id, version_id, engine=engine, notify=notify)
+    segmenter = backend.load_segmenter(app_id, model_id, version_id, engine=engine, notify=notify,
+                                       tile=tile, overlap=overlap)
     images = [p for p in paths if p.suffix.lower() in IMAGE_EXTS]
     videos = [p for p in paths if p.suffix.lower() in VIDEO_EXTS]
     with warnings.catch_warnings():
@@ -167,6 +177,39 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
     return document
 
 
+def header_pixels(path: Path) -> int:
+    """width x height from the file's header (no decoding); 0 when it cannot be read (decoding
+    will say why) or is not a regular file."""
+    import stat
+
+    from PIL import Image
+
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return 0
+        with Image.open(path) as im:
+            return int(im.width) * int(im.height)
+    except Exception:  # noqa: BLE001 - anything unreadable is reported by the decode
+        return 0
+
+
+def plan_batches(pixels: list[int], batch_size: int, batch_pixels: int = BATCH_PIXELS) -> list[list[int]]:
+    """Consecutive image indices in batches of at most `batch_size` images and `batch_pixels`
+    pixels (an image larger than that goes alone)."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    held = 0
+    for i, px in enumerate(pixels):
+        if current and (len(current) == batch_size or held + px > batch_pixels):
+            batches.append(current)
+            current, held = [], 0
+        current.append(i)
+        held += px
+    if current:
+        batches.append(current)
+    return batches
+
+
 def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Path], threshold: float,
          batch_size: int, progress_mode: str, warn: Callable[[str], None]):
     """The pipeline itself; returns the writer, closed (its index written) whatever happened."""
@@ -174,29 +217,42 @@ def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Pa
 
     cpus = usable_cpus()
     staged = isinstance(segmenter, StagedSegmenter)
+    pixels = list(ordered_map(lambda i: header_pixels(images[i]), len(images), min(2, cpus), ahead=64))
+    plan = plan_batches(pixels, batch_size)
+    budget = OrderedBudget(BUDGET_PIXELS)
 
     def load_batch(b: int) -> tuple[list, list, Any]:
         """Batch b decoded and, where the engine allows, prepared for the model (resized,
-        stacked): in a decode thread, so that this thread only feeds the model."""
-        loaded = [load_rgb(path) for path in images[b * batch_size:(b + 1) * batch_size]]
+        stacked): in a decode thread, so that this thread only feeds the model. Waits for
+        room in the budget first (given back as each image is written)."""
+        budget.acquire(b, sum(pixels[i] for i in plan[b]))
+        loaded = [load_rgb(images[i]) + (pixels[i],) for i in plan[b]]
+        for entry in loaded:
+            if entry[1] is None:
+                budget.release(entry[3])
         good = [entry for entry in loaded if entry[1] is not None]
         prepared = segmenter.prepare([g[1] for g in good], batch_size) if staged and good else None
         return loaded, good, prepared
 
     with PredictionWriter(out_dir, segmenter.classes, threshold=threshold, workers=cpus) as writer:
         with Counter("predicting", len(images), progress_mode) as counter:
-            batches = -(-len(images) // batch_size)
-            for loaded, good, prepared in ordered_map(load_batch, batches, min(2, cpus), ahead=2):
-                for path, _, why in (entry for entry in loaded if entry[1] is None):
-                    warn(f"skipped {path}: {why}")
-                    writer.skip(str(path), why)
-                if good:
-                    results = (segmenter.run(prepared) if staged
-                               else segmenter.predict([g[1] for g in good], batch_size))
-                    for (path, image, _), result in zip(good, results):
-                        # Scores are read in the writer thread (an engine may compute them there).
-                        writer.submit_image(str(path), image, result.labelmap, partial(_scores, result))
-                counter.advance(len(loaded))
+            batches = ordered_map(load_batch, len(plan), min(2, cpus), ahead=2)
+            try:
+                for loaded, good, prepared in batches:
+                    for path, _, why, _ in (entry for entry in loaded if entry[1] is None):
+                        warn(f"skipped {path}: {why}")
+                        writer.skip(str(path), why)
+                    if good:
+                        results = (segmenter.run(prepared) if staged
+                                   else segmenter.predict([g[1] for g in good], batch_size))
+                        for (path, image, _, px), result in zip(good, results):
+                            # Scores are read in the writer thread (an engine may compute them there).
+                            writer.submit_image(str(path), image, result.labelmap, partial(_scores, result),
+                                                done=partial(budget.release, px))
+                    counter.advance(len(loaded))
+            finally:
+                budget.close()     # wakes decode threads waiting for room, so they can stop
+                batches.close()
         for video in videos:
             _predict_video(segmenter, writer, video, batch_size, progress_mode, warn)
     return writer

@@ -58,7 +58,20 @@ def prepare(backend: Backend, app_id: str, template_name: Optional[str], params_
     if not doc["concepts"]:
         raise InvalidInputError(f"dataset '{dataset_id}' has no labelled concepts to train",
                                 hint=f"segcli dataset upload {dataset_id} --app {app_id} ...")
+    if backend.accepts_local_params:
+        _size_note(backend, app_id, dataset_id, version_id, doc, sink)
     return template, doc
+
+
+def _size_note(backend: Backend, app_id: str, dataset_id: str, version_id: str, doc: dict[str, Any],
+               sink: Output) -> None:
+    """One line when the photos are much larger than the training size (small objects vanish)."""
+    from segcli.core.geometry import Geometry, shrink_hint
+
+    sizes = backend.image_sizes(app_id, dataset_id, version_id)
+    hint = shrink_hint(Geometry.from_params(doc["train_params"]), sizes or [])
+    if hint:
+        sink.info(f"note: {hint}")
 
 
 def _snapshot(v: ModelVersion) -> dict[str, Any]:

@@ -178,6 +178,6 @@ class ClarifaiBackend(Backend):
     def _resume(self, version: ModelVersion) -> ModelVersion:
         raise refusals.unsupported(self.name, "resume training", hint="start a new version: segcli train ...")
 
-    def _load_segmenter(self, version: ModelVersion, engine: str, notify) -> CloudSegmenter:
-        # engine picks a local inference engine: Clarifai predicts on its side.
+    def _load_segmenter(self, version: ModelVersion, engine: str, notify, tile, overlap) -> CloudSegmenter:
+        # engine and tile pick how a local engine predicts: Clarifai predicts on its side.
         return CloudSegmenter(self.conn, version.app_id, version.model_id, version.id, version.concepts)

@@ -30,6 +30,7 @@ class LocalBackend(Backend):
     default_template = "segcli_EfficientNetLite0"
     accepts_local_params = True
     exports_weights = True
+    slides_windows = True
 
     def __init__(self, root: Path):
         self.store = Store(root)
@@ -181,6 +182,10 @@ class LocalBackend(Backend):
         return [r[0] for r in self.store.all("SELECT DISTINCT concept_id FROM annotations WHERE app_id=? AND dataset_id=?",
                                              (app_id, dataset_id))]
 
+    def _image_sizes(self, app_id: str, version_id: str) -> Optional[list[tuple[int, int]]]:
+        return [(r["height"], r["width"]) for r in self.store.all(
+            "SELECT height, width FROM dataset_version_items WHERE app_id=? AND version_id=?", (app_id, version_id))]
+
     def _iter_dataset_items(self, app_id: str, dataset_id: str, version_id: Optional[str]) -> Iterator[DatasetItem]:
         from segcli.backends.local import items
 
@@ -258,7 +263,7 @@ class LocalBackend(Backend):
     def _model_dir(self, version: ModelVersion) -> Path:
         return self.store.runs_dir(version.id) / "model"
 
-    def _load_segmenter(self, version: ModelVersion, engine: str, notify):
+    def _load_segmenter(self, version: ModelVersion, engine: str, notify, tile, overlap):
         from segcli.engine.loader import load
 
-        return load(self._model_dir(version), version.id, engine, notify)
+        return load(self._model_dir(version), version.id, engine, notify, tile=tile, overlap=overlap)
