@@ -21,7 +21,7 @@ from typing import Optional
 from segcli.backends.base import Backend
 from segcli.core.errors import ConflictError, InvalidInputError
 from segcli.core.files import write_text_atomic
-from segcli.datasets.writers import CocoWriter, FileNames, MaskFolderWriter, class_numbering
+from segcli.datasets.writers import CocoWriter, FileNames, MaskFolderWriter, category_ids, class_numbering
 from segcli.render.progress import Counter
 
 FORMATS = ("masks", "coco")
@@ -36,7 +36,8 @@ class ExportResult:
     dataset_id: str
     dataset_version_id: Optional[str]
     images: int
-    classes: list[str]          # classes[i] names mask value / category id i; classes[0] = background
+    classes: list[str]          # classes[i] names mask value i; classes[0] = background
+    category_ids: dict[str, int]  # COCO category id of each class (coco: the uploaded ids where known)
     renamed: int                # images whose uploaded name had to change (unsafe, clashing, no suffix)
     ignored_pixels: int         # coco only: ignore (255) pixels COCO cannot express (left as background)
 
@@ -49,6 +50,7 @@ def export(backend: Backend, app_id: str, dataset_id: str, version_id: Optional[
     _check_target(out_dir, fmt)
     # The rules (app, dataset, version exist) run here, before anything is written.
     items = backend.iter_dataset_items(app_id, dataset_id, version_id)
+    classes, known_ids = backend.class_numbering(app_id, dataset_id, version_id)
     total = (backend.get_dataset_version(app_id, dataset_id, version_id).inputs if version_id
              else backend.get_dataset(app_id, dataset_id).inputs)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -64,10 +66,12 @@ def export(backend: Backend, app_id: str, dataset_id: str, version_id: Optional[
                 writer.add(name, item.image, item.labelmap, item.labels, item.labelmap_png)
                 all_labels.append(item.labels)
                 counter.advance()
-        classes = class_numbering(all_labels)
-        writer.finish(classes)
+        classes = class_numbering(all_labels, classes)
+        ids = category_ids(classes, known_ids)
+        writer.finish(classes, ids)
         result = ExportResult(dir=str(out_dir), format=fmt, app_id=app_id, dataset_id=dataset_id,
                               dataset_version_id=version_id, images=len(all_labels), classes=classes,
+                              category_ids={c: ids[c] for c in classes[1:]},
                               renamed=names.renamed,
                               ignored_pixels=getattr(writer, "ignored_pixels", 0))
         write_text_atomic(staging / MARKER, json.dumps(result.__dict__, indent=2) + "\n")
