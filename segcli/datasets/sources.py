@@ -42,8 +42,12 @@ def load_json(path: Path) -> Any:
 
 def read_lines(path: Path) -> list[str]:
     """The lines of a text file, stripped, blank ones kept (they can matter: an index each)."""
+    return [line.strip() for line in read_text(path).splitlines()]
+
+
+def read_text(path: Path) -> str:
     try:
-        return [line.strip() for line in decode_text(Path(path).read_bytes()).splitlines()]
+        return decode_text(Path(path).read_bytes())
     except OSError as e:
         raise BadSource(f"cannot read {path.name}: {e.strerror or e}") from None
     except TextEncodingError as e:

@@ -20,7 +20,7 @@ from segcli.datasets.filefacts import KnownFiles, Stash
 from segcli.datasets.items import InvalidItem, ReadResult
 from segcli.datasets.reading import Progress, require_dir
 from segcli.datasets.shapes import Drawing, Shape, drawing_key, read_drawings
-from segcli.datasets.sources import BadSource, read_lines, walk_files
+from segcli.datasets.sources import BadSource, read_lines, read_text, walk_files
 
 HINT = "expected a YOLO dataset: images/ and labels/ (or train/images, train/labels) and data.yaml with names"
 
@@ -42,7 +42,7 @@ def class_names(root: Path) -> list[str]:
     if path is None:
         raise InvalidInputError(f"no data.yaml in {root}: YOLO label files name classes by index only", hint=HINT)
     try:
-        doc = yaml.safe_load("\n".join(read_lines(path)))
+        doc = yaml.safe_load(read_text(path))
     except (BadSource, yaml.YAMLError) as e:
         raise InvalidInputError(f"{path} cannot be read: {getattr(e, 'reason', e)}", hint=HINT) from None
     names = doc.get("names") if isinstance(doc, dict) else None
