@@ -85,15 +85,17 @@ def show(
     backend = STATE.backend
     dataset = backend.get_dataset(app_id, dataset_id)
     sink = out(output)
+    # classes: index i of the dataset's masks, models and exports (the order uploads declared).
+    described = {**dataset.to_dict(), "classes": backend.dataset_classes(app_id, dataset_id)}
     if no_stats:
-        sink.data(dataset)
+        sink.data(described if output != "table" else dataset)
         return
     from segcli.services import dataset_stats
 
     # A bar on a terminal only: `show` in a script stays silent on stderr but for warnings.
     mode = "rich" if progress_mode(False) == "rich" else "off"
     stats = dataset_stats.of_dataset(backend, app_id, dataset_id, dataset.inputs, mode)
-    doc = {**dataset.to_dict(), **stats.to_dict()}
+    doc = {**described, **stats.to_dict()}
     if output != "table":
         sink.data(doc)
     else:

@@ -78,7 +78,14 @@ def read_coco(annotations: Path, images_dir: Path, on_progress: Progress | None 
     done = {k: _known_item(job, renders[job[4]], images_dir) for k, job in enumerate(jobs)
             if job[3] is not None and job[4] in renders}
     read_one = functools.partial(_read_image, images_dir=images_dir, categories=categories, stash=stash)
-    return read_jobs(jobs, done, read_one, workers, on_progress, invalid + orphans)
+    result = read_jobs(jobs, done, read_one, workers, on_progress, invalid + orphans)
+    # The class order: the categories the items use, by id; each keeps its id for export.
+    used = set(result.concepts)
+    for cid, name in sorted(categories.items()):
+        if name in used and name not in result.category_ids:
+            result.category_ids[name] = cid
+            result.class_order.append(name)
+    return result
 
 
 def render_key(entry: dict, anns: list, categories: dict[int, str]) -> str | None:

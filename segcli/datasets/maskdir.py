@@ -72,7 +72,9 @@ def read_mask_folder(images_dir: Path, masks_dir: Path, classes: list[str] | Non
         from segcli.datasets import maskfile  # numpy and PIL: only when something is decoded
 
         read_one = functools.partial(maskfile.read_pair, names=names, described=described, stash=stash)
-    return read_jobs(jobs, done, read_one, workers, on_progress, invalid)
+    result = read_jobs(jobs, done, read_one, workers, on_progress, invalid)
+    result.class_order = [names[v] for v in sorted(names)]   # every named index, used or not
+    return result
 
 
 def _with_known(pairs: list[tuple[str, str, str]], known: KnownFiles | None) -> list[PairJob]:

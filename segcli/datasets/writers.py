@@ -3,15 +3,16 @@
 
 Both write into a folder the caller owns (an export's staging folder) and know nothing of
 backends. Items come one at a time, each with its own label-map numbering (value v is concept
-labels[v]); the one numbering of the whole export (`classes`, background first) is only known
-at the end, so `finish(classes)` renumbers what it must:
+labels[v]); the one numbering of the whole export (`classes`, background first: the dataset's
+class order) is applied at the end, so `finish(classes)` renumbers what it must:
 
 - MaskFolderWriter: images/<name>, masks/<name stem>.png (mode L: pixel = class index, 255 =
   ignore, kept), classes.txt (line i names index i, "background" first). A mask whose values
   already are the export's class indices is written as stored, byte for byte when the stored PNG
   is given, so re-uploading the export into the same dataset finds nothing changed.
 - CocoWriter: images/<name> and annotations.json: one RLE annotation per concept per image
-  (iscrowd 0, category id = class index), width/height as displayed. COCO has no ignore label:
+  (iscrowd 0; category ids: `category_ids`, the ids uploaded from COCO where known, else the
+  class index), width/height as displayed. COCO has no ignore label:
   ignore (255) pixels are left out, so they come back as background.
 """
 from __future__ import annotations
@@ -36,19 +37,27 @@ BACKGROUND = "background"
 _SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif", "MPO": ".jpg"}
 
 
-def class_numbering(all_labels: list[dict[int, str]]) -> list[str]:
-    """One numbering for the export: background, then the concepts. Where every item already
-    numbers each concept the same way (a mask folder uploaded as is), that order is kept, so the
-    masks come back as they were uploaded (gaps closed up); otherwise concepts by name."""
-    values: dict[str, set[int]] = {}
-    concepts: dict[int, set[str]] = {}
-    for labels in all_labels:
-        for value, concept in labels.items():
-            values.setdefault(concept, set()).add(int(value))
-            concepts.setdefault(int(value), set()).add(concept)
-    consistent = all(len(v) == 1 for v in values.values()) and all(len(c) == 1 for c in concepts.values())
-    order = sorted(values, key=lambda c: min(values[c])) if consistent else sorted(values)
-    return [BACKGROUND, *order]
+def class_numbering(all_labels: list[dict[int, str]], classes: list[str]) -> list[str]:
+    """The export's numbering: the dataset's class order (`classes`, background first), with
+    any concept an item uses that it lacks appended, sorted (it covers them all normally)."""
+    used = {concept for labels in all_labels for concept in labels.values()}
+    return [*classes, *sorted(used - set(classes))]
+
+
+def category_ids(classes: list[str], known: dict[str, int]) -> dict[str, int]:
+    """A COCO category id for each class but background: the id it was uploaded with where it
+    came from COCO (so ids 7, 19, 44 come back as 7, 19, 44), else its class index, or the next
+    free id when a known one took that."""
+    ids = {c: known[c] for c in classes[1:] if c in known}
+    taken = set(ids.values())
+    for index, concept in enumerate(classes):
+        if index and concept not in ids:
+            cid = index
+            while cid in taken:
+                cid += 1
+            ids[concept] = cid
+            taken.add(cid)
+    return ids
 
 
 def _encode_l(array: np.ndarray) -> bytes:
@@ -110,7 +119,7 @@ class MaskFolderWriter:
         _write(mask_path, labelmap_png if labelmap_png is not None else _encode_l(labelmap))
         self._pending.append(_Pending(mask_path, dict(labels)))
 
-    def finish(self, classes: list[str]) -> None:
+    def finish(self, classes: list[str], category_ids: Optional[dict[str, int]] = None) -> None:
         for pending in self._pending:
             lut = class_lut(pending.labels, classes)
             if all(lut[v] == v for v in pending.labels):
@@ -154,10 +163,10 @@ class CocoWriter:
                 rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
                 self._regions.append((image_id, concept, rle))
 
-    def finish(self, classes: list[str]) -> None:
+    def finish(self, classes: list[str], category_ids: Optional[dict[str, int]] = None) -> None:
         from pycocotools import mask as mask_utils
 
-        index = {c: i for i, c in enumerate(classes)}
+        index = category_ids or {c: i for i, c in enumerate(classes)}
         annotations = []
         for ann_id, (image_id, concept, rle) in enumerate(self._regions, start=1):
             annotations.append({
@@ -170,7 +179,7 @@ class CocoWriter:
             "licenses": [],
             "images": self._images,
             "annotations": annotations,
-            "categories": [{"id": i, "name": c, "supercategory": ""} for i, c in enumerate(classes) if i > 0],
+            "categories": [{"id": index[c], "name": c, "supercategory": ""} for c in classes[1:]],
         }
         write_text_atomic(self.root / "annotations.json", json.dumps(doc, ensure_ascii=False) + "\n")
 

@@ -52,13 +52,15 @@ class PredictionWriter:
     """
 
     def __init__(self, out_dir: Path | str | None, classes: Sequence[str], threshold: float = 0.05,
-                 workers: int = 0) -> None:
+                 workers: int = 0, class_order: str | None = None) -> None:
         if not classes or classes[0] != BACKGROUND:
             raise ValueError(f'classes[0] must be "{BACKGROUND}", got {list(classes)[:1]}')
         if len(classes) > 255:
             raise ValueError("at most 254 concepts fit a uint8 mask (255 is the ignore index)")
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.classes = list(classes)
+        # How `classes` relates to the model's dataset order (core/classes.py), when known.
+        self.class_order = class_order
         self.threshold = float(threshold)
         self._items: list[dict[str, Any] | None] = []
         self.skipped: list[dict[str, str]] = []
@@ -166,7 +168,10 @@ class PredictionWriter:
             video.writer.close()
 
     def document(self) -> dict[str, Any]:
-        return {"classes": list(self.classes), "items": self.items, "skipped": list(self.skipped)}
+        doc: dict[str, Any] = {"classes": list(self.classes)}
+        if self.class_order is not None:
+            doc["class_order"] = self.class_order
+        return {**doc, "items": self.items, "skipped": list(self.skipped)}
 
     def close(self) -> dict[str, Any]:
         """Wait for the writer threads, finish videos, write predictions.json atomically (always,
@@ -187,6 +192,8 @@ class PredictionWriter:
         doc = self.document()
         if self.out_dir is not None and not self._closed:
             # Readers (scripts polling DIR) never see a half-written predictions.json.
+            # The mapping beside the masks, for readers that never open predictions.json.
+            write_text_atomic(self.out_dir / "classes.txt", "".join(f"{c}\n" for c in self.classes))
             write_text_atomic(self.out_dir / "predictions.json", json.dumps(doc, indent=2) + "\n")
         self._closed = True
         if error is not None:

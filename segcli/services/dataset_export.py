@@ -29,7 +29,7 @@ from segcli.core.errors import ConflictError, InvalidInputError
 from segcli.core.files import write_text_atomic
 from segcli.core.names import NAME_MAX, cut_utf8
 from segcli.core.processes import process_exists
-from segcli.datasets.writers import CocoWriter, FileNames, MaskFolderWriter, class_numbering
+from segcli.datasets.writers import CocoWriter, FileNames, MaskFolderWriter, category_ids, class_numbering
 from segcli.render.progress import Counter
 
 FORMATS = ("masks", "coco")
@@ -44,7 +44,8 @@ class ExportResult:
     dataset_id: str
     dataset_version_id: Optional[str]
     images: int
-    classes: list[str]          # classes[i] names mask value / category id i; classes[0] = background
+    classes: list[str]          # classes[i] names mask value i; classes[0] = background
+    category_ids: dict[str, int]  # COCO category id of each class (coco: the uploaded ids where known)
     renamed: int                # images whose uploaded name had to change (unsafe, clashing, too long, no suffix)
     ignored_pixels: int         # coco only: ignore (255) pixels COCO cannot express (left as background)
     renamed_items: list[dict[str, str]]   # {"name": as uploaded, "exported_as": path under images/}
@@ -58,6 +59,7 @@ def export(backend: Backend, app_id: str, dataset_id: str, version_id: Optional[
     _check_target(out_dir, fmt)
     # The rules (app, dataset, version exist) run here, before anything is written.
     items = backend.iter_dataset_items(app_id, dataset_id, version_id)
+    classes, known_ids = backend.class_numbering(app_id, dataset_id, version_id)
     total = (backend.get_dataset_version(app_id, dataset_id, version_id).inputs if version_id
              else backend.get_dataset(app_id, dataset_id).inputs)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -74,10 +76,12 @@ def export(backend: Backend, app_id: str, dataset_id: str, version_id: Optional[
                 writer.add(name, item.image, item.labelmap, item.labels, item.labelmap_png)
                 all_labels.append(item.labels)
                 counter.advance()
-        classes = class_numbering(all_labels)
-        writer.finish(classes)
+        classes = class_numbering(all_labels, classes)
+        ids = category_ids(classes, known_ids)
+        writer.finish(classes, ids)
         result = ExportResult(dir=str(out_dir), format=fmt, app_id=app_id, dataset_id=dataset_id,
                               dataset_version_id=version_id, images=len(all_labels), classes=classes,
+                              category_ids={c: ids[c] for c in classes[1:]},
                               renamed=names.renamed,
                               ignored_pixels=getattr(writer, "ignored_pixels", 0),
                               renamed_items=[{"name": wanted, "exported_as": given}
