@@ -38,6 +38,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from segcli.core.errors import InvalidInputError, NotFoundError
+from segcli.core.names import concept_problem
 from segcli.core.textfile import SAVE_AS_UTF8
 from segcli.datasets.filefacts import ImageFile, KnownFiles, KnownRender, Stash, absolute
 from segcli.datasets.images import BadFile, bbox_of, observe_image, png_bytes
@@ -175,6 +176,10 @@ def _categories(entries: list, path: Path) -> dict[int, str]:
         if not _is_unicode(cat["name"]):
             raise InvalidInputError(f"{path}: categories[{k}] has a name that is not valid Unicode "
                                     "(a lone surrogate escape such as \\ud800)", hint=_HINT)
+        problem = concept_problem(cat["name"].strip())
+        if problem is not None:
+            raise InvalidInputError(f"{path}: categories[{k}] name {cat['name'].strip()!r} {problem}",
+                                    hint="rename the category in the JSON (concept names are one line of text)")
         if cat["id"] in categories:
             raise InvalidInputError(f"{path}: category id {cat['id']} is listed twice", hint=_HINT)
         categories[cat["id"]] = cat["name"].strip()

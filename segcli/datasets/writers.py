@@ -27,6 +27,8 @@ import numpy as np
 from PIL import Image
 
 from segcli.core.files import IMAGE_SUFFIXES, write_bytes_atomic, write_text_atomic
+from segcli.core.errors import InvalidInputError
+from segcli.core.names import NAME_MAX, NamePlan, concept_problem, split_parts, split_suffix
 from segcli.datasets.items import IGNORE_INDEX
 from segcli.datasets.labels import class_lut
 
@@ -65,30 +67,29 @@ def _encode_l(array: np.ndarray) -> bytes:
 
 
 class FileNames:
-    """Safe, unique relative file names from the names inputs were uploaded with: subfolders kept,
-    no '..', no absolute paths, no hidden files (readers skip them), an image suffix always, and
-    no two images whose masks would share a name (a clash gets the input id appended)."""
+    """Safe, unique relative file names from the names inputs were uploaded with, planned by
+    core/names.NamePlan (subfolders kept, no '..' or absolute paths, no hidden files, unique
+    case-insensitively with the mask beside each image, no file where a folder is, within the
+    file system's name limit), with an image suffix always. A clash gets the input id's end
+    appended; `renamed` lists every change for the export's summary."""
 
-    def __init__(self) -> None:
-        self._stems: set[str] = set()
-        self.renamed = 0
+    def __init__(self, limit: int = NAME_MAX) -> None:
+        self._plan = NamePlan(derived=(".png",), limit=limit)
+
+    @property
+    def renamed(self) -> int:
+        return len(self._plan.renamed)
+
+    @property
+    def changes(self) -> list[tuple[str, str]]:
+        """(name as uploaded, name given) for every image whose name had to change."""
+        return list(self._plan.renamed)
 
     def name(self, uploaded: str, input_id: str, image: bytes) -> str:
-        parts = [p.lstrip(".") or "_" for p in uploaded.replace("\\", "/").split("/")
-                 if p not in ("", ".", "..") and not p.endswith(":")]
-        path = PurePosixPath(*parts) if parts else PurePosixPath(input_id)
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            path = path.with_name(path.name + _suffix_of(image))
-        if str(path.with_suffix("")).casefold() in self._stems:
-            path = path.with_name(f"{path.stem}-{_short(input_id)}{path.suffix}")
-        self._stems.add(str(path.with_suffix("")).casefold())
-        if str(path) != uploaded:
-            self.renamed += 1
-        return str(path)
-
-
-def _short(input_id: str) -> str:
-    return "".join(ch for ch in input_id if ch.isalnum())[-8:] or "x"
+        parts = split_parts(uploaded)
+        suffix = split_suffix(parts[-1])[1] if parts else ""
+        added = "" if suffix.lower() in IMAGE_SUFFIXES else _suffix_of(image)
+        return self._plan.place(uploaded, tag=input_id, add_suffix=added)
 
 
 def _suffix_of(image: bytes) -> str:
@@ -112,6 +113,7 @@ class MaskFolderWriter:
 
     def add(self, name: str, image: bytes, labelmap: np.ndarray, labels: dict[int, str],
             labelmap_png: Optional[bytes] = None) -> None:
+        _check_line_safe(labels.values())
         _write(self.root / "images" / name, image)
         mask_path = self.root / "masks" / PurePosixPath(name).with_suffix(".png")
         _write(mask_path, labelmap_png if labelmap_png is not None else _encode_l(labelmap))
@@ -126,6 +128,17 @@ class MaskFolderWriter:
                 values = np.asarray(im)
             _write(pending.mask_path, _encode_l(np.asarray(lut, dtype=np.uint8)[values]))
         write_text_atomic(self.root / "classes.txt", "".join(f"{c}\n" for c in classes))
+
+
+def _check_line_safe(concepts) -> None:
+    """classes.txt holds one name a line: a concept that would not read back as the same single
+    line (made on a server by another tool, or stored before segcli checked names) is refused
+    before it can shift every later class."""
+    for concept in concepts:
+        problem = concept_problem(concept)
+        if problem is not None:
+            raise InvalidInputError(f"concept {concept!r} {problem}: classes.txt (one name a line) "
+                                    "cannot hold it", hint="export with --format coco, or rename the concept")
 
 
 @dataclass

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from segcli.core.files import write_text_atomic
+from segcli.core.names import NamePlan
 from segcli.datasets.images import bbox_of
 from segcli.render import png
 from segcli.render.overlay import render_overlay
@@ -63,7 +64,9 @@ class PredictionWriter:
         self.threshold = float(threshold)
         self._items: list[dict[str, Any] | None] = []
         self.skipped: list[dict[str, str]] = []
-        self._stems: set[str] = set()
+        # Every file (and folder) written per input, after its stem: planned so none clashes.
+        self._names = NamePlan(derived=(".mask.png", ".overlay.png", ".overlay.mp4", ".f000000.mask.png"),
+                               derived_dirs=("_frames",))
         self._videos: dict[str, _Video] = {}
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None
@@ -277,15 +280,11 @@ class PredictionWriter:
                 "mask_path": None, "overlay_path": None, "regions": regions}
 
     def _unique_stem(self, name: str) -> str:
-        # Two inputs called a/x.png and b/x.png must not overwrite each other's outputs;
-        # compare case-folded because macOS and Windows file systems are case-insensitive.
+        # Two inputs called a/x.png and b/x.png must not overwrite each other's outputs, nor
+        # A.png and a.png on a case-insensitive file system, and a 250-byte name plus
+        # ".overlay.png" must still fit a file name: core/names.NamePlan plans them all.
         base = re.sub(r"[^\w.-]+", "_", Path(name).stem) or "input"
-        stem, n = base, 1
-        while stem.casefold() in self._stems:
-            n += 1
-            stem = f"{base}-{n}"
-        self._stems.add(stem.casefold())
-        return stem
+        return self._names.place_stem(base)
 
     def _save_mask(self, lm: np.ndarray, stem: str) -> str:
         rel = f"{stem}.mask.png"
