@@ -144,6 +144,7 @@ def _worker_init(parent: int) -> None:
     # Ctrl-C reaches the whole process group: the parent handles it and stops the pool; a
     # worker printing its own KeyboardInterrupt traceback would only be noise.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)   # the parent's clean-up handler is not theirs
     try:  # die with the parent (a kill -9 of the upload); a blocked worker never sees EOF
         import ctypes
 
@@ -194,6 +195,7 @@ def collect(outcomes: Iterable[LabeledItem | InvalidItem],
             continue
         result.items.append(outcome)
         result.clipped += outcome.clipped
+        result.overlapped += outcome.overlapped
         for region in outcome.regions:
             seen.setdefault(region.concept)
     result.concepts = list(seen)

@@ -1,8 +1,9 @@
-"""Stable colours per concept name, identical across images, runs, backends and class orders.
+"""Colours per class index: class i is drawn in colour i, in overlays, legends and previews.
 
-A colour is derived from a hash of the concept *name* (never of its index, which differs between
-models and backends), so "cat" is the same colour everywhere. Python's `hash()` is salted per
-process, so a fixed digest is used instead.
+The class order is the dataset's (core/classes.py), kept by its models and exports, so a class
+has the same colour in the dataset's preview and in every prediction of models trained on it,
+on either backend. Past the palette, a colour derived from a fixed digest of the name (Python's
+`hash()` is salted per process).
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ BACKGROUND = "background"
 BACKGROUND_COLOR = (0, 0, 0)  # placeholder; overlays never paint background pixels
 
 # From Sasha Trubetskoy's "20 simple, distinct colours" (white/black/grey dropped: they vanish
-# on photos). Tier 1 = saturated colours that stay vivid at 50 % blend; names hash into tier 1
-# first so a model with a handful of concepts gets strong, mutually distinct colours. Pale and
-# dark colours (tier 2) are only used once tier 1 is full.
+# on photos). Tier 1 = saturated colours that stay vivid at 50 % blend, for the first classes, so
+# a model with a handful of concepts gets strong, mutually distinct colours. Pale and dark
+# colours (tier 2) follow.
 _TIER1: tuple[tuple[int, int, int], ...] = (
     (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
     (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (0, 128, 128),
@@ -42,26 +43,15 @@ def _hashed_hsv(name: str) -> tuple[int, int, int]:
 
 
 def colors_for(classes: Sequence[str]) -> list[tuple[int, int, int]]:
-    """One RGB colour per class name, aligned with `classes`.
-
-    Each name prefers slot `hash(name) % len(tier)` of the first tier with a free slot;
-    collisions probe to the next free slot, visiting names in (hash, name) order, so the result
-    depends only on the *set* of names, not their order: two names in one model never share a colour
-    while the palette lasts. "background" gets a placeholder and is never drawn.
-    """
-    named = sorted({c for c in classes if c != BACKGROUND}, key=lambda c: (_digest(c), c))
-    taken: set[tuple[int, int, int]] = set()
-    chosen = {name: _claim(name, taken) for name in named}
-    return [BACKGROUND_COLOR if c == BACKGROUND else chosen[c] for c in classes]
-
-
-def _claim(name: str, taken: set[tuple[int, int, int]]) -> tuple[int, int, int]:
-    d = _digest(name)
-    for tier in (_TIER1, _TIER2):
-        n = len(tier)
-        for step in range(n):
-            color = tier[(d + step) % n]
-            if color not in taken:
-                taken.add(color)
-                return color
-    return _hashed_hsv(name)  # > 19 concepts: colours may come close, but stay stable
+    """One RGB colour per class, aligned with `classes`: the saturated tier first (class 1 gets
+    the first colour, class 2 the second, ...), then the pale and dark one, then colours from
+    the names' digests. "background" gets a placeholder and is never drawn."""
+    palette = _TIER1 + _TIER2
+    out = []
+    for index, name in enumerate(classes):
+        if name == BACKGROUND:
+            out.append(BACKGROUND_COLOR)
+        else:
+            slot = index - 1 if classes and classes[0] == BACKGROUND else index
+            out.append(palette[slot] if slot < len(palette) else _hashed_hsv(name))
+    return out
