@@ -37,7 +37,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageOps
 
-BAND_VALUES = 24 * 2**20
+BAND_VALUES = 2 * 2**20
 
 
 class Client:
@@ -129,8 +129,12 @@ def ramp(length, margin):
 
 
 def finish_band(acc, wsum):
-    label = acc.argmax(0).astype(np.uint8)
-    top = acc.max(0)
+    label = np.zeros(acc.shape[1:], np.uint8)        # argmax, keeping the first of equal maxima
+    top = acc[0].copy()
+    for c in range(1, acc.shape[0]):
+        better = acc[c] > top
+        label[better] = c
+        np.maximum(top, acc[c], out=top)
     total = np.zeros(top.shape, np.float32)
     for c in range(acc.shape[0]):
         d = acc[c] - top
@@ -192,8 +196,17 @@ def upsample_labels(raw, out_hw):
     for a in range(0, oh, rows):
         b = min(oh, a + rows)
         f = fy[a:b, None]
-        vert = raw[:, y0[a:b]] * (1 - f) + raw[:, y1[a:b]] * f
-        label[a:b], prob[a:b] = finish_band(vert[:, :, x0] * (1 - fx) + vert[:, :, x1] * fx, None)
+        vert = raw[:, y0[a:b]]
+        vert *= 1 - f
+        below = raw[:, y1[a:b]]
+        below *= f
+        vert += below
+        band = vert[:, :, x0]
+        band *= 1 - fx
+        right = vert[:, :, x1]
+        right *= fx
+        band += right
+        label[a:b], prob[a:b] = finish_band(band, None)
     return label, prob
 
 

@@ -150,12 +150,14 @@ def stored(home: Path) -> dict[str, dict]:
 
 def every_reader(path: Path, labelmap_path: Path, hw: tuple[int, int]) -> list[np.ndarray]:
     """The image as upload's shared opener, training, predict and local eval each decode it."""
+    from segcli.core.geometry import Geometry
     from segcli.datasets.imagefile import open_rgb
     from segcli.engine.api import Sample
     from segcli.engine.data import load_sample
     from segcli.services.predict import load_rgb
 
-    trained, _ = load_sample(Sample(image=path, labelmap=labelmap_path), hw)
+    trained, _, _ = load_sample(Sample(image=path, labelmap=labelmap_path),
+                                Geometry.from_params({"image_size": list(hw)}))
     return [open_rgb(path), trained, load_rgb(path)[1]]
 
 

@@ -31,9 +31,9 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 
 Infer = Callable[[np.ndarray, tuple[int, int]], tuple[np.ndarray, np.ndarray]]
-# Rows of output computed at once by upsample_bands: 8 classes x 256 rows x 12,000 columns
-# is 98 MB of float32.
-BAND_VALUES = 24 * 2**20
+# Values (classes x rows x columns) of one band of upsample_bands: 8 MB of float32, and about
+# four times that in temporaries while it is computed.
+BAND_VALUES = 2 * 2**20
 
 
 def starts(length: int, window: int, stride: int) -> list[int]:
@@ -87,8 +87,14 @@ class _Scores:
 def finish_band(acc: np.ndarray, wsum: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(label uint8, winning softmax probability float32) of blended logits acc [C, n, W]
     (divided by wsum [n, W] when given). argmax needs no division: wsum > 0 everywhere."""
-    label = acc.argmax(0).astype(np.uint8)
-    top = acc.max(0)
+    # argmax as a running maximum over the class planes: numpy's argmax(0) copies the whole
+    # band to put the class axis last; `>` keeps the first of equal maxima, as argmax does.
+    label = np.zeros(acc.shape[1:], np.uint8)
+    top = acc[0].copy()
+    for c in range(1, acc.shape[0]):
+        better = acc[c] > top
+        label[better] = c
+        np.maximum(top, acc[c], out=top)
     total = np.zeros(top.shape, np.float32)
     for c in range(acc.shape[0]):      # one class plane at a time: no second [C, n, W] array
         d = acc[c] - top
@@ -133,6 +139,7 @@ def blend_windows(image: np.ndarray, out_hw: tuple[int, int], window: tuple[int,
         label[oy0:oy0 + done] = band_label
         scores.add(band_label, band_prob)
         carry = (acc[:, done:].copy(), wsum[done:].copy()) if done < oy1 - oy0 else None
+        del acc, wsum          # before the next band's allocation: one band in memory, not two
     return label, scores.result()
 
 
@@ -161,17 +168,32 @@ def _axis(out_len: int, in_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 def upsample_bands(raw: np.ndarray, out_hw: tuple[int, int],
                    rows: Optional[int] = None) -> Iterator[tuple[int, np.ndarray]]:
-    """(first row, logits [C, n, W]) bands of raw [C, h, w] resized to out_hw."""
+    """(first row, logits [C, n, W]) bands of raw [C, h, w] resized to out_hw. Each band's
+    buffers are reused for the next: use (or copy) a band before asking for the next one."""
     c, h, w = raw.shape
     oh, ow = out_hw
-    rows = rows or max(1, BAND_VALUES // max(1, c * ow))
+    rows = min(oh, rows or max(1, BAND_VALUES // max(1, c * ow)))
     y0, y1, fy = _axis(oh, h)
     x0, x1, fx = _axis(ow, w)
+    buffers = None
     for a in range(0, oh, rows):
-        b = min(oh, a + rows)
-        f = fy[a:b, None]
-        vert = raw[:, y0[a:b]] * (1 - f) + raw[:, y1[a:b]] * f           # [C, n, w]
-        yield a, vert[:, :, x0] * (1 - fx) + vert[:, :, x1] * fx
+        n = min(rows, oh - a)
+        if buffers is None or n != rows:
+            buffers = (np.empty((c, n, w), np.float32), np.empty((c, n, w), np.float32),
+                       np.empty((c, n, ow), np.float32), np.empty((c, n, ow), np.float32))
+        vert, below, band, right = buffers
+        f = fy[a:a + n, None]
+        np.take(raw, y0[a:a + n], axis=1, out=vert)       # rows: a * (1 - f) + b * f
+        vert *= 1 - f
+        np.take(raw, y1[a:a + n], axis=1, out=below)
+        below *= f
+        vert += below
+        np.take(vert, x0, axis=2, out=band)               # then the same along the columns
+        band *= 1 - fx
+        np.take(vert, x1, axis=2, out=right)
+        right *= fx
+        band += right
+        yield a, band
 
 
 def upsample_labels(raw: np.ndarray, out_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
