@@ -68,6 +68,12 @@ def _megapixels(value: Optional[float]) -> Optional[float]:
     return value
 
 
+def _overlap(value: Optional[float]) -> Optional[float]:
+    if value is not None and not 0.0 <= value <= 0.9:      # NaN fails this too
+        raise typer.BadParameter("must be a share of the window in 0..0.9")
+    return value
+
+
 TileOpt = Annotated[str, typer.Option(
     "--tile", callback=_tile, metavar="auto|off|SIZE",
     help="Sliding windows over big images. auto: versions trained with resize_mode=native slide "
@@ -76,7 +82,7 @@ TileOpt = Annotated[str, typer.Option(
          "model's resolution) for any version. An image that fits one window gives the whole-image "
          "result exactly. Local backend only.")]
 OverlapOpt = Annotated[Optional[float], typer.Option(
-    "--overlap", min=0.0, max=0.9,
+    "--overlap", callback=_overlap,
     help="Share of a window its neighbour overlaps (default: the version's tile_overlap, 0.25); "
          "overlapping logits are blended, weighted towards each window's centre.")]
 MaxMegapixelsOpt = Annotated[Optional[float], typer.Option(

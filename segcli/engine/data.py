@@ -206,8 +206,9 @@ def native_crop(img: np.ndarray, mask: np.ndarray, crop: tuple[int, int], rng: n
     else:
         y, x = int(rng.integers(0, h - rh + 1)), int(rng.integers(0, w - rw + 1))
     img, mask = img[y:y + rh, x:x + rw], mask[y:y + rh, x:x + rw]
-    if f != 1.0:
-        th, tw = min(crop[0], max(1, round(rh * f))), min(crop[1], max(1, round(rw * f)))
+    if f != 1.0:   # to the crop size exactly, unless the image itself is smaller (then padded)
+        th = crop[0] if rh < h else min(crop[0], max(1, round(rh * f)))
+        tw = crop[1] if rw < w else min(crop[1], max(1, round(rw * f)))
         img = resize_image(img, (th, tw))
         mask = np.asarray(Image.fromarray(mask).resize((tw, th), Image.NEAREST))
     if img.shape[:2] != tuple(crop):

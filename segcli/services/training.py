@@ -59,8 +59,22 @@ def prepare(backend: Backend, app_id: str, template_name: Optional[str], params_
         raise InvalidInputError(f"dataset '{dataset_id}' has no labelled concepts to train",
                                 hint=f"segcli dataset upload {dataset_id} --app {app_id} ...")
     if backend.accepts_local_params:
+        _check_class_weights(backend, app_id, doc)
         _size_note(backend, app_id, dataset_id, version_id, doc, sink)
     return template, doc
+
+
+def _check_class_weights(backend: Backend, app_id: str, doc: dict[str, Any]) -> None:
+    """A class_weights list must give one weight per class the model will have: refused here,
+    not minutes later in the worker."""
+    weights = doc["train_params"].get("class_weights")
+    if not isinstance(weights, list):
+        return
+    classes, _ = backend.model_classes(app_id, doc)
+    if len(weights) != len(classes):
+        raise InvalidInputError(f"class_weights has {len(weights)} values for {len(classes)} classes "
+                                f"({', '.join(classes)})",
+                                hint="give one weight per class, background first, or --set class_weights=auto")
 
 
 def _size_note(backend: Backend, app_id: str, dataset_id: str, version_id: str, doc: dict[str, Any],
