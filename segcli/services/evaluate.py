@@ -7,6 +7,7 @@ from segcli.backends.base import Backend
 from segcli.render.progress import Counter
 
 BATCH = 8
+BATCH_PIXELS = 8 * 2**20
 
 
 def evaluate(backend: Backend, app_id: str, model_id: str, version_id: str | None, dataset_id: str,
@@ -30,10 +31,14 @@ def evaluate(backend: Backend, app_id: str, model_id: str, version_id: str | Non
         batch.clear()
 
     with Counter("evaluating", total, progress_mode) as counter:
+        held = 0
         for item in backend.iter_eval_items(app_id, dataset_id, dataset_version_id, classes):
             batch.append(item)
-            if len(batch) == BATCH:
+            held += item.target.size
+            # by count, and by pixels: eight 100 MP photos would be 3 GB of images alone
+            if len(batch) == BATCH or held >= BATCH_PIXELS:
                 flush()
+                held = 0
         if batch:
             flush()
     metrics = matrix.compute(classes)
