@@ -1,7 +1,8 @@
 """Read a Pascal VOC segmentation dataset (VOC itself, CVAT's "Segmentation mask 1.1", datumaro's
 voc_segmentation) into validated items.
 
-Layout: `JPEGImages/<stem>.<ext>`, `SegmentationClass/<stem>.png`, and optionally `labelmap.txt`
+Layout: `JPEGImages/<id>.<ext>`, `SegmentationClass/<id>.png` (an id may have folders: `train/a`),
+and optionally `labelmap.txt`
 (`name:r,g,b:parts:actions` a line, `#` comments: CVAT and datumaro write it) and
 `ImageSets/Segmentation/*.txt` (stems, one a line: the items read when present).
 A mask is decoded by colour when a labelmap gives colours (RGB masks, and palette masks through
@@ -87,8 +88,9 @@ def read_voc(root: Path, on_progress: Progress | None = None, workers: int | Non
     rgb.setdefault(VOID, None)
     rgb.setdefault((0, 0, 0), "")
     by_index = None if labelmap.is_file() else {**{i: concept[n] for i, n in enumerate(names)}, 255: None}
-    images = {p.stem: p for p in walk_files(root / "JPEGImages")} if (root / "JPEGImages").is_dir() else {}
-    stems = _listed(root) or sorted({p.stem for p in walk_files(masks_dir, (".png",))} | set(images))
+    jpeg = root / "JPEGImages"
+    images = {_item_id(p, jpeg): p for p in walk_files(jpeg)} if jpeg.is_dir() else {}
+    stems = _listed(root) or sorted({_item_id(p, masks_dir) for p in walk_files(masks_dir, (".png",))} | set(images))
     drawings, invalid = [], []
     for stem in stems:
         mask = masks_dir / f"{stem}.png"
@@ -114,6 +116,12 @@ def read_voc(root: Path, on_progress: Progress | None = None, workers: int | Non
     result.format = "voc"
     result.class_order = [n for n in names if n != background]
     return result
+
+
+def _item_id(path: Path, folder: Path) -> str:
+    """An item's id: its path below JPEGImages/ or SegmentationClass/ without the suffix
+    ('2007_000032', or 'train/a' where the export kept subfolders, as datumaro does)."""
+    return path.relative_to(folder).with_suffix("").as_posix()
 
 
 def _listed(root: Path) -> list[str]:
