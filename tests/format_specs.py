@@ -61,6 +61,9 @@ def check_voc(root: Path, classes: list[str]) -> None:
     assert voc_colormap(4) == [(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0)]
     assert voc_colormap(256)[255] == (224, 224, 192)
     lines = [line for line in (root / "labelmap.txt").read_text().splitlines() if not line.startswith("#")]
+    void = False
+    if lines[-1] == "ignored:224,224,192::":   # datumaro's label for void pixels, where masks hold some
+        lines, void = lines[:-1], True
     assert [line.split(":")[0] for line in lines] == classes
     colours = voc_colormap(len(classes))
     for i, line in enumerate(lines):
@@ -72,11 +75,14 @@ def check_voc(root: Path, classes: list[str]) -> None:
     images = {p.relative_to(root / "JPEGImages").with_suffix("").as_posix() for p in _images(root / "JPEGImages")}
     assert sorted(ids) == sorted(images)
     palette = [v for rgb in voc_colormap(256) for v in rgb]
+    any_void = False
     for item in ids:
         with Image.open(root / "SegmentationClass" / f"{item}.png") as im:
             assert im.mode == "P" and im.getpalette()[:len(palette)] == palette
             values = set(np.unique(np.asarray(im)).tolist())
         assert values <= set(range(len(classes))) | {255}
+        any_void = any_void or 255 in values
+    assert void == any_void
 
 
 def check_labelme(root: Path, classes: list[str], embedded: bool = False) -> None:

@@ -8,8 +8,9 @@ and optionally `labelmap.txt`
 A mask is decoded by colour when a labelmap gives colours (RGB masks, and palette masks through
 their palette): each colour must be in the labelmap. Without labelmap.txt, the 21 VOC classes in
 their order with VOC's colour map; a palette (or grey) mask is then read by index, 255 (VOC's
-"void" border) = ignore. (224, 224, 192), VOC's void colour, is ignore too. The class order is
-the labelmap's (background first), every label included.
+"void" border) = ignore. (224, 224, 192), VOC's void colour, is ignore too (and a labelmap's
+`ignored` label at that colour, datumaro's name for it, is no class). The class order is the
+labelmap's (background first), every label included.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
                "train", "tvmonitor"]
 VOID = (224, 224, 192)
+VOID_LABEL = "ignored"   # datumaro's name for VOC's void (VocLabel.ignored = 255), at the void colour
 HINT = "expected a VOC folder: JPEGImages/, SegmentationClass/*.png and labelmap.txt (optional)"
 
 
@@ -79,6 +81,8 @@ def read_voc(root: Path, on_progress: Progress | None = None, workers: int | Non
     labelmap = root / "labelmap.txt"
     entries = read_labelmap(labelmap) if labelmap.is_file() else \
         list(zip(VOC_CLASSES, voc_colormap(len(VOC_CLASSES))))
+    # A label named "ignored" at the void colour (datumaro's, segcli's export) is ignore, not a class.
+    entries = [(n, c) for n, c in entries if not (n == VOID_LABEL and c == VOID)]
     names = [n for n, _ in entries]
     if labelmap.is_file() and not all(c is not None for _, c in entries):
         raise InvalidInputError(f"{labelmap}: every label needs a colour to read colour masks", hint=HINT)
