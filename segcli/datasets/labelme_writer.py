@@ -93,14 +93,15 @@ class LabelmeWriter:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def add(self, name: str, image: "bytes | Path", labelmap: np.ndarray, labels: dict[int, str],
-            labelmap_png: Optional[bytes] = None) -> None:
+            labelmap_png: Optional[bytes] = None, scores: Optional[dict[int, float]] = None) -> None:
+        """`scores` (predict's drafts): {label-map value: score}, a `score` on each shape."""
         put_image(self.root / name, image)
         h, w = labelmap.shape
         names = {int(v): c for v, c in sorted(labels.items()) if int(v) not in (0, IGNORE_INDEX)}
         data = None
         if self.embed_images:
             data = displayable(image if isinstance(image, bytes) else Path(image).read_bytes(), w, h)
-        doc = labelme_document(PurePosixPath(name).name, w, h, labelme_shapes(labelmap, names), data)
+        doc = labelme_document(PurePosixPath(name).name, w, h, labelme_shapes(labelmap, names, scores), data)
         write_json(self.root / PurePosixPath(name).with_suffix(".json"), doc)
 
     def finish(self, classes: list[str], category_ids: Optional[dict[str, int]] = None) -> None:
