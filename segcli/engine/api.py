@@ -39,8 +39,13 @@ def train(job: TrainJob, on_event: Callable[[dict], None],
       {"event": "start", "epochs", "steps_per_epoch", "resumed_from_epoch", "train_images",
        "val_images", "skipped", "device", "mixed_precision", "params"}
       {"event": "step", "epoch", "step", "steps", "loss", "images_per_s"}   (at most ~2 a second)
+      {"event": "phase", "phase", ["epoch"]}   (work between steps: "validating", "saving the model")
       {"event": "epoch", "epoch", "epochs", "loss", "val_mIoU", "images_per_s", "seconds"}
+      {"event": "early_stop", "epoch", "best_epoch", "best_val_mIoU", "patience", "min_delta", "reason"}
       {"event": "done", "metrics": {...}}   or   {"event": "stopped", "epoch": last_saved}
+    The final metrics describe the epoch whose weights the version keeps (keep_weights: the
+    best val mIoU by default, engine/selection.py) and add best_epoch, best_val_mIoU,
+    last_epoch, last_val_mIoU, kept_epoch, keep_weights, stopped_early (+ stop_reason).
     A checkpoint is written after every epoch; a stop between epochs loses at most the
     epoch in progress. Raises segcli.core.errors.SegcliError subclasses on bad input.
     """

@@ -54,6 +54,10 @@ class Run:
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         elapsed = time.monotonic() - self.started
+        if kind in ("phase", "early_stop"):
+            self._between_steps(kind, event)
+            return
+        self.progress.pop("phase", None)   # steps and epochs end a phase
         self.progress.update({k: v for k, v in event.items() if k != "event"}, elapsed_s=elapsed)
         if kind == "start":
             self.log(f"start: {event.get('epochs')} epochs x {event.get('steps_per_epoch')} steps"
@@ -67,6 +71,22 @@ class Run:
             self.update(progress_json=json.dumps(self.progress))
         elif kind == "log":
             self.log(str(event.get("message", "")))
+
+    def set_phase(self, phase: str) -> None:
+        """What the run does while no step runs (validation, saving, the predict graph): the
+        live view shows it instead of a bar sitting at 100%."""
+        self.progress["phase"] = phase
+        self.update(progress_json=json.dumps(self.progress))
+
+    def _between_steps(self, kind: str, event: dict[str, Any]) -> None:
+        if kind == "phase":
+            epoch = event.get("epoch")
+            self.set_phase(f"{event['phase']} epoch {epoch}" if epoch else str(event["phase"]))
+            return
+        stop = {k: v for k, v in event.items() if k != "event"}
+        self.log(f"early stop after epoch {stop['epoch']}: {stop['reason']}")
+        self.progress["early_stop"] = stop
+        self.update(progress_json=json.dumps(self.progress))
 
     def _eta(self) -> None:
         p = self.progress
@@ -165,6 +185,7 @@ def _predict_graph(run: Run, model_dir: Path) -> None:
         return   # torch predicts; nothing to build
     started = time.monotonic()
     try:
+        run.set_phase("building the predict graph")
         run.update(message="building the predict graph (ONNX Runtime)")
         onnx_predict.ensure_graph(model_dir)
     except Exception:  # noqa: BLE001 - an optimisation: log it, predict builds it later
