@@ -25,7 +25,8 @@ app = typer.Typer(help=MODEL_HELP, short_help="Models, their trained versions, e
 ModelArg = Annotated[str, typer.Argument(help="Model id.", autocompletion=complete.models)]
 NewModelArg = Annotated[str, typer.Argument(help="Model id.")]
 MODEL_COLUMNS = ["id", "model_type_id", "versions", "latest_version", "created_at"]
-VERSION_COLUMNS = ["id", "status", "template", "epoch", "epochs", "val_mIoU", "loss", "dataset_version_id", "created_at"]
+VERSION_COLUMNS = ["id", "status", "template", "epoch", "epochs", "best_epoch", "best_val_mIoU", "last_val_mIoU",
+                   "stopped_early", "dataset_version_id", "created_at"]
 
 
 @app.command("types")

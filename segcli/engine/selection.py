@@ -15,30 +15,14 @@ file atomically).
 """
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Any, Optional
 
+from segcli.core.training_progress import best_record, val_score as _score
+
 BEST_PREFIX = "best-epoch-"
 _BEST_FILE = re.compile(rf"{BEST_PREFIX}(\d+)\.safetensors")
-
-
-def _score(record: dict) -> Optional[float]:
-    value = record.get("val_mIoU")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def best_record(history: list[dict]) -> Optional[dict]:
-    """The epoch with the highest val mIoU (the first on ties); None without validation."""
-    best = None
-    for record in history:
-        score = _score(record)
-        if score is not None and (best is None or score > _score(best)):
-            best = record
-    return best
 
 
 def early_stop(history: list[dict], patience: int, min_delta: float) -> Optional[dict]:
