@@ -23,3 +23,17 @@ def version_summary(v: ModelVersion) -> dict:
     if v.metrics.get("stop_reason"):
         summary["stop_reason"] = v.metrics["stop_reason"]
     return summary
+
+
+def version_table_row(row: dict) -> dict:
+    """One `model show` table row for people: epochs run of planned (and whether it stopped
+    early), the best epoch's val mIoU with its epoch, the last epoch's. JSON keeps the fields."""
+    def num(value) -> str:
+        return f"{value:.4f}" if isinstance(value, (int, float)) and value == value else "-"
+    run = len(row.get("history") or []) or row.get("epoch") or 0
+    best = num(row.get("best_val_mIoU"))
+    return {"id": row["id"], "status": row["status"], "template": row.get("template"),
+            "epochs": f"{run}/{row.get('epochs') or '?'}" + (" early stop" if row.get("stopped_early") else ""),
+            "best val mIoU": best + (f" (epoch {row['best_epoch']})" if best != "-" else ""),
+            "last val mIoU": num(row.get("last_val_mIoU")),
+            "created": str(row.get("created_at") or "")[:16].replace("T", " ")}

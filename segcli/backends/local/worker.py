@@ -30,6 +30,7 @@ class Run:
         self.progress: dict[str, Any] = {}
         self._last_cancel_check = 0.0
         self._cancelled = False
+        self.explog = None   # engine/explog.SafeLog when the training was started with --log
 
     def row(self) -> Any:
         return self.store.one("SELECT * FROM model_versions WHERE app_id=? AND model_id=? AND id=?", self.key)
@@ -106,6 +107,8 @@ class Run:
             epoch, event.get("epochs"), event.get("loss", float("nan")),
             f"{event['val_mIoU']:.4f}" if isinstance(event.get("val_mIoU"), (int, float)) else "-",
             event.get("images_per_s") or 0.0))
+        if self.explog is not None:
+            self.explog.epoch(record)
         with self.store.tx() as db:
             db.execute("INSERT OR REPLACE INTO epoch_metrics(app_id, model_id, version_id, epoch, json) VALUES (?,?,?,?,?)",
                        (*self.key, epoch, json.dumps(record)))
@@ -125,6 +128,22 @@ def build_job(store: Store, row: Any, workdir: Path):
                               lut=class_lut(items.labels_of(item), classes)))
     return TrainJob(template=row["template"], params=doc["train_params"], classes=classes,
                     train=samples, val=[], workdir=workdir)
+
+
+def _experiment_log(run: Run, row: Any, workdir: Path):
+    """The TensorBoard or MLflow log the training was started with (--log), or None."""
+    doc = json.loads(row["params_json"])
+    asked = doc.get("experiment_log")
+    if not asked:
+        return None
+    from segcli.engine import explog
+
+    app_id, model_id, version_id = run.key
+    opener = lambda: explog.open_log(asked["kind"], asked["dir"], app_id, model_id, version_id,  # noqa: E731
+                                     doc, workdir)
+    log = explog.SafeLog(asked["kind"], opener, run.log)
+    run.log(f"experiment log: {asked['kind']} at {asked['dir']}")
+    return log
 
 
 def _plot(store: Store, run: Run, workdir: Path) -> str | None:
@@ -154,6 +173,7 @@ def main(argv: list[str]) -> int:
     try:
         from segcli.engine.train import train
 
+        run.explog = _experiment_log(run, run.row(), workdir)
         job = build_job(store, run.row(), workdir)
         result = train(job, on_event=run.on_event, should_stop=run.should_stop, resume=resume)
     except Exception as exc:
@@ -161,13 +181,19 @@ def main(argv: list[str]) -> int:
         message = str(getattr(exc, "message", None) or exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         hint = getattr(exc, "hint", None)
         run.update(status=TRAINING_FAILED, message=message + (f" (hint: {hint})" if hint else ""))
+        if run.explog is not None:
+            run.explog.finish({}, None, TRAINING_FAILED)
         return 1
     plot = _plot(store, run, workdir)
     if result.get("stopped"):
         run.log("cancelled")
         run.update(status=CANCELLED, message="cancelled; resume with segcli train resume")
+        if run.explog is not None:
+            run.explog.finish({}, None, CANCELLED)
         return 0
     metrics = {**result.get("metrics", result), **({"plot": plot} if plot else {})}  # the view shows where
+    if run.explog is not None:
+        run.explog.finish(metrics, plot, TRAINED)
     _predict_graph(run, workdir / "model")
     run.log(f"trained: {json.dumps(metrics)}")
     run.update(status=TRAINED, message="trained", metrics_json=json.dumps(metrics))
