@@ -38,7 +38,11 @@ def check_available(kind: str) -> None:
     """Refuse a --log whose package is not installed (before any version is created)."""
     if kind not in KINDS:
         raise InvalidInputError(f"unknown experiment log {kind!r}", hint=f"--log {' or --log '.join(KINDS)}")
-    if importlib.util.find_spec(PACKAGES[kind]) is None:
+    try:
+        found = importlib.util.find_spec(PACKAGES[kind]) is not None
+    except (ImportError, ValueError):   # a broken install is as good as none
+        found = False
+    if not found:
         raise DependencyError(f"--log {kind} needs the {PACKAGES[kind]} package, which is not installed",
                               hint=EXTRA_HINT.format(kind=kind))
 
@@ -122,7 +126,7 @@ class TensorBoardLog(ExperimentLog):
         epoch = metrics.get("kept_epoch") or metrics.get("epochs") or 0
         per_class = metrics.get("val_per_class") or {}
         for name, values in per_class.items():
-            if isinstance(values.get("iou"), (int, float)):
+            if isinstance(values.get("iou"), (int, float)) and values["iou"] == values["iou"]:   # not NaN
                 self.writer.add_scalar(f"val_per_class/{name}", values["iou"], epoch)
         if per_class:
             self.writer.add_text("per_class", per_class_markdown(per_class, epoch), epoch)
