@@ -18,11 +18,14 @@ TRAIN_HELP = """Train a model version from a template and watch it live until it
 
 \b
 Example:
-  segcli train -t MMSegmentation_SegFormer -m M --app A --dataset D
+  segcli train -t segcli_EfficientNetLite0 -m M --app A --dataset D
 
 \b
 More:
   segcli train --model M --params params.yaml --set num_epochs=5 --no-wait
+  segcli train -m M --app A --dataset D --set patience=5 --log tensorboard
+  segcli train -m M --app A --dataset D --sweep per_item_lrate=1e-4,2e-4
+  segcli model compare M --app A
   segcli train list --all
   segcli train status VERSION --model M --watch
   segcli train log VERSION --model M -f train.log
@@ -34,6 +37,13 @@ watch shows progress bars, one row per epoch (best marked) and, at the end, per-
 CI logs it prints a status line every few seconds. Exit code of a watched train: 0 TRAINED,
 9 TRAINING_FAILED, 10 CANCELLED. With -o json the watch prints JSON Lines events, the last one
 ({"event": "end", ...}) carrying the final status.
+
+The version keeps the weights of its best epoch by val mIoU (--set keep_weights=last keeps the
+final one); --set patience=N [--set min_delta=F] stops a run after N epochs without a gain.
+--sweep KEY=V1,V2 (repeatable) trains every combination one after another on one dataset
+snapshot and prints them side by side with the best marked (-o json: JSON Lines per run, then
+one {"event": "sweep", ...} summary); the same command resumes a sweep a cancel stopped.
+--log tensorboard|mlflow also writes params, per-epoch metrics, per-class IoU and the plot there.
 """
 
 app = typer.Typer(help=TRAIN_HELP, short_help="Train and watch; list, status, log, cancel, resume.",

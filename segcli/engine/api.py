@@ -56,9 +56,15 @@ def train(job: TrainJob, on_event: Callable[[dict], None],
 
 def preflight(params: dict) -> None:
     """What a training with these resolved params needs that the params cannot say, checked
-    without torch before anything is created: the offline ImageNet weights (a missing or
-    corrupt package is the one-line DependencyError the worker would hit)."""
-    if str(params.get("pretrained_weights")) == "imagenet":
+    without torch before anything is created: the pretrained weights of every template (a
+    missing or corrupt ImageNet package, an ADE20K checkpoint neither cached nor reachable:
+    the one-line error the worker would hit after loading the data)."""
+    weights = str(params.get("pretrained_weights"))
+    if weights == "imagenet":
         from segcli.engine.weights import check_lite0_available
 
         check_lite0_available()
+    elif weights == "ade20k":
+        from segcli.engine.weights import check_ade20k_available
+
+        check_ade20k_available(str(params.get("model_size", "b0")))
