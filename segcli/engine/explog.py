@@ -25,7 +25,8 @@ from segcli.core.errors import DependencyError, InvalidInputError
 
 KINDS = ("tensorboard", "mlflow")
 PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow"}   # kind -> importable module
-EXTRA_HINT = "pip install 'segcli[{kind}]' (from a clone: pip install -e '.[{kind}]')"
+DISTRIBUTIONS = {"tensorboard": "tensorboard", "mlflow": "mlflow-skinny"}   # kind -> what pip installs
+EXTRA_HINT = "pip install -e '.[{kind}]' in segcli's clone (or pip install '{package}')"
 DEFAULT_DIRS = {"tensorboard": "runs", "mlflow": "mlruns"}
 MLFLOW_RUN_FILE = "mlflow_run.json"   # in the version's run folder: what a resume continues
 EPOCH_SCALARS = {"loss": "train/loss", "val_mIoU": "val/mIoU", "images_per_s": "train/images_per_s",
@@ -44,7 +45,7 @@ def check_available(kind: str) -> None:
         found = False
     if not found:
         raise DependencyError(f"--log {kind} needs the {PACKAGES[kind]} package, which is not installed",
-                              hint=EXTRA_HINT.format(kind=kind))
+                              hint=EXTRA_HINT.format(kind=kind, package=DISTRIBUTIONS[kind]))
 
 
 def destination(kind: str, log_dir: Optional[str]) -> str:
