@@ -135,7 +135,7 @@ def test_training_reads_packed_blobs(uploaded):
 
     store = Store(uploaded / "data")
     try:
-        row = {"app_id": "a", "template": "segcli_UNet",
+        row = {"app_id": "a", "template": "segcli_UNet", "classes_json": None,
                "params_json": '{"dataset_id": "d", "dataset_version_id": null, "concepts": ["circle"], "train_params": {}}'}
         job = build_job(store, row, uploaded / "work")
     finally:

@@ -66,16 +66,18 @@ def test_datasets_upload_and_versions(cli, backend, shapes_data):
     assert (dry["dry_run"], dry["valid"], dry["added"]) == (True, 12, 0)
     first = data(upload(cli, shapes_data))
     assert first == {"added": 12, "skipped": 0, "invalid": 0, "updated": 0, "valid": 12, "clipped": 0, "dataset_id": "d",
-                     "concepts": first["concepts"], "invalid_items": [], "dry_run": False}
+                     "concepts": first["concepts"], "invalid_items": [], "dry_run": False,
+                     "classes": ["background", *SHAPES]}
     assert sorted(first["concepts"]) == SHAPES
     again = data(upload(cli, shapes_data))
     assert (again["added"], again["skipped"], again["invalid"]) == (0, 12, 0)
     assert data(cli("app", "concepts", "a", "-o", "json")) == [{"id": c, "name": c} for c in SHAPES]
     version = data(cli("dataset", "version", "create", "d", "--app", "a", "-o", "json"), "id")
-    assert version == {"dataset_id": "d", "app_id": "a", "inputs": 12, "concepts": SHAPES}
+    assert version == {"dataset_id": "d", "app_id": "a", "inputs": 12, "concepts": SHAPES,
+                       "classes": ["background", *SHAPES], "category_ids": {}}
     listed = data(cli("dataset", "version", "list", "d", "--app", "a", "-o", "json"), "id")
     assert listed == [version]
-    counts = {"id": "d", "app_id": "a", "inputs": 12, "versions": 1}
+    counts = {"id": "d", "app_id": "a", "inputs": 12, "versions": 1, "classes": ["background", *SHAPES]}
     assert data(cli("dataset", "show", "d", "--app", "a", "--no-stats", "-o", "json")) == counts
     shown = data(cli("dataset", "show", "d", "--app", "a", "-o", "json"))   # the same keys, and statistics
     assert {k: shown[k] for k in counts} == counts and [c["id"] for c in shown["concepts"]] == SHAPES

@@ -87,7 +87,8 @@ def test_masks_export_round_trips(cli, backend, data, tmp_path):
     summary = ok(cli("dataset", "export", "d", "--app", "a", "--format", "masks", "--out", out, "-o", "json")).json()
     assert summary == {"dir": str(out), "format": "masks", "app_id": "a", "dataset_id": "d",
                        "dataset_version_id": None, "images": 12, "classes": summary["classes"],
-                       "renamed": 0, "ignored_pixels": 0}
+                       "category_ids": {c: i for i, c in enumerate(summary["classes"]) if i},
+                       "renamed": 0, "ignored_pixels": 0, "renamed_items": []}
     classes, masks = original_masks(data)
     assert summary["classes"] == classes == (out / "classes.txt").read_text().split()
     for image in (data / "images").iterdir():   # the stored files, as uploaded, under their names

@@ -115,4 +115,4 @@ def test_show_table_and_ignore_share(cli, tmp_path):
     assert [line.split() for line in table.splitlines() if line.startswith(("cat", "dog"))] == [
         ["cat", "1", "(33%)", "14.29%"], ["dog", "2", "(67%)", "35.71%"]]
     quick = ok(cli("dataset", "show", "d", "--app", "a", "--no-stats", "-o", "json"))
-    assert set(quick.json()) == {"id", "app_id", "created_at", "inputs", "versions"} and quick.err == ""
+    assert set(quick.json()) == {"id", "app_id", "created_at", "inputs", "versions", "classes"} and quick.err == ""

@@ -22,6 +22,8 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, NamedTuple, Optional, TypeVar
 
 from segcli.backends import refusals
+from segcli.core import classes as order_rules
+from segcli.core.classes import BACKGROUND
 from segcli.core.entities import (CANCELLED, TRAINED, TRAINING_FAILED, App, Concept, Dataset, DatasetVersion, Model,
                                   ModelVersion, UploadResult)
 from segcli.core.ids import check_id
@@ -152,9 +154,48 @@ class Backend(ABC):
                region_format: str = "polygon") -> UploadResult:
         """Write every item of `data` (already validated) exactly once; re-runs add nothing.
         `region_format` (polygon | mask) is how a backend that stores regions sends them
-        (Clarifai); one that stores label maps (local) ignores it."""
+        (Clarifai); one that stores label maps (local) ignores it. The dataset's class order
+        is extended first (core/classes.py), so every stored concept has its index."""
         self.get_dataset(app_id, dataset_id)
-        return self._upload(app_id, dataset_id, data, on_progress, region_format)
+        order, ids, changed = self._classes_after(app_id, dataset_id, data)
+        if changed:
+            self._set_dataset_classes(app_id, dataset_id, order, ids)
+        result = self._upload(app_id, dataset_id, data, on_progress, region_format)
+        result.classes = [BACKGROUND, *order]
+        return result
+
+    def classes_after(self, app_id: str, dataset_id: str, data: "ReadResult") -> list[str]:
+        """The dataset's classes (background first) once `data` is uploaded (for a dry run)."""
+        self.get_dataset(app_id, dataset_id)
+        return [BACKGROUND, *self._classes_after(app_id, dataset_id, data)[0]]
+
+    def _classes_after(self, app_id: str, dataset_id: str,
+                       data: "ReadResult") -> tuple[list[str], dict[str, int], bool]:
+        order, ids = self._dataset_classes(app_id, dataset_id)
+        seeded = order
+        if not order and self.get_dataset(app_id, dataset_id).inputs:
+            # Uploaded before orders were kept: those concepts keep the (sorted) order they trained in.
+            seeded = sorted(self._dataset_concepts(app_id, dataset_id))
+        new = order_rules.extend(seeded, [*data.class_order, *data.concepts])
+        new_ids = dict(ids)
+        for name, cid in data.category_ids.items():
+            new_ids.setdefault(name, cid)   # a concept keeps the COCO id it first came with
+        return new, new_ids, (new != order or new_ids != ids)
+
+    def class_numbering(self, app_id: str, dataset_id: str,
+                        version_id: Optional[str] = None) -> tuple[list[str], dict[str, int]]:
+        """(classes, COCO category ids) of a version, or of the dataset as it is now."""
+        if version_id is not None:
+            version = self.get_dataset_version(app_id, dataset_id, version_id)
+            return list(version.classes), dict(version.category_ids)
+        return self.dataset_classes(app_id, dataset_id), self._dataset_classes(app_id, dataset_id)[1]
+
+    def dataset_classes(self, app_id: str, dataset_id: str) -> list[str]:
+        """The dataset's class order now: background, the order uploads declared, then any
+        concept uploaded before orders were kept (sorted)."""
+        self.get_dataset(app_id, dataset_id)
+        order, _ = self._dataset_classes(app_id, dataset_id)
+        return order_rules.with_background(order, self._dataset_concepts(app_id, dataset_id))
 
     def upload_staging(self) -> ContextManager[Optional["Stash"]]:
         """A place for an upload's readers to hand the bytes they validated, used by the
@@ -170,7 +211,8 @@ class Backend(ABC):
     def create_dataset_version(self, app_id: str, dataset_id: str, description: str = "") -> DatasetVersion:
         if self.get_dataset(app_id, dataset_id).inputs == 0:
             raise refusals.nothing_to_version(app_id, dataset_id)
-        return self._create_dataset_version(app_id, dataset_id, description)
+        order, ids = self._dataset_classes(app_id, dataset_id)
+        return self._create_dataset_version(app_id, dataset_id, description, order, ids)
 
     def list_dataset_versions(self, app_id: str, dataset_id: str) -> list[DatasetVersion]:
         self.get_dataset(app_id, dataset_id)
@@ -182,10 +224,11 @@ class Backend(ABC):
                       lambda: refusals.dataset_version_not_found(app_id, dataset_id, version_id))
 
     def dataset_concepts(self, app_id: str, dataset_id: str) -> list[str]:
-        """The concepts the dataset's labels use now, sorted: what a version made now lists,
-        hence the classes `train --dataset` gives a model (and the colours predict draws)."""
+        """The concepts the dataset's labels use now, in its class order: what a version made
+        now lists, hence the classes `train --dataset` gives a model."""
         self.get_dataset(app_id, dataset_id)
-        return sorted(self._dataset_concepts(app_id, dataset_id))
+        order, _ = self._dataset_classes(app_id, dataset_id)
+        return order_rules.ordered(self._dataset_concepts(app_id, dataset_id), order)
 
     def iter_dataset_items(self, app_id: str, dataset_id: str,
                            version_id: Optional[str] = None) -> Iterator[DatasetItem]:
@@ -259,7 +302,19 @@ class Backend(ABC):
         """Start training from a resolved params document (services.params); returns the new
         (QUEUED) version."""
         self.get_model(app_id, model_id)
-        return self._train(app_id, model_id, template, params)
+        model_classes, how = self.model_classes(app_id, params)
+        chosen = set(params["concepts"])
+        params["concepts"] = [c for c in model_classes if c in chosen]   # in class order
+        return self._train(app_id, model_id, template, params, model_classes, how)
+
+    def model_classes(self, app_id: str, params: dict[str, Any]) -> tuple[list[str], str]:
+        """The classes a training of `params` gives the model (core/classes.model_classes):
+        its dataset version's order, or a subset of it."""
+        chosen = [c for c in params.get("concepts", []) if c != BACKGROUND]
+        if not params.get("dataset_id") or not params.get("dataset_version_id"):
+            return [BACKGROUND, *chosen], order_rules.DATASET
+        version = self.get_dataset_version(app_id, params["dataset_id"], params["dataset_version_id"])
+        return order_rules.model_classes(version.classes, version.concepts, chosen)
 
     def list_versions(self, app_id: str, model_id: str) -> list[ModelVersion]:
         """Oldest first."""
@@ -363,13 +418,22 @@ class Backend(ABC):
     def _upload(self, app_id: str, dataset_id: str, data: "ReadResult", on_progress: ProgressFn,
                 region_format: str) -> UploadResult: ...
     @abstractmethod
-    def _create_dataset_version(self, app_id: str, dataset_id: str, description: str) -> DatasetVersion: ...
+    def _create_dataset_version(self, app_id: str, dataset_id: str, description: str,
+                                order: list[str], category_ids: dict[str, int]) -> DatasetVersion:
+        """A snapshot that records the dataset's class order (`order`, no background; used
+        concepts it lacks follow, sorted: classes.with_background) and COCO ids."""
     @abstractmethod
     def _list_dataset_versions(self, app_id: str, dataset_id: str) -> list[DatasetVersion]: ...
     @abstractmethod
     def _get_dataset_version(self, app_id: str, dataset_id: str, version_id: str) -> Optional[DatasetVersion]: ...
     @abstractmethod
     def _dataset_concepts(self, app_id: str, dataset_id: str) -> list[str]: ...
+    @abstractmethod
+    def _dataset_classes(self, app_id: str, dataset_id: str) -> tuple[list[str], dict[str, int]]:
+        """The dataset's recorded class order (no background; [] if none) and COCO ids."""
+    @abstractmethod
+    def _set_dataset_classes(self, app_id: str, dataset_id: str, order: list[str],
+                             category_ids: dict[str, int]) -> None: ...
     @abstractmethod
     def _iter_dataset_items(self, app_id: str, dataset_id: str,
                             version_id: Optional[str]) -> Iterator[DatasetItem]: ...
@@ -386,7 +450,9 @@ class Backend(ABC):
     def _list_templates(self) -> list[Template]: ...
 
     @abstractmethod
-    def _train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any]) -> ModelVersion: ...
+    def _train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any],
+               classes: list[str], class_order: str) -> ModelVersion:
+        """Start a version that records `classes` (its class i) and `class_order`."""
     @abstractmethod
     def _get_version(self, app_id: str, model_id: str, version_id: str) -> Optional[ModelVersion]: ...
     @abstractmethod

@@ -85,15 +85,17 @@ def show(
     backend = STATE.backend
     dataset = backend.get_dataset(app_id, dataset_id)
     sink = out(output)
+    # classes: index i of the dataset's masks, models and exports (the order uploads declared).
+    described = {**dataset.to_dict(), "classes": backend.dataset_classes(app_id, dataset_id)}
     if no_stats:
-        sink.data(dataset)
+        sink.data(described if output != "table" else dataset)
         return
     from segcli.services import dataset_stats
 
     # A bar on a terminal only: `show` in a script stays silent on stderr but for warnings.
     mode = "rich" if progress_mode(False) == "rich" else "off"
     stats = dataset_stats.of_dataset(backend, app_id, dataset_id, dataset.inputs, mode)
-    doc = {**dataset.to_dict(), **stats.to_dict()}
+    doc = {**described, **stats.to_dict()}
     if output != "table":
         sink.data(doc)
     else:
@@ -221,7 +223,9 @@ another tool. Works the same on every backend, so it is also how a dataset moves
 
 Upload it back with: segcli dataset upload D --images DIR/images --masks DIR/masks
 (or --coco DIR/annotations.json --images DIR/images). --out must be new, empty, or a previous
-export of the same format, which is replaced once the new one is complete.
+export of the same format, which is replaced once the new one is complete (a symbolic link is
+followed). Names that would clash (a.png and A.png), be unsafe or be too long for a file system
+are changed; the summary lists each change.
 
 \b
 Example (from the local backend to a Clarifai profile named cloud):
@@ -229,6 +233,9 @@ Example (from the local backend to a Clarifai profile named cloud):
   segcli --profile cloud dataset upload shapes --app my-app \\
       --images exp/images --masks exp/masks
 """
+MAX_RENAMES_SHOWN = 20
+
+
 @app.command("export", help=EXPORT_HELP)
 def export(
     dataset_id: DatasetArg,
@@ -244,9 +251,15 @@ def export(
     result = run_export(STATE.backend, STATE.app_id(app), dataset_id, dataset_version, fmt, out_dir,
                         progress_mode(quiet))
     summary = dict(result.__dict__)
+    sink = out(output, quiet)
     if output == "table":
         summary["classes"] = ", ".join(result.classes)
-    out(output, quiet).data(summary)
+        del summary["renamed_items"]   # listed on stderr; in full with -o json and in the marker
+        for change in result.renamed_items[:MAX_RENAMES_SHOWN]:
+            sink.info(f"renamed: {change['name']!r} -> images/{change['exported_as']}")
+        if len(result.renamed_items) > MAX_RENAMES_SHOWN:
+            sink.info(f"... and {len(result.renamed_items) - MAX_RENAMES_SHOWN} more (-o json lists them all)")
+    sink.data(summary)
 
 
 @version_app.command("create")

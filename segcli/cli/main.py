@@ -64,7 +64,75 @@ def report(exc: SegcliError) -> int:
     return int(exc.exit_code)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a supervisor, `kill`, a CI timeout), raised in the main thread like Ctrl-C, so
+    that the clean-up Ctrl-C runs runs too: an export's staging folder removed, predict's index
+    of what was finished written. Exit 143 (128 + SIGTERM), as a shell reports it."""
+
+
+_terminated = False
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    global _terminated
+    import signal
+
+    _terminated = True
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)   # a second SIGTERM ends the clean-up too
+    raise Terminated()
+
+
+def _catch_sigterm():
+    """Install the SIGTERM handler (main thread only); what to restore afterwards."""
+    import signal
+    import threading
+
+    global _terminated
+    _terminated = False
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        import signal
+
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _escape_unencodable() -> None:
+    """stdout and stderr write what their encoding cannot hold as backslash escapes instead of
+    failing: an emoji concept name on a Latin-1 terminal or a Windows pipe must never turn a
+    finished upload into an error (its data is stored by then). Set once, here, for every
+    writer (print, rich, click)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "strict") == "strict":
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):   # a closed or detached stream: nothing to protect
+                pass
+
+
+def _interrupted() -> int:
+    if _terminated:
+        print("terminated", file=sys.stderr)
+        return int(ExitCode.TERMINATED)
+    print("interrupted", file=sys.stderr)
+    return int(ExitCode.INTERRUPTED)
+
+
 def main(argv: list[str] | None = None) -> int:
+    previous = _catch_sigterm()
+    try:
+        return _main(argv)
+    finally:
+        _restore_sigterm(previous)
+
+
+def _main(argv: list[str] | None) -> int:
+    _escape_unencodable()
     debug = os.environ.get("SEGCLI_DEBUG") == "1" or "--debug" in (argv or sys.argv[1:])
     code = 0
     try:
@@ -73,15 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         result = app.main(args=argv, prog_name="segcli", standalone_mode=False)
         code = result if isinstance(result, int) else 0
         if code == ExitCode.INTERRUPTED:   # Typer turns Ctrl-C into Exit(130), which Click returns
-            print("interrupted", file=sys.stderr)
+            code = _interrupted()
     except SegcliError as exc:
         _traceback(debug)
         code = report(exc)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort):
-        print("interrupted", file=sys.stderr)
-        code = int(ExitCode.INTERRUPTED)
+        code = _interrupted()
     except BrokenPipeError:
         code = 0  # `segcli ... | head` closed the pipe: not an error for the user
     except Exception as exc:

@@ -206,6 +206,9 @@ def train(
     complete_cache.remember(STATE.settings, "versions", (app_id, model_id), [complete_cache.version_entry(version)], add=True)
     sink.info(f"training {model_id} version {version.id} ({tmpl.name}, {len(doc['concepts'])} concepts, "
               f"dataset version {doc['dataset_version_id']})")
+    if version.class_order == "subset":   # core/classes.SUBSET: the dataset's indices cannot be kept
+        sink.info(f"note: trained on some of the dataset's concepts, so class indices differ from the dataset's: "
+                  f"{', '.join(f'{i}={c}' for i, c in enumerate(version.classes))}")
     if no_wait:
         sink.data({"id": version.id, "status": version.status, "model_id": model_id, "app_id": app_id})
         return

@@ -40,7 +40,11 @@ class DatasetVersion(Record):
     app_id: str
     created_at: str
     inputs: int = 0
-    concepts: list[str] = field(default_factory=list)
+    concepts: list[str] = field(default_factory=list)   # those its labels use, in class order
+    # Class i of the version (core/classes.py): background first, then the dataset's order.
+    classes: list[str] = field(default_factory=list)
+    # COCO category id of each concept uploaded from COCO (export gives them back).
+    category_ids: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,6 +59,7 @@ class UploadResult(Record):
     concepts: list[str] = field(default_factory=list)
     invalid_items: list[dict[str, str]] = field(default_factory=list)
     dry_run: bool = False
+    classes: list[str] = field(default_factory=list)   # the dataset's class order after the upload
 
 
 @dataclass
@@ -91,6 +96,10 @@ class ModelVersion(Record):
     metrics: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)   # one entry per finished epoch
     progress: dict[str, Any] = field(default_factory=dict)        # live: step, loss, img/s, eta_s
+    # Class i of the model (background first) and how that relates to its dataset version's
+    # order: core/classes.py DATASET | SUBSET | LEGACY | SERVER.
+    classes: list[str] = field(default_factory=list)
+    class_order: str = ""
 
     @property
     def is_final(self) -> bool:

@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     DEPENDENCY = 11        # an optional extra (torch, clarifai, av) is not installed
     ENVIRONMENT = 12       # a fault of the machine: disk full, read-only or foreign folder, corrupt store
     INTERRUPTED = 130      # Ctrl-C
+    TERMINATED = 143       # SIGTERM (128 + 15): cleaned up like Ctrl-C
 
 
 class SegcliError(Exception):

@@ -55,6 +55,17 @@ def sha256_of(*paths: Path) -> str:
     return digest.hexdigest()
 
 
+def temp_prefix(name: str) -> str:
+    """The start of a temporary file's name beside `name`: '.NAME.PID.' (mkstemp adds 8
+    characters and '.tmp'). The pid tells a sweep (core/leftovers.py) whether its writer still
+    runs; NAME is cut so that the whole name fits the 255 bytes a file name may have, whatever
+    the length of `name` (a 250-byte name is legal; its temporary name must be too)."""
+    from segcli.core.names import NAME_MAX, cut_utf8
+
+    pid = f".{os.getpid()}."
+    return "." + cut_utf8(name, NAME_MAX - 1 - len(pid) - 8 - len(".tmp")) + pid
+
+
 def write_atomic(path: Path, fill: Callable[[IO[bytes]], None], *, mode: int | None = None,
                  fsync: bool = False) -> None:
     """Write `path` through a temp file in the same folder, then rename it into place: the
@@ -63,7 +74,7 @@ def write_atomic(path: Path, fill: Callable[[IO[bytes]], None], *, mode: int | N
     the mode any new file would (the umask's). `fsync` makes it survive a power cut."""
     import tempfile  # only when writing: reading commands and --help never pay for it
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=".tmp")
     try:
         if hasattr(os, "fchmod"):  # Windows has it from Python 3.13 only
             os.fchmod(fd, FILE_MODE if mode is None else mode)

@@ -37,6 +37,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from segcli.core.errors import InvalidInputError, NotFoundError
+from segcli.core.names import concept_problem
 from segcli.core.textfile import SAVE_AS_UTF8
 from segcli.datasets.filefacts import ImageFile, KnownFiles, KnownRender, Stash, absolute
 from segcli.datasets.images import BadFile, bbox_of, observe_image, png_bytes
@@ -77,7 +78,14 @@ def read_coco(annotations: Path, images_dir: Path, on_progress: Progress | None 
     done = {k: _known_item(job, renders[job[4]], images_dir) for k, job in enumerate(jobs)
             if job[3] is not None and job[4] in renders}
     read_one = functools.partial(_read_image, images_dir=images_dir, categories=categories, stash=stash)
-    return read_jobs(jobs, done, read_one, workers, on_progress, invalid + orphans)
+    result = read_jobs(jobs, done, read_one, workers, on_progress, invalid + orphans)
+    # The class order: the categories the items use, by id; each keeps its id for export.
+    used = set(result.concepts)
+    for cid, name in sorted(categories.items()):
+        if name in used and name not in result.category_ids:
+            result.category_ids[name] = cid
+            result.class_order.append(name)
+    return result
 
 
 def render_key(entry: dict, anns: list, categories: dict[int, str]) -> str | None:
@@ -167,6 +175,10 @@ def _categories(entries: list, path: Path) -> dict[int, str]:
         if not _is_unicode(cat["name"]):
             raise InvalidInputError(f"{path}: categories[{k}] has a name that is not valid Unicode "
                                     "(a lone surrogate escape such as \\ud800)", hint=_HINT)
+        problem = concept_problem(cat["name"].strip())
+        if problem is not None:
+            raise InvalidInputError(f"{path}: categories[{k}] name {cat['name'].strip()!r} {problem}",
+                                    hint="rename the category in the JSON (concept names are one line of text)")
         if cat["id"] in categories:
             raise InvalidInputError(f"{path}: category id {cat['id']} is listed twice", hint=_HINT)
         categories[cat["id"]] = cat["name"].strip()

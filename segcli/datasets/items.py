@@ -72,6 +72,12 @@ class ReadResult:
     invalid: list[InvalidItem] = field(default_factory=list)
     # Every concept name the valid items use, in first-seen order.
     concepts: list[str] = field(default_factory=list)
+    # The class order the source declares (no background): classes.txt / --classes entries,
+    # YOLO names, a VOC labelmap (declared classes without pixels too), COCO's used categories
+    # by id. The dataset keeps it (core/classes.py); concepts it lacks follow in first-seen order.
+    class_order: list[str] = field(default_factory=list)
+    # COCO category id of each concept read from COCO (export gives the ids back).
+    category_ids: dict[str, int] = field(default_factory=dict)
     clipped: int = 0  # sum of the valid items' `clipped`
     unchanged: int = 0  # valid items made from facts the backend kept: no file of theirs was read
 

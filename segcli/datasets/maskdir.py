@@ -38,6 +38,7 @@ from typing import Mapping, Optional
 
 from segcli.core.errors import InvalidInputError
 from segcli.core.files import IMAGE_SUFFIXES
+from segcli.core.names import concept_problem
 from segcli.core.textfile import SAVE_AS_UTF8, TextEncodingError, read_text
 from segcli.datasets.filefacts import ImageFile, KnownFiles, KnownMask, MaskFacts, Observed, Stash, absolute
 from segcli.datasets.items import IGNORE_INDEX, InvalidItem, LabeledItem, ReadResult, Region
@@ -71,7 +72,9 @@ def read_mask_folder(images_dir: Path, masks_dir: Path, classes: list[str] | Non
         from segcli.datasets import maskfile  # numpy and PIL: only when something is decoded
 
         read_one = functools.partial(maskfile.read_pair, names=names, described=described, stash=stash)
-    return read_jobs(jobs, done, read_one, workers, on_progress, invalid)
+    result = read_jobs(jobs, done, read_one, workers, on_progress, invalid)
+    result.class_order = [names[v] for v in sorted(names)]   # every named index, used or not
+    return result
 
 
 def _with_known(pairs: list[tuple[str, str, str]], known: KnownFiles | None) -> list[PairJob]:
@@ -139,6 +142,11 @@ def class_names(classes: list[str] | None, masks_dir: Path) -> tuple[dict[int, s
         raise InvalidInputError(
             f"{source}: {where} {entries.index('') + 1} is blank; each {where} names the next class "
             "index, so skipping it would shift every later name", hint=CLASSES_HINT)
+    for k, entry in enumerate(entries):
+        problem = concept_problem(entry)
+        if problem is not None:
+            where = "line" if source != "--classes" else "entry"
+            raise InvalidInputError(f"{source}: {where} {k + 1} {entry!r} {problem}", hint=CLASSES_HINT)
     repeated = [n for n, k in Counter(entries).items() if k > 1]
     if repeated:
         raise InvalidInputError(f"{source} names {repeated[0]!r} twice", hint=CLASSES_HINT)

@@ -144,6 +144,7 @@ def _worker_init(parent: int) -> None:
     # Ctrl-C reaches the whole process group: the parent handles it and stops the pool; a
     # worker printing its own KeyboardInterrupt traceback would only be noise.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)   # the parent's clean-up handler is not theirs
     try:  # die with the parent (a kill -9 of the upload); a blocked worker never sees EOF
         import ctypes
 

@@ -3,15 +3,16 @@
 
 Both write into a folder the caller owns (an export's staging folder) and know nothing of
 backends. Items come one at a time, each with its own label-map numbering (value v is concept
-labels[v]); the one numbering of the whole export (`classes`, background first) is only known
-at the end, so `finish(classes)` renumbers what it must:
+labels[v]); the one numbering of the whole export (`classes`, background first: the dataset's
+class order) is applied at the end, so `finish(classes)` renumbers what it must:
 
 - MaskFolderWriter: images/<name>, masks/<name stem>.png (mode L: pixel = class index, 255 =
   ignore, kept), classes.txt (line i names index i, "background" first). A mask whose values
   already are the export's class indices is written as stored, byte for byte when the stored PNG
   is given, so re-uploading the export into the same dataset finds nothing changed.
 - CocoWriter: images/<name> and annotations.json: one RLE annotation per concept per image
-  (iscrowd 0, category id = class index), width/height as displayed. COCO has no ignore label:
+  (iscrowd 0; category ids: `category_ids`, the ids uploaded from COCO where known, else the
+  class index), width/height as displayed. COCO has no ignore label:
   ignore (255) pixels are left out, so they come back as background.
 """
 from __future__ import annotations
@@ -26,6 +27,8 @@ import numpy as np
 from PIL import Image
 
 from segcli.core.files import IMAGE_SUFFIXES, write_bytes_atomic, write_text_atomic
+from segcli.core.errors import InvalidInputError
+from segcli.core.names import NAME_MAX, NamePlan, concept_problem, split_parts, split_suffix
 from segcli.datasets.items import IGNORE_INDEX
 from segcli.datasets.labels import class_lut
 
@@ -34,19 +37,27 @@ BACKGROUND = "background"
 _SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif", "MPO": ".jpg"}
 
 
-def class_numbering(all_labels: list[dict[int, str]]) -> list[str]:
-    """One numbering for the export: background, then the concepts. Where every item already
-    numbers each concept the same way (a mask folder uploaded as is), that order is kept, so the
-    masks come back as they were uploaded (gaps closed up); otherwise concepts by name."""
-    values: dict[str, set[int]] = {}
-    concepts: dict[int, set[str]] = {}
-    for labels in all_labels:
-        for value, concept in labels.items():
-            values.setdefault(concept, set()).add(int(value))
-            concepts.setdefault(int(value), set()).add(concept)
-    consistent = all(len(v) == 1 for v in values.values()) and all(len(c) == 1 for c in concepts.values())
-    order = sorted(values, key=lambda c: min(values[c])) if consistent else sorted(values)
-    return [BACKGROUND, *order]
+def class_numbering(all_labels: list[dict[int, str]], classes: list[str]) -> list[str]:
+    """The export's numbering: the dataset's class order (`classes`, background first), with
+    any concept an item uses that it lacks appended, sorted (it covers them all normally)."""
+    used = {concept for labels in all_labels for concept in labels.values()}
+    return [*classes, *sorted(used - set(classes))]
+
+
+def category_ids(classes: list[str], known: dict[str, int]) -> dict[str, int]:
+    """A COCO category id for each class but background: the id it was uploaded with where it
+    came from COCO (so ids 7, 19, 44 come back as 7, 19, 44), else its class index, or the next
+    free id when a known one took that."""
+    ids = {c: known[c] for c in classes[1:] if c in known}
+    taken = set(ids.values())
+    for index, concept in enumerate(classes):
+        if index and concept not in ids:
+            cid = index
+            while cid in taken:
+                cid += 1
+            ids[concept] = cid
+            taken.add(cid)
+    return ids
 
 
 def _encode_l(array: np.ndarray) -> bytes:
@@ -56,30 +67,29 @@ def _encode_l(array: np.ndarray) -> bytes:
 
 
 class FileNames:
-    """Safe, unique relative file names from the names inputs were uploaded with: subfolders kept,
-    no '..', no absolute paths, no hidden files (readers skip them), an image suffix always, and
-    no two images whose masks would share a name (a clash gets the input id appended)."""
+    """Safe, unique relative file names from the names inputs were uploaded with, planned by
+    core/names.NamePlan (subfolders kept, no '..' or absolute paths, no hidden files, unique
+    case-insensitively with the mask beside each image, no file where a folder is, within the
+    file system's name limit), with an image suffix always. A clash gets the input id's end
+    appended; `renamed` lists every change for the export's summary."""
 
-    def __init__(self) -> None:
-        self._stems: set[str] = set()
-        self.renamed = 0
+    def __init__(self, limit: int = NAME_MAX) -> None:
+        self._plan = NamePlan(derived=(".png",), limit=limit)
+
+    @property
+    def renamed(self) -> int:
+        return len(self._plan.renamed)
+
+    @property
+    def changes(self) -> list[tuple[str, str]]:
+        """(name as uploaded, name given) for every image whose name had to change."""
+        return list(self._plan.renamed)
 
     def name(self, uploaded: str, input_id: str, image: bytes) -> str:
-        parts = [p.lstrip(".") or "_" for p in uploaded.replace("\\", "/").split("/")
-                 if p not in ("", ".", "..") and not p.endswith(":")]
-        path = PurePosixPath(*parts) if parts else PurePosixPath(input_id)
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            path = path.with_name(path.name + _suffix_of(image))
-        if str(path.with_suffix("")).casefold() in self._stems:
-            path = path.with_name(f"{path.stem}-{_short(input_id)}{path.suffix}")
-        self._stems.add(str(path.with_suffix("")).casefold())
-        if str(path) != uploaded:
-            self.renamed += 1
-        return str(path)
-
-
-def _short(input_id: str) -> str:
-    return "".join(ch for ch in input_id if ch.isalnum())[-8:] or "x"
+        parts = split_parts(uploaded)
+        suffix = split_suffix(parts[-1])[1] if parts else ""
+        added = "" if suffix.lower() in IMAGE_SUFFIXES else _suffix_of(image)
+        return self._plan.place(uploaded, tag=input_id, add_suffix=added)
 
 
 def _suffix_of(image: bytes) -> str:
@@ -103,12 +113,13 @@ class MaskFolderWriter:
 
     def add(self, name: str, image: bytes, labelmap: np.ndarray, labels: dict[int, str],
             labelmap_png: Optional[bytes] = None) -> None:
+        _check_line_safe(labels.values())
         _write(self.root / "images" / name, image)
         mask_path = self.root / "masks" / PurePosixPath(name).with_suffix(".png")
         _write(mask_path, labelmap_png if labelmap_png is not None else _encode_l(labelmap))
         self._pending.append(_Pending(mask_path, dict(labels)))
 
-    def finish(self, classes: list[str]) -> None:
+    def finish(self, classes: list[str], category_ids: Optional[dict[str, int]] = None) -> None:
         for pending in self._pending:
             lut = class_lut(pending.labels, classes)
             if all(lut[v] == v for v in pending.labels):
@@ -117,6 +128,17 @@ class MaskFolderWriter:
                 values = np.asarray(im)
             _write(pending.mask_path, _encode_l(np.asarray(lut, dtype=np.uint8)[values]))
         write_text_atomic(self.root / "classes.txt", "".join(f"{c}\n" for c in classes))
+
+
+def _check_line_safe(concepts) -> None:
+    """classes.txt holds one name a line: a concept that would not read back as the same single
+    line (made on a server by another tool, or stored before segcli checked names) is refused
+    before it can shift every later class."""
+    for concept in concepts:
+        problem = concept_problem(concept)
+        if problem is not None:
+            raise InvalidInputError(f"concept {concept!r} {problem}: classes.txt (one name a line) "
+                                    "cannot hold it", hint="export with --format coco, or rename the concept")
 
 
 @dataclass
@@ -141,10 +163,10 @@ class CocoWriter:
                 rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
                 self._regions.append((image_id, concept, rle))
 
-    def finish(self, classes: list[str]) -> None:
+    def finish(self, classes: list[str], category_ids: Optional[dict[str, int]] = None) -> None:
         from pycocotools import mask as mask_utils
 
-        index = {c: i for i, c in enumerate(classes)}
+        index = category_ids or {c: i for i, c in enumerate(classes)}
         annotations = []
         for ann_id, (image_id, concept, rle) in enumerate(self._regions, start=1):
             annotations.append({
@@ -157,7 +179,7 @@ class CocoWriter:
             "licenses": [],
             "images": self._images,
             "annotations": annotations,
-            "categories": [{"id": i, "name": c, "supercategory": ""} for i, c in enumerate(classes) if i > 0],
+            "categories": [{"id": index[c], "name": c, "supercategory": ""} for c in classes[1:]],
         }
         write_text_atomic(self.root / "annotations.json", json.dumps(doc, ensure_ascii=False) + "\n")
 

@@ -1,8 +1,9 @@
-"""Stable colours per concept name, identical across images, runs, backends and class orders.
+"""Colours per class index: class i is drawn in colour i, in overlays, legends and previews.
 
-A colour is chosen from the set of concept *names* (never their indices, which differ between
-models and backends), ordered by a digest of each name: Python's `hash()` is salted per
-process, so a fixed digest is used instead.
+The class order is the dataset's (core/classes.py), kept by its models and exports, so a class
+has the same colour in the dataset's preview and in every prediction of models trained on it,
+on either backend. Past the palette, a colour derived from a fixed digest of the name (Python's
+`hash()` is salted per process).
 """
 from __future__ import annotations
 
@@ -41,14 +42,15 @@ def _hashed_hsv(name: str) -> tuple[int, int, int]:
 
 
 def colors_for(classes: Sequence[str]) -> list[tuple[int, int, int]]:
-    """One RGB colour per class name, aligned with `classes`.
-
-    The names (background aside) are ordered by a digest of the name, and the i-th takes
-    PALETTE[i]: a model with k concepts gets the k most distinct colours, and the result
-    depends only on the *set* of names, not their order (the same in every image, run and
-    backend of a model). Past the palette, a hue hashed from the name. "background" gets a
-    placeholder and is never drawn.
-    """
-    named = sorted({c for c in classes if c != BACKGROUND}, key=lambda c: (_digest(c), c))
-    chosen = {name: PALETTE[i] if i < len(PALETTE) else _hashed_hsv(name) for i, name in enumerate(named)}
-    return [BACKGROUND_COLOR if c == BACKGROUND else chosen[c] for c in classes]
+    """One RGB colour per class, aligned with `classes`: class 1 gets PALETTE[0], class 2
+    PALETTE[1], ... (a model with k concepts gets the k most distinct colours), then colours
+    from the names' digests. "background" gets a placeholder and is never drawn."""
+    palette = PALETTE
+    out = []
+    for index, name in enumerate(classes):
+        if name == BACKGROUND:
+            out.append(BACKGROUND_COLOR)
+        else:
+            slot = index - 1 if classes and classes[0] == BACKGROUND else index
+            out.append(palette[slot] if slot < len(palette) else _hashed_hsv(name))
+    return out

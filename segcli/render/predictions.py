@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from segcli.core.files import write_text_atomic
+from segcli.core.names import NamePlan
 from segcli.datasets.images import bbox_of
 from segcli.render import png
 from segcli.render.overlay import render_overlay
@@ -51,17 +52,21 @@ class PredictionWriter:
     """
 
     def __init__(self, out_dir: Path | str | None, classes: Sequence[str], threshold: float = 0.05,
-                 workers: int = 0) -> None:
+                 workers: int = 0, class_order: str | None = None) -> None:
         if not classes or classes[0] != BACKGROUND:
             raise ValueError(f'classes[0] must be "{BACKGROUND}", got {list(classes)[:1]}')
         if len(classes) > 255:
             raise ValueError("at most 254 concepts fit a uint8 mask (255 is the ignore index)")
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.classes = list(classes)
+        # How `classes` relates to the model's dataset order (core/classes.py), when known.
+        self.class_order = class_order
         self.threshold = float(threshold)
         self._items: list[dict[str, Any] | None] = []
         self.skipped: list[dict[str, str]] = []
-        self._stems: set[str] = set()
+        # Every file (and folder) written per input, after its stem: planned so none clashes.
+        self._names = NamePlan(derived=(".mask.png", ".overlay.png", ".overlay.mp4", ".f000000.mask.png"),
+                               derived_dirs=("_frames",))
         self._videos: dict[str, _Video] = {}
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None
@@ -163,7 +168,10 @@ class PredictionWriter:
             video.writer.close()
 
     def document(self) -> dict[str, Any]:
-        return {"classes": list(self.classes), "items": self.items, "skipped": list(self.skipped)}
+        doc: dict[str, Any] = {"classes": list(self.classes)}
+        if self.class_order is not None:
+            doc["class_order"] = self.class_order
+        return {**doc, "items": self.items, "skipped": list(self.skipped)}
 
     def close(self) -> dict[str, Any]:
         """Wait for the writer threads, finish videos, write predictions.json atomically (always,
@@ -184,6 +192,8 @@ class PredictionWriter:
         doc = self.document()
         if self.out_dir is not None and not self._closed:
             # Readers (scripts polling DIR) never see a half-written predictions.json.
+            # The mapping beside the masks, for readers that never open predictions.json.
+            write_text_atomic(self.out_dir / "classes.txt", "".join(f"{c}\n" for c in self.classes))
             write_text_atomic(self.out_dir / "predictions.json", json.dumps(doc, indent=2) + "\n")
         self._closed = True
         if error is not None:
@@ -270,15 +280,11 @@ class PredictionWriter:
                 "mask_path": None, "overlay_path": None, "regions": regions}
 
     def _unique_stem(self, name: str) -> str:
-        # Two inputs called a/x.png and b/x.png must not overwrite each other's outputs;
-        # compare case-folded because macOS and Windows file systems are case-insensitive.
+        # Two inputs called a/x.png and b/x.png must not overwrite each other's outputs, nor
+        # A.png and a.png on a case-insensitive file system, and a 250-byte name plus
+        # ".overlay.png" must still fit a file name: core/names.NamePlan plans them all.
         base = re.sub(r"[^\w.-]+", "_", Path(name).stem) or "input"
-        stem, n = base, 1
-        while stem.casefold() in self._stems:
-            n += 1
-            stem = f"{base}-{n}"
-        self._stems.add(stem.casefold())
-        return stem
+        return self._names.place_stem(base)
 
     def _save_mask(self, lm: np.ndarray, stem: str) -> str:
         rel = f"{stem}.mask.png"

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import numpy as np
 
 from segcli.backends.base import Backend
+from segcli.core.classes import DATASET, DESCRIPTIONS
 from segcli.core.cpus import usable_cpus
 from segcli.core.errors import InvalidInputError, NotFoundError
 from segcli.core.faults import cannot_write
@@ -153,12 +154,17 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise cannot_write(exc, out_dir, hint="choose another --out") from None
-    segmenter = backend.load_segmenter(app_id, model_id, version_id, engine=engine, notify=notify)
+    version = backend.trained_version(app_id, model_id, version_id)
+    if version.class_order != DATASET:   # say once that mask values are not the dataset's
+        (notify or warn)(f"note: model version {version.id} numbers its classes by {DESCRIPTIONS.get(version.class_order, version.class_order)}"
+             + ("; classes.txt beside the masks names each value" if out_dir is not None else ""))
+    segmenter = backend.load_segmenter(app_id, model_id, version.id, engine=engine, notify=notify)
     images = [p for p in paths if p.suffix.lower() in IMAGE_EXTS]
     videos = [p for p in paths if p.suffix.lower() in VIDEO_EXTS]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # load_rgb refuses them itself
-        writer = _run(segmenter, images, videos, out_dir, threshold, batch_size, progress_mode, warn)
+        writer = _run(segmenter, images, videos, out_dir, threshold, batch_size, progress_mode, warn,
+                      version.class_order)
     document = writer.document()
     if not document["items"] and document["skipped"]:
         raise InvalidInputError(f"nothing could be predicted: all {len(document['skipped'])} inputs were skipped",
@@ -168,7 +174,7 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
 
 
 def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Path], threshold: float,
-         batch_size: int, progress_mode: str, warn: Callable[[str], None]):
+         batch_size: int, progress_mode: str, warn: Callable[[str], None], class_order: Optional[str] = None):
     """The pipeline itself; returns the writer, closed (its index written) whatever happened."""
     from segcli.render.predictions import PredictionWriter
 
@@ -183,7 +189,8 @@ def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Pa
         prepared = segmenter.prepare([g[1] for g in good], batch_size) if staged and good else None
         return loaded, good, prepared
 
-    with PredictionWriter(out_dir, segmenter.classes, threshold=threshold, workers=cpus) as writer:
+    with PredictionWriter(out_dir, segmenter.classes, threshold=threshold, workers=cpus,
+                          class_order=class_order) as writer:
         with Counter("predicting", len(images), progress_mode) as counter:
             batches = -(-len(images) // batch_size)
             for loaded, good, prepared in ordered_map(load_batch, batches, min(2, cpus), ahead=2):

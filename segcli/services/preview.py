@@ -119,10 +119,11 @@ def preview(backend: Backend, app_id: str, dataset_id: str, version_id: Optional
     _check_path(path)
     if version_id is not None:
         version = backend.get_dataset_version(app_id, dataset_id, version_id)
-        total, in_data = version.inputs, list(version.concepts)
+        total, in_data, order = version.inputs, list(version.concepts), list(version.classes)
     else:
         total = backend.get_dataset(app_id, dataset_id).inputs
         in_data = backend.dataset_concepts(app_id, dataset_id)
+        order = backend.dataset_classes(app_id, dataset_id)
     if total == 0:
         raise InvalidInputError(f"dataset '{dataset_id}' has no inputs to preview",
                                 hint=f"segcli dataset upload {dataset_id} --app {app_id} ...")
@@ -131,7 +132,8 @@ def preview(backend: Backend, app_id: str, dataset_id: str, version_id: Optional
         where = f"dataset version {version_id}" if version_id else f"dataset '{dataset_id}'"
         raise InvalidInputError(f"no concept {', '.join(unknown)} in {where} (it has: {', '.join(in_data) or 'none'})",
                                 hint=f"segcli dataset show {dataset_id} --app {app_id}  (concepts and their images)")
-    classes = [BACKGROUND, *(concepts or sorted(in_data))]
+    # The classes (and so the colours) a model trained on the dataset, or on --concepts, gets.
+    classes = order if not concepts else [BACKGROUND, *(c for c in order if c in concepts)]
     items = backend.iter_dataset_items(app_id, dataset_id, version_id)
     keep = containing(concepts)
     # How many items will be read: N from the start, or (seeded, filtered) up to all of them.

@@ -79,6 +79,7 @@ def upload(backend: Backend, app_id: str, dataset_id: str, data: ReadResult, *, 
         return UploadResult(added=0, skipped=0, invalid=len(data.invalid), valid=len(data.items),
                             clipped=data.clipped,
                             dataset_id=dataset_id, concepts=list(data.concepts), dry_run=True,
+                            classes=backend.classes_after(app_id, dataset_id, data),
                             invalid_items=[{"name": b.name, "reason": b.reason} for b in data.invalid])
     check_tolerance(data, max_invalid_percent)
     with Counter("uploading", len(data.items), progress_mode) as counter:

@@ -58,6 +58,7 @@ class HandlerBase:
         out = resources_pb2.Dataset(
             id=ds.id, app_id=app.id, user_id=app.user_id, description=ds.description,
             created_at=ts(ds.created), modified_at=ts(ds.created),
+            metadata=dict_to_struct(ds.metadata),
         )
         if ds.versions:
             latest = list(ds.versions.values())[-1]
@@ -74,7 +75,7 @@ class HandlerBase:
             id=v.id, dataset_id=v.dataset_id, app_id=app.id, user_id=app.user_id,
             description=v.description, created_at=ts(v.created), modified_at=ts(v.created),
             status=status(code),
-            metadata=dict_to_struct({"input_count": len(v.input_ids),
+            metadata=dict_to_struct({**v.metadata, "input_count": len(v.input_ids),
                                      "annotation_count": len(v.annotation_ids)}),
         )
 

@@ -76,6 +76,8 @@ class FakeClarifai:
     dataset_version_fails  a version ends DATASET_VERSION_FAILURE instead of READY.
     training_plan       TrainingPlan for new model versions (stage lengths, forced failure).
     max_workers         gRPC thread pool (concurrent calls in flight, latency included).
+    server_concept_order  model versions come back with their concepts sorted and without the
+                        metadata they were posted with (a server that keeps its own order).
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class FakeClarifai:
         dataset_version_fails: bool = False,
         training_plan: TrainingPlan | None = None,
         max_workers: int = 32,
+        server_concept_order: bool = False,
     ) -> None:
         self.user_id, self.pat = user_id, pat
         # fail_after_rate is what makes a naive retry duplicate things: the write happened.
@@ -111,6 +114,7 @@ class FakeClarifai:
         self.dataset_version_fails = dataset_version_fails
         self.training_plan = training_plan or TrainingPlan()
         self.max_workers = max_workers
+        self.server_concept_order = server_concept_order
         self.state = State()
         self.state.default_user = user_id
         self.pats = {pat: user_id}

@@ -6,7 +6,7 @@ from clarifai_grpc.grpc.api import service_pb2 as S
 from clarifai_grpc.grpc.api.status.status_pb2 import BaseResponse
 
 from .base import HandlerBase
-from .protos import C, ok, paginate, status
+from .protos import C, ok, paginate, status, struct_to_dict
 from .state import AppRecord, DatasetRecord, DatasetVersionRecord, new_id, now
 
 
@@ -95,6 +95,26 @@ class AppHandlers(HandlerBase):
             return S.MultiDatasetResponse(
                 status=ok(), datasets=[self.dataset_proto(app, d) for d in page])
 
+    def PatchDatasets(self, request, context):
+        """action merge (the default): top-level metadata keys replaced; overwrite: all of it."""
+        with self.state.lock:
+            app = self._app(request)
+            if app is None:
+                return self._no_app(S.MultiDatasetResponse, request)
+            missing = [d.id for d in request.datasets if d.id not in app.datasets]
+            if missing:
+                return self._fail(S.MultiDatasetResponse, C.CONN_DOES_NOT_EXIST,
+                                  f"dataset '{missing[0]}' not found")
+            out = []
+            for d in request.datasets:
+                record = app.datasets[d.id]
+                patch = struct_to_dict(d.metadata)
+                record.metadata = patch if request.action == "overwrite" else {**record.metadata, **patch}
+                if d.description:
+                    record.description = d.description
+                out.append(self.dataset_proto(app, record))
+        return S.MultiDatasetResponse(status=ok(), datasets=out)
+
     def DeleteDatasets(self, request, context):
         with self.state.lock:
             app = self._app(request)
@@ -132,7 +152,8 @@ class AppHandlers(HandlerBase):
         ann_ids = tuple(a.id for a in app.annotations.values() if a.input_id in members)
         record = DatasetVersionRecord(id=requested.id or new_id(), dataset_id=ds.id,
                                       created=now(), input_ids=input_ids,
-                                      annotation_ids=ann_ids, description=requested.description)
+                                      annotation_ids=ann_ids, description=requested.description,
+                                      metadata=struct_to_dict(requested.metadata))
         ds.versions[record.id] = record
         return self.dataset_version_proto(app, record)
 

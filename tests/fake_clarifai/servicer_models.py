@@ -46,8 +46,13 @@ class ModelHandlers(HandlerBase):
             status=status(code, v.details(), percent_completed=int(v.progress())),
         )
         out.train_info.params.CopyFrom(dict_to_struct(v.params))
+        if not self.fake.server_concept_order:
+            out.metadata.CopyFrom(dict_to_struct(v.metadata))
+        # server_concept_order: concepts come back sorted and the version's metadata is not
+        # kept, as a server that orders concepts its own way would answer.
+        concept_ids = sorted(v.concept_ids) if self.fake.server_concept_order else v.concept_ids
         out.output_info.data.concepts.extend(
-            resources_pb2.Concept(id=c, name=app.concepts.get(c, c)) for c in v.concept_ids)
+            resources_pb2.Concept(id=c, name=app.concepts.get(c, c)) for c in concept_ids)
         if v.has_log():
             path = f"/logs/{app.user_id}/{app.id}/{v.model_id}/{v.id}.log"
             out.train_log = self.fake.http_base + path
@@ -165,6 +170,7 @@ class ModelHandlers(HandlerBase):
             params=params, concept_ids=[c.id for c in requested.output_info.data.concepts],
             dataset_id=params.get("dataset_id", ""),
             dataset_version_id=params.get("dataset_version_id", ""),
+            metadata=struct_to_dict(requested.metadata),
             plan=self.fake.new_training_plan(),
         )
         version.outcome, version.outcome_details = self._outcome(app, version)

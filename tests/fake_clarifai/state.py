@@ -50,6 +50,7 @@ class DatasetVersionRecord:
     annotation_ids: tuple[str, ...]
     description: str = ""
     polls: int = 0
+    metadata: dict = field(default_factory=dict)   # as posted (the fake adds its counts)
 
 
 @dataclass
@@ -57,6 +58,7 @@ class DatasetRecord:
     id: str
     created: float
     description: str = ""
+    metadata: dict = field(default_factory=dict)   # PatchDatasets merges top-level keys
     versions: dict[str, DatasetVersionRecord] = field(default_factory=dict)
 
 

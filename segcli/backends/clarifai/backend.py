@@ -111,8 +111,9 @@ class ClarifaiBackend(Backend):
     def _upload(self, app_id: str, dataset_id: str, data: ReadResult, on_progress, region_format: str) -> UploadResult:
         return self.datasets.upload(app_id, dataset_id, data, on_progress, region_format)
 
-    def _create_dataset_version(self, app_id: str, dataset_id: str, description: str) -> DatasetVersion:
-        return self.datasets.create_version(app_id, dataset_id, description)
+    def _create_dataset_version(self, app_id: str, dataset_id: str, description: str,
+                                order: list[str], category_ids: dict[str, int]) -> DatasetVersion:
+        return self.datasets.create_version(app_id, dataset_id, description, order, category_ids)
 
     def _list_dataset_versions(self, app_id: str, dataset_id: str) -> list[DatasetVersion]:
         return self.datasets.list_versions(app_id, dataset_id)
@@ -122,6 +123,13 @@ class ClarifaiBackend(Backend):
 
     def _dataset_concepts(self, app_id: str, dataset_id: str) -> list[str]:
         return self.datasets.concepts(app_id, dataset_id)
+
+    def _dataset_classes(self, app_id: str, dataset_id: str) -> tuple[list[str], dict[str, int]]:
+        return self.datasets.class_order(app_id, dataset_id)
+
+    def _set_dataset_classes(self, app_id: str, dataset_id: str, order: list[str],
+                             category_ids: dict[str, int]) -> None:
+        self.datasets.set_class_order(app_id, dataset_id, order, category_ids)
 
     def _iter_dataset_items(self, app_id: str, dataset_id: str, version_id: Optional[str]) -> Iterator[DatasetItem]:
         return self.datasets.iter_items(app_id, dataset_id, version_id)
@@ -156,8 +164,9 @@ class ClarifaiBackend(Backend):
         return self._templates
 
     # -- training (CloudTraining) and inference ------------------------------------------
-    def _train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any]) -> ModelVersion:
-        return self.training.train(app_id, model_id, params)
+    def _train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any],
+               classes: list[str], class_order: str) -> ModelVersion:
+        return self.training.train(app_id, model_id, params, classes, class_order)
 
     def _get_version(self, app_id: str, model_id: str, version_id: str) -> Optional[ModelVersion]:
         return self.training.get(app_id, model_id, version_id)
@@ -180,4 +189,4 @@ class ClarifaiBackend(Backend):
 
     def _load_segmenter(self, version: ModelVersion, engine: str, notify) -> CloudSegmenter:
         # engine picks a local inference engine: Clarifai predicts on its side.
-        return CloudSegmenter(self.conn, version.app_id, version.model_id, version.id, version.concepts)
+        return CloudSegmenter(self.conn, version.app_id, version.model_id, version.id, version.classes)

@@ -13,12 +13,19 @@ from segcli.backends.clarifai.client import Client, iso, oldest_first
 from segcli.backends.clarifai.protos import decode_mask, polygon_mask
 from segcli.backends.clarifai.survey import chunks, poll_until
 from segcli.backends.clarifai.upload import WAIT_S, Uploader
+from segcli.core.classes import BACKGROUND, ordered, with_background
 from segcli.core.entities import Dataset, DatasetVersion, UploadResult
 from segcli.core.errors import ConflictError, SegcliError
 from segcli.core.ids import new_version_id
 from segcli.datasets.items import ReadResult
 
 VERSION_READY, VERSION_FAILED = 64015, frozenset({64020, 64025})
+META_KEY = "segcli"   # our key in a dataset's, dataset version's or model version's metadata
+
+
+def _order_of(meta: dict) -> tuple[list[str], dict[str, int]]:
+    order = [str(c) for c in meta.get("classes") or [] if c != BACKGROUND]
+    return order, {str(k): int(v) for k, v in (meta.get("category_ids") or {}).items()}
 
 
 class CloudDatasets:
@@ -67,9 +74,24 @@ class CloudDatasets:
         finally:
             self.client.forget(app_id, dataset_id)
 
+    # -- class order (core/classes.py), kept in the dataset's metadata ---------------------
+    def class_order(self, app_id: str, dataset_id: str) -> tuple[list[str], dict[str, int]]:
+        response = self.client.get("GetDataset", app_id, dataset_id=dataset_id)
+        meta = MessageToDict(response.dataset.metadata).get(META_KEY, {}) if response is not None else {}
+        return _order_of(meta)
+
+    def set_class_order(self, app_id: str, dataset_id: str, order: list[str], category_ids: dict[str, int]) -> None:
+        dataset = R.Dataset(id=dataset_id)
+        dataset.metadata.update({META_KEY: {"classes": list(order), "category_ids": dict(category_ids)}})
+        self.conn.ok("PatchDatasets", self.conn.request("PatchDatasets", app_id, datasets=[dataset], action="merge"))
+        self.client.forget(app_id, dataset_id)
+
     # -- versions ------------------------------------------------------------------------
-    def create_version(self, app_id: str, dataset_id: str, description: str = "") -> DatasetVersion:
+    def create_version(self, app_id: str, dataset_id: str, description: str = "",
+                       order: Optional[list[str]] = None, category_ids: Optional[dict[str, int]] = None) -> DatasetVersion:
         version = R.DatasetVersion(id=new_version_id(), description=description)
+        classes = with_background(order or [], self.concepts(app_id, dataset_id))
+        version.metadata.update({META_KEY: {"classes": classes, "category_ids": dict(category_ids or {})}})
         self.client.create("PostDatasetVersions", app_id, dataset_id=dataset_id, dataset_versions=[version])
         self.client.forget(app_id, dataset_id)
         return self._wait_version(app_id, dataset_id, version.id)
@@ -95,9 +117,13 @@ class CloudDatasets:
         return None if response is None else response.dataset_version
 
     def _version(self, app_id: str, dataset_id: str, proto) -> DatasetVersion:
+        concepts = self.concepts(app_id, dataset_id)
+        recorded = MessageToDict(proto.metadata).get(META_KEY, {})
+        classes = recorded.get("classes") or with_background([], concepts)   # made before orders were kept
+        ids = {str(k): int(v) for k, v in (recorded.get("category_ids") or {}).items()}
         return DatasetVersion(id=proto.id, dataset_id=dataset_id, app_id=app_id, created_at=iso(proto.created_at),
                               inputs=self._version_inputs(app_id, dataset_id, proto),
-                              concepts=self.concepts(app_id, dataset_id))
+                              concepts=ordered(concepts, classes), classes=list(classes), category_ids=ids)
 
     def _version_inputs(self, app_id: str, dataset_id: str, proto) -> int:
         if "/" in proto.metrics and proto.metrics["/"].inputs_count:

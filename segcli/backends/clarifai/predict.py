@@ -33,9 +33,11 @@ def encode_png(image: np.ndarray) -> bytes:
 
 
 class CloudSegmenter:
-    def __init__(self, conn: Connection, app_id: str, model_id: str, version_id: str, concepts: list[str]):
+    def __init__(self, conn: Connection, app_id: str, model_id: str, version_id: str, classes: list[str]):
+        """`classes`: the version's (background first); regions map to them by concept id,
+        whatever order Clarifai lists its concepts in."""
         self.conn, self.app_id, self.model_id, self.version_id = conn, app_id, model_id, version_id
-        self.classes = [BACKGROUND, *concepts]
+        self.classes = [BACKGROUND, *(c for c in classes if c != BACKGROUND)]
         self._index = {c: i for i, c in enumerate(self.classes) if i}
 
     def predict(self, images: list[np.ndarray], batch_size: int = 8) -> list[SegResult]:

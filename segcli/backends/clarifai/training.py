@@ -13,6 +13,8 @@ from google.protobuf.json_format import MessageToDict
 
 from segcli.backends.clarifai import codes, http
 from segcli.backends.clarifai.client import Client, iso, oldest_first
+from segcli.backends.clarifai.datasets import META_KEY
+from segcli.core.classes import BACKGROUND, DATASET, SERVER
 from segcli.core.entities import TRAINED, TRAINING, ModelVersion
 from segcli.core.ids import new_version_id
 
@@ -21,9 +23,12 @@ class CloudTraining:
     def __init__(self, client: Client) -> None:
         self.client, self.conn = client, client.conn
 
-    def train(self, app_id: str, model_id: str, doc: dict[str, Any]) -> ModelVersion:
-        """`doc` is resolved for this backend: its train_params hold only what Clarifai accepts."""
+    def train(self, app_id: str, model_id: str, doc: dict[str, Any], classes: list[str],
+              class_order: str) -> ModelVersion:
+        """`doc` is resolved for this backend: its train_params hold only what Clarifai accepts.
+        The version's metadata records its classes: Clarifai may list its concepts in its own order."""
         version = R.ModelVersion(id=new_version_id())  # our id: a resent post cannot train twice
+        version.metadata.update({META_KEY: {"classes": list(classes), "class_order": class_order}})
         version.train_info.params.update({**doc["train_params"], "dataset_id": doc["dataset_id"],
                                           "dataset_version_id": doc["dataset_version_id"]})
         version.output_info.data.concepts.extend(R.Concept(id=c) for c in doc["concepts"])
@@ -66,6 +71,11 @@ class CloudTraining:
         dataset_id = raw.pop("dataset_id", "") or None
         dataset_version_id = raw.pop("dataset_version_id", "") or None
         concepts = [c.id for c in proto.output_info.data.concepts]
+        recorded = MessageToDict(proto.metadata).get(META_KEY, {})
+        if recorded.get("classes"):
+            classes, class_order = [str(c) for c in recorded["classes"]], str(recorded.get("class_order") or DATASET)
+        else:  # trained before segcli recorded classes, or a server that kept no metadata
+            classes, class_order = [BACKGROUND, *concepts], SERVER
         status = codes.training_status(proto.status.code)
         epochs = int(raw.get("num_epochs") or 0)
         percent = float(proto.status.percent_completed or 0)
@@ -77,4 +87,4 @@ class CloudTraining:
             created_at=iso(proto.created_at), message=codes.training_message(proto.status),
             dataset_id=dataset_id, dataset_version_id=dataset_version_id, concepts=concepts, params=doc,
             epoch=min(epoch, epochs), epochs=epochs,
-            progress={"percent": percent} if status == TRAINING else {})
+            progress={"percent": percent} if status == TRAINING else {}, classes=classes, class_order=class_order)

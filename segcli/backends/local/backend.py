@@ -143,18 +143,22 @@ class LocalBackend(Backend):
         self.known_files().remember(data.items)  # their content is stored now
         return result
 
-    def _create_dataset_version(self, app_id: str, dataset_id: str, description: str) -> DatasetVersion:
+    def _create_dataset_version(self, app_id: str, dataset_id: str, description: str,
+                                order: list[str], category_ids: dict[str, int]) -> DatasetVersion:
+        from segcli.core.classes import ordered, with_background
+
         version_id = new_version_id()
         with self.store.tx() as db:
             n = db.execute("SELECT COUNT(*) FROM inputs WHERE app_id=? AND dataset_id=?", (app_id, dataset_id)).fetchone()[0]
             if n == 0:  # emptied since the rules checked
                 raise refusals.nothing_to_version(app_id, dataset_id)
-            concepts = [r[0] for r in db.execute(
-                "SELECT DISTINCT concept_id FROM annotations WHERE app_id=? AND dataset_id=? ORDER BY concept_id",
-                (app_id, dataset_id))]
-            db.execute("INSERT INTO dataset_versions(app_id, dataset_id, id, description, created_at, concepts_json, n_inputs)"
-                       " VALUES (?,?,?,?,?,?,?)",
-                       (app_id, dataset_id, version_id, description, now_iso(), json.dumps(concepts), n))
+            used = [r[0] for r in db.execute(
+                "SELECT DISTINCT concept_id FROM annotations WHERE app_id=? AND dataset_id=?", (app_id, dataset_id))]
+            classes = with_background(order, used)
+            db.execute("INSERT INTO dataset_versions(app_id, dataset_id, id, description, created_at, concepts_json,"
+                       " n_inputs, classes_json, category_ids_json) VALUES (?,?,?,?,?,?,?,?,?)",
+                       (app_id, dataset_id, version_id, description, now_iso(), json.dumps(ordered(used, classes)), n,
+                        json.dumps(classes), json.dumps(category_ids)))
             db.execute("INSERT INTO dataset_version_items SELECT app_id, ?, id, name, image_blob, labelmap_blob,"
                        " labels_json, width, height FROM inputs WHERE app_id=? AND dataset_id=?",
                        (version_id, app_id, dataset_id))
@@ -164,9 +168,14 @@ class LocalBackend(Backend):
 
     @staticmethod
     def _dataset_version(row: Any) -> DatasetVersion:
+        from segcli.core.classes import with_background
+
+        concepts = json.loads(row["concepts_json"])
+        # Versions made before orders were kept: their concepts, sorted, as they trained.
+        classes = json.loads(row["classes_json"]) if row["classes_json"] else with_background([], concepts)
         return DatasetVersion(id=row["id"], dataset_id=row["dataset_id"], app_id=row["app_id"],
-                              created_at=row["created_at"], inputs=row["n_inputs"],
-                              concepts=json.loads(row["concepts_json"]))
+                              created_at=row["created_at"], inputs=row["n_inputs"], concepts=concepts,
+                              classes=classes, category_ids=json.loads(row["category_ids_json"] or "{}"))
 
     def _list_dataset_versions(self, app_id: str, dataset_id: str) -> list[DatasetVersion]:
         rows = self.store.all("SELECT * FROM dataset_versions WHERE app_id=? AND dataset_id=? ORDER BY created_at, rowid",
@@ -181,6 +190,20 @@ class LocalBackend(Backend):
     def _dataset_concepts(self, app_id: str, dataset_id: str) -> list[str]:
         return [r[0] for r in self.store.all("SELECT DISTINCT concept_id FROM annotations WHERE app_id=? AND dataset_id=?",
                                              (app_id, dataset_id))]
+
+    def _dataset_classes(self, app_id: str, dataset_id: str) -> tuple[list[str], dict[str, int]]:
+        rows = self.store.all("SELECT concept_id, category_id FROM dataset_classes WHERE app_id=? AND dataset_id=?"
+                              " ORDER BY position", (app_id, dataset_id))
+        return ([r["concept_id"] for r in rows],
+                {r["concept_id"]: r["category_id"] for r in rows if r["category_id"] is not None})
+
+    def _set_dataset_classes(self, app_id: str, dataset_id: str, order: list[str],
+                             category_ids: dict[str, int]) -> None:
+        with self.store.tx() as db:
+            db.execute("DELETE FROM dataset_classes WHERE app_id=? AND dataset_id=?", (app_id, dataset_id))
+            db.executemany("INSERT INTO dataset_classes(app_id, dataset_id, position, concept_id, category_id)"
+                           " VALUES (?,?,?,?,?)",
+                           [(app_id, dataset_id, k, c, category_ids.get(c)) for k, c in enumerate(order, start=1)])
 
     def _iter_dataset_items(self, app_id: str, dataset_id: str, version_id: Optional[str]) -> Iterator[DatasetItem]:
         from segcli.backends.local import items
@@ -229,10 +252,11 @@ class LocalBackend(Backend):
 
         preflight(params["train_params"])
 
-    def _train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any]) -> ModelVersion:
+    def _train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any],
+               classes: list[str], class_order: str) -> ModelVersion:
         from segcli.backends.local import jobs
 
-        return jobs.start(self.store, app_id, model_id, template, params)
+        return jobs.start(self.store, app_id, model_id, template, params, classes, class_order)
 
     def _get_version(self, app_id: str, model_id: str, version_id: str) -> Optional[ModelVersion]:
         return versions.get(self.store, app_id, model_id, version_id)

@@ -99,6 +99,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         length INTEGER NOT NULL           -- of the bytes
     ) WITHOUT ROWID;
     """),
+    # The class order of each dataset (core/classes.py): fixed by its first upload, appended to
+    # by later ones; versions and model versions copy it. NULL columns: made before (legacy).
+    ("0004_class_order", """
+    CREATE TABLE dataset_classes (
+        app_id TEXT NOT NULL, dataset_id TEXT NOT NULL,
+        position INTEGER NOT NULL,        -- 1 = class index 1 (0 is background)
+        concept_id TEXT NOT NULL,
+        category_id INTEGER,              -- the COCO category id it was uploaded with, if any
+        PRIMARY KEY (app_id, dataset_id, concept_id),
+        FOREIGN KEY (app_id, dataset_id) REFERENCES datasets(app_id, id) ON DELETE CASCADE);
+    ALTER TABLE dataset_versions ADD COLUMN classes_json TEXT;
+    ALTER TABLE dataset_versions ADD COLUMN category_ids_json TEXT;
+    ALTER TABLE model_versions ADD COLUMN classes_json TEXT;
+    ALTER TABLE model_versions ADD COLUMN class_order TEXT;
+    """),
 ]
 
 

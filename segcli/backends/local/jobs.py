@@ -42,14 +42,16 @@ def _reread(store: Store, key: tuple[str, str, str]) -> ModelVersion:
     return fresh
 
 
-def start(store: Store, app_id: str, model_id: str, template: Template, doc: dict[str, Any]) -> ModelVersion:
+def start(store: Store, app_id: str, model_id: str, template: Template, doc: dict[str, Any],
+          classes: list[str], class_order: str) -> ModelVersion:
     version_id, now = new_version_id(), now_iso()
     epochs = int(doc["train_params"].get("num_epochs", 1))
     with store.tx() as db:
         db.execute("INSERT INTO model_versions(app_id, model_id, id, status, template, params_json, concepts_json,"
-                   " dataset_id, dataset_version_id, epochs, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                   " dataset_id, dataset_version_id, epochs, created_at, updated_at, classes_json, class_order)"
+                   " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                    (app_id, model_id, version_id, QUEUED, template.name, json.dumps(doc), json.dumps(doc["concepts"]),
-                    doc["dataset_id"], doc["dataset_version_id"], epochs, now, now))
+                    doc["dataset_id"], doc["dataset_version_id"], epochs, now, now, json.dumps(classes), class_order))
     key = (app_id, model_id, version_id)
     _spawn(store, key, resume=False)
     return _reread(store, key)

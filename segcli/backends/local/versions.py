@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from segcli.backends.local.store import Store
+from segcli.core.classes import BACKGROUND, DATASET, LEGACY
 from segcli.core.entities import QUEUED, TRAINING, TRAINING_FAILED, ModelVersion
 from segcli.core.ids import now_iso
 from segcli.core.processes import process_exists
@@ -32,7 +33,15 @@ def from_row(store: Store, row: Any) -> ModelVersion:
         dataset_id=row["dataset_id"], dataset_version_id=row["dataset_version_id"],
         concepts=json.loads(row["concepts_json"]), params=json.loads(row["params_json"]),
         epoch=row["epoch"], epochs=row["epochs"], metrics=json.loads(row["metrics_json"]),
-        history=history, progress=json.loads(row["progress_json"]))
+        history=history, progress=json.loads(row["progress_json"]), **_classes(row))
+
+
+def _classes(row: Any) -> dict[str, Any]:
+    """A version's classes; one trained before orders were kept used background + its concepts."""
+    if row["classes_json"]:
+        return {"classes": json.loads(row["classes_json"]), "class_order": row["class_order"] or DATASET}
+    concepts = [c for c in json.loads(row["concepts_json"]) if c != BACKGROUND]
+    return {"classes": [BACKGROUND, *concepts], "class_order": LEGACY}
 
 
 def get(store: Store, app_id: str, model_id: str, version_id: str) -> Optional[ModelVersion]:

@@ -120,7 +120,10 @@ def build_job(store: Store, row: Any, workdir: Path):
     from segcli.engine.api import Sample, TrainJob
 
     doc = json.loads(row["params_json"])
-    classes = ["background"] + [c for c in doc["concepts"] if c != "background"]
+    # The classes recorded when the training was asked for (the dataset version's order);
+    # versions queued before orders were kept: background + the params' concepts, as then.
+    classes = json.loads(row["classes_json"]) if row["classes_json"] else \
+        ["background"] + [c for c in doc["concepts"] if c != "background"]
     samples = []
     for item in items.rows(store, row["app_id"], doc["dataset_id"], doc["dataset_version_id"]):
         samples.append(Sample(image=store.blobs.source(item["image_blob"]),
