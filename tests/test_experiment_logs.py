@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from conftest import ok
 from segcli.core.errors import ExitCode
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
@@ -110,3 +111,14 @@ def test_log_options_are_checked(cli, setup):
     assert bad.code == ExitCode.USAGE and "tensorboard" in bad.err
     orphan = cli("train", *TINY, "--model", "m", "--app", "a", "--dataset", "d", "--log-dir", "x")
     assert orphan.code == ExitCode.INVALID_INPUT and "--log-dir needs --log" in orphan.err
+
+
+def test_clarifai_refuses_log_before_anything_is_created(cli, fake_clarifai, monkeypatch, shapes_data):
+    """Clarifai trains on its side: no worker here could write the log."""
+    for key, value in {**fake_clarifai.env(), "SEGCLI_BACKEND": "clarifai"}.items():
+        monkeypatch.setenv(key, value)
+    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"], ["model", "create", "m", "--app", "a"]):
+        ok(cli(*argv))
+    result = cli("train", "--model", "m", "--app", "a", "--dataset", "d", "--log", "tensorboard")
+    assert result.code == ExitCode.CONFLICT and "cannot write experiment logs" in result.err
+    assert ok(cli("model", "show", "m", "--app", "a", "-o", "json")).json()["model_versions"] == []

@@ -34,7 +34,8 @@ More:
 --dataset alone snapshots the dataset into a new version. Training runs in a worker process
 that survives the terminal closing: Ctrl-C stops watching, not the training. On a terminal the
 watch shows progress bars, one row per epoch (best marked) and, at the end, per-class IoU; in
-CI logs it prints a status line every few seconds. Exit code of a watched train: 0 TRAINED,
+CI logs it prints a status line at each epoch end, phase and status change, and at most every
+10 s in between. Exit code of a watched train: 0 TRAINED,
 9 TRAINING_FAILED, 10 CANCELLED. With -o json the watch prints JSON Lines events, the last one
 ({"event": "end", ...}) carrying the final status.
 
