@@ -28,6 +28,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import AbstractSet, Iterator, Optional
 
+from segcli.datasets.embedded import image_bytes
+
 import numpy as np
 from clarifai_grpc.grpc.api import resources_pb2 as R
 from PIL import Image
@@ -111,7 +113,7 @@ class PlannedItem:
         return True
 
     def input_proto(self) -> R.Input:
-        data = R.Data(image=R.Image(base64=Path(self.item.image_path).read_bytes()))
+        data = R.Data(image=R.Image(base64=image_bytes(self.item.image_path)))
         data.metadata.update({"filename": self.item.name, "segcli_sha256": self.item.image_sha256})
         return R.Input(id=self.id, data=data, dataset_ids=[self.dataset_id])
 

@@ -27,6 +27,8 @@ import threading
 from pathlib import Path
 from typing import NamedTuple
 
+from segcli.datasets.embedded import image_bytes
+
 from segcli.backends.local.db import select_in, transaction
 from segcli.core.files import NEW_BINARY_FILE, Readable
 
@@ -184,8 +186,7 @@ class BlobStore:
         """Store a file whose digest the caller computed when it validated it; ChangedFile if
         its bytes now hash differently. A blob already there is not read or written again."""
         def content() -> bytes:
-            with open(source, "rb") as fh:
-                data = fh.read()
+            data = image_bytes(source)   # a file, or an image embedded in one (datasets/embedded.py)
             if hashlib.sha256(data).hexdigest() != digest:
                 raise ChangedFile(source)
             return data
