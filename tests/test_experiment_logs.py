@@ -18,12 +18,8 @@ TINY = ["--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image
 
 
 @pytest.fixture
-def setup(cli, shapes_data):
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
-                 ["dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images",
-                  "--masks", shapes_data / "masks"],
-                 ["model", "create", "m", "--app", "a"]):
-        assert cli(*argv).code == 0, argv
+def setup(shapes_app):
+    return shapes_app
 
 
 def train(cli, *extra):
@@ -113,7 +109,7 @@ def test_log_options_are_checked(cli, setup):
     assert orphan.code == ExitCode.INVALID_INPUT and "--log-dir needs --log" in orphan.err
 
 
-def test_clarifai_refuses_log_before_anything_is_created(cli, fake_clarifai, monkeypatch, shapes_data):
+def test_clarifai_refuses_log_before_anything_is_created(cli, fake_clarifai, monkeypatch):
     """Clarifai trains on its side: no worker here could write the log."""
     for key, value in {**fake_clarifai.env(), "SEGCLI_BACKEND": "clarifai"}.items():
         monkeypatch.setenv(key, value)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -18,13 +17,8 @@ TINY = ["--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image
 
 
 @pytest.fixture
-def setup(cli, shapes_data):
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
-                 ["dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images",
-                  "--masks", shapes_data / "masks"],
-                 ["model", "create", "m", "--app", "a"]):
-        ok(cli(*argv))
-    return shapes_data
+def setup(shapes_app):
+    return shapes_app
 
 
 # -- the ade20k weights: refused before anything is created -------------------------------------

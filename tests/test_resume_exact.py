@@ -20,12 +20,7 @@ TIMING = {"seconds", "images_per_s", "elapsed_s", "plot", "model_dir"}
 
 
 @pytest.fixture
-def setup(cli, shapes_data):
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
-                 ["dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images",
-                  "--masks", shapes_data / "masks"],
-                 ["model", "create", "m", "--app", "a"]):
-        ok(cli(*argv))
+def setup(cli, shapes_app):
     ok(cli("dataset", "version", "create", "d", "--app", "a"))
     return cli("dataset", "version", "list", "d", "--app", "a", "-o", "json").json()[-1]["id"]
 

@@ -3,7 +3,6 @@ generated shapes data (tiny U-Net, 2 epochs a point), its JSON Lines and summary
 numbers in `model compare`, and a sweep stopped by a cancel, then resumed by the same command."""
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 
@@ -20,12 +19,8 @@ SAME = ("best_epoch", "best_val_mIoU", "last_val_mIoU", "stopped_early", "second
 
 
 @pytest.fixture
-def setup(cli, shapes_data):
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
-                 ["dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images",
-                  "--masks", shapes_data / "masks"],
-                 ["model", "create", "m", "--app", "a"]):
-        ok(cli(*argv))
+def setup(shapes_app):
+    return shapes_app
 
 
 def test_three_point_sweep_then_compare_shows_the_same_numbers(cli, setup):

@@ -23,7 +23,6 @@ from typing import Any, Callable, Optional
 from segcli.backends.base import Backend
 from segcli.core.entities import CANCELLED, TRAINED, TRAINING_FAILED, ModelVersion
 from segcli.core.errors import CancelledError, ConflictError, InvalidInputError, TrainingFailedError
-from segcli.core.templates import ParamsUpdate
 from segcli.core.training_progress import epoch_summary
 from segcli.render.output import Output
 
