@@ -99,4 +99,3 @@ def worst_pair(colours) -> tuple[float, int, int]:
             if d < best[0]:
                 best = (d, i, j)
     return best
-

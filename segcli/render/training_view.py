@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Sequence
 
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderableType
 from rich.text import Text
 
@@ -187,8 +188,8 @@ class _Frame:
             if p.get("train_images") is not None:
                 details.append(f"{p['train_images']} train / {p.get('val_images', 0)} val")
         if details and self.medium:
-            room = self.width - sum(len(p[0] if isinstance(p, tuple) else p) for p in parts)
-            while details and len(self.g.sep + self.g.sep.join(details)) > room:
+            room = self.width - sum(cell_len(p[0] if isinstance(p, tuple) else p) for p in parts)
+            while details and cell_len(self.g.sep + self.g.sep.join(details)) > room:
                 details.pop()   # the least telling detail first, never a cut word
             if details:
                 parts.append((self.g.sep + self.g.sep.join(details), "dim"))
