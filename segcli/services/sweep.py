@@ -1,5 +1,6 @@
 """Sweeps: `segcli train ... --sweep KEY=V1,V2 [--sweep ...]` trains the grid of every
-combination, one version after another, on one dataset snapshot, then compares them.
+combination (or `--sweep-samples N` of them drawn at random: a budgeted random search), one
+version after another, on one dataset snapshot, then compares them.
 
 A sweep is resumable like any training. Its record (data_dir()/sweeps/ID.json, ID a hash of
 the backend, app, model and every point's params) names the dataset version and each point's
@@ -71,6 +72,18 @@ def grid(axes: list[tuple[str, list[str]]]) -> list[dict[str, str]]:
     """Every combination, the first axis varying slowest."""
     keys = [k for k, _ in axes]
     return [dict(zip(keys, combo)) for combo in itertools.product(*(values for _, values in axes))]
+
+
+def sample(points: list[dict[str, str]], n: int) -> list[dict[str, str]]:
+    """A budgeted random search: `n` distinct points of the grid, drawn the same way every time
+    for the same grid (so the same command resumes the same sample), kept in grid order."""
+    import random
+
+    if n >= len(points):
+        return points
+    seed = hashlib.sha256(json.dumps(points, sort_keys=True).encode()).digest()
+    chosen = set(random.Random(seed).sample(range(len(points)), n))
+    return [p for i, p in enumerate(points) if i in chosen]
 
 
 def point_label(point: dict[str, str]) -> str:
