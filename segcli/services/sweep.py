@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional
 
 from segcli.backends.base import Backend
 from segcli.core.entities import CANCELLED, TRAINED, TRAINING_FAILED, ModelVersion
-from segcli.core.errors import CancelledError, ConflictError, InvalidInputError, TrainingFailedError
+from segcli.core.errors import CancelledError, ConflictError, InvalidInputError, NotFoundError, TrainingFailedError
 from segcli.core.training_progress import epoch_summary
 from segcli.render.output import Output
 
@@ -129,7 +129,7 @@ class Sweep:
         for vid in self.record["versions"]:
             try:
                 out.append(self.backend.get_version(self.app_id, self.model_id, vid) if vid else None)
-            except Exception:  # noqa: BLE001 - a version deleted since: train that point again
+            except NotFoundError:   # a version deleted since: train that point again
                 out.append(None)
         return out
 
