@@ -112,3 +112,22 @@ def test_grid_and_value_splitting():
     assert split_values("[256,256],[320,320]") == ["[256,256]", "[320,320]"]
     axes = parse_axes(["per_item_lrate=1e-4,2e-4", "image_size=256,320"], [])
     assert grid(axes) == [{"per_item_lrate": a, "image_size": b} for a in ("1e-4", "2e-4") for b in ("256", "320")]
+
+
+def test_a_budgeted_random_search_draws_the_same_points_every_time():
+    from segcli.services.sweep import grid, parse_axes, sample
+
+    points = grid(parse_axes(["per_item_lrate=1e-4,2e-4,4e-4", "image_size=256,320,384", "seed=1,2"], []))
+    drawn = sample(points, 5)
+    assert len(drawn) == 5 and all(p in points for p in drawn) and len({str(p) for p in drawn}) == 5
+    assert drawn == sample(points, 5) and [p for p in points if p in drawn] == drawn   # stable, in grid order
+    assert sample(points, 50) == points
+
+
+def test_sweep_samples_trains_only_that_many(cli, setup):
+    result = ok(cli("train", *TINY, "--set", "num_epochs=1", "--model", "m", "--app", "a", "--dataset", "d",
+                    "--sweep", "seed=1,2,3,4", "--sweep-samples", "1", "-o", "json"))
+    summary = result.jsonl()[-1]
+    assert summary["points"] == 1 and len(summary["runs"]) == 1 and summary["runs"][0]["point"]["seed"] in "1234"
+    lonely = cli("train", *TINY, "--model", "m", "--app", "a", "--dataset", "d", "--sweep-samples", "2")
+    assert lonely.code == ExitCode.INVALID_INPUT and "--sweep-samples needs --sweep" in lonely.err

@@ -43,7 +43,8 @@ The version keeps the weights of its best epoch by val mIoU (--set keep_weights=
 final one); --set patience=N [--set min_delta=F] stops a run after N epochs without a gain.
 --sweep KEY=V1,V2 (repeatable) trains every combination one after another on one dataset
 snapshot and prints them side by side with the best marked (-o json: JSON Lines per run, then
-one {"event": "sweep", ...} summary); the same command resumes a sweep a cancel stopped.
+one {"event": "sweep", ...} summary); --sweep-samples N trains N of them drawn at random; the
+same command resumes a sweep a cancel stopped.
 --log tensorboard|mlflow also writes params, per-epoch metrics, per-class IoU and the plot there.
 """
 
@@ -102,7 +103,7 @@ def _experiment_log(kind: Optional[str], log_dir: Optional[str]) -> Optional[dic
 
 def _sweep(app_id: str, model_id: str, template: Optional[str], params: Optional[Path], dataset: Optional[str],
            dataset_version: Optional[str], concepts: Optional[list[str]], sets: list[str], specs: list[str],
-           experiment_log: Optional[dict], output: str, quiet: bool) -> None:
+           samples: Optional[int], experiment_log: Optional[dict], output: str, quiet: bool) -> None:
     from segcli.core.paths import data_dir
     from segcli.core.templates import ParamsUpdate
     from segcli.services import sweep as sweeps
@@ -110,6 +111,8 @@ def _sweep(app_id: str, model_id: str, template: Optional[str], params: Optional
 
     backend, sink = STATE.backend, out(output, quiet)
     points = sweeps.grid(sweeps.parse_axes(specs, sets))
+    if samples is not None:
+        points = sweeps.sample(points, samples)
     point_sets = [[*sets, *(f"{k}={v}" for k, v in point.items())] for point in points]
     docs = []
     for extra in point_sets:   # every point is checked before the first one starts
@@ -141,7 +144,8 @@ def _sweep(app_id: str, model_id: str, template: Optional[str], params: Optional
                       "to continue the sweep")
             raise
 
-    sink.info(f"sweep {plan.id}: {len(points)} points ({', '.join(k for k in points[0])}) on model {model_id}")
+    sink.info(f"sweep {plan.id}: {len(points)} points ({', '.join(k for k in points[0])}) on model {model_id}"
+              + (f", {samples} drawn at random from the grid" if samples is not None else ""))
     ended = plan.run(prepare, start, watch, sink)
     rows = sweeps.summary_rows(points, ended)
     best = sweeps.best_row(rows)
@@ -177,6 +181,9 @@ def train(
     sweep: Annotated[Optional[list[str]], typer.Option(
         "--sweep", help="KEY=V1,V2: one version per value, trained one after another, then compared "
                         "(repeatable: every combination). Re-run the same command to resume.")] = None,
+    sweep_samples: Annotated[Optional[int], typer.Option(
+        "--sweep-samples", min=1, help="Train only N points of the --sweep grid, drawn at random "
+                                       "(a budgeted random search; the same N every run).")] = None,
     log: Annotated[Optional[str], typer.Option("--log", callback=_log_kind, help="Also write params, per-epoch "
                                                "metrics, per-class IoU and the plot to tensorboard or mlflow.")] = None,
     log_dir: Annotated[Optional[str], typer.Option("--log-dir", help="Where --log writes (default ./runs for "
@@ -192,12 +199,14 @@ def train(
     sink = out(output, quiet)
     STATE.backend.get_model(app_id, model_id)
     experiment_log = _experiment_log(log, log_dir)
+    if sweep_samples is not None and not sweep:
+        raise InvalidInputError("--sweep-samples needs --sweep KEY=V1,V2", hint="add --sweep KEY=V1,V2,...")
     if sweep:
         if no_wait:
             raise InvalidInputError("--sweep trains its points one after another and cannot --no-wait",
                                     hint="drop --no-wait (Ctrl-C stops watching; the same command resumes)")
         _sweep(app_id, model_id, template, params, dataset, dataset_version, comma_list(concepts), set_ or [],
-               sweep, experiment_log, output, quiet)
+               sweep, sweep_samples, experiment_log, output, quiet)
         return
     tmpl, doc = service.prepare(STATE.backend, app_id, template, params, dataset, dataset_version,
                                 comma_list(concepts), set_ or [], sink)

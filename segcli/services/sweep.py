@@ -1,5 +1,6 @@
 """Sweeps: `segcli train ... --sweep KEY=V1,V2 [--sweep ...]` trains the grid of every
-combination, one version after another, on one dataset snapshot, then compares them.
+combination (or `--sweep-samples N` of them drawn at random: a budgeted random search), one
+version after another, on one dataset snapshot, then compares them.
 
 A sweep is resumable like any training. Its record (data_dir()/sweeps/ID.json, ID a hash of
 the backend, app, model and every point's params) names the dataset version and each point's
@@ -22,7 +23,7 @@ from typing import Any, Callable, Optional
 
 from segcli.backends.base import Backend
 from segcli.core.entities import CANCELLED, TRAINED, TRAINING_FAILED, ModelVersion
-from segcli.core.errors import CancelledError, ConflictError, InvalidInputError, TrainingFailedError
+from segcli.core.errors import CancelledError, ConflictError, InvalidInputError, NotFoundError, TrainingFailedError
 from segcli.core.training_progress import epoch_summary
 from segcli.render.output import Output
 
@@ -73,6 +74,18 @@ def grid(axes: list[tuple[str, list[str]]]) -> list[dict[str, str]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(values for _, values in axes))]
 
 
+def sample(points: list[dict[str, str]], n: int) -> list[dict[str, str]]:
+    """A budgeted random search: `n` distinct points of the grid, drawn the same way every time
+    for the same grid (so the same command resumes the same sample), kept in grid order."""
+    import random
+
+    if n >= len(points):
+        return points
+    seed = hashlib.sha256(json.dumps(points, sort_keys=True).encode()).digest()
+    chosen = set(random.Random(seed).sample(range(len(points)), n))
+    return [p for i, p in enumerate(points) if i in chosen]
+
+
 def point_label(point: dict[str, str]) -> str:
     return " ".join(f"{k}={v}" for k, v in point.items())
 
@@ -116,7 +129,7 @@ class Sweep:
         for vid in self.record["versions"]:
             try:
                 out.append(self.backend.get_version(self.app_id, self.model_id, vid) if vid else None)
-            except Exception:  # noqa: BLE001 - a version deleted since: train that point again
+            except NotFoundError:   # a version deleted since: train that point again
                 out.append(None)
         return out
 

@@ -58,7 +58,8 @@ class Run:
         if kind in ("phase", "early_stop"):
             self._between_steps(kind, event)
             return
-        self.progress.pop("phase", None)   # steps and epochs end a phase
+        if kind in ("start", "step", "epoch"):   # training again: the phase is over (after
+            self.progress.pop("phase", None)       # "done" it lasts until the predict graph's)
         self.progress.update({k: v for k, v in event.items() if k != "event"}, elapsed_s=elapsed)
         if kind == "start":
             self.log(f"start: {event.get('epochs')} epochs x {event.get('steps_per_epoch')} steps"
