@@ -93,6 +93,8 @@ class Backend(ABC):
     exports_weights: bool = False
     # Whether predict can slide windows over an image (--tile): a cloud model takes it whole.
     slides_windows: bool = False
+    # whether its trainings write TensorBoard / MLflow logs (`train --log`): a local worker can
+    writes_experiment_logs: bool = False
     # How often `train --watch` polls: first interval, backing off to the max.
     watch_interval_s: float = 0.5
     max_watch_interval_s: float = 0.5

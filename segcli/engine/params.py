@@ -16,6 +16,7 @@ from segcli.core.geometry import Geometry
 SEGFORMER = "MMSegmentation_SegFormer"
 UNET = "segcli_UNet"
 EFFNET = "segcli_EfficientNetLite0"   # ImageNet-pretrained encoder: the offline default
+SELECTION_KNOBS = ("patience", "min_delta", "keep_weights")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class EngineParams:
     @property
     def geometry(self) -> Geometry:
         return Geometry.from_params(asdict(self))
+    # what happens between epochs (engine/selection.py): not part of what a checkpoint must
+    # agree on, since they never change the weights an epoch produces
+    patience: int = 0
+    min_delta: float = 0.0
+    keep_weights: str = "best"
 
     @property
     def lr(self) -> float:
@@ -53,7 +59,7 @@ class EngineParams:
     def fingerprint(self) -> dict:
         """What a checkpoint must agree on to be resumed (runtime-only knobs left out)."""
         d = asdict(self)
-        for k in ("device", "num_workers", "mixed_precision"):
+        for k in ("device", "num_workers", "mixed_precision", *SELECTION_KNOBS):
             d.pop(k)
         for k in ("image_size", "crop_size", "scale_jitter"):
             d[k] = list(d[k])
@@ -90,6 +96,9 @@ class EngineParams:
             scale_jitter=_range(p.get("scale_jitter", [1.0, 1.0])),
             tile_overlap=float(p.get("tile_overlap", 0.25)),
             class_weights=_weights(p.get("class_weights", "none")),
+            patience=int(p.get("patience", 0)),
+            min_delta=float(p.get("min_delta", 0.0)),
+            keep_weights=str(p.get("keep_weights", "best")),
         )
 
 

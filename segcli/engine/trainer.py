@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from segcli.core.errors import InvalidInputError, TrainingFailedError
 from segcli.core.geometry import shrink_hint
 from segcli.core.metrics import ConfusionMatrix
-from segcli.engine import checkpoint, data, models, runtime, tiling
+from segcli.engine import checkpoint, data, models, runtime, selection, tiling
 from segcli.engine.class_weights import weights_for
 from segcli.engine.params import EngineParams
 
@@ -53,7 +53,11 @@ def run(job, on_event, should_stop, resume: bool) -> dict:
               "params": {**p.fingerprint(), "device": p.device}})
     _log_setup(on_event, rt, model, len(tr_idx), len(va_idx), skipped)
     _log_geometry(on_event, p, tr, classes, weights)
+    best = selection.BestWeights(ckpt_dir, p.keep_weights, history)
+    stop = _early_stop(history, p, on_event)   # a run killed after deciding to stop
     for epoch in range(start + 1, p.num_epochs + 1):
+        if stop:
+            break
         t0 = time.perf_counter()
         runtime.seed_all(p.seed, epoch)
         batches = data.train_batches(tr, tr_idx, p.batch_size, p.seed, epoch, p.num_workers, p.scale_jitter)
@@ -61,17 +65,39 @@ def run(job, on_event, should_stop, resume: bool) -> dict:
         if res is None:   # nothing saved for the unfinished epoch: resume redoes it whole
             on_event({"event": "stopped", "epoch": epoch - 1})
             return {"stopped": True, "epoch": epoch - 1}
+        if va_idx:
+            on_event({"event": "phase", "phase": "validating", "epoch": epoch})
         val = evaluate(model, va, va_idx, rt, classes, p.batch_size, p.tile_overlap)
         history.append(_record(epoch, res, val, time.perf_counter() - t0))
+        best.epoch_done(model, history)   # before the checkpoint that names it
         checkpoint.save_training(ckpt_dir, model=model, optimizer=opt, scheduler=sched,
                                  epoch=epoch, history=history, fingerprint=fingerprint)
+        best.checkpoint_saved()
         on_event({"event": "epoch", "epochs": p.num_epochs,
                   **{k: history[-1][k] for k in ("epoch", "loss", "val_mIoU",
                                                  "images_per_s", "seconds")}})
+        stop = _early_stop(history, p, on_event)
+    on_event({"event": "phase", "phase": "saving the model"})
+    kept = best.restore_into(model) or history[-1]["epoch"]
     final = _finish(Path(job.workdir), model, arch, p, classes, history,
                     len(tr_idx), len(va_idx), skipped)
+    final.update(_kept_metrics(history, kept), **selection.summary(history, p.keep_weights, kept, stop))
+    best.discard()   # model/ holds them now
     on_event({"event": "done", "metrics": final})
     return final
+
+
+def _early_stop(history: list[dict], p: EngineParams, on_event) -> dict | None:
+    stop = selection.early_stop(history, p.patience, p.min_delta) if history else None
+    if stop:
+        on_event({"event": "early_stop", **stop})
+    return stop
+
+
+def _kept_metrics(history: list[dict], kept_epoch: int) -> dict:
+    """The validation numbers of the epoch whose weights the version holds."""
+    kept = next(h for h in history if h["epoch"] == kept_epoch)
+    return {k: kept[k] for k in ("loss", "val_mIoU", "val_aAcc", "val_per_class")}
 
 
 def _log_setup(on_event, rt, model, n_train: int, n_val: int, skipped: list) -> None:

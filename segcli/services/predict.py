@@ -154,9 +154,14 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
             out_dir: Optional[Path], threshold: float, batch_size: int, progress_mode: str,
             warn: Callable[[str], None], engine: str = "auto",
             notify: Optional[Callable[[str], None]] = None, tile: "int | str" = "auto",
-            overlap: Optional[float] = None) -> dict[str, Any]:
+            overlap: Optional[float] = None, drafts: Optional[str] = None) -> dict[str, Any]:
+    """`tile`, `overlap`: how windows slide over big images (core/geometry.Geometry.plan);
+    `drafts`: also write pre-annotations in that format (render/preannotations.py) below out_dir."""
     from PIL import Image
 
+    if drafts is not None and out_dir is None:
+        raise InvalidInputError(f"--format {drafts} writes files: it needs --out DIR",
+                                hint=f"segcli predict ... --out DIR --format {drafts}")
     paths = expand_inputs(inputs)
     if out_dir is not None:
         try:
@@ -174,7 +179,7 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # load_rgb refuses them itself
         writer = _run(segmenter, images, videos, out_dir, threshold, batch_size, progress_mode, warn,
-                      version.class_order)
+                      version.class_order, drafts)
     document = writer.document()
     if not document["items"] and document["skipped"]:
         raise InvalidInputError(f"nothing could be predicted: all {len(document['skipped'])} inputs were skipped",
@@ -217,7 +222,8 @@ def plan_batches(pixels: list[int], batch_size: int, batch_pixels: int = BATCH_P
 
 
 def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Path], threshold: float,
-         batch_size: int, progress_mode: str, warn: Callable[[str], None], class_order: Optional[str] = None):
+         batch_size: int, progress_mode: str, warn: Callable[[str], None], class_order: Optional[str] = None,
+         drafts: Optional[str] = None):
     """The pipeline itself; returns the writer, closed (its index written) whatever happened."""
     from segcli.render.predictions import PredictionWriter
 
@@ -241,7 +247,7 @@ def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Pa
         return loaded, good, prepared
 
     with PredictionWriter(out_dir, segmenter.classes, threshold=threshold, workers=cpus,
-                          class_order=class_order) as writer:
+                          class_order=class_order, drafts=drafts) as writer:
         with Counter("predicting", len(images), progress_mode) as counter:
             batches = ordered_map(load_batch, len(plan), min(2, cpus), ahead=2)
             try:

@@ -36,6 +36,10 @@ def read_source(coco: Optional[Path], images: Optional[Path], masks: Optional[Pa
         raise InvalidInputError("--format needs --from PATH", hint="segcli dataset upload DATASET --from PATH --format " + fmt)
     if images is None:
         raise InvalidInputError("--images DIR is required", hint="segcli dataset upload DATASET --from PATH (or --images DIR --coco FILE | --masks DIR)")
+    if not Path(images).exists():   # a wrong path first: no other message would help
+        from segcli.datasets.reading import require_dir
+
+        require_dir(images, "images folder", hint="pass the folder of images")
     if (coco is None) == (masks is None):
         raise InvalidInputError("give exactly one label source: --coco FILE or --masks DIR",
                                 hint="segcli dataset upload DATASET --app APP --from PATH")

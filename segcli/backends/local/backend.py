@@ -31,6 +31,7 @@ class LocalBackend(Backend):
     accepts_local_params = True
     exports_weights = True
     slides_windows = True
+    writes_experiment_logs = True
 
     def __init__(self, root: Path):
         self.store = Store(root)
