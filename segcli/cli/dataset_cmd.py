@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from segcli.cli import complete, complete_cache
-from segcli.cli.context import (STATE, AppOpt, DatasetVersionOpt, ExistOkOpt, OutputOpt, QuietOpt, YesOpt,
-                                comma_list, confirm_or_abort, one_of, out)
+from segcli.cli.context import (STATE, AppOpt, DatasetVersionOpt, ExistOkOpt, FiniteFloat, OutputOpt, QuietOpt,
+                                YesOpt, comma_list, confirm_or_abort, one_of, out)
 from segcli.render.progress import progress_mode
 
 DATASET_HELP = """Datasets: images with per-pixel labels, uploaded from COCO segmentation JSON or
@@ -173,7 +173,7 @@ def upload(
     masks: Annotated[Optional[Path], typer.Option("--masks", help="Folder of index-mask PNGs, named like the images.")] = None,
     classes: Annotated[Optional[str], typer.Option("--classes", help="Class names, comma-separated (see above).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and report; write nothing.")] = False,
-    max_invalid_percent: Annotated[float, typer.Option("--max-invalid-percent", min=0, max=100,
+    max_invalid_percent: Annotated[float, typer.Option("--max-invalid-percent", click_type=FiniteFloat(0, 100),
                                                        help="Skip bad items up to this share; refuse above it.")] = 0.0,
     region_format: Annotated[str, typer.Option("--region-format", callback=one_of("polygon", "mask"),
                                                help="polygon | mask: how Clarifai receives regions (polygons, as "

@@ -9,6 +9,7 @@ Training events in `-o json` mode are JSON Lines on stdout and are rendered by t
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -19,9 +20,10 @@ def line_interval_s() -> float:
     """Seconds between plain progress lines (SEGCLI_PROGRESS_INTERVAL, default 2); read at each
     use, not at import, so whoever imports this module first does not fix it for the process."""
     try:
-        return max(float(os.environ.get("SEGCLI_PROGRESS_INTERVAL", "2")), 0.0)
+        value = float(os.environ.get("SEGCLI_PROGRESS_INTERVAL", "2"))
     except ValueError:
         return 2.0
+    return max(value, 0.0) if math.isfinite(value) else 2.0   # nan/inf: as any other non-number
 
 
 def progress_mode(quiet: bool) -> str:

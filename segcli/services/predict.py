@@ -12,6 +12,7 @@ written whatever happens; when nothing at all could be predicted the command fai
 from __future__ import annotations
 
 import glob
+import os
 import queue
 import threading
 import warnings
@@ -22,6 +23,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import numpy as np
 
 from segcli.backends.base import Backend
+from segcli.core import regular
 from segcli.core.classes import DATASET, DESCRIPTIONS
 from segcli.core.cpus import usable_cpus
 from segcli.core.errors import InvalidInputError, NotFoundError
@@ -35,17 +37,23 @@ IMAGE_EXTS = frozenset(IMAGE_SUFFIXES)
 VIDEO_EXTS = frozenset(VIDEO_SUFFIXES)
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files as given, folders recursively (images and videos), quoted globs expanded."""
+def expand_inputs(inputs: list[str], out_dir: Optional[Path] = None) -> list[Path]:
+    """Files as given, folders recursively (images and videos, without segcli's own outputs:
+    see _own_output), quoted globs expanded. What is no regular file (a FIFO, a device, a link
+    loop: core/regular) is kept, to be skipped with its reason, never opened."""
     paths: list[Path] = []
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
+            entries = sorted(path.rglob("*"))
+            outputs = {os.path.abspath(p.parent) for p in entries if p.name == PREDICTIONS_JSON}
+            if out_dir is not None:
+                outputs.add(os.path.abspath(out_dir))
+            found = [p for p in entries if p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS and not _own_output(p, outputs)]
             if not found:
                 raise InvalidInputError(f"no images or videos in folder {path}", hint="check the INPUT path")
             paths.extend(found)
-        elif path.is_file():
+        elif path.is_file() or os.path.lexists(path):
             if path.suffix.lower() not in IMAGE_EXTS | VIDEO_EXTS:
                 raise InvalidInputError(f"{path} is not an image or video (by its extension)",
                                         hint="images: " + " ".join(sorted(IMAGE_EXTS)) + "; videos: " + " ".join(sorted(VIDEO_EXTS)))
@@ -60,12 +68,31 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return paths
 
 
+PREDICTIONS_JSON = "predictions.json"
+# What a predict writes beside predictions.json (render/predictions.py), per input.
+OUTPUT_ENDINGS = (".mask.png", ".overlay.png", ".overlay.mp4")
+
+
+def _own_output(path: Path, outputs: set[str]) -> bool:
+    """Whether `path` is a file an earlier predict wrote into one of the `outputs` folders (its
+    --out, or a folder holding predictions.json): a mask, an overlay, a video's frame masks.
+    Predicting them again would feed segcli its own output (an --out inside the input folder)."""
+    name, folder = path.name.lower(), os.path.abspath(path.parent)
+    if folder in outputs and name.endswith(OUTPUT_ENDINGS):
+        return True
+    return path.parent.name.endswith("_frames") and os.path.dirname(folder) in outputs and name.endswith(".mask.png")
+
+
 def load_rgb(path: Path) -> tuple[Path, Optional[np.ndarray], str]:
     """(path, HxWx3 uint8, "") or (path, None, why it cannot be read). Opened as displayed and
     converted as training saw it (EXIF orientation, 16-bit, alpha: datasets/imagefile.py), and
-    refused before decoding when it is a decompression bomb."""
+    refused before decoding when it is a decompression bomb. A FIFO, a device, a link loop is
+    refused before it is opened (core/regular)."""
     from segcli.datasets.imagefile import BadFile, open_rgb
 
+    why = regular.problem(path)
+    if why is not None:
+        return path, None, why
     try:
         return path, open_rgb(path), ""
     except BadFile as exc:
@@ -148,7 +175,7 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
             notify: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
     from PIL import Image
 
-    paths = expand_inputs(inputs)
+    paths = expand_inputs(inputs, out_dir)
     if out_dir is not None:
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -226,10 +253,14 @@ def _predict_video(segmenter, writer, video: Path, batch_size: int, progress_mod
                    warn: Callable[[str], None]) -> None:
     from segcli.render.video import video_fps
 
-    frames, why = 0, ""
+    frames, why = 0, regular.problem(video) or ""   # a FIFO would hang the decoder: never opened
     try:
         try:
+            if why:
+                raise _VideoReadError(why)
             fps = video_fps(video)
+        except _VideoReadError:
+            raise
         except Exception as exc:  # noqa: BLE001
             raise _VideoReadError(_reason("cannot read video", exc, video)) from exc
         with Counter(f"predicting {video.name}", 0, progress_mode) as counter:

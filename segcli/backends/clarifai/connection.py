@@ -23,18 +23,12 @@ from segcli import __version__
 from segcli.backends.clarifai import codes
 from segcli.backends.clarifai.address import DEFAULT_BASE, parse_base  # noqa: F401 (re-exported)
 from segcli.core.errors import AuthError, ConfigError, SegcliError, UnavailableError
+from segcli.core.numbers import env_float  # noqa: F401 (re-exported: the knobs' one reader)
 
 # Transport failures worth another attempt; anything else is a bug or a refusal.
 RETRYABLE_GRPC = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                             grpc.StatusCode.RESOURCE_EXHAUSTED})
 AUTH_GRPC = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
-
-
-def env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, "") or default)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number", hint=f"unset {name}") from None
 
 
 @dataclass(frozen=True)
