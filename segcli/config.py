@@ -56,7 +56,7 @@ class ConfigFile:
         from segcli.core import safeyaml
 
         try:
-            raw = safeyaml.load(read_text(path)) or {}
+            raw = safeyaml.safe_load(read_text(path)) or {}
         except OSError as exc:   # a FIFO or a folder where the file should be, a permission
             from segcli.core.faults import classify
 

@@ -49,7 +49,8 @@ Masks: --images DIR --masks DIR [--classes a,b,c]
 
 Everything is validated before anything is written. Bad items are listed with the reason;
 the upload is refused when more than --max-invalid-percent are bad (default 0), otherwise bad
-items are skipped. Re-running the same upload adds nothing (inputs are named by content hash),
+items are skipped. Items Clarifai refuses while uploading count too: they are listed, the
+others are uploaded and labelled, and over --max-invalid-percent the command exits 5. Re-running the same upload adds nothing (inputs are named by content hash),
 so an interrupted upload is finished by running it again.
 """
 
@@ -208,6 +209,8 @@ def upload(
     sink.data(summary)
     if dry_run:
         service.check_tolerance(data, max_invalid_percent)
+    else:   # items the backend refused count too (exit 5 over the tolerance; the rest is stored)
+        service.check_uploaded(result, data.total, max_invalid_percent)
 
 
 EXPORT_HELP = """Write a dataset (or one of its versions) to a folder, to upload elsewhere or use in

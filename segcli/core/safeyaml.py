@@ -23,7 +23,7 @@ class AliasBombError(yaml.YAMLError):
     """A document whose aliases make it too large (or endless) to build."""
 
 
-def load(text: str) -> Any:
+def safe_load(text: str) -> Any:
     """yaml.safe_load(text), refusing alias bombs and self-referring documents (AliasBombError,
     a YAMLError)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)

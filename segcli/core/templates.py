@@ -119,7 +119,7 @@ def safe_load_fast(text: str) -> Any:
     yaml is imported here, not at module level: `app list` and co. never need it."""
     from segcli.core import safeyaml   # bounded: no alias bomb (core/safeyaml.py)
 
-    return safeyaml.load(text)
+    return safeyaml.safe_load(text)
 
 
 def _template(path: Path, raw: dict[str, Any]) -> Template:
@@ -306,7 +306,7 @@ def parse_set_value(text: str) -> Any:
     from segcli.core import safeyaml
 
     try:
-        return safeyaml.load(text)
+        return safeyaml.safe_load(text)
     except safeyaml.AliasBombError as exc:
         raise InvalidInputError(f"--set value {_short_text(text)}: {exc}",
                                 hint="write the value out, e.g. --set image_size=[256,256]") from None
@@ -347,7 +347,7 @@ def load_document(path: Path) -> dict[str, Any]:
     from segcli.core import safeyaml
 
     try:
-        doc = safeyaml.load(read_text(path))   # a BOM from a Windows editor is fine; no alias bomb
+        doc = safeyaml.safe_load(read_text(path))   # a BOM from a Windows editor is fine; no alias bomb
     except OSError as exc:
         raise InvalidInputError(f"cannot read params file {path}: {exc.strerror or exc}",
                                 hint="pass a readable YAML file") from None

@@ -12,12 +12,14 @@ onnxruntime (~0.2 s) instead of torch (~1.2 s, and ~4 s with transformers).
 from __future__ import annotations
 
 import hashlib
+import json
 from functools import partial
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
+from segcli.core import leftovers
 from segcli.core.cpus import usable_cpus
 from segcli.core.segmentation import SegResult
 from segcli.engine import artifacts, onnx_graph, prepare
@@ -74,29 +76,42 @@ def ensure_graph(model_dir: Path, notify: Optional[Notify] = None) -> None:
         _build(model_dir, key, notify)
 
 
+RECORD_NAME = "model.onnx.json"   # {"key", "sha256"} of the cached graph, written after it
+
+
 def _cached_session(model_dir: Path, key: str):
-    """A session on the cached graph when it exists and was built for `key`, else None."""
-    path = model_dir / CACHE_NAME
-    if not path.is_file():
-        return None
+    """A session on the cached graph when it was built for `key` and its bytes are the ones
+    recorded when it was written, else None (rebuilt by the caller). The graph's own hash is
+    checked, not only the key in its metadata: a graph edited or damaged after it was cached
+    (metadata intact) is never run."""
+    path, record = model_dir / CACHE_NAME, model_dir / RECORD_NAME
     try:
-        session = _open(str(path))
+        expected = json.loads(record.read_text(encoding="utf-8"))
+        if expected.get("key") != key:
+            return None
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != expected.get("sha256"):
+            return None
+        session = _open(data)
         built_for = session.get_modelmeta().custom_metadata_map.get("segcli.key")
-    except Exception:  # noqa: BLE001 - a truncated or foreign file: rebuilt by the caller
+    except Exception:  # noqa: BLE001 - missing, truncated, foreign or damaged: rebuilt by the caller
         return None
     return session if built_for == key else None
 
 
 def _build(model_dir: Path, key: str, notify: Optional[Notify]) -> bytes:
-    """The predict graph's bytes for `key`, exported (torch) and cached beside the weights."""
+    """The predict graph's bytes for `key`, exported (torch) and cached beside the weights,
+    with the record of its hash written last."""
     path = model_dir / CACHE_NAME
     if notify:
         notify("preparing the ONNX Runtime engine for this model version (once; exporting needs torch, a few seconds)")
     from segcli.engine.export import predict_onnx  # torch: only on this first use
 
     data = predict_onnx(model_dir, key)
+    leftovers.sweep(model_dir)   # a graph or record a killed predict was writing
     try:
-        artifacts.write_atomic(path, [data])
+        sha = artifacts.write_atomic(path, [data])
+        artifacts.write_atomic(model_dir / RECORD_NAME, [json.dumps({"key": key, "sha256": sha}).encode()])
     except OSError as exc:   # a read-only store still predicts, from memory
         if notify:
             notify(f"could not cache {path} ({exc.strerror}); using the graph from memory")

@@ -176,16 +176,16 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
     from PIL import Image
 
     paths = expand_inputs(inputs, out_dir)
-    if out_dir is not None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise cannot_write(exc, out_dir, hint="choose another --out") from None
     version = backend.trained_version(app_id, model_id, version_id)
     if version.class_order != DATASET:   # say once that mask values are not the dataset's
         (notify or warn)(f"note: model version {version.id} numbers its classes by {DESCRIPTIONS.get(version.class_order, version.class_order)}"
              + ("; classes.txt beside the masks names each value" if out_dir is not None else ""))
     segmenter = backend.load_segmenter(app_id, model_id, version.id, engine=engine, notify=notify)
+    if out_dir is not None:   # after the model loads: a damaged model leaves no empty --out behind
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise cannot_write(exc, out_dir, hint="choose another --out") from None
     images = [p for p in paths if p.suffix.lower() in IMAGE_EXTS]
     videos = [p for p in paths if p.suffix.lower() in VIDEO_EXTS]
     with warnings.catch_warnings():
