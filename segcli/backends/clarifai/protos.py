@@ -25,13 +25,13 @@ import hashlib
 import io
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import AbstractSet, Iterator, Optional
 
 import numpy as np
 from clarifai_grpc.grpc.api import resources_pb2 as R
 from PIL import Image
 
+from segcli.core.regular import read_regular
 from segcli.datasets.items import LabeledItem
 from segcli.datasets.polygons import mask_to_rings, rasterize
 
@@ -111,7 +111,7 @@ class PlannedItem:
         return True
 
     def input_proto(self) -> R.Input:
-        data = R.Data(image=R.Image(base64=Path(self.item.image_path).read_bytes()))
+        data = R.Data(image=R.Image(base64=read_regular(self.item.image_path)))   # never a FIFO
         data.metadata.update({"filename": self.item.name, "segcli_sha256": self.item.image_sha256})
         return R.Input(id=self.id, data=data, dataset_ids=[self.dataset_id])
 

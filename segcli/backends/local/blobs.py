@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 from segcli.backends.local.db import select_in, transaction
 from segcli.core.files import NEW_BINARY_FILE, Readable
+from segcli.core.regular import NotRegularFile, read_regular
 
 PACKS = "packs"                       # under the blob root
 RECORD = struct.Struct("<32sQ")       # a packed blob's header: raw sha256, length in bytes
@@ -184,8 +185,10 @@ class BlobStore:
         """Store a file whose digest the caller computed when it validated it; ChangedFile if
         its bytes now hash differently. A blob already there is not read or written again."""
         def content() -> bytes:
-            with open(source, "rb") as fh:
-                data = fh.read()
+            try:
+                data = read_regular(source)   # swapped for a FIFO since validated: never waited on
+            except NotRegularFile:
+                raise ChangedFile(source) from None
             if hashlib.sha256(data).hexdigest() != digest:
                 raise ChangedFile(source)
             return data
