@@ -84,8 +84,10 @@ def doctor(
                                                     "in the segcli home (listed under leftover_files).")] = False,
     output: OutputOpt = "table",
 ) -> None:
-    """Report segcli's version, backend, config paths, library versions, device and store health,
-    and temporary files interrupted commands left behind (--fix removes them)."""
+    """Report segcli's version, backend, config paths, library versions, device and store health.
+
+    Also lists the temporary files commands killed outright left in the segcli home (--fix
+    removes them; a file whose writer still runs is never touched)."""
     sink = out(output)
     report = {
         "segcli": __version__, "python": sys.version.split()[0], "platform": platform.platform(),

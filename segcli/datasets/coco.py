@@ -125,8 +125,7 @@ def _known_item(job: tuple, render: KnownRender, images_dir: Path) -> LabeledIte
 
 
 def _load(path: Path) -> dict:
-    why = regular.problem(path)
-    if why is not None and (path.is_dir() or not os.path.lexists(path)):
+    if path.is_dir() or not os.path.lexists(path):   # a FIFO, a device...: refused below
         problem = "is a folder" if path.is_dir() else "not found"
         raise NotFoundError(f"COCO annotations file {problem}: {path}",
                             hint="pass the JSON file, e.g. annotations/instances_val2017.json")

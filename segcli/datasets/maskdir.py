@@ -36,8 +36,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Mapping, Optional
 
-from segcli.core.errors import InvalidInputError
 from segcli.core import regular
+from segcli.core.errors import InvalidInputError
 from segcli.core.files import IMAGE_SUFFIXES
 from segcli.core.names import concept_problem
 from segcli.core.textfile import SAVE_AS_UTF8, TextEncodingError, read_text

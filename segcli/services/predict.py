@@ -53,7 +53,7 @@ def expand_inputs(inputs: list[str], out_dir: Optional[Path] = None) -> list[Pat
             if not found:
                 raise InvalidInputError(f"no images or videos in folder {path}", hint="check the INPUT path")
             paths.extend(found)
-        elif path.is_file() or os.path.lexists(path):
+        elif os.path.lexists(path):   # a file, or what is none (a FIFO...): skipped with its reason
             if path.suffix.lower() not in IMAGE_EXTS | VIDEO_EXTS:
                 raise InvalidInputError(f"{path} is not an image or video (by its extension)",
                                         hint="images: " + " ".join(sorted(IMAGE_EXTS)) + "; videos: " + " ".join(sorted(VIDEO_EXTS)))
