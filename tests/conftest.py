@@ -155,3 +155,14 @@ def home(trained_home, segcli_home) -> Path:
 from fake_clarifai import make_fixture  # noqa: E402
 
 fake_clarifai = make_fixture()
+
+
+@pytest.fixture
+def shapes_app(cli, shapes_data) -> Path:
+    """App a with dataset d (the shapes data, uploaded) and model m, made through the CLI."""
+    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
+                 ["dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images",
+                  "--masks", shapes_data / "masks"],
+                 ["model", "create", "m", "--app", "a"]):
+        ok(cli(*argv))
+    return shapes_data

@@ -5,7 +5,7 @@ import sqlite3
 from pathlib import Path
 
 TABLES = ("apps", "concepts", "datasets", "inputs", "annotations", "dataset_versions",
-          "dataset_version_items", "models", "model_versions", "epoch_metrics")
+          "dataset_version_items", "models", "model_versions", "epoch_metrics", "dataset_classes")
 
 
 def snapshot(home: Path) -> dict:

@@ -67,7 +67,7 @@ def test_datasets_upload_and_versions(cli, backend, shapes_data):
     first = data(upload(cli, shapes_data))
     assert first == {"added": 12, "skipped": 0, "invalid": 0, "updated": 0, "valid": 12, "clipped": 0, "dataset_id": "d",
                      "concepts": first["concepts"], "invalid_items": [], "dry_run": False,
-                     "classes": ["background", *SHAPES]}
+                     "classes": ["background", *SHAPES], "format": "masks", "overlapped_pixels": 0}
     assert sorted(first["concepts"]) == SHAPES
     again = data(upload(cli, shapes_data))
     assert (again["added"], again["skipped"], again["invalid"]) == (0, 12, 0)

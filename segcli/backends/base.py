@@ -91,6 +91,8 @@ class Backend(ABC):
     accepts_local_params: bool = False
     # Whether trained weights live on this machine (model export; the `_model_dir` primitive).
     exports_weights: bool = False
+    # whether its trainings write TensorBoard / MLflow logs (`train --log`): a local worker can
+    writes_experiment_logs: bool = False
     # How often `train --watch` polls: first interval, backing off to the max.
     watch_interval_s: float = 0.5
     max_watch_interval_s: float = 0.5

@@ -38,7 +38,19 @@ app.add_typer(version_app, name="version")
 DatasetArg = Annotated[str, typer.Argument(help="Dataset id.", autocompletion=complete.datasets)]
 NewDatasetArg = Annotated[str, typer.Argument(help="Dataset id.")]
 DATASET_COLUMNS = ["id", "app_id", "inputs", "versions", "created_at"]
-UPLOAD_HELP = """Upload images with per-pixel labels, from COCO segmentation JSON or a mask folder.
+UPLOAD_HELP = """Upload images with per-pixel labels, from what a labelling tool exported.
+
+\b
+--from PATH [--format auto|coco|masks|labelme|yolo|voc|labelstudio|cityscapes]
+  coco         a COCO .json (images in images/ beside it)
+  masks        images/ + masks/ (+ classes.txt), as below
+  labelme      LabelMe .json files (polygon, rectangle, circle, mask shapes)
+  yolo         Ultralytics/Roboflow: data.yaml names + images/ + labels/*.txt polygons
+  voc          VOC / CVAT "Segmentation mask 1.1": SegmentationClass/*.png + labelmap.txt
+  labelstudio  a Label Studio JSON export (polygonlabels, rectanglelabels, brushlabels)
+  cityscapes   leftImg8bit/ + gtFine/ (*_labelIds.png or *_polygons.json)
+auto recognises the layout and says which it read. Where shapes overlap the later one in the
+file wins (every format); overlapped_pixels counts the pixels painted over.
 
 \b
 COCO:  --coco annotations.json --images DIR   (polygons with several rings, RLE, iscrowd)
@@ -169,6 +181,12 @@ def delete(dataset_id: DatasetArg, app: AppOpt = None, yes: YesOpt = False) -> N
 def upload(
     dataset_id: DatasetArg,
     app: AppOpt = None,
+    source: Annotated[Optional[Path], typer.Option("--from", help="What a labelling tool exported: a folder or file "
+                                                   "(its format is recognised; see --format).")] = None,
+    fmt: Annotated[str, typer.Option("--format", callback=one_of("auto", "coco", "masks", "labelme", "yolo", "voc",
+                                                                   "labelstudio", "cityscapes"),
+                                     help="auto | coco | masks | labelme | yolo | voc | labelstudio | cityscapes: "
+                                          "the format of --from (auto: recognised, and said on stderr).")] = "auto",
     coco: Annotated[Optional[Path], typer.Option("--coco", help="COCO segmentation JSON.")] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="Folder of images.")] = None,
     masks: Annotated[Optional[Path], typer.Option("--masks", help="Folder of index-mask PNGs, named like the images.")] = None,
@@ -194,7 +212,8 @@ def upload(
     # Staged bytes are written by the upload below or discarded: a dry run stages none.
     with nullcontext() if dry_run else backend.upload_staging() as stash:
         data = service.read_source(coco, images, masks, comma_list(classes), progress_mode(quiet),
-                                   known=None if recheck else backend.known_files(), stash=stash)
+                                   known=None if recheck else backend.known_files(), stash=stash,
+                                   source=source, fmt=fmt, note=sink.info)
         if data.unchanged:
             sink.info(f"{data.unchanged} of {data.total} items unchanged since they were uploaded: not read again")
         result = service.upload(backend, app_id, dataset_id, data, dry_run=dry_run,
@@ -204,7 +223,8 @@ def upload(
         sink.warn(f"invalid: {bad.name}: {bad.reason}")
     summary = result.to_dict()
     if output == "table":
-        summary = {k: summary[k] for k in ("dataset_id", "valid", "added", "updated", "skipped", "invalid", "clipped", "dry_run")}
+        summary = {k: summary[k] for k in ("dataset_id", "format", "valid", "added", "updated", "skipped", "invalid",
+                                           "clipped", "overlapped_pixels", "dry_run")}
         summary["concepts"] = ", ".join(result.concepts)
     sink.data(summary)
     if dry_run:

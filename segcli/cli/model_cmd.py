@@ -11,7 +11,7 @@ from segcli.cli import complete, complete_cache
 from segcli.cli.context import (STATE, AppOpt, DatasetVersionOpt, EngineOpt, ExistOkOpt, OutputOpt, QuietOpt, YesOpt,
                                 confirm_or_abort, out)
 from segcli.render.progress import progress_mode
-from segcli.render.versions import version_row
+from segcli.render.versions import version_row, version_table_row
 
 MODEL_HELP = """Models: a visual-segmenter model to train, its trained versions with their status
 and metrics, and evaluation of a version on a dataset (mIoU, per-class IoU).
@@ -25,7 +25,7 @@ app = typer.Typer(help=MODEL_HELP, short_help="Models, their trained versions, e
 ModelArg = Annotated[str, typer.Argument(help="Model id.", autocompletion=complete.models)]
 NewModelArg = Annotated[str, typer.Argument(help="Model id.")]
 MODEL_COLUMNS = ["id", "model_type_id", "versions", "latest_version", "created_at"]
-VERSION_COLUMNS = ["id", "status", "template", "epoch", "epochs", "val_mIoU", "loss", "dataset_version_id", "created_at"]
+VERSION_COLUMNS = ["id", "status", "template", "epochs", "best val mIoU", "last val mIoU", "created"]
 
 
 @app.command("types")
@@ -66,7 +66,7 @@ def show(model_id: ModelArg, app: AppOpt = None, output: OutputOpt = "table") ->
         sink.data({**model.to_dict(), "model_versions": [version_row(v) for v in versions]})
         return
     sink.data(model)
-    sink.data([version_row(v) for v in versions], VERSION_COLUMNS, title="versions")
+    sink.data([version_table_row(version_row(v)) for v in versions], VERSION_COLUMNS, title="versions")
 
 
 @app.command("delete")
@@ -129,3 +129,22 @@ def export(
     sink = out(output, quiet)
     doc = export_model(STATE.backend, STATE.app_id(app), model, version, fmt, file, sink.info)
     sink.data(doc)
+
+
+@app.command("compare")
+def compare(
+    model_id: ModelArg, app: AppOpt = None,
+    versions: Annotated[Optional[list[str]], typer.Argument(
+        help="Versions to compare (ids or unique prefixes; default: all).",
+        autocompletion=complete.model_versions())] = None,
+    output: OutputOpt = "table",
+) -> None:
+    """Versions side by side: template, params that differ, best and last val mIoU, per-class IoU, time."""
+    from segcli.services import compare as service
+
+    result = service.compare(STATE.backend, STATE.app_id(app), model_id, versions or [])
+    if output != "table":
+        out(output).data(result)
+        return
+    rows, columns = service.table(result)
+    out(output).data(rows, columns, title=f"model {model_id} (best ★)")

@@ -14,11 +14,11 @@ does, and the params YAML you write, edit and validate before training.
 
 \b
 Example:
-  segcli template params MMSegmentation_SegFormer -f params.yaml
+  segcli template params segcli_EfficientNetLite0 -f params.yaml
 """
 
 app = typer.Typer(help=TEMPLATE_HELP, short_help="Training templates and their params YAML.", no_args_is_help=True)
-NameArg = Annotated[str, typer.Argument(help="Template name, e.g. MMSegmentation_SegFormer.", autocompletion=complete.templates)]
+NameArg = Annotated[str, typer.Argument(help="Template name, e.g. segcli_EfficientNetLite0.", autocompletion=complete.templates)]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="key=value for a train param (bare name: num_epochs=5). Repeatable.")]
 
 

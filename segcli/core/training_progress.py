@@ -41,6 +41,8 @@ class TrainingProgress:
     val_mIoU: Optional[float]       # latest validation mIoU
     resumed_from: int               # epoch a resumed run continued after (0: not resumed)
     estimated: bool                 # epoch and fraction come from a percent (Clarifai)
+    phase: Optional[str] = None     # what runs between steps: "validating epoch 3", ...
+    early_stop: Optional[dict] = None   # the engine's early_stop event, once it decided
 
     @property
     def epoch(self) -> int:
@@ -62,10 +64,11 @@ def read_progress(v: ModelVersion) -> TrainingProgress:
     finished = int(v.epoch or 0)
     steps = _num(p.get("steps") or p.get("steps_per_epoch"))
     steps = int(steps) if steps else None
-    current, step = _current_epoch(v, p, finished, epochs)
+    early_stop = p.get("early_stop") if isinstance(p.get("early_stop"), dict) else None
+    current, step = (None, None) if early_stop else _current_epoch(v, p, finished, epochs)
     estimated = "percent" in p and steps is None
-    fraction = _fraction(v, p, finished, step, steps, epochs)
-    eta = _num(p.get("eta_s")) if v.status == TRAINING else None  # queued: what is there is stale
+    fraction = 1.0 if early_stop else _fraction(v, p, finished, step, steps, epochs)
+    eta = _num(p.get("eta_s")) if v.status == TRAINING and not early_stop else None  # queued: stale
     last = v.history[-1] if v.history else {}
     val = _num(v.metrics.get("val_mIoU")) if v.metrics.get("val_mIoU") is not None else _num(last.get("val_mIoU"))
     return TrainingProgress(
@@ -73,7 +76,9 @@ def read_progress(v: ModelVersion) -> TrainingProgress:
         fraction=fraction, eta_s=eta, epoch_eta_s=_epoch_eta(eta, step, steps, finished, epochs),
         elapsed_s=_num(p.get("elapsed_s")), loss=_num(p.get("loss", last.get("loss"))),
         images_per_s=_num(p.get("images_per_s")), val_mIoU=val,
-        resumed_from=int(_num(p.get("resumed_from_epoch")) or 0), estimated=estimated)
+        resumed_from=int(_num(p.get("resumed_from_epoch")) or 0), estimated=estimated,
+        phase=str(p["phase"]) if p.get("phase") and v.status == TRAINING else None,
+        early_stop=early_stop)
 
 
 def _current_epoch(v: ModelVersion, p: dict, finished: int, epochs: int) -> tuple[Optional[int], Optional[int]]:
@@ -106,3 +111,36 @@ def _epoch_eta(eta: Optional[float], step: Optional[int], steps: Optional[int], 
         return None
     remaining = epochs * steps - (finished * steps + step)
     return eta * (steps - step) / remaining if remaining > 0 else 0.0
+
+
+def val_score(record: dict) -> Optional[float]:
+    """An epoch's val mIoU when it is a number (the local store's JSON may hold NaN)."""
+    value = record.get("val_mIoU")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return float(value)
+
+
+def best_record(history: list[dict]) -> Optional[dict]:
+    """The epoch with the highest val mIoU (the first on ties); None without validation. The
+    one rule for the version's kept weights (engine/selection.py), `model show` and the view."""
+    best = None
+    for record in history:
+        score = val_score(record)
+        if score is not None and (best is None or score > val_score(best)):
+            best = record
+    return best
+
+
+def epoch_summary(v: ModelVersion) -> dict[str, Any]:
+    """best_epoch, best_val_mIoU, last_val_mIoU, stopped_early of a version: from its final
+    metrics when the engine wrote them, else from its history (a run in progress, Clarifai)."""
+    m, history = v.metrics, v.history
+    best = best_record(history)
+    last = history[-1] if history else {}
+    return {
+        "best_epoch": m.get("best_epoch", best["epoch"] if best else None),
+        "best_val_mIoU": m.get("best_val_mIoU", best["val_mIoU"] if best else None),
+        "last_val_mIoU": m.get("last_val_mIoU", last.get("val_mIoU")),
+        "stopped_early": bool(m.get("stopped_early") or (v.progress or {}).get("early_stop")),
+    }

@@ -1,7 +1,8 @@
 """Read a COCO segmentation JSON and its images folder into validated items.
 
 Each image gets a uint8 label map painted with its annotations in file order (where two overlap,
-the later one wins). Value i is the i-th concept (category `name`) visible in that image. A
+the later one wins: the one overlap rule of every format, datasets/shapes.py; the pixels a later
+annotation of another concept painted over are counted as `overlapped`). Value i is the i-th concept (category `name`) visible in that image. A
 concept's Region (area, bbox, mask) is the union of its annotations, exactly what pycocotools'
 `annToMask` gives; when a later annotation of another concept covers part of it, that union is no
 longer `labelmap == i`, so the Region carries its own mask PNG.
@@ -48,7 +49,7 @@ from segcli.datasets.reading import Progress, read_jobs, require_dir
 
 TOLERANCE_PX = 1.0  # COCO exports round coordinates: this far outside is not "clipped"
 # Bump when drawing a label map from annotations changes: remembered drawings are then redone.
-RENDER_RULES = 1
+RENDER_RULES = 2
 _HINT = "expected a COCO instances JSON with 'images', 'annotations' and 'categories'"
 
 
@@ -121,7 +122,7 @@ def _known_item(job: tuple, render: KnownRender, images_dir: Path) -> LabeledIte
     return LabeledItem(name=path.relative_to(images_dir).as_posix(), image_path=path, image_sha256=info.sha256,
                        width=info.width, height=info.height, labels=render.labels, regions=render.regions,
                        labelmap_path=render.labelmap_path, labelmap_sha256=render.labelmap_sha256,
-                       clipped=render.clipped)  # no render_key: nothing new to remember
+                       clipped=render.clipped, overlapped=render.overlapped)  # no render_key: nothing new to remember
 
 
 def _load(path: Path) -> dict:
@@ -369,7 +370,7 @@ def _read_image(job: tuple[dict, Path, list[dict], ImageFile | None, str | None]
                                                f"{entry['width']}x{entry['height']}")
     try:
         masks = [_annotation_mask(ann, categories, w, h) for ann in anns]
-        labelmap, labels, regions = _render([(c, m) for c, m, _ in masks], h, w)
+        labelmap, labels, regions, overlapped = _render([(c, m) for c, m, _ in masks], h, w)
     except BadAnnotation as e:
         return InvalidItem(entry["file_name"], str(e))
     png = png_bytes(labelmap)
@@ -378,7 +379,8 @@ def _read_image(job: tuple[dict, Path, list[dict], ImageFile | None, str | None]
         stash.keep(digest, png)
     return LabeledItem(name=name, image_path=path, image_sha256=info.sha256, width=w, height=h,
                        labels=labels, regions=regions, labelmap_png=png, labelmap_sha256=digest,
-                       clipped=sum(clipped for _, _, clipped in masks), observed=observed, render_key=key)
+                       clipped=sum(clipped for _, _, clipped in masks), observed=observed, render_key=key,
+                       overlapped=overlapped)
 
 
 def _annotation_mask(ann: dict, categories: dict[int, str], w: int, h: int) -> tuple[str, np.ndarray, bool]:
@@ -511,10 +513,13 @@ def _render(masks: list[tuple[str, np.ndarray]], h: int, w: int):
     slots: dict[str, int] = {}  # concept -> value, in first-annotation order
     unions: dict[str, np.ndarray] = {}
     labelmap_t = np.zeros((w, h), np.uint8)
+    overlapped = 0   # pixels a later annotation of another concept painted over (datasets/shapes.py)
     for concept, mask_t in masks:
         slot = slots.setdefault(concept, len(slots) + 1)
         if slot > 254:  # 255 is the ignore value
             raise BadAnnotation("more than 254 concepts in one image")
+        under = labelmap_t[mask_t]
+        overlapped += int(np.count_nonzero((under != 0) & (under != slot)))
         labelmap_t[mask_t] = slot
         unions[concept] = unions[concept] | mask_t if concept in unions else mask_t
     visible = {c: np.count_nonzero(labelmap_t == slot) for c, slot in slots.items()}
@@ -537,4 +542,4 @@ def _render(masks: list[tuple[str, np.ndarray]], h: int, w: int):
         exact = visible[concept] == area
         regions.append(Region(concept, area, bbox_of(union_t.T),
                               None if exact else png_bytes(union_t.T)))
-    return np.ascontiguousarray(labelmap_t.T), labels, tuple(regions)
+    return np.ascontiguousarray(labelmap_t.T), labels, tuple(regions), overlapped

@@ -130,6 +130,7 @@ class KnownRender(NamedTuple):
     labels: dict[int, str]
     regions: tuple[Region, ...]
     clipped: int
+    overlapped: int = 0
 
 
 class KnownFiles(Protocol):

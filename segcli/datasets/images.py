@@ -32,13 +32,17 @@ def read_observed(path: str | Path) -> tuple[bytes, Stamp | None, int]:
     """(the file's bytes, its stamp as read or None if it changed while being read, when the
     reading began). The stamp is taken from the open file before reading, so a change made
     after it is never recorded as seen."""
+    from segcli.datasets.embedded import container, decode_embedded, is_embedded
+
     read_at = time.time_ns()
     name = os.path.basename(path)
     try:
-        with open_regular(path) as fh:   # a FIFO, a device, a link loop: refused, never waited on
+        with open_regular(container(path)) as fh:   # a FIFO, a device, a link loop: refused, never waited on
             before = os.fstat(fh.fileno())
             data = fh.read()
             after = os.fstat(fh.fileno())
+        if is_embedded(path):   # LabelMe's imageData: the stamp is the JSON's (never a match below)
+            data = decode_embedded(data)
     except NotRegularFile as e:
         raise BadFile(f"{name} {e.reason}") from None
     except OSError as e:

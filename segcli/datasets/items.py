@@ -42,6 +42,7 @@ class LabeledItem:
     labelmap_png: bytes | None = None
     labelmap_path: str | Readable | None = None   # a file (Path or str), or the stored blob
     clipped: int = 0             # COCO annotations whose polygons ran past the image border
+    overlapped: int = 0          # pixels a later shape of another concept painted over (datasets/shapes.py)
     # sha256 of labelmap_bytes() when the reader knows it (it hashed the bytes it validated),
     # so that writers need not read and hash the label map again.
     labelmap_sha256: str | None = None
@@ -79,6 +80,8 @@ class ReadResult:
     # COCO category id of each concept read from COCO (export gives the ids back).
     category_ids: dict[str, int] = field(default_factory=dict)
     clipped: int = 0  # sum of the valid items' `clipped`
+    overlapped: int = 0  # sum of the valid items' `overlapped`
+    format: str = ""     # the label format read (upload summary)
     unchanged: int = 0  # valid items made from facts the backend kept: no file of theirs was read
 
     @property

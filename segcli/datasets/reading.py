@@ -195,6 +195,7 @@ def collect(outcomes: Iterable[LabeledItem | InvalidItem],
             continue
         result.items.append(outcome)
         result.clipped += outcome.clipped
+        result.overlapped += outcome.overlapped
         for region in outcome.regions:
             seen.setdefault(region.concept)
     result.concepts = list(seen)

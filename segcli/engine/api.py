@@ -39,8 +39,13 @@ def train(job: TrainJob, on_event: Callable[[dict], None],
       {"event": "start", "epochs", "steps_per_epoch", "resumed_from_epoch", "train_images",
        "val_images", "skipped", "device", "mixed_precision", "params"}
       {"event": "step", "epoch", "step", "steps", "loss", "images_per_s"}   (at most ~2 a second)
+      {"event": "phase", "phase", ["epoch"]}   (work between steps: "validating", "saving the model")
       {"event": "epoch", "epoch", "epochs", "loss", "val_mIoU", "images_per_s", "seconds"}
+      {"event": "early_stop", "epoch", "best_epoch", "best_val_mIoU", "patience", "min_delta", "reason"}
       {"event": "done", "metrics": {...}}   or   {"event": "stopped", "epoch": last_saved}
+    The final metrics describe the epoch whose weights the version keeps (keep_weights: the
+    best val mIoU by default, engine/selection.py) and add best_epoch, best_val_mIoU,
+    last_epoch, last_val_mIoU, kept_epoch, keep_weights, stopped_early (+ stop_reason).
     A checkpoint is written after every epoch; a stop between epochs loses at most the
     epoch in progress. Raises segcli.core.errors.SegcliError subclasses on bad input.
     """
@@ -51,9 +56,15 @@ def train(job: TrainJob, on_event: Callable[[dict], None],
 
 def preflight(params: dict) -> None:
     """What a training with these resolved params needs that the params cannot say, checked
-    without torch before anything is created: the offline ImageNet weights (a missing or
-    corrupt package is the one-line DependencyError the worker would hit)."""
-    if str(params.get("pretrained_weights")) == "imagenet":
+    without torch before anything is created: the pretrained weights of every template (a
+    missing or corrupt ImageNet package, an ADE20K checkpoint neither cached nor reachable:
+    the one-line error the worker would hit after loading the data)."""
+    weights = str(params.get("pretrained_weights"))
+    if weights == "imagenet":
         from segcli.engine.weights import check_lite0_available
 
         check_lite0_available()
+    elif weights == "ade20k":
+        from segcli.engine.weights import check_ade20k_available
+
+        check_ade20k_available(str(params.get("model_size", "b0")))

@@ -7,11 +7,8 @@ rebuilds the same module without the training params (stored in model/config.jso
 """
 from __future__ import annotations
 
-import os
-import socket
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +17,9 @@ from torch import nn
 from segcli.core.errors import DependencyError, InvalidInputError
 from segcli.engine.params import EFFNET, SEGFORMER, EngineParams
 from segcli.engine.unet import SIZES as UNET_SIZES, UNet
+from segcli.engine.weights import (ADE20K, ADE_ERR as _ADE_ERR, ADE_HINT as _ADE_HINT,
+                                   SEGFORMER_ENV as WEIGHTS_ENV, hub_reachable as _hub_reachable,
+                                   segformer_source as _weights_source)
 
 SEGFORMER_SIZES = {  # transformers SegformerConfig kwargs; b0-b2 as in the SegFormer paper
     "tiny": dict(hidden_sizes=[16, 32, 64, 128], num_attention_heads=[1, 2, 4, 8],
@@ -28,11 +28,6 @@ SEGFORMER_SIZES = {  # transformers SegformerConfig kwargs; b0-b2 as in the SegF
     "b1": dict(hidden_sizes=[64, 128, 320, 512], decoder_hidden_size=256),
     "b2": dict(hidden_sizes=[64, 128, 320, 512], depths=[3, 4, 6, 3], decoder_hidden_size=768),
 }
-ADE20K = {s: f"nvidia/segformer-{s}-finetuned-ade-512-512" for s in ("b0", "b1", "b2")}
-WEIGHTS_ENV = "SEGCLI_SEGFORMER_WEIGHTS"
-_ADE_ERR = "could not load the ade20k SegFormer checkpoint (Hugging Face hub unreachable and not in the local cache)"
-_ADE_HINT = (f"use --set pretrained_weights=None, or run once with network access "
-             f"(or point {WEIGHTS_ENV} at a save_pretrained directory)")
 
 
 def fast_decode(head: nn.Module, hidden: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -200,26 +195,3 @@ def _as_fast(hf_model) -> nn.Module:
     model = _segformer_class()(hf_model.config)
     model.load_state_dict(hf_model.state_dict())   # strict: every key must match
     return model
-
-
-def _weights_source(size: str) -> str:
-    root = os.environ.get(WEIGHTS_ENV)
-    if not root:
-        return ADE20K[size]
-    for cand in (Path(root), Path(root) / ADE20K[size].split("/")[1]):
-        if (cand / "config.json").is_file():
-            return str(cand)
-    return root  # reported as unreadable by the caller
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "") or \
-            os.environ.get("TRANSFORMERS_OFFLINE", "0") not in ("0", ""):
-        return False
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname, port), timeout=timeout).close()
-        return True
-    except OSError:
-        return False

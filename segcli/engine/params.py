@@ -14,6 +14,7 @@ from typing import Any
 SEGFORMER = "MMSegmentation_SegFormer"
 UNET = "segcli_UNet"
 EFFNET = "segcli_EfficientNetLite0"   # ImageNet-pretrained encoder: the offline default
+SELECTION_KNOBS = ("patience", "min_delta", "keep_weights")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ class EngineParams:
     mixed_precision: str
     val_percent: float
     loss: str
+    # what happens between epochs (engine/selection.py): not part of what a checkpoint must
+    # agree on, since they never change the weights an epoch produces
+    patience: int = 0
+    min_delta: float = 0.0
+    keep_weights: str = "best"
 
     @property
     def lr(self) -> float:
@@ -41,7 +47,7 @@ class EngineParams:
     def fingerprint(self) -> dict:
         """What a checkpoint must agree on to be resumed (runtime-only knobs left out)."""
         d = asdict(self)
-        for k in ("device", "num_workers", "mixed_precision"):
+        for k in ("device", "num_workers", "mixed_precision", *SELECTION_KNOBS):
             d.pop(k)
         d["image_size"] = list(d["image_size"])
         return d
@@ -66,6 +72,9 @@ class EngineParams:
             mixed_precision=str(p["mixed_precision"]),
             val_percent=float(p["val_percent"]),
             loss=str(p["loss"]),
+            patience=int(p.get("patience", 0)),
+            min_delta=float(p.get("min_delta", 0.0)),
+            keep_weights=str(p.get("keep_weights", "best")),
         )
 
 

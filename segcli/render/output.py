@@ -98,10 +98,27 @@ class Output:
     # -- messages (stderr) -----------------------------------------------------------
     def info(self, message: str) -> None:
         if not self.quiet:
-            print(message, file=sys.stderr, flush=True)
+            print(wrap_for_terminal(message), file=sys.stderr, flush=True)
 
     def warn(self, message: str) -> None:
         print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def wrap_for_terminal(message: str, stream=None) -> str:
+    """`message` broken between words to the terminal's width when `stream` (stderr) is one,
+    so that the terminal's own wrapping never cuts a word or an id in two; unchanged otherwise
+    (logs and pipes keep one line per message)."""
+    stream = stream or sys.stderr
+    if not stream.isatty():
+        return message
+    import shutil
+    import textwrap
+
+    width = shutil.get_terminal_size().columns
+    if all(len(line) <= width for line in message.splitlines()):
+        return message
+    return "\n".join(textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False)
+                     if len(line) > width else line for line in message.splitlines())
 
 
 def fit_column(rows: list[dict], columns: Sequence[str], column: str, width: int | None = None) -> list[dict]:

@@ -16,14 +16,20 @@ import time
 from typing import Any
 
 
-def line_interval_s() -> float:
-    """Seconds between plain progress lines (SEGCLI_PROGRESS_INTERVAL, default 2); read at each
-    use, not at import, so whoever imports this module first does not fix it for the process."""
+def line_interval_s(default: float = 2.0) -> float:
+    """Seconds between plain progress lines (SEGCLI_PROGRESS_INTERVAL, else `default`); read
+    at each use, not at import, so whoever imports this module first does not fix it."""
     try:
-        value = float(os.environ.get("SEGCLI_PROGRESS_INTERVAL", "2"))
+        value = float(os.environ.get("SEGCLI_PROGRESS_INTERVAL", default))
     except ValueError:
-        return 2.0
-    return max(value, 0.0) if math.isfinite(value) else 2.0   # nan/inf: as any other non-number
+        return default
+    return max(value, 0.0) if math.isfinite(value) else default   # nan/inf: as any other non-number
+
+
+# A training's plain lines: one at each finished epoch, phase and status, and in between at
+# most one every this many seconds (a step can take under a second: a line per step floods a
+# CI log, 145 lines for the demo's 8 epochs).
+TRAINING_LINE_INTERVAL_S = 10.0
 
 
 def progress_mode(quiet: bool) -> str:
@@ -98,14 +104,19 @@ def _fmt_duration(seconds: float | None) -> str:
 
 
 def status_fields(snap: dict[str, Any]) -> dict[str, str]:
-    """Human fields of a training snapshot (services/training._snapshot)."""
+    """Human fields of a training snapshot (services/training._snapshot). `epoch` is the epoch
+    in progress, as the live view counts it ("epoch 3/8" while the third runs), or the number
+    finished when none runs; `step` belongs to that epoch."""
     metric = snap.get("val_mIoU")
     loss = snap.get("loss")
     ips = snap.get("images_per_s")
+    current = snap.get("current_epoch")
+    epoch = current if current is not None else snap.get("epoch", 0)
+    running = current is not None and snap.get("steps") and snap.get("step") is not None
     return {
         "status": snap.get("status", "?"),
-        "epoch": f"{snap.get('epoch', 0)}/{snap.get('epochs', '?')}",
-        "step": f"{snap.get('step', 0)}/{snap.get('steps', '?')}" if snap.get("steps") else "-",
+        "epoch": f"{epoch}/{snap.get('epochs', '?')}",
+        "step": f"{snap['step']}/{snap['steps']}" if running else "-",
         "loss": f"{loss:.4f}" if isinstance(loss, (int, float)) else "-",
         "img/s": f"{ips:.1f}" if isinstance(ips, (int, float)) else "-",
         "val mIoU": f"{metric:.3f}" if isinstance(metric, (int, float)) else "-",
@@ -118,11 +129,13 @@ class StatusView:
     """Live training status on stderr: the training view (render/training_view.py) on a TTY,
     periodic `key=value` lines otherwise (their format is a contract for CI logs)."""
 
-    def __init__(self, title: str, mode: str):
-        self.title, self.mode = title, mode
+    def __init__(self, title: str, mode: str, clock=time.monotonic):
+        self.title, self.mode, self._clock = title, mode, clock
         self._live = self._view = None
-        self._last_line = 0.0
+        self._last_line = -float("inf")
         self._last_text = ""
+        self._last_marks: tuple = ()
+        self._told_stop = False
         if mode == "rich":
             from rich.console import Console
             from rich.live import Live
@@ -149,10 +162,21 @@ class StatusView:
             return
         fields = status_fields(snap)
         text = "  ".join(f"{k}={v}" for k, v in fields.items() if v != "-")
-        now = time.monotonic()
-        if text != self._last_text and now - self._last_line >= line_interval_s():
+        if snap.get("phase"):
+            text += f"  ({snap['phase']})"
+        # an epoch ending, a phase or the status changing is worth a line at once; the rest
+        # (steps, loss, eta) waits for the interval
+        marks = (snap.get("status"), snap.get("epoch"), snap.get("phase"))
+        now = self._clock()
+        due = now - self._last_line >= line_interval_s(TRAINING_LINE_INTERVAL_S)
+        if text != self._last_text and (marks != self._last_marks or due):
             print(f"{self.title}: {text}", file=sys.stderr, flush=True)
-            self._last_line, self._last_text = now, text
+            self._last_line, self._last_text, self._last_marks = now, text, marks
+        stop = snap.get("early_stop")
+        if stop and not self._told_stop:
+            self._told_stop = True
+            print(f"{self.title}: early stop after epoch {stop.get('epoch')}: {stop.get('reason')}",
+                  file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self._live is not None:

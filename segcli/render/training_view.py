@@ -13,11 +13,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Sequence
 
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderableType
 from rich.text import Text
 
 from segcli.core.entities import CANCELLED, QUEUED, TRAINED, TRAINING, TRAINING_FAILED, ModelVersion
-from segcli.core.training_progress import TrainingProgress, read_progress
+from segcli.core.training_progress import TrainingProgress, best_record, read_progress
 
 WIDE = 70          # from this width: trend line, img/s column, IoU bars, run details
 MEDIUM = 46        # from this width: the time column and full labels
@@ -103,9 +104,10 @@ def sparkline(values: Sequence[Optional[float]], glyphs: Glyphs) -> str:
 
 
 def best_epoch(history: Sequence[dict]) -> Optional[int]:
-    """Index of the epoch with the highest val mIoU (the first on ties); None without any."""
-    scored = [(finite(h.get("val_mIoU")), -i) for i, h in enumerate(history) if finite(h.get("val_mIoU")) is not None]
-    return -max(scored)[1] if scored else None
+    """Index of the epoch with the highest val mIoU (the first on ties); None without any.
+    The rule the engine keeps weights by (core/training_progress.best_record)."""
+    best = best_record(list(history))
+    return None if best is None else next(i for i, h in enumerate(history) if h is best)
 
 
 def text_line(*parts: Any, overflow: str = "ellipsis") -> Text:
@@ -186,7 +188,11 @@ class _Frame:
             if p.get("train_images") is not None:
                 details.append(f"{p['train_images']} train / {p.get('val_images', 0)} val")
         if details and self.medium:
-            parts.append((self.g.sep + self.g.sep.join(details), "dim"))
+            room = self.width - sum(cell_len(p[0] if isinstance(p, tuple) else p) for p in parts)
+            while details and cell_len(self.g.sep + self.g.sep.join(details)) > room:
+                details.pop()   # the least telling detail first, never a cut word
+            if details:
+                parts.append((self.g.sep + self.g.sep.join(details), "dim"))
         return self.line(*parts)
 
     # overall and epoch bars, sharing one width so they line up
@@ -196,7 +202,9 @@ class _Frame:
         if tp.current is not None and tp.steps:
             label = f"epoch {tp.current}" if self.medium else f"ep {tp.current}"
             right = f"{tp.step}/{tp.steps} steps" if self.medium else f"{tp.step}/{tp.steps}"
-            if tp.epoch_eta_s is not None:
+            if tp.phase and self.medium:
+                right += f"  {tp.phase}{self.g.gap}"
+            elif tp.epoch_eta_s is not None:
                 right += f"  eta {fmt_duration(tp.epoch_eta_s)}"
             rows.append((label, (tp.step or 0) / tp.steps, right))
         right_width = max(len(r) for _, _, r in rows)
@@ -212,7 +220,11 @@ class _Frame:
         if tp.epochs:
             shown = tp.epoch
             parts.append(f"epoch {'~' if tp.estimated else ''}{shown}/{tp.epochs}")
-        if tp.eta_s is not None:
+        if tp.phase and (tp.current is None or not tp.steps):   # no epoch bar to show it on
+            parts.append(f"{tp.phase}{self.g.gap}")
+        elif tp.early_stop and not self.final:
+            parts.append("stopped early")
+        elif tp.eta_s is not None:
             parts.append(f"eta {fmt_duration(tp.eta_s)}")
         elif self.v.status == QUEUED:
             parts.append("queued")
@@ -260,6 +272,10 @@ class _Frame:
             out.append(self.line(_label("checkpoint"), f"epoch {last} saved"))
         if self.tp.resumed_from:
             out.append(self.line(_label("resumed"), f"after epoch {self.tp.resumed_from}, from its checkpoint"))
+        stop = self.tp.early_stop or (self.v.metrics.get("stop_reason") and {"reason": self.v.metrics["stop_reason"],
+                                                                                "epoch": self.v.metrics.get("last_epoch")})
+        if stop:
+            out.append(_wrapped("early stop", f"after epoch {stop.get('epoch')}: {stop.get('reason')}"))
         return out
 
     # per-epoch history: header, best epoch, the last rows that fit
@@ -305,7 +321,9 @@ class _Frame:
         head = [_label("validation"), f"mIoU {fmt_num(mean, 3)}"]
         if aacc is not None:
             head.append(f"{self.g.sep}aAcc {fmt_num(aacc, 3)}")
-        head.append(f"{self.g.sep}epoch {last.get('epoch', v.epoch)}")
+        kept = v.metrics.get("kept_epoch", last.get("epoch", v.epoch))
+        best = v.metrics.get("best_epoch")
+        head.append(f"{self.g.sep}epoch {kept}" + (" (best)" if kept == best and kept != last.get("epoch") else ""))
         if v.metrics.get("val_images"):
             head.append(f"{self.g.sep}{v.metrics['val_images']} images")
         yield self.line("")
@@ -324,13 +342,7 @@ class _Frame:
     def artifacts(self) -> Iterator[RenderableType]:
         v = self.v
         if v.message and v.status != TRAINED:  # the reason matters more than the layout: wrap, never cut
-            from rich.table import Table
-
-            grid = Table.grid()
-            grid.add_column(width=LABEL, style="dim")
-            grid.add_column(overflow="fold")
-            grid.add_row("message", v.message)
-            yield grid
+            yield _wrapped("message", v.message)
         plot = v.metrics.get("plot")
         if plot:  # a path is only useful whole: its own line when it does not fit, folded, never cut
             if LABEL + len(str(plot)) <= self.width:
@@ -338,6 +350,17 @@ class _Frame:
             else:
                 yield self.line(_label("plot"), ("training curves:", "dim"))
                 yield Text(str(plot), no_wrap=False, overflow="fold", end="\n")
+
+
+def _wrapped(label: str, text: str) -> RenderableType:
+    """A labelled line that wraps between words under its label instead of being cut."""
+    from rich.table import Table
+
+    grid = Table.grid()
+    grid.add_column(width=LABEL, style="dim")
+    grid.add_column(overflow="fold")
+    grid.add_row(label, text)
+    return grid
 
 
 def _span(values: Sequence[Any], spec: str, glyphs: Glyphs) -> str:

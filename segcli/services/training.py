@@ -10,6 +10,7 @@ from segcli.backends.base import Backend
 from segcli.core.entities import CANCELLED, TRAINED, ModelVersion
 from segcli.core.errors import CancelledError, InvalidInputError, TrainingFailedError
 from segcli.core.templates import ParamsUpdate, Template
+from segcli.core.training_progress import read_progress
 from segcli.render.output import Output
 from segcli.render.progress import StatusView
 from segcli.services.params import build_document, check_against_backend
@@ -62,12 +63,22 @@ def prepare(backend: Backend, app_id: str, template_name: Optional[str], params_
 
 
 def _snapshot(v: ModelVersion) -> dict[str, Any]:
+    """One status reading (JSON Lines `status` events, the plain lines). `epoch` counts the
+    finished epochs (as `model show` does); `current_epoch` is the one in progress, which the
+    live view and the plain lines call "epoch N/M", with `step` of `steps` within it."""
     last = v.history[-1] if v.history else {}
+    tp = read_progress(v)
     snap = {"version_id": v.id, "status": v.status, "epoch": v.epoch, "epochs": v.epochs, "message": v.message,
-            "val_mIoU": last.get("val_mIoU")}
-    for key in ("step", "steps", "loss", "images_per_s", "eta_s", "elapsed_s"):
+            "val_mIoU": last.get("val_mIoU"), "current_epoch": tp.current}
+    for key in ("loss", "images_per_s", "eta_s", "elapsed_s"):
         if key in v.progress:
             snap[key] = v.progress[key]
+    if tp.current is not None and tp.steps:
+        snap["step"], snap["steps"] = tp.step, tp.steps
+    if tp.phase:
+        snap["phase"] = tp.phase
+    if tp.early_stop:
+        snap["early_stop"] = tp.early_stop
     if v.is_final:
         snap.pop("eta_s", None)
     return snap
@@ -80,7 +91,7 @@ def watch(backend: Backend, app_id: str, model_id: str, version_id: str, sink: O
     Ctrl-C raises KeyboardInterrupt out of here: it stops watching, never the training.
     """
     view = StatusView(f"{model_id}/{version_id[:8]}", "off" if sink.machine else mode)
-    last_status, last_snap, emitted_epochs = None, None, set()
+    last_status, last_snap, emitted_epochs, told_stop = None, None, set(), False
     delay = interval_s
     try:
         while True:
@@ -93,6 +104,9 @@ def watch(backend: Backend, app_id: str, model_id: str, version_id: str, sink: O
                         sink.json_line({"event": "epoch", "version_id": v.id, **record})
                 if snap != last_snap and not v.is_final:
                     sink.json_line({"event": "status", **snap})
+                if snap.get("early_stop") and not told_stop:
+                    told_stop = True
+                    sink.json_line({"event": "early_stop", "version_id": v.id, **snap["early_stop"]})
             elif v.status != last_status and not view.live:  # the live view shows the status itself
                 sink.info(f"{model_id}/{v.id}: {v.status}" + (f" ({v.message})" if v.message and v.is_final else ""))
             last_status, last_snap = v.status, snap

@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import AbstractSet, Iterator, Optional
 
+from segcli.datasets.embedded import image_bytes
+
 import numpy as np
 from clarifai_grpc.grpc.api import resources_pb2 as R
 from PIL import Image
 
-from segcli.core.regular import read_regular
 from segcli.datasets.items import LabeledItem
 from segcli.datasets.polygons import mask_to_rings, rasterize
 
@@ -111,7 +112,7 @@ class PlannedItem:
         return True
 
     def input_proto(self) -> R.Input:
-        data = R.Data(image=R.Image(base64=read_regular(self.item.image_path)))   # never a FIFO
+        data = R.Data(image=R.Image(base64=image_bytes(self.item.image_path)))   # never a FIFO (core/regular)
         data.metadata.update({"filename": self.item.name, "segcli_sha256": self.item.image_sha256})
         return R.Input(id=self.id, data=data, dataset_ids=[self.dataset_id])
 

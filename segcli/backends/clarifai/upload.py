@@ -25,6 +25,7 @@ from segcli.backends.clarifai.survey import (ACCEPTED, PENDING, REDO, SKIP, Work
                                              list_inputs, poll_until, survey)
 from segcli.core.entities import UploadResult
 from segcli.core.errors import UnavailableError
+from segcli.datasets.embedded import stored_size
 from segcli.datasets.items import ReadResult
 
 WORKERS = max(1, int(env_float("SEGCLI_CLARIFAI_WORKERS", 8)))
@@ -63,7 +64,7 @@ class Uploader:
 
     def _units(self, todo: list[Work]) -> list[list[Work]]:
         posting = [w for w in todo if w.posts_input]
-        size = lambda w: os.stat(w.plan.item.image_path).st_size  # noqa: E731
+        size = lambda w: stored_size(w.plan.item.image_path)  # noqa: E731
         # At most 128 a request, but small enough that every worker gets a couple of batches:
         # each batch spends most of its time waiting on round trips, not sending bytes.
         cap = min(128, max(8, -(-len(posting) // (2 * WORKERS))))
@@ -94,7 +95,7 @@ class Uploader:
 
     # -- one batch ------------------------------------------------------------------------
     def _unit(self, unit: list[Work]) -> tuple[list[Work], list[tuple[Work, str]]]:
-        big = [w for w in unit if w.posts_input and os.stat(w.plan.item.image_path).st_size > MAX_IMAGE_BYTES]
+        big = [w for w in unit if w.posts_input and stored_size(w.plan.item.image_path) > MAX_IMAGE_BYTES]
         unit = [w for w in unit if all(w is not b for b in big)]
         statuses = self._post_and_wait([w.plan for w in unit if w.posts_input], unit)
         for _ in range(DOWNLOAD_ROUNDS):

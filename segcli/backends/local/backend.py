@@ -30,6 +30,7 @@ class LocalBackend(Backend):
     default_template = "segcli_EfficientNetLite0"
     accepts_local_params = True
     exports_weights = True
+    writes_experiment_logs = True
 
     def __init__(self, root: Path):
         self.store = Store(root)

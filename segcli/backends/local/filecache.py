@@ -108,7 +108,7 @@ class FileCache:
     def _render(self, doc) -> KnownRender | None:
         """The drawing a row describes, its region masks read from the store; None unless every
         part is well-formed and stored."""
-        if set(doc) != {"labelmap", "labels", "regions", "clipped"} or not _SHA.fullmatch(doc["labelmap"]):
+        if set(doc) - {"overlapped"} != {"labelmap", "labels", "regions", "clipped"} or not _SHA.fullmatch(doc["labelmap"]):
             return None
         labelmap = self.store.blobs.find(doc["labelmap"])
         if labelmap is None:
@@ -128,7 +128,7 @@ class FileCache:
                 png = stored.read_bytes()
             regions.append(Region(concept, _count(area, 1), (_count(x), _count(y), _count(w, 1), _count(h, 1)), png))
         return KnownRender(doc["labelmap"], labelmap, labels, tuple(regions),
-                           _count(doc["clipped"]))
+                           _count(doc["clipped"]), _count(doc.get("overlapped", 0)))
 
     # -- writing -------------------------------------------------------------------------
     def remember(self, items: Iterable[LabeledItem]) -> int:
@@ -166,6 +166,8 @@ def _render_row(item: LabeledItem) -> tuple:
     doc = {"labelmap": item.labelmap_sha256 or hashlib.sha256(item.labelmap_bytes()).hexdigest(),
            "labels": [[int(v), name] for v, name in sorted(item.labels.items())], "regions": regions,
            "clipped": int(item.clipped)}
+    if item.overlapped:
+        doc["overlapped"] = int(item.overlapped)
     facts_json = _compact_json(doc)
     return item.render_key, facts_json, _checksum(item.render_key, "render", "", 0, "", facts_json)
 

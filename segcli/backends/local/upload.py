@@ -76,7 +76,8 @@ def write_items(store: Store, app_id: str, dataset_id: str, data: ReadResult,
             continue
         seen.add(iid)
         old = existing.get(iid)
-        if old is not None and old[1] == _labels_json(item) and old[0] == _labelmap_digest(item):
+        if old is not None and ((old[1] == _labels_json(item) and old[0] == _labelmap_digest(item))
+                                or _same_labels(store, old[0], old[1], item)):
             result.skipped += 1
         else:
             todo.append(item)
@@ -93,6 +94,36 @@ def write_items(store: Store, app_id: str, dataset_id: str, data: ReadResult,
         result.skipped += skipped
         on_progress(len(batch))
     return result
+
+
+def _same_labels(store: Store, labelmap: str, labels_json: str, item: LabeledItem) -> bool:
+    """True when `item` gives every pixel the concept the stored row gives it, whatever numbers
+    stand for the concepts: the dataset's own export numbers them its own way, and uploading it
+    back changes nothing (it must not count as `updated`). Decodes both label maps, so it runs
+    only for a stored image whose label map bytes differ."""
+    names = {int(k): v for k, v in json.loads(labels_json).items()}
+    if sorted(names.values()) != sorted(item.labels.values()):
+        return False
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    def canonical(png: bytes, named: dict[int, str]):
+        with Image.open(io.BytesIO(png)) as image:
+            values = np.asarray(image)
+        if values.ndim != 2 or values.dtype != np.uint8:
+            return None
+        order = {name: i + 1 for i, name in enumerate(sorted(named.values()))}
+        lut = np.full(256, 254, np.uint8)   # a value no concept names: never equal to a named one
+        lut[0], lut[255] = 0, 255
+        for value, name in named.items():
+            lut[value] = order[name]
+        return lut[values]
+
+    stored = canonical(store.blobs.read(labelmap), names)
+    given = canonical(item.labelmap_bytes(), dict(item.labels))
+    return stored is not None and given is not None and stored.shape == given.shape and bool((stored == given).all())
 
 
 def _labelmap_digest(item: LabeledItem) -> str:

@@ -30,6 +30,7 @@ class Run:
         self.progress: dict[str, Any] = {}
         self._last_cancel_check = 0.0
         self._cancelled = False
+        self.explog = None   # engine/explog.SafeLog when the training was started with --log
 
     def row(self) -> Any:
         return self.store.one("SELECT * FROM model_versions WHERE app_id=? AND model_id=? AND id=?", self.key)
@@ -54,6 +55,11 @@ class Run:
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         elapsed = time.monotonic() - self.started
+        if kind in ("phase", "early_stop"):
+            self._between_steps(kind, event)
+            return
+        if kind in ("start", "step", "epoch"):   # training again: the phase is over (after
+            self.progress.pop("phase", None)       # "done" it lasts until the predict graph's)
         self.progress.update({k: v for k, v in event.items() if k != "event"}, elapsed_s=elapsed)
         if kind == "start":
             self.log(f"start: {event.get('epochs')} epochs x {event.get('steps_per_epoch')} steps"
@@ -67,6 +73,22 @@ class Run:
             self.update(progress_json=json.dumps(self.progress))
         elif kind == "log":
             self.log(str(event.get("message", "")))
+
+    def set_phase(self, phase: str) -> None:
+        """What the run does while no step runs (validation, saving, the predict graph): the
+        live view shows it instead of a bar sitting at 100%."""
+        self.progress["phase"] = phase
+        self.update(progress_json=json.dumps(self.progress))
+
+    def _between_steps(self, kind: str, event: dict[str, Any]) -> None:
+        if kind == "phase":
+            epoch = event.get("epoch")
+            self.set_phase(f"{event['phase']} epoch {epoch}" if epoch else str(event["phase"]))
+            return
+        stop = {k: v for k, v in event.items() if k != "event"}
+        self.log(f"early stop after epoch {stop['epoch']}: {stop['reason']}")
+        self.progress["early_stop"] = stop
+        self.update(progress_json=json.dumps(self.progress))
 
     def _eta(self) -> None:
         p = self.progress
@@ -86,6 +108,8 @@ class Run:
             epoch, event.get("epochs"), event.get("loss", float("nan")),
             f"{event['val_mIoU']:.4f}" if isinstance(event.get("val_mIoU"), (int, float)) else "-",
             event.get("images_per_s") or 0.0))
+        if self.explog is not None:
+            self.explog.epoch(record)
         with self.store.tx() as db:
             db.execute("INSERT OR REPLACE INTO epoch_metrics(app_id, model_id, version_id, epoch, json) VALUES (?,?,?,?,?)",
                        (*self.key, epoch, json.dumps(record)))
@@ -108,6 +132,22 @@ def build_job(store: Store, row: Any, workdir: Path):
                               lut=class_lut(items.labels_of(item), classes)))
     return TrainJob(template=row["template"], params=doc["train_params"], classes=classes,
                     train=samples, val=[], workdir=workdir)
+
+
+def _experiment_log(run: Run, row: Any, workdir: Path):
+    """The TensorBoard or MLflow log the training was started with (--log), or None."""
+    doc = json.loads(row["params_json"])
+    asked = doc.get("experiment_log")
+    if not asked:
+        return None
+    from segcli.engine import explog
+
+    app_id, model_id, version_id = run.key
+    opener = lambda: explog.open_log(asked["kind"], asked["dir"], app_id, model_id, version_id,  # noqa: E731
+                                     doc, workdir)
+    log = explog.SafeLog(asked["kind"], opener, run.log)
+    run.log(f"experiment log: {asked['kind']} at {asked['dir']}")
+    return log
 
 
 def _plot(store: Store, run: Run, workdir: Path) -> str | None:
@@ -137,6 +177,7 @@ def main(argv: list[str]) -> int:
     try:
         from segcli.engine.train import train
 
+        run.explog = _experiment_log(run, run.row(), workdir)
         job = build_job(store, run.row(), workdir)
         result = train(job, on_event=run.on_event, should_stop=run.should_stop, resume=resume)
     except Exception as exc:
@@ -144,13 +185,19 @@ def main(argv: list[str]) -> int:
         message = str(getattr(exc, "message", None) or exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         hint = getattr(exc, "hint", None)
         run.update(status=TRAINING_FAILED, message=message + (f" (hint: {hint})" if hint else ""))
+        if run.explog is not None:
+            run.explog.finish({}, None, TRAINING_FAILED)
         return 1
     plot = _plot(store, run, workdir)
     if result.get("stopped"):
         run.log("cancelled")
         run.update(status=CANCELLED, message="cancelled; resume with segcli train resume")
+        if run.explog is not None:
+            run.explog.finish({}, None, CANCELLED)
         return 0
     metrics = {**result.get("metrics", result), **({"plot": plot} if plot else {})}  # the view shows where
+    if run.explog is not None:
+        run.explog.finish(metrics, plot, TRAINED)
     _predict_graph(run, workdir / "model")
     run.log(f"trained: {json.dumps(metrics)}")
     run.update(status=TRAINED, message="trained", metrics_json=json.dumps(metrics))
@@ -168,6 +215,7 @@ def _predict_graph(run: Run, model_dir: Path) -> None:
         return   # torch predicts; nothing to build
     started = time.monotonic()
     try:
+        run.set_phase("building the predict graph")
         run.update(message="building the predict graph (ONNX Runtime)")
         onnx_predict.ensure_graph(model_dir)
     except Exception:  # noqa: BLE001 - an optimisation: log it, predict builds it later

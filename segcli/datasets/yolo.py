@@ -1,0 +1,118 @@
+"""Read a YOLO segmentation dataset (Ultralytics, Roboflow's "YOLOv8" exports) into validated items.
+
+Layouts (Ultralytics' rule: a label file is the image's path with the last `images` folder
+replaced by `labels` and the suffix by `.txt`):
+- `images/` + `labels/`, flat or with split folders (`images/train`, `labels/train`, ...);
+- Roboflow: `train/images` + `train/labels`, `valid/...`, `test/...`;
+- a `data.yaml` (or any `*.yaml` with `names`) at the root: `names` as a list or as a dict
+  {index: name}; `path`/`train`/`val`/`test` are not needed (every image below the root is read).
+Each label line is `class x1 y1 x2 y2 ...`: a polygon in coordinates normalised to the image's
+width and height (0..1). Lines of exactly 5 numbers are detection boxes, not segmentation: the
+item is invalid (train a segmentation model from polygons). An image without a label file is all
+background (Ultralytics reads it so). Polygons are drawn in file order, the later winning.
+The class order is `names` (every class, used or not).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from segcli.datasets.filefacts import KnownFiles, Stash
+from segcli.datasets.items import InvalidItem, ReadResult
+from segcli.datasets.reading import Progress, require_dir
+from segcli.datasets.shapes import Drawing, Shape, drawing_key, read_drawings
+from segcli.datasets.sources import BadSource, read_lines, read_text, walk_files
+
+HINT = "expected a YOLO dataset: images/ and labels/ (or train/images, train/labels) and data.yaml with names"
+
+
+def find_yaml(root: Path) -> Path | None:
+    for name in ("data.yaml", "data.yml", "dataset.yaml"):
+        if (root / name).is_file():
+            return root / name
+    found = sorted(p for p in root.glob("*.y*ml") if p.is_file())
+    return found[0] if len(found) == 1 else None
+
+
+def class_names(root: Path) -> list[str]:
+    """names from the dataset YAML: a list, or a dict {index: name} (indices 0..N-1)."""
+    from segcli.core.errors import InvalidInputError
+    import yaml
+
+    path = find_yaml(root)
+    if path is None:
+        raise InvalidInputError(f"no data.yaml in {root}: YOLO label files name classes by index only", hint=HINT)
+    try:
+        doc = yaml.safe_load(read_text(path))
+    except (BadSource, yaml.YAMLError) as e:
+        raise InvalidInputError(f"{path} cannot be read: {getattr(e, 'reason', e)}", hint=HINT) from None
+    names = doc.get("names") if isinstance(doc, dict) else None
+    if isinstance(names, dict):
+        try:
+            by_index = {int(k): str(v) for k, v in names.items()}
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{path}: names keys must be class indices", hint=HINT) from None
+        if sorted(by_index) != list(range(len(by_index))):
+            raise InvalidInputError(f"{path}: names must number classes 0..{len(by_index) - 1}", hint=HINT)
+        names = [by_index[k] for k in range(len(by_index))]
+    if not isinstance(names, list) or not names or not all(isinstance(n, (str, int)) for n in names):
+        raise InvalidInputError(f"{path} has no 'names' list or dict", hint=HINT)
+    names = [str(n).strip() for n in names]
+    if len(set(names)) != len(names) or "" in names:
+        raise InvalidInputError(f"{path}: names must be distinct and not blank", hint=HINT)
+    return names
+
+
+def label_path(root: Path, image: Path) -> Path:
+    parts = list(image.relative_to(root).parts)
+    for k in range(len(parts) - 2, -1, -1):
+        if parts[k] == "images":
+            parts[k] = "labels"
+            break
+    return (root.joinpath(*parts)).with_suffix(".txt")
+
+
+def image_files(root: Path) -> list[Path]:
+    return [p for p in walk_files(root) if "images" in p.relative_to(root).parts[:-1]]
+
+
+def read_yolo(root: Path, on_progress: Progress | None = None, workers: int | None = None,
+              known: KnownFiles | None = None, stash: Stash | None = None) -> ReadResult:
+    root = require_dir(root, "YOLO dataset folder", hint=HINT)
+    names = class_names(root)
+    drawings, invalid = [], []
+    for image in image_files(root):
+        name = image.relative_to(root).as_posix()
+        try:
+            drawings.append(_drawing(root, image, name, names))
+        except BadSource as e:
+            invalid.append(InvalidItem(name, e.reason))
+    result = read_drawings(drawings, known, stash, workers, on_progress, invalid)
+    result.format = "yolo"
+    result.class_order = list(names)
+    return result
+
+
+def _drawing(root: Path, image: Path, name: str, names: list[str]) -> Drawing:
+    labels = label_path(root, image)
+    polygons = []
+    if labels.is_file():
+        for n, line in enumerate(read_lines(labels), start=1):
+            if not line:
+                continue
+            fields = line.split()
+            try:
+                cls, values = int(fields[0]), [float(v) for v in fields[1:]]
+            except ValueError:
+                raise BadSource(f"{labels.name} line {n}: not a class index and numbers") from None
+            if not 0 <= cls < len(names):
+                raise BadSource(f"{labels.name} line {n}: class {cls} is not in names (0..{len(names) - 1})")
+            if len(values) == 4:
+                raise BadSource(f"{labels.name} line {n}: a detection box, not a segmentation polygon")
+            if len(values) < 6 or len(values) % 2:
+                raise BadSource(f"{labels.name} line {n}: a polygon needs 3 or more x y pairs")
+            if any(v < -0.01 or v > 1.01 for v in values):
+                raise BadSource(f"{labels.name} line {n}: coordinates must be normalised to 0..1")
+            polygons.append((names[cls], tuple(values)))
+    shapes = tuple(Shape(concept, rings=(ring,), scaled=True) for concept, ring in polygons)
+    return Drawing(name=name, image_path=str(image), size=None, shapes=shapes,
+                   key=drawing_key("yolo", None, [[c, list(r)] for c, r in polygons]))

@@ -1,0 +1,261 @@
+"""Issue 20: uploads from LabelMe, YOLO, VOC/CVAT, Label Studio and Cityscapes (`--from PATH
+[--format F]`): each gives the label maps of the COCO original it was converted from, with the
+class names and order, the one overlap rule (later wins, `overlapped_pixels`), clear refusals of
+malformed files (exit 5, store unchanged) and auto-detection of every layout.
+
+Fixtures: tests/formats_data.py writes each format to its published spec from one scene;
+tests/data/labelstudio was written with label-studio-converter's own brush encoder (see its README).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import formats_data as fd
+from conftest import ok
+from segcli.core.errors import ExitCode
+from storecheck import snapshot
+from test_contract import backend  # noqa: F401 - the local/clarifai fixture
+
+LS_FIXTURE = Path(__file__).parent / "data" / "labelstudio"
+CITYSCAPES = {"cat": "car", "dog": "person", "bird": "sky"}
+
+
+def roboflow(root: Path) -> Path:
+    """Roboflow's YOLOv8 export: train/ and valid/ each with images/ and labels/, data.yaml."""
+    fd.write_yolo(root / "train")
+    fd.write_yolo(root / "valid", n=4)
+    for k in range(3):   # valid holds img3 alone
+        (root / "valid" / "images" / f"img{k}.png").unlink()
+        (root / "valid" / "labels" / f"img{k}.txt").unlink()
+    shutil.move(root / "train" / "data.yaml", root / "data.yaml")
+    (root / "valid" / "data.yaml").unlink()
+    for split in ("train", "valid"):
+        for sub in ("images", "labels"):
+            for p in (root / split / sub).iterdir():
+                p.rename(p.with_name(f"{split}-{p.name}"))
+    return root
+
+
+LAYOUTS = {
+    "labelme": lambda r: fd.write_labelme(r),
+    "labelme-embedded": lambda r: fd.write_labelme(r, embed=True),
+    "yolo": lambda r: fd.write_yolo(r),
+    "yolo-names-dict-split": lambda r: fd.write_yolo(r, names_as_dict=True, split="train"),
+    "yolo-roboflow": roboflow,
+    "voc-palette": lambda r: fd.write_voc(r),
+    "voc-rgb": lambda r: fd.write_voc(r, palette=False),
+    "labelstudio": lambda r: shutil.copytree(LS_FIXTURE, r) and r,
+    "cityscapes-labelids": lambda r: fd.write_cityscapes(r),
+    "cityscapes-polygons": lambda r: fd.write_cityscapes(r, polygons=True),
+}
+FORMAT = {k: k.split("-")[0] for k in LAYOUTS}
+
+
+def stored(app="a", dataset="d"):
+    from segcli.cli.context import STATE
+
+    try:
+        return {item.name: item for item in STATE.backend.iter_dataset_items(app, dataset)}
+    finally:
+        STATE.close()
+
+
+def _setup(cli):
+    ok(cli("app", "create", "a", "--exist-ok"))
+    ok(cli("dataset", "create", "d", "--app", "a", "--exist-ok"))
+
+
+def _agreement(items, layout: str) -> dict[str, float]:
+    """Per image: the share of pixels whose concept equals the COCO original's."""
+    reference = fd.label_maps(4)
+    out = {}
+    for name, item in items.items():
+        stem = Path(name).stem.split("-")[-1].replace("_leftImg8bit", "")
+        if layout.startswith("cityscapes"):
+            stem = f"img{int(stem.split('_')[1])}"
+            names = {CITYSCAPES.get(c, c): i for i, c in enumerate(fd.CLASSES)}
+        else:
+            names = {c: i for i, c in enumerate(fd.CLASSES)}
+        lut = np.zeros(256, np.uint8)
+        for value, concept in item.labels.items():
+            lut[value] = names[concept]
+        got = lut[item.labelmap]
+        truth = reference[stem]
+        if layout.startswith("cityscapes"):   # Cityscapes has no background: unlabelled is ignore
+            got = np.where(item.labelmap == 255, 0, got)
+        out[name] = float((got == truth).mean())
+    return out
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_each_format_gives_the_coco_originals_label_maps(cli, tmp_path, layout):
+    source = LAYOUTS[layout](tmp_path / "src")
+    _setup(cli)
+    result = ok(cli("dataset", "upload", "d", "--app", "a", "--from", source, "-o", "json"))
+    summary = result.json()
+    assert summary["format"] == FORMAT[layout] and summary["invalid"] == 0
+    assert f"as {FORMAT[layout]} (found" in result.err   # auto said what it found
+    agreement = _agreement(stored(), layout)
+    assert agreement and min(agreement.values()) >= 0.995, agreement
+    if layout.startswith("cityscapes"):
+        from segcli.datasets.cityscapes import CLASSES
+
+        assert summary["classes"] == ["background", *CLASSES]
+    else:
+        assert summary["classes"] == fd.CLASSES   # names and order kept
+    # The one overlap rule: the dog drawn over the cat; raster formats have nothing to overlap.
+    raster = layout.startswith(("voc", "cityscapes-labelids"))
+    stems = [Path(n).stem.split("-")[-1] for n in agreement]
+    expected = 0 if raster else sum(fd.overlap(f"img{k}") for k in range(len(stems)))
+    assert summary["overlapped_pixels"] == expected
+    again = ok(cli("dataset", "upload", "d", "--app", "a", "--from", source, "-o", "json")).json()
+    assert (again["added"], again["skipped"]) == (0, summary["added"])   # idempotent
+
+
+def test_coco_counts_the_same_overlap(cli, tmp_path):
+    fd.write_coco(tmp_path / "coco")
+    _setup(cli)
+    summary = ok(cli("dataset", "upload", "d", "--app", "a", "--from", tmp_path / "coco", "-o", "json")).json()
+    assert (summary["format"], summary["overlapped_pixels"]) == ("coco", 132)
+    assert min(_agreement(stored(), "coco").values()) == 1.0
+
+
+@pytest.mark.parametrize("layout", ["labelme", "yolo", "voc-palette"])
+def test_both_backends_store_the_same_annotations(cli, backend, tmp_path, layout):
+    source = LAYOUTS[layout](tmp_path / "src")
+    _setup(cli)
+    summary = ok(cli("dataset", "upload", "d", "--app", "a", "--from", source, "--format", FORMAT[layout],
+                     "-o", "json")).json()
+    assert summary["classes"] == fd.CLASSES and summary["added"] == 3
+    assert min(_agreement(stored(), layout).values()) >= 0.995
+
+
+def _break(layout: str, root: Path, how: int) -> None:
+    """Three malformed files per format."""
+    if layout == "labelme":
+        doc = json.loads((root / "img0.json").read_text())
+        if how == 0:
+            (root / "img0.json").write_text("{ not json")
+        elif how == 1:
+            doc["shapes"][0]["points"] = [[1, 2]]
+            (root / "img0.json").write_text(json.dumps(doc))
+        else:
+            doc["shapes"][0]["shape_type"] = "hexagon"
+            (root / "img0.json").write_text(json.dumps(doc))
+    elif layout == "yolo":
+        text = ["0 0.5 0.5 0.2 0.2\n", "7 0.1 0.1 0.2 0.1 0.2 0.2\n", "0 1 2 3 4 5 six\n"][how]
+        (root / "labels" / "img0.txt").write_text(text)
+    elif layout == "voc-palette":
+        from PIL import Image
+
+        mask = root / "SegmentationClass" / "img0.png"
+        if how == 0:
+            mask.write_bytes(b"not a png")
+        elif how == 1:
+            Image.new("RGB", (fd.W, fd.H), (1, 2, 3)).save(mask)   # a colour labelmap.txt lacks
+        else:
+            Image.new("L", (fd.W + 1, fd.H)).save(mask)           # not the image's size
+    elif layout == "labelstudio":
+        tasks = json.loads((root / "export.json").read_text())
+        result = tasks[0]["annotations"][0]["result"]
+        if how == 0:
+            tasks[0]["data"]["image"] = "/data/upload/1/missing.png"
+        elif how == 1:
+            next(r for r in result if r["type"] == "brushlabels")["value"]["rle"] = [1, 2, 3]
+        else:
+            result[0]["value"]["points"] = [[1, 1]]
+        (root / "export.json").write_text(json.dumps(tasks))
+    else:   # cityscapes polygons
+        path = next((root / "gtFine").rglob("*_polygons.json"))
+        doc = json.loads(path.read_text())
+        if how == 0:
+            doc["objects"][0]["label"] = "unicorn"
+        elif how == 1:
+            doc["imgWidth"] = 999
+        else:
+            path.write_text("[]")
+            return
+        path.write_text(json.dumps(doc))
+
+
+EXPECTED_REASON = {
+    "labelme": ("not valid JSON", "polygon of 1 points", "shape_type 'hexagon'"),
+    "yolo": ("detection box", "class 7 is not in names", "not a class index and numbers"),
+    "voc-palette": ("not an image file", "does not name", "mask is 49x36"),
+    "labelstudio": ("image file not found", "brush RLE", "fewer than 3 points"),
+    "cityscapes-polygons": ("unicorn", "the annotations say 999x36", "no 'objects' list"),
+}
+
+
+@pytest.mark.parametrize("layout", list(EXPECTED_REASON))
+@pytest.mark.parametrize("how", [0, 1, 2])
+def test_malformed_files_are_refused_with_the_reason(cli, tmp_path, layout, how):
+    source = LAYOUTS[layout](tmp_path / "src")
+    _break(layout, source, how)
+    _setup(cli)
+    before = snapshot(Path(os.environ["SEGCLI_HOME"]))
+    dry = cli("dataset", "upload", "d", "--app", "a", "--from", source, "--dry-run", "-o", "json")
+    assert dry.code == ExitCode.INVALID_INPUT
+    [bad] = dry.json()["invalid_items"]
+    assert EXPECTED_REASON[layout][how] in bad["reason"], bad
+    refused = cli("dataset", "upload", "d", "--app", "a", "--from", source)
+    assert refused.code == ExitCode.INVALID_INPUT and "nothing was uploaded" in refused.err
+    assert "Traceback" not in refused.err
+    assert snapshot(Path(os.environ["SEGCLI_HOME"])) == before
+    # Skipping the bad item is allowed with the threshold.
+    kept = ok(cli("dataset", "upload", "d", "--app", "a", "--from", source, "--max-invalid-percent", "50",
+                  "-o", "json")).json()
+    assert kept["invalid"] == 1 and kept["added"] == kept["valid"] >= 1
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS) + ["coco", "masks"])
+def test_auto_detection_recognises_every_layout(tmp_path, layout):
+    from segcli.datasets.detect import detect
+    from segcli.datasets.synth import generate_shapes
+
+    if layout == "coco":
+        source = tmp_path / "coco"
+        fd.write_coco(source)
+    elif layout == "masks":
+        source = tmp_path / "masks"
+        generate_shapes(source, n=2, size=16, seed=0)
+        (source / "annotations.json").unlink()
+    else:
+        source = LAYOUTS[layout](tmp_path / "src")
+    assert detect(source)[0] == FORMAT.get(layout, layout)
+
+
+def test_an_ambiguous_folder_and_an_unknown_one_are_refused_in_one_line(cli, tmp_path):
+    both = fd.write_yolo(tmp_path / "both")
+    fd.write_voc(both)   # a YOLO and a VOC dataset in one folder
+    _setup(cli)
+    refused = cli("dataset", "upload", "d", "--app", "a", "--from", both)
+    assert refused.code == ExitCode.INVALID_INPUT
+    error, hint = refused.err.strip().splitlines()
+    assert error.startswith("error: ") and "fits several label formats" in error and "yolo" in error and "voc" in error
+    assert hint == "hint: name the one to read: --format voc|yolo"
+    chosen = ok(cli("dataset", "upload", "d", "--app", "a", "--from", both, "--format", "yolo", "-o", "json")).json()
+    assert chosen["format"] == "yolo"
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("hello")
+    unknown = cli("dataset", "upload", "d", "--app", "a", "--from", empty)
+    assert unknown.code == ExitCode.INVALID_INPUT
+    [line] = [l for l in unknown.err.splitlines() if l.startswith("error:")]
+    assert "no label format recognised" in line and "COCO" in line and "YOLO" in line and "Cityscapes" in line
+
+
+def test_old_forms_still_work_and_do_not_mix_with_from(cli, tmp_path):
+    fd.write_coco(tmp_path / "coco")
+    _setup(cli)
+    old = ok(cli("dataset", "upload", "d", "--app", "a", "--coco", tmp_path / "coco" / "annotations.json",
+                 "--images", tmp_path / "coco" / "images", "-o", "json")).json()
+    assert old["format"] == "coco" and old["added"] == 3
+    mixed = cli("dataset", "upload", "d", "--app", "a", "--from", tmp_path / "coco", "--images", tmp_path)
+    assert mixed.code == ExitCode.INVALID_INPUT and "cannot be combined" in mixed.err
