@@ -119,3 +119,17 @@ def test_a_config_file_alias_bomb_is_refused(cli, segcli_home):
     assert time.monotonic() - started < 10
     assert refused.code == ExitCode.CONFIG
     assert refused.err.splitlines()[0].startswith(f"error: config file {segcli_home / 'config.yaml'} is not valid YAML")
+
+
+def test_a_yolo_data_yaml_alias_bomb_is_refused(cli, tmp_path):
+    from formats_data import write_yolo
+
+    root = write_yolo(tmp_path / "yolo")
+    (root / "data.yaml").write_text(_bomb() + "path: .\ntrain: images\nnames: *l8\n")
+    ok(cli("app", "create", "a"))
+    ok(cli("dataset", "create", "d", "--app", "a"))
+    started = time.monotonic()
+    refused = cli("dataset", "upload", "d", "--app", "a", "--from", root, "--format", "yolo")
+    assert time.monotonic() - started < 10
+    assert refused.code == ExitCode.INVALID_INPUT
+    assert refused.err.splitlines()[0].startswith(f"error: {root / 'data.yaml'} cannot be read: its aliases")
