@@ -193,7 +193,7 @@ def test_out_folder_rules(cli, data, tmp_path):
     a_file = tmp_path / "file"
     a_file.write_text("x")
     assert cli("dataset", "export", "d", "--app", "a", "--out", a_file).code == ExitCode.CONFLICT
-    assert cli("dataset", "export", "d", "--app", "a", "--out", tmp_path / "x", "--format", "voc").code == ExitCode.USAGE
+    assert cli("dataset", "export", "d", "--app", "a", "--out", tmp_path / "x", "--format", "pdf").code == ExitCode.USAGE
     missing = cli("dataset", "export", "nope", "--app", "a", "--out", tmp_path / "n")
     assert missing.code == ExitCode.NOT_FOUND and not (tmp_path / "n").exists()
     out = tmp_path / "out"

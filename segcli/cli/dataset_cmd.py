@@ -243,9 +243,19 @@ another tool. Works the same on every backend, so it is also how a dataset moves
 --format coco   DIR/images/<name as uploaded>, DIR/annotations.json
                 (one RLE per concept and image; COCO has no ignore
                 label: ignore pixels become background)
+--format yolo   Ultralytics segmentation: DIR/images/, DIR/labels/<stem>.txt
+                (normalised polygons), DIR/data.yaml (names in class order;
+                YOLO has no ignore: ignore pixels become background)
+--format voc    Pascal VOC / CVAT "Segmentation mask 1.1": DIR/JPEGImages/,
+                DIR/SegmentationClass/<stem>.png (palette, 255 void = ignore),
+                DIR/labelmap.txt, DIR/ImageSets/Segmentation/default.txt
+--format labelme  DIR/<name> with DIR/<stem>.json beside it (polygons;
+                ignore as __ignore__), DIR/labels.txt; --embed-images
+                also puts each image in its JSON (imageData)
 
-Upload it back with: segcli dataset upload D --images DIR/images --masks DIR/masks
-(or --coco DIR/annotations.json --images DIR/images). --out must be new, empty, or a previous
+YOLO and LabelMe polygons cannot hold holes: a region with holes is written as hole-free
+polygons that share edges, which read back to the same pixels. Upload any format back with
+segcli dataset upload D --from DIR. --out must be new, empty, or a previous
 export of the same format, which is replaced once the new one is complete (a symbolic link is
 followed). Names that would clash (a.png and A.png), be unsafe or be too long for a file system
 are changed; the summary lists each change.
@@ -257,6 +267,7 @@ Example (from the local backend to a Clarifai profile named cloud):
       --images exp/images --masks exp/masks
 """
 MAX_RENAMES_SHOWN = 20
+EXPORT_FORMATS = ("masks", "coco", "yolo", "voc", "labelme")   # services/dataset_export.FORMATS (not imported: start-up)
 
 
 @app.command("export", help=EXPORT_HELP)
@@ -265,21 +276,25 @@ def export(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (new, empty, or a previous export).")],
     app: AppOpt = None,
     dataset_version: Annotated[Optional[str], typer.Option("--dataset-version", help="A version id (default: the dataset as it is now).")] = None,
-    fmt: Annotated[str, typer.Option("--format", callback=one_of("masks", "coco"), help="masks | coco")] = "masks",
+    fmt: Annotated[str, typer.Option("--format", callback=one_of(*EXPORT_FORMATS),
+                                     help="masks | coco | yolo | voc | labelme")] = "masks",
+    embed_images: Annotated[bool, typer.Option("--embed-images", help="labelme: each image also base64-encoded "
+                                               "in its JSON (imageData), so the JSON alone is enough.")] = False,
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
-    from segcli.services.dataset_export import export as run_export
+    from segcli.services.dataset_export import IMAGES, export as run_export
 
     result = run_export(STATE.backend, STATE.app_id(app), dataset_id, dataset_version, fmt, out_dir,
-                        progress_mode(quiet))
+                        progress_mode(quiet), embed_images=embed_images)
     summary = dict(result.__dict__)
     sink = out(output, quiet)
     if output == "table":
         summary["classes"] = ", ".join(result.classes)
         del summary["renamed_items"]   # listed on stderr; in full with -o json and in the marker
         for change in result.renamed_items[:MAX_RENAMES_SHOWN]:
-            sink.info(f"renamed: {change['name']!r} -> images/{change['exported_as']}")
+            folder = f"{IMAGES[fmt]}/" if IMAGES[fmt] else ""
+            sink.info(f"renamed: {change['name']!r} -> {folder}{change['exported_as']}")
         if len(result.renamed_items) > MAX_RENAMES_SHOWN:
             sink.info(f"... and {len(result.renamed_items) - MAX_RENAMES_SHOWN} more (-o json lists them all)")
     sink.data(summary)

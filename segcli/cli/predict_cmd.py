@@ -7,8 +7,10 @@ from typing import Annotated, Optional
 import typer
 
 from segcli.cli import complete
-from segcli.cli.context import STATE, AppOpt, EngineOpt, FiniteFloat, OutputOpt, QuietOpt, out
+from segcli.cli.context import STATE, AppOpt, EngineOpt, FiniteFloat, OutputOpt, QuietOpt, one_of, out
 from segcli.render.progress import progress_mode
+
+DRAFT_FORMATS = ("coco", "labelme", "yolo")   # render/preannotations.FORMATS (not imported: start-up)
 
 
 def predict(
@@ -21,6 +23,10 @@ def predict(
     threshold: Annotated[float, typer.Option("--threshold", click_type=FiniteFloat(0.0, 1.0), help="Drop regions whose score is below this.")] = 0.05,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=128, help="Images per forward pass.")] = 8,
     engine: EngineOpt = "auto",
+    drafts: Annotated[Optional[str], typer.Option(
+        "--format", callback=lambda v: v if v is None else one_of(*DRAFT_FORMATS)(v),
+        help="Also write pre-annotations a labelling tool imports as drafts, in --out DIR/FORMAT/: "
+             "coco | labelme | yolo (segcli dataset upload --from reads them back).")] = None,
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
@@ -30,12 +36,16 @@ def predict(
     concept whose pixels have value i in every mask PNG (classes[0] = background); each item has
     input, mask_path, overlay_path and regions (concept, score, area, bbox, mask as COCO RLE);
     skipped lists the inputs that could not be read ({input, reason}). Exit 5 when none could.
+
+    --format coco|labelme|yolo also writes the predictions as pre-annotations in DIR/FORMAT/
+    (the images beside them), to correct in CVAT, Label Studio or LabelMe and upload back with
+    segcli dataset upload D --from DIR/FORMAT.
     """
     from segcli.services.predict import predict as run_predict
 
     sink = out(output, quiet)
     doc = run_predict(STATE.backend, STATE.app_id(app), model, version, inputs, out_dir, threshold,
-                      batch_size, progress_mode(quiet), sink.warn, engine=engine, notify=sink.info)
+                      batch_size, progress_mode(quiet), sink.warn, engine=engine, notify=sink.info, drafts=drafts)
     if output != "table":
         sink.data(doc)
         return
@@ -45,3 +55,6 @@ def predict(
     if out_dir is not None:
         skipped = f" ({len(doc['skipped'])} inputs skipped)" if doc["skipped"] else ""
         sink.info(f"wrote {len(doc['items'])} masks and overlays, and predictions.json, to {out_dir}{skipped}")
+        if drafts:
+            sink.info(f"pre-annotations ({drafts}) in {out_dir / drafts}: upload corrected ones with "
+                      f"segcli dataset upload DATASET --from {out_dir / drafts}")

@@ -1,14 +1,16 @@
 """Read a Pascal VOC segmentation dataset (VOC itself, CVAT's "Segmentation mask 1.1", datumaro's
 voc_segmentation) into validated items.
 
-Layout: `JPEGImages/<stem>.<ext>`, `SegmentationClass/<stem>.png`, and optionally `labelmap.txt`
+Layout: `JPEGImages/<id>.<ext>`, `SegmentationClass/<id>.png` (an id may have folders: `train/a`),
+and optionally `labelmap.txt`
 (`name:r,g,b:parts:actions` a line, `#` comments: CVAT and datumaro write it) and
 `ImageSets/Segmentation/*.txt` (stems, one a line: the items read when present).
 A mask is decoded by colour when a labelmap gives colours (RGB masks, and palette masks through
 their palette): each colour must be in the labelmap. Without labelmap.txt, the 21 VOC classes in
 their order with VOC's colour map; a palette (or grey) mask is then read by index, 255 (VOC's
-"void" border) = ignore. (224, 224, 192), VOC's void colour, is ignore too. The class order is
-the labelmap's (background first), every label included.
+"void" border) = ignore. (224, 224, 192), VOC's void colour, is ignore too (and a labelmap's
+`ignored` label at that colour, datumaro's name for it, is no class). The class order is the
+labelmap's (background first), every label included.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
                "train", "tvmonitor"]
 VOID = (224, 224, 192)
+VOID_LABEL = "ignored"   # datumaro's name for VOC's void (VocLabel.ignored = 255), at the void colour
 HINT = "expected a VOC folder: JPEGImages/, SegmentationClass/*.png and labelmap.txt (optional)"
 
 
@@ -78,6 +81,8 @@ def read_voc(root: Path, on_progress: Progress | None = None, workers: int | Non
     labelmap = root / "labelmap.txt"
     entries = read_labelmap(labelmap) if labelmap.is_file() else \
         list(zip(VOC_CLASSES, voc_colormap(len(VOC_CLASSES))))
+    # A label named "ignored" at the void colour (datumaro's, segcli's export) is ignore, not a class.
+    entries = [(n, c) for n, c in entries if not (n == VOID_LABEL and c == VOID)]
     names = [n for n, _ in entries]
     if labelmap.is_file() and not all(c is not None for _, c in entries):
         raise InvalidInputError(f"{labelmap}: every label needs a colour to read colour masks", hint=HINT)
@@ -87,8 +92,9 @@ def read_voc(root: Path, on_progress: Progress | None = None, workers: int | Non
     rgb.setdefault(VOID, None)
     rgb.setdefault((0, 0, 0), "")
     by_index = None if labelmap.is_file() else {**{i: concept[n] for i, n in enumerate(names)}, 255: None}
-    images = {p.stem: p for p in walk_files(root / "JPEGImages")} if (root / "JPEGImages").is_dir() else {}
-    stems = _listed(root) or sorted({p.stem for p in walk_files(masks_dir, (".png",))} | set(images))
+    jpeg = root / "JPEGImages"
+    images = {_item_id(p, jpeg): p for p in walk_files(jpeg)} if jpeg.is_dir() else {}
+    stems = _listed(root) or sorted({_item_id(p, masks_dir) for p in walk_files(masks_dir, (".png",))} | set(images))
     drawings, invalid = [], []
     for stem in stems:
         mask = masks_dir / f"{stem}.png"
@@ -114,6 +120,12 @@ def read_voc(root: Path, on_progress: Progress | None = None, workers: int | Non
     result.format = "voc"
     result.class_order = [n for n in names if n != background]
     return result
+
+
+def _item_id(path: Path, folder: Path) -> str:
+    """An item's id: its path below JPEGImages/ or SegmentationClass/ without the suffix
+    ('2007_000032', or 'train/a' where the export kept subfolders, as datumaro does)."""
+    return path.relative_to(folder).with_suffix("").as_posix()
 
 
 def _listed(root: Path) -> list[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Optional
@@ -26,7 +27,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from segcli.core.files import IMAGE_SUFFIXES, write_bytes_atomic, write_text_atomic
+from segcli.core.files import IMAGE_SUFFIXES, write_atomic, write_bytes_atomic, write_text_atomic
 from segcli.core.errors import InvalidInputError
 from segcli.core.names import NAME_MAX, NamePlan, concept_problem, split_parts, split_suffix
 from segcli.datasets.items import IGNORE_INDEX
@@ -73,8 +74,10 @@ class FileNames:
     file system's name limit), with an image suffix always. A clash gets the input id's end
     appended; `renamed` lists every change for the export's summary."""
 
-    def __init__(self, limit: int = NAME_MAX) -> None:
-        self._plan = NamePlan(derived=(".png",), limit=limit)
+    def __init__(self, limit: int = NAME_MAX, derived: tuple[str, ...] = (".png",), no_spaces: bool = False) -> None:
+        # derived: the files written beside each image from its stem (a mask, a label file)
+        self._plan = NamePlan(derived=derived, limit=limit)
+        self._no_spaces = no_spaces
 
     @property
     def renamed(self) -> int:
@@ -86,10 +89,17 @@ class FileNames:
         return list(self._plan.renamed)
 
     def name(self, uploaded: str, input_id: str, image: bytes) -> str:
-        parts = split_parts(uploaded)
+        # Formats whose lists hold one name a line, split at white space (VOC's ImageSets): none in names.
+        wanted = re.sub(r"\s", "_", uploaded) if self._no_spaces else uploaded
+        parts = split_parts(wanted)
         suffix = split_suffix(parts[-1])[1] if parts else ""
         added = "" if suffix.lower() in IMAGE_SUFFIXES else _suffix_of(image)
-        return self._plan.place(uploaded, tag=input_id, add_suffix=added)
+        given = self._plan.place(wanted, tag=input_id, add_suffix=added)
+        if wanted != uploaded:   # the change is listed against the name as uploaded
+            if self._plan.renamed and self._plan.renamed[-1] == (wanted, given):
+                self._plan.renamed.pop()
+            self._plan.renamed.append((uploaded, given))
+        return given
 
 
 def _suffix_of(image: bytes) -> str:
@@ -182,6 +192,53 @@ class CocoWriter:
             "categories": [{"id": index[c], "name": c, "supercategory": ""} for c in classes[1:]],
         }
         write_text_atomic(self.root / "annotations.json", json.dumps(doc, ensure_ascii=False) + "\n")
+
+
+class Provisional:
+    """Class indices handed out while items come, for writers that must write indices before the
+    export's numbering is final (VOC masks, YOLO labels): the dataset's order (`classes`), and a
+    concept it lacks gets the next index. `moves(final)` is what `finish` must then change
+    (class_numbering sorts such concepts at the end): {provisional index: final index}."""
+
+    def __init__(self, classes: list[str]) -> None:
+        self.classes = list(classes)
+        self._index = {c: i for i, c in enumerate(self.classes)}
+        self.known = len(self.classes)    # indices below this never move
+
+    def index(self, concept: str) -> int:
+        if concept not in self._index:
+            self._index[concept] = len(self.classes)
+            self.classes.append(concept)
+        return self._index[concept]
+
+    def lut(self, labels: dict[int, str]) -> np.ndarray:
+        """256 entries: an item's label-map value -> provisional class index (255 stays 255)."""
+        lut = np.zeros(256, np.uint8)
+        lut[IGNORE_INDEX] = IGNORE_INDEX
+        for value, concept in labels.items():
+            lut[int(value)] = self.index(concept)
+        return lut
+
+    def moves(self, final: list[str]) -> dict[int, int]:
+        where = {c: i for i, c in enumerate(final)}
+        return {i: where[c] for i, c in enumerate(self.classes) if where[c] != i}
+
+
+def put_image(path: Path, image: "bytes | Path") -> None:
+    """An image file at `path`: the stored bytes, or (a file given by path: predict's inputs) a
+    hard link to it where the file system allows, else a copy."""
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        _write(path, bytes(image))
+        return
+    import os
+    import shutil
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(image, path)
+    except OSError:   # another file system, or one without hard links
+        with open(image, "rb") as src:
+            write_atomic(path, lambda fh: shutil.copyfileobj(src, fh))
 
 
 def _write(path: Path, data: bytes) -> None:

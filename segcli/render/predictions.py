@@ -22,7 +22,7 @@ from PIL import Image
 from segcli.core.files import write_text_atomic
 from segcli.core.names import NamePlan
 from segcli.datasets.images import bbox_of
-from segcli.render import png
+from segcli.render import png, preannotations
 from segcli.render.overlay import render_overlay
 
 BACKGROUND = "background"
@@ -52,7 +52,7 @@ class PredictionWriter:
     """
 
     def __init__(self, out_dir: Path | str | None, classes: Sequence[str], threshold: float = 0.05,
-                 workers: int = 0, class_order: str | None = None) -> None:
+                 workers: int = 0, class_order: str | None = None, drafts: str | None = None) -> None:
         if not classes or classes[0] != BACKGROUND:
             raise ValueError(f'classes[0] must be "{BACKGROUND}", got {list(classes)[:1]}')
         if len(classes) > 255:
@@ -78,6 +78,8 @@ class PredictionWriter:
             self._room = threading.Semaphore(4 * workers)   # bounds images held in memory
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+        # Pre-annotations for a labelling tool (`predict --format`): render/preannotations.py.
+        self._drafts = preannotations.make(self.out_dir, drafts, self.classes)
 
     # -- context manager: finalised even when predict fails half-way ---------------------
     def __enter__(self) -> "PredictionWriter":
@@ -189,6 +191,11 @@ class PredictionWriter:
                 self._close_videos()
             except Exception as exc:  # noqa: BLE001
                 error = error or exc
+            if self._drafts is not None and not self._closed:
+                try:
+                    self._drafts.close()
+                except Exception as exc:  # noqa: BLE001
+                    error = error or exc
         doc = self.document()
         if self.out_dir is not None and not self._closed:
             # Readers (scripts polling DIR) never see a half-written predictions.json.
@@ -239,6 +246,8 @@ class PredictionWriter:
             item["mask_path"] = self._save_mask(labelmap, stem)
             overlay = render_overlay(image, labelmap, self.classes, present=kept)
             item["overlay_path"] = self._save_overlay(overlay, stem)
+        if self._drafts is not None and stem is not None:
+            self._drafts.add(slot, input_name, stem, labelmap, {c: r["score"] for c, r in zip(kept, regions)})
         self._items[slot] = item
         return item
 

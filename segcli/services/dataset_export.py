@@ -1,5 +1,7 @@
 """`segcli dataset export`: a dataset (or one of its versions) out of any backend, as a mask
-folder or COCO JSON that `segcli dataset upload` (or another tool) reads back to the same
+folder, COCO JSON, a YOLO segmentation dataset, a Pascal VOC / CVAT segmentation folder or
+LabelMe JSON files (the writers: datasets/writers.py, yolo_writer.py, voc_writer.py,
+labelme_writer.py), each of which `segcli dataset upload` (and the tool) reads back to the same
 label maps.
 
 Never half an export: everything is written into a hidden staging folder beside --out, which
@@ -32,8 +34,12 @@ from segcli.core.processes import process_exists
 from segcli.datasets.writers import CocoWriter, FileNames, MaskFolderWriter, category_ids, class_numbering
 from segcli.render.progress import Counter
 
-FORMATS = ("masks", "coco")
+FORMATS = ("masks", "coco", "yolo", "voc", "labelme")
 MARKER = ".segcli-export.json"
+# Files each format writes beside an image from its stem (so the names planned keep them apart).
+DERIVED = {"masks": (".png",), "coco": (".png",), "yolo": (".txt",), "voc": (".png",), "labelme": (".json",)}
+# Where images go, below --out.
+IMAGES = {"masks": "images", "coco": "images", "yolo": "images", "voc": "JPEGImages", "labelme": ""}
 
 
 @dataclass
@@ -47,14 +53,35 @@ class ExportResult:
     classes: list[str]          # classes[i] names mask value i; classes[0] = background
     category_ids: dict[str, int]  # COCO category id of each class (coco: the uploaded ids where known)
     renamed: int                # images whose uploaded name had to change (unsafe, clashing, too long, no suffix)
-    ignored_pixels: int         # coco only: ignore (255) pixels COCO cannot express (left as background)
-    renamed_items: list[dict[str, str]]   # {"name": as uploaded, "exported_as": path under images/}
+    ignored_pixels: int         # coco, yolo: ignore (255) pixels the format cannot express (left as background)
+    renamed_items: list[dict[str, str]]   # {"name": as uploaded, "exported_as": path below the images folder}
+
+
+def _writer(fmt: str, root: Path, classes: list[str], embed_images: bool):
+    if fmt == "masks":
+        return MaskFolderWriter(root)
+    if fmt == "coco":
+        return CocoWriter(root)
+    if fmt == "yolo":
+        from segcli.datasets.yolo_writer import YoloWriter
+
+        return YoloWriter(root, classes)
+    if fmt == "voc":
+        from segcli.datasets.voc_writer import VocWriter
+
+        return VocWriter(root, classes)
+    from segcli.datasets.labelme_writer import LabelmeWriter
+
+    return LabelmeWriter(root, embed_images=embed_images)
 
 
 def export(backend: Backend, app_id: str, dataset_id: str, version_id: Optional[str], fmt: str,
-           out_dir: Path, progress_mode: str) -> ExportResult:
+           out_dir: Path, progress_mode: str, embed_images: bool = False) -> ExportResult:
     if fmt not in FORMATS:
-        raise InvalidInputError(f"unknown export format '{fmt}'", hint="--format masks | coco")
+        raise InvalidInputError(f"unknown export format '{fmt}'", hint="--format " + " | ".join(FORMATS))
+    if embed_images and fmt != "labelme":
+        raise InvalidInputError("--embed-images is for --format labelme (imageData in each JSON)",
+                                hint="leave it out, or export with --format labelme")
     out_dir = _followed(Path(out_dir).absolute())
     _check_target(out_dir, fmt)
     # The rules (app, dataset, version exist) run here, before anything is written.
@@ -67,9 +94,10 @@ def export(backend: Backend, app_id: str, dataset_id: str, version_id: Optional[
     staging = _beside(out_dir, "segcli-export")
     staging.mkdir()
     try:
-        writer = MaskFolderWriter(staging) if fmt == "masks" else CocoWriter(staging)
-        names, all_labels = FileNames(limit=_name_limit(out_dir.parent)), []
-        (staging / "images").mkdir()
+        writer = _writer(fmt, staging, classes, embed_images)
+        names, all_labels = FileNames(limit=_name_limit(out_dir.parent), derived=DERIVED[fmt],
+                                      no_spaces=fmt == "voc"), []
+        (staging / IMAGES[fmt]).mkdir(exist_ok=True)
         with Counter("exporting", total, progress_mode) as counter:
             for item in items:
                 name = names.name(item.name, item.input_id, item.image)

@@ -172,9 +172,13 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[str], inputs: list[str],
             out_dir: Optional[Path], threshold: float, batch_size: int, progress_mode: str,
             warn: Callable[[str], None], engine: str = "auto",
-            notify: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
+            notify: Optional[Callable[[str], None]] = None, drafts: Optional[str] = None) -> dict[str, Any]:
+    """`drafts`: also write pre-annotations in that format (render/preannotations.py) below out_dir."""
     from PIL import Image
 
+    if drafts is not None and out_dir is None:
+        raise InvalidInputError(f"--format {drafts} writes files: it needs --out DIR",
+                                hint=f"segcli predict ... --out DIR --format {drafts}")
     paths = expand_inputs(inputs, out_dir)
     version = backend.trained_version(app_id, model_id, version_id)
     if version.class_order != DATASET:   # say once that mask values are not the dataset's
@@ -191,7 +195,7 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # load_rgb refuses them itself
         writer = _run(segmenter, images, videos, out_dir, threshold, batch_size, progress_mode, warn,
-                      version.class_order)
+                      version.class_order, drafts)
     document = writer.document()
     if not document["items"] and document["skipped"]:
         raise InvalidInputError(f"nothing could be predicted: all {len(document['skipped'])} inputs were skipped",
@@ -201,7 +205,8 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
 
 
 def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Path], threshold: float,
-         batch_size: int, progress_mode: str, warn: Callable[[str], None], class_order: Optional[str] = None):
+         batch_size: int, progress_mode: str, warn: Callable[[str], None], class_order: Optional[str] = None,
+         drafts: Optional[str] = None):
     """The pipeline itself; returns the writer, closed (its index written) whatever happened."""
     from segcli.render.predictions import PredictionWriter
 
@@ -217,7 +222,7 @@ def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Pa
         return loaded, good, prepared
 
     with PredictionWriter(out_dir, segmenter.classes, threshold=threshold, workers=cpus,
-                          class_order=class_order) as writer:
+                          class_order=class_order, drafts=drafts) as writer:
         with Counter("predicting", len(images), progress_mode) as counter:
             batches = -(-len(images) // batch_size)
             for loaded, good, prepared in ordered_map(load_batch, batches, min(2, cpus), ahead=2):
