@@ -53,8 +53,15 @@ class ConfigFile:
             return cls(profiles={DEFAULT_PROFILE: {"backend": DEFAULT_BACKEND}})
         import yaml  # here, not at import: commands without a config file never pay for it
 
+        from segcli.core import safeyaml
+
         try:
-            raw = yaml.safe_load(read_text(path)) or {}
+            raw = safeyaml.safe_load(read_text(path)) or {}
+        except OSError as exc:   # a FIFO or a folder where the file should be, a permission
+            from segcli.core.faults import classify
+
+            raise classify(exc) or ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}",
+                                               hint=f"fix or delete {path}") from None
         except TextEncodingError as exc:
             raise ConfigError(f"config file {path} is not readable text: {exc.reason}",
                               hint=f"fix or delete {path}") from None
@@ -96,6 +103,9 @@ def validate_setting(key: str, value: str) -> str:
     if key not in PROFILE_KEYS:
         raise InvalidInputError(f"unknown setting '{key}'",
                                 hint="settable keys: " + ", ".join(PROFILE_KEYS))
+    if not value.strip():   # `config set pat` with nothing typed, or an empty argument
+        raise InvalidInputError(f"no value given for '{key}'",
+                                hint=f"segcli config set {key} VALUE  (to remove it: segcli config unset {key})")
     if key == "backend" and value not in BACKENDS:
         raise InvalidInputError(f"unknown backend '{value}'", hint="backends: " + ", ".join(BACKENDS))
     check_option(key, value, f"segcli config set {key}")

@@ -225,10 +225,14 @@ def test_failed_downloads_are_retried_then_reported_by_name(run, cloud, shapes_d
     ids = sorted(expected_state(shapes_data)[0])
     cloud.input_fails = lambda inp, attempt: inp.id == ids[0] and attempt == 1  # flaky once
     cloud.failing_input_ids = {ids[1]}                                         # always fails
-    result = ok(upload_masks(run, shapes_data, "-o", "json")).json()
+    done = upload_masks(run, shapes_data, "-o", "json")
+    # Counted against --max-invalid-percent (0) like a local invalid item: exit 5, the rest stored.
+    assert done.code == ExitCode.INVALID_INPUT and "the other 11 are uploaded and labelled" in done.err
+    result = done.json()
     assert (result["added"], result["invalid"]) == (11, 1)
     assert result["invalid_items"][0]["reason"].startswith("upload failed: download failed")
     assert result["invalid_items"][0]["name"].endswith(".jpg")
+    assert ok(upload_masks(run, shapes_data, "-o", "json", "--max-invalid-percent", "10")).json()["skipped"] == 11
 
 
 def test_kill_during_upload_then_rerun(cloud, big_shapes, tmp_path):

@@ -11,7 +11,7 @@ from segcli import config as cfg
 from segcli.backends.registry import DEFAULT_BACKEND, NAMES
 from segcli.cli import complete
 from segcli.cli.context import STATE, OutputOpt, out
-from segcli.core.errors import ConflictError, InvalidInputError
+from segcli.core.errors import ConflictError
 
 CONFIG_HELP = """Profiles: the backend (local or clarifai), the default app, and Clarifai's user id,
 PAT and API base. The config file is written with mode 0600; the PAT is always shown masked.
@@ -68,9 +68,7 @@ def set_value(
     """Set one setting in a profile (the PAT is prompted for, never echoed)."""
     if key == "pat" and value in (None, "-"):
         value = sys.stdin.readline().strip() if not sys.stdin.isatty() else typer.prompt("Clarifai PAT", hide_input=True, err=True)
-    if value is None:
-        raise InvalidInputError(f"no value given for '{key}'", hint=f"segcli config set {key} VALUE")
-    cfg.validate_setting(key, value)
+    cfg.validate_setting(key, value if value is not None else "")   # refuses an empty value
     file = cfg.ConfigFile.load()
     name = _target(profile)
     file.profile(name)[key] = value

@@ -1,6 +1,7 @@
 """What every command shares: resolved settings, one backend, one output sink, common options."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -26,6 +27,23 @@ def one_of(*choices: str):
 def comma_list(value: Optional[str]) -> Optional[list[str]]:
     """"a, b,,c" -> ["a", "b", "c"]; nothing given -> None (so a default applies)."""
     return [c.strip() for c in value.split(",") if c.strip()] if value else None
+
+
+class FiniteFloat(click.FloatRange):
+    """The type of every float option: a number in the range, and finite. click's FloatRange
+    lets "nan" through any range (every comparison with NaN is false) and "inf" through an open
+    one; a NaN --max-invalid-percent would accept any share of bad items."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return super().convert(value, param, ctx)   # click's own "is not a valid float"
+        if not math.isfinite(number):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 _check_format = one_of(*FORMATS)

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from segcli.cli import complete, complete_cache
-from segcli.cli.context import (STATE, AppOpt, DatasetVersionOpt, ExistOkOpt, OutputOpt, QuietOpt, YesOpt,
-                                comma_list, confirm_or_abort, one_of, out)
+from segcli.cli.context import (STATE, AppOpt, DatasetVersionOpt, ExistOkOpt, FiniteFloat, OutputOpt, QuietOpt,
+                                YesOpt, comma_list, confirm_or_abort, one_of, out)
 from segcli.render.progress import progress_mode
 
 DATASET_HELP = """Datasets: images with per-pixel labels, uploaded from COCO segmentation JSON or
@@ -61,7 +61,8 @@ Masks: --images DIR --masks DIR [--classes a,b,c]
 
 Everything is validated before anything is written. Bad items are listed with the reason;
 the upload is refused when more than --max-invalid-percent are bad (default 0), otherwise bad
-items are skipped. Re-running the same upload adds nothing (inputs are named by content hash),
+items are skipped. Items Clarifai refuses while uploading count too: they are listed, the
+others are uploaded and labelled, and over --max-invalid-percent the command exits 5. Re-running the same upload adds nothing (inputs are named by content hash),
 so an interrupted upload is finished by running it again.
 """
 
@@ -194,7 +195,7 @@ def upload(
     masks: Annotated[Optional[Path], typer.Option("--masks", help="Folder of index-mask PNGs, named like the images.")] = None,
     classes: Annotated[Optional[str], typer.Option("--classes", help="Class names, comma-separated (see above).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and report; write nothing.")] = False,
-    max_invalid_percent: Annotated[float, typer.Option("--max-invalid-percent", min=0, max=100,
+    max_invalid_percent: Annotated[float, typer.Option("--max-invalid-percent", click_type=FiniteFloat(0, 100),
                                                        help="Skip bad items up to this share; refuse above it.")] = 0.0,
     region_format: Annotated[str, typer.Option("--region-format", callback=one_of("polygon", "mask"),
                                                help="polygon | mask: how Clarifai receives regions (polygons, as "
@@ -231,6 +232,8 @@ def upload(
     sink.data(summary)
     if dry_run:
         service.check_tolerance(data, max_invalid_percent)
+    else:   # items the backend refused count too (exit 5 over the tolerance; the rest is stored)
+        service.check_uploaded(result, data.total, max_invalid_percent)
 
 
 EXPORT_HELP = """Write a dataset (or one of its versions) to a folder, to upload elsewhere or use in

@@ -6,8 +6,12 @@ store, a full disk are fields of the report (exit 0), with a warning and the fix
 from __future__ import annotations
 
 import importlib.metadata as md
+import os
 import platform
 import sys
+from typing import Annotated
+
+import typer
 
 from segcli import __version__
 from segcli.backends.registry import BACKENDS, DEFAULT_BACKEND
@@ -46,8 +50,44 @@ def _store(report: dict, sink) -> None:
         sink.info(f"hint: {health.hint}")
 
 
-def doctor(output: OutputOpt = "table") -> None:
-    """Report segcli's version, backend, config paths, library versions, device and store health."""
+def _leftovers(report: dict, sink, fix: bool) -> None:
+    """Temporary files commands killed outright (kill -9, a power cut) left in the segcli home
+    (core/leftovers.py: their writer is gone); `--fix` removes them."""
+    from segcli.backends.local.health import size_text
+    from segcli.core import leftovers
+
+    found = [*leftovers.find(data_dir()), *leftovers.find(config_path().parent, recursive=False)]
+    removed = []
+    if fix:
+        for leftover in found:
+            try:
+                os.unlink(leftover.path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                sink.warn(f"could not remove {leftover.path}: {exc.strerror or exc}")
+                continue
+            removed.append(leftover)
+        report["removed_files"] = [r.path for r in removed]
+        if removed:
+            sink.info(f"removed {len(removed)} temporary files ({size_text(sum(r.size for r in removed))})")
+    left = [f for f in found if f not in removed]
+    report.update(leftover_files=[f.path for f in left], leftover_bytes=sum(f.size for f in left))
+    if left:
+        sink.warn(f"{len(left)} temporary files left by interrupted commands "
+                  f"({size_text(report['leftover_bytes'])}), e.g. {left[0].path}")
+        sink.info("hint: segcli doctor --fix removes them")
+
+
+def doctor(
+    fix: Annotated[bool, typer.Option("--fix", help="Remove the temporary files interrupted commands left "
+                                                    "in the segcli home (listed under leftover_files).")] = False,
+    output: OutputOpt = "table",
+) -> None:
+    """Report segcli's version, backend, config paths, library versions, device and store health.
+
+    Also lists the temporary files commands killed outright left in the segcli home (--fix
+    removes them; a file whose writer still runs is never touched)."""
     sink = out(output)
     report = {
         "segcli": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
@@ -64,6 +104,7 @@ def doctor(output: OutputOpt = "table") -> None:
     report.update({pkg: _version(pkg) for spec in BACKENDS.values() for pkg in spec.packages})
     report["device"] = _device()
     _store(report, sink)
+    _leftovers(report, sink, fix)
     if settings is not None:
         public = settings.public()   # secrets masked
         for option in BACKENDS[settings.backend].options:

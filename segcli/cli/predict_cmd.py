@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from segcli.cli import complete
-from segcli.cli.context import (STATE, AppOpt, EngineOpt, MaxMegapixelsOpt, OutputOpt, OverlapOpt, QuietOpt,
-                                TileOpt, one_of, out)
+from segcli.cli.context import (STATE, AppOpt, EngineOpt, FiniteFloat, MaxMegapixelsOpt, OutputOpt, OverlapOpt,
+                                QuietOpt, TileOpt, one_of, out)
 from segcli.render.progress import progress_mode
 
 DRAFT_FORMATS = ("coco", "labelme", "yolo")   # render/preannotations.FORMATS (not imported: start-up)
@@ -21,7 +21,7 @@ def predict(
     version: Annotated[Optional[str], typer.Option("--version", help="Model version (default: latest trained).",
                                                    autocompletion=complete.model_versions(complete.TRAINED))] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Write <name>.mask.png, <name>.overlay.png and predictions.json here.")] = None,
-    threshold: Annotated[float, typer.Option("--threshold", min=0.0, max=1.0, help="Drop regions whose score is below this.")] = 0.05,
+    threshold: Annotated[float, typer.Option("--threshold", click_type=FiniteFloat(0.0, 1.0), help="Drop regions whose score is below this.")] = 0.05,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=128, help="Images per forward pass.")] = 8,
     engine: EngineOpt = "auto",
     tile: TileOpt = "auto",

@@ -189,6 +189,15 @@ def _home_that_is_a_file() -> Optional[str]:
     return None
 
 
+def damaged_file(path: PathLike, exc: BaseException, hint: str) -> EnvironmentFault:
+    """A file segcli wrote (a model's weights, a checkpoint, a cached graph) that no longer
+    reads: a disk that lost bytes, a copy cut short, a hand that edited it. The machine's doing,
+    not a bug: exit 12, the path, and the fix."""
+    why = " ".join(f"{type(exc).__name__}: {exc}".split())
+    why = why if len(why) <= 160 else why[:157] + "..."
+    return EnvironmentFault(f"{path} is damaged and cannot be read ({why})", hint=hint)
+
+
 def cannot_write(exc: OSError, path: Path, hint: str) -> SegcliError:
     """The error for a file or folder the user named that could not be written: a fault of
     the machine (full disk, read-only...) as such (exit 12), anything else as bad input. A file

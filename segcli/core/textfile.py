@@ -45,6 +45,9 @@ def decode_text(data: bytes) -> str:
 
 
 def read_text(path: Path) -> str:
-    """`decode_text` of a file's bytes (OSError passes through for the caller to word)."""
-    return decode_text(Path(path).read_bytes())
+    """`decode_text` of a regular file's bytes (core/regular: a FIFO is refused, never waited
+    on); OSError (NotRegularFile among them) passes through for the caller to word."""
+    from segcli.core.regular import read_regular
+
+    return decode_text(read_regular(path))
 

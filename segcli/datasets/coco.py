@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from segcli.core import regular
 from segcli.core.errors import InvalidInputError, NotFoundError
 from segcli.core.names import concept_problem
 from segcli.core.textfile import SAVE_AS_UTF8
@@ -125,12 +126,15 @@ def _known_item(job: tuple, render: KnownRender, images_dir: Path) -> LabeledIte
 
 
 def _load(path: Path) -> dict:
-    if not path.is_file():
+    if path.is_dir() or not os.path.lexists(path):   # a FIFO, a device...: refused below
         problem = "is a folder" if path.is_dir() else "not found"
         raise NotFoundError(f"COCO annotations file {problem}: {path}",
                             hint="pass the JSON file, e.g. annotations/instances_val2017.json")
     try:
-        raw = path.read_bytes()
+        raw = regular.read_regular(path)   # a FIFO or a device: refused, never waited on
+    except regular.NotRegularFile as e:
+        raise InvalidInputError(f"COCO annotations file {path} {e.reason}",
+                                hint="pass the JSON file itself") from None
     except OSError as e:
         raise InvalidInputError(f"cannot read {path}: {e.strerror or e}",
                                 hint="check the file's permissions") from None
@@ -304,13 +308,16 @@ class ImageFinder:
         return ["/".join(parts[k:]) for k in range(len(parts))]
 
     def _is_file(self, rel: str) -> bool:
+        """Whether `rel` names something that is no folder: a file, or a FIFO, device or link
+        loop, which the reader then refuses with its reason (core/regular), never opens."""
         if "/" not in rel:  # one listing of --images answers the common flat layout, no stat each
             if self._top is None:
                 with self._lock:
                     if self._top is None:
-                        self._top = {e.name for e in os.scandir(self.root) if e.is_file()}
+                        self._top = {e.name for e in os.scandir(self.root) if not _is_folder(e)}
             return rel in self._top
-        return (self.root / rel).is_file()
+        path = self.root / rel
+        return os.path.lexists(path) and not path.is_dir()
 
     def _named(self, base: str) -> list[Path]:
         with self._lock:
@@ -321,6 +328,13 @@ class ImageFinder:
                     for f in sorted(files):
                         self._by_name.setdefault(f, []).append(Path(folder) / f)
         return self._by_name.get(base, [])
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:   # a link loop: not a folder
+        return False
 
 
 def _group_annotations(anns: list, known_ids: set) -> tuple[dict, list[InvalidItem]]:

@@ -36,9 +36,11 @@ def decode_embedded(json_bytes: bytes) -> bytes:
 
 
 def image_bytes(path: str | Path) -> bytes:
-    """The bytes of an image file, or of an embedded image."""
-    with open(container(path), "rb") as fh:
-        data = fh.read()
+    """The bytes of an image file, or of an embedded image; a FIFO, a device or a link loop is
+    refused (core/regular.NotRegularFile, an OSError), never waited on."""
+    from segcli.core.regular import read_regular
+
+    data = read_regular(container(path))
     return decode_embedded(data) if is_embedded(path) else data
 
 

@@ -55,8 +55,29 @@ def max_pixels() -> int | None:
 def open_image(source: Source, name: str | None = None) -> Image.Image:
     """PIL image, opened lazily (pixels not yet decoded), its size checked against the limit."""
     name = name or _name(source)
+    fh = None if isinstance(source, bytes) else _regular(source, name)
     try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        image = _pil_open(io.BytesIO(source) if fh is None else fh, name)
+    except BaseException:
+        if fh is not None:
+            fh.close()
+        raise
+    if fh is not None:
+        # The image owns the file, as one PIL opened by name: closed after load() or at close().
+        image._exclusive_fp = True
+    limit = max_pixels()
+    if limit and image.width * image.height > limit:
+        image.close()
+        raise BadFile(f"{name} is {image.width}x{image.height} "
+                      f"({image.width * image.height / 1e6:.0f} megapixels), over the limit of "
+                      f"{limit / 1e6:.0f} megapixels for one image (decompression-bomb guard); "
+                      "downscale or tile it")
+    return image
+
+
+def _pil_open(fp, name: str) -> Image.Image:
+    try:
+        return Image.open(fp)
     except Image.DecompressionBombError as e:
         raise BadFile(f"{name} is too large to decode safely ({e})") from None
     except UnidentifiedImageError:
@@ -67,14 +88,20 @@ def open_image(source: Source, name: str | None = None) -> Image.Image:
         raise BadFile(f"cannot read {name}: {e.strerror or e}") from None
     except Exception as e:  # noqa: BLE001 - PIL raises SyntaxError, ValueError, struct.error...
         raise BadFile(f"{name} is corrupt or truncated ({e})") from None
-    limit = max_pixels()
-    if limit and image.width * image.height > limit:
-        image.close()
-        raise BadFile(f"{name} is {image.width}x{image.height} "
-                      f"({image.width * image.height / 1e6:.0f} megapixels), over the limit of "
-                      f"{limit / 1e6:.0f} megapixels for one image (decompression-bomb guard); "
-                      "downscale or tile it")
-    return image
+
+
+def _regular(path, name: str):
+    """`path` opened as PIL would open it, but through core/regular (a FIFO, a device or a link
+    loop is refused, never waited on or read without end)."""
+    from segcli.core.regular import NotRegularFile, open_regular
+
+    try:
+        fh = open_regular(path)
+    except NotRegularFile as e:
+        raise BadFile(f"{name} {e.reason}") from None
+    except OSError as e:
+        raise BadFile(f"cannot read {name}: {e.strerror or e}") from None
+    return fh
 
 
 def orientation(image: Image.Image) -> int:

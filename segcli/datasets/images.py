@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from segcli.core.regular import NotRegularFile, open_regular
 from segcli.datasets.filefacts import ImageFile, Observed, Stamp, Stash, absolute, displayed_size
 # BadFile is re-exported: readers catch the one error type imagefile raises too.
 from segcli.datasets.imagefile import BadFile, check_pixels, decode, orientation  # noqa: F401
@@ -36,12 +37,14 @@ def read_observed(path: str | Path) -> tuple[bytes, Stamp | None, int]:
     read_at = time.time_ns()
     name = os.path.basename(path)
     try:
-        with open(container(path), "rb") as fh:
+        with open_regular(container(path)) as fh:   # a FIFO, a device, a link loop: refused, never waited on
             before = os.fstat(fh.fileno())
             data = fh.read()
             after = os.fstat(fh.fileno())
         if is_embedded(path):   # LabelMe's imageData: the stamp is the JSON's (never a match below)
             data = decode_embedded(data)
+    except NotRegularFile as e:
+        raise BadFile(f"{name} {e.reason}") from None
     except OSError as e:
         raise BadFile(f"cannot read {name}: {e.strerror or e}") from e
     if not data:

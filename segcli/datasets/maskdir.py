@@ -36,6 +36,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Mapping, Optional
 
+from segcli.core import regular
 from segcli.core.errors import InvalidInputError
 from segcli.core.files import IMAGE_SUFFIXES
 from segcli.core.names import concept_problem
@@ -127,7 +128,7 @@ def class_names(classes: list[str] | None, masks_dir: Path) -> tuple[dict[int, s
     """{index: name} for indices > 0, and a phrase saying which indices are named."""
     source = "--classes"
     if classes is None:
-        found = [p for p in (masks_dir.parent / "classes.txt", masks_dir / "classes.txt") if p.is_file()]
+        found = [p for p in (masks_dir.parent / "classes.txt", masks_dir / "classes.txt") if os.path.lexists(p)]
         if not found:
             raise InvalidInputError("no class names: no classes given and no classes.txt found",
                                     hint=CLASSES_HINT)
@@ -162,6 +163,8 @@ def class_names(classes: list[str] | None, masks_dir: Path) -> tuple[dict[int, s
 def _read_classes_txt(path: Path) -> list[str]:
     try:
         text = read_text(path)
+    except regular.NotRegularFile as e:
+        raise InvalidInputError(f"{path} {e.reason}", hint=CLASSES_HINT) from None
     except OSError as e:
         raise InvalidInputError(f"cannot read {path}: {e.strerror or e}", hint=CLASSES_HINT) from None
     except TextEncodingError as e:
@@ -173,8 +176,9 @@ def _pair(images_dir: Path, masks_dir: Path) -> tuple[list[tuple[str, str, str]]
     jobs: list[tuple[str, str, str]] = []
     invalid: list[InvalidItem] = []
     found_any = False
-    for rel, images, masks, others in _mirrored_folders(images_dir, masks_dir):
-        found_any = found_any or bool(images)
+    for rel, images, masks, others, special in _mirrored_folders(images_dir, masks_dir):
+        found_any = found_any or bool(images) or bool(special)
+        invalid.extend(special)
         _pair_folder(rel, images, masks, others, images_dir.name, masks_dir.name, jobs, invalid)
     if not found_any:
         raise InvalidInputError(f"no images found in {images_dir}",
@@ -187,11 +191,16 @@ def _mirrored_folders(images_dir: Path, masks_dir: Path, rel: str = ""):
     images_dir and each subfolder that masks_dir mirrors, depth first in name order. Symlinked
     folders are not followed (no loops). Names and paths are strings: pathlib's parsing cost
     more than the rest of re-reading an unchanged 1,000-item folder."""
-    image_files, image_dirs = _listing(images_dir)
-    mask_files, mask_dirs = _listing(masks_dir)
+    image_files, image_dirs, image_specials = _listing(images_dir)
+    mask_files, mask_dirs, mask_specials = _listing(masks_dir)
     images_at, masks_at = os.fspath(images_dir), os.fspath(masks_dir)
     images = [(name, os.path.join(images_at, name)) for name in image_files
               if _split(name)[1].lower() in IMAGE_SUFFIXES]
+    # What is named like an image or a mask but is no file of bytes: listed with its reason.
+    special = [InvalidItem(rel + name, f"{name} {why}") for name, why in image_specials
+               if _split(name)[1].lower() in IMAGE_SUFFIXES]
+    special += [InvalidItem(f"{masks_dir.name}/{rel}{name}", f"mask {name} {why}") for name, why in mask_specials
+                if _split(name)[1].lower() == ".png"]
     masks, others = {}, {}
     for name in mask_files:
         stem, suffix = _split(name)
@@ -199,7 +208,7 @@ def _mirrored_folders(images_dir: Path, masks_dir: Path, rel: str = ""):
             masks[stem] = os.path.join(masks_at, name)
         else:
             others[stem] = name
-    yield rel, images, masks, others
+    yield rel, images, masks, others, special
     mirrored = set(mask_dirs)
     for name in image_dirs:
         sub = images_dir / name
@@ -213,18 +222,29 @@ def _split(name: str) -> tuple[str, str]:
     return (name[:dot], name[dot:]) if 0 < dot < len(name) - 1 else (name, "")
 
 
-def _listing(folder: Path) -> tuple[list[str], list[str]]:
-    """Names of the visible files and of the visible real subfolders, each sorted."""
-    files, dirs = [], []
+def _listing(folder: Path) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """Names of the visible regular files (links to them included) and of the visible real
+    subfolders, each sorted, and (name, why) of the visible entries that are neither (FIFOs,
+    sockets, devices, link loops and dangling links: core/regular), which are never opened.
+    Links to folders are not followed (no loops)."""
+    files, dirs, special = [], [], []
     with os.scandir(folder) as entries:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                dirs.append(entry.name)
-            elif entry.is_file():
-                files.append(entry.name)
-    return sorted(files), sorted(dirs)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    dirs.append(entry.name)
+                    continue
+                if entry.is_file():
+                    files.append(entry.name)
+                    continue
+                if entry.is_dir():   # a link to a folder
+                    continue
+            except OSError:   # a link loop
+                pass
+            special.append((entry.name, regular.problem(entry.path) or "is not a regular file"))
+    return sorted(files), sorted(dirs), sorted(special)
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from segcli.core.files import IMAGE_SUFFIXES
+from segcli.core.regular import read_regular
 from segcli.core.textfile import TextEncodingError, decode_text
 
 
@@ -31,7 +32,7 @@ def walk_files(root: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> Iterat
 
 def load_json(path: Path) -> Any:
     try:
-        return json.loads(decode_text(Path(path).read_bytes()))
+        return json.loads(decode_text(read_regular(path)))   # never a FIFO (core/regular)
     except OSError as e:
         raise BadSource(f"cannot read {path.name}: {e.strerror or e}") from None
     except TextEncodingError as e:
@@ -47,7 +48,7 @@ def read_lines(path: Path) -> list[str]:
 
 def read_text(path: Path) -> str:
     try:
-        return decode_text(Path(path).read_bytes())
+        return decode_text(read_regular(path))
     except OSError as e:
         raise BadSource(f"cannot read {path.name}: {e.strerror or e}") from None
     except TextEncodingError as e:

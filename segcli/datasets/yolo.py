@@ -35,14 +35,16 @@ def find_yaml(root: Path) -> Path | None:
 
 def class_names(root: Path) -> list[str]:
     """names from the dataset YAML: a list, or a dict {index: name} (indices 0..N-1)."""
-    from segcli.core.errors import InvalidInputError
     import yaml
+
+    from segcli.core import safeyaml
+    from segcli.core.errors import InvalidInputError
 
     path = find_yaml(root)
     if path is None:
         raise InvalidInputError(f"no data.yaml in {root}: YOLO label files name classes by index only", hint=HINT)
     try:
-        doc = yaml.safe_load(read_text(path))
+        doc = safeyaml.safe_load(read_text(path))   # bounded: no alias bomb (core/safeyaml.py)
     except (BadSource, yaml.YAMLError) as e:
         raise InvalidInputError(f"{path} cannot be read: {getattr(e, 'reason', e)}", hint=HINT) from None
     names = doc.get("names") if isinstance(doc, dict) else None

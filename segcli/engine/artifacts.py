@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -15,6 +17,31 @@ from segcli.core import files
 from segcli.core.errors import NotFoundError
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
+# The fix for a damaged file of a trained version: nothing segcli can rebuild it from.
+RESTORE_OR_RETRAIN = ("restore {path} from a backup, or train the model again (segcli train --model MODEL "
+                      "--app APP): this version's files are damaged")
+
+
+@contextmanager
+def reading(path: Path, hint: str = RESTORE_OR_RETRAIN) -> Iterator[None]:
+    """Every read of a file segcli wrote (weights, config, checkpoint, cache) goes through this:
+    whatever a damaged file makes the parser raise (SafetensorError, UnicodeDecodeError, a
+    JSON or struct error, a state dict that does not fit) becomes the one corrupt-store error,
+    exit 12, naming the path and the fix (core/faults.damaged_file). Faults of the machine
+    (OSErrors with an errno: permission, I/O error) and segcli's own errors pass through."""
+    from segcli.core.errors import SegcliError
+    from segcli.core.faults import damaged_file
+
+    try:
+        yield
+    except (SegcliError, MemoryError):
+        raise
+    except OSError as exc:
+        if exc.errno is not None:
+            raise
+        raise damaged_file(path, exc, hint.format(path=path)) from exc
+    except Exception as exc:  # noqa: BLE001 - parsers of damaged bytes raise anything
+        raise damaged_file(path, exc, hint.format(path=path)) from exc
 
 
 def config_of(model_dir: Path) -> dict[str, Any]:
@@ -22,7 +49,11 @@ def config_of(model_dir: Path) -> dict[str, Any]:
     if not path.is_file() or not (Path(model_dir) / WEIGHTS).is_file():
         raise NotFoundError(f"{model_dir} holds no trained model ({CONFIG} or {WEIGHTS} missing)",
                             hint="segcli model show (is the version TRAINED?)")
-    return json.loads(path.read_text())
+    with reading(path):
+        config = json.loads(path.read_text(encoding="utf-8"))
+        for key in ("classes", "image_size", "normalisation"):
+            config[key]   # noqa: B018 - a config without them is damaged, said here, not later
+    return config
 
 
 def resize_mode(config: dict[str, Any]) -> str:
@@ -81,9 +112,10 @@ def write_atomic(path: Path, chunks: Iterable[bytes]) -> str:
 def safetensors_chunks(model_dir: Path, meta: dict[str, Any]) -> Iterator[bytes]:
     """model.safetensors with `meta` added to its header metadata (values JSON-encoded unless
     strings); tensors are copied byte for byte, so no framework is imported."""
-    with open(Path(model_dir) / WEIGHTS, "rb") as f:
-        (size,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(size))
+    path = Path(model_dir) / WEIGHTS
+    with open(path, "rb") as f:
+        with reading(path):
+            header = _header(f, os.fstat(f.fileno()).st_size)
         merged = dict(header.get("__metadata__") or {})
         merged.update({k: meta_value(v) for k, v in meta.items()})
         header["__metadata__"] = merged
@@ -92,3 +124,20 @@ def safetensors_chunks(model_dir: Path, meta: dict[str, Any]) -> Iterator[bytes]
         yield struct.pack("<Q", len(raw)) + raw
         while chunk := f.read(1 << 20):
             yield chunk
+
+
+def _header(f, file_size: int) -> dict:
+    """A safetensors file's JSON header, checked enough that copying the file's tensors byte
+    for byte copies a file safetensors reads: a sane length, a JSON object, every tensor's
+    bytes inside the file."""
+    (size,) = struct.unpack("<Q", f.read(8))
+    if size > file_size - 8:
+        raise ValueError(f"header length {size} is past the end of the file")
+    header = json.loads(f.read(size))
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    data = file_size - 8 - size
+    for name, info in header.items():
+        if name != "__metadata__" and not (0 <= info["data_offsets"][0] <= info["data_offsets"][1] <= data):
+            raise ValueError(f"tensor {name!r} lies outside the file")
+    return header

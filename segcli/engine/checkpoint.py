@@ -15,6 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
+from segcli.core import leftovers
 from segcli.core.errors import InvalidInputError
 from segcli.core.files import write_bytes_atomic, write_text_atomic
 from segcli.engine import artifacts
@@ -65,8 +66,19 @@ def save_training(ckpt_dir: Path, *, model, optimizer, scheduler, epoch: int,
 def load_training(ckpt_dir: Path) -> dict | None:
     """The last completed epoch's state, or None when there is no checkpoint."""
     path = ckpt_dir / CKPT_NAME
+    leftovers.sweep(ckpt_dir)   # the temporary checkpoint a killed worker was writing
     if not path.is_file():
         return None
+    with artifacts.reading(path, hint=RESTART_HINT):
+        return _training_state(path)
+
+
+# A damaged checkpoint loses at most the epochs since the run began; the fix says so.
+RESTART_HINT = ("delete {path} and resume again to restart this training from its first epoch "
+                "(or train a new version)")
+
+
+def _training_state(path: Path) -> dict:
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
         if meta.get("format") != FORMAT:
@@ -105,6 +117,8 @@ def load_module(model_dir: Path) -> tuple[torch.nn.Module, dict]:
     from segcli.engine import models
 
     config = artifacts.config_of(model_dir)
-    model = models.build(config["arch"])
-    model.load_state_dict(load_file(str(Path(model_dir) / artifacts.WEIGHTS)))
+    weights = Path(model_dir) / artifacts.WEIGHTS
+    with artifacts.reading(weights):   # damaged bytes, or tensors that do not fit the model: exit 12
+        model = models.build(config["arch"])
+        model.load_state_dict(load_file(str(weights)))
     return model.eval(), config

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
-from segcli.core.errors import DependencyError, SegcliError, missing_extra
+from segcli.core.errors import DependencyError, EnvironmentFault, SegcliError, missing_extra
 
 ENGINES = ("auto", "onnx", "torch")
 
@@ -30,6 +30,8 @@ def load(model_dir: Path, version_id: str, engine: str = "auto",
             try:
                 return onnx_predict.OnnxPredictor.load(model_dir, version_id, notify, tile, overlap)
             except Exception as exc:  # noqa: BLE001 - auto falls back to torch on any failure
+                if isinstance(exc, EnvironmentFault):   # a damaged model file: torch reads it too
+                    raise
                 if engine == "onnx":
                     if isinstance(exc, ModuleNotFoundError):   # the first export needs torch, onnx
                         raise DependencyError(f"{exc.name} is needed once to build the ONNX graph of "

@@ -14,12 +14,14 @@ onnxruntime (~0.2 s) instead of torch (~1.2 s, and ~4 s with transformers).
 from __future__ import annotations
 
 import hashlib
+import json
 from functools import partial
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
+from segcli.core import leftovers
 from segcli.core.cpus import usable_cpus
 from segcli.core.geometry import WHOLE_MAX_VALUES, Geometry
 from segcli.core.segmentation import SegResult
@@ -94,21 +96,33 @@ def ensure_graph(model_dir: Path, notify: Optional[Notify] = None) -> None:
             _build(model_dir, key, notify, graph)
 
 
+RECORD_SUFFIX = ".json"   # model.onnx.json: {"key", "sha256"} of the cached graph, written after it
+RECORD_NAME = CACHE_NAME + RECORD_SUFFIX
+
+
 def _cached_session(model_dir: Path, key: str, name: str = CACHE_NAME):
-    """A session on the cached graph when it exists and was built for `key`, else None."""
-    path = model_dir / name
-    if not path.is_file():
-        return None
+    """A session on a cached graph when it was built for `key` and its bytes are the ones
+    recorded when it was written, else None (rebuilt by the caller). The graph's own hash is
+    checked, not only the key in its metadata: a graph edited or damaged after it was cached
+    (metadata intact) is never run."""
+    path, record = model_dir / name, model_dir / (name + RECORD_SUFFIX)
     try:
-        session = _open(str(path))
+        expected = json.loads(record.read_text(encoding="utf-8"))
+        if expected.get("key") != key:
+            return None
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != expected.get("sha256"):
+            return None
+        session = _open(data)
         built_for = session.get_modelmeta().custom_metadata_map.get("segcli.key")
-    except Exception:  # noqa: BLE001 - a truncated or foreign file: rebuilt by the caller
+    except Exception:  # noqa: BLE001 - missing, truncated, foreign or damaged: rebuilt by the caller
         return None
     return session if built_for == key else None
 
 
 def _build(model_dir: Path, key: str, notify: Optional[Notify], graph: _Graph = PREDICT) -> bytes:
-    """A graph's bytes for `key`, exported (torch) and cached beside the weights."""
+    """A graph's bytes for `key`, exported (torch) and cached beside the weights, with the
+    record of its hash written last."""
     path = model_dir / graph.name
     if notify:
         what = "engine" if graph is PREDICT else "sliding-window engine"
@@ -116,8 +130,11 @@ def _build(model_dir: Path, key: str, notify: Optional[Notify], graph: _Graph = 
     from segcli.engine import export  # torch: only on this first use
 
     data = getattr(export, graph.builder)(model_dir, key)
+    leftovers.sweep(model_dir)   # a graph or record a killed predict was writing
     try:
-        artifacts.write_atomic(path, [data])
+        sha = artifacts.write_atomic(path, [data])
+        artifacts.write_atomic(model_dir / (graph.name + RECORD_SUFFIX),
+                               [json.dumps({"key": key, "sha256": sha}).encode()])
     except OSError as exc:   # a read-only store still predicts, from memory
         if notify:
             notify(f"could not cache {path} ({exc.strerror}); using the graph from memory")

@@ -20,6 +20,7 @@ import json
 import os
 from pathlib import Path
 
+from segcli.core import leftovers
 from segcli.core.errors import DependencyError
 from segcli.core.files import sha256_of, write_bytes_atomic, write_text_atomic
 
@@ -46,9 +47,13 @@ def load_lite0_encoder_state() -> dict:
     """The encoder's state dict (torch tensors), from the verified cache or the package."""
     from safetensors.torch import load_file
 
+    from segcli.engine.artifacts import reading
+
+    leftovers.sweep(cache_dir())   # a conversion killed half-way left its temporary file
     cached = _cached_file()
     if cached is not None:
-        return load_file(str(cached))
+        with reading(cached, hint="delete {path} (segcli rebuilds it from the installed package)"):
+            return load_file(str(cached))
     return _convert(source_path())
 
 

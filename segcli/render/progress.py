@@ -9,6 +9,7 @@ Training events in `-o json` mode are JSON Lines on stdout and are rendered by t
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -19,9 +20,10 @@ def line_interval_s(default: float = 2.0) -> float:
     """Seconds between plain progress lines (SEGCLI_PROGRESS_INTERVAL, else `default`); read
     at each use, not at import, so whoever imports this module first does not fix it."""
     try:
-        return max(float(os.environ.get("SEGCLI_PROGRESS_INTERVAL", default)), 0.0)
+        value = float(os.environ.get("SEGCLI_PROGRESS_INTERVAL", default))
     except ValueError:
         return default
+    return max(value, 0.0) if math.isfinite(value) else default   # nan/inf: as any other non-number
 
 
 # A training's plain lines: one at each finished epoch, phase and status, and in between at

@@ -18,6 +18,7 @@ written whatever happens; when nothing at all could be predicted the command fai
 from __future__ import annotations
 
 import glob
+import os
 import queue
 import threading
 import warnings
@@ -28,6 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import numpy as np
 
 from segcli.backends.base import Backend
+from segcli.core import regular
 from segcli.core.classes import DATASET, DESCRIPTIONS
 from segcli.core.cpus import usable_cpus
 from segcli.core.errors import InvalidInputError, NotFoundError
@@ -43,17 +45,23 @@ BATCH_PIXELS = 8 * 2**20          # a decode batch: up to batch_size images with
 BUDGET_PIXELS = 48 * 2**20        # decoded, not yet written: ~300 MB of images and label maps
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files as given, folders recursively (images and videos), quoted globs expanded."""
+def expand_inputs(inputs: list[str], out_dir: Optional[Path] = None) -> list[Path]:
+    """Files as given, folders recursively (images and videos, without segcli's own outputs:
+    see _own_output), quoted globs expanded. What is no regular file (a FIFO, a device, a link
+    loop: core/regular) is kept, to be skipped with its reason, never opened."""
     paths: list[Path] = []
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
+            entries = sorted(path.rglob("*"))
+            outputs = {os.path.abspath(p.parent) for p in entries if p.name == PREDICTIONS_JSON}
+            if out_dir is not None:
+                outputs.add(os.path.abspath(out_dir))
+            found = [p for p in entries if p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS and not _own_output(p, outputs)]
             if not found:
                 raise InvalidInputError(f"no images or videos in folder {path}", hint="check the INPUT path")
             paths.extend(found)
-        elif path.is_file():
+        elif os.path.lexists(path):   # a file, or what is none (a FIFO...): skipped with its reason
             if path.suffix.lower() not in IMAGE_EXTS | VIDEO_EXTS:
                 raise InvalidInputError(f"{path} is not an image or video (by its extension)",
                                         hint="images: " + " ".join(sorted(IMAGE_EXTS)) + "; videos: " + " ".join(sorted(VIDEO_EXTS)))
@@ -68,12 +76,31 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return paths
 
 
+PREDICTIONS_JSON = "predictions.json"
+# What a predict writes beside predictions.json (render/predictions.py), per input.
+OUTPUT_ENDINGS = (".mask.png", ".overlay.png", ".overlay.mp4")
+
+
+def _own_output(path: Path, outputs: set[str]) -> bool:
+    """Whether `path` is a file an earlier predict wrote into one of the `outputs` folders (its
+    --out, or a folder holding predictions.json): a mask, an overlay, a video's frame masks.
+    Predicting them again would feed segcli its own output (an --out inside the input folder)."""
+    name, folder = path.name.lower(), os.path.abspath(path.parent)
+    if folder in outputs and name.endswith(OUTPUT_ENDINGS):
+        return True
+    return path.parent.name.endswith("_frames") and os.path.dirname(folder) in outputs and name.endswith(".mask.png")
+
+
 def load_rgb(path: Path) -> tuple[Path, Optional[np.ndarray], str]:
     """(path, HxWx3 uint8, "") or (path, None, why it cannot be read). Opened as displayed and
     converted as training saw it (EXIF orientation, 16-bit, alpha: datasets/imagefile.py), and
-    refused before decoding when it is a decompression bomb."""
+    refused before decoding when it is a decompression bomb. A FIFO, a device, a link loop is
+    refused before it is opened (core/regular)."""
     from segcli.datasets.imagefile import BadFile, open_rgb
 
+    why = regular.problem(path)
+    if why is not None:
+        return path, None, why
     try:
         return path, open_rgb(path), ""
     except BadFile as exc:
@@ -162,18 +189,18 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
     if drafts is not None and out_dir is None:
         raise InvalidInputError(f"--format {drafts} writes files: it needs --out DIR",
                                 hint=f"segcli predict ... --out DIR --format {drafts}")
-    paths = expand_inputs(inputs)
-    if out_dir is not None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise cannot_write(exc, out_dir, hint="choose another --out") from None
+    paths = expand_inputs(inputs, out_dir)
     version = backend.trained_version(app_id, model_id, version_id)
     if version.class_order != DATASET:   # say once that mask values are not the dataset's
         (notify or warn)(f"note: model version {version.id} numbers its classes by {DESCRIPTIONS.get(version.class_order, version.class_order)}"
              + ("; classes.txt beside the masks names each value" if out_dir is not None else ""))
     segmenter = backend.load_segmenter(app_id, model_id, version.id, engine=engine, notify=notify,
                                        tile=tile, overlap=overlap)
+    if out_dir is not None:   # after the model loads: a damaged model leaves no empty --out behind
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise cannot_write(exc, out_dir, hint="choose another --out") from None
     images = [p for p in paths if p.suffix.lower() in IMAGE_EXTS]
     videos = [p for p in paths if p.suffix.lower() in VIDEO_EXTS]
     with warnings.catch_warnings():
@@ -288,10 +315,14 @@ def _predict_video(segmenter, writer, video: Path, batch_size: int, progress_mod
                    warn: Callable[[str], None]) -> None:
     from segcli.render.video import video_fps
 
-    frames, why = 0, ""
+    frames, why = 0, regular.problem(video) or ""   # a FIFO would hang the decoder: never opened
     try:
         try:
+            if why:
+                raise _VideoReadError(why)
             fps = video_fps(video)
+        except _VideoReadError:
+            raise
         except Exception as exc:  # noqa: BLE001
             raise _VideoReadError(_reason("cannot read video", exc, video)) from exc
         with Counter(f"predicting {video.name}", 0, progress_mode) as counter:

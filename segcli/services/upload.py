@@ -136,6 +136,25 @@ def check_tolerance(data: ReadResult, max_invalid_percent: float) -> None:
         raise _refusal(data, percent, max_invalid_percent)
 
 
+def check_uploaded(result: UploadResult, total: int, max_invalid_percent: float) -> None:
+    """After an upload, the items the backend could not store (Clarifai refused them, or their
+    download failed there) count as invalid like the ones validation found: listed with their
+    reason (in the summary already printed), and over --max-invalid-percent the command fails
+    (exit 5), the others stored and labelled all the same (a re-run skips them)."""
+    percent = 100.0 * result.invalid / max(total, 1)
+    if percent <= max_invalid_percent:
+        return
+    stored = result.added + result.updated + result.skipped
+    details = [f"{bad['name']}: {bad['reason']}" for bad in result.invalid_items[:MAX_LISTED]]
+    if len(result.invalid_items) > MAX_LISTED:
+        details.append(f"... and {len(result.invalid_items) - MAX_LISTED} more (see -o json)")
+    raise InvalidInputError(
+        f"{result.invalid} of {total} items are invalid ({percent:.1f}% > --max-invalid-percent "
+        f"{max_invalid_percent:g}); the other {stored} are uploaded and labelled", details=details,
+        hint="fix the items listed above and re-run (what is uploaded is skipped), or allow them with "
+             "--max-invalid-percent N")
+
+
 def upload(backend: Backend, app_id: str, dataset_id: str, data: ReadResult, *, dry_run: bool,
            max_invalid_percent: float, progress_mode: str, region_format: str = "polygon") -> UploadResult:
     """The caller has checked that the dataset exists (before the costly read)."""

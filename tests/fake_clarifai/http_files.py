@@ -3,6 +3,10 @@
 - /logs/<user>/<app>/<model>/<version>.log  training logs (ModelVersion.train_log); the SDK
   downloads these with requests.get, so a data: URL would not do.
 - /inputs/<user>/<app>/<input_id>            an input's original bytes (Image.url).
+
+Knobs (attributes of FileServer): `redirect_to`, a base URL: every GET is answered "302 Found"
+to it + the same path (as a CDN hand-off does), so tests can check what a client sends to the
+other host. `requests` lists (path, headers) of every GET received, in order.
 """
 
 from __future__ import annotations
@@ -21,6 +25,14 @@ Resolver = Callable[[str], "tuple[str, bytes] | None"]  # path -> (content type,
 def _handler_class(resolve: Resolver):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's naming)
+            owner = self.server.owner  # type: ignore[attr-defined]
+            owner.requests.append((self.path, dict(self.headers.items())))
+            if owner.redirect_to:
+                self.send_response(302)
+                self.send_header("Location", owner.redirect_to + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             found = resolve(self.path.split("?", 1)[0])
             if found is None:
                 self.send_error(404)
@@ -42,6 +54,9 @@ class FileServer:
     def __init__(self, resolve: Resolver) -> None:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(resolve))
         self._httpd.daemon_threads = True
+        self._httpd.owner = self  # type: ignore[attr-defined]
+        self.redirect_to: str | None = None
+        self.requests: list[tuple[str, dict[str, str]]] = []
         # A short poll interval: shutdown() waits up to one interval (default 0.5 s).
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,),
                                         name="fake-clarifai-http", daemon=True)

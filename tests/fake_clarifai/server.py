@@ -78,6 +78,13 @@ class FakeClarifai:
     max_workers         gRPC thread pool (concurrent calls in flight, latency included).
     server_concept_order  model versions come back with their concepts sorted and without the
                         metadata they were posted with (a server that keeps its own order).
+    refuse_input        input -> reason|None: PostInputs refuses those inputs for good
+                        (INPUT_INVALID_ARGUMENT each, as Clarifai does for a bad input) and
+                        adds the others: MIXED_STATUS, or FAILURE when none was added.
+    silent_calls        {method: n}: the next n calls of that method get no answer at all (a
+                        half-open connection): held until the client gives up, never applied.
+    files               the loopback HTTP server of hosted files (FileServer: redirect_to,
+                        requests); None until started.
     """
 
     def __init__(
@@ -100,6 +107,8 @@ class FakeClarifai:
         training_plan: TrainingPlan | None = None,
         max_workers: int = 32,
         server_concept_order: bool = False,
+        refuse_input: Callable[[resources_pb2.Input], "str | None"] | None = None,
+        silent_calls: dict[str, int] | None = None,
     ) -> None:
         self.user_id, self.pat = user_id, pat
         # fail_after_rate is what makes a naive retry duplicate things: the write happened.
@@ -115,6 +124,9 @@ class FakeClarifai:
         self.training_plan = training_plan or TrainingPlan()
         self.max_workers = max_workers
         self.server_concept_order = server_concept_order
+        self.refuse_input = refuse_input
+        self.silent_calls: Counter[str] = Counter(silent_calls or {})
+        self._stopping = threading.Event()
         self.state = State()
         self.state.default_user = user_id
         self.pats = {pat: user_id}
@@ -143,6 +155,7 @@ class FakeClarifai:
         return self.base_url
 
     def stop(self) -> None:
+        self._stopping.set()   # releases the calls held silent
         while self._channels:
             self._channels.pop().close()
         if self._grpc is not None:
@@ -162,6 +175,10 @@ class FakeClarifai:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def files(self) -> FileServer | None:
+        return self._files
 
     @property
     def http_base(self) -> str:
@@ -266,6 +283,13 @@ class FakeClarifai:
         def call(request, context):
             with self._lock:
                 self.calls[name] += 1
+                silent = self.silent_calls[name] > 0
+                if silent:
+                    self.silent_calls[name] -= 1
+            if silent:   # a half-open connection: nothing comes back, nothing is applied
+                while context.is_active() and not self._stopping.wait(0.02):
+                    pass
+                context.abort(grpc.StatusCode.UNAVAILABLE, "fake-clarifai: silent call given up")
             if self.latency_s:
                 time.sleep(self.latency_s)
             if self._inject(name, self.fail_rate):

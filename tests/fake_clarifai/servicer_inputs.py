@@ -58,12 +58,24 @@ class InputHandlers(HandlerBase):
             rejected = self._reject_inputs(app, request.inputs)
             if rejected is not None:
                 return rejected
+            refused = {inp.id: why for inp in request.inputs
+                       if self.fake.refuse_input and (why := self.fake.refuse_input(inp))}
+            accepted = [inp for inp in request.inputs if inp.id not in refused]
             job = AddJob(id=request.inputs_add_job_id or new_id(), created=now(),
-                         input_ids=[inp.id for inp in request.inputs])
-            app.jobs[job.id] = job
-            out = [self._add_input(app, inp, job) for inp in request.inputs]
+                         input_ids=[inp.id for inp in accepted])
+            if accepted:
+                app.jobs[job.id] = job
+            added = {inp.id: self._add_input(app, inp, job) for inp in accepted}
             self._advance_jobs(app)
-        return S.MultiInputResponse(status=ok(), inputs=out)
+        out = [added.get(inp.id) or resources_pb2.Input(
+            id=inp.id, status=status(C.INPUT_INVALID_ARGUMENT, refused[inp.id]))
+            for inp in request.inputs]
+        if not refused:
+            return S.MultiInputResponse(status=ok(), inputs=out)
+        if not accepted:
+            return S.MultiInputResponse(status=status(C.FAILURE, "no input was added"), inputs=out)
+        return S.MultiInputResponse(status=status(C.MIXED_STATUS, f"{len(refused)} input(s) refused"),
+                                    inputs=out)
 
     def _reject_inputs(self, app: AppRecord, inputs):
         missing = {d for inp in inputs for d in inp.dataset_ids if d not in app.datasets}

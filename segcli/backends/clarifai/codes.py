@@ -26,6 +26,10 @@ AUTH = frozenset({C.CONN_TOKEN_INVALID, C.CONN_CREDENTIALS_INVALID, C.CONN_INSUF
                   C.CONN_AUTH_METHOD_DISABLED})
 NOT_FOUND = frozenset({C.CONN_DOES_NOT_EXIST, C.MODEL_DOES_NOT_EXIST, C.INPUT_DOES_NOT_EXIST})
 DUPLICATE = frozenset({C.DATABASE_DUPLICATE_KEY, C.INPUT_DUPLICATE})
+# Per-input answers of PostInputs that refuse that input for good (posting it again gets the
+# same answer): reported as an invalid item, while the batch's other inputs go on.
+INPUT_REFUSED = frozenset({C.INPUT_UNSUPPORTED_FORMAT, C.INPUT_INVALID_ARGUMENT, C.INPUT_OVER_LIMIT,
+                           C.INPUT_INVALID_URL, C.ALL_INPUT_INVALID_BYTES, C.INPUT_PERMISSION_DENIED})
 
 # Model version status code -> segcli training status.
 TRAINING_STATUS = {

@@ -23,6 +23,7 @@ from segcli import __version__
 from segcli.backends.clarifai import codes
 from segcli.backends.clarifai.address import DEFAULT_BASE, parse_base  # noqa: F401 (re-exported)
 from segcli.core.errors import AuthError, ConfigError, SegcliError, UnavailableError
+from segcli.core.numbers import env_float  # noqa: F401 (re-exported: the knobs' one reader)
 
 # Transport failures worth another attempt; anything else is a bug or a refusal.
 RETRYABLE_GRPC = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -30,19 +31,21 @@ RETRYABLE_GRPC = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLIN
 AUTH_GRPC = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 
 
-def env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, "") or default)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number", hint=f"unset {name}") from None
+# A slow uplink still sends this much a second: a big request's attempt is given the time
+# its bytes need at that rate (a 40 MB PostInputs: 40 s), never less than timeout_s.
+SLOW_LINK_BYTES_S = 1 << 20
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How long one call may take. An attempt's deadline is always well inside the budget (at
+    most a third of it), so an attempt that hangs (a half-open connection: nothing comes back,
+    no error either) is given up and retried, not waited on until the budget is spent."""
+
     budget_s: float = 45.0      # total time one call may spend retrying, then UnavailableError
     backoff_s: float = 0.2      # first sleep; doubles per attempt, equal jitter
     max_backoff_s: float = 5.0
-    timeout_s: float = 60.0     # gRPC deadline of every single attempt
+    timeout_s: float = 15.0     # gRPC deadline of an attempt (of a small request; see deadline)
 
     @classmethod
     def from_env(cls) -> "RetryPolicy":
@@ -50,6 +53,13 @@ class RetryPolicy:
         return cls(budget_s=env_float("SEGCLI_CLARIFAI_RETRY_S", cls.budget_s), backoff_s=backoff,
                    max_backoff_s=max(backoff, min(cls.max_backoff_s, backoff * 32)),
                    timeout_s=env_float("SEGCLI_CLARIFAI_TIMEOUT_S", cls.timeout_s))
+
+    def deadline(self, payload_bytes: int = 0) -> tuple[float, float]:
+        """(the deadline of each attempt, the call's budget) for a request of `payload_bytes`:
+        the attempt gets timeout_s (at most a third of the budget), or the time its bytes need
+        on a slow link; the budget stretches to three such attempts."""
+        attempt = max(min(self.timeout_s, self.budget_s / 3), payload_bytes / SLOW_LINK_BYTES_S)
+        return attempt, max(self.budget_s, 3 * attempt)
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         # Equal jitter: half fixed (never hammer), half random (concurrent clients spread out).
@@ -111,13 +121,17 @@ class Connection:
 
     def call_retried(self, method: str, request, timeout: Optional[float] = None) -> tuple[Any, bool]:
         """(response, resent): `resent` is True when an earlier attempt may have reached the
-        server (its reply was lost), so a duplicate answer may be our own earlier write."""
+        server (its reply was lost), so a duplicate answer may be our own earlier write.
+        `timeout` sets an attempt's deadline; by default RetryPolicy.deadline of the request's
+        size. The budget is always at least three attempts."""
+        deadline, budget = self.policy.deadline(request.ByteSize())
+        if timeout is not None:
+            deadline, budget = timeout, max(budget, 3 * timeout)
         started, attempt, resent = time.monotonic(), 0, False
         while True:
             attempt += 1
             try:
-                response = getattr(self._stub, method)(request, metadata=self._metadata,
-                                                       timeout=timeout or self.policy.timeout_s)
+                response = getattr(self._stub, method)(request, metadata=self._metadata, timeout=deadline)
             except grpc.RpcError as error:
                 reason = self._transport_reason(method, error)
                 resent = True
@@ -125,7 +139,7 @@ class Connection:
                 if response.status.code not in codes.RETRYABLE:
                     return response, resent
                 reason = codes.describe(response.status)
-            self._sleep_or_give_up(method, started, attempt, reason)
+            self._sleep_or_give_up(method, started, attempt, reason, budget)
 
     def _transport_reason(self, method: str, error: grpc.RpcError) -> str:
         code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
@@ -147,11 +161,11 @@ class Connection:
                               hint="re-run with --debug; check CLARIFAI_API_BASE") from None
         return code.name
 
-    def _sleep_or_give_up(self, method: str, started: float, attempt: int, reason: str) -> None:
+    def _sleep_or_give_up(self, method: str, started: float, attempt: int, reason: str, budget: float) -> None:
         with self._rng_lock:
             delay = self.policy.delay(attempt, self._rng)
         elapsed = time.monotonic() - started
-        if elapsed + delay > self.policy.budget_s:
+        if elapsed + delay > budget:
             raise UnavailableError(
                 f"Clarifai at {self.base} did not answer {method}: {reason} "
                 f"({attempt} attempts over {elapsed:.1f}s)",

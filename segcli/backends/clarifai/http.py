@@ -1,18 +1,20 @@
-"""Downloads of the URLs Clarifai hands out (hosted input images, training logs).
+"""Downloads of the URLs Clarifai hands out (hosted input images, training logs), through the
+one safe fetch (core/safefetch.py).
 
-The PAT is sent only to Clarifai's own hosts (`*.clarifai.com`) or the API base's host: a URL
-pointing anywhere else must never receive the credentials.
+The PAT is sent only to Clarifai's own hosts (`*.clarifai.com`) or the API base's host, and
+only while every redirect stays on that origin: a URL, or a redirect, pointing anywhere else
+never receives the credentials (a CDN a download is handed off to gets none).
 """
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from urllib.parse import urlsplit
 
 from segcli.backends.clarifai.connection import Connection
-from segcli.core.errors import NotFoundError, UnavailableError
+from segcli.core.safefetch import fetch as safe_fetch
 
-TIMEOUT_S = 60
+TIMEOUT_S = 60            # the longest silence of the server
+DEADLINE_S = 600.0        # a whole download
+MAX_BYTES = 256 << 20     # hosted images are at most 20 MB on Clarifai; logs are text
 
 
 def _trusted(url: str, conn: Connection) -> bool:
@@ -22,17 +24,5 @@ def _trusted(url: str, conn: Connection) -> bool:
 
 
 def fetch(url: str, conn: Connection, what: str) -> bytes:
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise NotFoundError(f"{what}: Clarifai gave no downloadable URL", hint="re-run later")
-    headers = conn.auth_header() if _trusted(url, conn) else {}
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 (http(s) only)
-            return response.read()
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            raise NotFoundError(f"{what} is not available (HTTP 404)", hint="re-run later") from None
-        raise UnavailableError(f"could not download {what}: HTTP {exc.code}", hint="re-run later") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise UnavailableError(f"could not download {what}: {reason}", hint="check the network, then re-run") from None
+    return safe_fetch(url, what, credentials=conn.auth_header(), trusted=lambda u: _trusted(u, conn),
+                      max_bytes=MAX_BYTES, timeout_s=TIMEOUT_S, deadline_s=DEADLINE_S)

@@ -25,7 +25,6 @@ import hashlib
 import io
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import AbstractSet, Iterator, Optional
 
 from segcli.datasets.embedded import image_bytes
@@ -113,7 +112,7 @@ class PlannedItem:
         return True
 
     def input_proto(self) -> R.Input:
-        data = R.Data(image=R.Image(base64=image_bytes(self.item.image_path)))
+        data = R.Data(image=R.Image(base64=image_bytes(self.item.image_path)))   # never a FIFO (core/regular)
         data.metadata.update({"filename": self.item.name, "segcli_sha256": self.item.image_sha256})
         return R.Input(id=self.id, data=data, dataset_ids=[self.dataset_id])
 

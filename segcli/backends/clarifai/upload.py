@@ -115,19 +115,24 @@ class Uploader:
     def _reason(status) -> str:
         if status.code in PENDING:
             return "still processing on Clarifai; re-run the upload later to finish it"
+        if status.code in codes.INPUT_REFUSED:
+            return f"Clarifai refused it: {codes.describe(status)}"
         return status.details or status.description or codes.code_name(status.code)
 
     def _post_and_wait(self, plans: list[PlannedItem], unit: list[Work]) -> dict:
-        jobs = self._post_inputs(plans) if plans else []
+        jobs, refused = self._post_inputs(plans) if plans else ([], {})
         for job in jobs:
             self._wait_job(job)
-        return self._statuses([w.plan.id for w in unit])
+        statuses = self._statuses([w.plan.id for w in unit if w.plan.id not in refused])
+        return {**statuses, **refused}
 
-    def _post_inputs(self, plans: list[PlannedItem]) -> list[str]:
+    def _post_inputs(self, plans: list[PlannedItem]) -> tuple[list[str], dict]:
         """PostInputs. When refused in part, inputs answered "duplicate" (an earlier attempt of
-        ours whose reply was lost, or another run) or accepted are there; only the others are
-        re-posted. A round where nothing got through is a real refusal. Returns job ids."""
-        jobs, pending = [], plans
+        ours whose reply was lost, or another run) or accepted are there, and inputs refused
+        for good (codes.INPUT_REFUSED: an invalid argument, an unsupported format) are set
+        aside with the server's answer; only the others are re-posted. A round where no input
+        got either answer is a real refusal. Returns (job ids, id -> Status of refused inputs)."""
+        jobs, pending, refused = [], plans, {}
         while pending:
             job = uuid.uuid4().hex
             request = self.conn.request("PostInputs", self.app_id, inputs_add_job_id=job,
@@ -136,11 +141,14 @@ class Uploader:
             jobs.append(job)
             if response.status.code == codes.SUCCESS:
                 break
-            there = {i.id for i in response.inputs if i.status.code in ACCEPTED}
-            if not there & {p.id for p in pending}:
+            answered = {i.id: i.status for i in response.inputs}
+            there = {i for i, st in answered.items() if st.code in ACCEPTED}
+            bad = {i: st for i, st in answered.items() if st.code in codes.INPUT_REFUSED}
+            if not (there | set(bad)) & {p.id for p in pending}:
                 raise codes.error_for("PostInputs", response.status)
-            pending = [p for p in pending if p.id not in there]
-        return jobs
+            refused.update(bad)
+            pending = [p for p in pending if p.id not in there and p.id not in bad]
+        return jobs, refused
 
     def _wait_job(self, job_id: str) -> None:
         def done():

@@ -31,6 +31,7 @@ from segcli.datasets.embedded import image_bytes
 
 from segcli.backends.local.db import select_in, transaction
 from segcli.core.files import NEW_BINARY_FILE, Readable
+from segcli.core.regular import NotRegularFile
 
 PACKS = "packs"                       # under the blob root
 RECORD = struct.Struct("<32sQ")       # a packed blob's header: raw sha256, length in bytes
@@ -186,7 +187,10 @@ class BlobStore:
         """Store a file whose digest the caller computed when it validated it; ChangedFile if
         its bytes now hash differently. A blob already there is not read or written again."""
         def content() -> bytes:
-            data = image_bytes(source)   # a file, or an image embedded in one (datasets/embedded.py)
+            try:   # a file, or an image embedded in one (datasets/embedded.py)
+                data = image_bytes(source)
+            except NotRegularFile:   # swapped for a FIFO since validated: never waited on
+                raise ChangedFile(source) from None
             if hashlib.sha256(data).hexdigest() != digest:
                 raise ChangedFile(source)
             return data
