@@ -65,8 +65,9 @@ def _versions(home):
 
 
 def test_a_cancelled_sweep_resumes_with_the_same_command(cli, setup, segcli_home):
-    # the first point runs long enough to be cancelled; the second is short
-    argv = ["train", *TINY[:-2], "--model", "m", "--app", "a", "--dataset", "d", "--sweep", "num_epochs=15,1", "-q"]
+    # the first point runs long enough to be cancelled even on a loaded machine (15 epochs could
+    # finish before `train cancel` started); the second is short
+    argv = ["train", *TINY[:-2], "--model", "m", "--app", "a", "--dataset", "d", "--sweep", "num_epochs=40,1", "-q"]
     proc = subprocess.Popen([*SEGCLI, *argv], env=segcli_subprocess_env(segcli_home),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -78,17 +78,9 @@ def _megapixels(value: Optional[float]) -> Optional[float]:
     """--max-megapixels: raise (or lower) the decompression-bomb guard for this command."""
     if value is None:
         return None
-    if not (value == value and 0 < value < 1e6):       # NaN fails value == value
-        raise typer.BadParameter("must be a number of megapixels above 0")
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = int(value * 1e6)
-    return value
-
-
-def _overlap(value: Optional[float]) -> Optional[float]:
-    if value is not None and not 0.0 <= value <= 0.9:      # NaN fails this too
-        raise typer.BadParameter("must be a share of the window in 0..0.9")
     return value
 
 
@@ -100,11 +92,11 @@ TileOpt = Annotated[str, typer.Option(
          "model's resolution) for any version. An image that fits one window gives the whole-image "
          "result exactly. Local backend only.")]
 OverlapOpt = Annotated[Optional[float], typer.Option(
-    "--overlap", callback=_overlap,
+    "--overlap", click_type=FiniteFloat(0.0, 0.9),
     help="Share of a window its neighbour overlaps (default: the version's tile_overlap, 0.25); "
          "overlapping logits are blended, weighted towards each window's centre.")]
 MaxMegapixelsOpt = Annotated[Optional[float], typer.Option(
-    "--max-megapixels", callback=_megapixels,
+    "--max-megapixels", callback=_megapixels, click_type=FiniteFloat(0.0, 1e6, min_open=True),
     help="Refuse images above this many megapixels before decoding (decompression-bomb guard; "
          "default Pillow's 89). Raise it for very large photos.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
