@@ -14,9 +14,14 @@ had. None is a dev dependency, and why (checked 2026, this machine: Python 3.11,
   helper), so the code that reads the JSON is labelme's own, unmodified.
 - datumaro 1.13 pins pillow~=12 and numpy<2.5 and pulls pandas and pyarrow: imported as is.
 
-Where they are: installed in the venv, or in a folder named by SEGCLI_TOOL_READERS (a
-`pip install --no-deps --target DIR ...`, see /work/notes/issue-20.md), which is appended to
-sys.path so the venv's own numpy and PIL keep winning. Without them the tests skip, saying so.
+Where they are: installed in the venv, or in a folder named by SEGCLI_TOOL_READERS, which is
+appended to sys.path so the venv's own numpy and PIL keep winning. Without them the tests skip,
+saying so. The folder, as made for the issue-20 measurements (2026-12-05, all three ran):
+
+    pip install --no-deps --target DIR ultralytics opencv-python-headless polars psutil \
+        ultralytics-thop labelme tifffile loguru
+    pip install --target DIR2 datumaro && cp -rn DIR2/* DIR/
+    SEGCLI_TOOL_READERS=DIR python -m pytest tests/test_tool_readers.py
 """
 from __future__ import annotations
 
