@@ -4,12 +4,20 @@ figures for bench/RESULTS.md ("## Big images").
 
     python bench/bench_bigimages.py train [--runs default,native,native_auto] [--dir DIR]
     python bench/bench_bigimages.py memory [--dir DIR]
+    python bench/bench_bigimages.py blend [--dir DIR]      (after `train`, on its "native" version)
 
 train: generates the big-scene dataset (bench/bigscene.py: 40 training photos of 1600x1200 to
 2400x1800, one large class ~30% of the pixels, one class of small objects 12-40 px ~0.5%; 20
 held-out photos), uploads it through the real CLI into a fresh segcli home, trains one version
 per run and evaluates each on the held-out photos (`model eval`, the same sliding windows as
 predict). Every run in the same invocation, on the same data, one after another.
+
+blend: how overlapping windows are combined, measured on the held-out photos with the "native"
+version `train` made: the ramp (weights falling off towards each window's edge, what segcli
+does) against a plain average of the windows, and the whole photo in one run (--tile off) as
+the seam-free reference: held-out mIoU of each, and how often each disagrees with the whole
+photo on the pixels within 8 px of a window border vs elsewhere (a seam is a border band that
+disagrees more than the rest).
 
 memory: trains a throwaway 8-class version (1 epoch on generated data: its weights do not
 matter), writes 25 MP and 100 MP JPEGs, and runs `segcli predict` on each, sampling the RSS of
@@ -181,14 +189,84 @@ def cmd_memory(args) -> None:
         print(f"{model:<8} 100 MP / 25 MP time: {times[10000] / times[5000]:.2f}x")
 
 
+# Run segcli with every window weighted 1 (a plain average): the only difference from the ramp.
+AVERAGE = ("import numpy as np, segcli.engine.tiling as t; "
+           "t.blend_weights = lambda fh, fw, mh, mw: np.ones((fh, fw), np.float32); "
+           "from segcli.cli.main import main; main()")
+
+
+def border_band(h: int, w: int, plan_window: int, overlap: float, width: int = 8) -> np.ndarray:
+    """Pixels within `width` of a window edge of the sliding windows over an h x w photo."""
+    sys.path.insert(0, str(HERE.parent))
+    from segcli.core.geometry import stride_of
+    from segcli.engine.tiling import starts
+    stride = stride_of(plan_window, overlap)
+    band = np.zeros((h, w), bool)
+    for y in starts(h, plan_window, stride):
+        for edge in (y, y + plan_window):
+            band[max(0, edge - width):edge + width, :] = True
+    for x in starts(w, plan_window, stride):
+        for edge in (x, x + plan_window):
+            band[:, max(0, edge - width):edge + width] = True
+    band[:width] = band[-width:] = False        # the photo's own edges are not window borders
+    band[:, :width] = band[:, -width:] = False
+    return band
+
+
+def cmd_blend(args) -> None:
+    from PIL import Image
+
+    home, data = args.dir / "home", args.dir / "data" / "test"
+    env = {**os.environ, "SEGCLI_HOME": str(home)}
+    images = sorted((data / "images").iterdir())
+    outs = {}
+    for name, prefix, tile in (("ramp", SEGCLI, "auto"), ("average", [sys.executable, "-c", AVERAGE], "auto"),
+                               ("whole", SEGCLI, "off")):
+        out = args.dir / f"blend-{name}"
+        done = subprocess.run([*prefix, "predict", "--model", "native", "--app", "big", *map(str, images),
+                               "--out", str(out), "--tile", tile, "-q"], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"predict ({name}) failed: {done.stderr}")
+        outs[name] = out
+    classes = (data / "classes.txt").read_text().split()
+    crop, overlap = 384, 0.25
+    inter = {k: np.zeros(len(classes)) for k in outs}
+    union = {k: np.zeros(len(classes)) for k in outs}
+    differ = {k: [0, 0, 0, 0] for k in ("ramp", "average")}   # border differ, border px, rest differ, rest px
+    for image in images:
+        truth = np.asarray(Image.open(data / "masks" / f"{image.stem}.png"))
+        pred = {k: np.asarray(Image.open(out / f"{image.stem}.mask.png")) for k, out in outs.items()}
+        for k, p in pred.items():
+            for c in range(len(classes)):
+                inter[k][c] += np.sum((p == c) & (truth == c))
+                union[k][c] += np.sum((p == c) | (truth == c))
+        band = border_band(*truth.shape, crop, overlap)
+        for k in differ:
+            d = pred[k] != pred["whole"]
+            differ[k][0] += int(d[band].sum())
+            differ[k][1] += int(band.sum())
+            differ[k][2] += int(d[~band].sum())
+            differ[k][3] += int((~band).sum())
+    print(f"{len(images)} held-out photos, windows {crop} px, overlap {overlap}")
+    print(f"{'blend':<8} {'mIoU':>6} " + " ".join(f"{c:>10}" for c in classes)
+          + "   differs from whole: border band / elsewhere")
+    for k in outs:
+        iou = inter[k] / np.maximum(union[k], 1)
+        tail = ""
+        if k in differ:
+            b, bn, r, rn = differ[k]
+            tail = f"   {100 * b / bn:.3f}% / {100 * r / rn:.3f}%"
+        print(f"{k:<8} {iou.mean():>6.3f} " + " ".join(f"{v:>10.3f}" for v in iou) + tail)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["train", "memory"])
+    ap.add_argument("what", choices=["train", "memory", "blend"])
     ap.add_argument("--dir", type=Path, default=Path("/tmp/segcli-bench-big"))
     ap.add_argument("--runs", default="default,native,native_auto")
     args = ap.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    {"train": cmd_train, "memory": cmd_memory}[args.what](args)
+    {"train": cmd_train, "memory": cmd_memory, "blend": cmd_blend}[args.what](args)
 
 
 if __name__ == "__main__":
