@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segcli.datasets.filefacts import RACY_COARSE_NS, RACY_FINE_NS, Stamp
+from segcli.core.stamps import RACY_COARSE_NS, RACY_FINE_NS, Stamp
 from conftest import stored_image
 from storecheck import snapshot
 
@@ -29,7 +29,7 @@ def data(shapes_data, tmp_path):
     copy = tmp_path / "data"
     shutil.copytree(shapes_data, copy)
     # Files changed within the racy window before they are read are read again next time
-    # (filefacts.Stamp.racy); these tests are about files that then stay put.
+    # (core/stamps.Stamp.racy); these tests are about files that then stay put.
     time.sleep(RACY_FINE_NS / 1e9 + 0.05)
     return copy
 

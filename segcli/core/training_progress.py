@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from segcli.core.entities import QUEUED, TRAINED, TRAINING, ModelVersion
-
-ACTIVE_STATUSES = frozenset({QUEUED, TRAINING})
+from segcli.core.entities import TRAINED, TRAINING, ModelVersion
+from segcli.core.statuses import RUNNING as ACTIVE_STATUSES
 
 
 def _num(value: Any) -> Optional[float]:

@@ -42,7 +42,7 @@ from segcli.core.errors import InvalidInputError, NotFoundError
 from segcli.core.names import concept_problem
 from segcli.core.textfile import SAVE_AS_UTF8
 from segcli.datasets.filefacts import ImageFile, KnownFiles, KnownRender, Stash, absolute
-from segcli.datasets.images import BadFile, bbox_of, observe_image, png_bytes
+from segcli.datasets.imagefile import BadFile, bbox_of, observe_image, png_bytes
 from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult, Region
 from segcli.datasets.polygons import clip_ring
 from segcli.datasets.reading import Progress, read_jobs, require_dir

@@ -54,6 +54,24 @@ def train(job: TrainJob, on_event: Callable[[dict], None],
     return run(job, on_event, should_stop, resume)
 
 
+def device_text() -> str:
+    """Where training would run, for `doctor`: "cpu (N threads)", "cuda (GPU name)", or why torch
+    is not there. Never raises: a broken install is something to report."""
+    import importlib.metadata as md
+
+    try:
+        md.version("torch")
+    except md.PackageNotFoundError:
+        return "torch not installed (pip install 'segcli[local]')"
+    try:
+        import torch
+    except Exception as exc:  # noqa: BLE001 - a broken install is something to report
+        return f"torch does not import: {exc.__class__.__name__}: {exc}"
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
 def preflight(params: dict) -> None:
     """What a training with these resolved params needs that the params cannot say, checked
     without torch before anything is created: the pretrained weights of every template (a

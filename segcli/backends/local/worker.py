@@ -15,6 +15,7 @@ from typing import Any
 
 from segcli.backends.local.store import Store
 from segcli.backends.local import items
+from segcli.core.classes import with_background
 from segcli.core.entities import CANCELLED, QUEUED, TRAINED, TRAINING, TRAINING_FAILED
 from segcli.core.ids import now_iso
 from segcli.datasets.labels import class_lut
@@ -123,8 +124,7 @@ def build_job(store: Store, row: Any, workdir: Path):
     doc = json.loads(row["params_json"])
     # The classes recorded when the training was asked for (the dataset version's order);
     # versions queued before orders were kept: background + the params' concepts, as then.
-    classes = json.loads(row["classes_json"]) if row["classes_json"] else \
-        ["background"] + [c for c in doc["concepts"] if c != "background"]
+    classes = json.loads(row["classes_json"]) if row["classes_json"] else with_background(doc["concepts"])
     samples = []
     for item in items.rows(store, row["app_id"], doc["dataset_id"], doc["dataset_version_id"]):
         samples.append(Sample(image=store.blobs.source(item["image_blob"]),
@@ -175,7 +175,7 @@ def main(argv: list[str]) -> int:
     run.update(worker_pid=os.getpid())
     run.log(f"worker pid {os.getpid()} {'resuming' if resume else 'starting'} version {version_id}")
     try:
-        from segcli.engine.train import train
+        from segcli.engine.api import train
 
         run.explog = _experiment_log(run, run.row(), workdir)
         job = build_job(store, run.row(), workdir)
