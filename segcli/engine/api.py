@@ -23,7 +23,7 @@ class Sample:
 
 @dataclass
 class TrainJob:
-    template: str          # a local template name: segcli_EfficientNetLite0, MMSegmentation_SegFormer, segcli_UNet
+    template: str          # a local template's name (core/template_names.py)
     params: dict           # resolved train_params (floats), incl. local-only knobs
     classes: list[str]     # class index -> concept id; classes[0] == "background"
     train: list[Sample]
