@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, shapes  # noqa: E402
-
 from segcli.engine.api import Sample, TrainJob, train  # noqa: E402
+
+from common import machine, shapes  # noqa: E402
 
 CLASSES = ["background", "circle", "square", "triangle"]
 
@@ -80,8 +80,8 @@ def plain_loop(size: str, data: list[Sample], batch: int):
 def segcli_steps(size: str, data: list[Sample], batch: int):
     """segcli's loop body (segcli.engine.trainer.train_step on the engine's batches). Batches
     are made inline (num_workers=0) so no prefetch thread works while the plain loop is timed."""
-    from segcli.engine import data as D, models, runtime, trainer
     from segcli.core.template_names import SEGFORMER
+    from segcli.engine import data as D, models, runtime, trainer
     from segcli.engine.params import EngineParams
 
     p = EngineParams.from_job(SEGFORMER, {

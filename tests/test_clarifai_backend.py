@@ -20,9 +20,10 @@ import pytest
 import yaml
 from PIL import Image
 
+from segcli.core.errors import ExitCode
+
 from conftest import SEGCLI, ok, poll, segcli_subprocess_env
 from fake_clarifai import C, TrainingPlan, expected_masks, make_fixture
-from segcli.core.errors import ExitCode
 
 PAT = "pat-5ecret-do-not-print-7f3a9c"
 USER = "seg-user"

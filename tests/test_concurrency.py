@@ -6,7 +6,6 @@ import json
 import sqlite3
 import subprocess
 
-
 import pytest
 
 from conftest import SEGCLI, segcli_subprocess_env

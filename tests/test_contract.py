@@ -11,9 +11,10 @@ import importlib.util
 import pytest
 import yaml
 
-from fake_clarifai import TrainingPlan, fake_clarifai_server
 from segcli.core.errors import ExitCode
+
 from conftest import ok
+from fake_clarifai import TrainingPlan, fake_clarifai_server
 
 FAST = {"SEGCLI_CLARIFAI_POLL_S": "0.01", "SEGCLI_CLARIFAI_BACKOFF_S": "0.01", "SEGCLI_CLARIFAI_RETRY_S": "20"}
 SEGFORMER_DOC = {
@@ -169,8 +170,9 @@ def test_train_without_template_uses_the_backends_default(cli, backend, shapes_d
     template with its defaults (tiny image size only to keep the test fast)."""
     if backend == "local" and not _engine_ready():
         pytest.skip("the local engine (segcli.engine.api, torch) is not importable yet")
-    from segcli.backends.registry import BACKENDS
     import importlib
+
+    from segcli.backends.registry import BACKENDS
 
     module, _, cls = BACKENDS[backend].target.partition(":")
     default = getattr(importlib.import_module(module), cls).default_template

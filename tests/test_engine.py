@@ -12,10 +12,10 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from segcli.core.errors import DependencyError, InvalidInputError  # noqa: E402
-from segcli.datasets.synth import generate_shapes  # noqa: E402
 from segcli.core import template_names as T  # noqa: E402
+from segcli.core.errors import DependencyError, InvalidInputError  # noqa: E402
 from segcli.core.templates import find_template, local_templates, template_documents  # noqa: E402
+from segcli.datasets.synth import generate_shapes  # noqa: E402
 from segcli.engine import params as P  # noqa: E402
 from segcli.engine.api import Sample, TrainJob, train  # noqa: E402
 
@@ -120,7 +120,10 @@ def test_train_loss_decreases_and_writes_safetensors(shapes, tmp_path, template)
 def test_stop_then_resume_equals_uninterrupted_run(shapes, tmp_path):
     full, _ = run(T.UNET, shapes, tmp_path / "a")
     polls = iter(range(10**6))
-    stop_in_epoch_2 = lambda: next(polls) >= 3   # 2 steps/epoch: stop before epoch 2's 2nd step
+
+    def stop_in_epoch_2():   # 2 steps/epoch: stop before epoch 2's 2nd step
+        return next(polls) >= 3
+
     stopped, ev = run(T.UNET, shapes, tmp_path / "b", should_stop=stop_in_epoch_2)
     assert stopped == {"stopped": True, "epoch": 1} and ev[-1] == {"event": "stopped", "epoch": 1}
     from segcli.engine.checkpoint import load_training

@@ -14,8 +14,7 @@ import grpc
 import numpy as np
 import pytest
 import yaml
-from clarifai_grpc.grpc.api import resources_pb2 as R
-from clarifai_grpc.grpc.api import service_pb2 as S
+from clarifai_grpc.grpc.api import resources_pb2 as R, service_pb2 as S
 from clarifai_grpc.grpc.api.status.status_pb2 import Status
 from PIL import Image
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
 from segcli.datasets.imagefile import bbox_of
 from segcli.datasets.maskdir import _bbox, _bboxes
+
+from conftest import REPO
 
 
 def _run(code: str) -> str:

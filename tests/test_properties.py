@@ -3,8 +3,7 @@ thought of: polygons <-> masks, the window plan, output-name planning."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from segcli.core.geometry import Geometry, stride_of

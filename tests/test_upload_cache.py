@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from segcli.core.stamps import RACY_COARSE_NS, RACY_FINE_NS, Stamp
+
 from conftest import stored_image
 from storecheck import snapshot
 
@@ -143,8 +144,8 @@ def test_renamed_class_relabels_from_remembered_facts(cli, app_ds, data, segcli_
     again = upload(cli, data)
     assert unchanged(again) == N
     labels = [json.loads(row[-1]) for row in inputs(segcli_home)]
-    with_triangles = sum("pyramid" in l.values() for l in labels)
-    assert with_triangles > 0 and not any("triangle" in l.values() for l in labels)
+    with_triangles = sum("pyramid" in label.values() for label in labels)
+    assert with_triangles > 0 and not any("triangle" in label.values() for label in labels)
     assert counts(again)["updated"] == with_triangles
     # a class index no longer named makes those items invalid, as without the record
     (data / "classes.txt").write_text("background\ncircle\nsquare\n")

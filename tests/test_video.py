@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from segcli.render.predictions import PredictionWriter
 from segcli.media.video import VideoWriter, iter_video_frames
+from segcli.render.predictions import PredictionWriter
 
 av = pytest.importorskip("av")
 

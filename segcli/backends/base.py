@@ -17,15 +17,14 @@ backends/registry.py; the contract suite (tests/test_contract.py) then runs agai
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from pathlib import Path
 from contextlib import nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, NamedTuple, Optional, TypeVar
 
 from segcli.backends import refusals
 from segcli.core import classes as order_rules
 from segcli.core.classes import BACKGROUND
-from segcli.core.entities import (TRAINED, App, Concept, Dataset, DatasetVersion, Model,
-                                  ModelVersion, UploadResult)
+from segcli.core.entities import TRAINED, App, Concept, Dataset, DatasetVersion, Model, ModelVersion, UploadResult
 from segcli.core.ids import check_id
 from segcli.core.statuses import RESUMABLE
 
@@ -34,7 +33,6 @@ if TYPE_CHECKING:  # numpy costs ~45 ms at import: metadata commands never need 
 
     from segcli.core.segmentation import Segmenter
     from segcli.core.templates import Template
-
     from segcli.datasets.filefacts import KnownFiles, Stash
     from segcli.datasets.items import ReadResult
 

@@ -54,7 +54,7 @@ BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
     BackendSpec(
         name="clarifai", target="segcli.backends.clarifai.backend:ClarifaiBackend",
         description="Clarifai's cloud over its gRPC API",
-        extra="clarifai", packages=("clarifai", "clarifai-grpc"),
+        extra="clarifai", packages=("clarifai-grpc",),
         options=(
             Option("user_id", "CLARIFAI_USER_ID", "Clarifai user id"),
             Option("pat", "CLARIFAI_PAT", "Clarifai personal access token", secret=True,

@@ -10,8 +10,8 @@ from segcli.cli import complete, complete_cache
 from segcli.cli.context import STATE, AppOpt, DatasetVersionOpt, OutputOpt, comma_list, out, save_user_file
 from segcli.core.template_names import EFFNET
 
-TEMPLATE_HELP = f"""Training templates (a pretrained EfficientNet-Lite0, SegFormer, a small U-Net) and their params: what each knob
-does, and the params YAML you write, edit and validate before training.
+TEMPLATE_HELP = f"""Training templates (a pretrained EfficientNet-Lite0, SegFormer, a small U-Net) and their
+params: what each knob does, and the params YAML you write, edit and validate before training.
 
 \b
 Example:

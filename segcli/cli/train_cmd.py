@@ -7,8 +7,17 @@ from typing import Annotated, Optional
 import typer
 
 from segcli.cli import complete, complete_cache
-from segcli.cli.context import (STATE, AppOpt, ModelOpt, OutputOpt, QuietOpt, TemplateOpt, comma_list, out,
-                                save_user_file)
+from segcli.cli.context import (
+    STATE,
+    AppOpt,
+    ModelOpt,
+    OutputOpt,
+    QuietOpt,
+    TemplateOpt,
+    comma_list,
+    out,
+    save_user_file,
+)
 from segcli.core.errors import InvalidInputError
 from segcli.core.template_names import EFFNET
 from segcli.render.progress import progress_mode

@@ -75,8 +75,7 @@ class Model(Record):
 
 
 # Training statuses: core/statuses.py (imported here for the modules that take them from here).
-from segcli.core.statuses import (CANCELLED, FINAL as FINAL_STATUSES, QUEUED, TRAINED,  # noqa: E402, F401
-                                  TRAINING, TRAINING_FAILED)
+from segcli.core.statuses import CANCELLED, FINAL as FINAL_STATUSES, QUEUED, TRAINED, TRAINING, TRAINING_FAILED  # noqa: E402, F401
 
 
 @dataclass

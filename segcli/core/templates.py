@@ -104,7 +104,7 @@ def _spec(name: str, raw: dict[str, Any], source: str) -> ParamSpec:
     kind = raw.get("type")
     if kind not in PARAM_TYPES:
         raise ValueError(f"{source}: param {name} has unknown type {kind!r}")
-    default = raw.get("default")
+    default: Any = raw.get("default")
     if kind == "number":
         default = float(default)
     elif kind == "number_list" and not (isinstance(default, str) and default in raw.get("choices", ())):
@@ -124,7 +124,7 @@ def safe_load_fast(text: str) -> Any:
     """yaml.safe_load through libyaml's parser when PyYAML has it (CSafeLoader: the same safe
     constructor and resolver, ~7x faster: 28 -> 4 ms for the two templates of `template list`).
     yaml is imported here, not at module level: `app list` and co. never need it."""
-    from segcli.core import safeyaml   # bounded: no alias bomb (core/safeyaml.py)
+    from segcli.core import safeyaml  # bounded: no alias bomb (core/safeyaml.py)
 
     return safeyaml.safe_load(text)
 

@@ -54,8 +54,15 @@ from segcli.core.names import concept_problem
 from segcli.core.stamps import Stamp
 from segcli.core.textfile import SAVE_AS_UTF8, TextEncodingError, read_text
 from segcli.datasets.filefacts import ImageFile, KnownFiles, KnownMask, MaskFacts, Observed, Stash, absolute
-from segcli.datasets.imagefile import (BadFile, decode, image_png, observe_image, orientation, read_observed,
-                                       turn_upright)
+from segcli.datasets.imagefile import (
+    BadFile,
+    decode,
+    image_png,
+    observe_image,
+    orientation,
+    read_observed,
+    turn_upright,
+)
 from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult, Region
 from segcli.datasets.reading import Progress, read_jobs, require_dir
 

@@ -18,9 +18,15 @@ from segcli.core.errors import DependencyError, InvalidInputError
 from segcli.engine.mlp_decode import fast_decode
 from segcli.engine.params import EngineParams
 from segcli.engine.unet import UNet
-from segcli.engine.weights import (ADE20K, ADE_ERR as _ADE_ERR, ADE_HINT as _ADE_HINT,
-                                   SEGFORMER_ENV as WEIGHTS_ENV, hub_reachable as _hub_reachable,
-                                   segformer_source as _weights_source)
+from segcli.engine.weights import (
+    ADE20K,
+    ADE_ERR as _ADE_ERR,
+    ADE_HINT as _ADE_HINT,
+    SEGFORMER_ENV as WEIGHTS_ENV,
+    hub_reachable as _hub_reachable,
+    segformer_source as _weights_source,
+)
+
 
 @lru_cache(maxsize=1)
 def _segformer_class():

@@ -1,4 +1,5 @@
-"""Reading video frames and writing videos (predict's overlays, the demo's clip) with PyAV (ffmpeg shipped inside the wheel).
+"""Reading video frames and writing videos (predict's overlays, the demo's clip) with PyAV
+(ffmpeg shipped inside the wheel).
 
 `av` is imported inside functions: `segcli --help` and image-only predicts never pay for it.
 """

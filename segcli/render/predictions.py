@@ -26,7 +26,6 @@ from segcli.render import png, preannotations, strips
 from segcli.render.overlay import render_overlay
 
 
-
 @dataclass
 class _Video:
     stem: str

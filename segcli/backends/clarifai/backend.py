@@ -23,9 +23,9 @@ from segcli.backends.clarifai.connection import Connection, env_float
 from segcli.backends.clarifai.datasets import CloudDatasets
 from segcli.backends.clarifai.predict import CloudSegmenter
 from segcli.backends.clarifai.templates import SEGMENTER, templates_from_model_types
-from segcli.core.template_names import SEGFORMER
 from segcli.backends.clarifai.training import CloudTraining
 from segcli.core.entities import App, Concept, Dataset, DatasetVersion, Model, ModelVersion, UploadResult
+from segcli.core.template_names import SEGFORMER
 from segcli.core.templates import Template
 from segcli.datasets.items import ReadResult
 

@@ -19,10 +19,10 @@ from PIL import Image
 from segcli.backends.clarifai import codes
 from segcli.backends.clarifai.connection import Connection
 from segcli.backends.clarifai.protos import batches, decode_mask
-from segcli.core.errors import InvalidInputError
-from segcli.core.segmentation import SegResult
 from segcli.backends.clarifai.regions import labelmap_from_region_masks
 from segcli.core.classes import with_background
+from segcli.core.errors import InvalidInputError
+from segcli.core.segmentation import SegResult
 
 WORKERS = 4
 

@@ -19,9 +19,9 @@ from segcli.core.paths import TEMPLATES_CACHE
 from segcli.core.template_names import EFFNET
 
 if TYPE_CHECKING:  # the modules below load when used: metadata commands need none of them
-    from segcli.core.templates import Template
     from segcli.backends.local.filecache import FileCache
     from segcli.backends.local.staging import Staging
+    from segcli.core.templates import Template
     from segcli.datasets.items import ReadResult
 
 

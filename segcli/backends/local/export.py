@@ -18,7 +18,7 @@ def write_export(model_dir: Path, version_id: str, fmt: str, path: Path,
     if fmt == "onnx":
         notify(f"exporting version {version_id} to ONNX and checking it against torch")
         try:
-            from segcli.engine.export import contract_onnx   # torch, onnx, onnxruntime
+            from segcli.engine.export import contract_onnx  # torch, onnx, onnxruntime
 
             chunks: Any = [contract_onnx(model_dir, version_id)]
         except ModuleNotFoundError as exc:

@@ -13,8 +13,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from segcli.backends.local.store import Store
 from segcli.backends.local import items
+from segcli.backends.local.store import Store
 from segcli.core.classes import with_background
 from segcli.core.entities import CANCELLED, QUEUED, TRAINED, TRAINING, TRAINING_FAILED
 from segcli.core.ids import now_iso
@@ -114,7 +114,8 @@ class Run:
         with self.store.tx() as db:
             db.execute("INSERT OR REPLACE INTO epoch_metrics(app_id, model_id, version_id, epoch, json) VALUES (?,?,?,?,?)",
                        (*self.key, epoch, json.dumps(record)))
-            db.execute("UPDATE model_versions SET epoch=?, progress_json=?, updated_at=? WHERE app_id=? AND model_id=? AND id=?",
+            db.execute("UPDATE model_versions SET epoch=?, progress_json=?, updated_at=? "
+                       "WHERE app_id=? AND model_id=? AND id=?",
                        (epoch, json.dumps(self.progress), now_iso(), *self.key))
 
 
