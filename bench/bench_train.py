@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, shapes  # noqa: E402
-
 from segcli.engine.api import Sample, TrainJob, train  # noqa: E402
+
+from common import machine, shapes  # noqa: E402
 
 CLASSES = ["background", "circle", "square", "triangle"]
 
@@ -44,7 +44,8 @@ def plain_loop(size: str, data: list[Sample], batch: int):
     from PIL import Image
     from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-    from segcli.engine.models import SEGFORMER_SIZES
+    from segcli.core.template_names import SEGFORMER
+    from segcli.core.templates import find_template, local_templates
 
     mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
@@ -61,7 +62,7 @@ def plain_loop(size: str, data: list[Sample], batch: int):
             return torch.from_numpy(x.copy()), torch.from_numpy(mask.astype(np.int64))
 
     torch.manual_seed(0)
-    model = SegformerForSemanticSegmentation(SegformerConfig(num_labels=4, **SEGFORMER_SIZES[size]))
+    model = SegformerForSemanticSegmentation(SegformerConfig(num_labels=4, **find_template(local_templates(), SEGFORMER).architecture["sizes"][size]))
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=6e-4, weight_decay=0.01)
     loader = torch.utils.data.DataLoader(Files(), batch_size=batch, shuffle=True, drop_last=True)
@@ -79,10 +80,11 @@ def plain_loop(size: str, data: list[Sample], batch: int):
 def segcli_steps(size: str, data: list[Sample], batch: int):
     """segcli's loop body (segcli.engine.trainer.train_step on the engine's batches). Batches
     are made inline (num_workers=0) so no prefetch thread works while the plain loop is timed."""
+    from segcli.core.template_names import SEGFORMER
     from segcli.engine import data as D, models, runtime, trainer
     from segcli.engine.params import EngineParams
 
-    p = EngineParams.from_job("MMSegmentation_SegFormer", {
+    p = EngineParams.from_job(SEGFORMER, {
         "image_size": [256.0], "batch_size": float(batch), "num_epochs": 1000.0,
         "per_item_lrate": 6e-4 / batch, "pretrained_weights": "None", "model_size": size})
     rt = runtime.select(p.device, p.mixed_precision)

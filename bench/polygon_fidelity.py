@@ -20,8 +20,9 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import shared_dir  # noqa: E402
 from segcli.backends.clarifai.protos import PlannedItem, polygon_mask  # noqa: E402
+
+from conftest import shared_dir  # noqa: E402
 
 
 def pil_fill(points, h: int, w: int) -> np.ndarray:

@@ -90,6 +90,20 @@ def shapes_data(tmp_path_factory) -> Path:
     return out
 
 
+def poll(check, what: str, timeout: float = 60.0, interval: float = 0.01):
+    """The first truthy value of `check()`, asked every `interval` s: how a test waits for another
+    thread's or process's state (never a fixed sleep, which flakes under load)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        time.sleep(interval)
+
+
 def ok(result: Result) -> Result:
     """The result of a command that must succeed (its stderr shown when it did not)."""
     assert result.code == 0, result.err

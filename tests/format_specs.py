@@ -56,7 +56,7 @@ def check_yolo(root: Path, classes: list[str]) -> None:
 
 
 def check_voc(root: Path, classes: list[str]) -> None:
-    from segcli.datasets.voc import voc_colormap   # VOC's devkit colour map (bitget), tested against its table below
+    from segcli.datasets.voc import voc_colormap  # VOC's devkit colour map (bitget), tested against its table below
 
     assert voc_colormap(4) == [(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0)]
     assert voc_colormap(256)[255] == (224, 224, 192)

@@ -12,6 +12,7 @@ import yaml
 from PIL import Image
 
 from segcli.core.errors import ExitCode
+
 from storecheck import snapshot
 
 NF, CONFLICT, BAD, CONFIG, USAGE = (ExitCode.NOT_FOUND, ExitCode.CONFLICT, ExitCode.INVALID_INPUT,

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import ok, stored_bytes
 from segcli.backends.local.blobs import RECORD, PackedBlob, append_record, pack_records
 from segcli.backends.local.store import Store
 from segcli.datasets.reading import PROCESS_MIN_ITEMS
+
+from conftest import ok, stored_bytes
 
 N = PROCESS_MIN_ITEMS + 16   # validated in worker processes, as large uploads are
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -21,9 +20,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import SEGCLI, ok, segcli_subprocess_env
-from fake_clarifai import C, TrainingPlan, expected_masks, make_fixture
 from segcli.core.errors import ExitCode
+
+from conftest import SEGCLI, ok, poll, segcli_subprocess_env
+from fake_clarifai import C, TrainingPlan, expected_masks, make_fixture
 
 PAT = "pat-5ecret-do-not-print-7f3a9c"
 USER = "seg-user"
@@ -245,11 +245,10 @@ def test_kill_during_upload_then_rerun(cloud, big_shapes, tmp_path):
     assert segcli("dataset", "create", "d", "--app", "a").returncode == 0
     args = ["dataset", "upload", "d", "--app", "a", "--images", big_shapes / "images", "--masks", big_shapes / "masks"]
     proc = subprocess.Popen([*SEGCLI, *map(str, args)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:
-        if line.startswith("uploading"):
-            break
-    time.sleep(random.Random(4).uniform(0.1, 0.3))
+                            stderr=subprocess.DEVNULL)
+    # Killed once the server has some of the upload's annotations: mid-upload (120 items, 50 ms
+    # a call, 2 workers), whatever the machine's load.
+    poll(lambda: cloud.state.annotations("a") or proc.poll() is not None, "the upload's first annotations")
     killed = proc.poll() is None
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

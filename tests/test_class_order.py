@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_contract import FAST, backend  # noqa: F401 - the local/clarifai fixture
 
 from classorder_data import CLASSES, scene, write
 from conftest import ok
 from fake_clarifai import TrainingPlan, fake_clarifai_server
-from test_contract import FAST, backend  # noqa: F401 - the local/clarifai fixture
 
 UNET = ["--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[32,32]",
         "--set", "batch_size=4", "--set", "per_item_lrate=0.002", "--set", "val_percent=0"]

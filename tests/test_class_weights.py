@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from segcli.core.classes import IGNORE_INDEX
 from segcli.core.errors import InvalidInputError
 from segcli.engine import data
 from segcli.engine.class_weights import MAX_WEIGHT, auto_weights, weights_for
@@ -41,9 +42,9 @@ def test_native_crops_pad_small_images_with_ignore():
     mask = np.ones((30, 50), np.uint8)
     out_img, out_mask = data.native_crop(img, mask, (64, 64), rng)
     assert out_img.shape == (64, 64, 3) and out_mask.shape == (64, 64)
-    assert (out_mask[30:] == data.IGNORE).all()                 # padded below, and beside
+    assert (out_mask[30:] == IGNORE_INDEX).all()                 # padded below, and beside
     kept = out_mask[:30]                                         # (left or right: crops flip)
-    assert (kept == 1).sum() == 30 * 50 and (kept == data.IGNORE).sum() == 30 * 14
+    assert (kept == 1).sum() == 30 * 50 and (kept == IGNORE_INDEX).sum() == 30 * 14
 
 
 def test_native_crops_rescale_by_the_jitter_and_keep_the_crop_size():

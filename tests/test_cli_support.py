@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from conftest import REPO, segcli_subprocess_env
 from segcli.cli.completion_cmd import SHELLS, script_for
+
+from conftest import REPO, segcli_subprocess_env
 
 
 @pytest.mark.parametrize("shell", sorted(SHELLS))

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from segcli.core.errors import ExitCode
+
 from conftest import stored_image
 from storecheck import snapshot
 

@@ -12,10 +12,11 @@ import time
 
 import pytest
 
-from conftest import ok, segcli_subprocess_env
 from segcli.cli import complete, complete_cache
 from segcli.core.templates import local_templates
 from segcli.render.output import FORMATS
+
+from conftest import ok, segcli_subprocess_env
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 No "database is locked" may reach the user, and the store must stay exact."""
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
-
 
 import pytest
 
@@ -47,7 +47,13 @@ def test_two_concurrent_uploads_into_one_dataset(tmp_path, two_halves):
         assert "locked" not in err
     db = sqlite3.connect(tmp_path / "home" / "data" / "segcli.db")
     assert db.execute("SELECT COUNT(*) FROM inputs").fetchone()[0] == 300
-    assert db.execute("SELECT COUNT(DISTINCT id) FROM inputs").fetchone()[0] == 300
+    # Each item is added by exactly one upload and skipped by the other that carried it: the
+    # reports agree with the store (an upload that raced another and counted its items as its
+    # own, or lost some, fails here).
+    reports = [json.loads(out) for out, _ in outputs]
+    assert sum(r["added"] for r in reports) == 300
+    assert [r["added"] + r["skipped"] for r in reports] == [150, 150, 150]
+    assert db.execute("SELECT COUNT(*) FROM inputs WHERE id NOT IN (SELECT input_id FROM annotations)").fetchone()[0] == 0
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 

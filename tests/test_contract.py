@@ -11,9 +11,10 @@ import importlib.util
 import pytest
 import yaml
 
-from fake_clarifai import TrainingPlan, fake_clarifai_server
 from segcli.core.errors import ExitCode
+
 from conftest import ok
+from fake_clarifai import TrainingPlan, fake_clarifai_server
 
 FAST = {"SEGCLI_CLARIFAI_POLL_S": "0.01", "SEGCLI_CLARIFAI_BACKOFF_S": "0.01", "SEGCLI_CLARIFAI_RETRY_S": "20"}
 SEGFORMER_DOC = {
@@ -133,7 +134,7 @@ def test_errors(cli, backend, shapes_data):
 
 def _engine_ready() -> bool:
     try:
-        from segcli.engine import train  # noqa: F401  (the local engine's entry point)
+        from segcli.engine.api import train  # noqa: F401  (the local engine's entry point)
     except ImportError:
         return False
     return importlib.util.find_spec("torch") is not None
@@ -141,7 +142,7 @@ def _engine_ready() -> bool:
 
 def test_train_predict_eval(cli, backend, shapes_data, tmp_path):
     if backend == "local" and not _engine_ready():
-        pytest.skip("the local engine (segcli.engine.train, torch) is not importable yet")
+        pytest.skip("the local engine (segcli.engine.api, torch) is not importable yet")
     ok(cli("app", "create", "a"))
     ok(cli("dataset", "create", "d", "--app", "a"))
     ok(upload(cli, shapes_data))
@@ -168,9 +169,10 @@ def test_train_without_template_uses_the_backends_default(cli, backend, shapes_d
     """The script contract of issue 8: no --template, no --params -> the backend's default
     template with its defaults (tiny image size only to keep the test fast)."""
     if backend == "local" and not _engine_ready():
-        pytest.skip("the local engine (segcli.engine.train, torch) is not importable yet")
-    from segcli.backends.registry import BACKENDS
+        pytest.skip("the local engine (segcli.engine.api, torch) is not importable yet")
     import importlib
+
+    from segcli.backends.registry import BACKENDS
 
     module, _, cls = BACKENDS[backend].target.partition(":")
     default = getattr(importlib.import_module(module), cls).default_template

@@ -8,15 +8,15 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from test_contract import backend  # noqa: F401 - the local/clarifai fixture
 
 from segcli.backends.base import DatasetItem
 from segcli.core.errors import ExitCode
-from segcli.render.contact_sheet import (IGNORE_STRIPE, TILE_BG, Layout, Tile, fit_text, grid_shape,
-                                         render_sheet)
+from segcli.render.contact_sheet import IGNORE_STRIPE, TILE_BG, Layout, Tile, fit_text, grid_shape, render_sheet
 from segcli.render.overlay import legend_font
 from segcli.render.palette import colors_for
 from segcli.services.preview import sample
-from test_contract import backend  # noqa: F401 - the local/clarifai fixture
+
 from conftest import ok
 
 SHAPES = ["background", "circle", "square", "triangle"]

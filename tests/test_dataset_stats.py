@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fake_clarifai import fake_clarifai_server
 from segcli.services.dataset_stats import DatasetStats, rare_warning
+
 from conftest import ok
+from fake_clarifai import fake_clarifai_server
 
 FAST = {"SEGCLI_CLARIFAI_POLL_S": "0.01", "SEGCLI_CLARIFAI_BACKOFF_S": "0.01", "SEGCLI_CLARIFAI_RETRY_S": "20"}
 

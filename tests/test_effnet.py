@@ -151,8 +151,9 @@ def test_train_refuses_missing_weights_before_creating_anything(cli, shapes_data
 def test_without_imagenet_weights_nothing_stays_frozen():
     """Freezing the first blocks and BN statistics keeps ImageNet's features; from random init
     there is nothing to keep, so every parameter must learn."""
+    from segcli.core.template_names import EFFNET
     from segcli.engine import models
-    from segcli.engine.params import EFFNET, EngineParams
+    from segcli.engine.params import EngineParams
 
     scratch, arch = models.create(EngineParams.from_job(EFFNET, {"pretrained_weights": "None"}), ["background", "a"])
     assert arch["frozen_blocks"] == 0 and not arch["freeze_bn"]

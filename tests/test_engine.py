@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from segcli.core import template_names as T  # noqa: E402
 from segcli.core.errors import DependencyError, InvalidInputError  # noqa: E402
+from segcli.core.templates import find_template, local_templates, template_documents  # noqa: E402
 from segcli.datasets.synth import generate_shapes  # noqa: E402
 from segcli.engine import params as P  # noqa: E402
 from segcli.engine.api import Sample, TrainJob, train  # noqa: E402
@@ -32,7 +33,7 @@ def shapes(tmp_path_factory) -> list[Sample]:
 
 
 # The pretrained template has one size and starts from the (offline) ImageNet weights.
-PER_TEMPLATE = {P.EFFNET: {"model_size": "lite0", "pretrained_weights": "imagenet"}}
+PER_TEMPLATE = {T.EFFNET: {"model_size": "lite0", "pretrained_weights": "imagenet"}}
 
 
 def run(template, samples, workdir, events=None, **kw):
@@ -42,6 +43,11 @@ def run(template, samples, workdir, events=None, **kw):
     return train(job, on_event=events.append, **kw), events
 
 
+def segformer_sizes() -> dict:
+    """model_size -> SegformerConfig arguments, as the SegFormer template's YAML says."""
+    return find_template(local_templates(), T.SEGFORMER).architecture["sizes"]
+
+
 def weights(path: Path) -> dict:
     from safetensors.torch import load_file
 
@@ -49,23 +55,23 @@ def weights(path: Path) -> dict:
 
 
 def test_import_is_light():
-    code = ("import sys, segcli.engine, segcli.engine.api, segcli.engine.train, segcli.engine.params;"
+    code = ("import sys, segcli.engine, segcli.engine.api, segcli.engine.params;"
             "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_params_cast_clarifai_floats():
-    p = P.EngineParams.from_job(P.SEGFORMER, {"batch_size": 2.0, "num_epochs": 3.0,
+    p = P.EngineParams.from_job(T.SEGFORMER, {"batch_size": 2.0, "num_epochs": 3.0,
                                               "image_size": [480.0, 640.0], "seed": 1.0})
     assert (p.batch_size, p.num_epochs, p.image_size, p.seed) == (2, 3, (480, 640), 1)
     assert p.lr == pytest.approx(2 * 7.5e-6) and p.pretrained_weights == "ade20k"
-    assert P.EngineParams.from_job(P.SEGFORMER, {"pretrained_weights": None}).pretrained_weights == "None"
+    assert P.EngineParams.from_job(T.SEGFORMER, {"pretrained_weights": None}).pretrained_weights == "None"
 
 
-@pytest.mark.parametrize("template", [P.SEGFORMER, P.UNET, P.EFFNET])
+@pytest.mark.parametrize("template", [T.SEGFORMER, T.UNET, T.EFFNET])
 def test_engine_defaults_are_the_template_yaml(template):
     """The YAML is the one source of defaults: a document missing every knob trains with them."""
-    doc = yaml.safe_load((REPO / "templates" / f"{template}.yaml").read_text())
+    doc = dict((path.stem, doc) for path, doc in template_documents())[template]
     p = P.EngineParams.from_job(template, {})
     for name, spec in doc["params"].items():
         if name in ("template",):
@@ -81,11 +87,11 @@ def test_engine_defaults_are_the_template_yaml(template):
 def test_fast_decode_head_equals_transformers():
     from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-    from segcli.engine.models import SEGFORMER_SIZES, _segformer_class
+    from segcli.engine.models import _segformer_class
 
     torch.manual_seed(0)
     for size in ("tiny", "b0"):   # tiny: all stages narrower than the decoder; b0: one as wide
-        cfg = SegformerConfig(num_labels=4, **SEGFORMER_SIZES[size])
+        cfg = SegformerConfig(num_labels=4, **segformer_sizes()[size])
         ref = SegformerForSemanticSegmentation(cfg).eval()
         fast = _segformer_class()(cfg).eval()
         fast.load_state_dict(ref.state_dict())       # same keys: interchangeable checkpoints
@@ -95,7 +101,7 @@ def test_fast_decode_head_equals_transformers():
         assert torch.allclose(a, b, atol=1e-5), (size, (a - b).abs().max())
 
 
-@pytest.mark.parametrize("template", [P.SEGFORMER, P.UNET])
+@pytest.mark.parametrize("template", [T.SEGFORMER, T.UNET])
 def test_train_loss_decreases_and_writes_safetensors(shapes, tmp_path, template):
     tmp_path = tmp_path / "run"   # beside the segcli home (and its weights cache)
     res, events = run(template, shapes, tmp_path)
@@ -112,16 +118,19 @@ def test_train_loss_decreases_and_writes_safetensors(shapes, tmp_path, template)
 
 
 def test_stop_then_resume_equals_uninterrupted_run(shapes, tmp_path):
-    full, _ = run(P.UNET, shapes, tmp_path / "a")
+    full, _ = run(T.UNET, shapes, tmp_path / "a")
     polls = iter(range(10**6))
-    stop_in_epoch_2 = lambda: next(polls) >= 3   # 2 steps/epoch: stop before epoch 2's 2nd step
-    stopped, ev = run(P.UNET, shapes, tmp_path / "b", should_stop=stop_in_epoch_2)
+
+    def stop_in_epoch_2():   # 2 steps/epoch: stop before epoch 2's 2nd step
+        return next(polls) >= 3
+
+    stopped, ev = run(T.UNET, shapes, tmp_path / "b", should_stop=stop_in_epoch_2)
     assert stopped == {"stopped": True, "epoch": 1} and ev[-1] == {"event": "stopped", "epoch": 1}
     from segcli.engine.checkpoint import load_training
 
     saved = load_training(tmp_path / "b" / "checkpoint")
     assert saved["epoch"] == 1 and [h["epoch"] for h in saved["history"]] == [1]
-    resumed, ev = run(P.UNET, shapes, tmp_path / "b", resume=True)
+    resumed, ev = run(T.UNET, shapes, tmp_path / "b", resume=True)
     assert ev[0]["resumed_from_epoch"] == 1
     assert [e["epoch"] for e in ev if e["event"] == "epoch"] == [2, 3]
     # Same loss history and bit-identical weights as the run that was never interrupted:
@@ -134,22 +143,22 @@ def test_stop_then_resume_equals_uninterrupted_run(shapes, tmp_path):
 
 
 def test_resume_refuses_a_checkpoint_for_other_params(shapes, tmp_path):
-    run(P.UNET, shapes, tmp_path, params={"num_epochs": 1.0})
+    run(T.UNET, shapes, tmp_path, params={"num_epochs": 1.0})
     with pytest.raises(InvalidInputError):
-        run(P.UNET, shapes, tmp_path, params={"num_epochs": 1.0, "batch_size": 2.0}, resume=True)
+        run(T.UNET, shapes, tmp_path, params={"num_epochs": 1.0, "batch_size": 2.0}, resume=True)
 
 
 def test_same_seed_same_model_other_seed_differs(shapes, tmp_path):
     one = {"params": {"num_epochs": 1.0}}
-    r1, _ = run(P.SEGFORMER, shapes, tmp_path / "1", **one)
-    r2, _ = run(P.SEGFORMER, shapes, tmp_path / "2", **one)
-    r3, _ = run(P.SEGFORMER, shapes, tmp_path / "3", params={"num_epochs": 1.0, "seed": 8.0})
+    r1, _ = run(T.SEGFORMER, shapes, tmp_path / "1", **one)
+    r2, _ = run(T.SEGFORMER, shapes, tmp_path / "2", **one)
+    r3, _ = run(T.SEGFORMER, shapes, tmp_path / "3", params={"num_epochs": 1.0, "seed": 8.0})
     assert r1["loss"] == r2["loss"] != r3["loss"]
     w1, w2 = weights(tmp_path / "1/model/model.safetensors"), weights(tmp_path / "2/model/model.safetensors")
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
 
 
-@pytest.mark.parametrize("template", [P.UNET, P.EFFNET])
+@pytest.mark.parametrize("template", [T.UNET, T.EFFNET])
 def test_predictor_returns_original_sizes(shapes, tmp_path, template):
     from segcli.engine.predict import Predictor
 
@@ -175,7 +184,7 @@ def test_ade20k_offline_fails_clearly(shapes, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("SEGCLI_SEGFORMER_WEIGHTS", raising=False)
     with pytest.raises(DependencyError) as e:
-        run(P.SEGFORMER, shapes, tmp_path / "w", params={"pretrained_weights": "ade20k", "model_size": "b0"})
+        run(T.SEGFORMER, shapes, tmp_path / "w", params={"pretrained_weights": "ade20k", "model_size": "b0"})
     assert "could not load the ade20k SegFormer checkpoint" in e.value.message
     assert "pretrained_weights=None" in e.value.hint
 
@@ -183,13 +192,11 @@ def test_ade20k_offline_fails_clearly(shapes, tmp_path, monkeypatch):
 def test_ade20k_from_a_local_directory(shapes, tmp_path, monkeypatch):
     from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-    from segcli.engine.models import SEGFORMER_SIZES
-
-    src = SegformerForSemanticSegmentation(SegformerConfig(num_labels=150, **SEGFORMER_SIZES["tiny"]))
+    src = SegformerForSemanticSegmentation(SegformerConfig(num_labels=150, **segformer_sizes()["tiny"]))
     src.save_pretrained(tmp_path / "ade")
     monkeypatch.setenv("SEGCLI_SEGFORMER_WEIGHTS", str(tmp_path / "ade"))
     events: list = []
-    run(P.SEGFORMER, shapes, tmp_path / "w", events, params={
+    run(T.SEGFORMER, shapes, tmp_path / "w", events, params={
         "pretrained_weights": "ade20k", "model_size": "b0", "num_epochs": 1.0, "per_item_lrate": 0.0})
     assert events[-1]["event"] == "done"
     got = weights(tmp_path / "w/model/model.safetensors")
@@ -205,9 +212,9 @@ def test_invalid_data_tolerance(shapes, tmp_path):
     bad.write_bytes(b"not an image")
     samples = shapes + [Sample(bad, shapes[0].labelmap)]     # 1 of 9 = 11% unusable
     with pytest.raises(InvalidInputError) as e:
-        run(P.UNET, samples, tmp_path / "a", params={"invalid_data_tolerance_percent": 5.0})
+        run(T.UNET, samples, tmp_path / "a", params={"invalid_data_tolerance_percent": 5.0})
     assert "1 of 9" in e.value.message and "bad.png" in e.value.details[0]
-    res, events = run(P.UNET, samples, tmp_path / "b",
+    res, events = run(T.UNET, samples, tmp_path / "b",
                       params={"invalid_data_tolerance_percent": 20.0, "num_epochs": 1.0})
     assert events[0]["skipped"] == 1 and res["train_images"] + res["val_images"] == 8
 
@@ -218,3 +225,16 @@ def test_bf16_only_where_native():
     assert runtime.select("cpu", "auto").amp == runtime.cpu_has_native_bf16()
     assert runtime.select("cpu", "no").amp is False
     assert runtime.select("cpu", "bf16").amp is True
+
+
+def test_an_architecture_the_engine_does_not_build_is_an_error_not_another_model():
+    """The template's YAML names what is built; an unknown kind never falls through to a U-Net."""
+    import dataclasses
+
+    from segcli.engine import models
+
+    p = P.EngineParams.from_job(T.UNET, TINY)
+    assert p.architecture["kind"] == "unet"
+    for architecture in ({"kind": "resnet"}, {}):
+        with pytest.raises(InvalidInputError, match="does not build"):
+            models.create(dataclasses.replace(p, architecture=architecture), CLASSES)

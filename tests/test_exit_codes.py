@@ -7,8 +7,9 @@ import signal
 import subprocess
 import time
 
-from conftest import REPO, SEGCLI, segcli_subprocess_env
 from segcli.core.errors import ExitCode
+
+from conftest import REPO, SEGCLI, segcli_subprocess_env
 
 
 def _readme_codes() -> dict[int, str]:

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from conftest import ok
 from segcli.core.errors import ExitCode
+
+from conftest import ok
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
+from segcli.core.template_names import UNET  # noqa: E402
 from segcli.core.templates import find_template, local_templates  # noqa: E402
 from segcli.engine import params as P  # noqa: E402
 
@@ -84,7 +85,7 @@ def test_export_check_catches_a_wrong_graph(tmp_path, monkeypatch):
     from segcli.engine import export
     from segcli.engine.export import ExportCheckError
 
-    mdir = model_dir_for(P.UNET, tmp_path)
+    mdir = model_dir_for(UNET, tmp_path)
     real = export.raw_graph
 
     def off_by_a_bit(model, hw):

@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_dataset_export import backend, data, same_pixels, stored, upload  # noqa: F401 - fixtures
+
+from segcli.core.errors import ExitCode
 
 import format_specs as specs
 from conftest import ok
-from segcli.core.errors import ExitCode
 from storecheck import snapshot
-from test_dataset_export import backend, data, same_pixels, stored, upload  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")
 FORMATS = ["yolo", "voc", "labelme"]

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, SEGCLI, segcli_subprocess_env
 from segcli.core.errors import ExitCode
+
+from conftest import REPO, SEGCLI, segcli_subprocess_env
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 ort = pytest.importorskip("onnxruntime", reason="ONNX Runtime is in the [local] extra")
@@ -86,8 +87,8 @@ def test_export_onnx_round_trip_and_contract(cli, home, shapes_data, tmp_path):
 
 
 def test_export_safetensors_carries_config(cli, home, tmp_path):
-    from safetensors.numpy import load_file
     from safetensors import safe_open
+    from safetensors.numpy import load_file
 
     target = tmp_path / "seg.safetensors"
     result = cli("model", "export", "--model", "m", "--app", "a", "--format", "safetensors", "-f", target, "-o", "json")

@@ -14,11 +14,11 @@ import grpc
 import numpy as np
 import pytest
 import yaml
-from clarifai_grpc.grpc.api import resources_pb2 as R
-from clarifai_grpc.grpc.api import service_pb2 as S
+from clarifai_grpc.grpc.api import resources_pb2 as R, service_pb2 as S
 from clarifai_grpc.grpc.api.status.status_pb2 import Status
 from PIL import Image
 
+from conftest import poll
 from fake_clarifai import SECONDS, C, TrainingPlan, expected_masks, make_fixture, rawapi, samples
 from fake_clarifai.rawapi import image_input
 
@@ -265,8 +265,8 @@ def test_training_outcomes_by_wall_clock(fake, rpc, change, outcome):
               "dataset_version_id": dsv.dataset_versions[0].id, **change}
     version_id = _train(rpc, params)
     assert _status(rpc, version_id).code == C.MODEL_QUEUED_FOR_TRAINING
-    time.sleep(0.35)
-    final = _status(rpc, version_id)
+    final = poll(lambda: (lambda s: s if s.code not in (C.MODEL_QUEUED_FOR_TRAINING, C.MODEL_TRAINING) else None)(
+        _status(rpc, version_id)), "the training to end", timeout=30)
     assert final.code == outcome and (outcome == C.MODEL_TRAINED or final.details)
     predicted = rpc("PostModelOutputs", model_id="m", inputs=[image_input("")])
     assert predicted.status.code == (C.SUCCESS if outcome == C.MODEL_TRAINED else C.MODEL_UNTRAINED)

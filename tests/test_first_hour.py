@@ -9,8 +9,9 @@ import shutil
 
 import pytest
 
-from conftest import REPO, ok
 from segcli.core.errors import DependencyError, ExitCode, InvalidInputError
+
+from conftest import REPO, ok
 
 TINY = ["--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]",
         "--set", "batch_size=4"]

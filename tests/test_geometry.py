@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from segcli.core.geometry import Geometry, TilePlan, parse_tile, shrink_hint
 from segcli.engine import tiling

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ok
 from segcli.core.errors import EnvironmentFault, ExitCode
+
+from conftest import ok
 from storecheck import snapshot
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")

@@ -11,9 +11,10 @@ import time
 
 import pytest
 
+from segcli.core.errors import ExitCode
+
 from conftest import SEGCLI, ok, segcli_subprocess_env
 from fake_clarifai import fake_clarifai_server
-from segcli.core.errors import ExitCode
 
 FAST = {"SEGCLI_CLARIFAI_POLL_S": "0.01", "SEGCLI_CLARIFAI_BACKOFF_S": "0.01", "SEGCLI_CLARIFAI_RETRY_S": "20"}
 REFUSED_NAME = "00002.jpg"

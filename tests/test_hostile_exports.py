@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SEGCLI, ok, segcli_subprocess_env
-from fake_clarifai import fake_clarifai_server
 from segcli.core.errors import ExitCode
 from segcli.core.names import NAME_MAX, NamePlan, utf8_len
+
+from conftest import SEGCLI, ok, segcli_subprocess_env
+from fake_clarifai import fake_clarifai_server
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")
 FAST = {"SEGCLI_CLARIFAI_POLL_S": "0.01", "SEGCLI_CLARIFAI_BACKOFF_S": "0.01", "SEGCLI_CLARIFAI_RETRY_S": "20"}

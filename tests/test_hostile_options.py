@@ -9,8 +9,9 @@ import time
 import click
 import pytest
 
-from conftest import ok
 from segcli.core.errors import ExitCode
+
+from conftest import ok
 
 NON_FINITE = ("nan", "NaN", "inf", "-inf", "Infinity", "-1e999", "1e999")
 

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SEGCLI, ok, segcli_subprocess_env
 from segcli.core.errors import ExitCode
 from segcli.core.names import NAME_MAX, utf8_len
+
+from conftest import SEGCLI, segcli_subprocess_env
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 

@@ -11,11 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from segcli.core.errors import ExitCode, NotFoundError, UnavailableError
+from segcli.core.safefetch import fetch
+
 from conftest import ok
 from fake_clarifai import TrainingPlan, make_fixture
 from fake_clarifai.http_files import FileServer
-from segcli.core.errors import ExitCode, NotFoundError, UnavailableError
-from segcli.core.safefetch import fetch
 
 PAT = "pat-for-the-trusted-host-only-2718281828"
 FAST = {"SEGCLI_CLARIFAI_POLL_S": "0.01", "SEGCLI_CLARIFAI_BACKOFF_S": "0.01", "SEGCLI_CLARIFAI_RETRY_S": "10"}

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SEGCLI, segcli_subprocess_env
 from segcli.core.errors import ExitCode
+
+from conftest import SEGCLI, segcli_subprocess_env
 from storecheck import snapshot
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_contract import backend  # noqa: F401 - the local/clarifai fixture
+
+from segcli.core.errors import ExitCode
 
 import formats_data as fd
 from conftest import ok
-from segcli.core.errors import ExitCode
 from storecheck import snapshot
-from test_contract import backend  # noqa: F401 - the local/clarifai fixture
 
 LS_FIXTURE = Path(__file__).parent / "data" / "labelstudio"
 CITYSCAPES = {"cat": "car", "dog": "person", "bird": "sky"}
@@ -247,7 +248,7 @@ def test_an_ambiguous_folder_and_an_unknown_one_are_refused_in_one_line(cli, tmp
     (empty / "notes.txt").write_text("hello")
     unknown = cli("dataset", "upload", "d", "--app", "a", "--from", empty)
     assert unknown.code == ExitCode.INVALID_INPUT
-    [line] = [l for l in unknown.err.splitlines() if l.startswith("error:")]
+    [line] = [text for text in unknown.err.splitlines() if text.startswith("error:")]
     assert "no label format recognised" in line and "COCO" in line and "YOLO" in line and "Cityscapes" in line
 
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SEGCLI, segcli_subprocess_env, stored_bytes
 from segcli.core.errors import ExitCode
+
+from conftest import SEGCLI, segcli_subprocess_env, stored_bytes
 
 FAULT, OK = ExitCode.ENVIRONMENT, ExitCode.OK
 

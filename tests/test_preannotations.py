@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_class_order import UNET, _setup, ordered_data  # noqa: F401 - fixture
+from test_contract import backend  # noqa: F401 - the local/clarifai fixture
 
 from conftest import ok
-from test_class_order import UNET, ordered_data, _setup  # noqa: F401 - fixture
-from test_contract import backend  # noqa: F401 - the local/clarifai fixture
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")
 FORMATS = ["coco", "labelme", "yolo"]

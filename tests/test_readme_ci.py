@@ -11,6 +11,12 @@ def readme_commands() -> list[str]:
 
 
 def test_readme_starts_with_exactly_two_commands():
+    """What segcli is, in one paragraph, then the two commands: the first code block of the page."""
+    text = (REPO / "README.md").read_text()
+    before = text.split("```", 1)[0]
+    assert text.index("```bash") == text.index("```")
+    assert before.startswith("# segcli\n") and len(before.strip().split("\n\n")) == 2   # title, one paragraph
+    assert len(before.strip().splitlines()) <= 6
     commands = readme_commands()
     assert len(commands) == 2
     assert commands[0].endswith("segcli demo") and "torch==2.13.0" in commands[0]

@@ -19,6 +19,7 @@ from PIL import Image, ImageOps
 from pycocotools import mask as mask_utils
 
 from segcli.core.errors import ExitCode
+
 from conftest import stored_bytes
 from storecheck import snapshot
 

@@ -13,13 +13,11 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from segcli.backends.clarifai.regions import labelmap_from_region_masks
 from segcli.render.overlay import render_overlay
 from segcli.render.palette import colors_for
 from segcli.render.plot import plot_training
-from segcli.render.predictions import (
-    PredictionWriter,
-    labelmap_from_region_masks,
-)
+from segcli.render.predictions import PredictionWriter
 
 CLASSES = ["background", "circle", "square", "triangle"]
 

@@ -11,9 +11,10 @@ import sys
 
 import pytest
 
-from conftest import REPO, segcli_subprocess_env
 from segcli.cli.commands import COMMANDS
 from segcli.render.output import Output, _cell, plain_table
+
+from conftest import REPO, segcli_subprocess_env
 
 PROBE = ("import sys\nfrom segcli.cli.main import main\n"
          "rc = main(sys.argv[1:])\n"
@@ -25,7 +26,7 @@ def imported(tmp_path, argv: list[str], env_extra: dict | None = None) -> set[st
     env = {**segcli_subprocess_env(tmp_path), **(env_extra or {})}
     done = subprocess.run([sys.executable, "-c", PROBE, *argv], env=env, capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
-    line = next(l for l in done.stderr.splitlines() if l.startswith("MODULES "))
+    line = next(text for text in done.stderr.splitlines() if text.startswith("MODULES "))
     return set(line.split()[1:])
 
 
@@ -67,7 +68,7 @@ def test_name_completion_imports_no_command(tmp_path):
            "COMP_WORDS": "segcli mo", "COMP_CWORD": "1"}
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=REPO)
     assert done.stdout.split() == ["model"]
-    line = next(l for l in done.stderr.splitlines() if l.startswith("MODULES "))
+    line = next(text for text in done.stderr.splitlines() if text.startswith("MODULES "))
     assert not command_modules(set(line.split()[1:]))
     nested = subprocess.run([sys.executable, "-m", "segcli"], capture_output=True, text=True, cwd=REPO, env={
         **segcli_subprocess_env(tmp_path), "_SEGCLI_COMPLETE": "complete_bash",

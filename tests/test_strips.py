@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from PIL import Image
 
-from segcli.datasets.images import bbox_of
+from segcli.datasets.imagefile import bbox_of
 from segcli.render import png, strips
 from segcli.render.overlay import render_overlay
 from segcli.render.predictions import encode_rle

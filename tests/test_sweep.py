@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from conftest import SEGCLI, ok, segcli_subprocess_env
 from segcli.core.errors import ExitCode
+
+from conftest import SEGCLI, ok, segcli_subprocess_env
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 

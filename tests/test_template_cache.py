@@ -7,7 +7,10 @@ import json
 import os
 import time
 
-from segcli.core.templates import RECENT_S, template_documents
+import pytest
+
+from segcli.core.stamps import Stamp
+from segcli.core.templates import template_documents
 
 TEMPLATE = "name: t{n}\ndescription: template {n}\nparams:\n  seed:\n    type: float\n    default: {seed}\n"
 
@@ -22,15 +25,21 @@ def seeds(documents):
     return [doc["params"]["seed"]["default"] for _, doc in documents]
 
 
-def settle():
-    time.sleep(RECENT_S + 0.2)  # the files' mtime and ctime leave the "changed just now" window
+def settle(folder):
+    """Return once every file's stamp is out of the racy window (core/stamps.py): polls the
+    clock against the rule itself, so a file system stamping in whole seconds waits longer."""
+    stamps = [Stamp.of(p.stat()) for p in folder.glob("*.yaml")]
+    deadline = time.monotonic() + 10
+    while any(s.racy(time.time_ns()) for s in stamps):
+        assert time.monotonic() < deadline, "the clock did not move past the racy window"
+        time.sleep(0.01)
 
 
 def cached_templates(tmp_path):
     """(folder, cache, the cache's JSON) once two settled templates were parsed and cached."""
     folder, cache = tmp_path / "tpl", tmp_path / "cache.json"
     write_templates(folder)
-    settle()
+    settle(folder)
     template_documents(cache, folder=folder)
     return folder, cache, json.loads(cache.read_text())
 
@@ -65,3 +74,27 @@ def test_a_damaged_cache_only_means_parsing_the_yaml(tmp_path):
     cache.write_text("{not json")
     assert seeds(template_documents(cache, folder=folder)) == [17.0, 17.0]
     assert json.loads(cache.read_text())["documents"][0]["name"] == "t1"  # rewritten whole
+
+
+def test_shared_params_are_spliced_in_and_their_file_is_part_of_the_stamp(tmp_path):
+    folder, cache = tmp_path / "tpl", tmp_path / "cache.json"
+    folder.mkdir()
+    (folder / "t1.yaml").write_text("name: t1\nparams:\n  lr:\n    type: number\n    default: 1\n  seed: shared\n")
+    (folder / "_shared.yaml").write_text("params:\n  seed:\n    type: number\n    default: 17.0\n")
+    settle(folder)
+    documents = template_documents(cache, folder=folder)
+    assert [path.name for path, _ in documents] == ["t1.yaml"]        # _shared.yaml is no template
+    assert list(documents[0][1]["params"]) == ["lr", "seed"] and seeds(documents) == [17.0]
+    assert cache.exists()
+
+    (folder / "_shared.yaml").write_text("params:\n  seed:\n    type: number\n    default: 99.0\n")
+    assert seeds(template_documents(cache, folder=folder)) == [99.0]  # the cached copy is not used
+
+
+def test_a_shared_param_missing_from_the_shared_file_is_an_error(tmp_path):
+    folder = tmp_path / "tpl"
+    folder.mkdir()
+    (folder / "t1.yaml").write_text("name: t1\nparams:\n  seed: shared\n")
+    (folder / "_shared.yaml").write_text("params: {}\n")
+    with pytest.raises(ValueError, match="seed is 'shared'"):
+        template_documents(folder=folder)

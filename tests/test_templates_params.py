@@ -157,8 +157,8 @@ def test_template_flag_names_the_template_of_a_file_without_one(cli, tmp_path):
     """A hand-written params file with no `template` key trains what --template names (not the
     backend's default)."""
     from segcli.backends.local.backend import LocalBackend
-    from segcli.services.params import build_document
     from segcli.core.templates import ParamsUpdate
+    from segcli.services.params import build_document
 
     path = tmp_path / "p.yaml"
     path.write_text("train_params:\n  num_epochs: 2\n")

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_dataset_export import upload
+from test_export_formats import HARD_CLASSES, hard  # noqa: F401 - fixture
 
 import tool_readers
 from conftest import ok
-from test_dataset_export import upload
-from test_export_formats import HARD_CLASSES, hard  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

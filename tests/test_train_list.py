@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from fake_clarifai import SECONDS, TrainingPlan
 from segcli.services.training_list import ROW_KEYS
+
 from conftest import ok
+from fake_clarifai import SECONDS, TrainingPlan
 
 
 @pytest.fixture

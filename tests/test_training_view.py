@@ -9,7 +9,7 @@ from rich.cells import cell_len
 from rich.console import Console
 
 from segcli.core.entities import ModelVersion
-from segcli.render.training_view import TrainingView, best_epoch, sparkline, Glyphs
+from segcli.render.training_view import Glyphs, TrainingView, best_epoch, sparkline
 
 CLASSES = ("background", "circle", "square", "triangle")
 

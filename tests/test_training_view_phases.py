@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 
 import pytest
+from test_training_view import assert_fits, epoch_record, line_with, render, version, worker_progress
 
 from segcli.render.progress import StatusView
 from segcli.render.training_view import TrainingView
 from segcli.services.training import _snapshot
-from test_training_view import assert_fits, epoch_record, line_with, render, version, worker_progress
 
 WIDTHS = [80, 120]
 LONG_TITLE = "shapes-segmenter/3f2a9c1e"

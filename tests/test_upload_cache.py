@@ -17,11 +17,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segcli.datasets.filefacts import RACY_COARSE_NS, RACY_FINE_NS, Stamp
-from conftest import stored_image
+from segcli.core.stamps import RACY_COARSE_NS, RACY_FINE_NS, Stamp
+
+from conftest import poll, stored_image
 from storecheck import snapshot
 
 N = 12  # items in shapes_data
+
+
+def settle(folder: Path) -> None:
+    """Return once no file under `folder` is within the racy window (polls the clock against
+    the rule itself: a file system stamping in whole seconds gets the coarse window)."""
+    stamps = [Stamp.of(p.stat()) for p in folder.rglob("*") if p.is_file()]
+    poll(lambda: not any(s.racy(time.time_ns()) for s in stamps), "the files to leave the racy window", timeout=10)
 
 
 @pytest.fixture
@@ -29,8 +37,8 @@ def data(shapes_data, tmp_path):
     copy = tmp_path / "data"
     shutil.copytree(shapes_data, copy)
     # Files changed within the racy window before they are read are read again next time
-    # (filefacts.Stamp.racy); these tests are about files that then stay put.
-    time.sleep(RACY_FINE_NS / 1e9 + 0.05)
+    # (core/stamps.Stamp.racy); these tests are about files that then stay put.
+    settle(copy)
     return copy
 
 
@@ -120,7 +128,7 @@ def test_same_size_and_mtime_but_new_content_is_still_read(cli, app_ds, data, se
     mask = np.asarray(Image.open(mask_path)).copy()
     # Uncompressed PNGs: the same pixel count makes the same file size, whatever the pixels.
     Image.fromarray(mask).save(mask_path, compress_level=0)
-    time.sleep(RACY_FINE_NS / 1e9 + 0.05)
+    settle(data)
     upload(cli, data)
     before = mask_path.stat()
     edited = mask.copy()
@@ -143,8 +151,8 @@ def test_renamed_class_relabels_from_remembered_facts(cli, app_ds, data, segcli_
     again = upload(cli, data)
     assert unchanged(again) == N
     labels = [json.loads(row[-1]) for row in inputs(segcli_home)]
-    with_triangles = sum("pyramid" in l.values() for l in labels)
-    assert with_triangles > 0 and not any("triangle" in l.values() for l in labels)
+    with_triangles = sum("pyramid" in label.values() for label in labels)
+    assert with_triangles > 0 and not any("triangle" in label.values() for label in labels)
     assert counts(again)["updated"] == with_triangles
     # a class index no longer named makes those items invalid, as without the record
     (data / "classes.txt").write_text("background\ncircle\nsquare\n")

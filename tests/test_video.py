@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from segcli.media.video import VideoWriter, iter_video_frames
 from segcli.render.predictions import PredictionWriter
-from segcli.render.video import VideoOverlayWriter, iter_video_frames
 
 av = pytest.importorskip("av")
 
@@ -59,7 +59,7 @@ def test_iter_frames_all_and_every_n(clip):
 
 def test_overlay_writer_pads_odd_sizes_and_keeps_frames(tmp_path):
     out = tmp_path / "odd.mp4"
-    with VideoOverlayWriter(out, fps=10, size=(35, 21)) as writer:
+    with VideoWriter(out, fps=10, size=(35, 21)) as writer:
         for i in range(7):
             writer.write(Image.new("RGB", (35, 21), (i * 30, 0, 0)))
         with pytest.raises(ValueError, match="size"):

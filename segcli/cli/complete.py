@@ -18,13 +18,15 @@ from __future__ import annotations
 import functools
 from typing import Callable, Iterable, Optional
 
+from segcli.core import statuses as status_names
+
 Entry = tuple[str, str, str]   # id, help, status
 Candidates = list[tuple[str, str]]
 
-# Model-version statuses (core/entities.py) each command accepts.
-TRAINED = frozenset({"TRAINED"})
-RUNNING = frozenset({"QUEUED", "TRAINING"})
-RESUMABLE = frozenset({"TRAINING_FAILED", "CANCELLED"})
+# Model-version statuses (core/statuses.py) each command accepts.
+TRAINED = frozenset({status_names.TRAINED})
+RUNNING = status_names.RUNNING
+RESUMABLE = status_names.RESUMABLE
 
 
 def _quiet(fn: Callable[..., Iterable]) -> Callable[..., Candidates]:
@@ -87,10 +89,10 @@ def _lookup(settings, kind: str, **scope: Optional[str]) -> list[Entry]:
     from segcli.cli import complete_cache
 
     if not complete_cache.caches(settings):
-        from segcli.backends.local.catalog import ids
+        from segcli.backends.registry import catalog_ids
         from segcli.config import data_dir
 
-        return ids(data_dir(), kind, **{k: v for k, v in scope.items() if v})
+        return catalog_ids(settings.backend, data_dir(), kind, **{k: v for k, v in scope.items() if v}) or []
     if any(not v for v in scope.values()):
         return []
     return complete_cache.recall(settings, kind, tuple(scope.values()))

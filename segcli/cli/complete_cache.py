@@ -32,8 +32,11 @@ def _path(settings, kind: str, scope: Sequence[str]) -> Path:
 
 
 def caches(settings) -> bool:
-    """Whether completion reads this cache for `settings`' backend (all but the local one)."""
-    return settings.backend != "local"
+    """Whether completion reads this cache for `settings`' backend: those that cannot list ids
+    from this machine (registry: no `catalog`), i.e. all but the local one."""
+    from segcli.backends.registry import BACKENDS
+
+    return not BACKENDS[settings.backend].catalog
 
 
 def remember(settings, kind: str, scope: Sequence[str], entries: Iterable[Entry], add: bool = False) -> None:

@@ -8,8 +8,20 @@ from typing import Annotated, Optional
 import typer
 
 from segcli.cli import complete, complete_cache
-from segcli.cli.context import (STATE, AppOpt, DatasetVersionOpt, ExistOkOpt, FiniteFloat, OutputOpt, QuietOpt,
-                                YesOpt, comma_list, confirm_or_abort, one_of, out)
+from segcli.cli.context import (
+    STATE,
+    AppOpt,
+    DatasetVersionOpt,
+    ExistOkOpt,
+    FiniteFloat,
+    OutputOpt,
+    QuietOpt,
+    YesOpt,
+    comma_list,
+    confirm_or_abort,
+    one_of,
+    out,
+)
 from segcli.render.progress import progress_mode
 
 DATASET_HELP = """Datasets: images with per-pixel labels, uploaded from COCO segmentation JSON or
@@ -62,8 +74,8 @@ Masks: --images DIR --masks DIR [--classes a,b,c]
 Everything is validated before anything is written. Bad items are listed with the reason;
 the upload is refused when more than --max-invalid-percent are bad (default 0), otherwise bad
 items are skipped. Items Clarifai refuses while uploading count too: they are listed, the
-others are uploaded and labelled, and over --max-invalid-percent the command exits 5. Re-running the same upload adds nothing (inputs are named by content hash),
-so an interrupted upload is finished by running it again.
+others are uploaded and labelled, and over --max-invalid-percent the command exits 5.
+Re-running the same upload adds nothing (inputs are named by content hash), so an interrupted upload is finished by running it again.
 """
 
 

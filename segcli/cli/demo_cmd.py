@@ -19,9 +19,10 @@ import typer
 from segcli.cli import complete
 from segcli.cli.context import OutputOpt, out
 from segcli.core.errors import ExitCode, SegcliError
+from segcli.core.template_names import EFFNET
 
 DEMO_APP, DEMO_DATASET, DEMO_HELD_OUT, DEMO_MODEL = "segcli-demo", "shapes", "shapes-held-out", "shapes-segmenter"
-DEMO_TEMPLATE = "segcli_EfficientNetLite0"
+DEMO_TEMPLATE = EFFNET
 HELD_OUT_IMAGES = 24   # enough that one odd image does not swing the demo's mIoU
 
 

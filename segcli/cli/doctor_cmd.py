@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from segcli import __version__
-from segcli.backends.registry import BACKENDS, DEFAULT_BACKEND
+from segcli.backends.registry import BACKENDS, DEFAULT_BACKEND, diagnose_all
 from segcli.cli.context import STATE, OutputOpt, out
 from segcli.config import config_path, data_dir
 from segcli.core.errors import SegcliError
@@ -27,34 +27,21 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _device() -> str:
-    if _version("torch") is None:
-        return "torch not installed (pip install 'segcli[local]')"
-    try:
-        import torch
-    except Exception as exc:  # noqa: BLE001 - a broken install is something to report
-        return f"torch does not import: {exc.__class__.__name__}: {exc}"
-    if torch.cuda.is_available():
-        return f"cuda ({torch.cuda.get_device_name(0)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def _store(report: dict, sink) -> None:
-    from segcli.backends.local.health import HEALTHY, check, size_text
-
-    health = check(data_dir())
-    report.update(store=health.state, store_path=health.path, store_detail=health.detail,
-                  free_space=size_text(health.free_bytes))
-    if health.state != HEALTHY:
-        sink.warn(f"the store {health.path} is {health.state}: {health.detail}")
-        sink.info(f"hint: {health.hint}")
+def _machine(report: dict, sink) -> None:
+    """What each backend reports of itself on this machine (the local one: device, store health),
+    asked through the registry: doctor reaches no backend's internals."""
+    for fields, problems in diagnose_all(data_dir()):
+        report.update(fields)
+        for warning, hint in problems:
+            sink.warn(warning)
+            sink.info(f"hint: {hint}")
 
 
 def _leftovers(report: dict, sink, fix: bool) -> None:
     """Temporary files commands killed outright (kill -9, a power cut) left in the segcli home
     (core/leftovers.py: their writer is gone); `--fix` removes them."""
-    from segcli.backends.local.health import size_text
     from segcli.core import leftovers
+    from segcli.core.units import size_text
 
     found = [*leftovers.find(data_dir()), *leftovers.find(config_path().parent, recursive=False)]
     removed = []
@@ -102,8 +89,7 @@ def doctor(
     else:
         report.update(profile=settings.profile, backend=settings.backend)
     report.update({pkg: _version(pkg) for spec in BACKENDS.values() for pkg in spec.packages})
-    report["device"] = _device()
-    _store(report, sink)
+    _machine(report, sink)
     _leftovers(report, sink, fix)
     if settings is not None:
         public = settings.public()   # secrets masked

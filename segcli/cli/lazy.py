@@ -4,6 +4,23 @@ The root is a plain click.Group: listing commands (help, shell completion of nam
 segcli/cli/commands.py; a command's module is imported, and its Typer app converted to a
 click command, only when that command is resolved. `segcli --help` so imports click and
 nothing of Typer; `segcli app list` imports Typer and the app module, not the other nine.
+
+Typer internals this relies on, and why (Typer has no public API for either need). All are
+pinned with Typer (pyproject: typer<0.26) and each is checked by tests/test_typer_internals.py,
+so an upgrade that moves one fails there, by name, not in a user's shell:
+- `typer.main.get_group_from_info`, `get_command_from_info`, `get_command_name`: converting one
+  registered command or group at a time (Typer's public `get_group` converts all of a group's
+  commands, ~2 ms each, on every invocation).
+- the group's `__class__` swapped for a subclass of Typer's own group class: Typer builds the
+  group object itself, and the subclass only overrides Click's documented lazy-group methods
+  (`list_commands`, `get_command`, `resolve_command`).
+- `typer.core._typer_main_shell_completion` (from Click's `_main_shell_completion` hook):
+  the completion scripts `segcli completion` prints speak Typer's protocol (`complete_bash`...),
+  and the root group is plain Click, so it hands completion requests to Typer's handler.
+- `typer._completion_classes` (cli/complete.register_shells): Typer's zsh/fish protocol
+  classes, subclassed to print help as plain text instead of importing rich on every TAB.
+The alternative, Click's own completion protocol, would change the installed scripts of every
+user; ruff's banned-api rule (pyproject) keeps any other module from these names.
 """
 from __future__ import annotations
 

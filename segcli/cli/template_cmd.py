@@ -8,17 +8,18 @@ import typer
 
 from segcli.cli import complete, complete_cache
 from segcli.cli.context import STATE, AppOpt, DatasetVersionOpt, OutputOpt, comma_list, out, save_user_file
+from segcli.core.template_names import EFFNET
 
-TEMPLATE_HELP = """Training templates (a pretrained EfficientNet-Lite0, SegFormer, a small U-Net) and their params: what each knob
-does, and the params YAML you write, edit and validate before training.
+TEMPLATE_HELP = f"""Training templates (a pretrained EfficientNet-Lite0, SegFormer, a small U-Net) and their
+params: what each knob does, and the params YAML you write, edit and validate before training.
 
 \b
 Example:
-  segcli template params segcli_EfficientNetLite0 -f params.yaml
+  segcli template params {EFFNET} -f params.yaml
 """
 
 app = typer.Typer(help=TEMPLATE_HELP, short_help="Training templates and their params YAML.", no_args_is_help=True)
-NameArg = Annotated[str, typer.Argument(help="Template name, e.g. segcli_EfficientNetLite0.", autocompletion=complete.templates)]
+NameArg = Annotated[str, typer.Argument(help=f"Template name, e.g. {EFFNET}.", autocompletion=complete.templates)]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="key=value for a train param (bare name: num_epochs=5). Repeatable.")]
 
 

@@ -7,9 +7,19 @@ from typing import Annotated, Optional
 import typer
 
 from segcli.cli import complete, complete_cache
-from segcli.cli.context import (STATE, AppOpt, ModelOpt, OutputOpt, QuietOpt, TemplateOpt, comma_list, out,
-                                save_user_file)
+from segcli.cli.context import (
+    STATE,
+    AppOpt,
+    ModelOpt,
+    OutputOpt,
+    QuietOpt,
+    TemplateOpt,
+    comma_list,
+    out,
+    save_user_file,
+)
 from segcli.core.errors import InvalidInputError
+from segcli.core.template_names import EFFNET
 from segcli.render.progress import progress_mode
 from segcli.render.versions import version_row, version_summary
 from segcli.services import training as service
@@ -18,7 +28,7 @@ TRAIN_HELP = """Train a model version from a template and watch it live until it
 
 \b
 Example:
-  segcli train -t segcli_EfficientNetLite0 -m M --app A --dataset D
+  segcli train -t {EFFNET} -m M --app A --dataset D
 
 \b
 More:
@@ -46,7 +56,7 @@ snapshot and prints them side by side with the best marked (-o json: JSON Lines 
 one {"event": "sweep", ...} summary); --sweep-samples N trains N of them drawn at random; the
 same command resumes a sweep a cancel stopped.
 --log tensorboard|mlflow also writes params, per-epoch metrics, per-class IoU and the plot there.
-"""
+""".replace("{EFFNET}", EFFNET)
 
 app = typer.Typer(help=TRAIN_HELP, short_help="Train and watch; list, status, log, cancel, resume.",
                   invoke_without_command=True, no_args_is_help=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-BACKGROUND = "background"
+BACKGROUND = "background"   # class 0 of every model, label-map value 0
+IGNORE_INDEX = 255          # label-map value training and metrics skip (mmseg / HF convention)
 
 # How a model version's classes relate to its dataset version's order (ModelVersion.class_order,
 # predictions.json "class_order").

@@ -74,10 +74,8 @@ class Model(Record):
     latest_version: str | None = None
 
 
-# Training statuses as Clarifai names them, plus CANCELLED for local runs.
-QUEUED, TRAINING, TRAINED, TRAINING_FAILED, CANCELLED = (
-    "QUEUED", "TRAINING", "TRAINED", "TRAINING_FAILED", "CANCELLED")
-FINAL_STATUSES = frozenset({TRAINED, TRAINING_FAILED, CANCELLED})
+# Training statuses: core/statuses.py (imported here for the modules that take them from here).
+from segcli.core.statuses import CANCELLED, FINAL as FINAL_STATUSES, QUEUED, TRAINED, TRAINING, TRAINING_FAILED  # noqa: E402, F401
 
 
 @dataclass

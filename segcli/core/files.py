@@ -66,7 +66,7 @@ def temp_prefix(name: str) -> str:
     return "." + cut_utf8(name, NAME_MAX - 1 - len(pid) - 8 - len(".tmp")) + pid
 
 
-def write_atomic(path: Path, fill: Callable[[IO[bytes]], None], *, mode: int | None = None,
+def write_atomic(path: Path, fill: Callable[[IO[bytes]], object], *, mode: int | None = None,
                  fsync: bool = False) -> None:
     """Write `path` through a temp file in the same folder, then rename it into place: the
     old file or the new one, never a mix. `fill` writes the content to a binary file object.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml   # importers import this module where they load YAML, never at start-up
+import yaml  # importers import this module where they load YAML, never at start-up
 
 MAX_VALUES = 100_000   # params and config documents hold tens; a real one never nears this
 

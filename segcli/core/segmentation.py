@@ -32,10 +32,16 @@ class SegResult:
 
     @property
     def class_scores(self) -> "np.ndarray":
-        if self._scores is None:
-            self._scores = self._compute()   # two threads racing both compute the same array
+        # The function first, then the scores: a racing thread that already finished set the
+        # scores before dropping the function, so a None function means the scores are there
+        # (two threads racing both compute the same array; neither calls a dropped function).
+        compute = self._compute
+        scores = self._scores
+        if scores is None:
+            assert compute is not None   # __init__ took one of the two
+            scores = self._scores = compute()
             self._compute = None
-        return self._scores
+        return scores
 
     def __repr__(self) -> str:   # shows, never computes: a debug print must not do the writers' work
         scores = "<not computed yet>" if self._scores is None else repr(self._scores)

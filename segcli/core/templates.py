@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from segcli.core.errors import InvalidInputError, NotFoundError
+from segcli.core.template_names import SEGFORMER
 from segcli.core.textfile import SAVE_AS_UTF8, TextEncodingError, read_text
 
 PARAM_TYPES = ("number", "number_list", "string", "enum", "bool")
@@ -77,6 +78,9 @@ class Template:
     on_clarifai: bool = False
     source: str = ""
     constraints: tuple[Constraint, ...] = ()
+    # What the local engine builds (`kind` and its knobs, engine/models.py); {} for templates
+    # only Clarifai trains (ListModelTypes says nothing about architecture).
+    architecture: dict[str, Any] = field(default_factory=dict)
 
     def defaults(self, include_local: bool = True) -> dict[str, Any]:
         return {n: _copy(p.default) for n, p in self.params.items() if include_local or not p.local_only}
@@ -100,7 +104,7 @@ def _spec(name: str, raw: dict[str, Any], source: str) -> ParamSpec:
     kind = raw.get("type")
     if kind not in PARAM_TYPES:
         raise ValueError(f"{source}: param {name} has unknown type {kind!r}")
-    default = raw.get("default")
+    default: Any = raw.get("default")
     if kind == "number":
         default = float(default)
     elif kind == "number_list" and not (isinstance(default, str) and default in raw.get("choices", ())):
@@ -120,7 +124,7 @@ def safe_load_fast(text: str) -> Any:
     """yaml.safe_load through libyaml's parser when PyYAML has it (CSafeLoader: the same safe
     constructor and resolver, ~7x faster: 28 -> 4 ms for the two templates of `template list`).
     yaml is imported here, not at module level: `app list` and co. never need it."""
-    from segcli.core import safeyaml   # bounded: no alias bomb (core/safeyaml.py)
+    from segcli.core import safeyaml  # bounded: no alias bomb (core/safeyaml.py)
 
     return safeyaml.safe_load(text)
 
@@ -131,7 +135,8 @@ def _template(path: Path, raw: dict[str, Any]) -> Template:
                     description=" ".join(str(raw.get("description", "")).split()),
                     params=params,
                     on_clarifai=bool(raw.get("on_clarifai", False)), source=str(path),
-                    constraints=tuple(_constraint(c) for c in raw.get("constraints") or ()))
+                    constraints=tuple(_constraint(c) for c in raw.get("constraints") or ()),
+                    architecture=dict(raw.get("architecture") or {}))
 
 
 def templates_dir() -> Path:
@@ -147,23 +152,35 @@ def local_templates(cache: Path | None = None) -> list[Template]:
     return [_template(path, raw) for path, raw in template_documents(cache)]
 
 
+SHARED_FILE = "_shared.yaml"   # params every local template takes (`seed: shared`)
+SHARED = "shared"
+
+
 def template_documents(cache: Path | None = None, write: bool = True,
                        folder: Path | None = None) -> list[tuple[Path, dict[str, Any]]]:
-    """Each template YAML file, parsed. With `cache` (a JSON file), the documents parsed before
-    are taken from it while every file's stamp (size, mtime, ctime, inode) is the one recorded,
-    and it is rewritten (`write`) after a parse: `template list` and completion then skip PyYAML
-    (~15 ms to import). ctime catches an edit whose mtime was put back (cp -p, touch -r); a file
-    changed within the last seconds is not cached at all, since a second edit within one clock
-    tick would keep its stamp. The documents are validated by their reader as always. Any
-    problem with the cache file only means parsing the YAML. `folder`: the templates' folder
-    (default: templates_dir())."""
+    """Each template YAML file, parsed, its `NAME: shared` params replaced by their spec in
+    `_shared.yaml` (files starting with `_` are not templates). With `cache` (a JSON file), the
+    documents parsed before are taken from it while every file's stamp (core/stamps.py) is the
+    one recorded, and it is rewritten (`write`) after a parse: `template list` and completion
+    then skip PyYAML (~15 ms to import). A file changed so shortly before it was read that a
+    second edit could keep its stamp (the racy window) is not cached at all. The documents are
+    validated by their reader as always. Any problem with the cache file only means parsing
+    the YAML. `folder`: the templates' folder (default: templates_dir())."""
     import json
+    import time
 
-    paths = sorted((folder or templates_dir()).glob("*.yaml"))
+    from segcli.core.stamps import Stamp
+
+    folder = folder or templates_dir()
+    paths = sorted(p for p in folder.glob("*.yaml") if not p.name.startswith("_"))
+    shared = folder / SHARED_FILE
+    files = [*paths, shared] if shared.exists() else paths
+    read_at = time.time_ns()   # before the stats: a change after it is at least as recent
     try:
-        key = [[str(p), *_stamp(p)] for p in paths]
+        stamps = [Stamp.of(p.stat()) for p in files]
+        key: list | None = [[str(p), *s] for p, s in zip(files, stamps)]
     except OSError:
-        key = None
+        stamps, key = [], None
     if cache is not None and key is not None:
         try:
             doc = json.loads(cache.read_text(encoding="utf-8"))
@@ -173,26 +190,24 @@ def template_documents(cache: Path | None = None, write: bool = True,
                 return list(zip(paths, cached))
         except (OSError, ValueError, AttributeError, TypeError):
             pass
-    documents = [safe_load_fast(p.read_text()) for p in paths]
-    if cache is not None and key is not None and write and not _recent(key):
+    common = ((safe_load_fast(shared.read_text()) or {}).get("params") or {}) if shared.exists() else {}
+    documents = [_with_shared(safe_load_fast(p.read_text()), common, p) for p in paths]
+    if cache is not None and key is not None and write and not any(s.racy(read_at) for s in stamps):
         _write_cache(cache, key, documents)
     return list(zip(paths, documents))
 
 
-def _stamp(path: Path) -> list[int]:
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-
-
-RECENT_S = 2.0   # coarser than any file system's timestamp tick (FAT: 2 s)
-
-
-def _recent(key: list) -> bool:
-    """Whether a file was changed so recently that another edit could keep its stamp."""
-    import time
-
-    now = time.time_ns()
-    return any(now - max(mtime, ctime) < RECENT_S * 1e9 for _, _, mtime, ctime, _ in key)
+def _with_shared(doc: Any, common: dict[str, Any], path: Path) -> Any:
+    """The document with each `NAME: shared` param replaced by NAME's spec in _shared.yaml."""
+    params = doc.get("params") if isinstance(doc, dict) else None
+    if not isinstance(params, dict):
+        return doc
+    for name, spec in params.items():
+        if spec == SHARED:
+            if name not in common:
+                raise ValueError(f"{path.name}: param {name} is 'shared' but {SHARED_FILE} has no {name}")
+            params[name] = common[name]
+    return doc
 
 
 def _write_cache(cache: Path, key: list, documents: list) -> None:
@@ -352,7 +367,7 @@ def default_document(template: Template, include_local: bool = True) -> dict[str
 def load_document(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise NotFoundError(f"params file {path} does not exist",
-                            hint="segcli template params MMSegmentation_SegFormer -f " + str(path))
+                            hint=f"segcli template params {SEGFORMER} -f {path}")
     import yaml
 
     from segcli.core import safeyaml

@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from segcli.core.entities import QUEUED, TRAINED, TRAINING, ModelVersion
-
-ACTIVE_STATUSES = frozenset({QUEUED, TRAINING})
+from segcli.core.entities import TRAINED, TRAINING, ModelVersion
+from segcli.core.statuses import RUNNING as ACTIVE_STATUSES
 
 
 def _num(value: Any) -> Optional[float]:
@@ -124,11 +123,11 @@ def val_score(record: dict) -> Optional[float]:
 def best_record(history: list[dict]) -> Optional[dict]:
     """The epoch with the highest val mIoU (the first on ties); None without validation. The
     one rule for the version's kept weights (engine/selection.py), `model show` and the view."""
-    best = None
+    best, best_score = None, 0.0
     for record in history:
         score = val_score(record)
-        if score is not None and (best is None or score > val_score(best)):
-            best = record
+        if score is not None and (best is None or score > best_score):
+            best, best_score = record, score
     return best
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from segcli.core.classes import IGNORE_INDEX
 from segcli.core.errors import InvalidInputError
 from segcli.datasets.filefacts import KnownFiles, Stash
 from segcli.datasets.items import InvalidItem, ReadResult
@@ -32,9 +33,9 @@ LABELS = [
     ("caravan", 29, 255), ("trailer", 30, 255), ("train", 31, 16), ("motorcycle", 32, 17), ("bicycle", 33, 18),
     ("license plate", -1, 255),
 ]
-CLASSES = [name for name, _, train in sorted((l for l in LABELS if l[2] != 255), key=lambda l: l[2])]
-BY_ID = {label_id: (name if train != 255 else None) for name, label_id, train in LABELS if label_id >= 0}
-BY_NAME = {name: (name if train != 255 else None) for name, _, train in LABELS}
+CLASSES = [name for name, _, train in sorted((row for row in LABELS if row[2] != IGNORE_INDEX), key=lambda row: row[2])]
+BY_ID = {label_id: (name if train != IGNORE_INDEX else None) for name, label_id, train in LABELS if label_id >= 0}
+BY_NAME = {name: (name if train != IGNORE_INDEX else None) for name, _, train in LABELS}
 HINT = "expected Cityscapes: leftImg8bit/<split>/<city>/*_leftImg8bit.png and gtFine/... labelIds or polygons"
 
 

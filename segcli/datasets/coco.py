@@ -2,8 +2,8 @@
 
 Each image gets a uint8 label map painted with its annotations in file order (where two overlap,
 the later one wins: the one overlap rule of every format, datasets/shapes.py; the pixels a later
-annotation of another concept painted over are counted as `overlapped`). Value i is the i-th concept (category `name`) visible in that image. A
-concept's Region (area, bbox, mask) is the union of its annotations, exactly what pycocotools'
+annotation of another concept painted over are counted as `overlapped`). Value i is the i-th
+concept (category `name`) visible in that image. A concept's Region (area, bbox, mask) is the union of its annotations, exactly what pycocotools'
 `annToMask` gives; when a later annotation of another concept covers part of it, that union is no
 longer `labelmap == i`, so the Region carries its own mask PNG.
 
@@ -42,7 +42,7 @@ from segcli.core.errors import InvalidInputError, NotFoundError
 from segcli.core.names import concept_problem
 from segcli.core.textfile import SAVE_AS_UTF8
 from segcli.datasets.filefacts import ImageFile, KnownFiles, KnownRender, Stash, absolute
-from segcli.datasets.images import BadFile, bbox_of, observe_image, png_bytes
+from segcli.datasets.imagefile import BadFile, bbox_of, observe_image, png_bytes
 from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult, Region
 from segcli.datasets.polygons import clip_ring
 from segcli.datasets.reading import Progress, read_jobs, require_dir

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from segcli.core.files import Readable
     from segcli.datasets.filefacts import Observed
 
-IGNORE_INDEX = 255  # label-map value that training and metrics skip (mmseg / HF convention)
 
 
 class Region(NamedTuple):  # (a NamedTuple: a frozen dataclass costs ~1 ms to define, at every upload)

@@ -25,8 +25,8 @@ from typing import Optional
 
 import numpy as np
 
+from segcli.core.classes import IGNORE_INDEX
 from segcli.core.files import write_text_atomic
-from segcli.datasets.items import IGNORE_INDEX
 from segcli.datasets.outlines import value_rings
 from segcli.datasets.writers import put_image
 

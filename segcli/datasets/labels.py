@@ -6,7 +6,7 @@ to the other through the same lookup table.
 """
 from __future__ import annotations
 
-from segcli.datasets.items import IGNORE_INDEX
+from segcli.core.classes import IGNORE_INDEX
 
 
 def class_lut(labels: dict, classes: list[str]) -> list[int]:

@@ -152,7 +152,6 @@ def _shapes(task: dict) -> tuple[list[Shape], Optional[tuple[int, int]], list[st
 
 
 def brush_mask(value: dict, size: tuple[int, int]):
-    import numpy as np
 
     if value.get("format") != "rle" or not isinstance(value.get("rle"), list):
         raise BadSource("a brush result without format 'rle' and an rle list")

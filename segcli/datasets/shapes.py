@@ -24,9 +24,10 @@ from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from segcli.core.classes import IGNORE_INDEX
 from segcli.datasets.filefacts import ImageFile, KnownFiles, KnownRender, Stash, absolute
-from segcli.datasets.images import BadFile, bbox_of, observe_image, png_bytes
-from segcli.datasets.items import IGNORE_INDEX, InvalidItem, LabeledItem, ReadResult, Region
+from segcli.datasets.imagefile import BadFile, bbox_of, observe_image, png_bytes
+from segcli.datasets.items import InvalidItem, LabeledItem, ReadResult, Region
 from segcli.datasets.reading import Progress, read_jobs
 
 # Bump when drawing changes: remembered label maps are then drawn again.

@@ -23,7 +23,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from segcli.datasets.polygons import clip_ring, rasterize
-from segcli.render.video import pick_codec
+from segcli.media.video import VideoWriter
 
 CLASSES = ("circle", "square", "triangle")
 CATEGORY_IDS = {"circle": 1, "square": 3, "triangle": 7}
@@ -130,8 +130,6 @@ def _coco_annotation(ann_id: int, image_id: int, cls: str, poly: np.ndarray, hw:
 
 def generate_video(path: Path, frames: int = 12, size: int = 128, fps: int = 6, seed: int = 0) -> Path:
     """Write a short mp4 of shapes drifting across a background (for `predict` on video)."""
-    import av  # optional dependency (segcli[local]); imported only when a video is asked for
-
     size += size % 2  # yuv420p needs even dimensions
     rng = np.random.default_rng([seed, 1_000_003])
     background = _gradient(rng, (size, size))
@@ -139,17 +137,12 @@ def generate_video(path: Path, frames: int = 12, size: int = 128, fps: int = 6, 
                rng.uniform(0.12, 0.22) * size, rng.integers(0, 256, 3).astype(np.uint8))
               for k in range(int(rng.integers(2, 4)))]
     path = Path(path)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(pick_codec(), rate=fps)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
+    with VideoWriter(path, fps, (size, size)) as video:   # PyAV (segcli[local]), imported when used
         for f in range(frames):
             pixels = background.copy()
             for cls, start, velocity, radius, colour in shapes:
                 poly = _in_frame(_polygon(cls, start + f * velocity, radius, 0.1 * f), (size, size))
                 if len(poly) >= 3:
                     pixels[rasterize([poly.ravel().tolist()], size, size)] = colour
-            frame = av.VideoFrame.from_ndarray(_add_noise(rng, pixels), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())  # flush
+            video.write(_add_noise(rng, pixels))
     return path

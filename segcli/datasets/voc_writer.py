@@ -20,10 +20,10 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from segcli.core.classes import IGNORE_INDEX
 from segcli.core.errors import InvalidInputError
 from segcli.core.files import write_text_atomic
 from segcli.datasets.voc import VOID, VOID_LABEL, voc_colormap
-from segcli.datasets.items import IGNORE_INDEX
 from segcli.datasets.writers import Provisional, _write, put_image
 
 MAX_CLASSES = 255   # indices 0..254; 255 is void

@@ -27,13 +27,12 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from segcli.core.files import IMAGE_SUFFIXES, write_atomic, write_bytes_atomic, write_text_atomic
+from segcli.core.classes import IGNORE_INDEX
 from segcli.core.errors import InvalidInputError
+from segcli.core.files import IMAGE_SUFFIXES, write_atomic, write_bytes_atomic, write_text_atomic
 from segcli.core.names import NAME_MAX, NamePlan, concept_problem, split_parts, split_suffix
-from segcli.datasets.items import IGNORE_INDEX
 from segcli.datasets.labels import class_lut
 
-BACKGROUND = "background"
 # PIL's format name -> the suffix an image of it is saved under (when its name has none).
 _SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif", "MPO": ".jpg"}
 

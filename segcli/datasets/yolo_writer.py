@@ -19,8 +19,8 @@ from typing import Optional
 
 import numpy as np
 
+from segcli.core.classes import IGNORE_INDEX
 from segcli.core.files import write_text_atomic
-from segcli.datasets.items import IGNORE_INDEX
 from segcli.datasets.outlines import value_rings
 from segcli.datasets.writers import Provisional, put_image
 from segcli.datasets.yolo import label_path

@@ -1,10 +1,10 @@
 """Local training and inference engine (PyTorch: an ImageNet-pretrained EfficientNet-Lite0 with an
 all-MLP head, transformers' SegFormer, or a small U-Net; ONNX Runtime for predict).
 
-Import-light on purpose: importing this package, `segcli.engine.api` or `segcli.engine.train`
-pulls in no torch; torch is imported when train() runs or a Predictor loads.
+Import-light on purpose: importing this package or `segcli.engine.api` pulls in no torch; torch
+is imported when train() runs or a Predictor loads.
 
-    from segcli.engine.api import Sample, TrainJob, train      # (segcli.engine.train re-exports)
+    from segcli.engine.api import Sample, TrainJob, train
     from segcli.engine.loader import load                        # a predict engine: onnx or torch
     from segcli.engine.predict import Predictor                  # torch
     from segcli.engine.onnx_predict import OnnxPredictor         # ONNX Runtime, no torch

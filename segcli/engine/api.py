@@ -23,7 +23,7 @@ class Sample:
 
 @dataclass
 class TrainJob:
-    template: str          # a local template name: segcli_EfficientNetLite0, MMSegmentation_SegFormer, segcli_UNet
+    template: str          # a local template's name (core/template_names.py)
     params: dict           # resolved train_params (floats), incl. local-only knobs
     classes: list[str]     # class index -> concept id; classes[0] == "background"
     train: list[Sample]
@@ -52,6 +52,24 @@ def train(job: TrainJob, on_event: Callable[[dict], None],
     from segcli.engine.trainer import run  # heavy: torch (+ transformers for SegFormer)
 
     return run(job, on_event, should_stop, resume)
+
+
+def device_text() -> str:
+    """Where training would run, for `doctor`: "cpu (N threads)", "cuda (GPU name)", or why torch
+    is not there. Never raises: a broken install is something to report."""
+    import importlib.metadata as md
+
+    try:
+        md.version("torch")
+    except md.PackageNotFoundError:
+        return "torch not installed (pip install 'segcli[local]')"
+    try:
+        import torch
+    except Exception as exc:  # noqa: BLE001 - a broken install is something to report
+        return f"torch does not import: {exc.__class__.__name__}: {exc}"
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 def preflight(params: dict) -> None:

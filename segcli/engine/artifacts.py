@@ -81,17 +81,6 @@ def metadata(config: dict[str, Any], version_id: str) -> dict[str, Any]:
             "segcli.version_id": version_id, "segcli.geometry": geometry_of(config).to_dict()}
 
 
-def onnx_metadata(config: dict[str, Any], version_id: str) -> dict[str, Any]:
-    """metadata() plus what only the ONNX file carries: the resize graph (base64), for
-    clients that reproduce segcli's masks (docs/onnx_client.py)."""
-    import base64
-
-    from segcli.engine.onnx_graph import upsample_graph
-
-    return {**metadata(config, version_id),
-            "segcli.upsample_onnx": base64.b64encode(upsample_graph().SerializeToString()).decode("ascii")}
-
-
 def weights_key(model_dir: Path) -> str:
     """sha256 of the weights and config: a derived file built from other bytes is stale."""
     return files.sha256_of(Path(model_dir) / WEIGHTS, Path(model_dir) / CONFIG)

@@ -19,12 +19,12 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from segcli.core.classes import IGNORE_INDEX
 from segcli.core.errors import InvalidInputError
 from segcli.core.geometry import Geometry
 from segcli.core.ordered import ordered_map
 from segcli.datasets.imagefile import BadFile, open_rgb
 
-IGNORE = 255
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)   # ImageNet, as SegFormer's processor uses
 STD = np.array([0.229, 0.224, 0.225], np.float32)
 # Decoded, resized samples are kept in memory up to this budget; beyond it they are re-read.
@@ -70,7 +70,7 @@ def load_sample(sample, geometry: Geometry) -> tuple[np.ndarray, np.ndarray, tup
     if lut.shape != (256,):
         raise ValueError("lut must have 256 entries")
     mask = lut[mask]
-    if (mask == IGNORE).all():
+    if (mask == IGNORE_INDEX).all():
         raise ValueError("no labelled pixels (all ignore)")
     hw = geometry.model_hw(*img.shape[:2])
     if mask.shape != hw:
@@ -213,7 +213,7 @@ def native_crop(img: np.ndarray, mask: np.ndarray, crop: tuple[int, int], rng: n
         mask = np.asarray(Image.fromarray(mask).resize((tw, th), Image.NEAREST))
     if img.shape[:2] != tuple(crop):
         pad_img = np.zeros((*crop, 3), np.uint8)
-        pad_mask = np.full(crop, IGNORE, np.uint8)
+        pad_mask = np.full(crop, IGNORE_INDEX, np.uint8)
         pad_img[:img.shape[0], :img.shape[1]] = img
         pad_mask[:mask.shape[0], :mask.shape[1]] = mask
         img, mask = pad_img, pad_mask

@@ -2,7 +2,7 @@
 
 Decoder (arch["decoder"] == "mlp"): SegFormer's all-MLP head on the stride 4-32 features (same
 modules and state-dict names as transformers' SegformerDecodeHead, run through
-models.fast_decode). Logits come out at 1/4 of the input size; callers upsample bilinearly (as
+mlp_decode.fast_decode). Logits come out at 1/4 of the input size; callers upsample bilinearly (as
 for SegFormer). An FPN decoder measured slower and no better (bench/RESULTS.md).
 
 Batch norm: with freeze_bn (the default recipe) the encoder's BN layers keep ImageNet's running
@@ -16,20 +16,12 @@ from torch import nn
 
 from segcli.engine.data import MEAN, STD
 from segcli.engine.effnet_lite import FEATURE_CHANNELS, EfficientNetLite0
+from segcli.engine.mlp_decode import fast_decode
 
-KIND = "effnet_lite0"
-# Stem + blocks 0-4 (everything at strides 2-8) keep their ImageNet weights: ~25% less CPU per
-# step for the same held-out mIoU (bench/RESULTS.md), i.e. more epochs in the same minutes.
-FROZEN_BLOCKS = 5
 # The published TF-Lite EfficientNets take (rgb - 127) / 128; segcli's batches are
 # ImageNet-normalised. The encoder converts back (a fixed per-channel affine) so the
 # pretrained stem sees what it was trained on (espresso photo: p 0.94 vs 0.82).
 _TF_MEAN, _TF_STD = 127.0 / 255.0, 128.0 / 255.0
-
-
-def default_arch(num_classes: int) -> dict:
-    return {"kind": KIND, "num_classes": num_classes, "decoder": "mlp", "decoder_channels": 128,
-            "freeze_bn": True, "dropout": 0.1, "frozen_blocks": FROZEN_BLOCKS}
 
 
 class _Proj(nn.Module):
@@ -53,8 +45,6 @@ class MLPHead(nn.Module):
         self.classifier = nn.Conv2d(d, num_classes, 1)
 
     def forward(self, feats):
-        from segcli.engine.models import fast_decode
-
         return fast_decode(self, tuple(feats))
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from segcli.core.errors import SegcliError
 from segcli.core.geometry import Geometry
 from segcli.engine import onnx_graph
-from segcli.engine.artifacts import onnx_metadata
+from segcli.engine.onnx_graph import onnx_metadata
 from segcli.engine.data import normalise_as
 
 OPSET = 17

@@ -1,5 +1,6 @@
 """Model construction: SegFormer (transformers) with a faster exact decode head, the U-Net, or
-EfficientNet-Lite0 + an all-MLP head (engine/effnet_seg.py).
+EfficientNet-Lite0 + an all-MLP head (engine/effnet_seg.py). Which one, and its knobs, is the
+template's `architecture` block (templates/*.yaml): this module maps a `kind` to a builder.
 
 Every model maps a normalised NCHW batch to class logits (SegFormer at 1/4 of the input size,
 U-Net at full size); the caller upsamples bilinearly. `arch` is a JSON-able description that
@@ -11,67 +12,20 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from segcli.core.errors import DependencyError, InvalidInputError
-from segcli.engine.params import EFFNET, SEGFORMER, EngineParams
-from segcli.engine.unet import SIZES as UNET_SIZES, UNet
-from segcli.engine.weights import (ADE20K, ADE_ERR as _ADE_ERR, ADE_HINT as _ADE_HINT,
-                                   SEGFORMER_ENV as WEIGHTS_ENV, hub_reachable as _hub_reachable,
-                                   segformer_source as _weights_source)
-
-SEGFORMER_SIZES = {  # transformers SegformerConfig kwargs; b0-b2 as in the SegFormer paper
-    "tiny": dict(hidden_sizes=[16, 32, 64, 128], num_attention_heads=[1, 2, 4, 8],
-                 decoder_hidden_size=128),
-    "b0": dict(hidden_sizes=[32, 64, 160, 256], decoder_hidden_size=256),
-    "b1": dict(hidden_sizes=[64, 128, 320, 512], decoder_hidden_size=256),
-    "b2": dict(hidden_sizes=[64, 128, 320, 512], depths=[3, 4, 6, 3], decoder_hidden_size=768),
-}
-
-
-def fast_decode(head: nn.Module, hidden: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """SegformerDecodeHead.forward, rewritten to compute the same function ~2-3x cheaper.
-
-    The original projects each stage to D channels, upsamples all to 1/4 size, concatenates
-    (4*D channels) and applies a 1x1 fuse conv. Projection, bilinear upsampling and the fuse
-    conv are all linear and commute, so fuse o proj folds into one (D x C_i) weight per stage,
-    and each stage is upsampled on its narrower side: raw features when C_i <= D/2 (then one
-    matmul over their concatenation at 1/4 size), else after projecting at its own low
-    resolution. Tensors stay channels-last and 1x1 convs run as matmuls, which avoids layout
-    copies and oneDNN's slow 1x1-conv backward on CPU. Same parameters and state dict; outputs
-    agree to float rounding (~1e-7, tested).
-    """
-    fuse = head.linear_fuse.weight[:, :, 0, 0]
-    d, n, size = fuse.shape[0], len(hidden), hidden[0].shape[2:]
-    narrow, narrow_w, wide, bias = [], [], None, 0
-    for i, (h, mlp) in enumerate(zip(hidden, head.linear_projections)):
-        w_fuse = fuse[:, (n - 1 - i) * d:(n - i) * d]   # the head concatenates stages reversed
-        w = w_fuse @ mlp.proj.weight
-        bias = bias + w_fuse @ mlp.proj.bias
-        h = h.contiguous(memory_format=torch.channels_last)
-        if h.shape[2:] == size or 2 * h.shape[1] <= d:
-            narrow.append(_up(h, size))
-            narrow_w.append(w)
-        else:
-            t = _up(_linear(h, w), size)
-            wide = t if wide is None else wide + t
-    x = _linear(torch.cat(narrow, 1), torch.cat(narrow_w, 1), bias)
-    if wide is not None:
-        x = x + wide
-    x = head.dropout(head.activation(head.batch_norm(x)))
-    return _linear(x, head.classifier.weight[:, :, 0, 0], head.classifier.bias)
-
-
-def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-    """A 1x1 conv as a matmul over the pixels of a channels-last NCHW tensor (no copies)."""
-    return F.linear(x.permute(0, 2, 3, 1), w, b).permute(0, 3, 1, 2)
-
-
-def _up(x: torch.Tensor, size) -> torch.Tensor:
-    if x.shape[2:] == size:
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+from segcli.engine.mlp_decode import fast_decode
+from segcli.engine.params import EngineParams
+from segcli.engine.unet import UNet
+from segcli.engine.weights import (
+    ADE20K,
+    ADE_ERR as _ADE_ERR,
+    ADE_HINT as _ADE_HINT,
+    SEGFORMER_ENV as WEIGHTS_ENV,
+    hub_reachable as _hub_reachable,
+    segformer_source as _weights_source,
+)
 
 
 @lru_cache(maxsize=1)
@@ -89,13 +43,19 @@ def _segformer_class():
 
 
 def create(p: EngineParams, classes: list[str]) -> tuple[nn.Module, dict]:
-    """A fresh (or ade20k/imagenet-initialised) model for training, and its arch description."""
-    if p.template == EFFNET:
-        return _create_effnet(p, classes)
-    if p.template != SEGFORMER:
-        arch = {"kind": "unet", "num_classes": len(classes),
-                "base_channels": UNET_SIZES[p.model_size], "depth": 4}
-        return build(arch), arch
+    """A fresh (or ade20k/imagenet-initialised) model for training, and its arch description,
+    as the template's `architecture` block says (an architecture this engine cannot build is
+    an error, never another model)."""
+    kind = p.architecture.get("kind")
+    builder = _CREATORS.get(kind)  # type: ignore[arg-type]
+    if builder is None:
+        raise InvalidInputError(f"template {p.template} names architecture {kind!r}, which the local engine "
+                                f"does not build (it builds: {', '.join(sorted(_CREATORS))})",
+                                hint="set `architecture: {kind: ...}` in the template's YAML")
+    return builder(p, classes)
+
+
+def _create_segformer(p: EngineParams, classes: list[str]) -> tuple[nn.Module, dict]:
     if p.pretrained_weights == "ade20k":
         model = load_ade20k(p.model_size, classes)
     else:
@@ -103,15 +63,20 @@ def create(p: EngineParams, classes: list[str]) -> tuple[nn.Module, dict]:
 
         cfg = SegformerConfig(num_labels=len(classes), id2label=dict(enumerate(classes)),
                               label2id={c: i for i, c in enumerate(classes)},
-                              **SEGFORMER_SIZES[p.model_size])
+                              **p.architecture["sizes"][p.model_size])
         model = _segformer_class()(cfg)
     return model, {"kind": "segformer", "config": model.config.to_dict()}
 
 
-def _create_effnet(p: EngineParams, classes: list[str]) -> tuple[nn.Module, dict]:
-    from segcli.engine import effnet_seg
+def _create_unet(p: EngineParams, classes: list[str]) -> tuple[nn.Module, dict]:
+    knobs = p.architecture
+    arch = {"kind": "unet", "num_classes": len(classes),
+            "base_channels": int(knobs["base_channels"][p.model_size]), "depth": int(knobs["depth"])}
+    return build(arch), arch
 
-    arch = effnet_seg.default_arch(len(classes))
+
+def _create_effnet(p: EngineParams, classes: list[str]) -> tuple[nn.Module, dict]:
+    arch = {**p.architecture, "num_classes": len(classes)}
     pretrained = p.pretrained_weights == "imagenet"
     if not pretrained:
         # Freezing the first blocks and the encoder's batch-norm statistics keeps what ImageNet
@@ -123,6 +88,9 @@ def _create_effnet(p: EngineParams, classes: list[str]) -> tuple[nn.Module, dict
 
         model.encoder.load_state_dict(load_lite0_encoder_state())   # strict: every key
     return model, arch
+
+
+_CREATORS = {"segformer": _create_segformer, "unet": _create_unet, "effnet_lite0": _create_effnet}
 
 
 def build(arch: dict) -> nn.Module:

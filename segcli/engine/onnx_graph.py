@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from segcli.engine.artifacts import meta_value
+from segcli.engine.artifacts import meta_value, metadata as file_metadata
 
 if TYPE_CHECKING:  # onnx is imported where graphs are built: the ONNX Runtime predictor needs
     import onnx    # only the names below
@@ -184,3 +184,12 @@ def set_metadata(model: "onnx.ModelProto", metadata: dict[str, Any]) -> None:
     for k, v in metadata.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = k, meta_value(v)
+
+
+def onnx_metadata(config: dict[str, Any], version_id: str) -> dict[str, Any]:
+    """metadata() plus what only the ONNX file carries: the resize graph (base64), for
+    clients that reproduce segcli's masks (docs/onnx_client.py)."""
+    import base64
+
+    return {**file_metadata(config, version_id),
+            "segcli.upsample_onnx": base64.b64encode(upsample_graph().SerializeToString()).decode("ascii")}

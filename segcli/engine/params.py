@@ -1,6 +1,7 @@
 """Train params as the engine reads them: typed, from a document already resolved and validated.
 
-The template YAML (templates/*.yaml) is the one source of defaults, types and ranges, and
+The template YAML (templates/*.yaml) is the one source of defaults, types, ranges and of the
+architecture the engine builds (its `architecture` block), and
 services/params.py resolves every document against it before a version is created. The engine
 re-validates nothing: it only casts Clarifai's floats to the types it computes with. A knob a
 stored document lacks (a version recorded before the knob existed) takes the YAML's default.
@@ -8,14 +9,11 @@ Pure Python (no torch).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from segcli.core.geometry import Geometry
 
-SEGFORMER = "MMSegmentation_SegFormer"
-UNET = "segcli_UNet"
-EFFNET = "segcli_EfficientNetLite0"   # ImageNet-pretrained encoder: the offline default
 SELECTION_KNOBS = ("patience", "min_delta", "keep_weights")
 
 
@@ -50,6 +48,9 @@ class EngineParams:
     patience: int = 0
     min_delta: float = 0.0
     keep_weights: str = "best"
+    # The template's `architecture` block: what engine/models.create builds. Not a knob: the
+    # template names it, and the built model's own description is stored with its weights.
+    architecture: dict = field(default_factory=dict, hash=False)
 
     @property
     def lr(self) -> float:
@@ -59,7 +60,7 @@ class EngineParams:
     def fingerprint(self) -> dict:
         """What a checkpoint must agree on to be resumed (runtime-only knobs left out)."""
         d = asdict(self)
-        for k in ("device", "num_workers", "mixed_precision", *SELECTION_KNOBS):
+        for k in ("device", "num_workers", "mixed_precision", "architecture", *SELECTION_KNOBS):
             d.pop(k)
         for k in ("image_size", "crop_size", "scale_jitter"):
             d[k] = list(d[k])
@@ -74,14 +75,17 @@ class EngineParams:
     def from_job(cls, template: str, params: dict[str, Any]) -> "EngineParams":
         # A YAML null means "unset", except for pretrained_weights where it is Clarifai's "None".
         given = {k: v for k, v in params.items() if v is not None or k == "pretrained_weights"}
-        p = {**_yaml_defaults(template), **given}
+        spec = _template(template)
+        p = {**spec.defaults(), **given}
         return cls(
             template=template,
             image_size=tuple(int(round(float(v))) for v in p["image_size"]),
             batch_size=int(p["batch_size"]),
             num_epochs=int(p["num_epochs"]),
             per_item_lrate=float(p["per_item_lrate"]),
-            pretrained_weights=str(p.get("pretrained_weights") or "None"),   # U-Net has no such knob
+            # The U-Net template has no such knob: it always starts from random init, which
+            # Clarifai's templates spell "None" (as YAML's null does).
+            pretrained_weights=str(p.get("pretrained_weights") or "None"),
             invalid_data_tolerance_percent=float(p["invalid_data_tolerance_percent"]),
             model_size=str(p["model_size"]),
             seed=int(p["seed"]),
@@ -90,18 +94,21 @@ class EngineParams:
             mixed_precision=str(p["mixed_precision"]),
             val_percent=float(p["val_percent"]),
             loss=str(p["loss"]),
-            resize_mode=str(p.get("resize_mode", "image_size")),
-            crop_size=tuple(int(round(float(v))) for v in p.get("crop_size", [512])),
-            native_scale=float(p.get("native_scale", 1.0)),
-            scale_jitter=_range(p.get("scale_jitter", [1.0, 1.0])),
-            tile_overlap=float(p.get("tile_overlap", 0.25)),
-            class_weights=_weights(p.get("class_weights", "none")),
-            patience=int(p.get("patience", 0)),
-            min_delta=float(p.get("min_delta", 0.0)),
-            keep_weights=str(p.get("keep_weights", "best")),
+            resize_mode=str(p["resize_mode"]),
+            crop_size=tuple(int(round(float(v))) for v in p["crop_size"]),
+            native_scale=float(p["native_scale"]),
+            scale_jitter=_range(p["scale_jitter"]),
+            tile_overlap=float(p["tile_overlap"]),
+            class_weights=_weights(p["class_weights"]),
+            patience=int(p["patience"]),
+            min_delta=float(p["min_delta"]),
+            keep_weights=str(p["keep_weights"]),
+            architecture=dict(spec.architecture),
         )
 
 
+# The values knobs added after the first checkpoints had before they existed (history, not the
+# templates' defaults: a checkpoint written then was trained with these).
 _LATER_DEFAULTS = {"resize_mode": "image_size", "crop_size": [512], "native_scale": 1.0,
                    "scale_jitter": [1.0, 1.0], "tile_overlap": 0.25, "class_weights": "none"}
 
@@ -117,7 +124,7 @@ def _weights(value: Any) -> Any:
     return str(value)
 
 
-def _yaml_defaults(template: str) -> dict[str, Any]:
+def _template(name: str):
     from segcli.core.templates import find_template, local_templates
 
-    return find_template(local_templates(), template).defaults()
+    return find_template(local_templates(), name)

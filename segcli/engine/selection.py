@@ -78,7 +78,7 @@ class BestWeights:
         best = best_record(history)
         if not self.enabled or best is None or best["epoch"] != history[-1]["epoch"]:
             return
-        from segcli.engine.checkpoint import atomic_save, _cpu
+        from segcli.engine.checkpoint import _cpu, atomic_save
 
         atomic_save({k: _cpu(v) for k, v in model.state_dict().items()}, self.path(best["epoch"]),
                     {"format": "segcli-best/1", "epoch": str(best["epoch"])})

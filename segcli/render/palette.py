@@ -11,7 +11,8 @@ import colorsys
 import hashlib
 from typing import Sequence
 
-BACKGROUND = "background"
+from segcli.core.classes import BACKGROUND
+
 BACKGROUND_COLOR = (0, 0, 0)  # placeholder; overlays never paint background pixels
 
 # The first colours a model's concepts get, in order: chosen by bench/palette_distinctness.py

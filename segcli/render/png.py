@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from isal.isal_zlib import compress as _deflate   # levels 0-3; 1 is its fast one
-    from isal.isal_zlib import compressobj as _deflater
+    from isal.isal_zlib import (
+        compress as _deflate,  # levels 0-3; 1 is its fast one
+        compressobj as _deflater,
+    )
 except ImportError:                                   # not installed: same format, slower
-    from zlib import compress as _deflate
-    from zlib import compressobj as _deflater
+    from zlib import compress as _deflate, compressobj as _deflater
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _NONE, _UP = 0, 2

@@ -17,22 +17,20 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from PIL import Image
 
+from segcli.core.classes import BACKGROUND
 from segcli.core.files import write_text_atomic
 from segcli.core.names import NamePlan
-from segcli.datasets.images import bbox_of
+from segcli.datasets.imagefile import bbox_of
 from segcli.render import png, preannotations, strips
 from segcli.render.overlay import render_overlay
-
-BACKGROUND = "background"
 
 
 @dataclass
 class _Video:
     stem: str
     fps: float | None
-    writer: Any = None  # VideoOverlayWriter, opened on the first frame (needs the frame size)
+    writer: Any = None  # VideoWriter, opened on the first frame (needs the frame size)
 
 
 class PredictionWriter:
@@ -334,11 +332,11 @@ class PredictionWriter:
         return self._videos[name]
 
     def _write_video_frame(self, video: _Video, overlay: np.ndarray, time_s: float) -> str:
-        from segcli.render.video import VideoOverlayWriter
+        from segcli.media.video import VideoWriter
 
         rel = f"{video.stem}.overlay.mp4"
         if video.writer is None:
-            video.writer = VideoOverlayWriter(self.out_dir / rel, video.fps or 25.0,  # type: ignore[operator]
+            video.writer = VideoWriter(self.out_dir / rel, video.fps or 25.0,  # type: ignore[operator]
                                               (overlay.shape[1], overlay.shape[0]))
         video.writer.write(overlay, time_s)
         return rel
@@ -372,31 +370,3 @@ def encode_rle(mask: np.ndarray) -> dict[str, Any]:
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     return {"size": [int(rle["size"][0]), int(rle["size"][1])],
             "counts": rle["counts"].decode("ascii")}
-
-
-def labelmap_from_region_masks(
-    masks: Sequence[tuple[int, np.ndarray, float]], h: int, w: int, num_classes: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(label map, class scores) from per-concept masks (what Clarifai's predict returns).
-
-    Where masks overlap, the higher-scoring concept wins. Masks of another size are resized
-    nearest-neighbour. A concept given several masks gets their union and its best score.
-    """
-    labelmap = np.zeros((h, w), dtype=np.uint8)
-    scores = np.zeros(num_classes, dtype=np.float64)
-    for index, mask, score in sorted(masks, key=lambda m: m[2]):  # best painted last
-        if not 0 < index < num_classes:
-            raise ValueError(f"class index {index} outside 1..{num_classes - 1}")
-        labelmap[_fit_mask(mask, h, w)] = index
-        scores[index] = max(scores[index], float(score))
-    return labelmap, scores
-
-
-def _fit_mask(mask: np.ndarray, h: int, w: int) -> np.ndarray:
-    m = np.asarray(mask)
-    if m.ndim == 3:  # a decoded RGB(A) mask image: non-zero colour = in the region (an
-        m = m[..., :3].any(axis=2)  # opaque alpha channel must not count as "non-zero")
-    m = m != 0
-    if m.shape != (h, w):
-        m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 0
-    return m

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
 from segcli.backends.base import Backend, DatasetItem
-from segcli.datasets.items import IGNORE_INDEX
+from segcli.core.classes import IGNORE_INDEX
 from segcli.render.progress import Counter
 
 # A concept in fewer images than this, or in under RARE_SHARE of them, gets a warning: a

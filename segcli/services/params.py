@@ -11,8 +11,17 @@ from typing import Any, Optional
 
 from segcli.backends.base import Backend
 from segcli.core.errors import InvalidInputError, NotFoundError
-from segcli.core.templates import (CLOUD_RUN, FILE_VIEW, LOCAL_RUN, ParamsUpdate, Template, default_document,
-                                   load_document, parse_assignments, resolve_document)
+from segcli.core.templates import (
+    CLOUD_RUN,
+    FILE_VIEW,
+    LOCAL_RUN,
+    ParamsUpdate,
+    Template,
+    default_document,
+    load_document,
+    parse_assignments,
+    resolve_document,
+)
 
 
 def build_document(backend: Backend, template_name: Optional[str], params_file: Optional[Path],

@@ -303,7 +303,7 @@ class _VideoReadError(Exception):
 
 
 def _read_frames(video: Path) -> Iterator[tuple[int, float, np.ndarray]]:
-    from segcli.render.video import iter_video_frames
+    from segcli.media.video import iter_video_frames
 
     try:
         yield from iter_video_frames(video)
@@ -313,7 +313,7 @@ def _read_frames(video: Path) -> Iterator[tuple[int, float, np.ndarray]]:
 
 def _predict_video(segmenter, writer, video: Path, batch_size: int, progress_mode: str,
                    warn: Callable[[str], None]) -> None:
-    from segcli.render.video import video_fps
+    from segcli.media.video import video_fps
 
     frames, why = 0, regular.problem(video) or ""   # a FIFO would hang the decoder: never opened
     try:

@@ -112,9 +112,10 @@ def preview(backend: Backend, app_id: str, dataset_id: str, version_id: Optional
             n: int = 16, concepts: Optional[list[str]] = None, seed: Optional[int] = None,
             tile_size: int = 256, progress_mode: str = "off") -> dict[str, Any]:
     """Write the contact sheet to `path` (PNG); return what it shows (the JSON of the command)."""
+    from segcli.core.classes import BACKGROUND
     from segcli.core.files import write_atomic
     from segcli.render.contact_sheet import present, render_sheet
-    from segcli.render.palette import BACKGROUND, colors_for
+    from segcli.render.palette import colors_for
 
     _check_path(path)
     if version_id is not None:

@@ -125,7 +125,8 @@ def _refusal(data: ReadResult, percent: float, tolerance: float) -> InvalidInput
     if len(data.invalid) > MAX_LISTED:
         details.append(f"... and {len(data.invalid) - MAX_LISTED} more (see --dry-run -o json)")
     return InvalidInputError(
-        f"{len(data.invalid)} of {data.total} items are invalid ({percent:.1f}% > --max-invalid-percent {tolerance:g}); nothing was uploaded",
+        f"{len(data.invalid)} of {data.total} items are invalid "
+        f"({percent:.1f}% > --max-invalid-percent {tolerance:g}); nothing was uploaded",
         hint="fix them, or skip them with --max-invalid-percent N" if tolerance == 0 else "fix the items listed above",
         details=details)
 

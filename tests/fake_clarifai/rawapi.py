@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from clarifai_grpc.grpc.api import resources_pb2 as R
-from clarifai_grpc.grpc.api import service_pb2 as S
+from clarifai_grpc.grpc.api import resources_pb2 as R, service_pb2 as S
 
 from .protos import C
 from .samples import gradient_png

@@ -6,13 +6,12 @@ annotation on a missing input) changes nothing and says which item was bad.
 
 from __future__ import annotations
 
-from clarifai_grpc.grpc.api import resources_pb2
-from clarifai_grpc.grpc.api import service_pb2 as S
+from clarifai_grpc.grpc.api import resources_pb2, service_pb2 as S
 from clarifai_grpc.grpc.api.status.status_pb2 import BaseResponse
 
 from .base import HandlerBase
 from .masks import image_size
-from .protos import C, MAX_BATCH, ok, paginate, status, struct_to_dict, ts
+from .protos import MAX_BATCH, C, ok, paginate, status, struct_to_dict, ts
 from .state import AddJob, AppRecord, InputRecord, new_id, now
 
 EPS = 1e-6  # float slack for normalised coordinates

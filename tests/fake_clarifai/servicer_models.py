@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from clarifai_grpc.grpc.api import resources_pb2
-from clarifai_grpc.grpc.api import service_pb2 as S
+from clarifai_grpc.grpc.api import resources_pb2, service_pb2 as S
 from clarifai_grpc.grpc.api.status.status_pb2 import BaseResponse
 
 from .base import HandlerBase

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from clarifai_grpc.grpc.api import resources_pb2
-from clarifai_grpc.grpc.api import service_pb2 as S
+from clarifai_grpc.grpc.api import resources_pb2, service_pb2 as S
 
 from . import masks
 from .base import HandlerBase
-from .protos import C, MAX_BATCH, new_id, status, ts
+from .protos import MAX_BATCH, C, new_id, status, ts
 
 
 class PredictHandlers(HandlerBase):

@@ -25,6 +25,7 @@ from segcli.backends.clarifai.predict import CloudSegmenter
 from segcli.backends.clarifai.templates import SEGMENTER, templates_from_model_types
 from segcli.backends.clarifai.training import CloudTraining
 from segcli.core.entities import App, Concept, Dataset, DatasetVersion, Model, ModelVersion, UploadResult
+from segcli.core.template_names import SEGFORMER
 from segcli.core.templates import Template
 from segcli.datasets.items import ReadResult
 
@@ -35,7 +36,7 @@ BASE_WORKFLOW = R.Workflow(id="Universal", app_id="main", user_id="clarifai")
 class ClarifaiBackend(Backend):
     name = "clarifai"
     title = "Clarifai"
-    default_template = "MMSegmentation_SegFormer"
+    default_template = SEGFORMER
     accepts_local_params = False
     # Cloud training takes minutes to hours: poll every 5 s at first, backing off to 60 s
     # (Clarifai's docs poll every 120 s). SEGCLI_CLARIFAI_POLL_S sets one fixed interval.

@@ -54,8 +54,8 @@ TRAINING_ADVICE = {
     C.MODEL_TRAINING_NO_POSITIVES: "no annotation uses the chosen concepts",
     C.MODEL_TRAINING_INSUFFICIENT_DATA: "not enough labelled inputs to train",
     C.MODEL_TRAINING_INVALID_PARAMS: "the server refused the training params",
-    C.MODEL_TRAINING_INVALID_DATA_TOLERANCE_EXCEEDED:
-        "more inputs are unusable than invalid_data_tolerance_percent allows",
+    C.MODEL_TRAINING_INVALID_DATA_TOLERANCE_EXCEEDED: "more inputs are unusable than "
+                                                      "invalid_data_tolerance_percent allows",
     C.MODEL_TRAINING_TIMED_OUT: "training ran out of time on the server",
 }
 

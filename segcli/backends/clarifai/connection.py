@@ -8,7 +8,6 @@ every call, exponential backoff with jitter bounded by a total time budget, type
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time

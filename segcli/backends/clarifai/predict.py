@@ -2,8 +2,8 @@
 
 Images go as lossless PNG (the masks then describe exactly the pixels we have), at most 128
 per PostModelOutputs and a few MB per request, several requests in flight. Each returned
-region is a mask image (`region_info.mask`) with one concept and a score; the shared
-`labelmap_from_region_masks` turns them into the label map the writers and metrics use.
+region is a mask image (`region_info.mask`) with one concept and a score;
+`regions.labelmap_from_region_masks` turns them into the label map the writers and metrics use.
 Videos reach predict() as decoded frames (the predict service samples them client-side).
 """
 from __future__ import annotations
@@ -19,9 +19,10 @@ from PIL import Image
 from segcli.backends.clarifai import codes
 from segcli.backends.clarifai.connection import Connection
 from segcli.backends.clarifai.protos import batches, decode_mask
+from segcli.backends.clarifai.regions import labelmap_from_region_masks
+from segcli.core.classes import with_background
 from segcli.core.errors import InvalidInputError
 from segcli.core.segmentation import SegResult
-from segcli.render.predictions import BACKGROUND, labelmap_from_region_masks
 
 WORKERS = 4
 
@@ -37,7 +38,7 @@ class CloudSegmenter:
         """`classes`: the version's (background first); regions map to them by concept id,
         whatever order Clarifai lists its concepts in."""
         self.conn, self.app_id, self.model_id, self.version_id = conn, app_id, model_id, version_id
-        self.classes = [BACKGROUND, *(c for c in classes if c != BACKGROUND)]
+        self.classes = with_background(classes)
         self._index = {c: i for i, c in enumerate(self.classes) if i}
 
     def predict(self, images: list[np.ndarray], batch_size: int = 8) -> list[SegResult]:

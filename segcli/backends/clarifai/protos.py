@@ -27,12 +27,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import AbstractSet, Iterator, Optional
 
-from segcli.datasets.embedded import image_bytes
-
 import numpy as np
 from clarifai_grpc.grpc.api import resources_pb2 as R
 from PIL import Image
 
+from segcli.datasets.embedded import image_bytes
 from segcli.datasets.items import LabeledItem
 from segcli.datasets.polygons import mask_to_rings, rasterize
 

@@ -14,7 +14,7 @@ from google.protobuf.json_format import MessageToDict
 from segcli.backends.clarifai import codes, http
 from segcli.backends.clarifai.client import Client, iso, oldest_first
 from segcli.backends.clarifai.datasets import META_KEY
-from segcli.core.classes import BACKGROUND, DATASET, SERVER
+from segcli.core.classes import DATASET, SERVER, with_background
 from segcli.core.entities import TRAINED, TRAINING, ModelVersion
 from segcli.core.ids import new_version_id
 
@@ -75,7 +75,7 @@ class CloudTraining:
         if recorded.get("classes"):
             classes, class_order = [str(c) for c in recorded["classes"]], str(recorded.get("class_order") or DATASET)
         else:  # trained before segcli recorded classes, or a server that kept no metadata
-            classes, class_order = [BACKGROUND, *concepts], SERVER
+            classes, class_order = with_background(concepts), SERVER
         status = codes.training_status(proto.status.code)
         epochs = int(raw.get("num_epochs") or 0)
         percent = float(proto.status.percent_completed or 0)

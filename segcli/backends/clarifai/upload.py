@@ -9,7 +9,6 @@ run after kill -9 meets "duplicate" answers, which are reconciled by listing, ne
 """
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -21,8 +20,18 @@ from clarifai_grpc.grpc.api.status import status_code_pb2 as C
 from segcli.backends.clarifai import codes
 from segcli.backends.clarifai.connection import Connection, env_float
 from segcli.backends.clarifai.protos import MAX_IMAGE_BYTES, POLYGON, PlannedItem, batches
-from segcli.backends.clarifai.survey import (ACCEPTED, PENDING, REDO, SKIP, Work, chunks, existing_annotations,
-                                             list_inputs, poll_until, survey)
+from segcli.backends.clarifai.survey import (
+    ACCEPTED,
+    PENDING,
+    REDO,
+    SKIP,
+    Work,
+    chunks,
+    existing_annotations,
+    list_inputs,
+    poll_until,
+    survey,
+)
 from segcli.core.entities import UploadResult
 from segcli.core.errors import UnavailableError
 from segcli.datasets.embedded import stored_size

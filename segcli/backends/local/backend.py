@@ -16,18 +16,19 @@ from segcli.backends.local.store import Store
 from segcli.core.entities import App, Concept, Dataset, DatasetVersion, Model, ModelVersion, UploadResult
 from segcli.core.ids import new_version_id, now_iso
 from segcli.core.paths import TEMPLATES_CACHE
+from segcli.core.template_names import EFFNET
 
 if TYPE_CHECKING:  # the modules below load when used: metadata commands need none of them
-    from segcli.core.templates import Template
     from segcli.backends.local.filecache import FileCache
     from segcli.backends.local.staging import Staging
+    from segcli.core.templates import Template
     from segcli.datasets.items import ReadResult
 
 
 class LocalBackend(Backend):
     name = "local"
     title = "the local engine"
-    default_template = "segcli_EfficientNetLite0"
+    default_template = EFFNET   # pretrained, offline
     accepts_local_params = True
     exports_weights = True
     slides_windows = True
@@ -39,7 +40,7 @@ class LocalBackend(Backend):
 
     @classmethod
     def from_settings(cls, settings) -> "LocalBackend":
-        from segcli.config import data_dir
+        from segcli.core.paths import data_dir
 
         return cls(data_dir())
 
@@ -287,6 +288,11 @@ class LocalBackend(Backend):
 
     def _model_dir(self, version: ModelVersion) -> Path:
         return self.store.runs_dir(version.id) / "model"
+
+    def _write_export(self, version: ModelVersion, fmt: str, path: Path, notify) -> tuple[dict, str]:
+        from segcli.backends.local.export import write_export
+
+        return write_export(self._model_dir(version), version.id, fmt, path, notify)
 
     def _load_segmenter(self, version: ModelVersion, engine: str, notify, tile, overlap):
         from segcli.engine.loader import load

@@ -27,11 +27,10 @@ import threading
 from pathlib import Path
 from typing import NamedTuple
 
-from segcli.datasets.embedded import image_bytes
-
 from segcli.backends.local.db import select_in, transaction
 from segcli.core.files import NEW_BINARY_FILE, Readable
 from segcli.core.regular import NotRegularFile
+from segcli.datasets.embedded import image_bytes
 
 PACKS = "packs"                       # under the blob root
 RECORD = struct.Struct("<32sQ")       # a packed blob's header: raw sha256, length in bytes

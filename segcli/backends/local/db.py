@@ -140,7 +140,8 @@ def connect_readonly(path: Path, timeout: float) -> sqlite3.Connection:
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
-    conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+    conn.execute("CREATE TABLE IF NOT EXISTS migrations "
+                 "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
     done = {r[0] for r in conn.execute("SELECT name FROM migrations")}
     applied = []
     for name, sql in MIGRATIONS:

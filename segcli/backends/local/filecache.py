@@ -25,7 +25,8 @@ from collections.abc import Iterable
 
 from segcli.backends.local.db import select_in
 from segcli.backends.local.store import Store
-from segcli.datasets.filefacts import ImageFile, KnownMask, KnownRender, MaskFacts, Observed, Stamp, stamp_of
+from segcli.core.stamps import Stamp, stamp_of
+from segcli.datasets.filefacts import ImageFile, KnownMask, KnownRender, MaskFacts, Observed
 from segcli.datasets.items import LabeledItem, Region
 
 log = logging.getLogger(__name__)

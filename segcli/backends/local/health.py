@@ -20,6 +20,7 @@ from typing import Optional
 from segcli.backends.local.db import connect_readonly
 from segcli.core.faults import FULL_REASONS, corrupt_store_hint, is_corruption, unwritable_reason
 from segcli.core.paths import DB_NAME
+from segcli.core.units import size_text
 
 LOW_SPACE_BYTES = 16 * 1024 * 1024
 
@@ -105,12 +106,14 @@ def _summary(db: Path) -> str:
     return f"quick_check ok, {migrations} migrations"
 
 
-def size_text(n: Optional[int]) -> str:
-    if n is None:
-        return "unknown"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
+def diagnose(data_dir: Path) -> tuple[dict, list[tuple[str, str]]]:
+    """What `doctor` reports of the local backend on this machine (registry's `diagnose` hook):
+    the device the engine would train on, the store's health; and (warning, hint) pairs."""
+    from segcli.engine.api import device_text
+
+    health = check(data_dir)
+    fields = {"device": device_text(), "store": health.state, "store_path": health.path,
+              "store_detail": health.detail, "free_space": size_text(health.free_bytes)}
+    problems = [] if health.state == HEALTHY else [
+        (f"the store {health.path} is {health.state}: {health.detail}", health.hint)]
+    return fields, problems

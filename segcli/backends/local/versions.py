@@ -12,10 +12,11 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from segcli.backends.local.store import Store
-from segcli.core.classes import BACKGROUND, DATASET, LEGACY
-from segcli.core.entities import QUEUED, TRAINING, TRAINING_FAILED, ModelVersion
+from segcli.core.classes import DATASET, LEGACY, with_background
+from segcli.core.entities import QUEUED, TRAINING_FAILED, ModelVersion
 from segcli.core.ids import now_iso
 from segcli.core.processes import process_exists
+from segcli.core.statuses import RUNNING
 
 # Workers this process started, so their exit can be reaped (a dead child is otherwise a zombie).
 children: dict[int, subprocess.Popen] = {}
@@ -40,8 +41,7 @@ def _classes(row: Any) -> dict[str, Any]:
     """A version's classes; one trained before orders were kept used background + its concepts."""
     if row["classes_json"]:
         return {"classes": json.loads(row["classes_json"]), "class_order": row["class_order"] or DATASET}
-    concepts = [c for c in json.loads(row["concepts_json"]) if c != BACKGROUND]
-    return {"classes": [BACKGROUND, *concepts], "class_order": LEGACY}
+    return {"classes": with_background(json.loads(row["concepts_json"])), "class_order": LEGACY}
 
 
 def get(store: Store, app_id: str, model_id: str, version_id: str) -> Optional[ModelVersion]:
@@ -78,10 +78,10 @@ def _starting(row: Any) -> bool:
 def refresh(store: Store, row: Any) -> ModelVersion:
     """The version of `row`, first marked failed if its worker died while it was running."""
     key = (row["app_id"], row["model_id"], row["id"])
-    if row["status"] in (QUEUED, TRAINING) and not _starting(row) and not pid_alive(row["worker_pid"]):
+    if row["status"] in RUNNING and not _starting(row) and not pid_alive(row["worker_pid"]):
         with store.tx() as db:
             fresh = db.execute(f"SELECT status FROM model_versions WHERE {_KEY}", key).fetchone()
-            if fresh is not None and fresh["status"] in (QUEUED, TRAINING):
+            if fresh is not None and fresh["status"] in RUNNING:
                 message = (f"the training worker (pid {row['worker_pid']}) died after epoch {row['epoch']}/{row['epochs']}; "
                            f"resume with: segcli train resume {row['id']} --model {row['model_id']} --app {row['app_id']}")
                 db.execute(f"UPDATE model_versions SET status=?, message=?, updated_at=? WHERE {_KEY}",

@@ -13,8 +13,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from segcli.backends.local.store import Store
 from segcli.backends.local import items
+from segcli.backends.local.store import Store
+from segcli.core.classes import with_background
 from segcli.core.entities import CANCELLED, QUEUED, TRAINED, TRAINING, TRAINING_FAILED
 from segcli.core.ids import now_iso
 from segcli.datasets.labels import class_lut
@@ -113,7 +114,8 @@ class Run:
         with self.store.tx() as db:
             db.execute("INSERT OR REPLACE INTO epoch_metrics(app_id, model_id, version_id, epoch, json) VALUES (?,?,?,?,?)",
                        (*self.key, epoch, json.dumps(record)))
-            db.execute("UPDATE model_versions SET epoch=?, progress_json=?, updated_at=? WHERE app_id=? AND model_id=? AND id=?",
+            db.execute("UPDATE model_versions SET epoch=?, progress_json=?, updated_at=? "
+                       "WHERE app_id=? AND model_id=? AND id=?",
                        (epoch, json.dumps(self.progress), now_iso(), *self.key))
 
 
@@ -123,8 +125,7 @@ def build_job(store: Store, row: Any, workdir: Path):
     doc = json.loads(row["params_json"])
     # The classes recorded when the training was asked for (the dataset version's order);
     # versions queued before orders were kept: background + the params' concepts, as then.
-    classes = json.loads(row["classes_json"]) if row["classes_json"] else \
-        ["background"] + [c for c in doc["concepts"] if c != "background"]
+    classes = json.loads(row["classes_json"]) if row["classes_json"] else with_background(doc["concepts"])
     samples = []
     for item in items.rows(store, row["app_id"], doc["dataset_id"], doc["dataset_version_id"]):
         samples.append(Sample(image=store.blobs.source(item["image_blob"]),
@@ -175,7 +176,7 @@ def main(argv: list[str]) -> int:
     run.update(worker_pid=os.getpid())
     run.log(f"worker pid {os.getpid()} {'resuming' if resume else 'starting'} version {version_id}")
     try:
-        from segcli.engine.train import train
+        from segcli.engine.api import train
 
         run.explog = _experiment_log(run, run.row(), workdir)
         job = build_job(store, run.row(), workdir)

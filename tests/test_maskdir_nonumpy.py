@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segcli.datasets.imagefile import bbox_of
+from segcli.datasets.maskdir import _bbox, _bboxes
+
 from conftest import REPO
-from segcli.datasets.images import bbox_of
-from segcli.datasets.maskfile import _bbox, _bboxes
 
 
 def _run(code: str) -> str:
@@ -20,10 +21,10 @@ def _run(code: str) -> str:
     return out.stdout.strip()
 
 
-def test_importing_maskfile_does_not_import_numpy():
+def test_importing_the_mask_reader_does_not_import_numpy():
     assert _run("""
         import sys
-        import segcli.datasets.maskfile
+        import segcli.datasets.maskdir
         print("numpy" in sys.modules)
     """) == "False"
 

@@ -1,4 +1,5 @@
-"""Reading video frames and writing overlaid videos with PyAV (ffmpeg shipped inside the wheel).
+"""Reading video frames and writing videos (predict's overlays, the demo's clip) with PyAV
+(ffmpeg shipped inside the wheel).
 
 `av` is imported inside functions: `segcli --help` and image-only predicts never pay for it.
 """
@@ -57,7 +58,7 @@ def pick_codec() -> str:
     raise RuntimeError("no usable video encoder in this PyAV build (tried libx264, mpeg4)")
 
 
-class VideoOverlayWriter:
+class VideoWriter:
     """Encode RGB frames of one fixed `size` (width, height) into `out_path` (.mp4)."""
 
     def __init__(self, out_path: str | Path, fps: float, size: tuple[int, int]) -> None:
@@ -80,7 +81,7 @@ class VideoOverlayWriter:
         self._last_pts = -1
         self.frames = 0
 
-    def __enter__(self) -> "VideoOverlayWriter":
+    def __enter__(self) -> "VideoWriter":
         return self
 
     def __exit__(self, *exc: object) -> None:
