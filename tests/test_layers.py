@@ -24,10 +24,10 @@ def test_cli_modules_import_no_heavy_library(module):
     assert done.returncode == 0, done.stderr.strip().splitlines()[-1]
 
 
-# The import graph as tools/import_graph.py draws it (every import that runs, those inside
+# The import graph as docs/import_graph.py draws it (every import that runs, those inside
 # functions too): each arrow between layers points down the diagram of docs/ARCHITECTURE.md,
 # and no module reaches itself round a circle.
-sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO / "docs"))
 import import_graph  # noqa: E402
 
 GRAPH = import_graph.edges()

@@ -6,9 +6,9 @@ start-up time is still an arrow of the design. Imports under `if TYPE_CHECKING:`
 are left out (a backend's settings are typed as config.Settings, a dataset item names the
 file facts it carries).
 
-    python tools/import_graph.py            # the layer graph, circles and upward arrows; exit 1 on any
-    python tools/import_graph.py --modules  # every module-to-module arrow too
-    python tools/import_graph.py --dot      # the layer graph in Graphviz dot
+    python docs/import_graph.py            # the layer graph, circles and upward arrows; exit 1 on any
+    python docs/import_graph.py --modules  # every module-to-module arrow too
+    python docs/import_graph.py --dot      # the layer graph in Graphviz dot
 
 tests/test_layers.py runs the same checks (`upward`, `circles`).
 """
