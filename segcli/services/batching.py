@@ -1,0 +1,129 @@
+"""Dynamic batching: images handed in one at a time from many threads, run by the model in
+batches, as `segcli predict`'s pipeline runs a folder (services/predict.py).
+
+Two threads, the same split as predict: the collector takes the first waiting image, then every
+image already waiting and, while the batch is short, those arriving within `max_wait_s` (the
+bounded wait: a lone request waits at most that long for company), up to `max_batch` images and
+`batch_pixels` pixels (a larger image goes alone); it prepares the batch for the model where
+the engine allows (StagedSegmenter: checks, resizing, stacking) and hands it over. The runner
+only runs the model, one batch at a time, and resolves each image's Future with its SegResult.
+While the runner works, the next batch is gathered and prepared, and what arrives meanwhile
+waits for the batch after: under load batches fill by themselves, without any wait.
+
+No numpy or web import here: images are whatever the segmenter takes.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, NamedTuple, Optional
+
+from segcli.core.segmentation import StagedSegmenter
+
+_STOP = object()
+
+
+class _Entry(NamedTuple):
+    image: Any
+    pixels: int
+    future: Future
+
+
+class Batcher:
+    """`submit(image)` -> a Future of the image's SegResult. `close()` runs what was submitted,
+    then stops both threads; a submit after close raises RuntimeError."""
+
+    def __init__(self, segmenter, max_batch: int = 8, max_wait_s: float = 0.002,
+                 batch_pixels: int = 8 * 2**20) -> None:
+        self.segmenter = segmenter
+        self.max_batch, self.max_wait_s, self.batch_pixels = max_batch, max_wait_s, batch_pixels
+        self._staged = isinstance(segmenter, StagedSegmenter)
+        self._inbox: queue.Queue = queue.Queue()
+        # One prepared batch waits while the runner runs another: preparing overlaps the model.
+        self._ready: queue.Queue = queue.Queue(maxsize=1)
+        self._lock = threading.Lock()
+        self._closed = False
+        self.batches = 0            # how many model runs, and how many images they took:
+        self.images = 0             # bench_serve prints the mean batch size
+        self._threads = [threading.Thread(target=self._collect, name="segcli-serve-batch", daemon=True),
+                         threading.Thread(target=self._run, name="segcli-serve-model", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, image, pixels: int = 0) -> Future:
+        """`pixels`: the image's size, for the pixel bound of a batch (0: not counted)."""
+        future: Future = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the batcher is closed")
+            self._inbox.put(_Entry(image, pixels, future))
+        return future
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._inbox.put(_STOP)
+        for thread in self._threads:
+            thread.join()
+
+    # -- the two threads ---------------------------------------------------------------------
+    def _collect(self) -> None:
+        carry: Optional[_Entry] = None
+        stopping = False
+        while not stopping:
+            first = carry if carry is not None else self._inbox.get()
+            carry = None
+            if first is _STOP:
+                break
+            batch, pixels = [first], first.pixels
+            deadline = time.monotonic() + self.max_wait_s
+            while len(batch) < self.max_batch:
+                wait = deadline - time.monotonic()
+                try:
+                    entry = self._inbox.get_nowait() if wait <= 0 else self._inbox.get(timeout=wait)
+                except queue.Empty:
+                    break
+                if entry is _STOP:
+                    stopping = True
+                    break
+                if pixels + entry.pixels > self.batch_pixels:
+                    carry = entry        # too big to join: it starts the next batch
+                    break
+                batch.append(entry)
+                pixels += entry.pixels
+            self._ready.put((batch, self._prepare(batch)))
+            if carry is not None and stopping:
+                self._ready.put(([carry], self._prepare([carry])))
+        self._ready.put(_STOP)
+
+    def _prepare(self, batch: list[_Entry]) -> Any:
+        if not self._staged:
+            return None
+        try:
+            return self.segmenter.prepare([e.image for e in batch], self.max_batch)
+        except BaseException as exc:  # noqa: BLE001 - handed to the requests that made the batch
+            return exc
+
+    def _run(self) -> None:
+        while True:
+            handed = self._ready.get()
+            if handed is _STOP:
+                return
+            batch, prepared = handed
+            try:
+                if isinstance(prepared, BaseException):
+                    raise prepared
+                results = (self.segmenter.run(prepared) if self._staged
+                           else self.segmenter.predict([e.image for e in batch], self.max_batch))
+            except BaseException as exc:  # noqa: BLE001 - every request of the batch gets it
+                for entry in batch:
+                    entry.future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.images += len(batch)
+            for entry, result in zip(batch, results):
+                entry.future.set_result(result)
