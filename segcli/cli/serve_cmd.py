@@ -25,7 +25,7 @@ def serve(
                                              help="Drop regions whose score is below this.")] = 0.05,
     max_batch: Annotated[int, typer.Option("--max-batch", min=1, max=128,
                                            help="Most images of concurrent requests run in one forward pass.")] = 8,
-    max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", click_type=FiniteFloat(0.0, 1000.0),
+    max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", click_type=FiniteFloat(0.0, 60000.0),
                                                help="How long a request waits for others to batch with, at most.")] = 2.0,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", click_type=FiniteFloat(0.0, 4096.0, min_open=True),
                                                help="Refuse request bodies larger than this (413).")] = 32.0,
@@ -44,7 +44,7 @@ def serve(
                        (concept, score, area, bbox, mask as COCO RLE). ?mask=1 adds
                        mask_png, ?overlay=1 overlay_png (base64 PNGs); ?name= sets input.
     GET  /metadata     app, model, version, classes (mask value i = classes[i]), geometry
-    GET  /health       {"status": "ok"} once the model is loaded
+    GET  /health       {"status": "ok", "in_flight": N} once the model is loaded
 
     Concurrent requests run in batches (up to --max-batch, waiting --max-wait-ms at most for
     company). Bad requests get a 4xx with {"error": "..."}. With SEGCLI_SERVE_TOKEN set, every

@@ -114,7 +114,7 @@ class ServedModel:
             with open_image(body, name) as header:     # the bomb guard, before any decoding
                 pixels = header.width * header.height
         except BadFile as exc:
-            raise BadImage(exc.reason, status=413 if "decompression-bomb" in exc.reason else 400) from None
+            raise BadImage(exc.reason, status=413 if "decompression" in exc.reason.lower() else 400) from None
         taken = self.budget.acquire(pixels)
         try:
             try:

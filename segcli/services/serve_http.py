@@ -130,8 +130,10 @@ def build_app(served: ServedModel, token: Optional[str], max_body: int) -> Starl
         return _error(401, "missing or wrong token: send Authorization: Bearer $SEGCLI_SERVE_TOKEN",
                       {"WWW-Authenticate": "Bearer"})
 
+    in_flight = [0]     # /predict requests being answered (the event loop's thread only)
+
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "in_flight": in_flight[0]})
 
     async def metadata(request: Request) -> JSONResponse:
         if not authorised(request):
@@ -142,20 +144,24 @@ def build_app(served: ServedModel, token: Optional[str], max_body: int) -> Starl
         if not authorised(request):
             await _drain(request)
             return unauthorised()
+        in_flight[0] += 1
+        body = None
         try:
             flags = _flags(request)
-            body = await _read_body(request, max_body)
+            body = await _read_body(request, max_body)     # drains what it refuses
             if not body:
                 raise Refused(400, "empty body: send the image's bytes (or a multipart form with the image)")
             image, filename = await _image_of(request, body)
             name = request.query_params.get("name") or filename or "image"
             item = await run_in_threadpool(served.answer, image, name, flags["mask"], flags["overlay"])
         except Refused as exc:
-            if exc.status != 413:
+            if body is None and exc.status != 413:    # refused before the body was read
                 await _drain(request)
             return _error(exc.status, exc.reason)
         except BadImage as exc:
             return _error(exc.status, exc.message)
+        finally:
+            in_flight[0] -= 1
         return JSONResponse(item)
 
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
