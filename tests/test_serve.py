@@ -11,6 +11,7 @@ import signal
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection
 from pathlib import Path
 
 import numpy as np
@@ -163,17 +164,36 @@ def test_a_token_guards_predict_and_metadata_and_is_never_printed(home, tmp_path
 
 def test_sigterm_answers_the_8_requests_in_flight_then_exits_0(home, tmp_path, shapes_data):
     images = sorted((shapes_data / "images").iterdir())[:8]
-    # A batch waits up to 3 s for a 9th request: the 8 stay in flight until SIGTERM has come.
-    with serving(home, tmp_path, "--max-batch", "9", "--max-wait-ms", "3000") as server:
-        with ThreadPoolExecutor(8) as pool:
-            futures = [pool.submit(server.predict, p.read_bytes(), "?mask=1") for p in images]
-            deadline = time.monotonic() + 60
-            while server.request("GET", "/health")[1]["in_flight"] < 8:
-                assert time.monotonic() < deadline and not any(f.done() for f in futures)
-            assert not any(f.done() for f in futures)
-            server.proc.send_signal(signal.SIGTERM)
-            answers = [f.result() for f in futures]
-        assert [status for status, _ in answers] == [200] * 8
+    with serving(home, tmp_path) as server:
+        # 8 requests in flight: headers and half of each body sent, the rest held back.
+        conns = []
+        for path in images:
+            data = path.read_bytes()
+            conn = HTTPConnection("127.0.0.1", server.port, timeout=120)
+            conn.putrequest("POST", "/predict?mask=1")
+            conn.putheader("Content-Length", str(len(data)))
+            conn.endheaders()
+            conn.send(data[:len(data) // 2])
+            conns.append((conn, data[len(data) // 2:]))
+        deadline = time.monotonic() + 60
+        while server.request("GET", "/health")[1]["in_flight"] < 8:
+            assert time.monotonic() < deadline
+        server.proc.send_signal(signal.SIGTERM)
+        while True:     # SIGTERM taken: the server stops accepting connections
+            assert time.monotonic() < deadline and server.proc.poll() is None
+            try:
+                server.request("GET", "/health", timeout=5)
+            except OSError:
+                break
+        answers = []
+        for conn, rest in conns:
+            conn.send(rest)
+        for conn, _ in conns:
+            response = conn.getresponse()
+            answers.append((response.status, json.loads(response.read())))
+            conn.close()
+        assert [status for status, _ in answers] == [200] * 8, answers
+        assert all(item["mask_png"] for _, item in answers)
         assert server.proc.wait(60) == 0
     assert "stopped" in server.err.read_text()
 

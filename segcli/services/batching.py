@@ -2,9 +2,10 @@
 batches, as `segcli predict`'s pipeline runs a folder (services/predict.py).
 
 Two threads, the same split as predict: the collector takes the first waiting image, then every
-image already waiting and, while the batch is short, those arriving within `max_wait_s` (the
-bounded wait: a lone request waits at most that long for company), up to `max_batch` images and
-`batch_pixels` pixels (a larger image goes alone); it prepares the batch for the model where
+image already waiting and, while the batch is short and `on_the_way()` says more images are
+coming (requests being read or decoded), those arriving within `max_wait_s` of the first (the
+bounded wait; a lone request does not wait at all), up to `max_batch` images and `batch_pixels`
+pixels (a larger image goes alone); it prepares the batch for the model where
 the engine allows (StagedSegmenter: checks, resizing, stacking) and hands it over. The runner
 only runs the model, one batch at a time, and resolves each image's Future with its SegResult.
 While the runner works, the next batch is gathered and prepared, and what arrives meanwhile
@@ -18,11 +19,12 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from segcli.core.segmentation import StagedSegmenter
 
 _STOP = object()
+WAIT_SLICE_S = 0.0005
 
 
 class _Entry(NamedTuple):
@@ -36,8 +38,9 @@ class Batcher:
     then stops both threads; a submit after close raises RuntimeError."""
 
     def __init__(self, segmenter, max_batch: int = 8, max_wait_s: float = 0.002,
-                 batch_pixels: int = 8 * 2**20) -> None:
+                 batch_pixels: int = 8 * 2**20, on_the_way: Optional[Callable[[], int]] = None) -> None:
         self.segmenter = segmenter
+        self._on_the_way = on_the_way or (lambda: 1)   # not told: always worth waiting for
         self.max_batch, self.max_wait_s, self.batch_pixels = max_batch, max_wait_s, batch_pixels
         self._staged = isinstance(segmenter, StagedSegmenter)
         self._inbox: queue.Queue = queue.Queue()
@@ -82,11 +85,16 @@ class Batcher:
             batch, pixels = [first], first.pixels
             deadline = time.monotonic() + self.max_wait_s
             while len(batch) < self.max_batch:
-                wait = deadline - time.monotonic()
                 try:
-                    entry = self._inbox.get_nowait() if wait <= 0 else self._inbox.get(timeout=wait)
+                    entry = self._inbox.get_nowait()
                 except queue.Empty:
-                    break
+                    wait = deadline - time.monotonic()
+                    if wait <= 0 or self._on_the_way() <= 0:
+                        break
+                    try:   # in slices: what is on its way may fail to come (a bad image)
+                        entry = self._inbox.get(timeout=min(wait, WAIT_SLICE_S))
+                    except queue.Empty:
+                        continue
                 if entry is _STOP:
                     stopping = True
                     break

@@ -63,6 +63,20 @@ class PixelBudget:
             self._cond.notify_all()
 
 
+class Arrival:
+    """One request on its way to the batcher (ServedModel.arriving)."""
+
+    def __init__(self, served: "ServedModel") -> None:
+        self._served, self._done = served, False
+        served._count(1)
+
+    def arrived(self) -> None:
+        """Idempotent: the image was submitted, or the request ended without one."""
+        if not self._done:
+            self._done = True
+            self._served._count(-1)
+
+
 class ServedModel:
     """A trained version loaded once, answering images from many threads."""
 
@@ -75,8 +89,20 @@ class ServedModel:
         self.class_order = class_order
         self.threshold = threshold
         self.writer = PredictionWriter(None, self.classes, threshold=threshold, class_order=class_order)
-        self.batcher = Batcher(segmenter, max_batch, max_wait_s, BATCH_PIXELS)
+        self._coming = 0                 # requests begun (arriving()) whose image is not yet submitted
+        self._lock = threading.Lock()
+        self.batcher = Batcher(segmenter, max_batch, max_wait_s, BATCH_PIXELS, on_the_way=lambda: self._coming)
         self.budget = PixelBudget(BUDGET_PIXELS)
+
+    def arriving(self) -> "Arrival":
+        """Say a request has begun (its body still being read, its image decoded): the batcher
+        waits for it (at most max_wait) rather than run a batch without it. Call `.arrived()` on
+        what this returns when it is submitted or refused (answer() does on submit)."""
+        return Arrival(self)
+
+    def _count(self, delta: int) -> None:
+        with self._lock:
+            self._coming += delta
 
     @classmethod
     def load(cls, backend: Backend, app_id: str, model_id: str, version_id: Optional[str], *, engine: str = "auto",
@@ -104,7 +130,8 @@ class ServedModel:
                     "max_batch": self.batcher.max_batch, "max_wait_ms": round(self.batcher.max_wait_s * 1000, 3)})
         return doc
 
-    def answer(self, body: bytes, name: str, mask: bool = False, overlay: bool = False) -> dict[str, Any]:
+    def answer(self, body: bytes, name: str, mask: bool = False, overlay: bool = False,
+               arrival: Optional["Arrival"] = None) -> dict[str, Any]:
         """The item predictions.json would hold for this image (`input` = `name`, no file paths),
         with `mask_png` / `overlay_png` (base64 PNG) when asked. Blocks until the model has run:
         call it from a worker thread. BadImage when the bytes are no image segcli can read."""
@@ -123,7 +150,10 @@ class ServedModel:
                 raise BadImage(exc.reason) from None
             except MemoryError:
                 raise BadImage("out of memory decoding the image", status=413) from None
-            result = self.batcher.submit(image, pixels).result()
+            future = self.batcher.submit(image, pixels)
+            if arrival is not None:
+                arrival.arrived()
+            result = future.result()
             item, labelmap, kept = self.writer.describe(name, image, result.labelmap, result.class_scores)
             if mask or overlay:
                 from segcli.render import png

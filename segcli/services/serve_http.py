@@ -145,6 +145,7 @@ def build_app(served: ServedModel, token: Optional[str], max_body: int) -> Starl
             await _drain(request)
             return unauthorised()
         in_flight[0] += 1
+        arrival = served.arriving()
         body = None
         try:
             flags = _flags(request)
@@ -153,7 +154,7 @@ def build_app(served: ServedModel, token: Optional[str], max_body: int) -> Starl
                 raise Refused(400, "empty body: send the image's bytes (or a multipart form with the image)")
             image, filename = await _image_of(request, body)
             name = request.query_params.get("name") or filename or "image"
-            item = await run_in_threadpool(served.answer, image, name, flags["mask"], flags["overlay"])
+            item = await run_in_threadpool(served.answer, image, name, flags["mask"], flags["overlay"], arrival)
         except Refused as exc:
             if body is None and exc.status != 413:    # refused before the body was read
                 await _drain(request)
@@ -161,6 +162,7 @@ def build_app(served: ServedModel, token: Optional[str], max_body: int) -> Starl
         except BadImage as exc:
             return _error(exc.status, exc.message)
         finally:
+            arrival.arrived()
             in_flight[0] -= 1
         return JSONResponse(item)
 
