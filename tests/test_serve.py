@@ -78,6 +78,7 @@ def test_40_concurrent_requests_answer_what_predict_writes(cli, home, tmp_path):
         predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())
         assert meta["classes"] == predictions["classes"] and meta["version"]
         assert meta["geometry"]["size"] == [64, 64]
+        assert meta["max_body_bytes"] == 32 * 2**20 and meta["max_megapixels"] > 0
 
         def one(k: int):
             path = paths[k % len(paths)]

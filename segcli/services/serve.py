@@ -120,14 +120,17 @@ class ServedModel:
 
     def metadata(self) -> dict[str, Any]:
         """GET /metadata: what a client needs to read the answers (classes[i] = mask value i)."""
-        geometry = getattr(self.segmenter, "geometry", None)
+        from segcli.datasets.imagefile import max_pixels
+
+        geometry, limit = getattr(self.segmenter, "geometry", None), max_pixels()
         doc: dict[str, Any] = {"app": self.app_id, "model": self.model_id, "version": self.version_id,
                                "classes": list(self.classes)}
         if self.class_order:
             doc["class_order"] = self.class_order
         doc.update({"geometry": geometry.to_dict() if geometry is not None else None,
                     "engine": getattr(self.segmenter, "engine", None), "threshold": self.threshold,
-                    "max_batch": self.batcher.max_batch, "max_wait_ms": round(self.batcher.max_wait_s * 1000, 3)})
+                    "max_batch": self.batcher.max_batch, "max_wait_ms": round(self.batcher.max_wait_s * 1000, 3),
+                    "max_megapixels": limit / 1e6 if limit else None})
         return doc
 
     def answer(self, body: bytes, name: str, mask: bool = False, overlay: bool = False,
@@ -150,10 +153,9 @@ class ServedModel:
                 raise BadImage(exc.reason) from None
             except MemoryError:
                 raise BadImage("out of memory decoding the image", status=413) from None
-            future = self.batcher.submit(image, pixels)
-            if arrival is not None:
+            if arrival is not None:    # before the submit: the batcher must not wait for this one
                 arrival.arrived()
-            result = future.result()
+            result = self.batcher.submit(image, pixels).result()
             item, labelmap, kept = self.writer.describe(name, image, result.labelmap, result.class_scores)
             if mask or overlay:
                 from segcli.render import png

@@ -138,7 +138,7 @@ def build_app(served: ServedModel, token: Optional[str], max_body: int) -> Starl
     async def metadata(request: Request) -> JSONResponse:
         if not authorised(request):
             return unauthorised()
-        return JSONResponse(served.metadata())
+        return JSONResponse({**served.metadata(), "max_body_bytes": max_body})
 
     async def predict(request: Request) -> JSONResponse:
         if not authorised(request):
