@@ -11,6 +11,11 @@ only runs the model, one batch at a time, and resolves each image's Future with 
 While the runner works, the next batch is gathered and prepared, and what arrives meanwhile
 waits for the batch after: under load batches fill by themselves, without any wait.
 
+A lone image (nothing queued, nothing on its way, the model free) runs at once in the thread
+that submits it: the two hand-overs between threads are what a single request would pay on a
+busy machine, each waiting for a core (bench/RESULTS.md, Serve). The model lock keeps the one
+model run at a time either way.
+
 No numpy or web import here: images are whatever the segmenter takes.
 """
 from __future__ import annotations
@@ -47,6 +52,8 @@ class Batcher:
         # One prepared batch waits while the runner runs another: preparing overlaps the model.
         self._ready: queue.Queue = queue.Queue(maxsize=1)
         self._lock = threading.Lock()
+        self._model = threading.Lock()      # held while the model runs (runner or a lone submit)
+        self._pending = 0                   # submitted to the threads, not yet answered
         self._closed = False
         self.batches = 0            # how many model runs, and how many images they took:
         self.images = 0             # bench_serve prints the mean batch size
@@ -56,12 +63,25 @@ class Batcher:
             thread.start()
 
     def submit(self, image, pixels: int = 0) -> Future:
-        """`pixels`: the image's size, for the pixel bound of a batch (0: not counted)."""
+        """`pixels`: the image's size, for the pixel bound of a batch (0: not counted). A lone
+        image is run here and now (the Future comes back done)."""
         future: Future = Future()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the batcher is closed")
-            self._inbox.put(_Entry(image, pixels, future))
+            alone = self._pending == 0 and self._on_the_way() <= 0 and self._model.acquire(blocking=False)
+            if not alone:
+                self._pending += 1
+                self._inbox.put(_Entry(image, pixels, future))
+                return future
+        try:
+            future.set_result(self.segmenter.predict([image], self.max_batch)[0])
+        except BaseException as exc:  # noqa: BLE001 - the caller's future carries it
+            future.set_exception(exc)
+        finally:
+            self._model.release()
+        self.batches += 1
+        self.images += 1
         return future
 
     def close(self) -> None:
@@ -108,6 +128,10 @@ class Batcher:
                 self._ready.put(([carry], self._prepare([carry])))
         self._ready.put(_STOP)
 
+    def _answered(self, count: int) -> None:
+        with self._lock:
+            self._pending -= count
+
     def _prepare(self, batch: list[_Entry]) -> Any:
         if not self._staged:
             return None
@@ -125,12 +149,15 @@ class Batcher:
             try:
                 if isinstance(prepared, BaseException):
                     raise prepared
-                results = (self.segmenter.run(prepared) if self._staged
-                           else self.segmenter.predict([e.image for e in batch], self.max_batch))
+                with self._model:
+                    results = (self.segmenter.run(prepared) if self._staged
+                               else self.segmenter.predict([e.image for e in batch], self.max_batch))
             except BaseException as exc:  # noqa: BLE001 - every request of the batch gets it
+                self._answered(len(batch))
                 for entry in batch:
                     entry.future.set_exception(exc)
                 continue
+            self._answered(len(batch))
             self.batches += 1
             self.images += len(batch)
             for entry, result in zip(batch, results):
