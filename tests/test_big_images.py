@@ -93,6 +93,23 @@ def test_both_engines_slide_the_same_windows(cli, home, tmp_path):
         assert (onnx[name] == torch[name]).mean() > 0.999, name
 
 
+def test_serve_slides_the_same_windows_as_predict(cli, home, tmp_path):
+    pytest.importorskip("uvicorn", reason="segcli serve needs the [serve] extra")
+    import base64
+    import io
+
+    from serving import serving
+
+    src = photos(tmp_path / "big", [(300, 410), (48, 48), (97, 200)], seed=5)
+    expected = predict(cli, src, tmp_path / "p")
+    with serving(home, tmp_path, "--threshold", "0") as server:
+        for path in sorted(src.iterdir()):
+            status, item = server.predict(path.read_bytes(), "?mask=1")
+            assert status == 200, item
+            mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(item["mask_png"]))))
+            assert np.array_equal(mask, expected[path.name]), path.name
+
+
 def test_tile_options_are_checked(cli, home, tmp_path):
     src = photos(tmp_path / "one", [(64, 64)])
     for bad in (["--tile", "big"], ["--tile", "8"], ["--overlap", "1.5"], ["--overlap", "nan"]):

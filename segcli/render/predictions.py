@@ -116,6 +116,15 @@ class PredictionWriter:
         slot, stem = self._reserve(input_name)
         self._submit(self._pool, self._image, slot, input_name, stem, image, labelmap, class_scores, done=done)
 
+    def describe(self, input_name: str, image: np.ndarray, labelmap: np.ndarray,
+                 class_scores: Any) -> tuple[dict[str, Any], np.ndarray, list[int]]:
+        """One image's item as predictions.json has it, kept nowhere and written nowhere (file
+        paths None): for callers answering one image at a time (`segcli serve`). Also the
+        thresholded label map (the mask PNG's pixels) and the class indices kept (the overlay's
+        legend). Any thread."""
+        labelmap, kept, regions = self._threshold(labelmap, class_scores, image)
+        return self._new_item(input_name, labelmap, regions), labelmap, kept
+
     def skip(self, input_name: str, reason: str) -> None:
         """An input that could not be predicted (unreadable image, corrupt video, ...)."""
         self.skipped.append({"input": str(input_name), "reason": reason})
