@@ -208,7 +208,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"{args.n} images {args.size}px, segcli_UNet {args.model_size} (1 epoch), onnx engine; serve "
           f"{args.serve_args or '(defaults)'}, client: {args.concurrency} threads, keep-alive, ?mask=1")
-    print(f"segcli predict (whole command, masks + overlays written): "
+    print("segcli predict (whole command, masks + overlays written): "
           + " / ".join(f"{r:.1f}" for r in predict_rates) + " img/s")
     for r in range(args.rounds):
         print(f"round {r + 1}: segcli serve {serve_rates[r]:6.1f} req/s -> {ratios[r]:.2f}x the predict runs around it")

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from serving import serving
 
 from conftest import ok
-from serving import serving
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 pytest.importorskip("uvicorn", reason="segcli serve needs the [serve] extra")
