@@ -62,8 +62,11 @@ def test_code_11_when_an_optional_extra_is_missing(tmp_path):
 
 def test_code_130_on_ctrl_c(fake_clarifai, tmp_path):
     fake_clarifai.latency_s = 5.0   # the call is in flight when Ctrl-C comes
+    # SIGINT at its default in the child: a runner started in the background (nohup cmd &) hands
+    # its children SIGINT ignored, and Python then never installs its Ctrl-C handler.
     proc = subprocess.Popen([*SEGCLI, "app", "list"], env=_cloud_env(fake_clarifai, tmp_path / "home"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not fake_clarifai.calls.get("ListApps") and time.monotonic() < deadline:
         time.sleep(0.05)
