@@ -376,16 +376,39 @@ class Backend(ABC):
     # -- inference ---------------------------------------------------------------------
     def load_segmenter(self, app_id: str, model_id: str, version_id: Optional[str] = None, *,
                        engine: str = "auto", notify: Optional[Callable[[str], None]] = None,
-                       tile: "int | str" = "auto", overlap: Optional[float] = None) -> Segmenter:
+                       tile: "int | str" = "auto", overlap: Optional[float] = None,
+                       precision: str = "fp32", calibration: Optional[Callable[[], list]] = None) -> Segmenter:
         """The newest TRAINED version unless one is named. `engine` (auto | onnx | torch) picks the
         local inference engine (ignored where the backend predicts remotely); `notify` gets
         one-line progress messages (e.g. a first-use ONNX export); `tile` and `overlap` say how
-        windows slide over big images (core/geometry.Geometry.plan)."""
+        windows slide over big images (core/geometry.Geometry.plan). `precision` fp16 | int8
+        runs the version's reduced-precision graph (local weights only; `calibration` gives
+        int8 its training images, services/precision.py)."""
         if not self.slides_windows and tile not in ("auto", "off"):
             raise refusals.unsupported(self.name, "slide windows over images: its models predict whole images",
                                        hint="drop --tile (or train on the local backend: segcli --backend local train ...)")
+        if precision != "fp32":
+            self.require_local_weights("run a model in reduced precision")
         version = self.trained_version(app_id, model_id, version_id)
+        if precision != "fp32":
+            return self._load_segmenter(version, engine, notify, tile, overlap, precision=precision,
+                                        calibration=calibration)
         return self._load_segmenter(version, engine, notify, tile, overlap)
+
+    def require_local_weights(self, action: str) -> None:
+        """Refuse (exit 4) what needs a version's weights on this machine where models live in
+        a cloud that serves them itself: reduced precision, benchmarks, serving."""
+        if not self.exports_weights:
+            raise refusals.cloud_serves_its_models(self.name, action)
+
+    def record_precision(self, version: ModelVersion, precision: str, result: dict[str, Any]) -> None:
+        """Keep a precision's held-out numbers with the version (`model show`: precision_mIoU)."""
+        self.require_local_weights("record precision metrics")
+        self._record_metrics(version, "precision_mIoU", {precision: result})
+
+    def _record_metrics(self, version: ModelVersion, key: str, entries: dict[str, Any]) -> None:
+        """Merge `entries` into the version's metrics[key]; only where exports_weights."""
+        raise NotImplementedError
 
     def trained_model_dir(self, app_id: str, model_id: str,
                           version_id: Optional[str] = None) -> tuple[ModelVersion, Path]:
