@@ -88,6 +88,9 @@ def test_predict_int8_builds_once_reuses_and_records_mIoU(cli, home, shapes_data
     # The same regions format; most pixels of most images get fp32's classes.
     assert [i["input"] for i in first.json()["items"]] == [i["input"] for i in fp32["items"]]
 
+    evaluated = ok(cli("model", "eval", "--model", "m", "--app", "a", "--dataset", "d", "--precision", "int8",
+                       "-o", "json", "-q")).json()
+    assert evaluated["precision"] == "int8" and 0.0 <= evaluated["mIoU"] <= 1.0
     shown = ok(cli("model", "show", "m", "--app", "a", "-o", "json")).json()["model_versions"][0]
     recorded = shown["precision_mIoU"]
     assert set(recorded) == {"fp32", "int8"}
@@ -152,6 +155,8 @@ def test_cloud_refuses_benchmark_and_reduced_precision(cli, fake_clarifai, monke
     assert "the cloud serves its own models" in bench.err and "hint:" in bench.err
     pred = cli("predict", "--model", "m", "--app", "a", shapes_data / "images", "--precision", "int8")
     assert pred.code == ExitCode.CONFLICT and "the cloud serves its own models" in pred.err
+    evaluated = cli("model", "eval", "--model", "m", "--app", "a", "--dataset", "d", "--precision", "fp16")
+    assert evaluated.code == ExitCode.CONFLICT and "the cloud serves its own models" in evaluated.err
     export = cli("model", "export", "--model", "m", "--app", "a", "--precision", "int8", "-f", tmp_path / "x.onnx")
     assert export.code == ExitCode.CONFLICT and "cannot export weights" in export.err
     assert not (tmp_path / "x.onnx").exists()

@@ -106,6 +106,8 @@ def evaluate(
     from segcli.services.evaluate import evaluate as run_eval
     from segcli.services.training import resolve_dataset_version
 
+    if precision != "fp32":
+        STATE.backend.require_local_weights("run a model in reduced precision")
     app_id = STATE.app_id(app)
     sink = out(output, quiet)
     # Resolved (and refused if not TRAINED) before any dataset snapshot; eval then names it.

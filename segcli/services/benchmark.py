@@ -1,7 +1,7 @@
 """`segcli benchmark`: one trained version on every local engine x precision, on the same images.
 
-Each configuration runs in a child process forked after the images are decoded (where fork
-exists), so its peak RSS is its own: the images in memory, the engine and its graph. The child
+Each configuration runs in a child interpreter handed the decoded images (a temporary .npz), so
+its peak RSS is its own: the images in memory, the engine and its graph. The child
 loads the engine (building the precision's graph on first use, not timed), runs one warm-up
 batch, then times `predict` over all the images (in-memory, decoded; batches of 8, as eval)
 for whole passes until MIN_SECONDS have gone, and computes mIoU on the first pass.
@@ -62,39 +62,54 @@ def _measure(model_dir, version_id: str, engine: str, precision: str, calibratio
             "passes": passes}
 
 
-def _child(conn, *args) -> None:
+def _run_isolated(model_dir, version_id: str, engine: str, precision: str, calibration: Optional[list],
+                  items: list) -> dict[str, Any]:
+    """_measure in a fresh interpreter (`python -m segcli.services.benchmark`), its peak RSS its
+    own. Not a fork: a process that already ran ONNX Runtime or torch holds thread pools and
+    locks a forked child inherits locked (it hung here)."""
+    import json
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="segcli-benchmark-") as tmp:
+        data = Path(tmp) / "images.npz"
+        arrays = {f"image{i}": item.image for i, item in enumerate(items)}
+        arrays.update({f"target{i}": item.target for i, item in enumerate(items)})
+        arrays.update({f"calibration{i}": im for i, im in enumerate(calibration or [])})
+        np.savez(data, **arrays)
+        spec = {"model_dir": str(model_dir), "version_id": version_id, "engine": engine, "precision": precision,
+                "images": len(items), "calibration": len(calibration or []), "data": str(data)}
+        done = subprocess.run([sys.executable, "-m", "segcli.services.benchmark", json.dumps(spec)],
+                              capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
     try:
-        conn.send(("ok", _measure(*args)))
-    except BaseException as exc:  # noqa: BLE001 - reported as the row's error, never a crash
-        from segcli.core.errors import SegcliError
-
-        conn.send(("error", exc.message if isinstance(exc, SegcliError) else f"{exc.__class__.__name__}: {exc}"))
-    finally:
-        conn.close()
+        return json.loads(lines[-1])
+    except (IndexError, ValueError):
+        tail = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        return {"error": f"the benchmark process failed: {tail}"}
 
 
-def _run_isolated(*args) -> dict[str, Any]:
-    """_measure in a forked child (its own peak RSS); in this process where fork does not exist."""
-    import multiprocessing
+def _child_main(spec_json: str) -> None:
+    import json
 
-    if "fork" not in multiprocessing.get_all_start_methods():
-        try:
-            return _measure(*args) | {"peak_rss_mb": None}
-        except Exception as exc:  # noqa: BLE001
-            return {"error": f"{exc.__class__.__name__}: {exc}"}
-    ctx = multiprocessing.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, *args))
-    proc.start()
-    child.close()
+    import numpy as np
+
+    from segcli.backends.base import EvalItem
+    from segcli.core.errors import SegcliError
+
+    spec = json.loads(spec_json)
+    with np.load(spec["data"]) as data:
+        items = [EvalItem(name=str(i), image=data[f"image{i}"], target=data[f"target{i}"])
+                 for i in range(spec["images"])]
+        calibration = [data[f"calibration{i}"] for i in range(spec["calibration"])] or None
     try:
-        status, value = parent.recv()
-    except EOFError:
-        status, value = "error", "the benchmark process ended without a result"
-    proc.join()
-    if status == "ok":
-        return value
-    return {"error": value if proc.exitcode == 0 else f"{value} (exit {proc.exitcode})"}
+        row = _measure(spec["model_dir"], spec["version_id"], spec["engine"], spec["precision"], calibration, items)
+    except Exception as exc:  # noqa: BLE001 - reported as the row's error, never a crash
+        row = {"error": exc.message if isinstance(exc, SegcliError) else f"{exc.__class__.__name__}: {exc}"}
+    print(json.dumps(row))
 
 
 def benchmark(backend: Backend, app_id: str, model_id: str, version_id: Optional[str],
@@ -138,3 +153,7 @@ def _load() -> Optional[float]:
         return round(os.getloadavg()[0], 2)
     except (AttributeError, OSError):
         return None
+
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1])

@@ -192,6 +192,8 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
     if drafts is not None and out_dir is None:
         raise InvalidInputError(f"--format {drafts} writes files: it needs --out DIR",
                                 hint=f"segcli predict ... --out DIR --format {drafts}")
+    if precision != "fp32":   # before any lookup: the answer does not depend on what exists
+        backend.require_local_weights("run a model in reduced precision")
     paths = expand_inputs(inputs, out_dir)
     version = backend.trained_version(app_id, model_id, version_id)
     if version.class_order != DATASET:   # say once that mask values are not the dataset's
