@@ -155,10 +155,8 @@ def recipes(env: dict, images: Path) -> None:
             start = time.perf_counter()
             if recipe is None:
                 data, name = P.fp16_graph(fp32, "k"), "fp16"
-            elif recipe.ops:
-                data, name = P.int8_graph(fp32, "k", P.predict_feeds(calib), recipe), recipe.tag()
             else:
-                data, name = _int8_default_ops(fp32, calib, recipe), recipe.tag().replace("--", "-default-")
+                data, name = P.int8_graph(fp32, "k", P.predict_feeds(calib), recipe), recipe.tag()
             build = time.perf_counter() - start
             ref, _ = run(fp32, imgs)
             got, _ = run(data, imgs)
@@ -167,25 +165,6 @@ def recipes(env: dict, images: Path) -> None:
                   f"({m - base:+.4f}); built in {build:.1f} s; load {load_line()}", flush=True)
         except Exception as exc:  # noqa: BLE001 - a recipe ONNX Runtime cannot run is a result too
             print(f"{recipe}: failed ({exc.__class__.__name__}: {str(exc)[:120]})", flush=True)
-
-
-def _int8_default_ops(fp32: bytes, calib, recipe) -> bytes:
-    """quantize_static's own operator set (op_types_to_quantize=None)."""
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    from segcli.engine import precision as P
-
-    model = onnx.load_from_string(fp32)
-    P._named(model)
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx.save(model, f"{tmp}/a.onnx")
-        quantize_static(f"{tmp}/a.onnx", f"{tmp}/b.onnx", P._Reader(P.predict_feeds(calib)),
-                        quant_format=getattr(QuantFormat, recipe.quant_format), per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=P._segcli_nodes(model),
-                        calibrate_method=getattr(CalibrationMethod, recipe.calibration))
-        return Path(f"{tmp}/b.onnx").read_bytes()
 
 
 def openvino_vs_ort(env: dict, tmp: Path, onnx_file: Path, batches: list, rounds: int) -> None:

@@ -10,10 +10,13 @@ runs any precision the same way.
   normalisation and the final resize/softmax/argmax stay float32 (SEGCLI_NODES): they cost
   little and float16 there would only move probabilities.
 - int8: static quantization (onnxruntime.quantization.quantize_static) calibrated on the
-  version's own training images, per-channel int8 weights, only the model's heavy operators
-  (INT8.ops) quantized, segcli's pre- and post-processing left in float32. The recipe (QDQ vs
-  QOperator, calibration method, operators) was chosen by measuring speed and held-out mIoU
-  (bench/bench_precision.py, bench/RESULTS.md "Precision and engines (issue 22)").
+  version's own training images, per-channel int8 weights, the quantizer's own operator set
+  (Conv, MatMul, Add, Mul, ...), segcli's pre- and post-processing left in float32. The recipe
+  was chosen by measuring speed and held-out mIoU (bench/bench_precision.py --recipes,
+  bench/RESULTS.md "Precision and engines (issue 22)"): QDQ with MinMax calibration. QOperator
+  does not run here (ONNX Runtime's QLinearMatMul refuses per-channel weights); Conv+MatMul only
+  was ~10% faster but cost 0.007-0.013 held-out mIoU on the demo model, the full set +0.0003;
+  Entropy and Percentile calibration gave the same mIoU, slower to build.
 
 The graphs are cached beside the float32 one by engine/onnx_predict, under the same rules
 (a key of the weights, config and the recipe below; the file's sha256 recorded after it).
@@ -34,13 +37,14 @@ SEGCLI_NODES = "segcli_"   # every node onnx_graph adds around the model has out
 class Int8Recipe(NamedTuple):
     quant_format: str = "QDQ"            # QDQ | QOperator
     calibration: str = "MinMax"          # MinMax | Entropy | Percentile
-    ops: tuple[str, ...] = ("Conv", "MatMul")
+    ops: tuple[str, ...] = ()            # () = quantize_static's own operator set (Conv, MatMul, Add, Mul, ...)
     per_channel: bool = True
     images: int = 32                     # training images the calibration sees (at most)
 
     def tag(self) -> str:
         """What goes into the cached graph's key: another recipe is another graph."""
-        return f"{self.quant_format}-{self.calibration}-{'+'.join(self.ops)}-pc{int(self.per_channel)}-n{self.images}"
+        ops = "+".join(self.ops) or "default"
+        return f"{self.quant_format}-{self.calibration}-{ops}-pc{int(self.per_channel)}-n{self.images}"
 
 
 INT8 = Int8Recipe()
@@ -161,7 +165,7 @@ def int8_graph(fp32: bytes, key: str | None, feeds: list[dict], recipe: Int8Reci
         onnx.save(model, os.fspath(src))
         quantize_static(
             os.fspath(src), os.fspath(dst), _Reader(feeds),
-            quant_format=getattr(QuantFormat, recipe.quant_format), op_types_to_quantize=list(recipe.ops),
+            quant_format=getattr(QuantFormat, recipe.quant_format), op_types_to_quantize=list(recipe.ops) or None,
             per_channel=recipe.per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             nodes_to_exclude=_segcli_nodes(model), calibrate_method=getattr(CalibrationMethod, recipe.calibration))
         quantized = onnx.load(os.fspath(dst))

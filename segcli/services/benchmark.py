@@ -143,7 +143,8 @@ def benchmark(backend: Backend, app_id: str, model_id: str, version_id: Optional
                                  calibration if precision == "int8" else None, items))
         rows.append(row)
         if on == "held-out" and "mIoU" in row and engine == "onnx":
-            backend.record_precision(version, precision, {"mIoU": row["mIoU"], "images": len(items), "split": on})
+            backend.record_precision(version, precision, {"mIoU": row["mIoU"], "images": len(items), "split": on,
+                                                          "graph": precisions.graph_tag(precision)})
     return {"model_id": model_id, "version_id": version.id, "images": len(items), **source,
             "batch_size": BATCH, "cpus": os.cpu_count(), "load_average": _load(), "rows": rows}
 

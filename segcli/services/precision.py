@@ -88,6 +88,13 @@ def load(backend: Backend, app_id: str, model_id: str, version_id: Optional[str]
                                   calibration=calibration(backend, version, config))
 
 
+def graph_tag(precision: str) -> str:
+    """The format tag of a precision's graph (layout and int8 recipe): what a recorded mIoU is of."""
+    from segcli.engine.onnx_predict import BY_PRECISION
+
+    return BY_PRECISION[precision].format
+
+
 def measure(segmenter, items: list[EvalItem], batch: int = 8) -> dict[str, Any]:
     """mIoU of `segmenter` on `items` (ignore 255), as model eval computes it."""
     from segcli.core.metrics import ConfusionMatrix
@@ -106,7 +113,9 @@ def record_held_out(backend: Backend, app_id: str, model_id: str, version_id: Op
     for yet (float32 too, to compare against); return the version's precision_mIoU."""
     version = backend.trained_version(app_id, model_id, version_id)
     recorded = dict(version.metrics.get("precision_mIoU") or {})
-    wanted = [p for p in dict.fromkeys(["fp32", *precisions]) if p not in recorded]
+    # A number measured on another graph layout or int8 recipe (an older segcli) is measured again.
+    wanted = [p for p in dict.fromkeys(["fp32", *precisions])
+              if (recorded.get(p) or {}).get("graph") != graph_tag(p)]
     if not wanted:
         return recorded
     items, on = held_out_items(backend, version)
@@ -115,7 +124,8 @@ def record_held_out(backend: Backend, app_id: str, model_id: str, version_id: Op
     for name in wanted:
         segmenter = load(backend, app_id, model_id, version.id, name, engine="onnx" if name != "fp32" else engine,
                          notify=notify)
-        result = {"mIoU": round(float(measure(segmenter, items)["mIoU"]), 6), "images": len(items), "split": on}
+        result = {"mIoU": round(float(measure(segmenter, items)["mIoU"]), 6), "images": len(items), "split": on,
+                  "graph": graph_tag(name)}
         backend.record_precision(version, name, result)
         recorded[name] = result
     return recorded
