@@ -48,7 +48,8 @@ def test_export_onnx_round_trip_and_contract(cli, home, shapes_data, tmp_path):
     result = cli("model", "export", "--model", "m", "--app", "a", "--format", "onnx", "-f", target, "-o", "json")
     assert result.code == 0, result.err
     doc = result.json()
-    assert set(doc) == {"path", "format", "version_id", "classes", "image_size", "sha256"}
+    assert set(doc) == {"path", "format", "version_id", "classes", "image_size", "sha256", "precision"}
+    assert doc["precision"] == "fp32"
     [version] = cli("model", "show", "m", "--app", "a", "-o", "json").json()["model_versions"]
     assert doc["path"] == str(target) and doc["format"] == "onnx" and doc["version_id"] == version["id"]
     assert doc["classes"] == ["background", "circle", "square", "triangle"] and doc["image_size"] == [64, 64]

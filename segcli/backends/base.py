@@ -376,16 +376,62 @@ class Backend(ABC):
     # -- inference ---------------------------------------------------------------------
     def load_segmenter(self, app_id: str, model_id: str, version_id: Optional[str] = None, *,
                        engine: str = "auto", notify: Optional[Callable[[str], None]] = None,
-                       tile: "int | str" = "auto", overlap: Optional[float] = None) -> Segmenter:
+                       tile: "int | str" = "auto", overlap: Optional[float] = None,
+                       precision: str = "fp32", calibration: Optional[Callable[[], list]] = None) -> Segmenter:
         """The newest TRAINED version unless one is named. `engine` (auto | onnx | torch) picks the
         local inference engine (ignored where the backend predicts remotely); `notify` gets
         one-line progress messages (e.g. a first-use ONNX export); `tile` and `overlap` say how
-        windows slide over big images (core/geometry.Geometry.plan)."""
+        windows slide over big images (core/geometry.Geometry.plan). `precision` fp16 | int8
+        runs the version's reduced-precision graph (local weights only; `calibration` gives
+        int8 its training images, services/precision.py)."""
         if not self.slides_windows and tile not in ("auto", "off"):
             raise refusals.unsupported(self.name, "slide windows over images: its models predict whole images",
                                        hint="drop --tile (or train on the local backend: segcli --backend local train ...)")
+        if precision != "fp32":
+            self.require_local_weights("run a model in reduced precision")
         version = self.trained_version(app_id, model_id, version_id)
+        if precision != "fp32":
+            return self._load_segmenter(version, engine, notify, tile, overlap, precision=precision,
+                                        calibration=calibration)
         return self._load_segmenter(version, engine, notify, tile, overlap)
+
+    def require_local_weights(self, action: str) -> None:
+        """Refuse (exit 4) what needs a version's weights on this machine where models live in
+        a cloud that serves them itself: reduced precision, benchmarks, serving."""
+        if not self.exports_weights:
+            raise refusals.cloud_serves_its_models(self.name, action)
+
+    def record_precision(self, version: ModelVersion, precision: str, result: dict[str, Any]) -> None:
+        """Keep a precision's held-out numbers with the version (`model show`: precision_mIoU)."""
+        self.require_local_weights("record precision metrics")
+        self._record_metrics(version, "precision_mIoU", {precision: result})
+
+    def _record_metrics(self, version: ModelVersion, key: str, entries: dict[str, Any]) -> None:
+        """Merge `entries` into the version's metrics[key]; only where exports_weights."""
+        raise NotImplementedError
+
+    def precision_graph_tag(self, precision: str) -> str:
+        """The format tag of a precision's graph (layout and int8 recipe): what a recorded mIoU
+        is of, so that a number measured on another recipe is measured again."""
+        self.require_local_weights("run a model in reduced precision")
+        return self._precision_graph_tag(precision)
+
+    def _precision_graph_tag(self, precision: str) -> str:
+        """`precision_graph_tag`'s answer; only where exports_weights."""
+        raise NotImplementedError
+
+    def benchmark_run(self, version: ModelVersion, engine: str, precision: str, items: list,
+                      calibration: Optional[list] = None) -> dict[str, Any]:
+        """One engine x precision of a version `trained_model_dir` gave, timed and scored on
+        `items` (EvalItems) in a process of its own (`segcli benchmark`): the row's numbers, or
+        {"error": one line}. `calibration`: decoded training images, for int8."""
+        self.require_local_weights("benchmark models")
+        return self._benchmark_run(version, engine, precision, items, calibration)
+
+    def _benchmark_run(self, version: ModelVersion, engine: str, precision: str, items: list,
+                       calibration: Optional[list]) -> dict[str, Any]:
+        """`benchmark_run`'s work; only where exports_weights."""
+        raise NotImplementedError
 
     def trained_model_dir(self, app_id: str, model_id: str,
                           version_id: Optional[str] = None) -> tuple[ModelVersion, Path]:
@@ -397,11 +443,13 @@ class Backend(ABC):
         version = self.trained_version(app_id, model_id, version_id)
         return version, self._model_dir(version)
 
-    def write_export(self, version: ModelVersion, fmt: str, path: Path,
-                     notify: Callable[[str], None]) -> tuple[dict[str, Any], str]:
+    def write_export(self, version: ModelVersion, fmt: str, path: Path, notify: Callable[[str], None],
+                     precision: str = "fp32",
+                     calibration: Optional[Callable[[], list]] = None) -> tuple[dict[str, Any], str]:
         """Write a version `trained_model_dir` gave to one file `path` (`model export`: onnx or
-        safetensors), atomically; return the model's config and the file's sha256."""
-        return self._write_export(version, fmt, path, notify)
+        safetensors; onnx in `precision`, int8 calibrated on `calibration()`), atomically; return
+        the model's config and the file's sha256."""
+        return self._write_export(version, fmt, path, notify, precision, calibration)
 
     # -- helpers for the rules -----------------------------------------------------------
     @staticmethod
@@ -489,13 +537,14 @@ class Backend(ABC):
     def _resume(self, version: ModelVersion) -> ModelVersion: ...
     @abstractmethod
     def _load_segmenter(self, version: ModelVersion, engine: str, notify: Optional[Callable[[str], None]],
-                        tile: "int | str", overlap: Optional[float]) -> Segmenter: ...
+                        tile: "int | str", overlap: Optional[float], precision: str = "fp32",
+                        calibration: Optional[Callable[[], list]] = None) -> Segmenter: ...
 
     def _model_dir(self, version: ModelVersion) -> Path:
         """The folder of a TRAINED version's weights; only where exports_weights."""
         raise NotImplementedError
 
-    def _write_export(self, version: ModelVersion, fmt: str, path: Path,
-                      notify: Callable[[str], None]) -> tuple[dict[str, Any], str]:
+    def _write_export(self, version: ModelVersion, fmt: str, path: Path, notify: Callable[[str], None],
+                      precision: str, calibration: Optional[Callable[[], list]]) -> tuple[dict[str, Any], str]:
         """`write_export`'s work; only where exports_weights."""
         raise NotImplementedError

@@ -80,3 +80,10 @@ def training_in_progress(what: str, app_id: str, model_id: str, version_id: str)
 def unsupported(backend: str, action: str, hint: str) -> ConflictError:
     """An action this backend's service has no call for (e.g. stopping a Clarifai training)."""
     return ConflictError(f"the {backend} backend cannot {action}", hint=hint)
+
+
+def cloud_serves_its_models(backend: str, action: str) -> ConflictError:
+    """benchmark, serve, reduced precision: all need the weights on this machine."""
+    return unsupported(backend, f"{action}: the cloud serves its own models",
+                       hint="train on the local backend for this (segcli --backend local train ...); "
+                            "the cloud model is called through segcli predict")

@@ -26,6 +26,8 @@ COMMANDS: dict[str, Entry] = {
     "train": Entry("segcli.cli.train_cmd", "app", "Train and watch; list, status, log, cancel, resume."),
     "predict": Entry("segcli.cli.predict_cmd", "predict", "Segment images and videos with a trained model version."),
     "serve": Entry("segcli.cli.serve_cmd", "serve", "Serve a trained model version over HTTP, on this machine."),
+    "benchmark": Entry("segcli.cli.benchmark_cmd", "benchmark",
+                       "Speed, memory and mIoU of a trained version per engine x precision."),
     "demo": Entry("segcli.cli.demo_cmd", "demo",
                   "Generate a shapes dataset and run every step: app, upload, version, model, params, "
                   "train, predict, eval."),

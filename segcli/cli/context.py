@@ -60,6 +60,11 @@ DatasetVersionOpt = Annotated[Optional[str], typer.Option("--dataset-version", h
 TemplateOpt = Annotated[Optional[str], typer.Option("--template", "-t", help="Training template (segcli template list).",
                                                     autocompletion=complete.templates)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
+PrecisionOpt = Annotated[str, typer.Option(
+    "--precision", click_type=click.Choice(["fp32", "fp16", "int8"]),
+    help="fp32 (the trained weights), fp16 (half precision) or int8 (quantized, calibrated on the "
+         "version's training images; fastest on CPUs). fp16/int8 run on ONNX Runtime; each is built "
+         "once per version and its held-out mIoU recorded (segcli model show).")]
 EngineOpt = Annotated[str, typer.Option("--engine", click_type=click.Choice(["auto", "onnx", "torch"]),
                                         help="Local inference engine: onnx (ONNX Runtime), torch, or auto "
                                              "(onnx when installed). Ignored by the clarifai backend.")]

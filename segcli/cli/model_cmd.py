@@ -9,7 +9,7 @@ import typer
 
 from segcli.cli import complete, complete_cache
 from segcli.cli.context import (STATE, AppOpt, DatasetVersionOpt, EngineOpt, ExistOkOpt, MaxMegapixelsOpt, OutputOpt,
-                                OverlapOpt, QuietOpt, TileOpt, YesOpt, confirm_or_abort, out)
+                                OverlapOpt, PrecisionOpt, QuietOpt, TileOpt, YesOpt, confirm_or_abort, out)
 from segcli.core.errors import InvalidInputError
 from segcli.render.progress import progress_mode
 from segcli.render.versions import version_row, version_table_row
@@ -26,7 +26,8 @@ app = typer.Typer(help=MODEL_HELP, short_help="Models, their trained versions, e
 ModelArg = Annotated[str, typer.Argument(help="Model id.", autocompletion=complete.models)]
 NewModelArg = Annotated[str, typer.Argument(help="Model id.")]
 MODEL_COLUMNS = ["id", "model_type_id", "versions", "latest_version", "created_at"]
-VERSION_COLUMNS = ["id", "status", "template", "epochs", "best val mIoU", "last val mIoU", "created"]
+VERSION_COLUMNS = ["id", "status", "template", "epochs", "best val mIoU", "last val mIoU", "held-out mIoU by precision",
+                   "created"]
 
 
 @app.command("types")
@@ -90,6 +91,7 @@ def evaluate(
                                                    autocompletion=complete.datasets)] = None,
     dataset_version: DatasetVersionOpt = None,
     engine: EngineOpt = "auto",
+    precision: PrecisionOpt = "fp32",
     tile: TileOpt = "auto",
     overlap: OverlapOpt = None,
     max_megapixels: MaxMegapixelsOpt = None,
@@ -104,6 +106,8 @@ def evaluate(
     from segcli.services.evaluate import evaluate as run_eval
     from segcli.services.training import resolve_dataset_version
 
+    if precision != "fp32":
+        STATE.backend.require_local_weights("run a model in reduced precision")
     app_id = STATE.app_id(app)
     sink = out(output, quiet)
     # Resolved (and refused if not TRAINED) before any dataset snapshot; eval then names it.
@@ -113,7 +117,7 @@ def evaluate(
         raise InvalidInputError(f"cannot write {confusion}: folder {confusion.parent} does not exist",
                                 hint="create it, or choose another --confusion path")
     result = run_eval(STATE.backend, app_id, model, trained, dataset_id, version_id, progress_mode(quiet),
-                      engine=engine, notify=sink.info, tile=tile, overlap=overlap)
+                      engine=engine, notify=sink.info, tile=tile, overlap=overlap, precision=precision)
     if output != "table":
         sink.data(result)
     else:
@@ -145,15 +149,28 @@ def export(
                                                    autocompletion=complete.model_versions(complete.TRAINED))] = None,
     fmt: Annotated[str, typer.Option("--format", click_type=click.Choice(["onnx", "safetensors"]),
                                      help="onnx (ONNX Runtime and other tools) or safetensors (weights).")] = "onnx",
+    precision: Annotated[str, typer.Option("--precision", click_type=click.Choice(["fp32", "fp16", "int8"]),
+                                           help="ONNX only: fp32 (as trained), fp16 (half precision, float32 in "
+                                                "and out) or int8 (quantized, calibrated on the version's "
+                                                "training images).")] = "fp32",
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
     """Export a trained local version: ONNX (input pixel_values, output logits, class names in
-    the metadata) or safetensors (weights + config in the header). Checked against torch."""
+    the metadata) or safetensors (weights + config in the header). Checked against torch.
+
+    --precision fp16|int8 writes the same ONNX contract in half precision or quantized to int8
+    (segcli.precision in its metadata); -o json adds "precision".
+
+    \b
+    Examples:
+      segcli model export --model m --app a -f model.onnx
+      segcli model export --model m --app a -f model.int8.onnx --precision int8 -o json
+    """
     from segcli.services.model_export import export_model
 
     sink = out(output, quiet)
-    doc = export_model(STATE.backend, STATE.app_id(app), model, version, fmt, file, sink.info)
+    doc = export_model(STATE.backend, STATE.app_id(app), model, version, fmt, file, sink.info, precision)
     sink.data(doc)
 
 

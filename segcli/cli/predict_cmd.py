@@ -8,7 +8,7 @@ import typer
 
 from segcli.cli import complete
 from segcli.cli.context import (STATE, AppOpt, EngineOpt, FiniteFloat, MaxMegapixelsOpt, OutputOpt, OverlapOpt,
-                                QuietOpt, TileOpt, one_of, out)
+                                PrecisionOpt, QuietOpt, TileOpt, one_of, out)
 from segcli.render.progress import progress_mode
 
 DRAFT_FORMATS = ("coco", "labelme", "yolo")   # render/preannotations.FORMATS (not imported: start-up)
@@ -24,6 +24,7 @@ def predict(
     threshold: Annotated[float, typer.Option("--threshold", click_type=FiniteFloat(0.0, 1.0), help="Drop regions whose score is below this.")] = 0.05,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=128, help="Images per forward pass.")] = 8,
     engine: EngineOpt = "auto",
+    precision: PrecisionOpt = "fp32",
     tile: TileOpt = "auto",
     overlap: OverlapOpt = None,
     max_megapixels: MaxMegapixelsOpt = None,
@@ -48,13 +49,22 @@ def predict(
     --format coco|labelme|yolo also writes the predictions as pre-annotations in DIR/FORMAT/
     (the images beside them), to correct in CVAT, Label Studio or LabelMe and upload back with
     segcli dataset upload D --from DIR/FORMAT.
+
+    --precision int8 (or fp16) runs a quantized (half-precision) copy of the version on ONNX
+    Runtime, built on first use and cached beside its weights; its held-out mIoU is measured then
+    and shown by segcli model show.
+
+    \b
+    Examples:
+      segcli predict photos/ --model m --app a --out preds
+      segcli predict photos/ --model m --app a --out preds --precision int8
     """
     from segcli.services.predict import predict as run_predict
 
     sink = out(output, quiet)
     doc = run_predict(STATE.backend, STATE.app_id(app), model, version, inputs, out_dir, threshold,
                       batch_size, progress_mode(quiet), sink.warn, engine=engine, notify=sink.info,
-                      tile=tile, overlap=overlap, drafts=drafts)
+                      tile=tile, overlap=overlap, drafts=drafts, precision=precision)
     if output != "table":
         sink.data(doc)
         return

@@ -25,7 +25,7 @@ from segcli.core import leftovers
 from segcli.core.cpus import usable_cpus
 from segcli.core.geometry import WHOLE_MAX_VALUES, Geometry
 from segcli.core.segmentation import SegResult
-from segcli.engine import artifacts, onnx_graph, prepare
+from segcli.engine import artifacts, onnx_graph, precision, prepare
 
 CACHE_NAME = "model.onnx"
 TILE_CACHE_NAME = "model.tiles.onnx"
@@ -73,13 +73,31 @@ class _Graph(NamedTuple):
 
 PREDICT = _Graph(CACHE_NAME, onnx_graph.PREDICT_FORMAT, "predict_onnx")
 TILES = _Graph(TILE_CACHE_NAME, onnx_graph.TILE_FORMAT, "tile_onnx")
+# The predict graph in reduced precision (engine/precision.py): made from PREDICT's bytes, no
+# torch; cached beside it under the same rules. The builder names a precision, not an export.
+FP16 = _Graph("model.fp16.onnx", precision.graph_format("fp16", onnx_graph.PREDICT_FORMAT), "fp16")
+INT8 = _Graph("model.int8.onnx", precision.graph_format("int8", onnx_graph.PREDICT_FORMAT), "int8")
+BY_PRECISION = {"fp32": PREDICT, "fp16": FP16, "int8": INT8}
+# () -> uint8 images at the model's input size: the version's training images, for int8's
+# calibration (asked only when the int8 graph is built).
+Calibration = Callable[[], list]
 
 
-def load_session(model_dir: Path, notify: Optional[Notify] = None, graph: _Graph = PREDICT):
+def load_session(model_dir: Path, notify: Optional[Notify] = None, graph: _Graph = PREDICT,
+                 calibration: Optional[Calibration] = None):
     """A session on a cached graph, building (and caching) it when missing or stale."""
     model_dir = Path(model_dir)
     key = cache_key(model_dir, graph.format)
-    return _cached_session(model_dir, key, graph.name) or _open(_build(model_dir, key, notify, graph))
+    return _cached_session(model_dir, key, graph.name) or _open(_build(model_dir, key, notify, graph, calibration))
+
+
+def graph_bytes(model_dir: Path, precision_name: str = "fp32", notify: Optional[Notify] = None,
+                calibration: Optional[Calibration] = None) -> bytes:
+    """The bytes of the version's predict graph in a precision: the cached file when it passes
+    the cache's checks, else built (and cached) now. For `model export --precision`."""
+    model_dir, graph = Path(model_dir), BY_PRECISION[precision_name]
+    key = cache_key(model_dir, graph.format)
+    return _cached_bytes(model_dir, key, graph.name) or _build(model_dir, key, notify, graph, calibration)
 
 
 def ensure_graph(model_dir: Path, notify: Optional[Notify] = None) -> None:
@@ -105,14 +123,10 @@ def _cached_session(model_dir: Path, key: str, name: str = CACHE_NAME):
     recorded when it was written, else None (rebuilt by the caller). The graph's own hash is
     checked, not only the key in its metadata: a graph edited or damaged after it was cached
     (metadata intact) is never run."""
-    path, record = model_dir / name, model_dir / (name + RECORD_SUFFIX)
+    data = _cached_bytes(model_dir, key, name)
+    if data is None:
+        return None
     try:
-        expected = json.loads(record.read_text(encoding="utf-8"))
-        if expected.get("key") != key:
-            return None
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != expected.get("sha256"):
-            return None
         session = _open(data)
         built_for = session.get_modelmeta().custom_metadata_map.get("segcli.key")
     except Exception:  # noqa: BLE001 - missing, truncated, foreign or damaged: rebuilt by the caller
@@ -120,16 +134,46 @@ def _cached_session(model_dir: Path, key: str, name: str = CACHE_NAME):
     return session if built_for == key else None
 
 
-def _build(model_dir: Path, key: str, notify: Optional[Notify], graph: _Graph = PREDICT) -> bytes:
-    """A graph's bytes for `key`, exported (torch) and cached beside the weights, with the
-    record of its hash written last."""
+def _cached_bytes(model_dir: Path, key: str, name: str) -> Optional[bytes]:
+    """A cached graph's bytes when its record names `key` and their sha256, else None."""
+    path, record = model_dir / name, model_dir / (name + RECORD_SUFFIX)
+    try:
+        expected = json.loads(record.read_text(encoding="utf-8"))
+        if expected.get("key") != key:
+            return None
+        data = path.read_bytes()
+    except Exception:  # noqa: BLE001 - missing, unreadable or damaged: rebuilt by the caller
+        return None
+    return data if hashlib.sha256(data).hexdigest() == expected.get("sha256") else None
+
+
+def _build(model_dir: Path, key: str, notify: Optional[Notify], graph: _Graph = PREDICT,
+           calibration: Optional[Calibration] = None) -> bytes:
+    """A graph's bytes for `key`, exported (torch) or converted from the float32 predict graph
+    (fp16, int8), and cached beside the weights, with the record of its hash written last."""
     path = model_dir / graph.name
+    if graph.builder in precision.PRECISIONS:
+        fp32 = graph_bytes(model_dir, "fp32", notify)
+        if notify:
+            notify(f"preparing the {graph.builder} ONNX Runtime engine for this model version (once"
+                   + ("; calibrating on its training images)" if graph.builder == "int8" else ")"))
+        if graph.builder == "fp16":
+            data = precision.fp16_graph(fp32, key)
+        else:
+            if calibration is None:
+                raise ValueError("the int8 graph needs calibration images")
+            images = precision.calibration_images(calibration(), artifacts.config_of(model_dir))
+            data = precision.int8_graph(fp32, key, precision.predict_feeds(images))
+        return _store(model_dir, path, graph, key, data, notify)
     if notify:
         what = "engine" if graph is PREDICT else "sliding-window engine"
         notify(f"preparing the ONNX Runtime {what} for this model version (once; exporting needs torch, a few seconds)")
     from segcli.engine import export  # torch: only on this first use
 
-    data = getattr(export, graph.builder)(model_dir, key)
+    return _store(model_dir, path, graph, key, getattr(export, graph.builder)(model_dir, key), notify)
+
+
+def _store(model_dir: Path, path: Path, graph: _Graph, key: str, data: bytes, notify: Optional[Notify]) -> bytes:
     leftovers.sweep(model_dir)   # a graph or record a killed predict was writing
     try:
         sha = artifacts.write_atomic(path, [data])
@@ -145,8 +189,12 @@ class OnnxPredictor:
     engine = "onnx"
 
     def __init__(self, session, config: dict, version_id: str = "", model_dir: Optional[Path] = None,
-                 notify: Optional[Notify] = None, tile="auto", overlap: Optional[float] = None):
+                 notify: Optional[Notify] = None, tile="auto", overlap: Optional[float] = None,
+                 precision_name: str = "fp32"):
         self.session, self.config, self.version_id = session, config, version_id
+        # Whole images run the predict graph in this precision; sliding windows (the tile
+        # graph) stay float32: blending needs the logits themselves.
+        self.precision = precision_name
         self.classes: list[str] = list(config["classes"])
         self.geometry = Geometry.from_config(config)
         self.tile, self.overlap = tile, overlap
@@ -155,9 +203,11 @@ class OnnxPredictor:
 
     @classmethod
     def load(cls, model_dir: Path, version_id: str = "", notify: Optional[Notify] = None, tile="auto",
-             overlap: Optional[float] = None) -> "OnnxPredictor":
+             overlap: Optional[float] = None, precision_name: str = "fp32",
+             calibration: Optional[Calibration] = None) -> "OnnxPredictor":
         config = artifacts.config_of(model_dir)
-        return cls(load_session(model_dir, notify), config, version_id, Path(model_dir), notify, tile, overlap)
+        session = load_session(model_dir, notify, BY_PRECISION[precision_name], calibration)
+        return cls(session, config, version_id, Path(model_dir), notify, tile, overlap, precision_name)
 
     def _infer(self, windows: np.ndarray, out_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """engine/tiling's infer on the tile graph (built and cached on first use)."""

@@ -10,7 +10,10 @@ def version_row(v: ModelVersion) -> dict:
     default); best_epoch, best_val_mIoU, last_val_mIoU and stopped_early say which that was."""
     last = v.history[-1] if v.history else {}
     return {**v.to_dict(), "val_mIoU": v.metrics.get("val_mIoU", last.get("val_mIoU")),
-            "loss": v.metrics.get("loss", last.get("loss")), **epoch_summary(v)}
+            "loss": v.metrics.get("loss", last.get("loss")), **epoch_summary(v),
+            # {precision: {"mIoU", "images", "split"}}: measured when a precision is first built
+            # (services/precision.py); {} until then.
+            "precision_mIoU": dict(v.metrics.get("precision_mIoU") or {})}
 
 
 def version_summary(v: ModelVersion) -> dict:
@@ -36,4 +39,11 @@ def version_table_row(row: dict) -> dict:
             "epochs": f"{run}/{row.get('epochs') or '?'}" + (" early stop" if row.get("stopped_early") else ""),
             "best val mIoU": best + (f" (epoch {row['best_epoch']})" if best != "-" else ""),
             "last val mIoU": num(row.get("last_val_mIoU")),
+            "held-out mIoU by precision": "  ".join(f"{p} {num(r.get('mIoU'))}" for p, r in
+                                                    sorted((row.get("precision_mIoU") or {}).items(), key=_precision_order)) or "-",
             "created": str(row.get("created_at") or "")[:16].replace("T", " ")}
+
+
+def _precision_order(entry: tuple) -> int:
+    order = ("fp32", "fp16", "int8")
+    return order.index(entry[0]) if entry[0] in order else len(order)

@@ -12,13 +12,14 @@ BATCH_PIXELS = 8 * 2**20
 
 def evaluate(backend: Backend, app_id: str, model_id: str, version_id: str | None, dataset_id: str,
              dataset_version_id: str, progress_mode: str, engine: str = "auto",
-             notify=None, tile: "int | str" = "auto", overlap: float | None = None) -> dict[str, Any]:
+             notify=None, tile: "int | str" = "auto", overlap: float | None = None,
+             precision: str = "fp32") -> dict[str, Any]:
     """One confusion matrix over the dataset version; images predicted as `predict` would
     (the version's geometry, sliding windows per `tile`), labels compared at their own size."""
     from segcli.core.metrics import ConfusionMatrix
+    from segcli.services.precision import load
 
-    segmenter = backend.load_segmenter(app_id, model_id, version_id, engine=engine, notify=notify,
-                                       tile=tile, overlap=overlap)
+    segmenter = load(backend, app_id, model_id, version_id, precision, engine, notify, tile, overlap)
     classes = segmenter.classes
     matrix = ConfusionMatrix(len(classes))
     total = backend.get_dataset_version(app_id, dataset_id, dataset_version_id).inputs
@@ -43,4 +44,5 @@ def evaluate(backend: Backend, app_id: str, model_id: str, version_id: str | Non
             flush()
     metrics = matrix.compute(classes)
     return {"model_id": model_id, "version_id": segmenter.version_id,
-            "dataset_id": dataset_id, "dataset_version_id": dataset_version_id, "inputs": total, **metrics}
+            "dataset_id": dataset_id, "dataset_version_id": dataset_version_id, "inputs": total, **metrics,
+            **({"precision": precision} if precision != "fp32" else {})}

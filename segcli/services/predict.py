@@ -181,21 +181,32 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
             out_dir: Optional[Path], threshold: float, batch_size: int, progress_mode: str,
             warn: Callable[[str], None], engine: str = "auto",
             notify: Optional[Callable[[str], None]] = None, tile: "int | str" = "auto",
-            overlap: Optional[float] = None, drafts: Optional[str] = None) -> dict[str, Any]:
+            overlap: Optional[float] = None, drafts: Optional[str] = None,
+            precision: str = "fp32") -> dict[str, Any]:
     """`tile`, `overlap`: how windows slide over big images (core/geometry.Geometry.plan);
-    `drafts`: also write pre-annotations in that format (render/preannotations.py) below out_dir."""
+    `drafts`: also write pre-annotations in that format (render/preannotations.py) below out_dir;
+    `precision`: fp16 | int8 run the version's reduced-precision graph (built, and its held-out
+    mIoU recorded with the version, on first use: services/precision.py)."""
     from PIL import Image
 
     if drafts is not None and out_dir is None:
         raise InvalidInputError(f"--format {drafts} writes files: it needs --out DIR",
                                 hint=f"segcli predict ... --out DIR --format {drafts}")
+    if precision != "fp32":   # before any lookup: the answer does not depend on what exists
+        backend.require_local_weights("run a model in reduced precision")
     paths = expand_inputs(inputs, out_dir)
     version = backend.trained_version(app_id, model_id, version_id)
     if version.class_order != DATASET:   # say once that mask values are not the dataset's
         (notify or warn)(f"note: model version {version.id} numbers its classes by {DESCRIPTIONS.get(version.class_order, version.class_order)}"
              + ("; classes.txt beside the masks names each value" if out_dir is not None else ""))
-    segmenter = backend.load_segmenter(app_id, model_id, version.id, engine=engine, notify=notify,
-                                       tile=tile, overlap=overlap)
+    if precision == "fp32":
+        segmenter = backend.load_segmenter(app_id, model_id, version.id, engine=engine, notify=notify,
+                                           tile=tile, overlap=overlap)
+    else:
+        from segcli.services import precision as precisions
+
+        segmenter = precisions.load(backend, app_id, model_id, version.id, precision, engine, notify, tile, overlap)
+        precisions.record_held_out(backend, app_id, model_id, version.id, [precision], notify)
     if out_dir is not None:   # after the model loads: a damaged model leaves no empty --out behind
         try:
             out_dir.mkdir(parents=True, exist_ok=True)

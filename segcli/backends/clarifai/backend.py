@@ -188,6 +188,8 @@ class ClarifaiBackend(Backend):
     def _resume(self, version: ModelVersion) -> ModelVersion:
         raise refusals.unsupported(self.name, "resume training", hint="start a new version: segcli train ...")
 
-    def _load_segmenter(self, version: ModelVersion, engine: str, notify, tile, overlap) -> CloudSegmenter:
-        # engine and tile pick how a local engine predicts: Clarifai predicts on its side.
+    def _load_segmenter(self, version: ModelVersion, engine: str, notify, tile, overlap, precision="fp32",
+                        calibration=None) -> CloudSegmenter:
+        # engine, tile and precision pick how a local engine predicts: Clarifai predicts on its side
+        # (the base refuses reduced precision here before this is called).
         return CloudSegmenter(self.conn, version.app_id, version.model_id, version.id, version.classes)

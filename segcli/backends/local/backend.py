@@ -289,12 +289,39 @@ class LocalBackend(Backend):
     def _model_dir(self, version: ModelVersion) -> Path:
         return self.store.runs_dir(version.id) / "model"
 
-    def _write_export(self, version: ModelVersion, fmt: str, path: Path, notify) -> tuple[dict, str]:
+    def _write_export(self, version: ModelVersion, fmt: str, path: Path, notify, precision: str,
+                      calibration) -> tuple[dict, str]:
         from segcli.backends.local.export import write_export
 
-        return write_export(self._model_dir(version), version.id, fmt, path, notify)
+        return write_export(self._model_dir(version), version.id, fmt, path, notify, precision, calibration)
 
-    def _load_segmenter(self, version: ModelVersion, engine: str, notify, tile, overlap):
+    def _load_segmenter(self, version: ModelVersion, engine: str, notify, tile, overlap, precision: str = "fp32",
+                        calibration=None):
         from segcli.engine.loader import load
 
-        return load(self._model_dir(version), version.id, engine, notify, tile=tile, overlap=overlap)
+        return load(self._model_dir(version), version.id, engine, notify, tile=tile, overlap=overlap,
+                    precision=precision, calibration=calibration)
+
+    def _precision_graph_tag(self, precision: str) -> str:
+        from segcli.engine.onnx_predict import BY_PRECISION
+
+        return BY_PRECISION[precision].format
+
+    def _benchmark_run(self, version: ModelVersion, engine: str, precision: str, items: list,
+                       calibration) -> dict:
+        from segcli.backends.local.benchmark import run_isolated
+
+        return run_isolated(self._model_dir(version), version.id, engine, precision, calibration, items)
+
+    def _record_metrics(self, version: ModelVersion, key: str, entries: dict) -> None:
+        import json
+
+        with self.store.tx() as db:   # read and write in one transaction: two predicts may record at once
+            row = db.execute("SELECT metrics_json FROM model_versions WHERE app_id=? AND model_id=? AND id=?",
+                             (version.app_id, version.model_id, version.id)).fetchone()
+            if row is None:
+                return
+            metrics = json.loads(row["metrics_json"] or "{}")
+            metrics[key] = {**(metrics.get(key) or {}), **entries}
+            db.execute("UPDATE model_versions SET metrics_json=? WHERE app_id=? AND model_id=? AND id=?",
+                       (json.dumps(metrics), version.app_id, version.model_id, version.id))

@@ -1,0 +1,163 @@
+"""Reduced precision (issue 22): `model export --precision`, `predict --precision` and its cached
+graphs, the held-out mIoU per precision in `model show`, `segcli benchmark`, and the cloud's
+refusals. A tiny U-Net trained once per module (conftest.trained_home)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segcli.core.errors import ExitCode
+
+from conftest import ok
+
+pytest.importorskip("torch", reason="the local engine needs the [local] extra")
+pytest.importorskip("onnxruntime.quantization", reason="needs onnxruntime")
+
+TRAIN = ["train", "--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]",
+         "--set", "batch_size=4", "--set", "num_epochs=2", "--set", "val_percent=25", "--model", "m", "--app", "a",
+         "--dataset", "d", "-q"]
+
+
+def model_dir(home: Path) -> Path:
+    [run] = (home / "data" / "runs").iterdir()
+    return run / "model"
+
+
+def _labels(path: Path, images: np.ndarray) -> np.ndarray:
+    """argmax of an exported contract file's logits on uint8 images, normalised as its metadata says."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = sess.get_modelmeta().custom_metadata_map
+    mean, std = (np.asarray(json.loads(meta[k]), np.float32) for k in ("segcli.mean", "segcli.std"))
+    x = ((images.astype(np.float32) / 255.0 - mean) / std).transpose(0, 3, 1, 2)
+    return sess.run(["logits"], {"pixel_values": np.ascontiguousarray(x)})[0].argmax(1)
+
+
+def _images(shapes_data: Path) -> np.ndarray:
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted((shapes_data / "images").iterdir())])
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_export_precision_loads_and_agrees_with_fp32(cli, home, shapes_data, tmp_path, precision):
+    import onnx
+
+    base = ["model", "export", "--model", "m", "--app", "a", "-o", "json", "-q"]
+    fp32 = ok(cli(*base, "-f", tmp_path / "m.onnx")).json()
+    doc = ok(cli(*base, "-f", tmp_path / f"m.{precision}.onnx", "--precision", precision)).json()
+    assert fp32["precision"] == "fp32" and doc["precision"] == precision
+    assert doc["sha256"] == hashlib.sha256((tmp_path / f"m.{precision}.onnx").read_bytes()).hexdigest()
+    model = onnx.load(str(tmp_path / f"m.{precision}.onnx"))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["segcli.precision"] == precision and json.loads(meta["segcli.classes"]) == doc["classes"]
+    if precision == "int8":   # really quantized: integer weights
+        assert any(i.data_type == onnx.TensorProto.INT8 for i in model.graph.initializer)
+    images = _images(shapes_data)
+    agree = float((_labels(tmp_path / "m.onnx", images) == _labels(tmp_path / f"m.{precision}.onnx", images)).mean())
+    assert agree >= 0.95, agree
+
+
+def test_precision_is_an_onnx_export(cli, home, tmp_path):
+    done = cli("model", "export", "--model", "m", "--app", "a", "--format", "safetensors", "--precision", "int8",
+               "-f", tmp_path / "m.safetensors")
+    assert done.code == ExitCode.INVALID_INPUT and "ONNX" in done.err
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def _predict(cli, shapes_data, *extra):
+    return cli("predict", "--model", "m", "--app", "a", shapes_data / "images", "-o", "json", *extra)
+
+
+def test_predict_int8_builds_once_reuses_and_records_mIoU(cli, home, shapes_data):
+    mdir = model_dir(home)
+    fp32 = ok(_predict(cli, shapes_data)).json()
+    first = ok(_predict(cli, shapes_data, "--precision", "int8"))
+    assert "preparing the int8" in first.err
+    graph, record = mdir / "model.int8.onnx", mdir / "model.int8.onnx.json"
+    assert json.loads(record.read_text())["sha256"] == hashlib.sha256(graph.read_bytes()).hexdigest()
+    stamp = graph.stat().st_mtime_ns, graph.stat().st_ino
+    second = ok(_predict(cli, shapes_data, "--precision", "int8"))
+    assert "preparing" not in second.err and "measuring" not in second.err   # cached graph, recorded mIoU
+    assert (graph.stat().st_mtime_ns, graph.stat().st_ino) == stamp
+    assert second.json() == first.json()
+    # The same regions format; most pixels of most images get fp32's classes.
+    assert [i["input"] for i in first.json()["items"]] == [i["input"] for i in fp32["items"]]
+
+    evaluated = ok(cli("model", "eval", "--model", "m", "--app", "a", "--dataset", "d", "--precision", "int8",
+                       "-o", "json", "-q")).json()
+    assert evaluated["precision"] == "int8" and 0.0 <= evaluated["mIoU"] <= 1.0
+    shown = ok(cli("model", "show", "m", "--app", "a", "-o", "json")).json()["model_versions"][0]
+    recorded = shown["precision_mIoU"]
+    assert set(recorded) == {"fp32", "int8"}
+    for entry in recorded.values():
+        assert 0.0 <= entry["mIoU"] <= 1.0 and entry["split"] == "held-out" and entry["images"] == 3
+    table = ok(cli("model", "show", "m", "--app", "a")).out
+    assert "int8" in table and f"{recorded['int8']['mIoU']:.4f}" in table   # (wrapped in a narrow terminal)
+
+
+def test_a_tampered_int8_graph_is_rebuilt_never_run(cli, home, shapes_data):
+    import onnx
+    from onnx import numpy_helper
+
+    mdir = model_dir(home)
+    clean = ok(_predict(cli, shapes_data, "--precision", "int8", "-q")).json()
+    path = mdir / "model.int8.onnx"
+    graph = onnx.load(str(path))
+    (mean,) = [init for init in graph.graph.initializer if init.name == "segcli_pre_mean"]
+    mean.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(mean) + 0.5, mean.name))
+    onnx.save(graph, str(path))
+    tampered = path.read_bytes()
+    again = ok(_predict(cli, shapes_data, "--precision", "int8", "-q"))
+    assert again.json() == clean                                       # the tampered graph never ran
+    assert path.read_bytes() != tampered
+    record = json.loads((mdir / "model.int8.onnx.json").read_text())
+    assert record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_fp16_predict_and_torch_refusal(cli, home, shapes_data):
+    half = ok(_predict(cli, shapes_data, "--precision", "fp16", "-q")).json()
+    assert len(half["items"]) == len(list((shapes_data / "images").iterdir()))
+    assert (model_dir(home) / "model.fp16.onnx").is_file()
+    torch = _predict(cli, shapes_data, "--precision", "int8", "--engine", "torch")
+    assert torch.code == ExitCode.INVALID_INPUT and "ONNX Runtime" in torch.err
+
+
+def test_benchmark_json_shape(cli, home, monkeypatch):
+    monkeypatch.setenv("SEGCLI_BENCHMARK_SECONDS", "0")
+    doc = ok(cli("benchmark", "--model", "m", "--app", "a", "-o", "json", "-q")).json()
+    assert {"model_id", "version_id", "images", "split", "dataset_id", "dataset_version_id", "batch_size", "cpus",
+            "load_average", "rows"} <= set(doc)
+    assert doc["split"] == "held-out" and doc["images"] == 3
+    assert [(r["engine"], r["precision"]) for r in doc["rows"]] == [
+        ("onnx", "fp32"), ("onnx", "fp16"), ("onnx", "int8"), ("torch", "fp32")]
+    for row in doc["rows"]:
+        assert "error" not in row, row
+        assert row["ms_per_image"] > 0 and row["images_per_s"] > 0 and row["peak_rss_mb"] > 0
+        assert 0.0 <= row["mIoU"] <= 1.0
+    onnx32, torch32 = doc["rows"][0], doc["rows"][3]
+    assert abs(onnx32["mIoU"] - torch32["mIoU"]) < 1e-3        # the same model, two engines
+    shown = ok(cli("model", "show", "m", "--app", "a", "-o", "json")).json()["model_versions"][0]
+    assert set(shown["precision_mIoU"]) == {"fp32", "fp16", "int8"}   # held-out numbers recorded
+    table = ok(cli("benchmark", "--model", "m", "--app", "a", "--dataset", "d", "-q"))
+    assert "images/s" in table.out.lower() and "int8" in table.out
+
+
+def test_cloud_refuses_benchmark_and_reduced_precision(cli, fake_clarifai, monkeypatch, tmp_path, shapes_data):
+    for key, value in {**fake_clarifai.env(), "SEGCLI_BACKEND": "clarifai"}.items():
+        monkeypatch.setenv(key, value)
+    bench = cli("benchmark", "--model", "m", "--app", "a")
+    assert bench.code == ExitCode.CONFLICT
+    assert "the cloud serves its own models" in bench.err and "hint:" in bench.err
+    pred = cli("predict", "--model", "m", "--app", "a", shapes_data / "images", "--precision", "int8")
+    assert pred.code == ExitCode.CONFLICT and "the cloud serves its own models" in pred.err
+    evaluated = cli("model", "eval", "--model", "m", "--app", "a", "--dataset", "d", "--precision", "fp16")
+    assert evaluated.code == ExitCode.CONFLICT and "the cloud serves its own models" in evaluated.err
+    export = cli("model", "export", "--model", "m", "--app", "a", "--precision", "int8", "-f", tmp_path / "x.onnx")
+    assert export.code == ExitCode.CONFLICT and "cannot export weights" in export.err
+    assert not (tmp_path / "x.onnx").exists()
