@@ -239,8 +239,9 @@ def test_kill_during_upload_then_rerun(cloud, big_shapes, tmp_path):
     cloud.latency_s = 0.05
     env = {**segcli_subprocess_env(tmp_path / "home"), **cloud.env(), **FAST, "SEGCLI_BACKEND": "clarifai",
            "SEGCLI_CLARIFAI_WORKERS": "2"}
-    segcli = lambda *args: subprocess.run([*SEGCLI, *map(str, args)], env=env, capture_output=True,  # noqa: E731
-                                          text=True, timeout=120)
+    def segcli(*args):
+        return subprocess.run([*SEGCLI, *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
+
     assert segcli("app", "create", "a").returncode == 0
     assert segcli("dataset", "create", "d", "--app", "a").returncode == 0
     args = ["dataset", "upload", "d", "--app", "a", "--images", big_shapes / "images", "--masks", big_shapes / "masks"]

@@ -75,7 +75,8 @@ Everything is validated before anything is written. Bad items are listed with th
 the upload is refused when more than --max-invalid-percent are bad (default 0), otherwise bad
 items are skipped. Items Clarifai refuses while uploading count too: they are listed, the
 others are uploaded and labelled, and over --max-invalid-percent the command exits 5.
-Re-running the same upload adds nothing (inputs are named by content hash), so an interrupted upload is finished by running it again.
+Re-running the same upload adds nothing (inputs are named by content hash), so an interrupted
+upload is finished by running it again.
 """
 
 

@@ -3,8 +3,8 @@
 Each image gets a uint8 label map painted with its annotations in file order (where two overlap,
 the later one wins: the one overlap rule of every format, datasets/shapes.py; the pixels a later
 annotation of another concept painted over are counted as `overlapped`). Value i is the i-th
-concept (category `name`) visible in that image. A concept's Region (area, bbox, mask) is the union of its annotations, exactly what pycocotools'
-`annToMask` gives; when a later annotation of another concept covers part of it, that union is no
+concept (category `name`) visible in that image. A concept's Region (area, bbox, mask) is the
+union of its annotations, exactly what pycocotools' `annToMask` gives; when a later annotation of another concept covers part of it, that union is no
 longer `labelmap == i`, so the Region carries its own mask PNG.
 
 Decisions:

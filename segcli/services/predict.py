@@ -197,8 +197,9 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
     paths = expand_inputs(inputs, out_dir)
     version = backend.trained_version(app_id, model_id, version_id)
     if version.class_order != DATASET:   # say once that mask values are not the dataset's
-        (notify or warn)(f"note: model version {version.id} numbers its classes by {DESCRIPTIONS.get(version.class_order, version.class_order)}"
-             + ("; classes.txt beside the masks names each value" if out_dir is not None else ""))
+        order = DESCRIPTIONS.get(version.class_order, version.class_order)
+        (notify or warn)(f"note: model version {version.id} numbers its classes by {order}"
+                         + ("; classes.txt beside the masks names each value" if out_dir is not None else ""))
     if precision == "fp32":
         segmenter = backend.load_segmenter(app_id, model_id, version.id, engine=engine, notify=notify,
                                            tile=tile, overlap=overlap)

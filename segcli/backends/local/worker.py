@@ -144,8 +144,9 @@ def _experiment_log(run: Run, row: Any, workdir: Path):
     from segcli.engine import explog
 
     app_id, model_id, version_id = run.key
-    opener = lambda: explog.open_log(asked["kind"], asked["dir"], app_id, model_id, version_id,  # noqa: E731
-                                     doc, workdir)
+    def opener():
+        return explog.open_log(asked["kind"], asked["dir"], app_id, model_id, version_id, doc, workdir)
+
     log = explog.SafeLog(asked["kind"], opener, run.log)
     run.log(f"experiment log: {asked['kind']} at {asked['dir']}")
     return log
