@@ -23,6 +23,7 @@ memory: trains a throwaway 8-class version (1 epoch on generated data: its weigh
 matter), writes 25 MP and 100 MP JPEGs, and runs `segcli predict` on each, sampling the RSS of
 the whole process tree every 20 ms; prints peak RSS, seconds, and the 100/25 time ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,16 @@ EFFNET = "segcli_EfficientNetLite0"
 RUNS = {
     "default": [],
     "native": ["--set", "resize_mode=native", "--set", "crop_size=384", "--set", "num_epochs=6"],
-    "native_auto": ["--set", "resize_mode=native", "--set", "crop_size=384", "--set", "num_epochs=6",
-                    "--set", "class_weights=auto"],
+    "native_auto": [
+        "--set",
+        "resize_mode=native",
+        "--set",
+        "crop_size=384",
+        "--set",
+        "num_epochs=6",
+        "--set",
+        "class_weights=auto",
+    ],
 }
 
 
@@ -67,8 +76,19 @@ def prepare(work: Path) -> Path:
         cli(home, "app", "create", "big", "--exist-ok")
         for name in ("train", "test"):
             cli(home, "dataset", "create", name, "--app", "big", "--exist-ok")
-            cli(home, "dataset", "upload", name, "--app", "big", "--images", data / name / "images",
-                "--masks", data / name / "masks", "-q")
+            cli(
+                home,
+                "dataset",
+                "upload",
+                name,
+                "--app",
+                "big",
+                "--images",
+                data / name / "images",
+                "--masks",
+                data / name / "masks",
+                "-q",
+            )
         (home / "done").write_text("")
     return home
 
@@ -76,18 +96,39 @@ def prepare(work: Path) -> Path:
 def train_run(home: Path, name: str, extra: list[str]) -> dict:
     cli(home, "model", "create", name, "--app", "big", "--exist-ok")
     t0 = time.perf_counter()
-    done = cli(home, "train", "--model", name, "--app", "big", "--dataset", "train", "--template", EFFNET,
-               *extra, "-q", "-o", "json", check=False)
+    done = cli(
+        home,
+        "train",
+        "--model",
+        name,
+        "--app",
+        "big",
+        "--dataset",
+        "train",
+        "--template",
+        EFFNET,
+        *extra,
+        "-q",
+        "-o",
+        "json",
+        check=False,
+    )
     seconds = time.perf_counter() - t0
     if done.returncode != 0:
         return {"run": name, "error": done.stderr.strip().splitlines()[-2:]}
-    ev = json.loads(cli(home, "model", "eval", "--model", name, "--app", "big", "--dataset", "test", "-q",
-                        "-o", "json").stdout)
+    ev = json.loads(
+        cli(home, "model", "eval", "--model", name, "--app", "big", "--dataset", "test", "-q", "-o", "json").stdout
+    )
     shown = cli(home, "model", "show", name, "--app", "big", "-o", "json").stdout
     train_s = json.loads(shown)["model_versions"][-1]["metrics"].get("seconds")
-    return {"run": name, "settings": " ".join(extra[1::2]) or "template defaults", "train_s": train_s,
-            "wall_s": round(seconds, 1), "mIoU": ev["mIoU"],
-            **{f"iou_{c}": v["iou"] for c, v in ev["per_class"].items()}}
+    return {
+        "run": name,
+        "settings": " ".join(extra[1::2]) or "template defaults",
+        "train_s": train_s,
+        "wall_s": round(seconds, 1),
+        "mIoU": ev["mIoU"],
+        **{f"iou_{c}": v["iou"] for c, v in ev["per_class"].items()},
+    }
 
 
 def cmd_train(args) -> None:
@@ -102,8 +143,10 @@ def cmd_train(args) -> None:
         if "error" in r:
             print(f"{r['run']:<12} failed: {r['error']}")
             continue
-        print(f"{r['run']:<12} {r['train_s']:>8.0f} {r['mIoU']:>6.3f} {r['iou_field']:>6.3f} "
-              f"{r['iou_defect']:>7.3f}  {r['settings']}")
+        print(
+            f"{r['run']:<12} {r['train_s']:>8.0f} {r['mIoU']:>6.3f} {r['iou_field']:>6.3f} "
+            f"{r['iou_defect']:>7.3f}  {r['settings']}"
+        )
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -168,21 +211,51 @@ def cmd_memory(args) -> None:
         (data / "classes.txt").write_text("\n".join(["background"] + [f"class{k}" for k in range(1, 8)]) + "\n")
         cli(home, "app", "create", "mem", "--exist-ok")
         cli(home, "dataset", "create", "d", "--app", "mem", "--exist-ok")
-        cli(home, "dataset", "upload", "d", "--app", "mem", "--images", data / "images", "--masks", data / "masks", "-q")
+        cli(
+            home, "dataset", "upload", "d", "--app", "mem", "--images", data / "images", "--masks", data / "masks", "-q"
+        )
         cli(home, "model", "create", "m8", "--app", "mem", "--exist-ok")
         for name, extra in (("native", ["--set", "resize_mode=native", "--set", "crop_size=512"]), ("default", [])):
             cli(home, "model", "create", name, "--app", "mem", "--exist-ok")
-            cli(home, "train", "--model", name, "--app", "mem", "--dataset", "d", "--template", EFFNET,
-                "--set", "num_epochs=1", "--set", "val_percent=0", *extra, "-q")
+            cli(
+                home,
+                "train",
+                "--model",
+                name,
+                "--app",
+                "mem",
+                "--dataset",
+                "d",
+                "--template",
+                EFFNET,
+                "--set",
+                "num_epochs=1",
+                "--set",
+                "val_percent=0",
+                *extra,
+                "-q",
+            )
         (home / "done").write_text("")
     env = {**os.environ, "SEGCLI_HOME": str(home)}
     for model in ("native", "default"):
         times = {}
         for side in (5000, 10000):
             src = photo(work / f"photo{side}.jpg", side, seed=5)
-            cmd = [*SEGCLI, "predict", "--model", model, "--app", "mem", str(src), "--out", str(work / f"out-{model}"),
-                   "--max-megapixels", "120", "-q"]
-            subprocess.run(cmd, env=env, capture_output=True)          # first use builds the graphs
+            cmd = [
+                *SEGCLI,
+                "predict",
+                "--model",
+                model,
+                "--app",
+                "mem",
+                str(src),
+                "--out",
+                str(work / f"out-{model}"),
+                "--max-megapixels",
+                "120",
+                "-q",
+            ]
+            subprocess.run(cmd, env=env, capture_output=True)  # first use builds the graphs
             seconds, peak, code = measured(cmd, env)
             times[side] = seconds
             print(f"{model:<8} {side * side / 1e6:>5.0f} MP  {seconds:6.1f} s  peak RSS {peak:6.0f} MB  exit {code}")
@@ -190,9 +263,11 @@ def cmd_memory(args) -> None:
 
 
 # Run segcli with every window weighted 1 (a plain average): the only difference from the ramp.
-AVERAGE = ("import numpy as np, segcli.engine.tiling as t; "
-           "t.blend_weights = lambda fh, fw, mh, mw: np.ones((fh, fw), np.float32); "
-           "from segcli.cli.main import main; main()")
+AVERAGE = (
+    "import numpy as np, segcli.engine.tiling as t; "
+    "t.blend_weights = lambda fh, fw, mh, mw: np.ones((fh, fw), np.float32); "
+    "from segcli.cli.main import main; main()"
+)
 
 
 def border_band(h: int, w: int, plan_window: int, overlap: float, width: int = 8) -> np.ndarray:
@@ -200,15 +275,16 @@ def border_band(h: int, w: int, plan_window: int, overlap: float, width: int = 8
     sys.path.insert(0, str(HERE.parent))
     from segcli.core.geometry import stride_of
     from segcli.engine.tiling import starts
+
     stride = stride_of(plan_window, overlap)
     band = np.zeros((h, w), bool)
     for y in starts(h, plan_window, stride):
         for edge in (y, y + plan_window):
-            band[max(0, edge - width):edge + width, :] = True
+            band[max(0, edge - width) : edge + width, :] = True
     for x in starts(w, plan_window, stride):
         for edge in (x, x + plan_window):
-            band[:, max(0, edge - width):edge + width] = True
-    band[:width] = band[-width:] = False        # the photo's own edges are not window borders
+            band[:, max(0, edge - width) : edge + width] = True
+    band[:width] = band[-width:] = False  # the photo's own edges are not window borders
     band[:, :width] = band[:, -width:] = False
     return band
 
@@ -220,11 +296,31 @@ def cmd_blend(args) -> None:
     env = {**os.environ, "SEGCLI_HOME": str(home)}
     images = sorted((data / "images").iterdir())
     outs = {}
-    for name, prefix, tile in (("ramp", SEGCLI, "auto"), ("average", [sys.executable, "-c", AVERAGE], "auto"),
-                               ("whole", SEGCLI, "off")):
+    for name, prefix, tile in (
+        ("ramp", SEGCLI, "auto"),
+        ("average", [sys.executable, "-c", AVERAGE], "auto"),
+        ("whole", SEGCLI, "off"),
+    ):
         out = args.dir / f"blend-{name}"
-        done = subprocess.run([*prefix, "predict", "--model", "native", "--app", "big", *map(str, images),
-                               "--out", str(out), "--tile", tile, "-q"], env=env, capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                *prefix,
+                "predict",
+                "--model",
+                "native",
+                "--app",
+                "big",
+                *map(str, images),
+                "--out",
+                str(out),
+                "--tile",
+                tile,
+                "-q",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             raise SystemExit(f"predict ({name}) failed: {done.stderr}")
         outs[name] = out
@@ -232,7 +328,7 @@ def cmd_blend(args) -> None:
     crop, overlap = 384, 0.25
     inter = {k: np.zeros(len(classes)) for k in outs}
     union = {k: np.zeros(len(classes)) for k in outs}
-    differ = {k: [0, 0, 0, 0] for k in ("ramp", "average")}   # border differ, border px, rest differ, rest px
+    differ = {k: [0, 0, 0, 0] for k in ("ramp", "average")}  # border differ, border px, rest differ, rest px
     for image in images:
         truth = np.asarray(Image.open(data / "masks" / f"{image.stem}.png"))
         pred = {k: np.asarray(Image.open(out / f"{image.stem}.mask.png")) for k, out in outs.items()}
@@ -248,8 +344,11 @@ def cmd_blend(args) -> None:
             differ[k][2] += int(d[~band].sum())
             differ[k][3] += int((~band).sum())
     print(f"{len(images)} held-out photos, windows {crop} px, overlap {overlap}")
-    print(f"{'blend':<8} {'mIoU':>6} " + " ".join(f"{c:>10}" for c in classes)
-          + "   differs from whole: border band / elsewhere")
+    print(
+        f"{'blend':<8} {'mIoU':>6} "
+        + " ".join(f"{c:>10}" for c in classes)
+        + "   differs from whole: border band / elsewhere"
+    )
     for k in outs:
         iou = inter[k] / np.maximum(union[k], 1)
         tail = ""

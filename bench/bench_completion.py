@@ -5,6 +5,7 @@ callback: the rows' ratio to it is what segcli's own lookup adds (the store read
 Each row is paired with an anchor run at the same moment, so machine load cancels out.
 Usage: python bench/bench_completion.py [--runs 9]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,25 +53,36 @@ def tab_env(base: dict[str, str], shell: str, line: str, extra: dict[str, str]) 
 
 def store(home: Path, env: dict[str, str]) -> None:
     """App a: datasets d (one version) and e, models m (200 versions) and n; app b."""
-    for argv in (["app", "create", "a"], ["app", "create", "b"], ["dataset", "create", "d", "--app", "a"],
-                 ["dataset", "create", "e", "--app", "a"], ["model", "create", "m", "--app", "a"],
-                 ["model", "create", "n", "--app", "a"]):
+    for argv in (
+        ["app", "create", "a"],
+        ["app", "create", "b"],
+        ["dataset", "create", "d", "--app", "a"],
+        ["dataset", "create", "e", "--app", "a"],
+        ["model", "create", "m", "--app", "a"],
+        ["model", "create", "n", "--app", "a"],
+    ):
         timed([*SEGCLI, *argv], env)
     db = sqlite3.connect(home / "data" / "segcli.db")
     with db:
-        db.execute("INSERT INTO dataset_versions(app_id, dataset_id, id, created_at, concepts_json, n_inputs)"
-                   " VALUES ('a', 'd', 'dv1', '2024-05-01T10:00:00+00:00', '[]', 12)")
+        db.execute(
+            "INSERT INTO dataset_versions(app_id, dataset_id, id, created_at, concepts_json, n_inputs)"
+            " VALUES ('a', 'd', 'dv1', '2024-05-01T10:00:00+00:00', '[]', 12)"
+        )
         for i in range(200):
             model = "m" if i % 10 else "n"
             when = f"2024-05-{i % 28 + 1:02d}T10:{i % 60:02d}:00+00:00"
-            db.execute("INSERT INTO model_versions(app_id, model_id, id, status, template, params_json, concepts_json,"
-                       " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                       ("a", model, f"{i:032x}", "TRAINED", "segcli_UNet", "{}", "[]", when, when))
+            db.execute(
+                "INSERT INTO model_versions(app_id, model_id, id, status, template, params_json, concepts_json,"
+                " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                ("a", model, f"{i:032x}", "TRAINED", "segcli_UNet", "{}", "[]", when, when),
+            )
     db.close()
     # What `app list` and `model show m` would have cached on a Clarifai account.
-    code = ("from segcli.config import resolve\nfrom segcli.cli import complete_cache as c\ns = resolve()\n"
-            "c.remember(s, 'apps', (), [('a', '', ''), ('b', '', '')])\n"
-            "c.remember(s, 'versions', ('a', 'm'), [(f'{i:032x}', 'TRAINED 2024-05-01 10:00', 'TRAINED') for i in range(200)])")
+    code = (
+        "from segcli.config import resolve\nfrom segcli.cli import complete_cache as c\ns = resolve()\n"
+        "c.remember(s, 'apps', (), [('a', '', ''), ('b', '', '')])\n"
+        "c.remember(s, 'versions', ('a', 'm'), [(f'{i:032x}', 'TRAINED 2024-05-01 10:00', 'TRAINED') for i in range(200)])"
+    )
     subprocess.run([sys.executable, "-c", code], env={**env, **CLOUD}, check=True)
 
 
@@ -104,8 +116,10 @@ def main() -> None:
                 times.append(elapsed)
             n = len([x for x in out.splitlines() if x.strip()]) if shell != "zsh" else out.count('":"')
             ratio = statistics.median(times) / statistics.median(anchors)
-            print(f"{name:34s} {statistics.median(times) * 1000:6.0f} ms  max {max(times) * 1000:5.0f} ms  "
-                  f"anchor {statistics.median(anchors) * 1000:5.0f} ms  ratio {ratio:4.2f}  ({n} candidates)")
+            print(
+                f"{name:34s} {statistics.median(times) * 1000:6.0f} ms  max {max(times) * 1000:5.0f} ms  "
+                f"anchor {statistics.median(anchors) * 1000:5.0f} ms  ratio {ratio:4.2f}  ({n} candidates)"
+            )
         print(f"load after: {os.getloadavg()[0]:.2f}")
 
 

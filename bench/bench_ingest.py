@@ -11,6 +11,7 @@ Every command runs as its console script does (this checkout first on PYTHONPATH
 interleave floors and uploads so that load on a shared machine hits them alike; medians.
 Usage: python bench/bench_ingest.py [--n 1000] [--size 512] [--rounds 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, machine, segcli_env, shapes, timed  # noqa: E402
 
-TIMES: dict[str, list[float]] = {}   # wall seconds per figure
-CPU: dict[str, list[float]] = {}     # CPU seconds (user + system, the whole process tree) per figure
+TIMES: dict[str, list[float]] = {}  # wall seconds per figure
+CPU: dict[str, list[float]] = {}  # CPU seconds (user + system, the whole process tree) per figure
 
 
 def measure(cmd: list[str], name: str | None, env: dict[str, str] | None = None) -> None:
@@ -37,9 +38,13 @@ def measure(cmd: list[str], name: str | None, env: dict[str, str] | None = None)
         TIMES.setdefault(name, []).append(wall)
         CPU.setdefault(name, []).append(cpu[0])
 
+
 FIRST_GOAL, RERUN_GOAL = 1.2, 0.25
-FLOORS = {"floor, 1 worker": ("process", 1, False), "floor, 2 threads": ("thread", 2, False),
-          "floor, 2 processes": ("process", 2, False)}
+FLOORS = {
+    "floor, 1 worker": ("process", 1, False),
+    "floor, 2 threads": ("thread", 2, False),
+    "floor, 2 processes": ("process", 2, False),
+}
 DRAFT = ("floor, 2 processes, JPEG at 1/8 (as segcli decodes)", ("process", 2, True))
 COPY = "cp -r images masks (the writes alone)"
 
@@ -54,8 +59,10 @@ def main() -> None:
     bindir = Path(sys.executable).parent
     segcli = [sys.executable, str(bindir / "segcli")]
     floor_cmd = [sys.executable, str(Path(__file__).resolve().parent / "decode_hash_floor.py")]
-    sources = {"masks": ["--images", str(data / "images"), "--masks", str(data / "masks")],
-               "coco": ["--images", str(data / "images"), "--coco", str(data / "annotations.json")]}
+    sources = {
+        "masks": ["--images", str(data / "images"), "--masks", str(data / "masks")],
+        "coco": ["--images", str(data / "images"), "--coco", str(data / "annotations.json")],
+    }
     floors = {**FLOORS, DRAFT[0]: DRAFT[1]}
     load_before = os.getloadavg()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -63,17 +70,23 @@ def main() -> None:
         base_env = segcli_env(Path(tmp) / "unused")
         base_env["PYTHONPATH"] = str(REPO) + os.pathsep + base_env.get("PYTHONPATH", "")
         base_env.pop("PYTHONDONTWRITEBYTECODE", None)  # .pyc written once, as an install does
-        for r in range(args.rounds + 1):   # round 0 warms the file cache and the .pyc files
+        for r in range(args.rounds + 1):  # round 0 warms the file cache and the .pyc files
+
             def recorded(name: str) -> str | None:
                 return name if r else None
+
             for name, (mode, workers, draft) in floors.items():
                 dirs = [str(data / "images"), str(data / "masks")]
-                measure([*floor_cmd, *dirs, "--mode", mode, "--workers", str(workers),
-                         *(["--draft"] if draft else [])], recorded(name))
+                measure(
+                    [*floor_cmd, *dirs, "--mode", mode, "--workers", str(workers), *(["--draft"] if draft else [])],
+                    recorded(name),
+                )
                 if name == "floor, 2 processes":  # COCO reads only the images
-                    measure([*floor_cmd, str(data / "images"), "--mode", mode, "--workers", "2"],
-                            recorded("floor, 2 processes, images only"))
-            copy = Path(tmp) / f"copy-{r}"   # what writing the same files costs on this disk
+                    measure(
+                        [*floor_cmd, str(data / "images"), "--mode", mode, "--workers", "2"],
+                        recorded("floor, 2 processes, images only"),
+                    )
+            copy = Path(tmp) / f"copy-{r}"  # what writing the same files costs on this disk
             copy.mkdir()
             measure(["cp", "-r", str(data / "images"), str(data / "masks"), str(copy)], recorded(COPY))
             for source, flags in sources.items():
@@ -95,19 +108,26 @@ def main() -> None:
         print(f"  {name:55s} {med[name]:6.2f} s  ({min(values):.2f}-{max(values):.2f})  {cpu:5.2f} s")
     print(f"anchor: {floor_name} = {floor:.2f} s")
     copy = med[COPY]
-    print(f"(an upload also writes every file: cp -r of the same files took {copy:.2f} s here; "
-          f"floor + copy = {floor + copy:.2f} s)")
+    print(
+        f"(an upload also writes every file: cp -r of the same files took {copy:.2f} s here; "
+        f"floor + copy = {floor + copy:.2f} s)"
+    )
     for source, source_floor in (("masks", floor), ("coco", med["floor, 2 processes, images only"])):
         first, rerun = med[f"{source}: first upload"], med[f"{source}: re-run"]
-        print(f"{source}: first upload {first:.2f} s = {first / source_floor:.2f}x its floor "
-              f"(goal <= {FIRST_GOAL}x; {first / med[DRAFT[0]]:.2f}x the JPEG-at-1/8 floor)" if source == "masks" else
-              f"{source}: first upload {first:.2f} s = {first / source_floor:.2f}x decoding+hashing its images "
-              f"(2 processes; rendering the polygons is on top)")
+        print(
+            f"{source}: first upload {first:.2f} s = {first / source_floor:.2f}x its floor "
+            f"(goal <= {FIRST_GOAL}x; {first / med[DRAFT[0]]:.2f}x the JPEG-at-1/8 floor)"
+            if source == "masks"
+            else f"{source}: first upload {first:.2f} s = {first / source_floor:.2f}x decoding+hashing its images "
+            f"(2 processes; rendering the polygons is on top)"
+        )
         print(f"{source}: re-run {rerun:.2f} s = {rerun / first:.2f}x the first upload (goal <= {RERUN_GOAL}x)")
     cpu = {name: statistics.median(values) for name, values in CPU.items()}
-    print(f"CPU time (a proxy when the machine is loaded): masks first upload {cpu['masks: first upload']:.2f} s = "
-          f"{cpu['masks: first upload'] / cpu[floor_name]:.2f}x the anchor's; re-run "
-          f"{cpu['masks: re-run'] / cpu['masks: first upload']:.2f}x the first upload's")
+    print(
+        f"CPU time (a proxy when the machine is loaded): masks first upload {cpu['masks: first upload']:.2f} s = "
+        f"{cpu['masks: first upload'] / cpu[floor_name]:.2f}x the anchor's; re-run "
+        f"{cpu['masks: re-run'] / cpu['masks: first upload']:.2f}x the first upload's"
+    )
 
 
 def _load(load: tuple[float, float, float]) -> str:

@@ -24,6 +24,7 @@ Goal: int8 predict >= 1.6x the anchor's images/s, held-out mIoU within 0.01 of f
 Usage: python bench/bench_precision.py [--n 400] [--rounds 2] [--demo-home DIR] [--recipes]
        [--openvino] [--skip-other]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,22 @@ def model_dir(env: dict) -> Path:
 
 
 def eval_miou(env: dict, app: str, model: str, dataset: str, precision: str) -> float:
-    done = cli(env, "model", "eval", "--model", model, "--app", app, "--dataset", dataset,
-               "--precision", precision, "-q", "-o", "json")
+    done = cli(
+        env,
+        "model",
+        "eval",
+        "--model",
+        model,
+        "--app",
+        app,
+        "--dataset",
+        dataset,
+        "--precision",
+        precision,
+        "-q",
+        "-o",
+        "json",
+    )
     return json.loads(done.stdout)["mIoU"]
 
 
@@ -76,9 +91,24 @@ def speed(env: dict, tmp: Path, images: Path, rounds: int) -> dict:
     if not (first / "one.jpg").exists():
         os.symlink(next(images.iterdir()), first / "one.jpg")
     warm = {}
-    for p in PRECISIONS:   # builds (and measures held-out mIoU of) each precision's graph, once
-        warm[p] = timed([*SEGCLI, "predict", "--model", DEMO_MODEL, "--app", DEMO_APP, str(first),
-                         "--precision", p, "-q", "-o", "json"], env)
+    for p in PRECISIONS:  # builds (and measures held-out mIoU of) each precision's graph, once
+        warm[p] = timed(
+            [
+                *SEGCLI,
+                "predict",
+                "--model",
+                DEMO_MODEL,
+                "--app",
+                DEMO_APP,
+                str(first),
+                "--precision",
+                p,
+                "-q",
+                "-o",
+                "json",
+            ],
+            env,
+        )
     import onnx
 
     meta = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
@@ -89,24 +119,55 @@ def speed(env: dict, tmp: Path, images: Path, rounds: int) -> dict:
     img_s: dict = {p: [] for p in PRECISIONS}
     for r in range(rounds):
         for p in PRECISIONS:
-            seconds = timed([*SEGCLI, "predict", "--model", DEMO_MODEL, "--app", DEMO_APP, str(images), "--out",
-                             str(tmp / f"out-{p}-{r}"), "--precision", p, "-q", "-o", "json"], env)
+            seconds = timed(
+                [
+                    *SEGCLI,
+                    "predict",
+                    "--model",
+                    DEMO_MODEL,
+                    "--app",
+                    DEMO_APP,
+                    str(images),
+                    "--out",
+                    str(tmp / f"out-{p}-{r}"),
+                    "--precision",
+                    p,
+                    "-q",
+                    "-o",
+                    "json",
+                ],
+                env,
+            )
             img_s[p].append(n / seconds)
             anchors.append(bare_ort(onnx_file, batches)[0])
             ratios[p].append(img_s[p][-1] / ((anchors[-2] + anchors[-1]) / 2))
-            print(f"round {r + 1} {p}: {img_s[p][-1]:.1f} img/s, anchors {anchors[-2]:.1f} / {anchors[-1]:.1f} "
-                  f"-> {ratios[p][-1]:.2f}x  (load {load_line()})", flush=True)
+            print(
+                f"round {r + 1} {p}: {img_s[p][-1]:.1f} img/s, anchors {anchors[-2]:.1f} / {anchors[-1]:.1f} "
+                f"-> {ratios[p][-1]:.2f}x  (load {load_line()})",
+                flush=True,
+            )
     agree = {}
     import numpy as np
     from PIL import Image
 
     for p in ("fp16", "int8"):
-        same = [np.mean(np.asarray(Image.open(a)) == np.asarray(Image.open(b)))
-                for a, b in zip(sorted((tmp / "out-fp32-0").glob("*.mask.png")),
-                                sorted((tmp / f"out-{p}-0").glob("*.mask.png")))]
+        same = [
+            np.mean(np.asarray(Image.open(a)) == np.asarray(Image.open(b)))
+            for a, b in zip(
+                sorted((tmp / "out-fp32-0").glob("*.mask.png")), sorted((tmp / f"out-{p}-0").glob("*.mask.png"))
+            )
+        ]
         agree[p] = float(np.mean(same))
-    return {"n": n, "warm": warm, "anchors": anchors, "ratios": ratios, "img_s": img_s, "agree": agree,
-            "onnx_file": onnx_file, "batches": batches}
+    return {
+        "n": n,
+        "warm": warm,
+        "anchors": anchors,
+        "ratios": ratios,
+        "img_s": img_s,
+        "agree": agree,
+        "onnx_file": onnx_file,
+        "batches": batches,
+    }
 
 
 def recipes(env: dict, images: Path) -> None:
@@ -122,17 +183,17 @@ def recipes(env: dict, images: Path) -> None:
     mdir = model_dir(env)
     fp32 = (mdir / "model.onnx").read_bytes()
     classes = json.loads((mdir / "config.json").read_text())["classes"]
-    train = shapes(160, DEMO_SIZE, seed=0) / "images"      # the demo's training images (its calibration)
-    held = shapes(24, DEMO_SIZE, seed=1)                    # the demo's held-out images
+    train = shapes(160, DEMO_SIZE, seed=0) / "images"  # the demo's training images (its calibration)
+    held = shapes(24, DEMO_SIZE, seed=1)  # the demo's held-out images
     calib = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(train.iterdir())[::5][:32]]
-    imgs = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(images.iterdir())[:96]]   # speed: 96 images
+    imgs = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(images.iterdir())[:96]]  # speed: 96 images
     test = [np.asarray(Image.open(p).convert("RGB")) for p in sorted((held / "images").iterdir())]
     masks = [np.asarray(Image.open(p)) for p in sorted((held / "masks").iterdir())]
 
     def run(data: bytes, batch_images) -> tuple[float, list]:
         sess = ort.InferenceSession(data, sess_options=session_options(), providers=["CPUExecutionProvider"])
         hw = np.asarray(batch_images[0].shape[:2], np.int64)
-        batches = [np.stack(batch_images[i:i + 8]) for i in range(0, len(batch_images), 8)]
+        batches = [np.stack(batch_images[i : i + 8]) for i in range(0, len(batch_images), 8)]
         sess.run(None, {"image": batches[0], "out_size": hw})
         start, labels = time.perf_counter(), []
         for b in batches:
@@ -143,14 +204,21 @@ def recipes(env: dict, images: Path) -> None:
         _, labels = run(data, test)
         m = ConfusionMatrix(len(classes))
         for lab, target in zip(labels, masks):
-            m.update(lab, target)   # the shapes masks' values are the class indices
+            m.update(lab, target)  # the shapes masks' values are the class indices
         return m.compute(classes)["mIoU"]
 
     base = miou(fp32)
-    print(f"\nint8 recipes on the demo model ({len(imgs)} images for speed, {len(test)} held-out for mIoU); "
-          f"fp32 held-out mIoU {base:.4f}", flush=True)
-    grid = [P.Int8Recipe(f, c, ops) for f in ("QDQ", "QOperator") for c in ("MinMax", "Entropy", "Percentile")
-            for ops in (("Conv", "MatMul"), ())]
+    print(
+        f"\nint8 recipes on the demo model ({len(imgs)} images for speed, {len(test)} held-out for mIoU); "
+        f"fp32 held-out mIoU {base:.4f}",
+        flush=True,
+    )
+    grid = [
+        P.Int8Recipe(f, c, ops)
+        for f in ("QDQ", "QOperator")
+        for c in ("MinMax", "Entropy", "Percentile")
+        for ops in (("Conv", "MatMul"), ())
+    ]
     for recipe in [None, *grid]:
         try:
             start = time.perf_counter()
@@ -162,8 +230,11 @@ def recipes(env: dict, images: Path) -> None:
             ref, _ = run(fp32, imgs)
             got, _ = run(data, imgs)
             m = miou(data)
-            print(f"{name:42s} {got:6.1f} img/s = {got / ref:.2f}x fp32 ({ref:.1f}); held-out mIoU {m:.4f} "
-                  f"({m - base:+.4f}); built in {build:.1f} s; load {load_line()}", flush=True)
+            print(
+                f"{name:42s} {got:6.1f} img/s = {got / ref:.2f}x fp32 ({ref:.1f}); held-out mIoU {m:.4f} "
+                f"({m - base:+.4f}); built in {build:.1f} s; load {load_line()}",
+                flush=True,
+            )
         except Exception as exc:  # noqa: BLE001 - a recipe ONNX Runtime cannot run is a result too
             print(f"{recipe}: failed ({exc.__class__.__name__}: {str(exc)[:120]})", flush=True)
 
@@ -172,8 +243,20 @@ def openvino_vs_ort(env: dict, tmp: Path, onnx_file: Path, batches: list, rounds
     import openvino as ov
 
     int8_file = tmp / "int8.onnx"
-    cli(env, "model", "export", "--model", DEMO_MODEL, "--app", DEMO_APP, "-f", str(int8_file), "--precision", "int8",
-        "-q")
+    cli(
+        env,
+        "model",
+        "export",
+        "--model",
+        DEMO_MODEL,
+        "--app",
+        DEMO_APP,
+        "-f",
+        str(int8_file),
+        "--precision",
+        "int8",
+        "-q",
+    )
     n = sum(len(b) for b in batches)
 
     def ov_loop(path: Path, hint: str) -> float:
@@ -181,9 +264,11 @@ def openvino_vs_ort(env: dict, tmp: Path, onnx_file: Path, batches: list, rounds
         # INFERENCE_PRECISION_HINT: OpenVINO's CPU plugin runs float32 models in bf16 by
         # default on CPUs with AVX512-BF16/AMX (this one): f32 compares the engines, bf16 is
         # another precision.
-        compiled = core.compile_model(core.read_model(str(path)), "CPU",
-                                      {"INFERENCE_NUM_THREADS": str(os.cpu_count() or 1),
-                                       "INFERENCE_PRECISION_HINT": hint})
+        compiled = core.compile_model(
+            core.read_model(str(path)),
+            "CPU",
+            {"INFERENCE_NUM_THREADS": str(os.cpu_count() or 1), "INFERENCE_PRECISION_HINT": hint},
+        )
         request = compiled.create_infer_request()
         request.infer({"pixel_values": batches[0]})
         start = time.perf_counter()
@@ -192,18 +277,27 @@ def openvino_vs_ort(env: dict, tmp: Path, onnx_file: Path, batches: list, rounds
             request.get_output_tensor(0).data.argmax(1)
         return n / (time.perf_counter() - start)
 
-    print(f"\nOpenVINO {ov.__version__} CPU vs ONNX Runtime CPU on the fp32 export, same {n} images "
-          f"(img/s; ORT runs the same file as OpenVINO unless said):", flush=True)
-    for name, path, hint in (("fp32 file, OV f32", onnx_file, "f32"), ("fp32 file, OV bf16", onnx_file, "bf16"),
-                             ("int8 file, OV f32", int8_file, "f32")):
+    print(
+        f"\nOpenVINO {ov.__version__} CPU vs ONNX Runtime CPU on the fp32 export, same {n} images "
+        f"(img/s; ORT runs the same file as OpenVINO unless said):",
+        flush=True,
+    )
+    for name, path, hint in (
+        ("fp32 file, OV f32", onnx_file, "f32"),
+        ("fp32 file, OV bf16", onnx_file, "bf16"),
+        ("int8 file, OV f32", int8_file, "f32"),
+    ):
         ratios = []
         for r in range(rounds):
             a = bare_ort(onnx_file, batches)[0]
             o = ov_loop(path, hint)
             b = bare_ort(onnx_file, batches)[0]
             ratios.append(o / ((a + b) / 2))
-            print(f"  {name} round {r + 1}: ORT fp32 {a:.1f} / {b:.1f}, OpenVINO {o:.1f} -> {ratios[-1]:.2f}x "
-                  f"(load {load_line()})", flush=True)
+            print(
+                f"  {name} round {r + 1}: ORT fp32 {a:.1f} / {b:.1f}, OpenVINO {o:.1f} -> {ratios[-1]:.2f}x "
+                f"(load {load_line()})",
+                flush=True,
+            )
         print(f"  {name}: OpenVINO / ORT fp32 median {statistics.median(ratios):.2f}x", flush=True)
     ort8 = statistics.median(bare_ort(int8_file, batches)[0] / bare_ort(onnx_file, batches)[0] for _ in range(rounds))
     print(f"  for reference: ORT on the int8 file / ORT fp32: {ort8:.2f}x", flush=True)
@@ -214,21 +308,75 @@ def other_dataset(tmp: Path) -> None:
     import subprocess
 
     data = tmp / "bigscene"
-    subprocess.run([sys.executable, str(Path(__file__).with_name("bigscene.py")), str(data), "--train", "32",
-                    "--test", "16", "--seed", "5"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("bigscene.py")),
+            str(data),
+            "--train",
+            "32",
+            "--test",
+            "16",
+            "--seed",
+            "5",
+        ],
+        check=True,
+        capture_output=True,
+    )
     env = segcli_env(tmp / "big-home")
-    for argv in (["app", "create", "g"], ["dataset", "create", "train", "--app", "g"],
-                 ["dataset", "upload", "train", "--app", "g", "--images", str(data / "train" / "images"),
-                  "--masks", str(data / "train" / "masks"), "-q"],
-                 ["dataset", "create", "test", "--app", "g"],
-                 ["dataset", "upload", "test", "--app", "g", "--images", str(data / "test" / "images"),
-                  "--masks", str(data / "test" / "masks"), "-q"],
-                 ["model", "create", "u", "--app", "g"],
-                 ["train", "--template", "segcli_UNet", "--model", "u", "--app", "g", "--dataset", "train",
-                  "--set", "num_epochs=8", "--set", "model_size=small", "--set", "image_size=[256,256]", "-q"]):
+    for argv in (
+        ["app", "create", "g"],
+        ["dataset", "create", "train", "--app", "g"],
+        [
+            "dataset",
+            "upload",
+            "train",
+            "--app",
+            "g",
+            "--images",
+            str(data / "train" / "images"),
+            "--masks",
+            str(data / "train" / "masks"),
+            "-q",
+        ],
+        ["dataset", "create", "test", "--app", "g"],
+        [
+            "dataset",
+            "upload",
+            "test",
+            "--app",
+            "g",
+            "--images",
+            str(data / "test" / "images"),
+            "--masks",
+            str(data / "test" / "masks"),
+            "-q",
+        ],
+        ["model", "create", "u", "--app", "g"],
+        [
+            "train",
+            "--template",
+            "segcli_UNet",
+            "--model",
+            "u",
+            "--app",
+            "g",
+            "--dataset",
+            "train",
+            "--set",
+            "num_epochs=8",
+            "--set",
+            "model_size=small",
+            "--set",
+            "image_size=[256,256]",
+            "-q",
+        ],
+    ):
         cli(env, *argv)
-    print("\nnot tuned on: bigscene (32 train / 16 test photos, 1600-2400 px), segcli_UNet small at 256 px, "
-          "8 epochs", flush=True)
+    print(
+        "\nnot tuned on: bigscene (32 train / 16 test photos, 1600-2400 px), segcli_UNet small at 256 px, 8 epochs",
+        flush=True,
+    )
     got = {p: eval_miou(env, "g", "u", "test", p) for p in ("fp32", "fp16", "int8")}
     for p, m in got.items():
         print(f"  {p}: test mIoU {m:.4f} ({m - got['fp32']:+.4f} vs fp32)", flush=True)
@@ -244,8 +392,7 @@ def main() -> None:
     parser.add_argument("--skip-other", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
-    print(f"machine: {machine()}; load {load_line()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-          flush=True)
+    print(f"machine: {machine()}; load {load_line()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
     images = shapes(args.n, DEMO_SIZE, seed=7) / "images"
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -254,20 +401,32 @@ def main() -> None:
             recipes(env, images)
         if not args.skip_speed:
             s = speed(env, tmp, images, args.rounds)
-            print(f"\n{s['n']} images {DEMO_SIZE}px, demo model (segcli_EfficientNetLite0), batch 8, {args.rounds} rounds")
-            print("first predict per precision (1 image; builds the graph, measures held-out mIoU): "
-                  + ", ".join(f"{p} {t:.1f} s" for p, t in s["warm"].items()))
+            print(
+                f"\n{s['n']} images {DEMO_SIZE}px, demo model (segcli_EfficientNetLite0), batch 8, {args.rounds} rounds"
+            )
+            print(
+                "first predict per precision (1 image; builds the graph, measures held-out mIoU): "
+                + ", ".join(f"{p} {t:.1f} s" for p, t in s["warm"].items())
+            )
             for p in PRECISIONS:
-                print(f"segcli predict --precision {p}: median {statistics.median(s['img_s'][p]):.1f} img/s = "
-                      f"{statistics.median(s['ratios'][p]):.2f}x the bare fp32 ORT loop")
+                print(
+                    f"segcli predict --precision {p}: median {statistics.median(s['img_s'][p]):.1f} img/s = "
+                    f"{statistics.median(s['ratios'][p]):.2f}x the bare fp32 ORT loop"
+                )
             print("mask pixels equal to fp32's: " + ", ".join(f"{p} {v:.4f}" for p, v in s["agree"].items()))
             for p in ("fp32", "fp16", "int8"):
-                print(f"demo held-out dataset ({DEMO_HELD_OUT}, 24 images) mIoU {p}: "
-                      f"{eval_miou(env, DEMO_APP, DEMO_MODEL, DEMO_HELD_OUT, p):.4f}", flush=True)
+                print(
+                    f"demo held-out dataset ({DEMO_HELD_OUT}, 24 images) mIoU {p}: "
+                    f"{eval_miou(env, DEMO_APP, DEMO_MODEL, DEMO_HELD_OUT, p):.4f}",
+                    flush=True,
+                )
             shown = json.loads(cli(env, "model", "show", DEMO_MODEL, "--app", DEMO_APP, "-o", "json").stdout)
-            print("version's own held-out split (model show):",
-                  json.dumps(shown["model_versions"][-1]["precision_mIoU"]))
-            bench = json.loads(cli(env, "benchmark", "--model", DEMO_MODEL, "--app", DEMO_APP, "-q", "-o", "json").stdout)
+            print(
+                "version's own held-out split (model show):", json.dumps(shown["model_versions"][-1]["precision_mIoU"])
+            )
+            bench = json.loads(
+                cli(env, "benchmark", "--model", DEMO_MODEL, "--app", DEMO_APP, "-q", "-o", "json").stdout
+            )
             print("segcli benchmark (model only, in-memory images):")
             for row in bench["rows"]:
                 print("  " + json.dumps(row))

@@ -11,6 +11,7 @@ and after it, median of `--rounds` reported. CPU seconds per image (user + sys, 
 printed too: on a loaded machine they move much less than wall time.
 Usage: python bench/bench_predict.py [--n 400] [--size 256] [--model-size small] [--rounds 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,7 @@ def load_inputs(images: Path, meta: dict, batch: int) -> list:
     std = np.asarray(json.loads(meta["segcli.std"]), np.float32)
     arrays = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(images.iterdir())]
     x = [((a.astype(np.float32) / 255.0 - mean) / std).transpose(2, 0, 1) for a in arrays]
-    return [np.ascontiguousarray(np.stack(x[i:i + batch])) for i in range(0, len(x), batch)]
+    return [np.ascontiguousarray(np.stack(x[i : i + batch])) for i in range(0, len(x), batch)]
 
 
 def cpu_s(who: int) -> float:
@@ -70,18 +71,48 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         env = segcli_env(tmp_path / "home")
-        env.pop("PYTHONDONTWRITEBYTECODE", None)   # as installed: modules compiled once
-        for argv in (["app", "create", "b"], ["dataset", "create", "d", "--app", "b"],
-                     ["dataset", "upload", "d", "--app", "b", "--images", str(train_data / "images"),
-                      "--masks", str(train_data / "masks"), "-q"],
-                     ["model", "create", "m", "--app", "b"],
-                     ["train", "--template", "segcli_UNet", "--model", "m", "--app", "b", "--dataset", "d",
-                      "--set", "num_epochs=1", "--set", f"model_size={args.model_size}",
-                      "--set", f"image_size=[{args.size},{args.size}]", "-q"]):
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: modules compiled once
+        for argv in (
+            ["app", "create", "b"],
+            ["dataset", "create", "d", "--app", "b"],
+            [
+                "dataset",
+                "upload",
+                "d",
+                "--app",
+                "b",
+                "--images",
+                str(train_data / "images"),
+                "--masks",
+                str(train_data / "masks"),
+                "-q",
+            ],
+            ["model", "create", "m", "--app", "b"],
+            [
+                "train",
+                "--template",
+                "segcli_UNet",
+                "--model",
+                "m",
+                "--app",
+                "b",
+                "--dataset",
+                "d",
+                "--set",
+                "num_epochs=1",
+                "--set",
+                f"model_size={args.model_size}",
+                "--set",
+                f"image_size=[{args.size},{args.size}]",
+                "-q",
+            ],
+        ):
             timed([*SEGCLI, *argv], env)
         onnx_file = tmp_path / "model.onnx"
-        export_s = timed([*SEGCLI, "model", "export", "--model", "m", "--app", "b", "--format", "onnx",
-                          "-f", str(onnx_file), "-q"], env)
+        export_s = timed(
+            [*SEGCLI, "model", "export", "--model", "m", "--app", "b", "--format", "onnx", "-f", str(onnx_file), "-q"],
+            env,
+        )
         first = tmp_path / "first"
         first.mkdir()
         os.symlink(next(images.iterdir()), first / "one.png")
@@ -97,8 +128,23 @@ def main() -> None:
         cpu_anchor.append(c)
         for r in range(args.rounds):
             before = cpu_s(resource.RUSAGE_CHILDREN)
-            seconds = timed([*SEGCLI, "predict", "--model", "m", "--app", "b", str(images), "--out",
-                             str(tmp_path / f"out{r}"), "-q", "-o", "json"], env)
+            seconds = timed(
+                [
+                    *SEGCLI,
+                    "predict",
+                    "--model",
+                    "m",
+                    "--app",
+                    "b",
+                    str(images),
+                    "--out",
+                    str(tmp_path / f"out{r}"),
+                    "-q",
+                    "-o",
+                    "json",
+                ],
+                env,
+            )
             cpu_ours.append((cpu_s(resource.RUSAGE_CHILDREN) - before) / args.n * 1000)
             ours.append(args.n / seconds)
             a, c = bare_ort(onnx_file, batches)
@@ -107,23 +153,48 @@ def main() -> None:
             ratios.append(ours[-1] / ((anchors[-2] + anchors[-1]) / 2))
         torch_img_s = None
         if args.torch:
-            seconds = timed([*SEGCLI, "predict", "--model", "m", "--app", "b", str(images), "--out",
-                             str(tmp_path / "out-torch"), "--engine", "torch", "-q", "-o", "json"], env)
+            seconds = timed(
+                [
+                    *SEGCLI,
+                    "predict",
+                    "--model",
+                    "m",
+                    "--app",
+                    "b",
+                    str(images),
+                    "--out",
+                    str(tmp_path / "out-torch"),
+                    "--engine",
+                    "torch",
+                    "-q",
+                    "-o",
+                    "json",
+                ],
+                env,
+            )
             torch_img_s = args.n / seconds
     print(f"machine: {machine()}")
     print(f"{args.n} images {args.size}px, segcli_UNet {args.model_size} (1 epoch), batch 8, {args.rounds} rounds")
     print(f"model export --format onnx:   {export_s:6.2f} s  (whole command: start-up, torch export, check)")
     print(f"first predict (1 image):      {first_s:6.2f} s  (start-up and model load; training built the ONNX graph)")
     for r in range(args.rounds):
-        print(f"round {r + 1}: bare ONNX Runtime loop {anchors[r]:6.1f} / {anchors[r + 1]:6.1f} img/s (anchor, before / "
-              f"after), segcli predict {ours[r]:6.1f} img/s -> {ratios[r]:.2f}x")
-    print(f"segcli predict / bare ORT: median {statistics.median(ratios):.2f}x (goal >= 0.8x); whole command "
-          f"incl. start-up, model load, decode, masks + overlays + predictions.json")
-    print(f"CPU per image: bare ORT {statistics.median(cpu_anchor):.1f} ms, segcli predict "
-          f"{statistics.median(cpu_ours):.1f} ms (whole command) -> {statistics.median(cpu_anchor) / statistics.median(cpu_ours):.2f}x")
+        print(
+            f"round {r + 1}: bare ONNX Runtime loop {anchors[r]:6.1f} / {anchors[r + 1]:6.1f} img/s (anchor, before / "
+            f"after), segcli predict {ours[r]:6.1f} img/s -> {ratios[r]:.2f}x"
+        )
+    print(
+        f"segcli predict / bare ORT: median {statistics.median(ratios):.2f}x (goal >= 0.8x); whole command "
+        f"incl. start-up, model load, decode, masks + overlays + predictions.json"
+    )
+    print(
+        f"CPU per image: bare ORT {statistics.median(cpu_anchor):.1f} ms, segcli predict "
+        f"{statistics.median(cpu_ours):.1f} ms (whole command) -> {statistics.median(cpu_anchor) / statistics.median(cpu_ours):.2f}x"
+    )
     if torch_img_s is not None:
-        print(f"segcli predict --engine torch: {torch_img_s:6.1f} img/s "
-              f"({torch_img_s / statistics.median(anchors):.2f}x the anchor)")
+        print(
+            f"segcli predict --engine torch: {torch_img_s:6.1f} img/s "
+            f"({torch_img_s / statistics.median(anchors):.2f}x the anchor)"
+        )
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

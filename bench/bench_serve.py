@@ -13,6 +13,7 @@ Trains a segcli_UNet version for 1 epoch in a temporary segcli home (as bench_pr
   (PredictionWriter.describe) and the mask PNG encoded; blocks of each alternate.
 Usage: python bench/bench_serve.py [--n 400] [--size 256] [--model-size small] [--rounds 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,13 @@ def post(conn: http.client.HTTPConnection, body: bytes, query: str = "?mask=1") 
 
 
 def start_server(env: dict, port: int, extra: list[str]) -> subprocess.Popen:
-    proc = subprocess.Popen([*SEGCLI, "serve", "--model", "m", "--app", "b", "--port", str(port), *extra],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*SEGCLI, "serve", "--model", "m", "--app", "b", "--port", str(port), *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -63,7 +69,7 @@ def start_server(env: dict, port: int, extra: list[str]) -> subprocess.Popen:
             if conn.getresponse().status == 200:
                 return proc
         except OSError:
-            time.sleep(0.05)   # not listening yet
+            time.sleep(0.05)  # not listening yet
     raise SystemExit("segcli serve did not answer /health")
 
 
@@ -155,31 +161,95 @@ def main() -> None:
         home = tmp_path / "home"
         env = segcli_env(home)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        for argv in (["app", "create", "b"], ["dataset", "create", "d", "--app", "b"],
-                     ["dataset", "upload", "d", "--app", "b", "--images", str(train_data / "images"),
-                      "--masks", str(train_data / "masks"), "-q"],
-                     ["model", "create", "m", "--app", "b"],
-                     ["train", "--template", "segcli_UNet", "--model", "m", "--app", "b", "--dataset", "d",
-                      "--set", "num_epochs=1", "--set", f"model_size={args.model_size}",
-                      "--set", f"image_size=[{args.size},{args.size}]", "-q"]):
+        for argv in (
+            ["app", "create", "b"],
+            ["dataset", "create", "d", "--app", "b"],
+            [
+                "dataset",
+                "upload",
+                "d",
+                "--app",
+                "b",
+                "--images",
+                str(train_data / "images"),
+                "--masks",
+                str(train_data / "masks"),
+                "-q",
+            ],
+            ["model", "create", "m", "--app", "b"],
+            [
+                "train",
+                "--template",
+                "segcli_UNet",
+                "--model",
+                "m",
+                "--app",
+                "b",
+                "--dataset",
+                "d",
+                "--set",
+                "num_epochs=1",
+                "--set",
+                f"model_size={args.model_size}",
+                "--set",
+                f"image_size=[{args.size},{args.size}]",
+                "-q",
+            ],
+        ):
             timed([*SEGCLI, *argv], env)
         port = free_port()
         server = start_server(env, port, args.serve_args.split())
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port)
             for body in bodies[:16]:
-                post(conn, body)          # warm-up: threads, the allocator, the session's first runs
+                post(conn, body)  # warm-up: threads, the allocator, the session's first runs
             conn.close()
             predict_rates, serve_rates, ratios = [], [], []
             out = tmp_path / "out0"
-            predict_rates.append(args.n / timed([*SEGCLI, "predict", "--model", "m", "--app", "b", str(images),
-                                                 "--out", str(out), "-q", "-o", "json"], env))
+            predict_rates.append(
+                args.n
+                / timed(
+                    [
+                        *SEGCLI,
+                        "predict",
+                        "--model",
+                        "m",
+                        "--app",
+                        "b",
+                        str(images),
+                        "--out",
+                        str(out),
+                        "-q",
+                        "-o",
+                        "json",
+                    ],
+                    env,
+                )
+            )
             answers = None
             for r in range(args.rounds):
                 rate, answers = load(port, bodies, args.concurrency)
                 serve_rates.append(rate)
-                predict_rates.append(args.n / timed([*SEGCLI, "predict", "--model", "m", "--app", "b", str(images),
-                                                     "--out", str(tmp_path / f"out{r + 1}"), "-q", "-o", "json"], env))
+                predict_rates.append(
+                    args.n
+                    / timed(
+                        [
+                            *SEGCLI,
+                            "predict",
+                            "--model",
+                            "m",
+                            "--app",
+                            "b",
+                            str(images),
+                            "--out",
+                            str(tmp_path / f"out{r + 1}"),
+                            "-q",
+                            "-o",
+                            "json",
+                        ],
+                        env,
+                    )
+                )
                 ratios.append(rate / ((predict_rates[-2] + predict_rates[-1]) / 2))
             # correctness of the last round: every mask equal to predict's
             import numpy as np
@@ -206,17 +276,24 @@ def main() -> None:
     p50_local, p50_http = statistics.median(local_ms), statistics.median(http_ms)
     print(f"date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
     print(f"machine: {machine()}")
-    print(f"{args.n} images {args.size}px, segcli_UNet {args.model_size} (1 epoch), onnx engine; serve "
-          f"{args.serve_args or '(defaults)'}, client: {args.concurrency} threads, keep-alive, ?mask=1")
-    print("segcli predict (whole command, masks + overlays written): "
-          + " / ".join(f"{r:.1f}" for r in predict_rates) + " img/s")
+    print(
+        f"{args.n} images {args.size}px, segcli_UNet {args.model_size} (1 epoch), onnx engine; serve "
+        f"{args.serve_args or '(defaults)'}, client: {args.concurrency} threads, keep-alive, ?mask=1"
+    )
+    print(
+        "segcli predict (whole command, masks + overlays written): "
+        + " / ".join(f"{r:.1f}" for r in predict_rates)
+        + " img/s"
+    )
     for r in range(args.rounds):
         print(f"round {r + 1}: segcli serve {serve_rates[r]:6.1f} req/s -> {ratios[r]:.2f}x the predict runs around it")
     print(f"serve / predict throughput: median {statistics.median(ratios):.2f}x (goal >= 0.7x)")
     print(f"answers: {args.n - wrong}/{args.n} masks equal to segcli predict's")
-    print(f"single request p50 {p50_http:.2f} ms vs in-process call p50 {p50_local:.2f} ms -> "
-          f"{p50_http / p50_local:.2f}x (goal <= 1.3x); p90 {sorted(http_ms)[int(0.9 * len(http_ms))]:.2f} / "
-          f"{sorted(local_ms)[int(0.9 * len(local_ms))]:.2f} ms")
+    print(
+        f"single request p50 {p50_http:.2f} ms vs in-process call p50 {p50_local:.2f} ms -> "
+        f"{p50_http / p50_local:.2f}x (goal <= 1.3x); p90 {sorted(http_ms)[int(0.9 * len(http_ms))]:.2f} / "
+        f"{sorted(local_ms)[int(0.9 * len(local_ms))]:.2f} ms"
+    )
     print(f"server exit code after SIGTERM: {code}")
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 

@@ -6,6 +6,7 @@ on PYTHONPATH. Runs are interleaved round-robin (anchor included) so that load o
 machine hits every command alike; medians reported.
 Usage: python bench/bench_startup.py [--runs 21]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,6 +28,7 @@ def cases(segcli: list[str]) -> list[tuple[str, list[str], dict[str, str]]]:
     def complete(line: str) -> dict[str, str]:
         words = line.split(" ")
         return {"_SEGCLI_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(len(words) - 1)}
+
     return [
         ("segcli --help", [*segcli, "--help"], {}),
         ("segcli app list", [*segcli, "app", "list"], {}),
@@ -55,7 +57,7 @@ def main() -> None:
         if clarifai:
             todo.insert(0, ("clarifai --help (anchor)", [clarifai, "--help"], {}))
         times: dict[str, list[float]] = {name: [] for name, _, _ in todo}
-        for name, cmd, extra in todo:          # warm the file cache
+        for name, cmd, extra in todo:  # warm the file cache
             timed(cmd, {**env, **extra})
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         for _ in range(args.runs):
@@ -68,8 +70,11 @@ def main() -> None:
     if anchor is None:
         print("clarifai CLI not installed (pip install 'segcli[clarifai]'): no anchor")
     for name, seconds in medians.items():
-        ratio = "" if anchor is None or name.startswith("clarifai") else \
-            f"  {seconds / anchor:.2f}x the anchor (goal <= {GOAL}x)"
+        ratio = (
+            ""
+            if anchor is None or name.startswith("clarifai")
+            else f"  {seconds / anchor:.2f}x the anchor (goal <= {GOAL}x)"
+        )
         print(f"{name:32s} {seconds * 1000:7.0f} ms{ratio}")
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 

@@ -13,6 +13,7 @@ and the load average around each run (a shared machine stretches wall time).
 
 Usage: python bench/bench_templates.py [--templates A,B] [--budget 900] [--set T:key=value ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import CACHE, REPO, cli, machine, segcli_env  # noqa: E402
 
-TRAIN = [((160, 224), 150, 21), ((200, 150), 150, 22)]      # (height, width), n, seed
+TRAIN = [((160, 224), 150, 21), ((200, 150), 150, 22)]  # (height, width), n, seed
 HELD_OUT = [((180, 240), 30, 23), ((224, 168), 30, 24)]
 DEFAULT_TEMPLATES = "segcli_EfficientNetLite0,segcli_UNet,MMSegmentation_SegFormer"
 # Offline there is no ade20k checkpoint: SegFormer trains from random init.
@@ -35,10 +36,23 @@ DEFAULT_TEMPLATES = "segcli_EfficientNetLite0,segcli_UNet,MMSegmentation_SegForm
 # from scratch it gets bench_train.py's settings. Both get epochs that take roughly as long as
 # segcli_EfficientNetLite0's 8: the U-Net works at full resolution (~4x the multiply-adds per
 # 256 px image: 3 epochs), SegFormer b0 costs ~1.3x (6 epochs); the table shows the real cost.
-EXTRA = {"MMSegmentation_SegFormer": ["--set", "pretrained_weights=None", "--set", "image_size=[256]",
-                                      "--set", "batch_size=8", "--set", "per_item_lrate=7.5e-5",
-                                      "--set", "loss=ce_dice", "--set", "num_epochs=6"],
-         "segcli_UNet": ["--set", "num_epochs=3"]}
+EXTRA = {
+    "MMSegmentation_SegFormer": [
+        "--set",
+        "pretrained_weights=None",
+        "--set",
+        "image_size=[256]",
+        "--set",
+        "batch_size=8",
+        "--set",
+        "per_item_lrate=7.5e-5",
+        "--set",
+        "loss=ce_dice",
+        "--set",
+        "num_epochs=6",
+    ],
+    "segcli_UNet": ["--set", "num_epochs=3"],
+}
 
 
 def make_data(parts, name: str) -> tuple[Path, Path]:
@@ -76,7 +90,7 @@ def worker_cpu_seconds(version: str) -> float:
 
 
 def run_template(template: str, extra: list[str], budget: float, data, held, home: Path) -> dict:
-    env = {**segcli_env(home), "PYTHONPATH": str(REPO)}   # this checkout's segcli, worker too
+    env = {**segcli_env(home), "PYTHONPATH": str(REPO)}  # this checkout's segcli, worker too
     cli(env, "app", "create", "b")
     for ds, (images, masks) in (("train", data), ("held", held)):
         cli(env, "dataset", "create", ds, "--app", "b")
@@ -85,8 +99,7 @@ def run_template(template: str, extra: list[str], budget: float, data, held, hom
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     # --no-wait then poll: a budget can cancel a template whose defaults run longer.
-    cli(env, "train", "--model", "m", "--app", "b", "--dataset", "train", "--template", template,
-        *extra, "--no-wait")
+    cli(env, "train", "--model", "m", "--app", "b", "--dataset", "train", "--template", template, *extra, "--no-wait")
     version = json.loads(cli(env, "model", "show", "m", "--app", "b", "-o", "json").stdout)["latest_version"]
     status, cpu = "", 0.0
     while True:
@@ -101,14 +114,20 @@ def run_template(template: str, extra: list[str], budget: float, data, held, hom
         if time.perf_counter() - t0 > budget:
             cli(env, "train", "cancel", version, "--model", "m", "--app", "b", check=False)
     seconds = time.perf_counter() - t0
-    out = {"template": template, "status": status, "train_s": round(seconds), "cpu_s": round(cpu),
-           "load": (load0, os.getloadavg()[0]),
-           "epochs": next(v.get("epoch") for v in show["model_versions"] if v["id"] == version),
-           # the last epoch's val mIoU (10% of the training images): all a cancelled run has
-           "val_mIoU": next(v.get("val_mIoU") for v in show["model_versions"] if v["id"] == version)}
+    out = {
+        "template": template,
+        "status": status,
+        "train_s": round(seconds),
+        "cpu_s": round(cpu),
+        "load": (load0, os.getloadavg()[0]),
+        "epochs": next(v.get("epoch") for v in show["model_versions"] if v["id"] == version),
+        # the last epoch's val mIoU (10% of the training images): all a cancelled run has
+        "val_mIoU": next(v.get("val_mIoU") for v in show["model_versions"] if v["id"] == version),
+    }
     if status == "TRAINED":
-        res = json.loads(cli(env, "model", "eval", "--model", "m", "--app", "b", "--dataset", "held",
-                             "-o", "json").stdout)
+        res = json.loads(
+            cli(env, "model", "eval", "--model", "m", "--app", "b", "--dataset", "held", "-o", "json").stdout
+        )
         out.update(mIoU=res["mIoU"], per_class={k: round(v["iou"], 3) for k, v in res["per_class"].items()})
     return out
 
@@ -116,15 +135,24 @@ def run_template(template: str, extra: list[str], budget: float, data, held, hom
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--templates", default=DEFAULT_TEMPLATES)
-    ap.add_argument("--budget", type=float, default=900.0,
-                    help="wall seconds after which a training is cancelled (a runaway guard)")
-    ap.add_argument("--set", action="append", default=[], metavar="TEMPLATE:key=value",
-                    help="extra param for one template (repeatable)")
+    ap.add_argument(
+        "--budget", type=float, default=900.0, help="wall seconds after which a training is cancelled (a runaway guard)"
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="TEMPLATE:key=value",
+        help="extra param for one template (repeatable)",
+    )
     args = ap.parse_args()
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     data, held = make_data(TRAIN, "train"), make_data(HELD_OUT, "held")
-    print("| template | params | status | epochs | train wall s | worker CPU s | held-out mIoU "
-          "| per class IoU | load before/after |\n|---|---|---|---|---|---|---|---|---|", flush=True)
+    print(
+        "| template | params | status | epochs | train wall s | worker CPU s | held-out mIoU "
+        "| per class IoU | load before/after |\n|---|---|---|---|---|---|---|---|---|",
+        flush=True,
+    )
     for template in args.templates.split(","):
         extra = list(EXTRA.get(template, []))
         for s in args.set:
@@ -136,9 +164,12 @@ def main() -> None:
         params = " ".join(x for x in extra if x != "--set") or "defaults"
         per = " ".join(f"{k[:3]} {v:.2f}" for k, v in r.get("per_class", {}).items())
         miou = f"**{r['mIoU']:.3f}**" if "mIoU" in r else f"- (last val {r['val_mIoU'] or 0:.3f})"
-        print(f"| {template} | {params} | {r['status']} | {r['epochs']} | {r['train_s']} | {r['cpu_s']} "
-              f"| {miou} | {per} "
-              f"| {r['load'][0]:.1f} / {r['load'][1]:.1f} |", flush=True)
+        print(
+            f"| {template} | {params} | {r['status']} | {r['epochs']} | {r['train_s']} | {r['cpu_s']} "
+            f"| {miou} | {per} "
+            f"| {r['load'][0]:.1f} / {r['load'][1]:.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
 Usage: python bench/bench_train.py [--budget 180] [--steps 12] [--sizes tiny,b0]
                                    [--skip-throughput] [--skip-quality] [--train-n 40 --size 128]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,11 +63,13 @@ def plain_loop(size: str, data: list[Sample], batch: int):
             return torch.from_numpy(x.copy()), torch.from_numpy(mask.astype(np.int64))
 
     torch.manual_seed(0)
-    model = SegformerForSemanticSegmentation(SegformerConfig(num_labels=4, **find_template(local_templates(), SEGFORMER).architecture["sizes"][size]))
+    model = SegformerForSemanticSegmentation(
+        SegformerConfig(num_labels=4, **find_template(local_templates(), SEGFORMER).architecture["sizes"][size])
+    )
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=6e-4, weight_decay=0.01)
     loader = torch.utils.data.DataLoader(Files(), batch_size=batch, shuffle=True, drop_last=True)
-    batches = (b for _ in iter(int, 1) for b in loader)   # endless
+    batches = (b for _ in iter(int, 1) for b in loader)  # endless
 
     def step():
         x, y = next(batches)
@@ -74,6 +77,7 @@ def plain_loop(size: str, data: list[Sample], batch: int):
         loss.backward()
         opt.step()
         opt.zero_grad()
+
     return step
 
 
@@ -84,9 +88,17 @@ def segcli_steps(size: str, data: list[Sample], batch: int):
     from segcli.engine import data as D, models, runtime, trainer
     from segcli.engine.params import EngineParams
 
-    p = EngineParams.from_job(SEGFORMER, {
-        "image_size": [256.0], "batch_size": float(batch), "num_epochs": 1000.0,
-        "per_item_lrate": 6e-4 / batch, "pretrained_weights": "None", "model_size": size})
+    p = EngineParams.from_job(
+        SEGFORMER,
+        {
+            "image_size": [256.0],
+            "batch_size": float(batch),
+            "num_epochs": 1000.0,
+            "per_item_lrate": 6e-4 / batch,
+            "pretrained_weights": "None",
+            "model_size": size,
+        },
+    )
     rt = runtime.select(p.device, p.mixed_precision)
     ds, _ = D.load_all(data, p.image_size)
     runtime.seed_all(0)
@@ -97,6 +109,7 @@ def segcli_steps(size: str, data: list[Sample], batch: int):
     def step():
         x, y = next(batches)
         trainer.train_step(model, opt, sched, x, y, rt, p.loss)
+
     return step, rt.name
 
 
@@ -119,9 +132,15 @@ def interleaved(size: str, data: list[Sample], batch: int, steps: int) -> tuple[
 def end_to_end(size: str, data: list[Sample], batch: int, work: Path) -> float:
     """segcli.engine.api.train itself (default num_workers=1): mean images/s of epochs 2-3."""
     events: list = []
-    params = {"image_size": [256.0], "batch_size": float(batch), "num_epochs": 3.0,
-              "per_item_lrate": 6e-4 / batch, "pretrained_weights": "None", "model_size": size,
-              "val_percent": 0.0}
+    params = {
+        "image_size": [256.0],
+        "batch_size": float(batch),
+        "num_epochs": 3.0,
+        "per_item_lrate": 6e-4 / batch,
+        "pretrained_weights": "None",
+        "model_size": size,
+        "val_percent": 0.0,
+    }
     train(TrainJob("MMSegmentation_SegFormer", params, CLASSES, data, [], work), events.append)
     return statistics.mean(e["images_per_s"] for e in events if e["event"] == "epoch" and e["epoch"] > 1)
 
@@ -133,9 +152,11 @@ def throughput(sizes: list[str], steps: int, batch: int, tmp: Path) -> list[str]
         plain, ours, ratios, device = interleaved(size, data, batch, steps)
         e2e = end_to_end(size, data, batch, tmp / f"e2e-{size}")
         q = statistics.quantiles(ratios, n=4)
-        lines.append(f"| SegFormer {size} | {batch} | {plain:.1f} | {ours:.1f} ({device}) | "
-                     f"**{statistics.median(ratios):.2f}x** (IQR {q[0]:.2f}-{q[2]:.2f}, {steps} pairs) "
-                     f"| {e2e:.1f} |")
+        lines.append(
+            f"| SegFormer {size} | {batch} | {plain:.1f} | {ours:.1f} ({device}) | "
+            f"**{statistics.median(ratios):.2f}x** (IQR {q[0]:.2f}-{q[2]:.2f}, {steps} pairs) "
+            f"| {e2e:.1f} |"
+        )
         print(lines[-1], flush=True)
     return lines
 
@@ -143,39 +164,44 @@ def throughput(sizes: list[str], steps: int, batch: int, tmp: Path) -> list[str]
 # ---- 2. quality within a time budget ----------------------------------------------------------
 QUALITY = {
     "segcli_UNet": {"model_size": "small", "per_item_lrate": 6.25e-5, "loss": "ce_dice"},
-    "MMSegmentation_SegFormer": {"model_size": "b0", "pretrained_weights": "None",
-                                 "per_item_lrate": 7.5e-5, "loss": "ce_dice"},
+    "MMSegmentation_SegFormer": {
+        "model_size": "b0",
+        "pretrained_weights": "None",
+        "per_item_lrate": 7.5e-5,
+        "loss": "ce_dice",
+    },
 }
 
 
-def quality(template: str, extra: dict, budget: float, tr: list, va: list, size: int,
-            tmp: Path) -> str:
+def quality(template: str, extra: dict, budget: float, tr: list, va: list, size: int, tmp: Path) -> str:
     """Train within `budget` seconds; mIoU of the final model on all held-out images (original
     size, through Predictor). The per-epoch curve validates on the first 10 of them only, so
     validation costs little of the budget."""
     params = {"image_size": [float(size)], "batch_size": 8.0, **extra}
     calib: list = []
-    train(TrainJob(template, {**params, "num_epochs": 3.0}, CLASSES, tr, va[:10], tmp / "calib"),
-          calib.append)
+    train(TrainJob(template, {**params, "num_epochs": 3.0}, CLASSES, tr, va[:10], tmp / "calib"), calib.append)
     # the fastest calibration epoch: on a shared machine, slow ones are other people's load
     epoch_s = min(e["seconds"] for e in calib if e["event"] == "epoch")
     epochs = max(1, int(budget / epoch_s))
     events: list = []
     t0 = time.perf_counter()
-    res = train(TrainJob(template, {**params, "num_epochs": float(epochs)}, CLASSES, tr, va[:10],
-                         tmp / "run"),
-                lambda e: events.append({**e, "t": time.perf_counter() - t0}),
-                should_stop=lambda: time.perf_counter() - t0 > budget)
+    res = train(
+        TrainJob(template, {**params, "num_epochs": float(epochs)}, CLASSES, tr, va[:10], tmp / "run"),
+        lambda e: events.append({**e, "t": time.perf_counter() - t0}),
+        should_stop=lambda: time.perf_counter() - t0 > budget,
+    )
     ep = [e for e in events if e["event"] == "epoch"]
-    if res.get("stopped"):   # hard stop: evaluate the last completed epoch's checkpoint
+    if res.get("stopped"):  # hard stop: evaluate the last completed epoch's checkpoint
         export_checkpoint(tmp / "run", like=tmp / "calib" / "model")
     miou, per_class = held_out_miou(tmp / "run" / "model", va)
     step = max(1, len(ep) // 6)
-    curve = ", ".join(f"{e['t']:.0f}s {e['val_mIoU']:.2f}" for e in ep[step - 1::step])
+    curve = ", ".join(f"{e['t']:.0f}s {e['val_mIoU']:.2f}" for e in ep[step - 1 :: step])
     desc = ", ".join(f"{k}={v}" for k, v in extra.items())
-    return (f"| {template} | {desc}, lr {8 * extra['per_item_lrate']:g} | {ep[-1]['epoch']}/{epochs} "
-            f"| {ep[-1]['t']:.0f} | **{miou:.3f}** ({per_class}) "
-            f"| {statistics.mean(e['images_per_s'] for e in ep):.0f} | {curve} |")
+    return (
+        f"| {template} | {desc}, lr {8 * extra['per_item_lrate']:g} | {ep[-1]['epoch']}/{epochs} "
+        f"| {ep[-1]['t']:.0f} | **{miou:.3f}** ({per_class}) "
+        f"| {statistics.mean(e['images_per_s'] for e in ep):.0f} | {curve} |"
+    )
 
 
 def export_checkpoint(workdir: Path, like: Path) -> None:
@@ -225,16 +251,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if not args.skip_throughput:
-            print("\n| model | batch | plain loop img/s | segcli loop img/s | ratio, median of step pairs "
-                  "| segcli train() end to end img/s |\n|---|---|---|---|---|---|")
+            print(
+                "\n| model | batch | plain loop img/s | segcli loop img/s | ratio, median of step pairs "
+                "| segcli train() end to end img/s |\n|---|---|---|---|---|---|"
+            )
             throughput(args.sizes.split(","), args.steps, args.batch, tmp)
         if not args.skip_quality:
             tr = samples(shapes(args.train_n, args.size, seed=0))
             va = samples(shapes(50, args.size, seed=1))
-            print(f"\nquality: {len(tr)} train / {len(va)} held-out images, {args.size}px, "
-                  f"budget {args.budget:.0f} s per template")
-            print("| template | params | epochs done/planned | s | val mIoU | img/s | curve (s mIoU) |\n"
-                  "|---|---|---|---|---|---|---|")
+            print(
+                f"\nquality: {len(tr)} train / {len(va)} held-out images, {args.size}px, "
+                f"budget {args.budget:.0f} s per template"
+            )
+            print(
+                "| template | params | epochs done/planned | s | val mIoU | img/s | curve (s mIoU) |\n"
+                "|---|---|---|---|---|---|---|"
+            )
             for i, name in enumerate(args.templates.split(",")):
                 print(quality(name, QUALITY[name], args.budget, tr, va, args.size, tmp / f"q{i}"), flush=True)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())}")

@@ -12,6 +12,7 @@ Usage: python bench/bench_upload.py [--n 1000] [--size 64] [--latency 0.02] [--a
 add_job_polls=1: a job is still pending at its first GetInputsAddJob (as on a real server, which
 downloads and indexes inputs asynchronously); 0: done at once, the SDK's best case.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,10 @@ def sdk_items(data: Path) -> list[dict]:
     """Per image: file, labels, normalised polygons, from the scenes' COCO annotations."""
     doc = json.loads((data / "annotations.json").read_text())
     names = {c["id"]: c["name"] for c in doc["categories"]}
-    items = {im["id"]: {"file": im["file_name"], "w": im["width"], "h": im["height"], "labels": [], "polygons": []}
-             for im in doc["images"]}
+    items = {
+        im["id"]: {"file": im["file_name"], "w": im["width"], "h": im["height"], "labels": [], "polygons": []}
+        for im in doc["images"]
+    }
     for ann in doc["annotations"]:
         item = items[ann["image_id"]]
         for ring in ann["segmentation"]:
@@ -78,8 +81,13 @@ def sdk_child(base: str, user: str, data: Path, batch_size: int) -> None:
         def __getitem__(self, index: int):
             it = items[index]
             path = data / "images" / it["file"]
-            return VisualSegmentationFeatures(image_path=str(path), labels=it["labels"], polygons=it["polygons"],
-                                              id=Path(it["file"]).stem, image_bytes=path.read_bytes())
+            return VisualSegmentationFeatures(
+                image_path=str(path),
+                labels=it["labels"],
+                polygons=it["polygons"],
+                id=Path(it["file"]).stem,
+                image_bytes=path.read_bytes(),
+            )
 
     dataset = User(user_id=user, pat=os.environ["CLARIFAI_PAT"], base_url=base).create_app("sdk").create_dataset("d")
     started = time.perf_counter()
@@ -103,8 +111,19 @@ def run_segcli(fake, data: Path, home: Path) -> tuple[float, float]:
     env = {**segcli_env(home), **fake.env(), "SEGCLI_BACKEND": "clarifai", "PYTHONPATH": str(REPO)}
     timed([*SEGCLI, "app", "create", "seg"], env)
     timed([*SEGCLI, "dataset", "create", "d", "--app", "seg"], env)
-    upload = [*SEGCLI, "dataset", "upload", "d", "--app", "seg", "--images", str(data / "images"),
-              "--masks", str(data / "masks"), "-q"]
+    upload = [
+        *SEGCLI,
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "seg",
+        "--images",
+        str(data / "images"),
+        "--masks",
+        str(data / "masks"),
+        "-q",
+    ]
     return timed(upload, env), timed(upload, env)
 
 
@@ -121,15 +140,17 @@ def record(text: str) -> None:
         new = old.rstrip("\n") + "\n\n" + text
     else:
         end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
+        new = old[:start] + text + (old[end + 1 :] if end >= 0 else "")
     path.write_text(new.rstrip("\n") + "\n")
 
 
 def bench(args, data: Path, polls: int) -> list[str]:
     from fake_clarifai import fake_clarifai_server
 
-    with tempfile.TemporaryDirectory() as tmp, \
-            fake_clarifai_server(latency_s=args.latency, add_job_polls=polls) as fake:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        fake_clarifai_server(latency_s=args.latency, add_job_polls=polls) as fake,
+    ):
         seg_s, rerun_s = run_segcli(fake, data, Path(tmp) / "home")
         sdk_wall, sdk_upload = run_sdk(fake, data, args.batch_size)
         seg_n, sdk_n = count(fake, "seg"), count(fake, "sdk")
@@ -150,20 +171,28 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--latency", type=float, default=0.02)
-    parser.add_argument("--add-job-polls", default="1,0",
-                        help="comma list: GetInputsAddJob polls before a job is done (1 = not done at first look)")
+    parser.add_argument(
+        "--add-job-polls",
+        default="1,0",
+        help="comma list: GetInputsAddJob polls before a job is done (1 = not done at first look)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="the SDK's batch size (its default: 32)")
     parser.add_argument("--record", action="store_true", help="write the results into bench/RESULTS.md")
     args = parser.parse_args()
     data = shapes(args.n, args.size)
-    lines = [f"machine: {machine()}", f"date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
-             "goal: segcli >= 3x the SDK's items/s"]
+    lines = [
+        f"machine: {machine()}",
+        f"date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+        "goal: segcli >= 3x the SDK's items/s",
+    ]
     for polls in (int(p) for p in args.add_job_polls.split(",")):
         lines += bench(args, data, polls)
     lines.append(f"load average after: {os.getloadavg()[0]:.2f}")
     print("\n".join(lines))
     if args.record:
-        record(f"{SECTION}\n\n`python bench/bench_upload.py --record`\n\n```\n" + "\n".join(lines) + "\n```\n\n" + NOTES)
+        record(
+            f"{SECTION}\n\n`python bench/bench_upload.py --record`\n\n```\n" + "\n".join(lines) + "\n```\n\n" + NOTES
+        )
 
 
 if __name__ == "__main__":

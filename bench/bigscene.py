@@ -14,6 +14,7 @@ Deterministic: the same (seed, index) gives the same file.
 
     python bench/bigscene.py OUT_DIR [--train 40] [--test 20] [--seed 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ def _smooth_noise(rng: np.random.Generator, hw: tuple[int, int], cell: int) -> n
     h, w = hw
     grid = rng.random((max(2, h // cell + 2), max(2, w // cell + 2))).astype(np.float32)
     up = Image.fromarray(grid, mode="F").resize((w + 2 * cell, h + 2 * cell), Image.BICUBIC)
-    arr = np.asarray(up)[cell:cell + h, cell:cell + w]
+    arr = np.asarray(up)[cell : cell + h, cell : cell + w]
     lo, hi = float(arr.min()), float(arr.max())
     return (arr - lo) / max(hi - lo, 1e-6)
 
@@ -40,8 +41,11 @@ def scene(rng: np.random.Generator, hw: tuple[int, int]) -> tuple[np.ndarray, np
     """(RGB uint8 HxWx3, label map uint8 HxW: 0 background, 1 field, 2 defect)."""
     h, w = hw
     base = rng.uniform(70, 170, 3)
-    ground = (base + 40 * (_smooth_noise(rng, hw, 400)[..., None] - 0.5) * rng.uniform(0.5, 1.5, 3)
-              + 30 * (_smooth_noise(rng, hw, 24)[..., None] - 0.5))
+    ground = (
+        base
+        + 40 * (_smooth_noise(rng, hw, 400)[..., None] - 0.5) * rng.uniform(0.5, 1.5, 3)
+        + 30 * (_smooth_noise(rng, hw, 24)[..., None] - 0.5)
+    )
     label = np.zeros(hw, np.uint8)
 
     # field: the top ~30% of a smooth noise field
@@ -103,7 +107,7 @@ def generate(out_dir: Path, n: int, seed: int, start: int = 0, sizes=((1200, 160
         t = rng.uniform(0, 1)
         hw = (int(lo_h + t * (hi_h - lo_h)), int(lo_w + t * (hi_w - lo_w)))
         if rng.random() < 0.3:
-            hw = hw[::-1]          # some portrait photos
+            hw = hw[::-1]  # some portrait photos
         pixels, label = scene(rng, hw)
         Image.fromarray(pixels).save(out_dir / "images" / f"scene{i:04d}.jpg", quality=90)
         Image.fromarray(label).save(out_dir / "masks" / f"scene{i:04d}.png")

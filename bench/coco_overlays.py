@@ -8,6 +8,7 @@ The raw photos are not copied anywhere; the figure is generated.
 
 Usage: python bench/coco_overlays.py [--coco-dir ../shared/data/coco-seg-sample] [--epochs 30] [--out PNG]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,7 @@ def contact_sheet(overlays: list[Path], out: Path, height: int = 260, per_row: i
         with Image.open(p) as im:
             im = im.convert("RGB")
             tiles.append(im.resize((round(im.width * height / im.height), height), Image.LANCZOS))
-    rows = [tiles[i:i + per_row] for i in range(0, len(tiles), per_row)]
+    rows = [tiles[i : i + per_row] for i in range(0, len(tiles), per_row)]
     width = max(sum(t.width for t in r) for r in rows)
     sheet = Image.new("RGB", (width, height * len(rows)), "white")
     for y, row in enumerate(rows):
@@ -52,21 +53,44 @@ def main() -> None:
         env = {**segcli_env(Path(tmp) / "home"), "PYTHONPATH": str(REPO)}
         cli(env, "app", "create", "coco")
         cli(env, "dataset", "create", "photos", "--app", "coco")
-        cli(env, "dataset", "upload", "photos", "--app", "coco", "--coco",
+        cli(
+            env,
+            "dataset",
+            "upload",
+            "photos",
+            "--app",
+            "coco",
+            "--coco",
             str(args.coco_dir / "annotations" / "instances_val2017_subset.json"),
-            "--images", str(args.coco_dir / "images"))
+            "--images",
+            str(args.coco_dir / "images"),
+        )
         cli(env, "model", "create", "m", "--app", "coco")
         t0 = time.perf_counter()
-        cli(env, "train", "--model", "m", "--app", "coco", "--dataset", "photos",
-            "--template", "segcli_EfficientNetLite0", "--set", f"num_epochs={args.epochs}")
+        cli(
+            env,
+            "train",
+            "--model",
+            "m",
+            "--app",
+            "coco",
+            "--dataset",
+            "photos",
+            "--template",
+            "segcli_EfficientNetLite0",
+            "--set",
+            f"num_epochs={args.epochs}",
+        )
         seconds = time.perf_counter() - t0
         show = json.loads(cli(env, "model", "show", "m", "--app", "coco", "-o", "json").stdout)
         version = show["model_versions"][-1]
         pred = Path(tmp) / "pred"
         cli(env, "predict", "--model", "m", "--app", "coco", str(args.coco_dir / "images"), "--out", str(pred))
         contact_sheet(sorted(pred.glob("*.overlay.png")), args.out)
-    print(f"trained {args.epochs} epochs in {seconds:.0f} s (val mIoU {version.get('val_mIoU')}, "
-          f"{len(version.get('concepts') or [])} concepts); wrote {args.out}")
+    print(
+        f"trained {args.epochs} epochs in {seconds:.0f} s (val mIoU {version.get('val_mIoU')}, "
+        f"{len(version.get('concepts') or [])} concepts); wrote {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Helpers shared by the benchmarks: generated data cached on disk, timed subprocesses, machine line."""
+
 from __future__ import annotations
 
 import os

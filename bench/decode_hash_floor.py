@@ -6,6 +6,7 @@ with) on threads and on processes, and takes the fastest as the anchor.
 Usage: python bench/decode_hash_floor.py DIR [DIR...] --mode thread|process --workers N [--draft]
 (--draft: JPEGs decoded at 1/8 scale, as segcli's validation does; a stricter anchor.)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--draft", action="store_true")
     args = parser.parse_args()
-    files = sorted(entry.path for d in args.dirs for entry in os.scandir(d)
-                   if entry.is_file() and entry.name.lower().endswith(SUFFIXES))
+    files = sorted(
+        entry.path
+        for d in args.dirs
+        for entry in os.scandir(d)
+        if entry.is_file() and entry.name.lower().endswith(SUFFIXES)
+    )
     _init(args.draft)
     if args.workers <= 1:
         digests = [one(f) for f in files]

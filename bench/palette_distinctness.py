@@ -14,6 +14,7 @@ worst difference to those already chosen is largest.
     .venv/bin/python bench/palette_distinctness.py          # prints the measurement
     .venv/bin/python bench/palette_distinctness.py --choose # re-runs the greedy choice
 """
+
 from __future__ import annotations
 
 import sys
@@ -26,12 +27,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from segcli.render.colour_difference import to_lab, worst_difference, worst_pair  # noqa: E402
 from segcli.render.palette import PALETTE  # noqa: E402
 
-OLD_TIER1 = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-             (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (0, 128, 128)]
+OLD_TIER1 = [
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (0, 128, 128),
+]
 
 
 def hexes(s: str) -> list[tuple[int, int, int]]:
-    return [tuple(int(h[i:i + 2], 16) for i in (0, 2, 4)) for h in s.split()]
+    return [tuple(int(h[i : i + 2], 16) for i in (0, 2, 4)) for h in s.split()]
 
 
 POOL = hexes(
@@ -44,18 +55,19 @@ POOL = hexes(
     "4e79a7 f28e2b e15759 76b7b2 59a14f edc948 b07aa1 ff9da7 9c755f "
     # Kelly's 22 (white and black out)
     "f3c300 875692 f38400 a1caf1 be0032 c2b280 848482 008856 e68fac 0067a5 f99379 604e97 "
-    "f6a600 b3446c dcd300 882d17 8db600 654522 e25822 2b3d26")
+    "f6a600 b3446c dcd300 882d17 8db600 654522 e25822 2b3d26"
+)
 
 
 def usable(rgb) -> bool:
     lab = to_lab(np.array(rgb, float))
     chroma = float(np.hypot(lab[1], lab[2]))
-    return 35 <= lab[0] <= 90 and chroma >= 25   # dark, pale and grey colours vanish on photos
+    return 35 <= lab[0] <= 90 and chroma >= 25  # dark, pale and grey colours vanish on photos
 
 
 def choose(pool, n: int) -> list[tuple[int, int, int]]:
     pool = sorted({c for c in pool if usable(c)})
-    pairs = [(worst_difference(a, b), a, b) for i, a in enumerate(pool) for b in pool[i + 1:]]
+    pairs = [(worst_difference(a, b), a, b) for i, a in enumerate(pool) for b in pool[i + 1 :]]
     _, a, b = max(pairs)
     chosen = [a, b]
     while len(chosen) < n:
@@ -78,7 +90,9 @@ if __name__ == "__main__":
         picked = choose(POOL, 12)
         print("chosen order:", " ".join("#%02x%02x%02x" % c for c in picked))
         report("chosen", picked)
-    print("demo's circle/square pair before (#d2f53c vs #ffe119): dE00 "
-          f"{worst_difference((210, 245, 60), (255, 225, 25)):.1f}")
+    print(
+        "demo's circle/square pair before (#d2f53c vs #ffe119): dE00 "
+        f"{worst_difference((210, 245, 60), (255, 225, 25)):.1f}"
+    )
     report("before (tier 1 as listed)", OLD_TIER1)
     report("now (render/palette.PALETTE)", PALETTE)

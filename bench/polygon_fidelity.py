@@ -7,6 +7,7 @@ annotation counts and tracing time.
 
 Usage: python bench/polygon_fidelity.py   (the COCO sample is read from ../shared when present)
 """
+
 from __future__ import annotations
 
 import io
@@ -55,11 +56,15 @@ def measure(label: str, items) -> None:
                         got |= read(region.region_info.polygon.points, *truth.shape)
                 wrong[name] += int((got != truth).sum())
                 ious[name].append((got & truth).sum() / max((got | truth).sum(), 1))
-    print(f"{label}: {len(items)} images, {regions} (image, concept) regions -> {polygons} polygons; "
-          f"{1000 * traced / max(len(items), 1):.1f} ms/image to trace and build")
+    print(
+        f"{label}: {len(items)} images, {regions} (image, concept) regions -> {polygons} polygons; "
+        f"{1000 * traced / max(len(items), 1):.1f} ms/image to trace and build"
+    )
     for name in readers:
-        print(f"  read with {name:22s} IoU mean {np.mean(ious[name]):.4f} min {np.min(ious[name]):.4f}  "
-              f"wrong pixels {wrong[name]} = {100 * wrong[name] / max(labelled, 1):.3f}% of {labelled} labelled")
+        print(
+            f"  read with {name:22s} IoU mean {np.mean(ious[name]):.4f} min {np.min(ious[name]):.4f}  "
+            f"wrong pixels {wrong[name]} = {100 * wrong[name] / max(labelled, 1):.3f}% of {labelled} labelled"
+        )
 
 
 def main() -> int:

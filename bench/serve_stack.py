@@ -6,6 +6,7 @@ Candidates: uvicorn + Starlette (h11, and httptools where installed), aiohttp.we
 takes 5-50 ms an image; this measures what the stack itself adds per request.
 Usage: python bench/serve_stack.py [--n 2000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,12 +68,13 @@ def wait_healthy(port: int, proc: subprocess.Popen) -> None:
             if conn.getresponse().status == 200:
                 return
         except OSError:
-            time.sleep(0.05)   # a bench polling a port it started itself
+            time.sleep(0.05)  # a bench polling a port it started itself
     raise SystemExit("server did not answer /health")
 
 
 def drive(port: int, n: int, clients: int, body: bytes) -> tuple[float, float]:
     """(requests/s at `clients` threads, p50 ms of single sequential requests)."""
+
     def one_client(count: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port)
         for _ in range(count):
@@ -108,6 +110,7 @@ def main() -> None:
     candidates = [("uvicorn (h11) + starlette", STARLETTE, ["h11"])]
     try:
         import httptools  # noqa: F401
+
         candidates.append(("uvicorn (httptools) + starlette", STARLETTE, ["httptools"]))
     except ImportError:
         pass

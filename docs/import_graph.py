@@ -12,6 +12,7 @@ file facts it carries).
 
 tests/test_layers.py runs the same checks (`upward`, `circles`).
 """
+
 from __future__ import annotations
 
 import ast
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1] / "segcli"
 # Layers, top first. A module may import its own layer and any layer below it, never one above.
 # Layers on the same row are siblings: neither imports the other.
 LAYERS: list[tuple[str, ...]] = [
-    ("__main__",),   # `python -m segcli`
+    ("__main__",),  # `python -m segcli`
     ("cli",),
     ("services",),
     ("config",),
@@ -54,14 +55,14 @@ def _targets(node: ast.AST, here: str, is_package: bool, known: dict[str, Path])
     if not isinstance(node, ast.ImportFrom):
         return []
     base = node.module or ""
-    if node.level:   # relative: from .x import y
+    if node.level:  # relative: from .x import y
         package = here.split(".") if is_package else here.split(".")[:-1]
         package = package[: len(package) - (node.level - 1)]
         base = ".".join([*package, base] if base else package)
     out = []
     for alias in node.names:
         sub = f"{base}.{alias.name}"
-        out.append(sub if sub in known else base)   # `from pkg import module` names the module
+        out.append(sub if sub in known else base)  # `from pkg import module` names the module
     return out
 
 
@@ -80,7 +81,8 @@ def _running(tree: ast.AST):
 
 def _type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def edges(known: dict[str, Path] | None = None) -> dict[str, set[str]]:
@@ -92,7 +94,7 @@ def edges(known: dict[str, Path] | None = None) -> dict[str, set[str]]:
         for node in _running(ast.parse(path.read_text(encoding="utf-8"))):
             for target in _targets(node, name, path.name == "__init__.py", known):
                 while target and target not in known and "." in target:
-                    target = target.rsplit(".", 1)[0]   # `segcli.x.y.z` where z is a name in y
+                    target = target.rsplit(".", 1)[0]  # `segcli.x.y.z` where z is a name in y
                 if target.startswith("segcli") and target in known and target != name:
                     found.add(target)
         graph[name] = found
@@ -101,7 +103,7 @@ def edges(known: dict[str, Path] | None = None) -> dict[str, set[str]]:
 
 def layer(module: str) -> str | None:
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else None   # `segcli` itself (its __init__): no layer
+    return parts[1] if len(parts) > 1 else None  # `segcli` itself (its __init__): no layer
 
 
 def upward(graph: dict[str, set[str]]) -> list[str]:
@@ -189,8 +191,7 @@ def main(argv: list[str]) -> int:
         print("UPWARD  " + line)
     for group in loops:
         print("CIRCLE  " + " <-> ".join(group))
-    print(f"{len(graph)} modules, {sum(map(len, graph.values()))} arrows, "
-          f"{len(bad)} upward, {len(loops)} circles")
+    print(f"{len(graph)} modules, {sum(map(len, graph.values()))} arrows, {len(bad)} upward, {len(loops)} circles")
     return 1 if bad or loops else 0
 
 

@@ -27,6 +27,7 @@ metadata says:
 Stand-alone on purpose: copy it. The numpy parts are the same arithmetic as segcli's
 engine/tiling.py (float32, same order), so the results are identical, not merely close.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,9 @@ class Client:
         self.mean = np.asarray(json.loads(meta["segcli.mean"]), np.float32)
         self.std = np.asarray(json.loads(meta["segcli.std"]), np.float32)
         self.geometry = json.loads(meta["segcli.geometry"])
-        self.upsampler = ort.InferenceSession(base64.b64decode(meta["segcli.upsample_onnx"]),
-                                              providers=["CPUExecutionProvider"])
+        self.upsampler = ort.InferenceSession(
+            base64.b64decode(meta["segcli.upsample_onnx"]), providers=["CPUExecutionProvider"]
+        )
 
     # -- geometry ---------------------------------------------------------------------------
     def model_hw(self, h: int, w: int) -> tuple[int, int]:
@@ -91,7 +93,9 @@ class Client:
         c = len(self.classes)
         plan = self.plan(h, w, tile, overlap)
         if plan is not None:
-            label, prob = blend_windows(resized, (h, w), plan[0], plan[1], c, lambda x, hw: self.upsample(self.raw(x), hw))
+            label, prob = blend_windows(
+                resized, (h, w), plan[0], plan[1], c, lambda x, hw: self.upsample(self.raw(x), hw)
+            )
         elif c * h * w > self.geometry["whole_max_values"]:
             label, prob = upsample_labels(self.raw(resized[None])[0], (h, w))
         else:
@@ -129,7 +133,7 @@ def ramp(length, margin):
 
 
 def finish_band(acc, wsum):
-    label = np.zeros(acc.shape[1:], np.uint8)        # argmax, keeping the first of equal maxima
+    label = np.zeros(acc.shape[1:], np.uint8)  # argmax, keeping the first of equal maxima
     top = acc[0].copy()
     for c in range(1, acc.shape[0]):
         better = acc[c] > top
@@ -159,9 +163,9 @@ def blend_windows(image, out_hw, window, stride, num_classes, infer, batch=4):
         acc = np.zeros((num_classes, oy1 - oy0, w), np.float32)
         wsum = np.zeros((oy1 - oy0, w), np.float32)
         if carry is not None:
-            acc[:, :carry[1].shape[0]], wsum[:carry[1].shape[0]] = carry
+            acc[:, : carry[1].shape[0]], wsum[: carry[1].shape[0]] = carry
         runs, run = [], []
-        for col in cols:                       # same footprint width, `batch` at most
+        for col in cols:  # same footprint width, `batch` at most
             if run and (len(run) == batch or col[2] - col[1] != run[0][2] - run[0][1]):
                 runs.append(run)
                 run = []
@@ -169,13 +173,13 @@ def blend_windows(image, out_hw, window, stride, num_classes, infer, batch=4):
         runs.append(run)
         for group in runs:
             fw = group[0][2] - group[0][1]
-            logits = infer(np.stack([image[y:y + wh, x:x + ww] for x, _, _ in group]), (oy1 - oy0, fw))
+            logits = infer(np.stack([image[y : y + wh, x : x + ww] for x, _, _ in group]), (oy1 - oy0, fw))
             weight = np.outer(ramp(oy1 - oy0, margin_h), ramp(fw, margin_w))
             for j, (_, ox0, ox1) in enumerate(group):
                 acc[:, :, ox0:ox1] += logits[j] * weight
                 wsum[:, ox0:ox1] += weight
         done = (to_output(ys[r + 1], hm, h) if r + 1 < len(ys) else oy1) - oy0
-        label[oy0:oy0 + done], prob[oy0:oy0 + done] = finish_band(acc[:, :done], wsum[:done])
+        label[oy0 : oy0 + done], prob[oy0 : oy0 + done] = finish_band(acc[:, :done], wsum[:done])
         carry = (acc[:, done:].copy(), wsum[done:].copy()) if done < oy1 - oy0 else None
     return label, prob
 

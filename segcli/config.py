@@ -6,6 +6,7 @@ goes to the platform config dir and data to the platform data dir (platformdirs)
 The profile file may hold a PAT, so it is always written with mode 0600 and the PAT is only
 ever shown masked.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,25 +58,31 @@ class ConfigFile:
 
         try:
             raw = safeyaml.safe_load(read_text(path)) or {}
-        except OSError as exc:   # a FIFO or a folder where the file should be, a permission
+        except OSError as exc:  # a FIFO or a folder where the file should be, a permission
             from segcli.core.faults import classify
 
-            raise classify(exc) or ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}",
-                                               hint=f"fix or delete {path}") from None
+            raise classify(exc) or ConfigError(
+                f"config file {path} cannot be read: {exc.strerror or exc}", hint=f"fix or delete {path}"
+            ) from None
         except TextEncodingError as exc:
-            raise ConfigError(f"config file {path} is not readable text: {exc.reason}",
-                              hint=f"fix or delete {path}") from None
+            raise ConfigError(
+                f"config file {path} is not readable text: {exc.reason}", hint=f"fix or delete {path}"
+            ) from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML ({exc.__class__.__name__})",
-                              hint=f"fix or delete {path}") from None
+            raise ConfigError(
+                f"config file {path} is not valid YAML ({exc.__class__.__name__})", hint=f"fix or delete {path}"
+            ) from None
         if not isinstance(raw, dict):
-            raise ConfigError(f"config file {path} must be a mapping (current:, profiles:), "
-                              f"not a {type(raw).__name__}", hint=f"fix or delete {path}")
+            raise ConfigError(
+                f"config file {path} must be a mapping (current:, profiles:), not a {type(raw).__name__}",
+                hint=f"fix or delete {path}",
+            )
         profiles = raw.get("profiles") or {}
-        if not isinstance(profiles, dict) or not all(
-                isinstance(v, dict) or v is None for v in profiles.values()):
-            raise ConfigError(f"config file {path}: 'profiles' must map each profile name to "
-                              "its settings", hint=f"fix or delete {path}")
+        if not isinstance(profiles, dict) or not all(isinstance(v, dict) or v is None for v in profiles.values()):
+            raise ConfigError(
+                f"config file {path}: 'profiles' must map each profile name to its settings",
+                hint=f"fix or delete {path}",
+            )
         profiles = {str(k): dict(v or {}) for k, v in profiles.items()}
         profiles.setdefault(DEFAULT_PROFILE, {"backend": DEFAULT_BACKEND})
         return cls(current=str(raw.get("current") or DEFAULT_PROFILE), profiles=profiles)
@@ -94,18 +101,20 @@ class ConfigFile:
 
     def profile(self, name: str) -> dict[str, Any]:
         if name not in self.profiles:
-            raise NotFoundError(f"profile '{name}' does not exist",
-                                hint=f"segcli config create {name}  (or: segcli config list)")
+            raise NotFoundError(
+                f"profile '{name}' does not exist", hint=f"segcli config create {name}  (or: segcli config list)"
+            )
         return self.profiles[name]
 
 
 def validate_setting(key: str, value: str) -> str:
     if key not in PROFILE_KEYS:
-        raise InvalidInputError(f"unknown setting '{key}'",
-                                hint="settable keys: " + ", ".join(PROFILE_KEYS))
-    if not value.strip():   # `config set pat` with nothing typed, or an empty argument
-        raise InvalidInputError(f"no value given for '{key}'",
-                                hint=f"segcli config set {key} VALUE  (to remove it: segcli config unset {key})")
+        raise InvalidInputError(f"unknown setting '{key}'", hint="settable keys: " + ", ".join(PROFILE_KEYS))
+    if not value.strip():  # `config set pat` with nothing typed, or an empty argument
+        raise InvalidInputError(
+            f"no value given for '{key}'",
+            hint=f"segcli config set {key} VALUE  (to remove it: segcli config unset {key})",
+        )
     if key == "backend" and value not in BACKENDS:
         raise InvalidInputError(f"unknown backend '{value}'", hint="backends: " + ", ".join(BACKENDS))
     check_option(key, value, f"segcli config set {key}")

@@ -1,5 +1,6 @@
 """A tiny dataset whose classes are easy to learn and NOT in alphabetical order: a red disc, a
 green bar and a blue ring on black (classes.txt: background, disc, bar, ring)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-CLASSES = ["background", "disc", "bar", "ring"]          # disc=1, bar=2, ring=3: not sorted
+CLASSES = ["background", "disc", "bar", "ring"]  # disc=1, bar=2, ring=3: not sorted
 COLOURS = {1: (230, 30, 30), 2: (30, 200, 30), 3: (40, 60, 230)}
 
 
@@ -17,7 +18,7 @@ def scene(k: int, size: int = 32) -> np.ndarray:
     lm = np.zeros((size, size), np.uint8)
     cx, cy = 8 + (k * 3) % 8, 9 + (k * 5) % 6
     lm[(xx - cx) ** 2 + (yy - cy) ** 2 <= 25] = 1
-    lm[size - 9:size - 4, 3 + k % 5:size - 4] = 2
+    lm[size - 9 : size - 4, 3 + k % 5 : size - 4] = 2
     rx, ry = size - 9, 8 + (k * 2) % 6
     d2 = (xx - rx) ** 2 + (yy - ry) ** 2
     lm[(d2 <= 36) & (d2 >= 9)] = 3

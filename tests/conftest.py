@@ -1,4 +1,5 @@
 """Shared fixtures: every test gets its own segcli home and runs the real CLI entry point."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,15 @@ def shared_dir() -> Path | None:
 def segcli_home(tmp_path, monkeypatch):
     home = tmp_path / "segcli-home"
     monkeypatch.setenv("SEGCLI_HOME", str(home))
-    for var in ("SEGCLI_PROFILE", "SEGCLI_BACKEND", "SEGCLI_APP", "SEGCLI_DEBUG",
-                "CLARIFAI_PAT", "CLARIFAI_USER_ID", "CLARIFAI_API_BASE"):
+    for var in (
+        "SEGCLI_PROFILE",
+        "SEGCLI_BACKEND",
+        "SEGCLI_APP",
+        "SEGCLI_DEBUG",
+        "CLARIFAI_PAT",
+        "CLARIFAI_USER_ID",
+        "CLARIFAI_API_BASE",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("SEGCLI_PROGRESS_INTERVAL", "0")
     # A Hugging Face cache on this machine (or a reachable hub) must not change a result:
@@ -150,10 +158,24 @@ def trained_home(request, tmp_path_factory, shapes_data) -> Path:
 
     home = tmp_path_factory.mktemp("trained-home")
     env = segcli_subprocess_env(home)
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
-                 ["dataset", "upload", "d", "--app", "a", "--images", str(shapes_data / "images"),
-                  "--masks", str(shapes_data / "masks"), "-q"],
-                 ["model", "create", "m", "--app", "a"], request.module.TRAIN):
+    for argv in (
+        ["app", "create", "a"],
+        ["dataset", "create", "d", "--app", "a"],
+        [
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            str(shapes_data / "images"),
+            "--masks",
+            str(shapes_data / "masks"),
+            "-q",
+        ],
+        ["model", "create", "m", "--app", "a"],
+        request.module.TRAIN,
+    ):
         done = subprocess.run([*SEGCLI, *argv], env=env, capture_output=True, text=True)
         assert done.returncode == 0, (argv, done.stderr)
     return home
@@ -174,9 +196,11 @@ fake_clarifai = make_fixture()
 @pytest.fixture
 def shapes_app(cli, shapes_data) -> Path:
     """App a with dataset d (the shapes data, uploaded) and model m, made through the CLI."""
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
-                 ["dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images",
-                  "--masks", shapes_data / "masks"],
-                 ["model", "create", "m", "--app", "a"]):
+    for argv in (
+        ["app", "create", "a"],
+        ["dataset", "create", "d", "--app", "a"],
+        ["dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks", shapes_data / "masks"],
+        ["model", "create", "m", "--app", "a"],
+    ):
         ok(cli(*argv))
     return shapes_data

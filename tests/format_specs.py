@@ -12,6 +12,7 @@ from segcli's readers), so a writer and a reader that agree on a mistake are sti
   imageData, imageHeight, imageWidth; each shape label (str), points ([x, y] numbers),
   group_id, shape_type, flags, description, mask; imagePath relative to the JSON.
 """
+
 from __future__ import annotations
 
 import base64
@@ -27,8 +28,13 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def _images(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
 
 
 def check(fmt: str, root: Path, classes: list[str], embedded: bool = False) -> None:
@@ -40,10 +46,10 @@ def check_yolo(root: Path, classes: list[str]) -> None:
     assert doc["names"] == classes[1:] and doc["nc"] == len(classes) - 1
     assert (root / doc["train"]).is_dir() and (root / doc["val"]).is_dir() and "path" not in doc
     images = _images(root / "images")
-    assert len(list(root.rglob("*.txt"))) == len(images)   # one label file an image, no other
+    assert len(list(root.rglob("*.txt"))) == len(images)  # one label file an image, no other
     for image in images:
         rel = image.relative_to(root).as_posix()
-        head, _, tail = rel.rpartition("images/")   # Ultralytics: the last /images/ becomes /labels/
+        head, _, tail = rel.rpartition("images/")  # Ultralytics: the last /images/ becomes /labels/
         label = root / (head + "labels/" + tail).rsplit(".", 1)[0]
         label = label.with_name(label.name + ".txt")
         assert label.is_file(), label
@@ -62,7 +68,7 @@ def check_voc(root: Path, classes: list[str]) -> None:
     assert voc_colormap(256)[255] == (224, 224, 192)
     lines = [line for line in (root / "labelmap.txt").read_text().splitlines() if not line.startswith("#")]
     void = False
-    if lines[-1] == "ignored:224,224,192::":   # datumaro's label for void pixels, where masks hold some
+    if lines[-1] == "ignored:224,224,192::":  # datumaro's label for void pixels, where masks hold some
         lines, void = lines[:-1], True
     assert [line.split(":")[0] for line in lines] == classes
     colours = voc_colormap(len(classes))
@@ -78,7 +84,7 @@ def check_voc(root: Path, classes: list[str]) -> None:
     any_void = False
     for item in ids:
         with Image.open(root / "SegmentationClass" / f"{item}.png") as im:
-            assert im.mode == "P" and im.getpalette()[:len(palette)] == palette
+            assert im.mode == "P" and im.getpalette()[: len(palette)] == palette
             values = set(np.unique(np.asarray(im)).tolist())
         assert values <= set(range(len(classes))) | {255}
         any_void = any_void or 255 in values

@@ -3,6 +3,7 @@ plus the COCO original it is converted from (tests compare the label maps of bot
 
 Shapes: a "cat" polygon and a "dog" rectangle that overlaps it (drawn later, so it wins), and
 a "bird" triangle; classes in the order cat, dog, bird (not alphabetical)."""
+
 from __future__ import annotations
 
 import base64
@@ -22,11 +23,16 @@ def scenes(n: int = 3):
     out = []
     for k in range(n):
         dx, dy = 2 * k, k
-        out.append((f"img{k}", [
-            ("cat", [(4 + dx, 4 + dy), (24 + dx, 6 + dy), (20 + dx, 22 + dy), (6 + dx, 18 + dy)]),
-            ("dog", [(16 + dx, 14), (34 + dx, 14), (34 + dx, 30), (16 + dx, 30)]),
-            ("bird", [(38, 4 + dy), (46, 4 + dy), (42, 12 + dy)]),
-        ]))
+        out.append(
+            (
+                f"img{k}",
+                [
+                    ("cat", [(4 + dx, 4 + dy), (24 + dx, 6 + dy), (20 + dx, 22 + dy), (6 + dx, 18 + dy)]),
+                    ("dog", [(16 + dx, 14), (34 + dx, 14), (34 + dx, 30), (16 + dx, 30)]),
+                    ("bird", [(38, 4 + dy), (46, 4 + dy), (42, 12 + dy)]),
+                ],
+            )
+        )
     return out
 
 
@@ -49,11 +55,23 @@ def write_coco(root: Path, n: int = 3) -> Path:
         images.append({"id": k + 1, "file_name": f"{name}.png", "width": W, "height": H})
         for concept, pts in shapes:
             flat = [float(v) for p in pts for v in p]
-            anns.append({"id": len(anns) + 1, "image_id": k + 1, "category_id": cats[concept], "iscrowd": 0,
-                         "segmentation": [flat], "area": 1.0, "bbox": [0, 0, 1, 1]})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": k + 1,
+                    "category_id": cats[concept],
+                    "iscrowd": 0,
+                    "segmentation": [flat],
+                    "area": 1.0,
+                    "bbox": [0, 0, 1, 1],
+                }
+            )
     path = root / "annotations.json"
-    path.write_text(json.dumps({"images": images, "annotations": anns,
-                                "categories": [{"id": i, "name": c} for c, i in cats.items()]}))
+    path.write_text(
+        json.dumps(
+            {"images": images, "annotations": anns, "categories": [{"id": i, "name": c} for c, i in cats.items()]}
+        )
+    )
     return path
 
 
@@ -68,15 +86,40 @@ def write_labelme(root: Path, n: int = 3, embed: bool = False) -> Path:
             data = base64.b64encode(buf.getvalue()).decode()
         else:
             image(k).save(root / f"{name}.png")
-        doc = {"version": "5.5.0", "flags": {}, "imagePath": f"{name}.png", "imageData": data,
-               "imageHeight": H, "imageWidth": W, "shapes": []}
+        doc = {
+            "version": "5.5.0",
+            "flags": {},
+            "imagePath": f"{name}.png",
+            "imageData": data,
+            "imageHeight": H,
+            "imageWidth": W,
+            "shapes": [],
+        }
         for concept, pts in shapes:
-            if concept == "dog":   # a rectangle: two corners
-                doc["shapes"].append({"label": concept, "points": [list(pts[0]), list(pts[2])], "group_id": None,
-                                      "description": "", "shape_type": "rectangle", "flags": {}, "mask": None})
+            if concept == "dog":  # a rectangle: two corners
+                doc["shapes"].append(
+                    {
+                        "label": concept,
+                        "points": [list(pts[0]), list(pts[2])],
+                        "group_id": None,
+                        "description": "",
+                        "shape_type": "rectangle",
+                        "flags": {},
+                        "mask": None,
+                    }
+                )
             else:
-                doc["shapes"].append({"label": concept, "points": [list(p) for p in pts], "group_id": None,
-                                      "description": "", "shape_type": "polygon", "flags": {}, "mask": None})
+                doc["shapes"].append(
+                    {
+                        "label": concept,
+                        "points": [list(p) for p in pts],
+                        "group_id": None,
+                        "description": "",
+                        "shape_type": "polygon",
+                        "flags": {},
+                        "mask": None,
+                    }
+                )
         (root / f"{name}.json").write_text(json.dumps(doc, indent=2))
     return root
 
@@ -134,8 +177,10 @@ def write_voc(root: Path, n: int = 3, palette: bool = True) -> Path:
         else:
             im = Image.fromarray(np.asarray(colours, np.uint8)[lm])
         im.save(root / "SegmentationClass" / f"{name}.png")
-    (root / "labelmap.txt").write_text("# label:color_rgb:parts:actions\n" + "".join(
-        f"{c}:{','.join(map(str, colours[i]))}::\n" for i, c in enumerate(CLASSES)))
+    (root / "labelmap.txt").write_text(
+        "# label:color_rgb:parts:actions\n"
+        + "".join(f"{c}:{','.join(map(str, colours[i]))}::\n" for i, c in enumerate(CLASSES))
+    )
     (root / "ImageSets" / "Segmentation").mkdir(parents=True, exist_ok=True)
     (root / "ImageSets" / "Segmentation" / "default.txt").write_text("".join(f"{s}\n" for s in label_maps(n)))
     return root
@@ -156,7 +201,9 @@ def write_cityscapes(root: Path, n: int = 3, polygons: bool = False) -> Path:
         image(k).save(images / f"{base}_leftImg8bit.png")
         if polygons:
             objects = [{"label": names[c], "polygon": [list(p) for p in pts]} for c, pts in shapes]
-            (gt / f"{base}_gtFine_polygons.json").write_text(json.dumps({"imgHeight": H, "imgWidth": W, "objects": objects}))
+            (gt / f"{base}_gtFine_polygons.json").write_text(
+                json.dumps({"imgHeight": H, "imgWidth": W, "objects": objects})
+            )
         else:
             lut = np.zeros(256, np.uint8)
             for c, i in ids.items():

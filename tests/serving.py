@@ -1,5 +1,6 @@
 """A `segcli serve` process for tests: started on a free port of 127.0.0.1, waited for by polling
 GET /health, killed on the way out if it still runs."""
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,12 @@ def serving(home: Path, tmp_path: Path, *args: str, env_extra: dict | None = Non
     env = {**segcli_subprocess_env(home), **(env_extra or {})}
     err = tmp_path / f"serve-{port}.err"
     with open(err, "w") as stderr:
-        proc = subprocess.Popen([*SEGCLI, "serve", "--model", "m", "--app", "a", "--port", str(port), *args],
-                                env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        proc = subprocess.Popen(
+            [*SEGCLI, "serve", "--model", "m", "--app", "a", "--port", str(port), *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     server = Server(proc, port, err)
     try:
         deadline = time.monotonic() + 120
@@ -57,7 +62,7 @@ def serving(home: Path, tmp_path: Path, *args: str, env_extra: dict | None = Non
                 if server.request("GET", "/health", timeout=5)[0] == 200:
                     break
             except OSError:
-                time.sleep(0.05)   # not listening yet: poll again
+                time.sleep(0.05)  # not listening yet: poll again
         yield server
     finally:
         if proc.poll() is None:

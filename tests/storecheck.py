@@ -1,11 +1,23 @@
 """Snapshot of everything the local store holds, to assert a failed command changed nothing."""
+
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-TABLES = ("apps", "concepts", "datasets", "inputs", "annotations", "dataset_versions",
-          "dataset_version_items", "models", "model_versions", "epoch_metrics", "dataset_classes")
+TABLES = (
+    "apps",
+    "concepts",
+    "datasets",
+    "inputs",
+    "annotations",
+    "dataset_versions",
+    "dataset_version_items",
+    "models",
+    "model_versions",
+    "epoch_metrics",
+    "dataset_classes",
+)
 
 
 def snapshot(home: Path) -> dict:
@@ -19,6 +31,9 @@ def snapshot(home: Path) -> dict:
                 rows[table] = sorted(map(tuple, db.execute(f"SELECT * FROM {table}").fetchall()))
         finally:
             db.close()
-    blobs = sorted(str(p.relative_to(data)) for p in (data / "blobs").rglob("*") if p.is_file()) \
-        if (data / "blobs").exists() else []
+    blobs = (
+        sorted(str(p.relative_to(data)) for p in (data / "blobs").rglob("*") if p.is_file())
+        if (data / "blobs").exists()
+        else []
+    )
     return {"rows": rows, "blobs": blobs}

@@ -2,6 +2,7 @@
 at native resolution: sliding windows vs the whole image, both engines, the geometry recorded
 with the version and in the export, the reference ONNX client, eval's per-class precision,
 recall and confusion matrix, and the size hints."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,28 @@ pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 pytest.importorskip("onnxruntime")
 
 # 16 shapes photos of 120 x 160 (upload below), 48 px crops and windows.
-TRAIN = ["train", "--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "resize_mode=native",
-         "--set", "crop_size=48", "--set", "num_epochs=2", "--set", "batch_size=8", "--model", "m", "--app", "a",
-         "--dataset", "d", "-q"]
+TRAIN = [
+    "train",
+    "--template",
+    "segcli_UNet",
+    "--set",
+    "model_size=tiny",
+    "--set",
+    "resize_mode=native",
+    "--set",
+    "crop_size=48",
+    "--set",
+    "num_epochs=2",
+    "--set",
+    "batch_size=8",
+    "--model",
+    "m",
+    "--app",
+    "a",
+    "--dataset",
+    "d",
+    "-q",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +52,39 @@ def trained_home(tmp_path_factory) -> Path:
     generate_shapes(data, n=16, size=(120, 160), seed=1, formats=("masks",))
     home = tmp_path_factory.mktemp("trained-home")
     env = segcli_subprocess_env(home)
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
-                 ["dataset", "upload", "d", "--app", "a", "--images", str(data / "images"),
-                  "--masks", str(data / "masks"), "-q"],
-                 ["model", "create", "m", "--app", "a"], TRAIN,
-                 ["model", "create", "short", "--app", "a"],
-                 [*TRAIN[:5], "--set", "image_size=[40]", "--set", "num_epochs=2", "--model", "short", "--app", "a",
-                  "--dataset", "d", "-q"]):
+    for argv in (
+        ["app", "create", "a"],
+        ["dataset", "create", "d", "--app", "a"],
+        [
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            str(data / "images"),
+            "--masks",
+            str(data / "masks"),
+            "-q",
+        ],
+        ["model", "create", "m", "--app", "a"],
+        TRAIN,
+        ["model", "create", "short", "--app", "a"],
+        [
+            *TRAIN[:5],
+            "--set",
+            "image_size=[40]",
+            "--set",
+            "num_epochs=2",
+            "--model",
+            "short",
+            "--app",
+            "a",
+            "--dataset",
+            "d",
+            "-q",
+        ],
+    ):
         done = subprocess.run([*SEGCLI, *argv], env=env, capture_output=True, text=True)
         assert done.returncode == 0, (argv, done.stderr)
     return home
@@ -127,8 +173,12 @@ def test_geometry_is_recorded_with_the_version_and_in_the_export(cli, home, tmp_
 
     doc = cli("model", "show", "m", "--app", "a", "-o", "json").json()
     version = doc["model_versions"][-1]
-    [run] = [p for p in (home / "data" / "runs").iterdir() if (p / "model" / "config.json").exists()
-             and json.loads((p / "model" / "config.json").read_text())["geometry"]["mode"] == "native"]
+    [run] = [
+        p
+        for p in (home / "data" / "runs").iterdir()
+        if (p / "model" / "config.json").exists()
+        and json.loads((p / "model" / "config.json").read_text())["geometry"]["mode"] == "native"
+    ]
     config = json.loads((run / "model" / "config.json").read_text())
     expected = Geometry.from_params(version["params"]["train_params"])
     assert Geometry.from_config(config) == expected == Geometry("native", (), 1.0, (48, 48), 0.25)
@@ -139,12 +189,15 @@ def test_geometry_is_recorded_with_the_version_and_in_the_export(cli, home, tmp_
     assert meta["segcli.resize"] == "native" and json.loads(meta["segcli.image_size"]) == [48, 48]
 
 
-@pytest.mark.parametrize("model,tile,sizes", [
-    ("m", "auto", [(300, 410), (97, 500), (40, 40)]),         # native: windows, and one that fits
-    ("m", "off", [(130, 170)]),                                # native, whole photo
-    ("short", "auto", [(300, 410), (61, 333)]),                # resized (short side 40) and back
-    ("short", "32", [(200, 250)]),                             # windows at the model's resolution
-])
+@pytest.mark.parametrize(
+    "model,tile,sizes",
+    [
+        ("m", "auto", [(300, 410), (97, 500), (40, 40)]),  # native: windows, and one that fits
+        ("m", "off", [(130, 170)]),  # native, whole photo
+        ("short", "auto", [(300, 410), (61, 333)]),  # resized (short side 40) and back
+        ("short", "32", [(200, 250)]),  # windows at the model's resolution
+    ],
+)
 def test_the_reference_onnx_client_reproduces_segclis_masks(cli, home, tmp_path, model, tile, sizes):
     sys.path.insert(0, str(REPO / "docs"))
     try:
@@ -181,8 +234,9 @@ def test_the_reference_client_follows_the_banded_upsampling_of_huge_outputs(cli,
 
 def test_eval_reports_precision_recall_and_the_confusion_matrix(cli, home, tmp_path):
     heatmap = tmp_path / "confusion.png"
-    result = ok(cli("model", "eval", "--model", "m", "--app", "a", "--dataset", "d", "--confusion", heatmap,
-                    "-o", "json", "-q"))
+    result = ok(
+        cli("model", "eval", "--model", "m", "--app", "a", "--dataset", "d", "--confusion", heatmap, "-o", "json", "-q")
+    )
     doc = result.json()
     classes = doc["confusion"]["classes"]
     matrix = np.asarray(doc["confusion"]["matrix"])
@@ -198,8 +252,18 @@ def test_eval_reports_precision_recall_and_the_confusion_matrix(cli, home, tmp_p
     assert doc["aAcc"] == pytest.approx(np.trace(matrix) / matrix.sum())
     with Image.open(heatmap) as im:
         assert im.format == "PNG" and im.width > 200 and im.height > 200
-    missing = cli("model", "eval", "--model", "m", "--app", "a", "--dataset", "d",
-                  "--confusion", tmp_path / "no" / "such" / "c.png")
+    missing = cli(
+        "model",
+        "eval",
+        "--model",
+        "m",
+        "--app",
+        "a",
+        "--dataset",
+        "d",
+        "--confusion",
+        tmp_path / "no" / "such" / "c.png",
+    )
     assert missing.code == 5 and "does not exist" in missing.err
 
 
@@ -211,8 +275,20 @@ def test_dataset_show_and_train_name_the_setting_for_big_photos(cli, tmp_path):
     ok(cli("app", "create", "a"))
     for name in ("big", "small"):
         ok(cli("dataset", "create", name, "--app", "a"))
-        ok(cli("dataset", "upload", name, "--app", "a", "--images", tmp_path / name / "images",
-               "--masks", tmp_path / name / "masks", "-q"))
+        ok(
+            cli(
+                "dataset",
+                "upload",
+                name,
+                "--app",
+                "a",
+                "--images",
+                tmp_path / name / "images",
+                "--masks",
+                tmp_path / name / "masks",
+                "-q",
+            )
+        )
     shown = ok(cli("dataset", "show", "big", "--app", "a"))
     assert "note: images are about 1200x900, resized 4x smaller" in shown.err
     assert "--set resize_mode=native" in shown.err
@@ -240,10 +316,13 @@ def test_a_24_megapixel_photo_is_predicted_in_bounded_memory(home, tmp_path):
     small = np.random.default_rng(0).integers(0, 256, (170, 250, 3), dtype=np.uint8)
     Image.fromarray(small).resize((6000, 4000), Image.BICUBIC).save(src, quality=90)
     cmd = [*SEGCLI, "predict", "--model", "short", "--app", "a", str(src), "--out", str(tmp_path / "out"), "-q"]
-    probe = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
-             "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    measured = subprocess.run([sys.executable, "-c", probe, *cmd], env=segcli_subprocess_env(home),
-                              capture_output=True, text=True)
+    probe = (
+        "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
+        "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    measured = subprocess.run(
+        [sys.executable, "-c", probe, *cmd], env=segcli_subprocess_env(home), capture_output=True, text=True
+    )
     code, peak_kb = map(int, measured.stdout.split()[-2:])
     assert code == 0, measured.stderr
     assert peak_kb < 1000 * 1024, f"peak RSS {peak_kb // 1024} MB"

@@ -1,5 +1,6 @@
 """The local store's pack files: what uploads write, how blobs are found and checked, and that
 stores written before packs (loose blob files) still read."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +18,7 @@ from segcli.datasets.reading import PROCESS_MIN_ITEMS
 
 from conftest import ok, stored_bytes
 
-N = PROCESS_MIN_ITEMS + 16   # validated in worker processes, as large uploads are
+N = PROCESS_MIN_ITEMS + 16  # validated in worker processes, as large uploads are
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,22 @@ def shapes(tmp_path_factory) -> Path:
 
 
 def upload(cli, data: Path, dataset: str = "d", *extra):
-    return ok(cli("dataset", "upload", dataset, "--app", "a", "--images", data / "images",
-                  "--masks", data / "masks", "-o", "json", *extra))
+    return ok(
+        cli(
+            "dataset",
+            "upload",
+            dataset,
+            "--app",
+            "a",
+            "--images",
+            data / "images",
+            "--masks",
+            data / "masks",
+            "-o",
+            "json",
+            *extra,
+        )
+    )
 
 
 def rows(home: Path) -> list[tuple[str, str]]:
@@ -57,16 +72,19 @@ def uploaded(cli, segcli_home, shapes) -> Path:
 
 def test_an_upload_writes_packs_not_a_file_per_blob(uploaded, shapes):
     found = packs(uploaded)
-    assert 1 <= len(found) <= os.cpu_count()          # one per worker process at most
+    assert 1 <= len(found) <= os.cpu_count()  # one per worker process at most
     loose = [p for p in (uploaded / "data" / "blobs").rglob("*") if p.is_file() and p.parent.name != "packs"]
     assert loose == []
-    originals = {hashlib.sha256(p.read_bytes()).hexdigest(): p.read_bytes()
-                 for folder in ("images", "masks") for p in (shapes / folder).iterdir()}
+    originals = {
+        hashlib.sha256(p.read_bytes()).hexdigest(): p.read_bytes()
+        for folder in ("images", "masks")
+        for p in (shapes / folder).iterdir()
+    }
     stored = rows(uploaded)
     assert len(stored) == N
     for digests in stored:
         for digest in digests:
-            assert stored_bytes(uploaded, digest) == originals[digest]   # the user's bytes, verbatim
+            assert stored_bytes(uploaded, digest) == originals[digest]  # the user's bytes, verbatim
     assert not list((uploaded / "data" / "staging").rglob("*.pack"))
 
 
@@ -83,7 +101,7 @@ def test_an_invalid_items_image_is_not_kept(cli, segcli_home, shapes, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(shapes, data)
     bad = sorted((data / "masks").glob("*.png"))[0]
-    Image.open(bad).resize((10, 10)).save(bad)          # the wrong size for its image
+    Image.open(bad).resize((10, 10)).save(bad)  # the wrong size for its image
     ok(cli("app", "create", "a"))
     ok(cli("dataset", "create", "d", "--app", "a"))
     summary = upload(cli, data, "d", "--max-invalid-percent", "50").json()
@@ -101,7 +119,7 @@ def test_a_pack_mostly_of_stored_blobs_is_copied_down_to_the_new_ones(cli, uploa
     moved = tmp_path / "moved"
     shutil.copytree(shapes, moved)
     image = sorted((moved / "images").iterdir())[0]
-    Image.open(image).rotate(90).save(image)          # new bytes: a new item
+    Image.open(image).rotate(90).save(image)  # new bytes: a new item
     before = sum(p.stat().st_size for p in packs(uploaded))
     assert upload(cli, moved, "d").json()["added"] == 1
     grown = sum(p.stat().st_size for p in packs(uploaded)) - before
@@ -136,8 +154,12 @@ def test_training_reads_packed_blobs(uploaded):
 
     store = Store(uploaded / "data")
     try:
-        row = {"app_id": "a", "template": "segcli_UNet", "classes_json": None,
-               "params_json": '{"dataset_id": "d", "dataset_version_id": null, "concepts": ["circle"], "train_params": {}}'}
+        row = {
+            "app_id": "a",
+            "template": "segcli_UNet",
+            "classes_json": None,
+            "params_json": '{"dataset_id": "d", "dataset_version_id": null, "concepts": ["circle"], "train_params": {}}',
+        }
         job = build_job(store, row, uploaded / "work")
     finally:
         store.close()
@@ -157,7 +179,7 @@ def test_a_record_that_does_not_match_the_index_is_an_io_error(uploaded):
     finally:
         store.close()
     assert isinstance(blob, PackedBlob)
-    with open(blob.pack, "r+b") as fh:   # another blob's header where this one's was
+    with open(blob.pack, "r+b") as fh:  # another blob's header where this one's was
         fh.seek(blob.offset)
         fh.write(RECORD.pack(b"\x01" * 32, blob.length))
     with pytest.raises(OSError) as caught:
@@ -173,7 +195,7 @@ def test_pack_records_skips_a_record_cut_short(tmp_path):
     for digest, data in zip(digests, blobs):
         append_record(fd, digest, data)
     os.close(fd)
-    os.truncate(pack, pack.stat().st_size - 3)   # a writer killed mid-record
+    os.truncate(pack, pack.stat().st_size - 3)  # a writer killed mid-record
     records = pack_records(str(pack))
     assert list(records) == digests[:2]
     assert [PackedBlob(str(pack), *records[d], d).read_bytes() for d in digests[:2]] == blobs[:2]

@@ -4,6 +4,7 @@ Nothing of segcli is patched: the backend is selected the way the script contrac
 (SEGCLI_BACKEND=clarifai or --backend clarifai, credentials from CLARIFAI_*), and the fake's
 fault injection supplies the failures.
 """
+
 from __future__ import annotations
 
 import io
@@ -27,8 +28,12 @@ from fake_clarifai import C, TrainingPlan, expected_masks, make_fixture
 
 PAT = "pat-5ecret-do-not-print-7f3a9c"
 USER = "seg-user"
-FAST = {"SEGCLI_CLARIFAI_POLL_S": "0.01", "SEGCLI_CLARIFAI_BACKOFF_S": "0.01",
-        "SEGCLI_CLARIFAI_RETRY_S": "20", "SEGCLI_PROGRESS_INTERVAL": "0"}
+FAST = {
+    "SEGCLI_CLARIFAI_POLL_S": "0.01",
+    "SEGCLI_CLARIFAI_BACKOFF_S": "0.01",
+    "SEGCLI_CLARIFAI_RETRY_S": "20",
+    "SEGCLI_PROGRESS_INTERVAL": "0",
+}
 
 fake = make_fixture(name="fake", pat=PAT, user_id=USER, training_plan=TrainingPlan(queued=1, training=2))
 
@@ -96,11 +101,25 @@ def assert_exactly_once(fake, data, region_format="polygon"):
 
 # ---- the seed's pipeline -------------------------------------------------------------------
 
+
 def test_seed_pipeline(run, cloud, coco_sample, tmp_path):
     ok(run("app", "create", "a"))
     ok(run("--backend", "clarifai", "dataset", "create", "d", "--app", "a"))
-    uploaded = ok(run("dataset", "upload", "d", "--app", "a", "--images", coco_sample / "images",
-                      "--coco", coco_sample / "annotations" / "instances_val2017_subset.json", "-o", "json")).json()
+    uploaded = ok(
+        run(
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            coco_sample / "images",
+            "--coco",
+            coco_sample / "annotations" / "instances_val2017_subset.json",
+            "-o",
+            "json",
+        )
+    ).json()
     assert (uploaded["added"], uploaded["invalid"], len(uploaded["concepts"])) == (10, 0, 18)
     assert len(cloud.state.inputs("a")) == 10 and len(cloud.state.concepts("a")) == 18
     assert len(ok(run("app", "concepts", "a", "-o", "json")).json()) == 18
@@ -109,8 +128,24 @@ def test_seed_pipeline(run, cloud, coco_sample, tmp_path):
     ok(run("model", "create", "m", "--app", "a"))
     names = [t["name"] for t in ok(run("template", "list", "-o", "json")).json()]
     assert names == ["MMSegmentation", "MMSegmentation_SegFormer"]
-    ok(run("template", "params", "MMSegmentation_SegFormer", "-f", tmp_path / "p.yaml", "--app", "a",
-           "--dataset", "d", "--dataset-version", version["id"], "--all-concepts", "--set", "num_epochs=2"))
+    ok(
+        run(
+            "template",
+            "params",
+            "MMSegmentation_SegFormer",
+            "-f",
+            tmp_path / "p.yaml",
+            "--app",
+            "a",
+            "--dataset",
+            "d",
+            "--dataset-version",
+            version["id"],
+            "--all-concepts",
+            "--set",
+            "num_epochs=2",
+        )
+    )
 
     events = ok(run("train", "--model", "m", "--app", "a", "--params", tmp_path / "p.yaml", "-o", "json")).jsonl()
     assert events[-1]["event"] == "end" and events[-1]["status"] == "TRAINED"
@@ -190,6 +225,7 @@ def test_local_only_params_are_never_sent(run, cloud, shapes_data, tmp_path):
 
 # ---- reliability ---------------------------------------------------------------------------
 
+
 def test_upload_exactly_once_with_faults(run, cloud, big_shapes):
     ok(run("app", "create", "a"))
     ok(run("dataset", "create", "d", "--app", "a"))
@@ -224,7 +260,7 @@ def test_failed_downloads_are_retried_then_reported_by_name(run, cloud, shapes_d
     ok(run("dataset", "create", "d", "--app", "a"))
     ids = sorted(expected_state(shapes_data)[0])
     cloud.input_fails = lambda inp, attempt: inp.id == ids[0] and attempt == 1  # flaky once
-    cloud.failing_input_ids = {ids[1]}                                         # always fails
+    cloud.failing_input_ids = {ids[1]}  # always fails
     done = upload_masks(run, shapes_data, "-o", "json")
     # Counted against --max-invalid-percent (0) like a local invalid item: exit 5, the rest stored.
     assert done.code == ExitCode.INVALID_INPUT and "the other 11 are uploaded and labelled" in done.err
@@ -237,16 +273,21 @@ def test_failed_downloads_are_retried_then_reported_by_name(run, cloud, shapes_d
 
 def test_kill_during_upload_then_rerun(cloud, big_shapes, tmp_path):
     cloud.latency_s = 0.05
-    env = {**segcli_subprocess_env(tmp_path / "home"), **cloud.env(), **FAST, "SEGCLI_BACKEND": "clarifai",
-           "SEGCLI_CLARIFAI_WORKERS": "2"}
+    env = {
+        **segcli_subprocess_env(tmp_path / "home"),
+        **cloud.env(),
+        **FAST,
+        "SEGCLI_BACKEND": "clarifai",
+        "SEGCLI_CLARIFAI_WORKERS": "2",
+    }
+
     def segcli(*args):
         return subprocess.run([*SEGCLI, *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
 
     assert segcli("app", "create", "a").returncode == 0
     assert segcli("dataset", "create", "d", "--app", "a").returncode == 0
     args = ["dataset", "upload", "d", "--app", "a", "--images", big_shapes / "images", "--masks", big_shapes / "masks"]
-    proc = subprocess.Popen([*SEGCLI, *map(str, args)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([*SEGCLI, *map(str, args)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # Killed once the server has some of the upload's annotations: mid-upload (120 items, 50 ms
     # a call, 2 workers), whatever the machine's load.
     poll(lambda: cloud.state.annotations("a") or proc.poll() is not None, "the upload's first annotations")
@@ -274,6 +315,7 @@ def big_shapes(tmp_path_factory):
 
 # ---- credentials and network ------------------------------------------------------------
 
+
 def test_bad_pat_is_exit_7_in_one_line(cli, cloud, monkeypatch):
     monkeypatch.setenv("CLARIFAI_PAT", "wrong-" + PAT)
     result = cli("app", "list")
@@ -283,8 +325,9 @@ def test_bad_pat_is_exit_7_in_one_line(cli, cloud, monkeypatch):
     assert "CLARIFAI_PAT" in lines[1] and PAT not in result.err + result.out
 
 
-@pytest.mark.parametrize("missing, named", [("CLARIFAI_PAT", "segcli config set pat"),
-                                            ("CLARIFAI_USER_ID", "segcli config set user_id")])
+@pytest.mark.parametrize(
+    "missing, named", [("CLARIFAI_PAT", "segcli config set pat"), ("CLARIFAI_USER_ID", "segcli config set user_id")]
+)
 def test_missing_credentials_are_exit_6(cli, cloud, monkeypatch, missing, named):
     monkeypatch.delenv(missing)
     result = cli("app", "list")
@@ -307,6 +350,7 @@ def test_unreachable_server_is_exit_8_quickly(cli, cloud, monkeypatch):
 
 
 # ---- statuses, errors --------------------------------------------------------------------
+
 
 def test_cancel_is_refused_and_failures_name_the_code(run, cloud, shapes_data):
     app_with_data(run, shapes_data)
@@ -341,8 +385,13 @@ def test_not_found_hints_and_dataset_delete(run, cloud, shapes_data):
 def test_status_codes_map_to_training_statuses():
     from segcli.backends.clarifai.codes import training_status
 
-    expected = {21100: "TRAINED", 21101: "TRAINING", 21102: "QUEUED", 21103: "QUEUED",
-                **{code: "TRAINING_FAILED" for code in (21106, 21110, 21111, 21113, 21115, 21117, 21118, 21119)}}
+    expected = {
+        21100: "TRAINED",
+        21101: "TRAINING",
+        21102: "QUEUED",
+        21103: "QUEUED",
+        **{code: "TRAINING_FAILED" for code in (21106, 21110, 21111, 21113, 21115, 21117, 21118, 21119)},
+    }
     assert {code: training_status(code) for code in expected} == expected
 
 
@@ -357,6 +406,7 @@ def test_throttled_and_unavailable_calls_are_retried(run, cloud):
 
 # ---- region formats -----------------------------------------------------------------------
 
+
 def _painted(fake, input_id, shape):
     """concept -> bool mask of every region the fake stored for the input (polygons or masks)."""
     from segcli.backends.clarifai.protos import decode_mask, polygon_mask
@@ -365,8 +415,11 @@ def _painted(fake, input_id, shape):
     for ann in fake.state.annotations("a", input_id=input_id):
         region = ann.data.regions[0]
         info = region.region_info
-        mask = (polygon_mask(info.polygon.points, *shape) if info.HasField("polygon")
-                else decode_mask(bytes(info.mask.image.base64), *shape))
+        mask = (
+            polygon_mask(info.polygon.points, *shape)
+            if info.HasField("polygon")
+            else decode_mask(bytes(info.mask.image.base64), *shape)
+        )
         concept = region.data.concepts[0].id
         out[concept] = out.get(concept, np.zeros(shape, bool)) | mask
     return out
@@ -374,8 +427,9 @@ def _painted(fake, input_id, shape):
 
 def test_regions_are_polygons_by_default_and_masks_on_request(run, cloud, shapes_data):
     app_with_data(run, shapes_data, model=False)
-    kinds = {"polygon" if a.data.regions[0].region_info.HasField("polygon") else "mask"
-             for a in cloud.state.annotations("a")}
+    kinds = {
+        "polygon" if a.data.regions[0].region_info.HasField("polygon") else "mask" for a in cloud.state.annotations("a")
+    }
     assert kinds == {"polygon"}
     assert_exactly_once(cloud, shapes_data)
     classes = (shapes_data / "classes.txt").read_text().split()
@@ -391,18 +445,59 @@ def test_regions_are_polygons_by_default_and_masks_on_request(run, cloud, shapes
     assert_exactly_once(cloud, shapes_data, "mask")
     again = ok(upload_masks(run, shapes_data, "--region-format", "mask", "-o", "json")).json()
     assert (again["added"], again["skipped"]) == (0, 12)
-    wrong = run("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks",
-                shapes_data / "masks", "--region-format", "rle")
+    wrong = run(
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "a",
+        "--images",
+        shapes_data / "images",
+        "--masks",
+        shapes_data / "masks",
+        "--region-format",
+        "rle",
+    )
     assert wrong.code == ExitCode.USAGE and "polygon, mask" in wrong.err
 
 
 def test_local_accepts_and_ignores_the_region_format(cli, shapes_data):
     ok(cli("app", "create", "a"))
     ok(cli("dataset", "create", "d", "--app", "a"))
-    first = ok(cli("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks",
-                   shapes_data / "masks", "--region-format", "mask", "-o", "json")).json()
-    again = ok(cli("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks",
-                   shapes_data / "masks", "--region-format", "polygon", "-o", "json")).json()
+    first = ok(
+        cli(
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            shapes_data / "images",
+            "--masks",
+            shapes_data / "masks",
+            "--region-format",
+            "mask",
+            "-o",
+            "json",
+        )
+    ).json()
+    again = ok(
+        cli(
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            shapes_data / "images",
+            "--masks",
+            shapes_data / "masks",
+            "--region-format",
+            "polygon",
+            "-o",
+            "json",
+        )
+    ).json()
     assert (first["added"], again["added"], again["skipped"]) == (12, 0, 12)
 
 

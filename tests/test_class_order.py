@@ -5,6 +5,7 @@ on it must write disc as 1 and bar as 2, on both backends. On local a tiny U-Net
 colours (a few seconds); on Clarifai the fake server's predictions are brightness bands in the
 version's concept order (tests/fake_clarifai/masks.py), so grey levels stand in for a model.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,21 @@ from classorder_data import CLASSES, scene, write
 from conftest import ok
 from fake_clarifai import TrainingPlan, fake_clarifai_server
 
-UNET = ["--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[32,32]",
-        "--set", "batch_size=4", "--set", "per_item_lrate=0.002", "--set", "val_percent=0"]
-GREYS = {0: 0, 1: 40, 2: 128, 3: 220}   # Clarifai fake: 3 concepts -> bands 0-85, 86-170, 171-255
+UNET = [
+    "--template",
+    "segcli_UNet",
+    "--set",
+    "model_size=tiny",
+    "--set",
+    "image_size=[32,32]",
+    "--set",
+    "batch_size=4",
+    "--set",
+    "per_item_lrate=0.002",
+    "--set",
+    "val_percent=0",
+]
+GREYS = {0: 0, 1: 40, 2: 128, 3: 220}  # Clarifai fake: 3 concepts -> bands 0-85, 86-170, 171-255
 
 
 def _grey_data(root: Path) -> Path:
@@ -41,10 +54,28 @@ def ordered_data(tmp_path, backend):
 
 
 def _setup(cli, data):
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"], ["model", "create", "m", "--app", "a"]):
+    for argv in (
+        ["app", "create", "a"],
+        ["dataset", "create", "d", "--app", "a"],
+        ["model", "create", "m", "--app", "a"],
+    ):
         ok(cli(*argv))
-    return ok(cli("dataset", "upload", "d", "--app", "a", "--images", data / "images", "--masks", data / "masks",
-                  "-q", "-o", "json")).json()
+    return ok(
+        cli(
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            data / "images",
+            "--masks",
+            data / "masks",
+            "-q",
+            "-o",
+            "json",
+        )
+    ).json()
 
 
 def _train(cli, backend, *extra):
@@ -76,7 +107,7 @@ def test_predicted_masks_keep_the_uploaded_class_values(cli, backend, ordered_da
     uploaded, predicted = _masks(ordered_data / "masks", "*.png"), _masks(out, "*.mask.png")
     assert set(uploaded) == set(predicted)
     for name, mask in uploaded.items():
-        for value in (1, 2, 3):   # where the model is right (nearly everywhere), the same value
+        for value in (1, 2, 3):  # where the model is right (nearly everywhere), the same value
             share = (predicted[name][mask == value] == value).mean()
             assert share >= 0.9, (name, CLASSES[value], share)
     # Eval's per-class table is in the same order.
@@ -91,7 +122,9 @@ def test_onnx_logits_channel_i_is_class_i(cli, tmp_path):
     _setup(cli, data)
     _train(cli, "local")
     path = tmp_path / "m.onnx"
-    exported = ok(cli("model", "export", "--model", "m", "--app", "a", "--format", "onnx", "-f", path, "-o", "json")).json()
+    exported = ok(
+        cli("model", "export", "--model", "m", "--app", "a", "--format", "onnx", "-f", path, "-o", "json")
+    ).json()
     assert exported["classes"] == CLASSES
     meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert json.loads(meta["segcli.classes"]) == CLASSES
@@ -102,7 +135,7 @@ def test_onnx_logits_channel_i_is_class_i(cli, tmp_path):
     logits = session.run(None, {"pixel_values": x})[0]
     label = logits[0].argmax(0)
     truth = scene(0)
-    for value, name in enumerate(CLASSES):   # the channel that wins on disc pixels is "disc"'s index
+    for value, name in enumerate(CLASSES):  # the channel that wins on disc pixels is "disc"'s index
         assert (label[truth == value] == value).mean() >= 0.9, name
 
 
@@ -120,12 +153,27 @@ def test_coco_category_ids_come_back(cli, backend, tmp_path):
         entries.append({"id": k + 1, "file_name": f"c{k}.png", "width": 32, "height": 32})
         for value, cid in ((1, 7), (2, 19), (3, 44)):
             rle = mask_utils.encode(np.asfortranarray((lm == value).astype(np.uint8)))
-            annotations.append({"id": len(annotations) + 1, "image_id": k + 1, "category_id": cid, "iscrowd": 0,
-                                "segmentation": {"size": [32, 32], "counts": rle["counts"].decode()},
-                                "area": int((lm == value).sum()), "bbox": [0, 0, 1, 1]})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": k + 1,
+                    "category_id": cid,
+                    "iscrowd": 0,
+                    "segmentation": {"size": [32, 32], "counts": rle["counts"].decode()},
+                    "area": int((lm == value).sum()),
+                    "bbox": [0, 0, 1, 1],
+                }
+            )
     coco = tmp_path / "ann.json"
-    coco.write_text(json.dumps({"images": entries, "annotations": annotations, "categories": [
-        {"id": 44, "name": "zebra"}, {"id": 7, "name": "cat"}, {"id": 19, "name": "dog"}]}))
+    coco.write_text(
+        json.dumps(
+            {
+                "images": entries,
+                "annotations": annotations,
+                "categories": [{"id": 44, "name": "zebra"}, {"id": 7, "name": "cat"}, {"id": 19, "name": "dog"}],
+            }
+        )
+    )
     ok(cli("app", "create", "a"))
     ok(cli("dataset", "create", "d", "--app", "a"))
     up = ok(cli("dataset", "upload", "d", "--app", "a", "--coco", coco, "--images", images, "-q", "-o", "json")).json()
@@ -136,7 +184,7 @@ def test_coco_category_ids_come_back(cli, backend, tmp_path):
     assert sorted((c["id"], c["name"]) for c in doc["categories"]) == [(7, "cat"), (19, "dog"), (44, "zebra")]
     assert summary["category_ids"] == {"cat": 7, "dog": 19, "zebra": 44}
     by_id = {c["id"]: c["name"] for c in doc["categories"]}
-    for ann in doc["annotations"]:   # each region under its original category
+    for ann in doc["annotations"]:  # each region under its original category
         value = {"cat": 1, "dog": 2, "zebra": 3}[by_id[ann["category_id"]]]
         entry = next(e for e in doc["images"] if e["id"] == ann["image_id"])
         k = int(entry["file_name"][1:].split(".")[0])
@@ -150,14 +198,46 @@ def test_later_concepts_are_appended(cli, backend, tmp_path):
     first = write(tmp_path / "one")
     _setup(cli, first)
     second = tmp_path / "two"
-    write(second, n=2, classes=["background", "ring", "star", "disc"])   # another order, a new class
-    up = ok(cli("dataset", "upload", "d", "--app", "a", "--images", second / "images", "--masks", second / "masks",
-                "-q", "-o", "json")).json()
+    write(second, n=2, classes=["background", "ring", "star", "disc"])  # another order, a new class
+    up = ok(
+        cli(
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            second / "images",
+            "--masks",
+            second / "masks",
+            "-q",
+            "-o",
+            "json",
+        )
+    ).json()
     assert up["classes"] == [*CLASSES, "star"]
-    dry = ok(cli("dataset", "upload", "d", "--app", "a", "--images", first / "images", "--masks", first / "masks",
-                 "--dry-run", "-q", "-o", "json")).json()
+    dry = ok(
+        cli(
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            first / "images",
+            "--masks",
+            first / "masks",
+            "--dry-run",
+            "-q",
+            "-o",
+            "json",
+        )
+    ).json()
     assert dry["classes"] == [*CLASSES, "star"]
-    assert ok(cli("dataset", "show", "d", "--app", "a", "--no-stats", "-o", "json")).json()["classes"] == [*CLASSES, "star"]
+    assert ok(cli("dataset", "show", "d", "--app", "a", "--no-stats", "-o", "json")).json()["classes"] == [
+        *CLASSES,
+        "star",
+    ]
 
 
 def test_a_subset_says_its_indices_differ(cli, backend, ordered_data, tmp_path):
@@ -169,11 +249,14 @@ def test_a_subset_says_its_indices_differ(cli, backend, ordered_data, tmp_path):
     assert (version["classes"], version["class_order"]) == (["background", "disc", "ring"], "subset")
     assert version["concepts"] == ["disc", "ring"]
     out = tmp_path / "pred"
-    predicted = ok(cli("predict", ordered_data / "images" / "s0.png", "--model", "m", "--app", "a", "--out", out, "-o", "json"))
+    predicted = ok(
+        cli("predict", ordered_data / "images" / "s0.png", "--model", "m", "--app", "a", "--out", out, "-o", "json")
+    )
     assert predicted.json()["class_order"] == "subset"
     assert [line for line in predicted.err.splitlines() if line.startswith("note:")] == [
         f"note: model version {version['id']} numbers its classes by the dataset's class order without the "
-        "concepts it was not trained on (indices renumbered); classes.txt beside the masks names each value"]
+        "concepts it was not trained on (indices renumbered); classes.txt beside the masks names each value"
+    ]
     assert (out / "classes.txt").read_text().split() == ["background", "disc", "ring"]
 
 
@@ -194,7 +277,7 @@ def test_clarifai_concepts_in_the_servers_order_are_said_and_mapped(cli, monkeyp
     notes = [line for line in result.err.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "Clarifai's concept order" in notes[0]
     assert (out / "classes.txt").read_text().split() == server
-    for name, mask in _masks(data / "masks", "*.png").items():   # same concepts, the server's numbers
+    for name, mask in _masks(data / "masks", "*.png").items():  # same concepts, the server's numbers
         predicted = np.asarray(Image.open(out / f"{name}.mask.png"))
         for value in (1, 2, 3):
             assert (predicted[mask == value] == server.index(CLASSES[value])).all()
@@ -207,7 +290,7 @@ def test_versions_from_before_keep_working_and_say_their_order(cli, tmp_path):
     _setup(cli, data)
     _train(cli, "local", "--set", "num_epochs=1")
     db = sqlite3.connect(Path(os.environ["SEGCLI_HOME"]) / "data" / "segcli.db")
-    with db:   # what an older segcli left: no class order anywhere
+    with db:  # what an older segcli left: no class order anywhere
         db.execute("UPDATE model_versions SET classes_json=NULL, class_order=NULL")
         db.execute("UPDATE dataset_versions SET classes_json=NULL, category_ids_json=NULL")
     db.close()

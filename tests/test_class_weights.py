@@ -1,4 +1,5 @@
 """class_weights (engine/class_weights.py) and native-resolution crops (engine/data.py)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,9 +21,9 @@ def test_auto_weights_by_hand():
 
 def test_auto_weights_cap_and_absent_classes():
     w = auto_weights([10**8, 10, 0, 10**8])
-    assert w[2] == 1.0                                   # absent from the training split
-    assert w[1] / w[0] == pytest.approx(MAX_WEIGHT)     # a 1e-7 share is capped at 10x
-    assert (auto_weights([0, 5, 0]) == 1).all()         # one class: nothing to balance
+    assert w[2] == 1.0  # absent from the training split
+    assert w[1] / w[0] == pytest.approx(MAX_WEIGHT)  # a 1e-7 share is capped at 10x
+    assert (auto_weights([0, 5, 0]) == 1).all()  # one class: nothing to balance
 
 
 def test_weights_for_each_setting():
@@ -42,8 +43,8 @@ def test_native_crops_pad_small_images_with_ignore():
     mask = np.ones((30, 50), np.uint8)
     out_img, out_mask = data.native_crop(img, mask, (64, 64), rng)
     assert out_img.shape == (64, 64, 3) and out_mask.shape == (64, 64)
-    assert (out_mask[30:] == IGNORE_INDEX).all()                 # padded below, and beside
-    kept = out_mask[:30]                                         # (left or right: crops flip)
+    assert (out_mask[30:] == IGNORE_INDEX).all()  # padded below, and beside
+    kept = out_mask[:30]  # (left or right: crops flip)
     assert (kept == 1).sum() == 30 * 50 and (kept == IGNORE_INDEX).sum() == 30 * 14
 
 
@@ -61,12 +62,13 @@ def test_half_the_native_crops_centre_on_the_rarest_class():
     rng = np.random.default_rng(2)
     img = np.zeros((1000, 1000, 3), np.uint8)
     mask = np.zeros((1000, 1000), np.uint8)
-    mask[:, 500:] = 1                       # common class
-    mask[900:910, 100:110] = 2              # one small object
+    mask[:, 500:] = 1  # common class
+    mask[900:910, 100:110] = 2  # one small object
     counts, points = data._facts(mask, 0)
     rarity = {1: 0.5, 2: 0.0001}
-    hits = sum((data.native_crop(img, mask, (64, 64), rng, points=points, rarity=rarity)[1] == 2).any()
-               for _ in range(200))
+    hits = sum(
+        (data.native_crop(img, mask, (64, 64), rng, points=points, rarity=rarity)[1] == 2).any() for _ in range(200)
+    )
     # 64x64 crops placed uniformly would hold it ~0.5% of the time; half are centred on it
     assert 0.35 < hits / 200 < 0.65
 
@@ -77,6 +79,7 @@ def test_an_epoch_takes_as_many_crops_as_an_image_holds():
     g = Geometry.from_params({"image_size": [256], "resize_mode": "native", "crop_size": [100]})
     ds = data.SampleSet([None, None], [None, None], g, [(1000, 1000), (50, 60)])
     assert data.epoch_items(ds, [0, 1]).count(0) == 100 and data.epoch_items(ds, [0, 1]).count(1) == 1
-    short = data.SampleSet([None, None], [None, None], Geometry.from_params({"image_size": [256]}),
-                           [(1000, 1000), (50, 60)])
+    short = data.SampleSet(
+        [None, None], [None, None], Geometry.from_params({"image_size": [256]}), [(1000, 1000), (50, 60)]
+    )
     assert data.epoch_items(short, [0, 1]) == [0, 1]

@@ -1,4 +1,5 @@
 """app / model groups through the real CLI entry point: JSON shapes, exit codes, store effects."""
+
 from __future__ import annotations
 
 import sqlite3

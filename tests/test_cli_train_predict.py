@@ -1,5 +1,6 @@
 """Local training jobs and prediction through the CLI: watch/JSONL, exit codes, cancel, kill -9 +
 resume, logs, predict outputs (masks, overlays, RLE, video) and eval against an independent mIoU."""
+
 from __future__ import annotations
 
 import json
@@ -16,15 +17,17 @@ from segcli.core.errors import ExitCode
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 
-TINY = ["--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]",
-        "--set", "batch_size=4"]
+TINY = ["--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]", "--set", "batch_size=4"]
 
 
 @pytest.fixture
 def trained_setup(cli, shapes_data):
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
-                 ["dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks", shapes_data / "masks"],
-                 ["model", "create", "m", "--app", "a"]):
+    for argv in (
+        ["app", "create", "a"],
+        ["dataset", "create", "d", "--app", "a"],
+        ["dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks", shapes_data / "masks"],
+        ["model", "create", "m", "--app", "a"],
+    ):
         assert cli(*argv).code == 0, argv
     return shapes_data
 
@@ -57,8 +60,21 @@ def test_watched_train_streams_jsonl_and_exits_0(cli, trained_setup, tmp_path):
 
 
 def test_no_wait_prints_id_and_status(cli, trained_setup):
-    result = cli("train", *TINY, "--model", "m", "--app", "a", "--dataset", "d", "--set", "num_epochs=1",
-                 "--no-wait", "-o", "json")
+    result = cli(
+        "train",
+        *TINY,
+        "--model",
+        "m",
+        "--app",
+        "a",
+        "--dataset",
+        "d",
+        "--set",
+        "num_epochs=1",
+        "--no-wait",
+        "-o",
+        "json",
+    )
     assert result.code == 0, result.err
     started = result.json()
     assert started["status"] in ("QUEUED", "TRAINING") and len(started["id"]) == 32
@@ -77,8 +93,21 @@ def test_failed_training_exits_9_with_reason(cli, trained_setup):
 
 
 def test_cancel_then_resume(cli, trained_setup):
-    started = cli("train", *TINY, "--model", "m", "--app", "a", "--dataset", "d", "--set", "num_epochs=200",
-                  "--no-wait", "-o", "json").json()
+    started = cli(
+        "train",
+        *TINY,
+        "--model",
+        "m",
+        "--app",
+        "a",
+        "--dataset",
+        "d",
+        "--set",
+        "num_epochs=200",
+        "--no-wait",
+        "-o",
+        "json",
+    ).json()
     version = started["id"]
     _wait_for(cli, version, lambda s: s["epoch"] >= 1)
     assert cli("train", "cancel", version, "--model", "m", "--app", "a").code == 0
@@ -96,14 +125,30 @@ def test_cancel_then_resume(cli, trained_setup):
 
 
 def test_kill_9_worker_then_resume_finishes(cli, trained_setup, segcli_home):
-    started = cli("train", *TINY, "--model", "m", "--app", "a", "--dataset", "d", "--set", "num_epochs=30",
-                  "--no-wait", "-o", "json").json()
+    started = cli(
+        "train",
+        *TINY,
+        "--model",
+        "m",
+        "--app",
+        "a",
+        "--dataset",
+        "d",
+        "--set",
+        "num_epochs=30",
+        "--no-wait",
+        "-o",
+        "json",
+    ).json()
     version = started["id"]
     _wait_for(cli, version, lambda s: s["epoch"] >= 2)
     import sqlite3
 
-    pid = sqlite3.connect(segcli_home / "data" / "segcli.db").execute(
-        "SELECT worker_pid FROM model_versions WHERE id=?", (version,)).fetchone()[0]
+    pid = (
+        sqlite3.connect(segcli_home / "data" / "segcli.db")
+        .execute("SELECT worker_pid FROM model_versions WHERE id=?", (version,))
+        .fetchone()[0]
+    )
     os.kill(pid, signal.SIGKILL)
     failed = _wait_for(cli, version, lambda s: s["status"] != "TRAINING")
     assert failed["status"] == "TRAINING_FAILED" and "died" in failed["message"]

@@ -1,4 +1,5 @@
 """dataset upload through the CLI: script-contract JSON, dry runs, refusals that write nothing."""
+
 from __future__ import annotations
 
 import json
@@ -69,8 +70,19 @@ def test_ignore_value_255_is_kept(cli, app_ds, data, segcli_home):
 
 
 def test_coco_upload_contract(cli, app_ds, data):
-    result = cli("dataset", "upload", "d", "--app", "a", "--coco", data / "annotations.json",
-                 "--images", data / "images", "-o", "json")
+    result = cli(
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "a",
+        "--coco",
+        data / "annotations.json",
+        "--images",
+        data / "images",
+        "-o",
+        "json",
+    )
     assert result.code == 0, result.err
     assert result.json()["added"] == 12 and result.json()["invalid"] == 0
 
@@ -118,21 +130,26 @@ def test_tolerance_skips_bad_items(cli, app_ds, data):
     assert (result.json()["added"], result.json()["invalid"]) == (11, 1)
 
 
-@pytest.mark.parametrize("case, needle, code", [
-    ("no-source", "exactly one label source", ExitCode.INVALID_INPUT),
-    ("missing-dataset", "dataset 'nope' does not exist", ExitCode.NOT_FOUND),
-    ("missing-dir", "images folder not found", ExitCode.NOT_FOUND),
-    ("empty-dir", "no images", ExitCode.INVALID_INPUT),
-    ("no-classes", "--classes", ExitCode.INVALID_INPUT),
-    ("truncated-coco", "JSON", ExitCode.INVALID_INPUT),
-])
+@pytest.mark.parametrize(
+    "case, needle, code",
+    [
+        ("no-source", "exactly one label source", ExitCode.INVALID_INPUT),
+        ("missing-dataset", "dataset 'nope' does not exist", ExitCode.NOT_FOUND),
+        ("missing-dir", "images folder not found", ExitCode.NOT_FOUND),
+        ("empty-dir", "no images", ExitCode.INVALID_INPUT),
+        ("no-classes", "--classes", ExitCode.INVALID_INPUT),
+        ("truncated-coco", "JSON", ExitCode.INVALID_INPUT),
+    ],
+)
 def test_bad_invocations_write_nothing(cli, app_ds, data, tmp_path, segcli_home, case, needle, code):
-    args = {"no-source": ["d", "--images", data / "images"],
-            "missing-dataset": ["nope", "--images", data / "images", "--masks", data / "masks"],
-            "missing-dir": ["d", "--images", tmp_path / "nowhere", "--masks", data / "masks"],
-            "empty-dir": ["d", "--images", tmp_path, "--masks", data / "masks"],
-            "no-classes": ["d", "--images", data / "images", "--masks", data / "masks"],
-            "truncated-coco": ["d", "--coco", data / "annotations.json", "--images", data / "images"]}[case]
+    args = {
+        "no-source": ["d", "--images", data / "images"],
+        "missing-dataset": ["nope", "--images", data / "images", "--masks", data / "masks"],
+        "missing-dir": ["d", "--images", tmp_path / "nowhere", "--masks", data / "masks"],
+        "empty-dir": ["d", "--images", tmp_path, "--masks", data / "masks"],
+        "no-classes": ["d", "--images", data / "images", "--masks", data / "masks"],
+        "truncated-coco": ["d", "--coco", data / "annotations.json", "--images", data / "images"],
+    }[case]
     if case == "no-classes":
         (data / "classes.txt").unlink()
     if case == "truncated-coco":
@@ -150,9 +167,19 @@ def test_bad_invocations_write_nothing(cli, app_ds, data, tmp_path, segcli_home,
 
 
 def test_coco_sample_gives_10_inputs_and_18_concepts(cli, app_ds, coco_sample):
-    result = cli("dataset", "upload", "d", "--app", "a", "--coco",
-                 coco_sample / "annotations" / "instances_val2017_subset.json",
-                 "--images", coco_sample / "images", "-o", "json")
+    result = cli(
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "a",
+        "--coco",
+        coco_sample / "annotations" / "instances_val2017_subset.json",
+        "--images",
+        coco_sample / "images",
+        "-o",
+        "json",
+    )
     assert result.code == 0, result.err
     assert result.json()["added"] == 10
     assert len(cli("app", "concepts", "a", "-o", "json").json()) == 18

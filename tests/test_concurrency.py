@@ -1,5 +1,6 @@
 """Concurrent processes on one store: two uploads into one dataset, and training while uploading.
 No "database is locked" may reach the user, and the store must stay exact."""
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,27 @@ def _run(env, *args):
 
 
 def _upload(env, data):
-    return subprocess.Popen([*SEGCLI, "dataset", "upload", "d", "--app", "a", "--images", str(data / "images"),
-                             "--masks", str(data / "masks"), "-o", "json", "-q"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            *SEGCLI,
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            str(data / "images"),
+            "--masks",
+            str(data / "masks"),
+            "-o",
+            "json",
+            "-q",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _setup(home):
@@ -53,26 +72,68 @@ def test_two_concurrent_uploads_into_one_dataset(tmp_path, two_halves):
     reports = [json.loads(out) for out, _ in outputs]
     assert sum(r["added"] for r in reports) == 300
     assert [r["added"] + r["skipped"] for r in reports] == [150, 150, 150]
-    assert db.execute("SELECT COUNT(*) FROM inputs WHERE id NOT IN (SELECT input_id FROM annotations)").fetchone()[0] == 0
+    assert (
+        db.execute("SELECT COUNT(*) FROM inputs WHERE id NOT IN (SELECT input_id FROM annotations)").fetchone()[0] == 0
+    )
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_training_while_uploading(tmp_path, two_halves):
     pytest.importorskip("torch", reason="the local engine needs the [local] extra")
     env = _setup(tmp_path / "home")
-    first = _run(env, "dataset", "upload", "d", "--app", "a", "--images", two_halves[0] / "images",
-                 "--masks", two_halves[0] / "masks", "-q")
+    first = _run(
+        env,
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "a",
+        "--images",
+        two_halves[0] / "images",
+        "--masks",
+        two_halves[0] / "masks",
+        "-q",
+    )
     assert first.returncode == 0, first.stderr
     assert _run(env, "model", "create", "m", "--app", "a").returncode == 0
-    started = _run(env, "train", "--template", "segcli_UNet", "--model", "m", "--app", "a", "--dataset", "d",
-                   "--set", "model_size=tiny", "--set", "image_size=[64,64]", "--set", "num_epochs=3",
-                   "--no-wait", "-o", "json")
+    started = _run(
+        env,
+        "train",
+        "--template",
+        "segcli_UNet",
+        "--model",
+        "m",
+        "--app",
+        "a",
+        "--dataset",
+        "d",
+        "--set",
+        "model_size=tiny",
+        "--set",
+        "image_size=[64,64]",
+        "--set",
+        "num_epochs=3",
+        "--no-wait",
+        "-o",
+        "json",
+    )
     assert started.returncode == 0, started.stderr
     upload = _upload(env, two_halves[1])  # writes while the worker reads its version and writes progress
     out, err = upload.communicate()
     assert upload.returncode == 0 and "locked" not in err, err
-    watched = _run(env, "train", "status", started.stdout.split('"id": "')[1].split('"')[0],
-                   "--model", "m", "--app", "a", "--watch", "-o", "json")
+    watched = _run(
+        env,
+        "train",
+        "status",
+        started.stdout.split('"id": "')[1].split('"')[0],
+        "--model",
+        "m",
+        "--app",
+        "a",
+        "--watch",
+        "-o",
+        "json",
+    )
     assert watched.returncode == 0, watched.stderr
     db = sqlite3.connect(tmp_path / "home" / "data" / "segcli.db")
     assert db.execute("SELECT COUNT(*) FROM inputs").fetchone()[0] == 300

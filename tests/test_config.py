@@ -1,4 +1,5 @@
 """Profiles and secrets: precedence flag > env > profile > default; PAT masked; file mode 0600."""
+
 from __future__ import annotations
 
 import stat

@@ -4,6 +4,7 @@ The `backend` fixture selects a backend the way scripts do (default local; SEGCL
 clarifai with CLARIFAI_* pointing at an in-process fake). Timestamps and server-made ids
 differ between backends; everything else a script may read must not.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -18,10 +19,18 @@ from fake_clarifai import TrainingPlan, fake_clarifai_server
 
 FAST = {"SEGCLI_CLARIFAI_POLL_S": "0.01", "SEGCLI_CLARIFAI_BACKOFF_S": "0.01", "SEGCLI_CLARIFAI_RETRY_S": "20"}
 SEGFORMER_DOC = {
-    "dataset_id": "", "dataset_version_id": "", "concepts": [],
-    "train_params": {"invalid_data_tolerance_percent": 5.0, "template": "MMSegmentation_SegFormer",
-                     "image_size": [520.0], "batch_size": 2.0, "num_epochs": 1.0,
-                     "per_item_lrate": 7.5e-06, "pretrained_weights": "ade20k"},
+    "dataset_id": "",
+    "dataset_version_id": "",
+    "concepts": [],
+    "train_params": {
+        "invalid_data_tolerance_percent": 5.0,
+        "template": "MMSegmentation_SegFormer",
+        "image_size": [520.0],
+        "batch_size": 2.0,
+        "num_epochs": 1.0,
+        "per_item_lrate": 7.5e-06,
+        "pretrained_weights": "ade20k",
+    },
 }
 SHAPES = ["circle", "square", "triangle"]
 
@@ -45,8 +54,20 @@ def data(result, *drop):
 
 
 def upload(cli, shapes_data, *extra):
-    return cli("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images",
-               "--masks", shapes_data / "masks", "-o", "json", *extra)
+    return cli(
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "a",
+        "--images",
+        shapes_data / "images",
+        "--masks",
+        shapes_data / "masks",
+        "-o",
+        "json",
+        *extra,
+    )
 
 
 def test_apps(cli, backend):
@@ -66,21 +87,39 @@ def test_datasets_upload_and_versions(cli, backend, shapes_data):
     dry = data(upload(cli, shapes_data, "--dry-run"))
     assert (dry["dry_run"], dry["valid"], dry["added"]) == (True, 12, 0)
     first = data(upload(cli, shapes_data))
-    assert first == {"added": 12, "skipped": 0, "invalid": 0, "updated": 0, "valid": 12, "clipped": 0, "dataset_id": "d",
-                     "concepts": first["concepts"], "invalid_items": [], "dry_run": False,
-                     "classes": ["background", *SHAPES], "format": "masks", "overlapped_pixels": 0}
+    assert first == {
+        "added": 12,
+        "skipped": 0,
+        "invalid": 0,
+        "updated": 0,
+        "valid": 12,
+        "clipped": 0,
+        "dataset_id": "d",
+        "concepts": first["concepts"],
+        "invalid_items": [],
+        "dry_run": False,
+        "classes": ["background", *SHAPES],
+        "format": "masks",
+        "overlapped_pixels": 0,
+    }
     assert sorted(first["concepts"]) == SHAPES
     again = data(upload(cli, shapes_data))
     assert (again["added"], again["skipped"], again["invalid"]) == (0, 12, 0)
     assert data(cli("app", "concepts", "a", "-o", "json")) == [{"id": c, "name": c} for c in SHAPES]
     version = data(cli("dataset", "version", "create", "d", "--app", "a", "-o", "json"), "id")
-    assert version == {"dataset_id": "d", "app_id": "a", "inputs": 12, "concepts": SHAPES,
-                       "classes": ["background", *SHAPES], "category_ids": {}}
+    assert version == {
+        "dataset_id": "d",
+        "app_id": "a",
+        "inputs": 12,
+        "concepts": SHAPES,
+        "classes": ["background", *SHAPES],
+        "category_ids": {},
+    }
     listed = data(cli("dataset", "version", "list", "d", "--app", "a", "-o", "json"), "id")
     assert listed == [version]
     counts = {"id": "d", "app_id": "a", "inputs": 12, "versions": 1, "classes": ["background", *SHAPES]}
     assert data(cli("dataset", "show", "d", "--app", "a", "--no-stats", "-o", "json")) == counts
-    shown = data(cli("dataset", "show", "d", "--app", "a", "-o", "json"))   # the same keys, and statistics
+    shown = data(cli("dataset", "show", "d", "--app", "a", "-o", "json"))  # the same keys, and statistics
     assert {k: shown[k] for k in counts} == counts and [c["id"] for c in shown["concepts"]] == SHAPES
     assert [d["id"] for d in data(cli("dataset", "list", "--app", "a", "-o", "json"))] == ["d"]
 
@@ -90,8 +129,13 @@ def test_models_and_types(cli, backend):
     assert {"id": "visual-segmenter", "supported": True} in types and len(types) == 8
     ok(cli("app", "create", "a"))
     model = data(cli("model", "create", "m", "--app", "a", "-o", "json"))
-    assert model == {"id": "m", "app_id": "a", "model_type_id": "visual-segmenter", "versions": 0,
-                     "latest_version": None}
+    assert model == {
+        "id": "m",
+        "app_id": "a",
+        "model_type_id": "visual-segmenter",
+        "versions": 0,
+        "latest_version": None,
+    }
     assert data(cli("model", "list", "--app", "a", "-o", "json")) == [model]
     assert data(cli("model", "show", "m", "--app", "a", "-o", "json")) == {**model, "model_versions": []}
     assert cli("model", "create", "m", "--app", "a", "--exist-ok").code == 0
@@ -121,8 +165,10 @@ def test_errors(cli, backend, shapes_data):
     assert cli("app", "create", "a", "--exist-ok").code == 0
     no_ds = upload(cli, shapes_data)
     assert no_ds.code == ExitCode.NOT_FOUND
-    assert no_ds.err.strip().splitlines() == ["error: dataset 'd' does not exist in app 'a'",
-                                              "hint: segcli dataset create d --app a"]
+    assert no_ds.err.strip().splitlines() == [
+        "error: dataset 'd' does not exist in app 'a'",
+        "hint: segcli dataset create d --app a",
+    ]
     ok(cli("dataset", "create", "d", "--app", "a"))
     assert cli("dataset", "create", "d", "--app", "a").code == ExitCode.CONFLICT
     empty = cli("dataset", "version", "create", "d", "--app", "a")
@@ -148,21 +194,34 @@ def test_train_predict_eval(cli, backend, shapes_data, tmp_path):
     ok(upload(cli, shapes_data))
     ok(cli("model", "create", "m", "--app", "a"))
     tiny = ["--set", "image_size=[64]", "--set", "pretrained_weights=None", "--set", "model_size=tiny"]
-    events = ok(cli("train", "--template", "MMSegmentation_SegFormer", "--model", "m", "--app", "a",
-                    "--dataset", "d", *tiny, "-o", "json")).jsonl()
+    events = ok(
+        cli(
+            "train",
+            "--template",
+            "MMSegmentation_SegFormer",
+            "--model",
+            "m",
+            "--app",
+            "a",
+            "--dataset",
+            "d",
+            *tiny,
+            "-o",
+            "json",
+        )
+    ).jsonl()
     end = events[-1]
     assert (end["event"], end["status"]) == ("end", "TRAINED") and set(end) >= {"version_id", "message", "metrics"}
     shown = data(cli("model", "show", "m", "--app", "a", "-o", "json"))
     assert shown["versions"] == 1 and shown["model_versions"][0]["status"] == "TRAINED"
     assert shown["model_versions"][0]["concepts"] == SHAPES
-    doc = ok(cli("predict", shapes_data / "images", "--model", "m", "--app", "a", "--out", tmp_path / "p",
-                 "-o", "json")).json()
+    doc = ok(
+        cli("predict", shapes_data / "images", "--model", "m", "--app", "a", "--out", tmp_path / "p", "-o", "json")
+    ).json()
     assert doc["classes"] == ["background", *SHAPES] and len(doc["items"]) == 12
     assert set(doc["items"][0]) >= {"input", "width", "height", "mask_path", "overlay_path", "regions"}
     metrics = ok(cli("model", "eval", "--model", "m", "--app", "a", "--dataset", "d", "-o", "json")).json()
     assert metrics["inputs"] == 12 and set(metrics) >= {"mIoU", "mAcc", "aAcc", "per_class"}
-
-
 
 
 def test_train_without_template_uses_the_backends_default(cli, backend, shapes_data):

@@ -4,6 +4,7 @@ gives the same dataset (same input ids, the same concept at every pixel, the sam
 The data has ignore (255) pixels: kept by the local store and by a masks export; Clarifai
 annotations cannot express them (they come back as background), nor can COCO.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -59,8 +60,10 @@ def stored(app, dataset="d"):
     try:
         out = {}
         for item in STATE.backend.iter_dataset_items(app, dataset):
-            concepts = {c: np.isin(item.labelmap, [v for v, n in item.labels.items() if n == c])
-                        for c in set(item.labels.values())}
+            concepts = {
+                c: np.isin(item.labelmap, [v for v, n in item.labels.items() if n == c])
+                for c in set(item.labels.values())
+            }
             out[item.input_id] = (item.name, concepts, item.labelmap == 255)
         return out
     finally:
@@ -68,7 +71,7 @@ def stored(app, dataset="d"):
 
 
 def same_pixels(a, b, ignore_is_background=False):
-    assert set(a) == set(b)                         # same input ids
+    assert set(a) == set(b)  # same input ids
     for input_id, (_, concepts, ignore) in a.items():
         _, other, other_ignore = b[input_id]
         assert set(concepts) == set(other), input_id  # same concepts
@@ -86,19 +89,28 @@ def test_masks_export_round_trips(cli, backend, data, tmp_path):
     upload(cli, "a", data / "images", masks=data / "masks")
     out = tmp_path / "export"
     summary = ok(cli("dataset", "export", "d", "--app", "a", "--format", "masks", "--out", out, "-o", "json")).json()
-    assert summary == {"dir": str(out), "format": "masks", "app_id": "a", "dataset_id": "d",
-                       "dataset_version_id": None, "images": 12, "classes": summary["classes"],
-                       "category_ids": {c: i for i, c in enumerate(summary["classes"]) if i},
-                       "renamed": 0, "ignored_pixels": 0, "renamed_items": []}
+    assert summary == {
+        "dir": str(out),
+        "format": "masks",
+        "app_id": "a",
+        "dataset_id": "d",
+        "dataset_version_id": None,
+        "images": 12,
+        "classes": summary["classes"],
+        "category_ids": {c: i for i, c in enumerate(summary["classes"]) if i},
+        "renamed": 0,
+        "ignored_pixels": 0,
+        "renamed_items": [],
+    }
     classes, masks = original_masks(data)
     assert summary["classes"] == classes == (out / "classes.txt").read_text().split()
-    for image in (data / "images").iterdir():   # the stored files, as uploaded, under their names
+    for image in (data / "images").iterdir():  # the stored files, as uploaded, under their names
         assert (out / "images" / image.name).read_bytes() == image.read_bytes()
     for name, mask in masks.items():
         exported = np.asarray(Image.open(out / "masks" / name))
-        if backend == "local":   # pixel-exact, ignore included (the stored PNG, byte for byte)
+        if backend == "local":  # pixel-exact, ignore included (the stored PNG, byte for byte)
             assert (out / "masks" / name).read_bytes() == (data / "masks" / name).read_bytes()
-        else:                    # Clarifai cannot hold ignore pixels: they come back as background
+        else:  # Clarifai cannot hold ignore pixels: they come back as background
             assert (exported == np.where(mask == 255, 0, mask)).all()
     # Uploaded again: into the same dataset nothing changes; into another app, the same dataset.
     again = upload(cli, "a", out / "images", masks=out / "masks")
@@ -139,7 +151,7 @@ def test_export_of_a_version(cli, backend, data, tmp_path):
     result = cli("dataset", "export", "d", "--app", "a", "--dataset-version", version, "--out", out, "-o", "json")
     if backend == "local":
         assert ok(result).json()["images"] == 6 and len(list((out / "images").iterdir())) == 6
-    else:   # V2 lists a version's inputs only through its own export: a changed dataset is refused
+    else:  # V2 lists a version's inputs only through its own export: a changed dataset is refused
         assert result.code == ExitCode.CONFLICT and "changed since version" in result.err
         assert not out.exists() and not list(tmp_path.glob(".v.segcli-export-*"))
 
@@ -175,10 +187,19 @@ def test_names_keep_their_subfolders(cli, tmp_path):
     assert upload(cli, "a", src / "images", masks=src / "masks")["added"] == 4
     out = tmp_path / "out"
     ok(cli("dataset", "export", "d", "--app", "a", "--out", out))
-    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.*") if p.is_file() and p.name != ".segcli-export.json") == [
-        "classes.txt", "images/train/00000.jpg", "images/train/00001.jpg", "images/val/00002.jpg",
-        "images/val/00003.jpg", "masks/train/00000.png", "masks/train/00001.png", "masks/val/00002.png",
-        "masks/val/00003.png"]
+    assert sorted(
+        str(p.relative_to(out)) for p in out.rglob("*.*") if p.is_file() and p.name != ".segcli-export.json"
+    ) == [
+        "classes.txt",
+        "images/train/00000.jpg",
+        "images/train/00001.jpg",
+        "images/val/00002.jpg",
+        "images/val/00003.jpg",
+        "masks/train/00000.png",
+        "masks/train/00001.png",
+        "masks/val/00002.png",
+        "masks/val/00003.png",
+    ]
     assert upload(cli, "b", out / "images", masks=out / "masks")["added"] == 4
     same_pixels(stored("a"), stored("b"))
 
@@ -194,18 +215,20 @@ def test_out_folder_rules(cli, data, tmp_path):
     a_file = tmp_path / "file"
     a_file.write_text("x")
     assert cli("dataset", "export", "d", "--app", "a", "--out", a_file).code == ExitCode.CONFLICT
-    assert cli("dataset", "export", "d", "--app", "a", "--out", tmp_path / "x", "--format", "pdf").code == ExitCode.USAGE
+    assert (
+        cli("dataset", "export", "d", "--app", "a", "--out", tmp_path / "x", "--format", "pdf").code == ExitCode.USAGE
+    )
     missing = cli("dataset", "export", "nope", "--app", "a", "--out", tmp_path / "n")
     assert missing.code == ExitCode.NOT_FOUND and not (tmp_path / "n").exists()
     out = tmp_path / "out"
     out.mkdir()
-    ok(cli("dataset", "export", "d", "--app", "a", "--out", out))      # an empty folder is fine
+    ok(cli("dataset", "export", "d", "--app", "a", "--out", out))  # an empty folder is fine
     (out / "images" / "stale.jpg").write_bytes(b"left from before")
-    ok(cli("dataset", "export", "d", "--app", "a", "--out", out))      # a previous export is replaced whole
+    ok(cli("dataset", "export", "d", "--app", "a", "--out", out))  # a previous export is replaced whole
     assert not (out / "images" / "stale.jpg").exists() and len(list((out / "images").iterdir())) == 12
     other = cli("dataset", "export", "d", "--app", "a", "--out", out, "--format", "coco")
     assert other.code == ExitCode.CONFLICT and "'masks' export" in other.err
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []   # no staging left
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging left
 
 
 def test_a_failed_export_leaves_nothing_half_written(cli, data, tmp_path):
@@ -217,15 +240,21 @@ def test_a_failed_export_leaves_nothing_half_written(cli, data, tmp_path):
     upload(cli, "a", data / "images", masks=data / "masks")
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
     try:
         fill(mount, leave_bytes=20 * 1024)
         failed = cli("dataset", "export", "d", "--app", "a", "--out", mount / "out", "-q")
-        assert failed.code == ExitCode.ENVIRONMENT and f"no space left on the device holding {mount / 'out'}" in failed.err
+        assert (
+            failed.code == ExitCode.ENVIRONMENT and f"no space left on the device holding {mount / 'out'}" in failed.err
+        )
         assert "Traceback" not in failed.err and len(failed.err.strip().splitlines()) == 2
-        assert not (mount / "out").exists() and [p.name for p in mount.iterdir() if not p.name.startswith("filler")] == []
+        assert (
+            not (mount / "out").exists() and [p.name for p in mount.iterdir() if not p.name.startswith("filler")] == []
+        )
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
@@ -238,10 +267,21 @@ def test_file_names_are_safe_and_unique():
     png = _io.BytesIO()
     Image.new("RGB", (2, 2)).save(png, format="PNG")
     names = FileNames()
-    got = [names.name(n, f"d-{i:020x}", png.getvalue()) for i, n in enumerate(
-        ["train/a.jpg", "../../etc/a.jpg", "C:\\shots\\b.JPG", "", ".hidden.jpg", "train/a.png", "notes"])]
-    assert got == ["train/a.jpg", "etc/a.jpg", "shots/b.JPG", "d-00000000000000000003.png", "hidden.jpg",
-                   "train/a-00000005.png", "notes.png"]
+    got = [
+        names.name(n, f"d-{i:020x}", png.getvalue())
+        for i, n in enumerate(
+            ["train/a.jpg", "../../etc/a.jpg", "C:\\shots\\b.JPG", "", ".hidden.jpg", "train/a.png", "notes"]
+        )
+    ]
+    assert got == [
+        "train/a.jpg",
+        "etc/a.jpg",
+        "shots/b.JPG",
+        "d-00000000000000000003.png",
+        "hidden.jpg",
+        "train/a-00000005.png",
+        "notes.png",
+    ]
     assert names.renamed == 6
 
 

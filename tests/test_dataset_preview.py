@@ -1,6 +1,7 @@
 """`dataset preview`: the contact sheet's size and grid, overlay colours exactly where the masks
 are (and nowhere else), ignore hatching, EXIF-rotated photos shown upright, --concepts and --seed,
 streaming (a small sheet reads few items), refusals; the same sheet from both backends."""
+
 from __future__ import annotations
 
 import io
@@ -45,7 +46,7 @@ def test_long_names_are_shortened_in_the_middle():
 
 
 def test_tiles_letterbox_and_colour_only_the_labelled_pixels():
-    grey = np.full((16, 32, 3), 100, np.uint8)            # 32 wide, 16 high: scaled x2 into a 64 tile
+    grey = np.full((16, 32, 3), 100, np.uint8)  # 32 wide, 16 high: scaled x2 into a 64 tile
     classmap = np.zeros((16, 32), np.uint8)
     classmap[4:12, 8:24] = 1
     ignored = np.zeros((16, 32), np.uint8)
@@ -56,29 +57,31 @@ def test_tiles_letterbox_and_colour_only_the_labelled_pixels():
     layout = Layout(3, 64, titled=True)
     assert sheet.shape[1] == layout.width and sheet.shape[0] > layout.grid_bottom
     x, y = layout.origin(0)
-    tile = sheet[y:y + 64, x:x + 64]
-    assert exactly(tile[:16], TILE_BG).all() and exactly(tile[48:], TILE_BG).all()   # letterbox bars
+    tile = sheet[y : y + 64, x : x + 64]
+    assert exactly(tile[:16], TILE_BG).all() and exactly(tile[48:], TILE_BG).all()  # letterbox bars
     image = tile[16:48]
     region = np.kron(classmap, np.ones((2, 2), np.uint8)) == 1
     cat = colors_for(classes)[1]
     border = exactly(image, cat)
-    assert border.any() and not (border & ~region).any()           # the colour only on the region
-    inside = image[16, 32].astype(int)                              # the region's middle: blended
+    assert border.any() and not (border & ~region).any()  # the colour only on the region
+    inside = image[16, 32].astype(int)  # the region's middle: blended
     assert np.abs(inside - (0.5 * 100 + 0.5 * np.asarray(cat))).max() <= 1
-    assert exactly(image[~region], (100, 100, 100)).all()           # background untouched
+    assert exactly(image[~region], (100, 100, 100)).all()  # background untouched
     x, y = layout.origin(1)
-    hatched = sheet[y + 16:y + 48, x:x + 64]
+    hatched = sheet[y + 16 : y + 48, x : x + 64]
     stripes = exactly(hatched, (IGNORE_STRIPE,) * 3)
-    assert stripes[:, :20].any() and not stripes[:, 20:].any()     # ignore hatched, only there
+    assert stripes[:, :20].any() and not stripes[:, 20:].any()  # ignore hatched, only there
     x, y = layout.origin(2)
-    assert exactly(sheet[y:y + 16, x:x + 64], TILE_BG).all()        # unreadable: an empty tile (and the note)
+    assert exactly(sheet[y : y + 16, x : x + 64], TILE_BG).all()  # unreadable: an empty tile (and the note)
 
 
 # -- streaming ---------------------------------------------------------------------------------
 def counted(n: int, reads: list):
     for i in range(n):
         reads.append(i)
-        yield DatasetItem(input_id=f"{i:03d}", name=f"{i}.png", image=b"", labelmap=np.zeros((1, 1), np.uint8), labels={})
+        yield DatasetItem(
+            input_id=f"{i:03d}", name=f"{i}.png", image=b"", labelmap=np.zeros((1, 1), np.uint8), labels={}
+        )
 
 
 def test_a_small_sheet_reads_few_items():
@@ -87,7 +90,7 @@ def test_a_small_sheet_reads_few_items():
     assert len(reads) == 4
     reads.clear()
     drawn = sample(counted(1000, reads), 1000, 4, seed=7)
-    assert len(drawn) == 4 and len(reads) == int(drawn[-1].input_id) + 1   # stops after the last one drawn
+    assert len(drawn) == 4 and len(reads) == int(drawn[-1].input_id) + 1  # stops after the last one drawn
     assert [i.input_id for i in sample(counted(1000, []), 1000, 4, seed=7)] == [i.input_id for i in drawn]
     keep_odd = lambda item: int(item.input_id) % 2 == 1  # noqa: E731
     picked = sample(counted(50, []), 50, 5, seed=3, keep=keep_odd)
@@ -99,12 +102,18 @@ def test_a_small_sheet_reads_few_items():
 def upload_shapes(cli, shapes_data):
     ok(cli("app", "create", "a"))
     ok(cli("dataset", "create", "d", "--app", "a"))
-    ok(cli("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks", shapes_data / "masks"))
+    ok(
+        cli(
+            "dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks", shapes_data / "masks"
+        )
+    )
 
 
 def test_sheet_shows_each_mask_in_its_concept_colour(cli, backend, shapes_data, tmp_path):  # noqa: F811
     upload_shapes(cli, shapes_data)
-    doc = ok(cli("dataset", "preview", "d", "--app", "a", "-f", tmp_path / "sheet.png", "--tile", "128", "-o", "json")).json()
+    doc = ok(
+        cli("dataset", "preview", "d", "--app", "a", "-f", tmp_path / "sheet.png", "--tile", "128", "-o", "json")
+    ).json()
     assert doc["images"] == 12 and doc["concepts"] == SHAPES[1:] and doc["ignore_pixels"] is False
     colors = colors_for(SHAPES)
     assert doc["colors"] == {c: "#%02x%02x%02x" % colors[i] for i, c in enumerate(SHAPES) if i}
@@ -115,7 +124,7 @@ def test_sheet_shows_each_mask_in_its_concept_colour(cli, backend, shapes_data, 
     assert sorted(i["name"] for i in doc["items"]) == sorted(p.name for p in (shapes_data / "images").iterdir())
     for k, item in enumerate(doc["items"]):
         x, y = layout.origin(k)
-        tile = sheet[y:y + 128, x:x + 128]   # 64x64 images, x2: no letterbox
+        tile = sheet[y : y + 128, x : x + 128]  # 64x64 images, x2: no letterbox
         mask = np.asarray(Image.open(shapes_data / "masks" / item["name"].replace(".jpg", ".png")))
         mask = np.kron(mask, np.ones((2, 2), np.uint8))
         for value in (1, 2, 3):
@@ -130,19 +139,54 @@ def test_sheet_shows_each_mask_in_its_concept_colour(cli, backend, shapes_data, 
 
 def test_concepts_pick_images_and_are_coloured_as_training_them_alone(cli, shapes_data, tmp_path):
     upload_shapes(cli, shapes_data)
-    doc = ok(cli("dataset", "preview", "d", "--app", "a", "-f", tmp_path / "c.png", "--concepts", "circle",
-                 "-n", "4", "--seed", "1", "-o", "json")).json()
+    doc = ok(
+        cli(
+            "dataset",
+            "preview",
+            "d",
+            "--app",
+            "a",
+            "-f",
+            tmp_path / "c.png",
+            "--concepts",
+            "circle",
+            "-n",
+            "4",
+            "--seed",
+            "1",
+            "-o",
+            "json",
+        )
+    ).json()
     assert doc["images"] == 4 and doc["concepts"] == ["circle"]
     assert doc["colors"] == {"circle": "#%02x%02x%02x" % colors_for(["background", "circle"])[1]}
     for item in doc["items"]:
         mask = np.asarray(Image.open(shapes_data / "masks" / item["name"].replace(".jpg", ".png")))
         assert (mask == 1).any()
-    same = ok(cli("dataset", "preview", "d", "--app", "a", "-f", tmp_path / "c2.png", "--concepts", "circle",
-                  "-n", "4", "--seed", "1", "-o", "json")).json()
+    same = ok(
+        cli(
+            "dataset",
+            "preview",
+            "d",
+            "--app",
+            "a",
+            "-f",
+            tmp_path / "c2.png",
+            "--concepts",
+            "circle",
+            "-n",
+            "4",
+            "--seed",
+            "1",
+            "-o",
+            "json",
+        )
+    ).json()
     assert same["items"] == doc["items"]
     every = ok(cli("dataset", "preview", "d", "--app", "a", "-f", tmp_path / "all.png", "-n", "3", "-o", "json")).json()
-    seeded = ok(cli("dataset", "preview", "d", "--app", "a", "-f", tmp_path / "s.png", "-n", "3", "--seed", "5",
-                    "-o", "json")).json()
+    seeded = ok(
+        cli("dataset", "preview", "d", "--app", "a", "-f", tmp_path / "s.png", "-n", "3", "--seed", "5", "-o", "json")
+    ).json()
     assert len(seeded["items"]) == 3 and seeded["items"] != every["items"]
 
 
@@ -152,7 +196,7 @@ def exif_rotated_folder(root):
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
     shown = np.full((32, 16, 3), 90, np.uint8)
-    stored = Image.fromarray(shown).transpose(Image.Transpose.ROTATE_90)   # 32 wide, 16 high
+    stored = Image.fromarray(shown).transpose(Image.Transpose.ROTATE_90)  # 32 wide, 16 high
     exif = Image.Exif()
     exif[0x0112] = 6
     stored.save(root / "images" / "phone.jpg", exif=exif.tobytes(), quality=95)
@@ -169,16 +213,18 @@ def test_exif_rotated_photo_is_shown_upright_with_its_ignore_pixels(cli, tmp_pat
     ok(cli("app", "create", "a"))
     ok(cli("dataset", "create", "d", "--app", "a"))
     ok(cli("dataset", "upload", "d", "--app", "a", "--images", data / "images", "--masks", data / "masks"))
-    doc = ok(cli("dataset", "preview", "d", "--app", "a", "-f", tmp_path / "p.png", "--tile", "64", "-o", "json")).json()
+    doc = ok(
+        cli("dataset", "preview", "d", "--app", "a", "-f", tmp_path / "p.png", "--tile", "64", "-o", "json")
+    ).json()
     assert doc["concepts"] == ["sky"] and doc["ignore_pixels"] is True
     x, y = Layout(1, 64, titled=True).origin(0)
-    tile = decode(tmp_path / "p.png")[y:y + 64, x:x + 64]
+    tile = decode(tmp_path / "p.png")[y : y + 64, x : x + 64]
     # Shown 16x32 -> 32x64 in the tile: upright means bars left and right, not above and below.
     assert exactly(tile[:, :16], TILE_BG).all() and exactly(tile[:, 48:], TILE_BG).all()
     assert not exactly(tile[:, 16:48], TILE_BG).all(axis=0).any()
     sky = exactly(tile, colors_for(["background", "sky"])[1])
-    assert sky[:16, 24:48].any() and not sky[16:].any()            # the sky is at the top
-    assert exactly(tile[:, 16:20], (IGNORE_STRIPE,) * 3).any()    # the ignored left column, hatched
+    assert sky[:16, 24:48].any() and not sky[16:].any()  # the sky is at the top
+    assert exactly(tile[:, 16:20], (IGNORE_STRIPE,) * 3).any()  # the ignored left column, hatched
 
 
 def test_colours_follow_the_dataset_not_the_app(cli, shapes_data, tmp_path):
@@ -214,8 +260,23 @@ def test_refusals(cli, shapes_data, tmp_path):
 def test_a_dataset_version(cli, shapes_data, tmp_path):
     upload_shapes(cli, shapes_data)
     version = ok(cli("dataset", "version", "create", "d", "--app", "a", "-o", "json")).json()["id"]
-    doc = ok(cli("dataset", "preview", "d", "--app", "a", "--dataset-version", version, "-n", "2",
-                 "-f", tmp_path / "v.png", "-o", "json")).json()
+    doc = ok(
+        cli(
+            "dataset",
+            "preview",
+            "d",
+            "--app",
+            "a",
+            "--dataset-version",
+            version,
+            "-n",
+            "2",
+            "-f",
+            tmp_path / "v.png",
+            "-o",
+            "json",
+        )
+    ).json()
     assert doc["dataset_version_id"] == version and doc["images"] == 2
     assert Image.open(io.BytesIO((tmp_path / "v.png").read_bytes())).format == "PNG"
 
@@ -223,4 +284,4 @@ def test_a_dataset_version(cli, shapes_data, tmp_path):
 @pytest.fixture(autouse=True)
 def _no_stray_files(tmp_path):
     yield
-    assert not list(tmp_path.glob(".*.tmp"))   # written atomically: no temp file left behind
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically: no temp file left behind

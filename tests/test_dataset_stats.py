@@ -1,6 +1,7 @@
 """`dataset show` statistics: images per concept, pixel fractions (of all pixels), background and
 ignore shares, the warning about rare concepts; against label maps small enough to count by hand,
 on both backends."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,9 +25,11 @@ def test_counts_by_hand():
     stats.add(np.array([[1, 1], [1, 0]], np.uint8), {1: "dog"})
     doc = stats.to_dict()
     assert doc["pixels"] == 10
-    assert doc["concepts"] == [{"id": "bird", "images": 0, "pixel_fraction": 0.0},
-                               {"id": "cat", "images": 1, "pixel_fraction": pytest.approx(2 / 10)},
-                               {"id": "dog", "images": 2, "pixel_fraction": pytest.approx(4 / 10)}]
+    assert doc["concepts"] == [
+        {"id": "bird", "images": 0, "pixel_fraction": 0.0},
+        {"id": "cat", "images": 1, "pixel_fraction": pytest.approx(2 / 10)},
+        {"id": "dog", "images": 2, "pixel_fraction": pytest.approx(4 / 10)},
+    ]
     assert doc["ignore_fraction"] == pytest.approx(1 / 10)
     assert doc["background_fraction"] == pytest.approx(3 / 10)
     total = sum(c["pixel_fraction"] for c in doc["concepts"]) + doc["ignore_fraction"] + doc["background_fraction"]
@@ -35,7 +38,7 @@ def test_counts_by_hand():
 
 def test_rare_concepts_are_named_in_one_warning():
     stats = DatasetStats()
-    for i in range(200):   # "common" in all 200 images, "rare" in 4: under 5 images
+    for i in range(200):  # "common" in all 200 images, "rare" in 4: under 5 images
         labelmap = np.ones((2, 2), np.uint8)
         labels = {1: "common"}
         if i < 4:
@@ -44,7 +47,7 @@ def test_rare_concepts_are_named_in_one_warning():
         stats.add(labelmap, labels)
     assert stats.rare() == [("rare", 4)]
     assert "concept 'rare' is in 4 of 200 images" in rare_warning(stats)
-    for _ in range(400):   # 1% of 600 images is 6: 5 images are now too few as well
+    for _ in range(400):  # 1% of 600 images is 6: 5 images are now too few as well
         stats.add(np.ones((2, 2), np.uint8), {1: "common"})
     assert stats.rare_limit() == 6
     assert DatasetStats().rare() == [] and rare_warning(DatasetStats()) is None
@@ -55,11 +58,13 @@ def tiny_mask_folder(root, ignore: bool):
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
     (root / "masks" / "classes.txt").write_text("background\ncat\ndog\n")
-    masks = {"a": [[0, 1, 1], [2, 0, 2]],          # 3x2: cat 2, dog 2
-             "b": [[2, 2], [2, 0]],                # 2x2: dog 3
-             "c": [[0, 0, 0, 0]]}                  # 4x1: background only
+    masks = {
+        "a": [[0, 1, 1], [2, 0, 2]],  # 3x2: cat 2, dog 2
+        "b": [[2, 2], [2, 0]],  # 2x2: dog 3
+        "c": [[0, 0, 0, 0]],
+    }  # 4x1: background only
     if ignore:
-        masks["b"][1][1] = 255   # b's background pixel
+        masks["b"][1][1] = 255  # b's background pixel
     for name, rows in masks.items():
         mask = np.array(rows, np.uint8)
         Image.fromarray(np.full((*mask.shape, 3), 120, np.uint8)).save(root / "images" / f"{name}.png")
@@ -82,9 +87,15 @@ def rounded(doc):
     return round(doc, 12) if isinstance(doc, float) else doc
 
 
-HAND_COUNTED = {"concepts": [{"id": "cat", "images": 1, "pixel_fraction": 2 / 14},
-                             {"id": "dog", "images": 2, "pixel_fraction": 5 / 14}],
-                "background_fraction": 7 / 14, "ignore_fraction": 0.0, "pixels": 14}
+HAND_COUNTED = {
+    "concepts": [
+        {"id": "cat", "images": 1, "pixel_fraction": 2 / 14},
+        {"id": "dog", "images": 2, "pixel_fraction": 5 / 14},
+    ],
+    "background_fraction": 7 / 14,
+    "ignore_fraction": 0.0,
+    "pixels": 14,
+}
 
 
 @pytest.mark.parametrize("backend", ["local", "clarifai"])
@@ -100,7 +111,7 @@ def test_show_counts_on_both_backends(cli, tmp_path, monkeypatch, backend):
             upload(cli, folder)
             shown = ok(cli("dataset", "show", "d", "--app", "a", "-o", "json"))
     doc = shown.json()
-    assert (doc["id"], doc["app_id"], doc["inputs"], doc["versions"]) == ("d", "a", 3, 0)   # the keys it had
+    assert (doc["id"], doc["app_id"], doc["inputs"], doc["versions"]) == ("d", "a", 3, 0)  # the keys it had
     assert rounded({k: doc[k] for k in HAND_COUNTED}) == rounded(HAND_COUNTED)
     # Both concepts are in fewer than 5 images: one warning names them, on stderr only.
     assert "2 of 2 concepts are in fewer than 5 images (of 3): cat (1), dog (2)" in shown.err
@@ -114,6 +125,8 @@ def test_show_table_and_ignore_share(cli, tmp_path):
     table = ok(cli("dataset", "show", "d", "--app", "a")).out
     assert "ignore      7.14%" in table and "background  42.86%" in table
     assert [line.split() for line in table.splitlines() if line.startswith(("cat", "dog"))] == [
-        ["cat", "1", "(33%)", "14.29%"], ["dog", "2", "(67%)", "35.71%"]]
+        ["cat", "1", "(33%)", "14.29%"],
+        ["dog", "2", "(67%)", "35.71%"],
+    ]
     quick = ok(cli("dataset", "show", "d", "--app", "a", "--no-stats", "-o", "json"))
     assert set(quick.json()) == {"id", "app_id", "created_at", "inputs", "versions", "classes"} and quick.err == ""

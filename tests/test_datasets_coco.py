@@ -1,4 +1,5 @@
 """read_coco: real COCO JSON + image files in tmp_path, checked pixel by pixel."""
+
 from __future__ import annotations
 
 import io
@@ -39,8 +40,7 @@ def rect(x0, y0, x1, y1) -> list[float]:
 
 
 def ann(aid, cat, seg, image_id=1, **extra) -> dict:
-    return {"id": aid, "image_id": image_id, "category_id": cat, "segmentation": seg,
-            "iscrowd": 0, **extra}
+    return {"id": aid, "image_id": image_id, "category_id": cat, "segmentation": seg, "iscrowd": 0, **extra}
 
 
 def write_coco(root: Path, anns: list[dict], images=(("a.png", W, H),), categories=CATS) -> Path:
@@ -106,8 +106,11 @@ def test_rle_and_iscrowd(tmp_path, compressed):
 
 
 def test_overlap_gives_the_hidden_concept_its_own_mask(tmp_path):
-    anns = [ann(1, 3, [rect(0, 0, 20, 20)]), ann(2, 17, [rect(10, 10, 30, 30)]),
-            ann(3, 3, [rect(25, 0, 35, 5)])]  # a second cat, untouched
+    anns = [
+        ann(1, 3, [rect(0, 0, 20, 20)]),
+        ann(2, 17, [rect(10, 10, 30, 30)]),
+        ann(3, 3, [rect(25, 0, 35, 5)]),
+    ]  # a second cat, untouched
     write_coco(tmp_path, anns)
     (item,) = read(tmp_path).items
     cat, dog = item.regions
@@ -148,12 +151,13 @@ def _corrupt(root, name, data):
 CASES = {
     "missing image": (lambda r: (r / "images" / "a.png").unlink(), "a.png", "not found"),
     "zero-byte image": (lambda r: _corrupt(r, "a.png", b""), "a.png", "empty (0 bytes)"),
-    "garbage image": (lambda r: _corrupt(r, "a.png", b"not an image at all"), "a.png",
-                      "not an image file"),
-    "truncated image": (lambda r: _corrupt(r, "a.png", (r / "images/a.png").read_bytes()[:60]),
-                        "a.png", "truncated"),
-    "wrong size": (lambda r: Image.new("RGB", (W + 1, H)).save(r / "images/a.png"), "a.png",
-                   f"image is {W + 1}x{H} but the JSON says {W}x{H}"),
+    "garbage image": (lambda r: _corrupt(r, "a.png", b"not an image at all"), "a.png", "not an image file"),
+    "truncated image": (lambda r: _corrupt(r, "a.png", (r / "images/a.png").read_bytes()[:60]), "a.png", "truncated"),
+    "wrong size": (
+        lambda r: Image.new("RGB", (W + 1, H)).save(r / "images/a.png"),
+        "a.png",
+        f"image is {W + 1}x{H} but the JSON says {W}x{H}",
+    ),
 }
 
 
@@ -179,10 +183,11 @@ def test_truncated_jpeg_is_invalid(tmp_path):
 
 BAD_ANNOTATIONS = {
     "unknown category": (ann(7, 99, [rect(0, 0, 5, 5)]), "annotation 7 has unknown category id 99"),
-    "wholly outside": (ann(7, 3, [[W + 5, 0, W + 15, 0, W + 10, 8]]),
-                       f"polygon lies wholly outside the {W}x{H} image (first point (45, 0))"),
-    "second ring outside": (ann(7, 3, [rect(0, 0, 5, 5), rect(-9, -9, -2, -2)]),
-                            "polygon 2 lies wholly outside"),
+    "wholly outside": (
+        ann(7, 3, [[W + 5, 0, W + 15, 0, W + 10, 8]]),
+        f"polygon lies wholly outside the {W}x{H} image (first point (45, 0))",
+    ),
+    "second ring outside": (ann(7, 3, [rect(0, 0, 5, 5), rect(-9, -9, -2, -2)]), "polygon 2 lies wholly outside"),
     "zero area": (ann(7, 3, [[0, 0, 5, 5, 10, 10]]), "polygon has zero area (its points lie on one line)"),
     "repeated point": (ann(7, 3, [[3, 3, 3, 3, 3, 3]]), "zero area"),
     "not finite": (ann(7, 3, [[0, 0, 5, 0, float("nan"), 5]]), "not a finite number"),
@@ -203,8 +208,11 @@ BAD_ANNOTATIONS = {
 @pytest.mark.parametrize("case", BAD_ANNOTATIONS)
 def test_bad_annotations_invalidate_their_image(tmp_path, case):
     bad, reason = BAD_ANNOTATIONS[case]
-    write_coco(tmp_path, [ann(1, 3, [rect(0, 0, 5, 5)]), bad, ann(2, 17, [rect(1, 1, 4, 4)], image_id=2)],
-               images=[("a.png", W, H), ("b.png", W, H)])
+    write_coco(
+        tmp_path,
+        [ann(1, 3, [rect(0, 0, 5, 5)]), bad, ann(2, 17, [rect(1, 1, 4, 4)], image_id=2)],
+        images=[("a.png", W, H), ("b.png", W, H)],
+    )
     result = read(tmp_path)
     assert [i.name for i in result.items] == ["b.png"] and result.concepts == ["dog"]
     assert [i.name for i in result.invalid] == ["a.png"]
@@ -216,16 +224,24 @@ def test_annotation_for_unknown_image_is_reported(tmp_path):
     result = read(tmp_path)
     assert len(result.items) == 1
     assert [(i.name, i.reason) for i in result.invalid] == [
-        ("annotation 8", "refers to image id 42, which is not in 'images'")]
+        ("annotation 8", "refers to image id 42, which is not in 'images'")
+    ]
 
 
-@pytest.mark.parametrize("change, name, reason", [
-    (lambda imgs: imgs[1].update(id=1), "b.png", "image id 1 is used by 2 entries"),
-    (lambda imgs: imgs[1].pop("width"), "b.png", "image entry has no 'width'"),
-    (lambda imgs: imgs[1].update(file_name="../c.png"), "../c.png", "image file not found: looked for images/c.png"),
-    (lambda imgs: imgs[1].update(file_name="./a.png"), "./a.png", "2 entries in 'images' name the same file a.png"),
-    (lambda imgs: imgs[1].update(file_name="a.png"), "a.png", "listed 2 times"),
-])
+@pytest.mark.parametrize(
+    "change, name, reason",
+    [
+        (lambda imgs: imgs[1].update(id=1), "b.png", "image id 1 is used by 2 entries"),
+        (lambda imgs: imgs[1].pop("width"), "b.png", "image entry has no 'width'"),
+        (
+            lambda imgs: imgs[1].update(file_name="../c.png"),
+            "../c.png",
+            "image file not found: looked for images/c.png",
+        ),
+        (lambda imgs: imgs[1].update(file_name="./a.png"), "./a.png", "2 entries in 'images' name the same file a.png"),
+        (lambda imgs: imgs[1].update(file_name="a.png"), "a.png", "listed 2 times"),
+    ],
+)
 def test_bad_image_entries(tmp_path, change, name, reason):
     path = write_coco(tmp_path, [], images=[("a.png", W, H), ("b.png", W, H)])
     doc = json.loads(path.read_text())
@@ -236,13 +252,16 @@ def test_bad_image_entries(tmp_path, change, name, reason):
     assert all(reason in i.reason for i in result.invalid), result.invalid
 
 
-@pytest.mark.parametrize("text, error, message", [
-    ("not json", InvalidInputError, "not valid JSON"),
-    ('{"images": [{"id": 1, "file_na', InvalidInputError, "truncated"),
-    ('{"images": [], "annotations": []}', InvalidInputError, "no 'categories' list"),
-    ('[1, 2]', InvalidInputError, "not a COCO file"),
-    ('{"images": [], "annotations": [], "categories": []}', InvalidInputError, "no images"),
-])
+@pytest.mark.parametrize(
+    "text, error, message",
+    [
+        ("not json", InvalidInputError, "not valid JSON"),
+        ('{"images": [{"id": 1, "file_na', InvalidInputError, "truncated"),
+        ('{"images": [], "annotations": []}', InvalidInputError, "no 'categories' list"),
+        ("[1, 2]", InvalidInputError, "not a COCO file"),
+        ('{"images": [], "annotations": [], "categories": []}', InvalidInputError, "no images"),
+    ],
+)
 def test_whole_file_problems_raise(tmp_path, text, error, message):
     (tmp_path / "images").mkdir()
     (tmp_path / "ann.json").write_text(text)
@@ -263,8 +282,9 @@ def test_progress_and_threads_agree(tmp_path):
     info = generate_shapes(tmp_path, n=6, size=32, seed=1, formats=("coco",))
     calls = []
     one = read_coco(info["annotations"], info["images_dir"], workers=1)
-    two = read_coco(info["annotations"], info["images_dir"], workers=2,
-                    on_progress=lambda done, total: calls.append((done, total)))
+    two = read_coco(
+        info["annotations"], info["images_dir"], workers=2, on_progress=lambda done, total: calls.append((done, total))
+    )
     assert one == two
     assert calls[0] == (0, 6) and calls[-1] == (6, 6)
 
@@ -279,8 +299,9 @@ def _sample_dir() -> Path | None:
     return None
 
 
-@pytest.mark.skipif(_sample_dir() is None,
-                    reason="COCO sample not found (set SEGCLI_SHARED to the folder holding data/)")
+@pytest.mark.skipif(
+    _sample_dir() is None, reason="COCO sample not found (set SEGCLI_SHARED to the folder holding data/)"
+)
 def test_real_coco_sample_matches_pycocotools():
     from pycocotools.coco import COCO
 

@@ -1,4 +1,5 @@
 """read_mask_folder: real image + mask files in tmp_path."""
+
 from __future__ import annotations
 
 import io
@@ -81,13 +82,16 @@ def test_one_bit_mask_is_reencoded(data):
     assert item.labels == {1: "circle"} and item.regions[0].area == 20
 
 
-@pytest.mark.parametrize("entries, expected", [
-    (["background", "a", "b"], {1: "a", 2: "b"}),
-    (["BG", "a"], {1: "a"}),
-    (["__background__", "a"], {1: "a"}),
-    (["a", "b"], {1: "a", 2: "b"}),
-    (["a", "b  ", "", ""], {1: "a", 2: "b"}),
-])
+@pytest.mark.parametrize(
+    "entries, expected",
+    [
+        (["background", "a", "b"], {1: "a", 2: "b"}),
+        (["BG", "a"], {1: "a"}),
+        (["__background__", "a"], {1: "a"}),
+        (["a", "b"], {1: "a", 2: "b"}),
+        (["a", "b  ", "", ""], {1: "a", 2: "b"}),
+    ],
+)
 def test_class_name_rule(tmp_path, entries, expected):
     assert class_names(entries, tmp_path)[0] == expected
 
@@ -119,36 +123,66 @@ def _cut(path, keep):
 
 
 CASES = {
-    "missing mask": (lambda d: (d / "masks/00001.png").unlink(), "00001.jpg",
-                     "no mask: masks/00001.png does not exist"),
-    "jpeg mask": (lambda d: ((d / "masks/00001.png").unlink(),
-                             Image.new("L", (48, 48)).save(d / "masks/00001.jpg")),
-                  "00001.jpg", "found 00001.jpg; masks must be PNG"),
-    "orphan mask": (lambda d: Image.new("L", (48, 48)).save(d / "masks/zzz.png"),
-                    "masks/zzz.png", "mask has no matching image in images/"),
-    "size mismatch": (lambda d: Image.new("L", (50, 40)).save(d / "masks/00001.png"),
-                      "00001.jpg", "mask is 50x40 but the image is 48x48"),
-    "rgb mask": (lambda d: Image.new("RGB", (48, 48), (128, 0, 0)).save(d / "masks/00001.png"),
-                 "00001.jpg", "must be single-channel (mode L or P), got RGB with colours"),
-    "rgba mask": (lambda d: Image.new("RGBA", (48, 48)).save(d / "masks/00001.png"),
-                  "00001.jpg", "has transparent pixels (mode RGBA)"),
-    "16-bit mask": (lambda d: _save(d / "masks/00001.png", np.ones((48, 48), np.uint16)),
-                    "00001.jpg", "16-bit"),
-    "unnamed class": (lambda d: Image.new("L", (48, 48), 7).save(d / "masks/00001.png"),
-                      "00001.jpg", "class index 7 has no name (classes.txt names 0..3)"),
-    "zero-byte image": (lambda d: (d / "images/00001.jpg").write_bytes(b""),
-                        "00001.jpg", "00001.jpg is empty (0 bytes)"),
-    "garbage image": (lambda d: (d / "images/00001.jpg").write_bytes(b"hello" * 50),
-                      "00001.jpg", "not an image file"),
+    "missing mask": (
+        lambda d: (d / "masks/00001.png").unlink(),
+        "00001.jpg",
+        "no mask: masks/00001.png does not exist",
+    ),
+    "jpeg mask": (
+        lambda d: ((d / "masks/00001.png").unlink(), Image.new("L", (48, 48)).save(d / "masks/00001.jpg")),
+        "00001.jpg",
+        "found 00001.jpg; masks must be PNG",
+    ),
+    "orphan mask": (
+        lambda d: Image.new("L", (48, 48)).save(d / "masks/zzz.png"),
+        "masks/zzz.png",
+        "mask has no matching image in images/",
+    ),
+    "size mismatch": (
+        lambda d: Image.new("L", (50, 40)).save(d / "masks/00001.png"),
+        "00001.jpg",
+        "mask is 50x40 but the image is 48x48",
+    ),
+    "rgb mask": (
+        lambda d: Image.new("RGB", (48, 48), (128, 0, 0)).save(d / "masks/00001.png"),
+        "00001.jpg",
+        "must be single-channel (mode L or P), got RGB with colours",
+    ),
+    "rgba mask": (
+        lambda d: Image.new("RGBA", (48, 48)).save(d / "masks/00001.png"),
+        "00001.jpg",
+        "has transparent pixels (mode RGBA)",
+    ),
+    "16-bit mask": (lambda d: _save(d / "masks/00001.png", np.ones((48, 48), np.uint16)), "00001.jpg", "16-bit"),
+    "unnamed class": (
+        lambda d: Image.new("L", (48, 48), 7).save(d / "masks/00001.png"),
+        "00001.jpg",
+        "class index 7 has no name (classes.txt names 0..3)",
+    ),
+    "zero-byte image": (
+        lambda d: (d / "images/00001.jpg").write_bytes(b""),
+        "00001.jpg",
+        "00001.jpg is empty (0 bytes)",
+    ),
+    "garbage image": (lambda d: (d / "images/00001.jpg").write_bytes(b"hello" * 50), "00001.jpg", "not an image file"),
     "truncated image": (lambda d: _cut(d / "images/00001.jpg", 600), "00001.jpg", "truncated"),
-    "zero-byte mask": (lambda d: (d / "masks/00001.png").write_bytes(b""),
-                       "00001.jpg", "mask 00001.png is empty (0 bytes)"),
+    "zero-byte mask": (
+        lambda d: (d / "masks/00001.png").write_bytes(b""),
+        "00001.jpg",
+        "mask 00001.png is empty (0 bytes)",
+    ),
     "truncated mask": (lambda d: _cut(d / "masks/00001.png", 80), "00001.jpg", "truncated"),
     "mask cut at end": (lambda d: _cut(d / "masks/00001.png", -6), "00001.jpg", "truncated"),
-    "jpeg named png": (lambda d: Image.new("L", (48, 48)).save(d / "masks/00001.png", "JPEG"),
-                       "00001.jpg", "is a JPEG file; masks must be PNG"),
-    "same stem twice": (lambda d: Image.new("RGB", (48, 48)).save(d / "images/00001.png"),
-                        "00001.jpg", "another image has the stem '00001'"),
+    "jpeg named png": (
+        lambda d: Image.new("L", (48, 48)).save(d / "masks/00001.png", "JPEG"),
+        "00001.jpg",
+        "is a JPEG file; masks must be PNG",
+    ),
+    "same stem twice": (
+        lambda d: Image.new("RGB", (48, 48)).save(d / "images/00001.png"),
+        "00001.jpg",
+        "another image has the stem '00001'",
+    ),
 }
 
 
@@ -204,8 +238,9 @@ def test_worker_processes_read_what_one_thread_reads(tmp_path):
     generate_shapes(tmp_path, n=PROCESS_MIN_ITEMS + 6, size=32, seed=5, formats=("masks",))
     (tmp_path / "masks" / "00007.png").write_bytes(b"\x89PNG\r\n\x1a\ncut")
     calls = []
-    forked = read_mask_folder(tmp_path / "images", tmp_path / "masks",
-                              on_progress=lambda done, total: calls.append(done))
+    forked = read_mask_folder(
+        tmp_path / "images", tmp_path / "masks", on_progress=lambda done, total: calls.append(done)
+    )
     assert forked == read_mask_folder(tmp_path / "images", tmp_path / "masks", workers=1)
     assert [i.name for i in forked.invalid] == ["00007.jpg"] and len(forked.items) == PROCESS_MIN_ITEMS + 5
     assert calls == list(range(PROCESS_MIN_ITEMS + 7))

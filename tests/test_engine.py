@@ -1,4 +1,5 @@
 """Local engine: tiny models on tiny generated data (whole file well under a minute on 2 cores)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -21,8 +22,16 @@ from segcli.engine.api import Sample, TrainJob, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["background", "circle", "square", "triangle"]
-TINY = {"image_size": [64.0], "batch_size": 4.0, "num_epochs": 3.0, "per_item_lrate": 5e-4,
-        "model_size": "tiny", "pretrained_weights": "None", "seed": 7.0, "val_percent": 25.0}
+TINY = {
+    "image_size": [64.0],
+    "batch_size": 4.0,
+    "num_epochs": 3.0,
+    "per_item_lrate": 5e-4,
+    "model_size": "tiny",
+    "pretrained_weights": "None",
+    "seed": 7.0,
+    "val_percent": 25.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +64,17 @@ def weights(path: Path) -> dict:
 
 
 def test_import_is_light():
-    code = ("import sys, segcli.engine, segcli.engine.api, segcli.engine.params;"
-            "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules)")
+    code = (
+        "import sys, segcli.engine, segcli.engine.api, segcli.engine.params;"
+        "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_params_cast_clarifai_floats():
-    p = P.EngineParams.from_job(T.SEGFORMER, {"batch_size": 2.0, "num_epochs": 3.0,
-                                              "image_size": [480.0, 640.0], "seed": 1.0})
+    p = P.EngineParams.from_job(
+        T.SEGFORMER, {"batch_size": 2.0, "num_epochs": 3.0, "image_size": [480.0, 640.0], "seed": 1.0}
+    )
     assert (p.batch_size, p.num_epochs, p.image_size, p.seed) == (2, 3, (480, 640), 1)
     assert p.lr == pytest.approx(2 * 7.5e-6) and p.pretrained_weights == "ade20k"
     assert P.EngineParams.from_job(T.SEGFORMER, {"pretrained_weights": None}).pretrained_weights == "None"
@@ -90,11 +102,11 @@ def test_fast_decode_head_equals_transformers():
     from segcli.engine.models import _segformer_class
 
     torch.manual_seed(0)
-    for size in ("tiny", "b0"):   # tiny: all stages narrower than the decoder; b0: one as wide
+    for size in ("tiny", "b0"):  # tiny: all stages narrower than the decoder; b0: one as wide
         cfg = SegformerConfig(num_labels=4, **segformer_sizes()[size])
         ref = SegformerForSemanticSegmentation(cfg).eval()
         fast = _segformer_class()(cfg).eval()
-        fast.load_state_dict(ref.state_dict())       # same keys: interchangeable checkpoints
+        fast.load_state_dict(ref.state_dict())  # same keys: interchangeable checkpoints
         x = torch.randn(2, 3, 64, 96)
         with torch.no_grad():
             a, b = ref(pixel_values=x).logits, fast(x)
@@ -103,7 +115,7 @@ def test_fast_decode_head_equals_transformers():
 
 @pytest.mark.parametrize("template", [T.SEGFORMER, T.UNET])
 def test_train_loss_decreases_and_writes_safetensors(shapes, tmp_path, template):
-    tmp_path = tmp_path / "run"   # beside the segcli home (and its weights cache)
+    tmp_path = tmp_path / "run"  # beside the segcli home (and its weights cache)
     res, events = run(template, shapes, tmp_path)
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "done" and kinds.count("epoch") == 3
@@ -121,7 +133,7 @@ def test_stop_then_resume_equals_uninterrupted_run(shapes, tmp_path):
     full, _ = run(T.UNET, shapes, tmp_path / "a")
     polls = iter(range(10**6))
 
-    def stop_in_epoch_2():   # 2 steps/epoch: stop before epoch 2's 2nd step
+    def stop_in_epoch_2():  # 2 steps/epoch: stop before epoch 2's 2nd step
         return next(polls) >= 3
 
     stopped, ev = run(T.UNET, shapes, tmp_path / "b", should_stop=stop_in_epoch_2)
@@ -135,9 +147,10 @@ def test_stop_then_resume_equals_uninterrupted_run(shapes, tmp_path):
     assert [e["epoch"] for e in ev if e["event"] == "epoch"] == [2, 3]
     # Same loss history and bit-identical weights as the run that was never interrupted:
     # the resumed run loaded exactly the saved weights, optimizer, schedule and RNG.
-    assert resumed["history"] == [{**h, "seconds": resumed["history"][i]["seconds"],
-                                   "images_per_s": resumed["history"][i]["images_per_s"]}
-                                  for i, h in enumerate(full["history"])]
+    assert resumed["history"] == [
+        {**h, "seconds": resumed["history"][i]["seconds"], "images_per_s": resumed["history"][i]["images_per_s"]}
+        for i, h in enumerate(full["history"])
+    ]
     a, b = weights(tmp_path / "a/model/model.safetensors"), weights(tmp_path / "b/model/model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -166,8 +179,12 @@ def test_predictor_returns_original_sizes(shapes, tmp_path, template):
     pred = Predictor.load(tmp_path / "model")
     assert pred.classes == CLASSES
     rng = np.random.default_rng(0)
-    images = [np.asarray(Image.open(shapes[0].image)), rng.integers(0, 255, (50, 90, 3), np.uint8),
-              rng.integers(0, 255, (37, 41), np.uint8), rng.integers(0, 255, (50, 90, 3), np.uint8)]
+    images = [
+        np.asarray(Image.open(shapes[0].image)),
+        rng.integers(0, 255, (50, 90, 3), np.uint8),
+        rng.integers(0, 255, (37, 41), np.uint8),
+        rng.integers(0, 255, (50, 90, 3), np.uint8),
+    ]
     out = pred.predict(images, batch_size=3)
     assert [o.labelmap.shape for o in out] == [(64, 64), (50, 90), (37, 41), (50, 90)]
     for o in out:
@@ -175,12 +192,12 @@ def test_predictor_returns_original_sizes(shapes, tmp_path, template):
         assert o.class_scores.shape == (4,) and o.class_scores.dtype == np.float32
         present = np.isin(np.arange(4), o.labelmap)
         assert ((o.class_scores > 0) == present).all() and (o.class_scores <= 1).all()
-    alone = pred.predict(images[1:2])[0]   # batching does not change a prediction
+    alone = pred.predict(images[1:2])[0]  # batching does not change a prediction
     assert np.array_equal(alone.labelmap, out[1].labelmap)
 
 
 def test_ade20k_offline_fails_clearly(shapes, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))   # an empty cache
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("SEGCLI_SEGFORMER_WEIGHTS", raising=False)
     with pytest.raises(DependencyError) as e:
@@ -196,26 +213,33 @@ def test_ade20k_from_a_local_directory(shapes, tmp_path, monkeypatch):
     src.save_pretrained(tmp_path / "ade")
     monkeypatch.setenv("SEGCLI_SEGFORMER_WEIGHTS", str(tmp_path / "ade"))
     events: list = []
-    run(T.SEGFORMER, shapes, tmp_path / "w", events, params={
-        "pretrained_weights": "ade20k", "model_size": "b0", "num_epochs": 1.0, "per_item_lrate": 0.0})
+    run(
+        T.SEGFORMER,
+        shapes,
+        tmp_path / "w",
+        events,
+        params={"pretrained_weights": "ade20k", "model_size": "b0", "num_epochs": 1.0, "per_item_lrate": 0.0},
+    )
     assert events[-1]["event"] == "done"
     got = weights(tmp_path / "w/model/model.safetensors")
-    ref = src.state_dict()   # lr 0: everything but the new classifier stays as loaded
-    same = [k for k in ref if not k.startswith("decode_head.classifier.")
-            and "running_" not in k and "num_batches" not in k]   # BN stats do move
+    ref = src.state_dict()  # lr 0: everything but the new classifier stays as loaded
+    same = [
+        k for k in ref if not k.startswith("decode_head.classifier.") and "running_" not in k and "num_batches" not in k
+    ]  # BN stats do move
     assert len(same) > 100 and all(torch.equal(got[k], ref[k]) for k in same)
-    assert got["decode_head.classifier.weight"].shape[0] == 4   # new 4-class head
+    assert got["decode_head.classifier.weight"].shape[0] == 4  # new 4-class head
 
 
 def test_invalid_data_tolerance(shapes, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    samples = shapes + [Sample(bad, shapes[0].labelmap)]     # 1 of 9 = 11% unusable
+    samples = shapes + [Sample(bad, shapes[0].labelmap)]  # 1 of 9 = 11% unusable
     with pytest.raises(InvalidInputError) as e:
         run(T.UNET, samples, tmp_path / "a", params={"invalid_data_tolerance_percent": 5.0})
     assert "1 of 9" in e.value.message and "bad.png" in e.value.details[0]
-    res, events = run(T.UNET, samples, tmp_path / "b",
-                      params={"invalid_data_tolerance_percent": 20.0, "num_epochs": 1.0})
+    res, events = run(
+        T.UNET, samples, tmp_path / "b", params={"invalid_data_tolerance_percent": 20.0, "num_epochs": 1.0}
+    )
     assert events[0]["skipped"] == 1 and res["train_images"] + res["val_images"] == 8
 
 

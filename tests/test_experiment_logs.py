@@ -1,6 +1,7 @@
 """`segcli train --log tensorboard|mlflow [--log-dir DIR]`: a real tiny training whose log is
 read back with each tool's own reader (TensorBoard's EventAccumulator, MLflow's client on a
 file store), and the refusals before anything is created."""
+
 from __future__ import annotations
 
 import importlib.abc
@@ -14,8 +15,18 @@ from conftest import ok
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 
-TINY = ["--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]",
-        "--set", "batch_size=4", "--set", "num_epochs=2"]
+TINY = [
+    "--template",
+    "segcli_UNet",
+    "--set",
+    "model_size=tiny",
+    "--set",
+    "image_size=[64,64]",
+    "--set",
+    "batch_size=4",
+    "--set",
+    "num_epochs=2",
+]
 
 
 @pytest.fixture
@@ -45,12 +56,12 @@ def test_tensorboard_event_files_hold_the_run(cli, setup, tmp_path):
     assert [s.step for s in events.Scalars("train/loss")] == [1, 2]
     kept = end["metrics"]["kept_epoch"]
     scored = {n: v for n, v in end["metrics"]["val_per_class"].items() if v["iou"] is not None}
-    assert scored   # (a class absent from the 2 val images has no IoU)
+    assert scored  # (a class absent from the 2 val images has no IoU)
     for name, values in scored.items():
         [point] = events.Scalars(f"val_per_class/{name}")
         assert point.step == kept and point.value == pytest.approx(values["iou"], abs=1e-5)
     assert "training_plot" in tags["images"]
-    texts = {t: events.Tensors(t) for t in tags["tensors"]}   # add_text is stored as a text tensor
+    texts = {t: events.Tensors(t) for t in tags["tensors"]}  # add_text is stored as a text tensor
     assert any(t.startswith("params") for t in texts) and any(t.startswith("per_class") for t in texts)
     params = next(v for t, v in texts.items() if t.startswith("params"))[0].tensor_proto.string_val[0].decode()
     assert "| per_item_lrate |" in params and "| dataset_version_id |" in params
@@ -99,7 +110,7 @@ def test_a_missing_package_is_refused_before_anything_is_created(cli, setup, mon
     assert result.code == ExitCode.DEPENDENCY, result.err
     assert f"error: --log {kind} needs the {package} package" in result.err
     assert f"pip install -e '.[{kind}]'" in result.err
-    assert cli("dataset", "show", "d", "--app", "a", "-o", "json").json() == before   # no new snapshot
+    assert cli("dataset", "show", "d", "--app", "a", "-o", "json").json() == before  # no new snapshot
     assert cli("model", "show", "m", "--app", "a", "-o", "json").json()["model_versions"] == []
 
 
@@ -114,7 +125,11 @@ def test_clarifai_refuses_log_before_anything_is_created(cli, fake_clarifai, mon
     """Clarifai trains on its side: no worker here could write the log."""
     for key, value in {**fake_clarifai.env(), "SEGCLI_BACKEND": "clarifai"}.items():
         monkeypatch.setenv(key, value)
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"], ["model", "create", "m", "--app", "a"]):
+    for argv in (
+        ["app", "create", "a"],
+        ["dataset", "create", "d", "--app", "a"],
+        ["model", "create", "m", "--app", "a"],
+    ):
         ok(cli(*argv))
     result = cli("train", "--model", "m", "--app", "a", "--dataset", "d", "--log", "tensorboard")
     assert result.code == ExitCode.CONFLICT and "cannot write experiment logs" in result.err

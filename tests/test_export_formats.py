@@ -8,6 +8,7 @@ The data: the shapes masks with an ignore block, and a scene of what polygons fi
 with a hole of background and a hole holding another class, a class on the image border,
 pixels touching only at a corner), classes in a non-alphabetical order with one unused.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,13 +33,13 @@ HARD_CLASSES = ["background", "ring", "core", "unused", "edge"]
 
 def hard_scene(h: int = 30, w: int = 40) -> np.ndarray:
     lm = np.zeros((h, w), np.uint8)
-    lm[4:24, 4:30] = 1           # ring ...
-    lm[8:14, 8:14] = 0           # ... with a hole of background
-    lm[9:20, 18:26] = 2          # ... and one holding "core"
-    lm[12:15, 21:23] = 1         # an island of ring inside core (a hole in the hole)
-    lm[0:6, 34:40] = 4           # "edge" on the border
+    lm[4:24, 4:30] = 1  # ring ...
+    lm[8:14, 8:14] = 0  # ... with a hole of background
+    lm[9:20, 18:26] = 2  # ... and one holding "core"
+    lm[12:15, 21:23] = 1  # an island of ring inside core (a hole in the hole)
+    lm[0:6, 34:40] = 4  # "edge" on the border
     lm[26, 30] = lm[27, 31] = 4  # two pixels touching at a corner only
-    lm[26:29, 2:6] = 255         # ignore
+    lm[26:29, 2:6] = 255  # ignore
     return lm
 
 
@@ -77,10 +78,10 @@ def test_export_round_trips_to_identical_label_maps(cli, backend, data, tmp_path
     ignored = sum(int((np.asarray(Image.open(p)) == 255).sum()) for p in (data / "masks").glob("*.png"))
     assert summary["ignored_pixels"] == (ignored if fmt == "yolo" and backend == "local" else 0)
     again, err = upload_from(cli, "b", out)
-    assert f"as {fmt} (found" in err                      # auto-detected
+    assert f"as {fmt} (found" in err  # auto-detected
     assert (again["format"], again["added"], again["invalid"]) == (fmt, 12, 0)
-    assert again["classes"] == classes                   # names and order kept
-    assert again["overlapped_pixels"] == 0               # shapes of different classes never overlap
+    assert again["classes"] == classes  # names and order kept
+    assert again["overlapped_pixels"] == 0  # shapes of different classes never overlap
     same_pixels(stored("a"), stored("b"), ignore_is_background=fmt == "yolo")
 
 
@@ -89,12 +90,12 @@ def test_holes_borders_and_corners_round_trip(cli, hard, tmp_path, fmt):
     upload(cli, "a", hard / "images", masks=hard / "masks")
     out = tmp_path / fmt
     summary = export(cli, fmt, out)
-    assert summary["classes"] == HARD_CLASSES            # the unused class keeps its index
+    assert summary["classes"] == HARD_CLASSES  # the unused class keeps its index
     specs.check(fmt, out, HARD_CLASSES)
     again, _ = upload_from(cli, "b", out)
     assert again["classes"] == HARD_CLASSES and again["invalid"] == 0
     same_pixels(stored("a"), stored("b"), ignore_is_background=fmt == "yolo")
-    if fmt == "yolo":   # the ring's holes: several hole-free polygons of class "ring" per image
+    if fmt == "yolo":  # the ring's holes: several hole-free polygons of class "ring" per image
         lines = (out / "labels" / "h0.txt").read_text().splitlines()
         assert sum(line.split()[0] == "0" for line in lines) >= 3
 
@@ -114,9 +115,11 @@ def test_subfolders_and_awkward_names(cli, tmp_path, fmt):
     assert upload(cli, "a", src / "images", masks=src / "masks")["added"] == 4
     out = tmp_path / "out"
     summary = export(cli, fmt, out)
-    if fmt == "voc":   # ImageSets lists one id a line: no white space in ids
+    if fmt == "voc":  # ImageSets lists one id a line: no white space in ids
         assert sorted((c["name"], c["exported_as"]) for c in summary["renamed_items"]) == [
-            ("train/a b.jpg", "train/a_b.jpg"), ("val/A b.jpg", "val/A_b.jpg")]
+            ("train/a b.jpg", "train/a_b.jpg"),
+            ("val/A b.jpg", "val/A_b.jpg"),
+        ]
     else:
         assert summary["renamed_items"] == []
     specs.check(fmt, out, summary["classes"])
@@ -135,7 +138,7 @@ def test_labelme_embedded_images_stand_alone(cli, hard, tmp_path):
     for path in out.glob("*.json"):
         shutil.copy(path, alone)
     shutil.copy(out / "labels.txt", alone)
-    again, _ = upload_from(cli, "b", alone)     # the JSON files alone: images from imageData
+    again, _ = upload_from(cli, "b", alone)  # the JSON files alone: images from imageData
     assert (again["added"], again["classes"]) == (3, HARD_CLASSES)
     same_pixels(stored("a"), stored("b"))
     refused = cli("dataset", "export", "d", "--app", "a", "--format", "yolo", "--out", tmp_path / "y", "--embed-images")
@@ -155,7 +158,7 @@ def test_a_label_voc_cannot_hold_is_refused_before_anything_is_written(cli, tmp_
     assert refused.code == ExitCode.INVALID_INPUT and "'sq:uare'" in refused.err and "hint:" in refused.err
     assert not (tmp_path / "v").exists() and not list(tmp_path.glob(".v.segcli-export-*"))
     assert snapshot(segcli_home) == before
-    ok(cli("dataset", "export", "d", "--app", "a", "--format", "yolo", "--out", tmp_path / "y"))   # YAML quotes it
+    ok(cli("dataset", "export", "d", "--app", "a", "--format", "yolo", "--out", tmp_path / "y"))  # YAML quotes it
 
 
 @pytest.mark.parametrize("fmt", ["yolo", "voc"])
@@ -182,7 +185,7 @@ def test_a_concept_outside_the_order_is_renumbered_at_the_end(tmp_path, fmt):
         got = {int(line.split()[0]) for line in (tmp_path / "labels" / "a.txt").read_text().splitlines()}
         assert got == {0, 1, 2} and "- ant\n- zebra" in (tmp_path / "data.yaml").read_text()
         first = {line.split()[0]: line for line in (tmp_path / "labels" / "a.txt").read_text().splitlines()}
-        assert first["2"].startswith("2 0.000000 0.000000")   # zebra: the top-left block
+        assert first["2"].startswith("2 0.000000 0.000000")  # zebra: the top-left block
     else:
         mask = np.asarray(Image.open(tmp_path / "SegmentationClass" / "a.png"))
         assert (mask[0:4, 0:4] == 3).all() and (mask[4:8, 4:8] == 1).all() and (mask[0:2, 6:8] == 2).all()

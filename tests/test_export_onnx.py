@@ -3,6 +3,7 @@
 The trained home is built once per module (subprocesses of the real CLI) and copied into each
 test's own segcli home.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,10 +24,36 @@ pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 ort = pytest.importorskip("onnxruntime", reason="ONNX Runtime is in the [local] extra")
 onnx = pytest.importorskip("onnx")
 
-TRAIN = ["train", "--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]",
-         "--set", "batch_size=4", "--set", "num_epochs=2", "--model", "m", "--app", "a", "--dataset", "d", "-q"]
-META_KEYS = {"segcli.classes", "segcli.mean", "segcli.std", "segcli.image_size", "segcli.resize",
-             "segcli.template", "segcli.version_id", "segcli.geometry"}
+TRAIN = [
+    "train",
+    "--template",
+    "segcli_UNet",
+    "--set",
+    "model_size=tiny",
+    "--set",
+    "image_size=[64,64]",
+    "--set",
+    "batch_size=4",
+    "--set",
+    "num_epochs=2",
+    "--model",
+    "m",
+    "--app",
+    "a",
+    "--dataset",
+    "d",
+    "-q",
+]
+META_KEYS = {
+    "segcli.classes",
+    "segcli.mean",
+    "segcli.std",
+    "segcli.image_size",
+    "segcli.resize",
+    "segcli.template",
+    "segcli.version_id",
+    "segcli.geometry",
+}
 ONNX_KEYS = META_KEYS | {"segcli.upsample_onnx"}
 
 
@@ -39,8 +66,11 @@ def images_of(shapes_data: Path) -> list[np.ndarray]:
     """The dataset's images plus other sizes and aspect ratios (predict resizes back to each)."""
     rng = np.random.default_rng(0)
     own = [np.asarray(Image.open(p).convert("RGB")) for p in sorted((shapes_data / "images").iterdir())]
-    return own + [rng.integers(0, 256, (50, 90, 3), np.uint8), rng.integers(0, 256, (97, 41, 3), np.uint8),
-                  np.asarray(Image.fromarray(own[0]).resize((160, 120)))]
+    return own + [
+        rng.integers(0, 256, (50, 90, 3), np.uint8),
+        rng.integers(0, 256, (97, 41, 3), np.uint8),
+        np.asarray(Image.fromarray(own[0]).resize((160, 120))),
+    ]
 
 
 def test_export_onnx_round_trip_and_contract(cli, home, shapes_data, tmp_path):
@@ -73,12 +103,28 @@ def test_export_onnx_round_trip_and_contract(cli, home, shapes_data, tmp_path):
     assert [i.name for i in session.get_inputs()] == ["pixel_values"]
     assert [o.name for o in session.get_outputs()] == ["logits", "raw_logits"]
     out = tmp_path / "pred"
-    assert cli("predict", "--model", "m", "--app", "a", shapes_data / "images", "--out", out,
-               "--threshold", "0", "--engine", "torch", "-q").code == 0
+    assert (
+        cli(
+            "predict",
+            "--model",
+            "m",
+            "--app",
+            "a",
+            shapes_data / "images",
+            "--out",
+            out,
+            "--threshold",
+            "0",
+            "--engine",
+            "torch",
+            "-q",
+        ).code
+        == 0
+    )
     pred = json.loads((out / "predictions.json").read_text())
     for item in pred["items"]:
         rgb = np.asarray(Image.open(item["input"]).convert("RGB"))
-        x = ((rgb.astype(np.float32) / 255 - mean.astype(np.float32)) / std.astype(np.float32))
+        x = (rgb.astype(np.float32) / 255 - mean.astype(np.float32)) / std.astype(np.float32)
         logits = session.run(None, {"pixel_values": x.transpose(2, 0, 1)[None].astype(np.float32)})[0]
         assert logits.shape == (1, 4, 64, 64)
         mask = np.asarray(Image.open(out / item["mask_path"]))
@@ -143,7 +189,7 @@ def test_engines_agree(home, shapes_data):
         same += int((x.labelmap == y.labelmap).sum())
         np.testing.assert_allclose(x.class_scores, y.class_scores, atol=1e-4)
     assert same / pixels >= 0.999
-    alone = onnx_engine.predict(images[-2:-1])[0]     # batching never changes a prediction
+    alone = onnx_engine.predict(images[-2:-1])[0]  # batching never changes a prediction
     assert np.array_equal(alone.labelmap, a[-2].labelmap)
 
 
@@ -159,7 +205,7 @@ def test_prepare_in_another_thread_then_run_equals_predict(home, shapes_data):
     assert isinstance(engine, StagedSegmenter)
     images = images_of(shapes_data)
     with ThreadPoolExecutor(2) as pool:
-        prepared = list(pool.map(lambda i: engine.prepare(images[i:i + 3], 3), range(0, len(images), 3)))
+        prepared = list(pool.map(lambda i: engine.prepare(images[i : i + 3], 3), range(0, len(images), 3)))
     staged = [r for p in prepared for r in engine.run(p)]
     direct = engine.predict(images, 3)
     assert len(staged) == len(direct) == len(images)
@@ -177,13 +223,14 @@ def test_runs_of_big_photos_are_capped(home):
 
     engine = load(model_dir(home), "v", "onnx")
     c = len(engine.classes)
-    side = int((onnx_predict.RUN_VALUES / c / 2) ** 0.5) + 1       # two of these exceed the cap
+    side = int((onnx_predict.RUN_VALUES / c / 2) ** 0.5) + 1  # two of these exceed the cap
     big = np.zeros((side, side, 3), np.uint8)
     small = np.zeros((40, 30, 3), np.uint8)
     prepared = engine.prepare([big, big, big, small, *[small] * 9], batch_size=8)
     assert [idx for idx, _, _ in prepared.runs] == [[0], [1], [2], [3, 4, 5, 6, 7], [8, 9, 10, 11, 12]]
-    assert all(len(idx) * c * size[0] * size[1] <= onnx_predict.RUN_VALUES or len(idx) == 1
-               for idx, _, size in prepared.runs)
+    assert all(
+        len(idx) * c * size[0] * size[1] <= onnx_predict.RUN_VALUES or len(idx) == 1 for idx, _, size in prepared.runs
+    )
 
 
 def test_cached_graph_is_keyed_to_the_weights(home, shapes_data):
@@ -206,7 +253,7 @@ def test_cached_graph_is_keyed_to_the_weights(home, shapes_data):
     fresh_torch = load(mdir, "v", "torch").predict(images)
     for x, y in zip(fresh_onnx, fresh_torch):
         assert (x.labelmap == y.labelmap).mean() >= 0.999
-    assert all((r.labelmap == 3).mean() > 0.5 for r in fresh_onnx)   # the +15 bias on class 3 shows
+    assert all((r.labelmap == 3).mean() > 0.5 for r in fresh_onnx)  # the +15 bias on class 3 shows
     # A damaged cache file is rebuilt, not trusted.
     cached.write_bytes(b"garbage")
     again = load(mdir, "v", "onnx").predict(images)
@@ -218,12 +265,14 @@ def test_onnx_predict_does_not_import_torch(home, shapes_data, tmp_path):
     env = segcli_subprocess_env(home)
     argv = ["predict", "--model", "m", "--app", "a", str(shapes_data / "images"), "-q", "-o", "json"]
     first = subprocess.run([*SEGCLI, *argv, "--out", str(tmp_path / "one")], env=env, capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr                     # the graph training built
-    code = ("import sys\nfrom segcli.cli.main import main\n"
-            f"rc = main({[*argv, '--out', str(tmp_path / 'two')]!r})\n"
-            "assert rc == 0, rc\n"
-            "assert 'torch' not in sys.modules, 'torch was imported'\n"
-            "assert 'onnxruntime' in sys.modules\n")
+    assert first.returncode == 0, first.stderr  # the graph training built
+    code = (
+        "import sys\nfrom segcli.cli.main import main\n"
+        f"rc = main({[*argv, '--out', str(tmp_path / 'two')]!r})\n"
+        "assert rc == 0, rc\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'onnxruntime' in sys.modules\n"
+    )
     second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO)
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout) == json.loads(first.stdout.replace(str(tmp_path / "one"), str(tmp_path / "two")))
@@ -241,11 +290,14 @@ def test_training_builds_the_predict_graph(home, shapes_data, tmp_path):
     assert meta["segcli.key"] == cache_key(mdir)
     assert "predict graph ready" in (mdir.parent / "train.log").read_text()
     built = cached.stat().st_mtime_ns
-    code = ("import sys\nfrom segcli.cli.main import main\n"
-            f"rc = main({['predict', '--model', 'm', '--app', 'a', str(shapes_data / 'images'), '--out', str(tmp_path / 'o')]!r})\n"
-            "assert rc == 0, rc\nassert 'torch' not in sys.modules, 'torch was imported'\n")
-    first = subprocess.run([sys.executable, "-c", code], env=segcli_subprocess_env(home), capture_output=True,
-                           text=True, cwd=REPO)
+    code = (
+        "import sys\nfrom segcli.cli.main import main\n"
+        f"rc = main({['predict', '--model', 'm', '--app', 'a', str(shapes_data / 'images'), '--out', str(tmp_path / 'o')]!r})\n"
+        "assert rc == 0, rc\nassert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    first = subprocess.run(
+        [sys.executable, "-c", code], env=segcli_subprocess_env(home), capture_output=True, text=True, cwd=REPO
+    )
     assert first.returncode == 0, first.stderr
     assert "preparing the ONNX Runtime engine" not in first.stderr and "once" not in first.stderr
     assert cached.stat().st_mtime_ns == built
@@ -260,10 +312,23 @@ def test_a_failed_graph_build_does_not_fail_training(tmp_path, shapes_data):
     (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['torch.onnx'] = None\n")
     env = segcli_subprocess_env(home)
     broken = {**env, "PYTHONPATH": f"{blocker}:{env['PYTHONPATH']}"}
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
-                 ["dataset", "upload", "d", "--app", "a", "--images", str(shapes_data / "images"),
-                  "--masks", str(shapes_data / "masks"), "-q"],
-                 ["model", "create", "m", "--app", "a"]):
+    for argv in (
+        ["app", "create", "a"],
+        ["dataset", "create", "d", "--app", "a"],
+        [
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            str(shapes_data / "images"),
+            "--masks",
+            str(shapes_data / "masks"),
+            "-q",
+        ],
+        ["model", "create", "m", "--app", "a"],
+    ):
         assert subprocess.run([*SEGCLI, *argv], env=env, capture_output=True).returncode == 0
     trained = subprocess.run([*SEGCLI, *TRAIN, "-o", "json"], env=broken, capture_output=True, text=True)
     assert trained.returncode == 0, trained.stderr
@@ -271,22 +336,28 @@ def test_a_failed_graph_build_does_not_fail_training(tmp_path, shapes_data):
     mdir = model_dir(home)
     assert not (mdir / "model.onnx").exists()
     assert "could not build the ONNX predict graph" in (mdir.parent / "train.log").read_text()
-    first = subprocess.run([*SEGCLI, "predict", "--model", "m", "--app", "a", str(shapes_data / "images"),
-                            "--out", str(tmp_path / "o")], env=env, capture_output=True, text=True)
+    first = subprocess.run(
+        [*SEGCLI, "predict", "--model", "m", "--app", "a", str(shapes_data / "images"), "--out", str(tmp_path / "o")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert first.returncode == 0, first.stderr
     assert "once" in first.stderr and (mdir / "model.onnx").is_file()
 
 
 def test_engine_choice(cli, home, shapes_data, tmp_path):
     mdir = model_dir(home)
-    (mdir / "model.onnx").unlink()   # as a version trained without onnxruntime installed
+    (mdir / "model.onnx").unlink()  # as a version trained without onnxruntime installed
     torch_run = cli("predict", "--model", "m", "--app", "a", shapes_data / "images", "--engine", "torch", "-o", "json")
     assert torch_run.code == 0, torch_run.err
-    assert not (mdir / "model.onnx").exists()                       # torch never builds the graph
+    assert not (mdir / "model.onnx").exists()  # torch never builds the graph
     auto = cli("predict", "--model", "m", "--app", "a", shapes_data / "images", "-o", "json")
-    assert auto.code == 0 and (mdir / "model.onnx").exists()        # auto = ONNX Runtime when installed
-    assert "once" in auto.err                                       # the first use says what it costs
-    assert cli("predict", "--model", "m", "--app", "a", shapes_data / "images", "--engine", "tpu").code == ExitCode.USAGE
+    assert auto.code == 0 and (mdir / "model.onnx").exists()  # auto = ONNX Runtime when installed
+    assert "once" in auto.err  # the first use says what it costs
+    assert (
+        cli("predict", "--model", "m", "--app", "a", shapes_data / "images", "--engine", "tpu").code == ExitCode.USAGE
+    )
     evaluated = cli("model", "eval", "--model", "m", "--app", "a", "--dataset", "d", "--engine", "onnx", "-o", "json")
     by_torch = cli("model", "eval", "--model", "m", "--app", "a", "--dataset", "d", "--engine", "torch", "-o", "json")
     assert evaluated.code == by_torch.code == 0
@@ -295,14 +366,20 @@ def test_engine_choice(cli, home, shapes_data, tmp_path):
 
 def test_onnx_engine_without_onnxruntime(home, shapes_data):
     """Where onnxruntime is not installed: auto quietly uses torch; --engine onnx exits 11."""
-    (model_dir(home) / "model.onnx").unlink()   # trained where onnxruntime was not installed
+    (model_dir(home) / "model.onnx").unlink()  # trained where onnxruntime was not installed
     env = segcli_subprocess_env(home)
     block = "import sys\nsys.modules['onnxruntime'] = None\nfrom segcli.cli.main import main\n"
     argv = ["predict", "--model", "m", "--app", "a", str(shapes_data / "images"), "-q", "-o", "json"]
-    auto = subprocess.run([sys.executable, "-c", block + f"sys.exit(main({argv!r}))"], env=env,
-                          capture_output=True, text=True, cwd=REPO)
+    auto = subprocess.run(
+        [sys.executable, "-c", block + f"sys.exit(main({argv!r}))"], env=env, capture_output=True, text=True, cwd=REPO
+    )
     assert auto.returncode == 0, auto.stderr
     assert not (model_dir(home) / "model.onnx").exists()
-    forced = subprocess.run([sys.executable, "-c", block + f"sys.exit(main({[*argv, '--engine', 'onnx']!r}))"],
-                            env=env, capture_output=True, text=True, cwd=REPO)
+    forced = subprocess.run(
+        [sys.executable, "-c", block + f"sys.exit(main({[*argv, '--engine', 'onnx']!r}))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert forced.returncode == ExitCode.DEPENDENCY and "onnxruntime" in forced.stderr

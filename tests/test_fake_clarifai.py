@@ -24,11 +24,17 @@ from fake_clarifai.rawapi import image_input
 
 APP = "seg-app"
 SEGFORMER_DEFAULTS = {
-    "dataset_id": "", "dataset_version_id": "", "concepts": [],
+    "dataset_id": "",
+    "dataset_version_id": "",
+    "concepts": [],
     "train_params": {
-        "invalid_data_tolerance_percent": 5.0, "template": "MMSegmentation_SegFormer",
-        "image_size": [520.0], "batch_size": 2.0, "num_epochs": 1.0,
-        "per_item_lrate": 7.5e-06, "pretrained_weights": "ade20k",
+        "invalid_data_tolerance_percent": 5.0,
+        "template": "MMSegmentation_SegFormer",
+        "image_size": [520.0],
+        "batch_size": 2.0,
+        "num_epochs": 1.0,
+        "per_item_lrate": 7.5e-06,
+        "pretrained_weights": "ade20k",
     },
 }
 
@@ -48,6 +54,7 @@ def uai(fake, app_id=APP):
 
 # ---- the seed's pipeline through the real SDK ---------------------------------------------
 
+
 def test_sdk_pipeline_end_to_end(fake, tmp_path, monkeypatch):
     """Every SDK call of the visual-segmenter pipeline, pointed at the fake by base_url."""
     monkeypatch.chdir(tmp_path)  # training_status(training_logs=True) writes ./{version}.log
@@ -55,8 +62,7 @@ def test_sdk_pipeline_end_to_end(fake, tmp_path, monkeypatch):
     started = time.perf_counter()
     from clarifai.client.user import User
 
-    app = User(user_id=fake.user_id, pat=fake.pat, base_url=fake.base_url).create_app(
-        APP, base_workflow="Universal")
+    app = User(user_id=fake.user_id, pat=fake.pat, base_url=fake.base_url).create_app(APP, base_workflow="Universal")
     dataset = app.create_dataset("ds")
     dataset.upload_dataset(samples.sdk_loader(samples.items(6)), batch_size=4)
     # The failing input was retried, then deleted by the SDK; the others got annotations.
@@ -72,16 +78,14 @@ def test_sdk_pipeline_end_to_end(fake, tmp_path, monkeypatch):
     assert sorted(c.id for c in app.list_concepts()) == ["cat", "dog"]
 
     version = dataset.create_version().version.id
-    model.update_params(dataset_id="ds", dataset_version_id=version, concepts=["cat", "dog"],
-                        num_epochs=3)
+    model.update_params(dataset_id="ds", dataset_version_id=version, concepts=["cat", "dog"], num_epochs=3)
     version_id = model.train()
     stored = fake.state.model_versions(APP, "segmenter")[0]
     assert (stored.id, stored.params["num_epochs"]) == (version_id, 3.0)
     assert stored.concept_ids == ["cat", "dog"]
 
     codes = [model.training_status(version_id, training_logs=True).code for _ in range(4)]
-    assert codes == [C.MODEL_QUEUED_FOR_TRAINING, C.MODEL_TRAINING, C.MODEL_TRAINING,
-                     C.MODEL_TRAINED]
+    assert codes == [C.MODEL_QUEUED_FOR_TRAINING, C.MODEL_TRAINING, C.MODEL_TRAINING, C.MODEL_TRAINED]
     assert "epoch 3/3" in (tmp_path / f"{version_id}.log").read_text()
 
     image = samples.gradient_png(7, width=40, height=30)
@@ -128,18 +132,23 @@ def test_sdk_takes_api_base_from_env_only_at_import(fake):
         print(User(user_id="u", pat="p").base)
     """)
     env = {**os.environ, **fake.env()}
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                         text=True, timeout=60, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
     assert out == [fake.base_url, fake.base_url]
 
 
 # ---- raw stubs: auth, faults, latency -------------------------------------------------------
 
-@pytest.mark.parametrize("metadata, code", [
-    ((), C.CONN_INVALID_REQUEST),
-    ((("authorization", "Bearer test-pat"),), C.CONN_KEY_INVALID),
-    ((("authorization", "Key nope"),), C.CONN_KEY_NOT_FOUND),
-])
+
+@pytest.mark.parametrize(
+    "metadata, code",
+    [
+        ((), C.CONN_INVALID_REQUEST),
+        ((("authorization", "Bearer test-pat"),), C.CONN_KEY_INVALID),
+        ((("authorization", "Key nope"),), C.CONN_KEY_NOT_FOUND),
+    ],
+)
 def test_bad_credentials_answer_in_status(fake, metadata, code):
     response = fake.stub().ListApps(S.ListAppsRequest(user_app_id=uai(fake)), metadata=metadata)
     assert response.status.code == code and not response.apps
@@ -148,8 +157,7 @@ def test_bad_credentials_answer_in_status(fake, metadata, code):
 def test_pat_only_serves_its_own_user(fake):
     stub, md = fake.stub(), fake.metadata()
     someone = R.UserAppIDSet(user_id="someone")
-    assert stub.ListApps(S.ListAppsRequest(user_app_id=someone),
-                         metadata=md).status.code == C.CONN_KEY_INVALID
+    assert stub.ListApps(S.ListAppsRequest(user_app_id=someone), metadata=md).status.code == C.CONN_KEY_INVALID
     rawapi.make_app(fake, stub, APP)
     mine = stub.ListApps(S.ListAppsRequest(user_app_id=R.UserAppIDSet(user_id="me")), metadata=md)
     assert [a.id for a in mine.apps] == [APP]
@@ -199,19 +207,18 @@ def test_latency_is_added_per_call(fake, rpc):
 
 # ---- inputs, jobs, pagination, training outcomes ------------------------------------------
 
+
 def test_inputs_jobs_statuses_and_duplicates(fake, rpc):
     rawapi.make_app(fake, fake.stub(), APP)
     fake.add_job_polls = 1
     fake.input_fails = lambda inp, attempt: inp.id == "flaky" and attempt == 1
     junk = R.Input(id="junk", data=R.Data(image=R.Image(base64=b"not an image")))
-    posted = rpc("PostInputs", inputs_add_job_id="job1",
-                 inputs=[image_input("ok"), image_input("flaky"), junk])
+    posted = rpc("PostInputs", inputs_add_job_id="job1", inputs=[image_input("ok"), image_input("flaky"), junk])
     assert posted.status.code == C.SUCCESS
     assert rpc("GetInputsAddJob", id="job1").inputs_add_job.progress.pending_count == 3
     done = rpc("GetInputsAddJob", id="job1").inputs_add_job.progress
     assert (done.success_count, done.failed_count, done.pending_count) == (1, 2, 0)
-    ok = rpc("ListInputs", ids=["ok", "flaky", "junk"],
-             status=Status(code=C.INPUT_DOWNLOAD_SUCCESS))
+    ok = rpc("ListInputs", ids=["ok", "flaky", "junk"], status=Status(code=C.INPUT_DOWNLOAD_SUCCESS))
     assert [i.id for i in ok.inputs] == ["ok"]
 
     dup = rpc("PostInputs", inputs=[image_input("ok"), image_input("new")])
@@ -223,7 +230,9 @@ def test_inputs_jobs_statuses_and_duplicates(fake, rpc):
     fake.add_job_polls = 0
     rpc("PostInputs", inputs=[image_input("flaky")])  # 2nd attempt of "flaky" downloads fine
     assert {r.id: r.status_code for r in fake.state.inputs(APP)} == {
-        "ok": C.INPUT_DOWNLOAD_SUCCESS, "flaky": C.INPUT_DOWNLOAD_SUCCESS}
+        "ok": C.INPUT_DOWNLOAD_SUCCESS,
+        "flaky": C.INPUT_DOWNLOAD_SUCCESS,
+    }
 
 
 def test_list_pages_end_with_an_empty_page(fake, rpc):
@@ -245,12 +254,15 @@ def _status(rpc, version_id):
     return rpc("GetModelVersion", model_id="m", version_id=version_id).model_version.status
 
 
-@pytest.mark.parametrize("change, outcome", [
-    ({}, C.MODEL_TRAINED),
-    ({"batch_size": 64.0}, C.MODEL_TRAINING_INVALID_PARAMS),
-    ({"dataset_version_id": "nope"}, C.MODEL_TRAINING_NO_DATA),
-    ({"invalid_data_tolerance_percent": 0.0}, C.MODEL_TRAINING_INVALID_DATA_TOLERANCE_EXCEEDED),
-])
+@pytest.mark.parametrize(
+    "change, outcome",
+    [
+        ({}, C.MODEL_TRAINED),
+        ({"batch_size": 64.0}, C.MODEL_TRAINING_INVALID_PARAMS),
+        ({"dataset_version_id": "nope"}, C.MODEL_TRAINING_NO_DATA),
+        ({"invalid_data_tolerance_percent": 0.0}, C.MODEL_TRAINING_INVALID_DATA_TOLERANCE_EXCEEDED),
+    ],
+)
 def test_training_outcomes_by_wall_clock(fake, rpc, change, outcome):
     rawapi.make_app(fake, fake.stub(), APP)
     fake.failing_input_ids = {"bad"}
@@ -261,12 +273,21 @@ def test_training_outcomes_by_wall_clock(fake, rpc, change, outcome):
         rpc("DeleteInputs", ids=["bad"])
     dsv = rpc("PostDatasetVersions", dataset_id="ds", dataset_versions=[R.DatasetVersion()])
     fake.training_plan = TrainingPlan(queued=0.2, training=0.1, by=SECONDS)
-    params = {"template": "MMSegmentation_SegFormer", "dataset_id": "ds",
-              "dataset_version_id": dsv.dataset_versions[0].id, **change}
+    params = {
+        "template": "MMSegmentation_SegFormer",
+        "dataset_id": "ds",
+        "dataset_version_id": dsv.dataset_versions[0].id,
+        **change,
+    }
     version_id = _train(rpc, params)
     assert _status(rpc, version_id).code == C.MODEL_QUEUED_FOR_TRAINING
-    final = poll(lambda: (lambda s: s if s.code not in (C.MODEL_QUEUED_FOR_TRAINING, C.MODEL_TRAINING) else None)(
-        _status(rpc, version_id)), "the training to end", timeout=30)
+    final = poll(
+        lambda: (lambda s: s if s.code not in (C.MODEL_QUEUED_FOR_TRAINING, C.MODEL_TRAINING) else None)(
+            _status(rpc, version_id)
+        ),
+        "the training to end",
+        timeout=30,
+    )
     assert final.code == outcome and (outcome == C.MODEL_TRAINED or final.details)
     predicted = rpc("PostModelOutputs", model_id="m", inputs=[image_input("")])
     assert predicted.status.code == (C.SUCCESS if outcome == C.MODEL_TRAINED else C.MODEL_UNTRAINED)

@@ -2,6 +2,7 @@
 
 The live view's side (phases, the 80-column header, early stop) is in
 test_training_view_phases.py; the palette in test_palette.py."""
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,7 @@ from segcli.core.errors import DependencyError, ExitCode, InvalidInputError
 
 from conftest import REPO, ok
 
-TINY = ["--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]",
-        "--set", "batch_size=4"]
+TINY = ["--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]", "--set", "batch_size=4"]
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_ade20k_preflight_accepts_a_local_checkpoint_directory(tmp_path, monkeyp
 
 def _help_templates(cli, *command) -> list[str]:
     text = ok(cli(*command, "--help")).out
-    text = text[:text.index("Options:")]   # the examples, not the options' metavars
+    text = text[: text.index("Options:")]  # the examples, not the options' metavars
     return re.findall(r"(?:-t|--template|template params|template show)\s+(\w+)", text)
 
 
@@ -64,15 +64,15 @@ def test_help_examples_name_templates_that_train_offline(cli, command):
     named = _help_templates(cli, *command)
     assert named, "the help shows no example template"
     for name in named:
-        preflight(find_template(local_templates(), name).defaults())   # offline: no error
+        preflight(find_template(local_templates(), name).defaults())  # offline: no error
 
 
 # -- the README: a clone install, and the venv activated before bare `segcli` ------------------------
 def test_readme_installs_from_a_clone_and_activates_the_venv():
     text = (REPO / "README.md").read_text()
-    assert "pip install 'segcli[" not in text and 'pip install "segcli[' not in text   # no registry serves it
-    install = text[text.index("## Install"):]
-    install = install[:install.index("\n## ", 5)]
+    assert "pip install 'segcli[" not in text and 'pip install "segcli[' not in text  # no registry serves it
+    install = text[text.index("## Install") :]
+    install = install[: install.index("\n## ", 5)]
     assert "pip install -e '.[local]'" in install and "source .venv/bin/activate" in install
     first_bare = min(m.start() for m in re.finditer(r"^segcli ", text, re.M))
     assert text.index("source .venv/bin/activate") < first_bare
@@ -84,11 +84,25 @@ def test_watch_without_a_terminal_prints_epochs_not_steps(cli, setup, monkeypatc
     """The default cadence (no SEGCLI_PROGRESS_INTERVAL): a line at each epoch end, phase and
     status change, else every 10 s; `epoch=N/M` is the epoch running, as the live view says."""
     monkeypatch.delenv("SEGCLI_PROGRESS_INTERVAL")
-    result = ok(cli("train", *TINY, "--set", "batch_size=1", "--set", "num_epochs=3", "--model", "m",
-                    "--app", "a", "--dataset", "d"))
+    result = ok(
+        cli(
+            "train",
+            *TINY,
+            "--set",
+            "batch_size=1",
+            "--set",
+            "num_epochs=3",
+            "--model",
+            "m",
+            "--app",
+            "a",
+            "--dataset",
+            "d",
+        )
+    )
     lines = [line for line in result.err.splitlines() if "status=TRAINING" in line]
-    steps_run = 3 * 11   # 11 train images a batch of 1: 33 steps
-    assert 3 <= len(lines) <= 3 * 4 + 2, lines            # per epoch: start, validating, done (+ a 10 s one)
+    steps_run = 3 * 11  # 11 train images a batch of 1: 33 steps
+    assert 3 <= len(lines) <= 3 * 4 + 2, lines  # per epoch: start, validating, done (+ a 10 s one)
     assert len(lines) < steps_run
     for line in lines:
         epoch = int(re.search(r"epoch=(\d+)/3", line).group(1))
@@ -98,8 +112,10 @@ def test_watch_without_a_terminal_prints_epochs_not_steps(cli, setup, monkeypatc
 
 # -- uploads: an honest count, a clear not-found -------------------------------------------------
 def test_reuploading_a_datasets_own_export_changes_nothing(cli, setup, tmp_path):
-    for fmt, argv in (("masks", lambda d: ["--images", d / "images", "--masks", d / "masks"]),
-                      ("coco", lambda d: ["--images", d / "images", "--coco", d / "annotations.json"])):
+    for fmt, argv in (
+        ("masks", lambda d: ["--images", d / "images", "--masks", d / "masks"]),
+        ("coco", lambda d: ["--images", d / "images", "--coco", d / "annotations.json"]),
+    ):
         out = tmp_path / fmt
         ok(cli("dataset", "export", "d", "--app", "a", "--format", fmt, "--out", out))
         again = ok(cli("dataset", "upload", "d", "--app", "a", *argv(out), "--recheck", "-o", "json")).json()
@@ -114,8 +130,21 @@ def test_reuploading_a_datasets_own_export_changes_nothing(cli, setup, tmp_path)
         pixels = mask.copy()
     pixels.paste(0, (0, 0, 20, 20))
     pixels.save(mask_path)
-    edited = ok(cli("dataset", "upload", "d", "--app", "a", "--images", changed / "images",
-                    "--masks", changed / "masks", "-o", "json")).json()
+    edited = ok(
+        cli(
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            changed / "images",
+            "--masks",
+            changed / "masks",
+            "-o",
+            "json",
+        )
+    ).json()
     assert (edited["updated"], edited["skipped"]) == (1, 11), edited
 
 

@@ -1,4 +1,5 @@
 """The geometry value (core/geometry.py) and the window arithmetic of engine/tiling.py."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,17 +12,30 @@ from segcli.engine import tiling
 
 def test_from_params_gives_each_mode():
     assert Geometry.from_params({"image_size": [256.0]}) == Geometry("short_side", (256,), 1.0, (256, 256), 0.25)
-    assert Geometry.from_params({"image_size": [480.0, 640.0], "tile_overlap": 0.5}) == \
-        Geometry("exact", (480, 640), 1.0, (480, 640), 0.5)
-    native = Geometry.from_params({"image_size": [256.0], "resize_mode": "native", "crop_size": [384.0, 512.0],
-                                   "native_scale": 0.5})
+    assert Geometry.from_params({"image_size": [480.0, 640.0], "tile_overlap": 0.5}) == Geometry(
+        "exact", (480, 640), 1.0, (480, 640), 0.5
+    )
+    native = Geometry.from_params(
+        {"image_size": [256.0], "resize_mode": "native", "crop_size": [384.0, 512.0], "native_scale": 0.5}
+    )
     assert native == Geometry("native", (), 0.5, (384, 512), 0.25)
-    assert native.image_size == [384, 512]          # what older readers of image_size get
+    assert native.image_size == [384, 512]  # what older readers of image_size get
 
 
-@pytest.mark.parametrize("params", [{"image_size": [256.0]}, {"image_size": [64.0, 96.0]},
-                                    {"image_size": [256.0], "resize_mode": "native", "crop_size": [200.0],
-                                     "native_scale": 0.75, "tile_overlap": 0.4}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"image_size": [256.0]},
+        {"image_size": [64.0, 96.0]},
+        {
+            "image_size": [256.0],
+            "resize_mode": "native",
+            "crop_size": [200.0],
+            "native_scale": 0.75,
+            "tile_overlap": 0.4,
+        },
+    ],
+)
 def test_round_trips_through_the_config(params):
     g = Geometry.from_params(params)
     config = {"image_size": g.image_size, "resize": g.mode, "geometry": g.to_dict()}
@@ -29,7 +43,9 @@ def test_round_trips_through_the_config(params):
 
 
 def test_configs_written_before_the_geometry_still_read():
-    assert Geometry.from_config({"image_size": [256], "resize": "short_side"}) == Geometry.from_params({"image_size": [256]})
+    assert Geometry.from_config({"image_size": [256], "resize": "short_side"}) == Geometry.from_params(
+        {"image_size": [256]}
+    )
     assert Geometry.from_config({"image_size": [64, 64]}).mode == "exact"
 
 
@@ -43,16 +59,16 @@ def test_model_sizes():
 
 def test_tile_plans():
     native = Geometry.from_params({"image_size": [256], "resize_mode": "native", "crop_size": [512]})
-    assert native.plan(512, 512) is None                          # fits one window: whole image
+    assert native.plan(512, 512) is None  # fits one window: whole image
     assert native.plan(300, 100) is None
     assert native.plan(600, 512) == TilePlan((512, 512), (384, 384))
-    assert native.plan(600, 300) == TilePlan((512, 300), (384, 225))     # window no wider than the image
+    assert native.plan(600, 300) == TilePlan((512, 300), (384, 225))  # window no wider than the image
     assert native.plan(2000, 2000, overlap=0.5) == TilePlan((512, 512), (256, 256))
     assert native.plan(2000, 2000, tile="off") is None
     assert native.plan(2000, 2000, tile=256) == TilePlan((256, 256), (192, 192))
     short = Geometry.from_params({"image_size": [256]})
-    assert short.plan(3000, 4000) is None                         # auto: as it trained, whole image
-    assert short.plan(3000, 4000, tile=128) == TilePlan((128, 128), (96, 96))   # at model resolution
+    assert short.plan(3000, 4000) is None  # auto: as it trained, whole image
+    assert short.plan(3000, 4000, tile=128) == TilePlan((128, 128), (96, 96))  # at model resolution
     assert short.plan(100, 100, tile=512) is None
 
 
@@ -78,20 +94,23 @@ def test_windows_cover_every_pixel_and_end_flush(length, window, share):
     pos = tiling.starts(length, window, stride)
     covered = np.zeros(length, bool)
     for p in pos:
-        covered[p:p + window] = True
+        covered[p : p + window] = True
     assert covered.all()
     assert pos[0] == 0 and pos == sorted(set(pos))
-    assert pos[-1] == max(0, length - window)                         # the last one flush with the end
-    assert all(b - a <= stride for a, b in zip(pos, pos[1:]))         # never a gap
+    assert pos[-1] == max(0, length - window)  # the last one flush with the end
+    assert all(b - a <= stride for a, b in zip(pos, pos[1:]))  # never a gap
 
 
-@pytest.mark.parametrize("length,window,stride,expected", [
-    (100, 128, 96, [0]),                  # smaller than a window
-    (128, 128, 96, [0]),
-    (129, 128, 96, [0, 1]),               # a 1-px remainder: the last window moves by one
-    (300, 128, 96, [0, 96, 172]),         # not a multiple of the stride
-    (320, 128, 96, [0, 96, 192]),
-])
+@pytest.mark.parametrize(
+    "length,window,stride,expected",
+    [
+        (100, 128, 96, [0]),  # smaller than a window
+        (128, 128, 96, [0]),
+        (129, 128, 96, [0, 1]),  # a 1-px remainder: the last window moves by one
+        (300, 128, 96, [0, 96, 172]),  # not a multiple of the stride
+        (320, 128, 96, [0, 96, 192]),
+    ],
+)
 def test_window_starts_at_odd_sizes(length, window, stride, expected):
     assert tiling.starts(length, window, stride) == expected
 

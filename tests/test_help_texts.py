@@ -1,5 +1,6 @@
 """Help written for users: every group says what it is for and shows one example command; no
 help text refers to the project's internal "seed steps"."""
+
 from __future__ import annotations
 
 import re
@@ -9,7 +10,7 @@ import click
 
 def walk(command: click.Command, path: tuple[str, ...] = ("segcli",)):
     yield path, command
-    if isinstance(command, click.Group):   # the root loads its commands lazily: ask it
+    if isinstance(command, click.Group):  # the root loads its commands lazily: ask it
         ctx = click.Context(command)
         for name in command.list_commands(ctx):
             yield from walk(command.get_command(ctx, name), path + (name,))
@@ -38,8 +39,16 @@ def test_no_help_mentions_seed_steps():
 
 def test_every_group_has_one_example():
     groups = [(path, cmd) for path, cmd in commands() if isinstance(cmd, click.Group)]
-    assert {" ".join(p) for p, _ in groups} >= {"segcli", "segcli app", "segcli dataset", "segcli dataset version",
-                                               "segcli model", "segcli template", "segcli train", "segcli config"}
+    assert {" ".join(p) for p, _ in groups} >= {
+        "segcli",
+        "segcli app",
+        "segcli dataset",
+        "segcli dataset version",
+        "segcli model",
+        "segcli template",
+        "segcli train",
+        "segcli config",
+    }
     for path, group in groups:
         text = help_text(path, group)
         example = re.search(r"^\s*Example[^\n]*:\n\s+(segcli[^\n]*)$", text, re.MULTILINE)

@@ -4,6 +4,7 @@ NUL bytes and line breaks from a server, a symlinked --out, SIGTERM and kill -9 
 Each case asserts the exit code, the message, and what --out holds: every image, under a
 distinct name, re-uploading to the same dataset.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,15 +37,31 @@ def pair(root: Path, name: str, seed: int, size: int = 16) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(image, format="PNG")
     labels = np.zeros((size, size), np.uint8)
-    labels[2:2 + seed % 7 + 3, 4:12] = 1
+    labels[2 : 2 + seed % 7 + 3, 4:12] = 1
     Image.fromarray(labels).save(mask)
 
 
 def upload(cli, root: Path, app: str = "a", dataset: str = "d") -> dict:
     ok(cli("app", "create", app, "--exist-ok"))
     ok(cli("dataset", "create", dataset, "--app", app, "--exist-ok"))
-    return ok(cli("dataset", "upload", dataset, "--app", app, "--images", root / "images", "--masks",
-                  root / "masks", "--classes", "thing", "-q", "-o", "json")).json()
+    return ok(
+        cli(
+            "dataset",
+            "upload",
+            dataset,
+            "--app",
+            app,
+            "--images",
+            root / "images",
+            "--masks",
+            root / "masks",
+            "--classes",
+            "thing",
+            "-q",
+            "-o",
+            "json",
+        )
+    ).json()
 
 
 def exported_files(out: Path, folder: str) -> list[str]:
@@ -63,30 +80,58 @@ def stored_ids(app: str = "a", dataset: str = "d") -> dict[str, bytes]:
 # -- the planner itself ---------------------------------------------------------------------------
 def test_the_name_plan_keeps_every_name_distinct_on_any_file_system():
     plan = NamePlan(derived=(".png",))
-    placed = [plan.place(n, tag=f"id{k:08d}") for k, n in enumerate(
-        ["a.png", "A.png", "a-00000001.png", "x.png", "x.png/y.png", "X.PNG/z.png", "sub/q.jpg", "sub",
-         "n\x00ul/li\nne.png", "../../etc/passwd.png", "C:\\shots\\b.JPG", "", "a.jpg"])]
-    assert placed == ["a.png", "A-00000001.png", "a-00000001-00000002.png", "x.png",
-                      f"x.png-{placed[4].split('/')[0][6:]}/y.png", f"{placed[4].split('/')[0]}/z.png",
-                      "sub/q.jpg", "sub-00000007", "n_ul/li_ne.png", "etc/passwd.png", "shots/b.JPG",
-                      "id00000011", "a-00000012.jpg"]
+    placed = [
+        plan.place(n, tag=f"id{k:08d}")
+        for k, n in enumerate(
+            [
+                "a.png",
+                "A.png",
+                "a-00000001.png",
+                "x.png",
+                "x.png/y.png",
+                "X.PNG/z.png",
+                "sub/q.jpg",
+                "sub",
+                "n\x00ul/li\nne.png",
+                "../../etc/passwd.png",
+                "C:\\shots\\b.JPG",
+                "",
+                "a.jpg",
+            ]
+        )
+    ]
+    assert placed == [
+        "a.png",
+        "A-00000001.png",
+        "a-00000001-00000002.png",
+        "x.png",
+        f"x.png-{placed[4].split('/')[0][6:]}/y.png",
+        f"{placed[4].split('/')[0]}/z.png",
+        "sub/q.jpg",
+        "sub-00000007",
+        "n_ul/li_ne.png",
+        "etc/passwd.png",
+        "shots/b.JPG",
+        "id00000011",
+        "a-00000012.jpg",
+    ]
     keys = [p.casefold() for p in placed]
     assert len(set(keys)) == len(keys)
     files = {p.casefold() for p in placed} | {p.rsplit(".", 1)[0].casefold() + ".png" for p in placed}
     folders = {"/".join(p.split("/")[:k]).casefold() for p in placed for k in range(1, p.count("/") + 1)}
-    assert not files & folders                       # no file where a folder is, masks included
+    assert not files & folders  # no file where a folder is, masks included
     assert plan.renamed[:2] == [("A.png", "A-00000001.png"), ("a-00000001.png", "a-00000001-00000002.png")]
 
 
 def test_long_names_are_shortened_stably_within_the_limit_with_every_derived_suffix():
-    long = "é" * 126 + ".png"                        # 256 bytes: over the limit by itself
-    near = "b" * 246 + ".png"                        # 250 bytes: fits, but not with ".overlay.png"
+    long = "é" * 126 + ".png"  # 256 bytes: over the limit by itself
+    near = "b" * 246 + ".png"  # 250 bytes: fits, but not with ".overlay.png"
     one, two = NamePlan(derived=(".overlay.png",)), NamePlan(derived=(".overlay.png",))
     first = [one.place(long), one.place(near), one.place(near)]
-    assert [two.place(long), two.place(near)] == first[:2]         # the same name shortens the same way
+    assert [two.place(long), two.place(near)] == first[:2]  # the same name shortens the same way
     assert first[0].endswith(".png") and first[0].startswith("é" * 100)
     for name in first:
-        stem = name[:-len(".png")]
+        stem = name[: -len(".png")]
         assert utf8_len(stem + ".overlay.png") <= NAME_MAX
     assert len(set(first)) == 3
 
@@ -94,7 +139,7 @@ def test_long_names_are_shortened_stably_within_the_limit_with_every_derived_suf
 def test_atomic_writes_fit_their_temporary_name_in_the_limit(tmp_path):
     from segcli.core.files import write_bytes_atomic
 
-    path = tmp_path / ("n" * 251 + ".png")             # 255 bytes: the longest legal name
+    path = tmp_path / ("n" * 251 + ".png")  # 255 bytes: the longest legal name
     write_bytes_atomic(path, b"data")
     assert path.read_bytes() == b"data" and [p.name for p in tmp_path.iterdir()] == [path.name]
 
@@ -107,7 +152,7 @@ def test_names_that_clash_case_insensitively_or_after_a_rename_all_export(cli, t
     assert upload(cli, first)["added"] == 2
     probe = ok(cli("dataset", "export", "d", "--app", "a", "--out", tmp_path / "probe", "-o", "json")).json()
     (clashed,) = probe["renamed_items"]
-    pair(second, clashed["exported_as"], 3)             # an image already named like the rename
+    pair(second, clashed["exported_as"], 3)  # an image already named like the rename
     assert upload(cli, second)["added"] == 1
     for fmt in ("masks", "coco"):
         out = tmp_path / f"out-{fmt}"
@@ -145,9 +190,9 @@ def test_a_name_that_is_the_folder_of_another_exports_both(cli, tmp_path):
 
 def test_names_up_to_the_limit_export_and_longer_ones_are_shortened(cli, tmp_path):
     src = tmp_path / "src"
-    longest = "L" * 251 + ".png"                        # 255 bytes: legal, and kept as it is
+    longest = "L" * 251 + ".png"  # 255 bytes: legal, and kept as it is
     pair(src, longest, 1)
-    pair(src, "é" * 125 + ".png", 2)                    # 254 bytes in UTF-8
+    pair(src, "é" * 125 + ".png", 2)  # 254 bytes in UTF-8
     assert upload(cli, src)["added"] == 2
     out = tmp_path / "out"
     summary = ok(cli("dataset", "export", "d", "--app", "a", "--out", out, "-o", "json")).json()
@@ -190,8 +235,19 @@ def test_concept_names_with_control_characters_are_refused_at_the_door(cli, tmp_
     ok(cli("app", "create", "a"))
     ok(cli("dataset", "create", "d", "--app", "a"))
     before = snapshot(Path(tmp_path / "segcli-home"))
-    refused = cli("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images",
-                  "--masks", shapes_data / "masks", "--classes", "background,circ\nle,square,triangle")
+    refused = cli(
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "a",
+        "--images",
+        shapes_data / "images",
+        "--masks",
+        shapes_data / "masks",
+        "--classes",
+        "background,circ\nle,square,triangle",
+    )
     assert refused.code == ExitCode.INVALID_INPUT
     assert refused.err.splitlines()[0] == "error: --classes: entry 2 'circ\\nle' contains a line break"
     doc = json.loads((shapes_data / "annotations.json").read_text())
@@ -248,15 +304,19 @@ def test_a_server_concept_with_a_line_break_cannot_go_to_classes_txt(cli, cloud,
     for region in extra.data.regions:
         for concept in region.data.concepts:
             concept.id = concept.name = "two\nlines"
-    response = cloud.stub().PostAnnotations(service_pb2.PostAnnotationsRequest(
-        user_app_id=resources_pb2.UserAppIDSet(user_id=cloud.user_id, app_id="a"), annotations=[extra]),
-        metadata=cloud.metadata())
+    response = cloud.stub().PostAnnotations(
+        service_pb2.PostAnnotationsRequest(
+            user_app_id=resources_pb2.UserAppIDSet(user_id=cloud.user_id, app_id="a"), annotations=[extra]
+        ),
+        metadata=cloud.metadata(),
+    )
     assert response.status.code == 10000, response.status
     out = tmp_path / "out"
     refused = cli("dataset", "export", "d", "--app", "a", "--out", out)
     assert refused.code == ExitCode.INVALID_INPUT
-    assert refused.err.splitlines()[0] == ("error: concept 'two\\nlines' contains a line break: classes.txt "
-                                           "(one name a line) cannot hold it")
+    assert refused.err.splitlines()[0] == (
+        "error: concept 'two\\nlines' contains a line break: classes.txt (one name a line) cannot hold it"
+    )
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     ok(cli("dataset", "export", "d", "--app", "a", "--out", out, "--format", "coco"))
     categories = json.loads((out / "annotations.json").read_text())["categories"]
@@ -272,18 +332,38 @@ def test_sigterm_during_an_export_removes_its_staging_folder(cloud, tmp_path):
     src = tmp_path / "src"
     for k in range(4):
         pair(src, f"{k}.png", k + 1)
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
-                 ["dataset", "upload", "d", "--app", "a", "--images", src / "images", "--masks", src / "masks",
-                  "--classes", "thing", "-q"]):
+    for argv in (
+        ["app", "create", "a"],
+        ["dataset", "create", "d", "--app", "a"],
+        [
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            src / "images",
+            "--masks",
+            src / "masks",
+            "--classes",
+            "thing",
+            "-q",
+        ],
+    ):
         assert segcli(*argv).returncode == 0
-    cloud.latency_s = 0.5                      # every call slow: the export is mid-way for seconds
+    cloud.latency_s = 0.5  # every call slow: the export is mid-way for seconds
     out = tmp_path / "exports" / "out"
     out.parent.mkdir()
-    proc = subprocess.Popen([*SEGCLI, "dataset", "export", "d", "--app", "a", "--out", str(out), "-q"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*SEGCLI, "dataset", "export", "d", "--app", "a", "--out", str(out), "-q"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(out.parent.glob(".out.segcli-export-*/images")):
-        time.sleep(0.02)   # the staging folder is made, the items are on their way (slowly)
+        time.sleep(0.02)  # the staging folder is made, the items are on their way (slowly)
     assert list(out.parent.glob(".out.segcli-export-*/images")), "the export never started"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)

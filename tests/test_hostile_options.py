@@ -2,6 +2,7 @@
 walking the whole command tree, refuses NaN and the infinities (NaN passes any range check);
 so do the numeric environment knobs; a YAML alias bomb in a params file, a `--set` value or
 the config file is refused at once, before any value is formatted."""
+
 from __future__ import annotations
 
 import time
@@ -54,16 +55,29 @@ def test_every_float_option_refuses_nan_and_infinities():
 def test_nan_on_the_command_line_is_a_usage_error_that_says_so(cli, shapes_data):
     ok(cli("app", "create", "a"))
     ok(cli("dataset", "create", "d", "--app", "a"))
-    refused = cli("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks",
-                  shapes_data / "masks", "--max-invalid-percent", "nan")
+    refused = cli(
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "a",
+        "--images",
+        shapes_data / "images",
+        "--masks",
+        shapes_data / "masks",
+        "--max-invalid-percent",
+        "nan",
+    )
     assert refused.code == ExitCode.USAGE
     assert "Invalid value for '--max-invalid-percent': nan is not a finite number" in refused.err
     refused = cli("predict", "--model", "m", "--app", "a", shapes_data / "images", "--threshold", "inf")
     assert refused.code == ExitCode.USAGE and "inf is not a finite number" in refused.err
 
 
-@pytest.mark.parametrize("name", ["SEGCLI_CLARIFAI_RETRY_S", "SEGCLI_CLARIFAI_TIMEOUT_S", "SEGCLI_CLARIFAI_BACKOFF_S",
-                                  "SEGCLI_CLARIFAI_POLL_S"])
+@pytest.mark.parametrize(
+    "name",
+    ["SEGCLI_CLARIFAI_RETRY_S", "SEGCLI_CLARIFAI_TIMEOUT_S", "SEGCLI_CLARIFAI_BACKOFF_S", "SEGCLI_CLARIFAI_POLL_S"],
+)
 def test_numeric_environment_knobs_refuse_nan_and_infinities(cli, fake_clarifai, monkeypatch, name):
     for key, value in {**fake_clarifai.env(), "SEGCLI_BACKEND": "clarifai"}.items():
         monkeypatch.setenv(key, value)
@@ -71,8 +85,10 @@ def test_numeric_environment_knobs_refuse_nan_and_infinities(cli, fake_clarifai,
         monkeypatch.setenv(name, text)
         refused = cli("app", "create", "a")
         assert refused.code == ExitCode.CONFIG, (name, text, refused.err)
-        assert refused.err.splitlines() == [f"error: {name}={text!r} is not a finite number",
-                                            f"hint: unset {name}, or set it to a number"]
+        assert refused.err.splitlines() == [
+            f"error: {name}={text!r} is not a finite number",
+            f"hint: unset {name}, or set it to a number",
+        ]
     assert fake_clarifai.calls["PostApps"] == 0
 
 
@@ -93,14 +109,15 @@ def test_a_params_file_alias_bomb_is_refused_at_once(cli, tmp_path):
     assert refused.code == ExitCode.INVALID_INPUT
     assert refused.err.splitlines()[0] == (
         f"error: params file {params} is not valid YAML: its aliases (&name, *name) expand it to more than "
-        "100,000 values; segcli refuses such a document (write the values out)")
+        "100,000 values; segcli refuses such a document (write the values out)"
+    )
     recursive = tmp_path / "self.yaml"
     recursive.write_text("train_params: &t\n  num_epochs: 1\n  me: *t\n")
     refused = cli("template", "validate", recursive)
     assert refused.code == ExitCode.INVALID_INPUT and "an alias refers to a value that contains it" in refused.err
     small = tmp_path / "aliases.yaml"
     small.write_text("dataset_id: &none ''\ndataset_version_id: *none\ntrain_params:\n  template: segcli_UNet\n")
-    assert cli("template", "validate", small).code == 0        # an ordinary alias is fine
+    assert cli("template", "validate", small).code == 0  # an ordinary alias is fine
 
 
 def test_a_set_value_alias_bomb_is_refused(cli, tmp_path):

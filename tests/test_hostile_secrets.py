@@ -2,6 +2,7 @@
 reaches the other host without the PAT (two real local HTTP servers, the trusted one answering
 302 to the other); downloads are bounded in size and time; `config set pat` refuses an empty
 value."""
+
 from __future__ import annotations
 
 import io
@@ -44,33 +45,70 @@ def _authorization(requests) -> list[str]:
     return [headers.get("Authorization", "") for _, headers in requests]
 
 
-def test_a_redirected_hosted_image_download_sends_no_pat_to_the_other_host(cli, fake, stranger, monkeypatch,
-                                                                            shapes_data, tmp_path):
+def test_a_redirected_hosted_image_download_sends_no_pat_to_the_other_host(
+    cli, fake, stranger, monkeypatch, shapes_data, tmp_path
+):
     server, base = stranger
     _cloud(monkeypatch, fake)
     ok(cli("app", "create", "a"))
     ok(cli("dataset", "create", "d", "--app", "a"))
-    ok(cli("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks",
-           shapes_data / "masks", "-q"))
-    fake.files.redirect_to = base                   # the trusted host hands every download off
+    ok(
+        cli(
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            shapes_data / "images",
+            "--masks",
+            shapes_data / "masks",
+            "-q",
+        )
+    )
+    fake.files.redirect_to = base  # the trusted host hands every download off
     out = tmp_path / "out"
     summary = ok(cli("dataset", "export", "d", "--app", "a", "--out", out, "-o", "json")).json()
     assert summary["images"] == 12 and len(list((out / "images").iterdir())) == 12
-    assert _authorization(fake.files.requests) == [f"Key {PAT}"] * 12     # the trusted host: the PAT
-    assert len(server.requests) == 12 and _authorization(server.requests) == [""] * 12   # the other: none
+    assert _authorization(fake.files.requests) == [f"Key {PAT}"] * 12  # the trusted host: the PAT
+    assert len(server.requests) == 12 and _authorization(server.requests) == [""] * 12  # the other: none
 
 
-def test_a_redirected_training_log_sends_no_pat_to_the_other_host(cli, fake, stranger, monkeypatch,
-                                                                   shapes_data, tmp_path):
+def test_a_redirected_training_log_sends_no_pat_to_the_other_host(
+    cli, fake, stranger, monkeypatch, shapes_data, tmp_path
+):
     server, base = stranger
     _cloud(monkeypatch, fake)
     params = tmp_path / "params.yaml"
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
-                 ["dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks",
-                  shapes_data / "masks", "-q"],
-                 ["model", "create", "m", "--app", "a"],
-                 ["template", "params", "MMSegmentation_SegFormer", "-f", params, "--app", "a", "--dataset", "d",
-                  "--all-concepts"]):
+    for argv in (
+        ["app", "create", "a"],
+        ["dataset", "create", "d", "--app", "a"],
+        [
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            shapes_data / "images",
+            "--masks",
+            shapes_data / "masks",
+            "-q",
+        ],
+        ["model", "create", "m", "--app", "a"],
+        [
+            "template",
+            "params",
+            "MMSegmentation_SegFormer",
+            "-f",
+            params,
+            "--app",
+            "a",
+            "--dataset",
+            "d",
+            "--all-concepts",
+        ],
+    ):
         ok(cli(*argv))
     version = ok(cli("train", "--model", "m", "--app", "a", "--params", params, "-o", "json")).jsonl()[-1]["version_id"]
     fake.files.redirect_to = base
@@ -84,6 +122,7 @@ def test_a_redirected_training_log_sends_no_pat_to_the_other_host(cli, fake, str
 class _Scripted(BaseHTTPRequestHandler):
     """Answers by path: /redirect/N -> 302 to /redirect/N-1 (/ok at 0), /ftp -> 302 to ftp://,
     /big -> 1 MB, /drip -> a byte every 0.2 s for ever, /ok -> b"ok"."""
+
     seen: list = []
 
     def do_GET(self):  # noqa: N802
@@ -139,7 +178,7 @@ def scripted():
 def test_fetch_follows_same_origin_redirects_with_credentials_and_bounds_them(scripted):
     trusted = lambda url: url.startswith(scripted)  # noqa: E731
     assert fetch(f"{scripted}/redirect/3", "it", credentials={"Authorization": "Key k"}, trusted=trusted) == b"ok"
-    assert [auth for _, auth in _Scripted.seen] == ["Key k"] * 5     # the same origin all along
+    assert [auth for _, auth in _Scripted.seen] == ["Key k"] * 5  # the same origin all along
     with pytest.raises(UnavailableError, match="more than 5 redirects"):
         fetch(f"{scripted}/redirect/9", "it")
     with pytest.raises(NotFoundError, match="not an http"):
@@ -152,7 +191,7 @@ def test_fetch_follows_same_origin_redirects_with_credentials_and_bounds_them(sc
     assert time.monotonic() - started < 5
     _Scripted.seen = []
     fetch(f"{scripted}/ok", "it", credentials={"Authorization": "Key k"}, trusted=lambda url: False)
-    assert _Scripted.seen == [("/ok", None)]                          # an untrusted URL: never
+    assert _Scripted.seen == [("/ok", None)]  # an untrusted URL: never
 
 
 def test_config_set_pat_refuses_an_empty_value(cli, segcli_home, monkeypatch):

@@ -4,6 +4,7 @@ predict folder, or given directly. Each is skipped or refused with a reason nami
 the rest is read as before. The commands run in subprocesses under a timeout: a hang fails the
 test, never the suite.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,18 +24,41 @@ from storecheck import snapshot
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
 TIMEOUT_S = 120
 
-TRAIN = ["train", "--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]",
-         "--set", "batch_size=4", "--set", "num_epochs=1", "--model", "m", "--app", "a", "--dataset", "d", "-q"]
+TRAIN = [
+    "train",
+    "--template",
+    "segcli_UNet",
+    "--set",
+    "model_size=tiny",
+    "--set",
+    "image_size=[64,64]",
+    "--set",
+    "batch_size=4",
+    "--set",
+    "num_epochs=1",
+    "--model",
+    "m",
+    "--app",
+    "a",
+    "--dataset",
+    "d",
+    "-q",
+]
 
-REASONS = {"fifo": "is a named pipe (FIFO), not a regular file", "zero": "is a device, not a regular file",
-           "loop": "is a symbolic link loop", "gone": "is a symbolic link to nothing",
-           "sock": "is a socket, not a regular file"}
+REASONS = {
+    "fifo": "is a named pipe (FIFO), not a regular file",
+    "zero": "is a device, not a regular file",
+    "loop": "is a symbolic link loop",
+    "gone": "is a symbolic link to nothing",
+    "sock": "is a socket, not a regular file",
+}
 
 
 def run(home: Path, *args) -> subprocess.CompletedProcess:
     """segcli in a subprocess; a hang is a TimeoutExpired, which fails the test."""
-    return subprocess.run([*SEGCLI, *map(str, args)], env=segcli_subprocess_env(home), capture_output=True,
-                          text=True, timeout=TIMEOUT_S)
+    return subprocess.run(
+        [*SEGCLI, *map(str, args)], env=segcli_subprocess_env(home), capture_output=True, text=True, timeout=TIMEOUT_S
+    )
 
 
 def specials(folder: Path, suffix: str = ".png") -> dict[str, str]:
@@ -66,16 +90,48 @@ def test_special_files_in_a_mask_folder_are_listed_with_their_reason(store, shap
     images = specials(data / "images")
     masks = specials(data / "masks")
     before = snapshot(store)
-    done = run(store, "dataset", "upload", "d", "--app", "a", "--images", data / "images", "--masks",
-               data / "masks", "-q", "-o", "json")
+    done = run(
+        store,
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "a",
+        "--images",
+        data / "images",
+        "--masks",
+        data / "masks",
+        "-q",
+        "-o",
+        "json",
+    )
     assert done.returncode == ExitCode.INVALID_INPUT, done.stderr
-    assert done.stderr.splitlines()[0] == "error: 10 of 22 items are invalid (45.5% > --max-invalid-percent 0); nothing was uploaded"
+    assert (
+        done.stderr.splitlines()[0]
+        == "error: 10 of 22 items are invalid (45.5% > --max-invalid-percent 0); nothing was uploaded"
+    )
     listed = {line.strip() for line in done.stderr.splitlines()[1:-1]}
     assert listed == {f"{name}: {name} {why}" for name, why in images.items()} | {
-        f"masks/{name}: mask {name} {why}" for name, why in masks.items()}
+        f"masks/{name}: mask {name} {why}" for name, why in masks.items()
+    }
     assert snapshot(store) == before
-    allowed = run(store, "dataset", "upload", "d", "--app", "a", "--images", data / "images", "--masks",
-                  data / "masks", "--max-invalid-percent", "50", "-q", "-o", "json")
+    allowed = run(
+        store,
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "a",
+        "--images",
+        data / "images",
+        "--masks",
+        data / "masks",
+        "--max-invalid-percent",
+        "50",
+        "-q",
+        "-o",
+        "json",
+    )
     assert allowed.returncode == 0, allowed.stderr
     summary = json.loads(allowed.stdout)
     assert (summary["added"], summary["invalid"]) == (12, 10)
@@ -92,8 +148,21 @@ def test_special_files_found_by_a_coco_base_name_search_are_invalid_items(store,
         doc["images"].append({**template, "id": 1000 + k, "file_name": f"C:\\elsewhere\\{name}"})
     (data / "annotations.json").write_text(json.dumps(doc))
     before = snapshot(store)
-    done = run(store, "dataset", "upload", "d", "--app", "a", "--coco", data / "annotations.json", "--images",
-               data / "images", "--dry-run", "-o", "json")
+    done = run(
+        store,
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "a",
+        "--coco",
+        data / "annotations.json",
+        "--images",
+        data / "images",
+        "--dry-run",
+        "-o",
+        "json",
+    )
     assert done.returncode == ExitCode.INVALID_INPUT, done.stderr
     invalid = {item["name"]: item["reason"] for item in json.loads(done.stdout)["invalid_items"]}
     assert invalid == {f"C:\\elsewhere\\{name}": f"{name} {why}" for name, why in found.items()}
@@ -103,16 +172,27 @@ def test_special_files_found_by_a_coco_base_name_search_are_invalid_items(store,
 def test_special_files_given_directly_are_refused_as_not_regular(store, shapes_data, tmp_path):
     found = specials(tmp_path / "x", suffix=".json")
     for name, why in found.items():
-        done = run(store, "dataset", "upload", "d", "--app", "a", "--coco", tmp_path / "x" / name, "--images",
-                   shapes_data / "images")
+        done = run(
+            store,
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--coco",
+            tmp_path / "x" / name,
+            "--images",
+            shapes_data / "images",
+        )
         assert done.returncode == ExitCode.INVALID_INPUT, (name, done.stderr)
         assert done.stderr.splitlines()[0] == f"error: COCO annotations file {tmp_path / 'x' / name} {why}"
     classes = tmp_path / "cls"
     shutil.copytree(shapes_data, classes)
     (classes / "classes.txt").unlink()
     os.mkfifo(classes / "classes.txt")
-    done = run(store, "dataset", "upload", "d", "--app", "a", "--images", classes / "images", "--masks",
-               classes / "masks")
+    done = run(
+        store, "dataset", "upload", "d", "--app", "a", "--images", classes / "images", "--masks", classes / "masks"
+    )
     assert done.returncode == ExitCode.INVALID_INPUT
     assert done.stderr.splitlines()[0] == f"error: {classes / 'classes.txt'} {REASONS['fifo']}"
 
@@ -121,9 +201,24 @@ def test_special_files_given_directly_are_refused_as_not_regular(store, shapes_d
 def trained(tmp_path_factory, shapes_data) -> Path:
     pytest.importorskip("torch", reason="the local engine needs the [local] extra")
     home = tmp_path_factory.mktemp("trained")
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
-                 ["dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks",
-                  shapes_data / "masks", "-q"], ["model", "create", "m", "--app", "a"], TRAIN):
+    for argv in (
+        ["app", "create", "a"],
+        ["dataset", "create", "d", "--app", "a"],
+        [
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            shapes_data / "images",
+            "--masks",
+            shapes_data / "masks",
+            "-q",
+        ],
+        ["model", "create", "m", "--app", "a"],
+        TRAIN,
+    ):
         done = run(home, *argv)
         assert done.returncode == 0, (argv, done.stderr)
     return home
@@ -139,9 +234,11 @@ def test_special_files_in_a_predict_folder_are_skipped_with_their_reason(trained
     doc = json.loads((out / "predictions.json").read_text())
     assert len(doc["items"]) == 12
     assert {s["input"]: s["reason"] for s in doc["skipped"]} == {
-        str(inputs / "sub" / name): why for name, why in found.items()}
+        str(inputs / "sub" / name): why for name, why in found.items()
+    }
     assert {line for line in done.stderr.splitlines() if line.startswith("warning")} == {
-        f"warning: skipped {inputs / 'sub' / name}: {why}" for name, why in found.items()}
+        f"warning: skipped {inputs / 'sub' / name}: {why}" for name, why in found.items()
+    }
 
 
 def test_a_special_file_given_to_predict_is_not_a_regular_file(trained, tmp_path):

@@ -1,4 +1,5 @@
 """kill -9 an upload at random points, re-run it: every item ends up exactly once."""
+
 from __future__ import annotations
 
 import os
@@ -35,9 +36,24 @@ def _kill_during_upload(env, data, rng: random.Random) -> bool:
         mark = f"validating: {rng.randrange(1, n)}/"
     else:  # a line per batch of 64 written, the first before any
         mark = f"uploading: {64 * rng.randrange(0, (n + 63) // 64)}/"
-    proc = subprocess.Popen([*SEGCLI, "dataset", "upload", "d", "--app", "a", "--images", str(data / "images"),
-                             "--masks", str(data / "masks")], env={**env, "SEGCLI_PROGRESS_INTERVAL": "0"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *SEGCLI,
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            str(data / "images"),
+            "--masks",
+            str(data / "masks"),
+        ],
+        env={**env, "SEGCLI_PROGRESS_INTERVAL": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stderr:
         if line.startswith(mark):
             break
@@ -83,8 +99,20 @@ def _kill_then_rerun(home, data, rng: random.Random) -> bool:
     assert _segcli(env, "app", "create", "a").returncode == 0
     assert _segcli(env, "dataset", "create", "d", "--app", "a").returncode == 0
     killed = _kill_during_upload(env, data, rng)
-    final = _segcli(env, "dataset", "upload", "d", "--app", "a", "--images", data / "images",
-                    "--masks", data / "masks", "-o", "json")
+    final = _segcli(
+        env,
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "a",
+        "--images",
+        data / "images",
+        "--masks",
+        data / "masks",
+        "-o",
+        "json",
+    )
     assert final.returncode == 0, final.stderr
     _assert_exactly_once(home, 240)
     assert not [p for p in (home / "data" / "staging").rglob("*") if p.is_file()], "staged files left behind"
@@ -100,8 +128,20 @@ def _rounds(tmp_path, data, rounds: int, seed: int) -> int:
 def test_kill_and_rerun_upload(tmp_path, big_shapes):
     assert _rounds(tmp_path, big_shapes, rounds=2, seed=1) >= 1
     env = segcli_subprocess_env(tmp_path / "home0")
-    again = _segcli(env, "dataset", "upload", "d", "--app", "a", "--images", big_shapes / "images",
-                    "--masks", big_shapes / "masks", "-o", "json")
+    again = _segcli(
+        env,
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "a",
+        "--images",
+        big_shapes / "images",
+        "--masks",
+        big_shapes / "masks",
+        "-o",
+        "json",
+    )
     assert '"added": 0' in again.stdout and '"skipped": 240' in again.stdout
 
 

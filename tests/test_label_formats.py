@@ -6,6 +6,7 @@ malformed files (exit 5, store unchanged) and auto-detection of every layout.
 Fixtures: tests/formats_data.py writes each format to its published spec from one scene;
 tests/data/labelstudio was written with label-studio-converter's own brush encoder (see its README).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ def roboflow(root: Path) -> Path:
     """Roboflow's YOLOv8 export: train/ and valid/ each with images/ and labels/, data.yaml."""
     fd.write_yolo(root / "train")
     fd.write_yolo(root / "valid", n=4)
-    for k in range(3):   # valid holds img3 alone
+    for k in range(3):  # valid holds img3 alone
         (root / "valid" / "images" / f"img{k}.png").unlink()
         (root / "valid" / "labels" / f"img{k}.txt").unlink()
     shutil.move(root / "train" / "data.yaml", root / "data.yaml")
@@ -88,7 +89,7 @@ def _agreement(items, layout: str) -> dict[str, float]:
             lut[value] = names[concept]
         got = lut[item.labelmap]
         truth = reference[stem]
-        if layout.startswith("cityscapes"):   # Cityscapes has no background: unlabelled is ignore
+        if layout.startswith("cityscapes"):  # Cityscapes has no background: unlabelled is ignore
             got = np.where(item.labelmap == 255, 0, got)
         out[name] = float((got == truth).mean())
     return out
@@ -101,7 +102,7 @@ def test_each_format_gives_the_coco_originals_label_maps(cli, tmp_path, layout):
     result = ok(cli("dataset", "upload", "d", "--app", "a", "--from", source, "-o", "json"))
     summary = result.json()
     assert summary["format"] == FORMAT[layout] and summary["invalid"] == 0
-    assert f"as {FORMAT[layout]} (found" in result.err   # auto said what it found
+    assert f"as {FORMAT[layout]} (found" in result.err  # auto said what it found
     agreement = _agreement(stored(), layout)
     assert agreement and min(agreement.values()) >= 0.995, agreement
     if layout.startswith("cityscapes"):
@@ -109,14 +110,14 @@ def test_each_format_gives_the_coco_originals_label_maps(cli, tmp_path, layout):
 
         assert summary["classes"] == ["background", *CLASSES]
     else:
-        assert summary["classes"] == fd.CLASSES   # names and order kept
+        assert summary["classes"] == fd.CLASSES  # names and order kept
     # The one overlap rule: the dog drawn over the cat; raster formats have nothing to overlap.
     raster = layout.startswith(("voc", "cityscapes-labelids"))
     stems = [Path(n).stem.split("-")[-1] for n in agreement]
     expected = 0 if raster else sum(fd.overlap(f"img{k}") for k in range(len(stems)))
     assert summary["overlapped_pixels"] == expected
     again = ok(cli("dataset", "upload", "d", "--app", "a", "--from", source, "-o", "json")).json()
-    assert (again["added"], again["skipped"]) == (0, summary["added"])   # idempotent
+    assert (again["added"], again["skipped"]) == (0, summary["added"])  # idempotent
 
 
 def test_coco_counts_the_same_overlap(cli, tmp_path):
@@ -131,8 +132,9 @@ def test_coco_counts_the_same_overlap(cli, tmp_path):
 def test_both_backends_store_the_same_annotations(cli, backend, tmp_path, layout):
     source = LAYOUTS[layout](tmp_path / "src")
     _setup(cli)
-    summary = ok(cli("dataset", "upload", "d", "--app", "a", "--from", source, "--format", FORMAT[layout],
-                     "-o", "json")).json()
+    summary = ok(
+        cli("dataset", "upload", "d", "--app", "a", "--from", source, "--format", FORMAT[layout], "-o", "json")
+    ).json()
     assert summary["classes"] == fd.CLASSES and summary["added"] == 3
     assert min(_agreement(stored(), layout).values()) >= 0.995
 
@@ -159,9 +161,9 @@ def _break(layout: str, root: Path, how: int) -> None:
         if how == 0:
             mask.write_bytes(b"not a png")
         elif how == 1:
-            Image.new("RGB", (fd.W, fd.H), (1, 2, 3)).save(mask)   # a colour labelmap.txt lacks
+            Image.new("RGB", (fd.W, fd.H), (1, 2, 3)).save(mask)  # a colour labelmap.txt lacks
         else:
-            Image.new("L", (fd.W + 1, fd.H)).save(mask)           # not the image's size
+            Image.new("L", (fd.W + 1, fd.H)).save(mask)  # not the image's size
     elif layout == "labelstudio":
         tasks = json.loads((root / "export.json").read_text())
         result = tasks[0]["annotations"][0]["result"]
@@ -172,7 +174,7 @@ def _break(layout: str, root: Path, how: int) -> None:
         else:
             result[0]["value"]["points"] = [[1, 1]]
         (root / "export.json").write_text(json.dumps(tasks))
-    else:   # cityscapes polygons
+    else:  # cityscapes polygons
         path = next((root / "gtFine").rglob("*_polygons.json"))
         doc = json.loads(path.read_text())
         if how == 0:
@@ -210,8 +212,9 @@ def test_malformed_files_are_refused_with_the_reason(cli, tmp_path, layout, how)
     assert "Traceback" not in refused.err
     assert snapshot(Path(os.environ["SEGCLI_HOME"])) == before
     # Skipping the bad item is allowed with the threshold.
-    kept = ok(cli("dataset", "upload", "d", "--app", "a", "--from", source, "--max-invalid-percent", "50",
-                  "-o", "json")).json()
+    kept = ok(
+        cli("dataset", "upload", "d", "--app", "a", "--from", source, "--max-invalid-percent", "50", "-o", "json")
+    ).json()
     assert kept["invalid"] == 1 and kept["added"] == kept["valid"] >= 1
 
 
@@ -234,7 +237,7 @@ def test_auto_detection_recognises_every_layout(tmp_path, layout):
 
 def test_an_ambiguous_folder_and_an_unknown_one_are_refused_in_one_line(cli, tmp_path):
     both = fd.write_yolo(tmp_path / "both")
-    fd.write_voc(both)   # a YOLO and a VOC dataset in one folder
+    fd.write_voc(both)  # a YOLO and a VOC dataset in one folder
     _setup(cli)
     refused = cli("dataset", "upload", "d", "--app", "a", "--from", both)
     assert refused.code == ExitCode.INVALID_INPUT
@@ -255,8 +258,21 @@ def test_an_ambiguous_folder_and_an_unknown_one_are_refused_in_one_line(cli, tmp
 def test_old_forms_still_work_and_do_not_mix_with_from(cli, tmp_path):
     fd.write_coco(tmp_path / "coco")
     _setup(cli)
-    old = ok(cli("dataset", "upload", "d", "--app", "a", "--coco", tmp_path / "coco" / "annotations.json",
-                 "--images", tmp_path / "coco" / "images", "-o", "json")).json()
+    old = ok(
+        cli(
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--coco",
+            tmp_path / "coco" / "annotations.json",
+            "--images",
+            tmp_path / "coco" / "images",
+            "-o",
+            "json",
+        )
+    ).json()
     assert old["format"] == "coco" and old["added"] == 3
     mixed = cli("dataset", "upload", "d", "--app", "a", "--from", tmp_path / "coco", "--images", tmp_path)
     assert mixed.code == ExitCode.INVALID_INPUT and "cannot be combined" in mixed.err

@@ -1,4 +1,5 @@
 """The local store on real SQLite files: migrations, uploads as transactions, immutable versions."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,9 +29,16 @@ def make_item(tmp_path, name: str, seed: int, value: int = 1, concept: str = "ci
     path.write_bytes(_png(image))
     labelmap = np.zeros((16, 16), np.uint8)
     labelmap[4:8, 4:8] = value
-    return LabeledItem(name=path.name, image_path=path, image_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-                       width=16, height=16, labels={value: concept},
-                       regions=(Region(concept, 16, (4, 4, 4, 4)),), labelmap_png=_png(labelmap))
+    return LabeledItem(
+        name=path.name,
+        image_path=path,
+        image_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        width=16,
+        height=16,
+        labels={value: concept},
+        regions=(Region(concept, 16, (4, 4, 4, 4)),),
+        labelmap_png=_png(labelmap),
+    )
 
 
 @pytest.fixture

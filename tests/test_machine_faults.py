@@ -8,6 +8,7 @@ and the same command completes once space is freed.
 
 Mounting needs root (or CAP_SYS_ADMIN); where it is refused the tmpfs cases skip with the reason.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,8 +40,18 @@ def commands(data: Path) -> dict[str, list]:
     """The commands the issue names, as a user would type them."""
     return {
         "app list": ["app", "list"],
-        "dataset upload": ["dataset", "upload", "d", "--app", "a", "--images", data / "images",
-                           "--masks", data / "masks", "-q"],
+        "dataset upload": [
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            data / "images",
+            "--masks",
+            data / "masks",
+            "-q",
+        ],
         "train": ["train", "--model", "m", "--app", "a", "--dataset", "d", "--set", "num_epochs=1", "--no-wait"],
         "doctor": ["doctor", "-o", "json"],
     }
@@ -70,8 +81,9 @@ def small_disk(tmp_path):
     """A 4 MiB tmpfs mounted for this test; skipped where mounting is not permitted."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
     try:
@@ -102,8 +114,9 @@ def store_is_consistent(home: Path) -> int:
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         rows = db.execute("SELECT image_blob, labelmap_blob FROM inputs").fetchall()
-        orphans = db.execute("SELECT COUNT(*) FROM annotations a LEFT JOIN inputs i "
-                             "ON a.input_id=i.id WHERE i.id IS NULL").fetchone()[0]
+        orphans = db.execute(
+            "SELECT COUNT(*) FROM annotations a LEFT JOIN inputs i ON a.input_id=i.id WHERE i.id IS NULL"
+        ).fetchone()[0]
     finally:
         db.close()
     assert orphans == 0
@@ -121,7 +134,7 @@ def test_corrupt_database(cli, segcli_home, shapes, command):
     db = segcli_home / "data" / "segcli.db"
     for suffix in ("-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    db.write_bytes(os.urandom(8192))   # garbage where the database was
+    db.write_bytes(os.urandom(8192))  # garbage where the database was
     result = cli(*commands(shapes)[command])
     if command == "doctor":
         assert result.code == OK, result.err
@@ -137,7 +150,7 @@ def test_malformed_database_pages(cli, segcli_home, shapes):
     """A database whose header is fine but whose pages are not: "malformed", also exit 12."""
     prepare(cli, shapes)
     db = segcli_home / "data" / "segcli.db"
-    cli("doctor")   # closes; checkpoint the WAL so the pages live in the main file
+    cli("doctor")  # closes; checkpoint the WAL so the pages live in the main file
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
@@ -235,7 +248,7 @@ def test_disk_full_mid_upload_then_rerun(cli, small_disk, monkeypatch, shapes):
     monkeypatch.setenv("SEGCLI_HOME", str(home))
     prepare(cli, shapes, n_upload=False)
     files = sum(p.stat().st_size for folder in ("images", "masks") for p in (shapes / folder).iterdir())
-    filler = fill(small_disk, leave_bytes=files // 2)   # room for half of what the upload stores
+    filler = fill(small_disk, leave_bytes=files // 2)  # room for half of what the upload stores
     upload = commands(shapes)["dataset upload"]
     failed = cli(*upload)
     assert_one_line_fault(failed, "no space left on the device holding", str(home))
@@ -255,8 +268,9 @@ def _cloud(monkeypatch, fake) -> None:
         monkeypatch.setenv(key, value)
 
 
-@pytest.mark.parametrize("pat, what", [("abc\u00e9defgh", "non-ASCII"), ("abcdefgh\n", "line break"),
-                                       ("abc defgh", "space")])
+@pytest.mark.parametrize(
+    "pat, what", [("abc\u00e9defgh", "non-ASCII"), ("abcdefgh\n", "line break"), ("abc defgh", "space")]
+)
 def test_pat_that_cannot_be_sent(cli, fake_clarifai, monkeypatch, pat, what):
     _cloud(monkeypatch, fake_clarifai)
     monkeypatch.setenv("CLARIFAI_PAT", pat)
@@ -297,8 +311,13 @@ def _without_permission_override() -> list[str]:
         return []
     if sh.which("setpriv") is None:
         pytest.skip("running as root without setpriv: permission bits cannot be made to apply")
-    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search",
-            "--inh-caps", "-dac_override,-dac_read_search"]
+    return [
+        "setpriv",
+        "--bounding-set",
+        "-dac_override,-dac_read_search",
+        "--inh-caps",
+        "-dac_override,-dac_read_search",
+    ]
 
 
 def test_home_without_write_permission(tmp_path, shapes):
@@ -325,9 +344,17 @@ def test_home_without_write_permission(tmp_path, shapes):
         data.chmod(0o755)
 
 
-@pytest.mark.parametrize("errno_name, words", [
-    ("EDQUOT", "disk quota exceeded"), ("EIO", "input/output error"), ("EPERM", "not permitted"),
-    ("ENOSPC", "no space left"), ("EROFS", "read-only file system"), ("EACCES", "permission denied")])
+@pytest.mark.parametrize(
+    "errno_name, words",
+    [
+        ("EDQUOT", "disk quota exceeded"),
+        ("EIO", "input/output error"),
+        ("EPERM", "not permitted"),
+        ("ENOSPC", "no space left"),
+        ("EROFS", "read-only file system"),
+        ("EACCES", "permission denied"),
+    ],
+)
 def test_each_errno_is_named_with_its_path(errno_name, words, tmp_path):
     """Faults not every machine can make for real (a quota, a failing disk) are worded too."""
     import errno

@@ -1,5 +1,6 @@
 """Mask validation's common path (8-bit L/P masks, JPEG/PNG images) runs without numpy, and its
 PIL/bytes bounding boxes equal numpy's bbox_of."""
+
 import random
 import subprocess
 import sys
@@ -16,17 +17,21 @@ from conftest import REPO
 
 
 def _run(code: str) -> str:
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                         text=True, check=True, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=True, cwd=REPO
+    )
     return out.stdout.strip()
 
 
 def test_importing_the_mask_reader_does_not_import_numpy():
-    assert _run("""
+    assert (
+        _run("""
         import sys
         import segcli.datasets.maskdir
         print("numpy" in sys.modules)
-    """) == "False"
+    """)
+        == "False"
+    )
 
 
 def test_reading_l_and_p_masks_does_not_import_numpy(tmp_path):
@@ -42,14 +47,17 @@ def test_reading_l_and_p_masks_does_not_import_numpy(tmp_path):
             mask.paste(255, (30, 0, 40, 2))
             mask.save(masks / f"{stem}.png")
     (tmp_path / "classes.txt").write_text("a\nb\nc\n")
-    assert _run(f"""
+    assert (
+        _run(f"""
         import sys
         from pathlib import Path
         from segcli.datasets.maskdir import read_mask_folder
         result = read_mask_folder(Path({str(images)!r}), Path({str(masks)!r}), workers=1)
         assert len(result.items) == 6 and not result.invalid, result.invalid
         print("numpy" in sys.modules)
-    """) == "False"
+    """)
+        == "False"
+    )
 
 
 def _cases():

@@ -1,4 +1,5 @@
 """ConfusionMatrix against an independent, per-class-loop version of HF `evaluate.mean_iou`."""
+
 from __future__ import annotations
 
 import json
@@ -68,7 +69,7 @@ NAMES = ["background", "cat", "dog", "bird"]
 
 def test_class_absent_everywhere_is_nan_and_excluded_from_mean():
     target = [[0, 0, 1, 1], [0, 2, 2, 1]]
-    pred = [[0, 1, 1, 1], [0, 2, 0, 1]]          # "bird" (3) neither labelled nor predicted
+    pred = [[0, 1, 1, 1], [0, 2, 0, 1]]  # "bird" (3) neither labelled nor predicted
     result = run([pred], [target], 4, NAMES)
     assert result["per_class"]["bird"] == {"iou": None, "acc": None, "precision": None, "recall": None}
     # background 2/4, cat 3/4, dog 1/2 -> mean over three classes, not four
@@ -83,31 +84,30 @@ def test_precision_recall_and_confusion_by_hand():
     target = [[0, 0, 0, 1, 1, 1, 2, 2, 255]]
     pred = [[0, 0, 1, 1, 1, 2, 2, 0, 1]]
     result = run([pred], [target], 4, NAMES)
-    assert result["confusion"] == {"classes": NAMES,
-                                   "matrix": [[2, 1, 0, 0], [0, 2, 1, 0], [1, 0, 1, 0], [0, 0, 0, 0]]}
+    assert result["confusion"] == {"classes": NAMES, "matrix": [[2, 1, 0, 0], [0, 2, 1, 0], [1, 0, 1, 0], [0, 0, 0, 0]]}
     cat = result["per_class"]["cat"]
-    assert cat["precision"] == pytest.approx(2 / 3)      # 3 predicted cat (ignore not counted), 2 right
+    assert cat["precision"] == pytest.approx(2 / 3)  # 3 predicted cat (ignore not counted), 2 right
     assert cat["recall"] == cat["acc"] == pytest.approx(2 / 3)
     dog = result["per_class"]["dog"]
     assert dog["precision"] == pytest.approx(1 / 2) and dog["recall"] == pytest.approx(1 / 2)
     assert result["per_class"]["background"]["precision"] == pytest.approx(2 / 3)
-    assert result["per_class"]["bird"]["precision"] is None      # never predicted
-    json.dumps(result)                                             # JSON-safe as eval prints it
+    assert result["per_class"]["bird"]["precision"] is None  # never predicted
+    json.dumps(result)  # JSON-safe as eval prints it
 
 
 def test_predicted_but_absent_class_scores_zero_iou_and_counts():
     target = [[0, 0, 1, 1]]
-    pred = [[0, 3, 1, 1]]                         # "bird" predicted, never labelled
+    pred = [[0, 3, 1, 1]]  # "bird" predicted, never labelled
     result = run([pred], [target], 4, NAMES)
     assert result["per_class"]["bird"] == {"iou": 0.0, "acc": None, "precision": 0.0, "recall": None}
     assert result["mIoU"] == pytest.approx((1 / 2 + 1 + 0) / 3)  # bird's 0 pulls the mean down
-    assert result["mAcc"] == pytest.approx((1 / 2 + 1) / 2)      # acc NaN stays out
+    assert result["mAcc"] == pytest.approx((1 / 2 + 1) / 2)  # acc NaN stays out
     assert_matches(result, reference_mean_iou([pred], [target], 4), NAMES)
 
 
 def test_ignore_pixels_are_excluded():
     target = [[0, 1, IGNORE, IGNORE]]
-    pred = [[0, 1, 2, 1]]                          # wrong only where ignored
+    pred = [[0, 1, 2, 1]]  # wrong only where ignored
     result = run([pred], [target], 4, NAMES)
     assert result["mIoU"] == 1.0 and result["aAcc"] == 1.0
     assert result["per_class"]["dog"] == {"iou": None, "acc": None, "precision": None, "recall": None}

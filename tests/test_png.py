@@ -1,5 +1,6 @@
 """predict's PNG writer: every file it writes decodes, with any reader, to the exact pixels given,
 whichever deflate (ISA-L's or zlib's) is installed."""
+
 from __future__ import annotations
 
 import io
@@ -21,7 +22,7 @@ def _decode(data: bytes) -> np.ndarray:
 def test_round_trip_exact(shape):
     rng = np.random.default_rng(sum(shape))
     pixels = rng.integers(0, 256, shape, dtype=np.uint8)
-    pixels[: shape[0] // 2] = 7          # runs as well as noise: both compress paths
+    pixels[: shape[0] // 2] = 7  # runs as well as noise: both compress paths
     assert np.array_equal(_decode(png.encode(pixels)), pixels)
 
 
@@ -34,8 +35,10 @@ def test_mask_values_are_class_indices(tmp_path):
         assert np.array_equal(np.asarray(im), lm)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint16), np.zeros((4, 4, 4), np.uint8),
-                                 np.zeros((0, 4), np.uint8), np.zeros(4, np.uint8)])
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros((4, 4), np.uint16), np.zeros((4, 4, 4), np.uint8), np.zeros((0, 4), np.uint8), np.zeros(4, np.uint8)],
+)
 def test_refuses_what_it_cannot_write(bad):
     with pytest.raises(ValueError):
         png.encode(bad)
@@ -55,7 +58,8 @@ def test_without_isal_zlib_writes_the_same_pixels(tmp_path):
         "assert png._deflate.__module__ == 'zlib', png._deflate.__module__\n"
         "a = np.random.default_rng(1).integers(0, 256, (37, 41, 3), dtype=np.uint8)\n"
         "assert np.array_equal(np.asarray(Image.open(io.BytesIO(png.encode(a)))), a)\n"
-        "print('ok')\n")
+        "print('ok')\n"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"

@@ -1,6 +1,7 @@
 """Masks as hole-free polygons and back (datasets/polygons.py), and the polygons the Clarifai
 backend sends: rasterised the way eval and export read them (protos.polygon_mask), they give
 every concept's pixels back exactly, on random masks, the shapes data and the COCO sample."""
+
 from __future__ import annotations
 
 import io
@@ -31,7 +32,7 @@ def blobs(rng, h: int, w: int) -> np.ndarray:
     for _ in range(rng.integers(1, 5)):
         cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.integers(1, 9)
         mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
-    return mask & ~(rng.random((h, w)) < 0.05)   # pepper: holes, islands, corner contacts
+    return mask & ~(rng.random((h, w)) < 0.05)  # pepper: holes, islands, corner contacts
 
 
 def test_random_masks_round_trip_exactly():
@@ -47,7 +48,7 @@ def test_donut_is_cut_into_bands_that_leave_the_hole_out():
     mask[1:8, 1:8] = True
     mask[3:6, 3:6] = False
     rings = mask_to_rings(mask)
-    assert len(rings) == 2                      # above the hole's first row, and from it down
+    assert len(rings) == 2  # above the hole's first row, and from it down
     assert (back(mask) == mask).all() and not back(mask)[3:6, 3:6].any()
 
 
@@ -110,4 +111,4 @@ def test_coco_sample_polygons_are_pixel_exact(coco_sample):
 
     items = read_coco(coco_sample / "annotations" / "instances_val2017_subset.json", coco_sample / "images").items
     wrong, annotations = _sent_polygons_give_back(items)
-    assert wrong == 0 and annotations >= 26    # 26 (image, concept) regions: 137 hole-free rings today
+    assert wrong == 0 and annotations >= 26  # 26 (image, concept) regions: 137 hole-free rings today

@@ -1,6 +1,7 @@
 """Reduced precision (issue 22): `model export --precision`, `predict --precision` and its cached
 graphs, the held-out mIoU per precision in `model show`, `segcli benchmark`, and the cloud's
 refusals. A tiny U-Net trained once per module (conftest.trained_home)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,9 +18,28 @@ from conftest import ok
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 pytest.importorskip("onnxruntime.quantization", reason="needs onnxruntime")
 
-TRAIN = ["train", "--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]",
-         "--set", "batch_size=4", "--set", "num_epochs=2", "--set", "val_percent=25", "--model", "m", "--app", "a",
-         "--dataset", "d", "-q"]
+TRAIN = [
+    "train",
+    "--template",
+    "segcli_UNet",
+    "--set",
+    "model_size=tiny",
+    "--set",
+    "image_size=[64,64]",
+    "--set",
+    "batch_size=4",
+    "--set",
+    "num_epochs=2",
+    "--set",
+    "val_percent=25",
+    "--model",
+    "m",
+    "--app",
+    "a",
+    "--dataset",
+    "d",
+    "-q",
+]
 
 
 def model_dir(home: Path) -> Path:
@@ -56,7 +76,7 @@ def test_export_precision_loads_and_agrees_with_fp32(cli, home, shapes_data, tmp
     model = onnx.load(str(tmp_path / f"m.{precision}.onnx"))
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["segcli.precision"] == precision and json.loads(meta["segcli.classes"]) == doc["classes"]
-    if precision == "int8":   # really quantized: integer weights
+    if precision == "int8":  # really quantized: integer weights
         assert any(i.data_type == onnx.TensorProto.INT8 for i in model.graph.initializer)
     images = _images(shapes_data)
     agree = float((_labels(tmp_path / "m.onnx", images) == _labels(tmp_path / f"m.{precision}.onnx", images)).mean())
@@ -64,8 +84,20 @@ def test_export_precision_loads_and_agrees_with_fp32(cli, home, shapes_data, tmp
 
 
 def test_precision_is_an_onnx_export(cli, home, tmp_path):
-    done = cli("model", "export", "--model", "m", "--app", "a", "--format", "safetensors", "--precision", "int8",
-               "-f", tmp_path / "m.safetensors")
+    done = cli(
+        "model",
+        "export",
+        "--model",
+        "m",
+        "--app",
+        "a",
+        "--format",
+        "safetensors",
+        "--precision",
+        "int8",
+        "-f",
+        tmp_path / "m.safetensors",
+    )
     assert done.code == ExitCode.INVALID_INPUT and "ONNX" in done.err
     assert not (tmp_path / "m.safetensors").exists()
 
@@ -83,14 +115,15 @@ def test_predict_int8_builds_once_reuses_and_records_mIoU(cli, home, shapes_data
     assert json.loads(record.read_text())["sha256"] == hashlib.sha256(graph.read_bytes()).hexdigest()
     stamp = graph.stat().st_mtime_ns, graph.stat().st_ino
     second = ok(_predict(cli, shapes_data, "--precision", "int8"))
-    assert "preparing" not in second.err and "measuring" not in second.err   # cached graph, recorded mIoU
+    assert "preparing" not in second.err and "measuring" not in second.err  # cached graph, recorded mIoU
     assert (graph.stat().st_mtime_ns, graph.stat().st_ino) == stamp
     assert second.json() == first.json()
     # The same regions format; most pixels of most images get fp32's classes.
     assert [i["input"] for i in first.json()["items"]] == [i["input"] for i in fp32["items"]]
 
-    evaluated = ok(cli("model", "eval", "--model", "m", "--app", "a", "--dataset", "d", "--precision", "int8",
-                       "-o", "json", "-q")).json()
+    evaluated = ok(
+        cli("model", "eval", "--model", "m", "--app", "a", "--dataset", "d", "--precision", "int8", "-o", "json", "-q")
+    ).json()
     assert evaluated["precision"] == "int8" and 0.0 <= evaluated["mIoU"] <= 1.0
     shown = ok(cli("model", "show", "m", "--app", "a", "-o", "json")).json()["model_versions"][0]
     recorded = shown["precision_mIoU"]
@@ -98,7 +131,7 @@ def test_predict_int8_builds_once_reuses_and_records_mIoU(cli, home, shapes_data
     for entry in recorded.values():
         assert 0.0 <= entry["mIoU"] <= 1.0 and entry["split"] == "held-out" and entry["images"] == 3
     table = ok(cli("model", "show", "m", "--app", "a")).out
-    assert "int8" in table and f"{recorded['int8']['mIoU']:.4f}" in table   # (wrapped in a narrow terminal)
+    assert "int8" in table and f"{recorded['int8']['mIoU']:.4f}" in table  # (wrapped in a narrow terminal)
 
 
 def test_a_tampered_int8_graph_is_rebuilt_never_run(cli, home, shapes_data):
@@ -114,7 +147,7 @@ def test_a_tampered_int8_graph_is_rebuilt_never_run(cli, home, shapes_data):
     onnx.save(graph, str(path))
     tampered = path.read_bytes()
     again = ok(_predict(cli, shapes_data, "--precision", "int8", "-q"))
-    assert again.json() == clean                                       # the tampered graph never ran
+    assert again.json() == clean  # the tampered graph never ran
     assert path.read_bytes() != tampered
     record = json.loads((mdir / "model.int8.onnx.json").read_text())
     assert record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -131,19 +164,33 @@ def test_fp16_predict_and_torch_refusal(cli, home, shapes_data):
 def test_benchmark_json_shape(cli, home, monkeypatch):
     monkeypatch.setenv("SEGCLI_BENCHMARK_SECONDS", "0")
     doc = ok(cli("benchmark", "--model", "m", "--app", "a", "-o", "json", "-q")).json()
-    assert {"model_id", "version_id", "images", "split", "dataset_id", "dataset_version_id", "batch_size", "cpus",
-            "load_average", "rows"} <= set(doc)
+    assert {
+        "model_id",
+        "version_id",
+        "images",
+        "split",
+        "dataset_id",
+        "dataset_version_id",
+        "batch_size",
+        "cpus",
+        "load_average",
+        "rows",
+    } <= set(doc)
     assert doc["split"] == "held-out" and doc["images"] == 3
     assert [(r["engine"], r["precision"]) for r in doc["rows"]] == [
-        ("onnx", "fp32"), ("onnx", "fp16"), ("onnx", "int8"), ("torch", "fp32")]
+        ("onnx", "fp32"),
+        ("onnx", "fp16"),
+        ("onnx", "int8"),
+        ("torch", "fp32"),
+    ]
     for row in doc["rows"]:
         assert "error" not in row, row
         assert row["ms_per_image"] > 0 and row["images_per_s"] > 0 and row["peak_rss_mb"] > 0
         assert 0.0 <= row["mIoU"] <= 1.0
     onnx32, torch32 = doc["rows"][0], doc["rows"][3]
-    assert abs(onnx32["mIoU"] - torch32["mIoU"]) < 1e-3        # the same model, two engines
+    assert abs(onnx32["mIoU"] - torch32["mIoU"]) < 1e-3  # the same model, two engines
     shown = ok(cli("model", "show", "m", "--app", "a", "-o", "json")).json()["model_versions"][0]
-    assert set(shown["precision_mIoU"]) == {"fp32", "fp16", "int8"}   # held-out numbers recorded
+    assert set(shown["precision_mIoU"]) == {"fp32", "fp16", "int8"}  # held-out numbers recorded
     table = ok(cli("benchmark", "--model", "m", "--app", "a", "--dataset", "d", "-q"))
     assert "images/s" in table.out.lower() and "int8" in table.out
 

@@ -1,6 +1,7 @@
 """The predict graph's own steps around the model, checked against numpy on a stand-in model
 (the identity: the 3 normalised channels are the "logits"), so any change to the normalisation,
 the resize or the label/probability heads shows here without torch."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,9 +19,11 @@ MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 def _identity_model() -> "onnx.ModelProto":
     graph = helper.make_graph(
-        [helper.make_node("Identity", [onnx_graph.RAW_INPUT], [onnx_graph.RAW_OUTPUT])], "identity",
+        [helper.make_node("Identity", [onnx_graph.RAW_INPUT], [onnx_graph.RAW_OUTPUT])],
+        "identity",
         [helper.make_tensor_value_info(onnx_graph.RAW_INPUT, TensorProto.FLOAT, ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info(onnx_graph.RAW_OUTPUT, TensorProto.FLOAT, ["N", 3, "H", "W"])])
+        [helper.make_tensor_value_info(onnx_graph.RAW_OUTPUT, TensorProto.FLOAT, ["N", 3, "H", "W"])],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -32,8 +35,10 @@ def session():
 
 
 def _run(session, images: np.ndarray, hw) -> tuple[np.ndarray, np.ndarray]:
-    return session.run([onnx_graph.PRED_LABEL, onnx_graph.PRED_PROB],
-                       {onnx_graph.PRED_IMAGE: images, onnx_graph.PRED_SIZE: np.asarray(hw, np.int64)})
+    return session.run(
+        [onnx_graph.PRED_LABEL, onnx_graph.PRED_PROB],
+        {onnx_graph.PRED_IMAGE: images, onnx_graph.PRED_SIZE: np.asarray(hw, np.int64)},
+    )
 
 
 def test_normalisation_label_and_probability_match_numpy(session):
@@ -50,10 +55,10 @@ def test_normalisation_label_and_probability_match_numpy(session):
 
 def test_output_at_the_requested_size(session):
     images = np.full((1, 20, 30, 3), 200, np.uint8)
-    images[0, :, :15, 2] = 0                        # left half: no blue (green wins there)
+    images[0, :, :15, 2] = 0  # left half: no blue (green wins there)
     label, prob = _run(session, images, (41, 61))
     assert label.shape == prob.shape == (1, 41, 61)
-    assert label[0, 0, 0] != label[0, 0, -1]        # the two halves keep their labels after the resize
+    assert label[0, 0, 0] != label[0, 0, -1]  # the two halves keep their labels after the resize
 
 
 def test_metadata_carries_the_key():

@@ -1,6 +1,7 @@
 """predict's pipeline (services/predict._run) with stand-in engines that implement the Segmenter
 protocols: where each stage runs, that order and every input survive, and that one unreadable
 file is skipped. The real engines are covered in test_export_onnx and test_cli_train_predict."""
+
 from __future__ import annotations
 
 import json
@@ -22,6 +23,7 @@ def _label(image: np.ndarray) -> np.ndarray:
 
 class _Plain:
     """A Segmenter with predict only (as the torch and Clarifai engines)."""
+
     classes, version_id = CLASSES, "v"
 
     def __init__(self) -> None:
@@ -59,13 +61,13 @@ class _Staged(_Plain):
 def folder(tmp_path):
     rng = np.random.default_rng(3)
     paths = []
-    for i in range(21):                      # not a multiple of the batch size
+    for i in range(21):  # not a multiple of the batch size
         image = rng.integers(0, 256, (20 + i, 30, 3), np.uint8)
         path = tmp_path / "in" / f"{i:02d}.png"
         path.parent.mkdir(exist_ok=True)
         Image.fromarray(image).save(path)
         paths.append(path)
-    (tmp_path / "in" / "10.png").write_bytes(b"not a png")   # one unreadable file in the middle
+    (tmp_path / "in" / "10.png").write_bytes(b"not a png")  # one unreadable file in the middle
     return paths
 
 
@@ -84,7 +86,7 @@ def test_staged_engine_prepares_in_decode_threads_and_scores_in_writers(folder, 
     assert isinstance(engine, StagedSegmenter)
     _run(engine, folder, [], tmp_path / "out", 0.05, 4, "off", warnings.append)
     main = threading.current_thread().name
-    assert engine.threads == {main}                          # the model: one thread, the caller's
+    assert engine.threads == {main}  # the model: one thread, the caller's
     assert engine.prepare_threads and main not in engine.prepare_threads
     assert engine.score_threads and all(t.startswith("segcli-write") for t in engine.score_threads)
     _check_output(tmp_path / "out", folder, warnings)
@@ -106,7 +108,7 @@ def test_segresult_scores_given_or_computed_once():
         return np.asarray([0.5, 0.25], np.float32)
 
     lazy = SegResult(np.zeros((2, 2), np.uint8), compute_scores=compute)
-    assert calls == []                                       # nothing until asked
+    assert calls == []  # nothing until asked
     assert lazy.class_scores.tolist() == [0.5, 0.25] and lazy.class_scores.tolist() == [0.5, 0.25]
     assert calls == [1]
     given = SegResult(np.zeros((2, 2), np.uint8), np.ones(2, np.float32))

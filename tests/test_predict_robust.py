@@ -2,6 +2,7 @@
 broken videos. Each is skipped with a warning and listed in predictions.json; the index is
 always written; nothing predictable at all is exit 5. And the writer, whatever happens,
 finalises its videos and writes the index."""
+
 from __future__ import annotations
 
 import json
@@ -19,18 +20,39 @@ from segcli.render.predictions import PredictionWriter
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 
-TRAIN = ["train", "--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]",
-         "--set", "batch_size=4", "--set", "num_epochs=1", "--model", "m", "--app", "a", "--dataset", "d", "-q"]
+TRAIN = [
+    "train",
+    "--template",
+    "segcli_UNet",
+    "--set",
+    "model_size=tiny",
+    "--set",
+    "image_size=[64,64]",
+    "--set",
+    "batch_size=4",
+    "--set",
+    "num_epochs=1",
+    "--model",
+    "m",
+    "--app",
+    "a",
+    "--dataset",
+    "d",
+    "-q",
+]
 
 
 def png_with_size(path: Path, width: int, height: int) -> Path:
     """A few-byte PNG that declares width x height grey pixels: what a decompression bomb
     looks like to a reader before it decodes anything."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -40,11 +62,16 @@ def bad_inputs(folder: Path, good: Path) -> dict[str, str]:
     (folder / "text.png").write_bytes(b"this is not an image")
     data = good.read_bytes()
     (folder / "truncated.png").write_bytes(data[: len(data) // 2])
-    png_with_size(folder / "bomb.png", 30000, 30000)            # > 2x Pillow's limit: refused at open
-    png_with_size(folder / "big.png", 10000, 10000)             # > 1x: Pillow only warns; segcli refuses
+    png_with_size(folder / "bomb.png", 30000, 30000)  # > 2x Pillow's limit: refused at open
+    png_with_size(folder / "big.png", 10000, 10000)  # > 1x: Pillow only warns; segcli refuses
     (folder / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00garbage" * 50)
-    return {"text.png": "cannot read image", "truncated.png": "cannot read image", "bomb.png": "image",
-            "big.png": "decompression-bomb guard", "clip.mp4": "cannot read video"}
+    return {
+        "text.png": "cannot read image",
+        "truncated.png": "cannot read image",
+        "bomb.png": "image",
+        "big.png": "decompression-bomb guard",
+        "clip.mp4": "cannot read video",
+    }
 
 
 def test_unreadable_inputs_are_skipped_and_listed(cli, home, shapes_data, tmp_path):
@@ -84,7 +111,7 @@ CLASSES = ["background", "ball"]
 def frames(n: int, w: int = 48, h: int = 32):
     for i in range(n):
         img = np.full((h, w, 3), 40, np.uint8)
-        img[8:24, 2 * i:2 * i + 12] = 230
+        img[8:24, 2 * i : 2 * i + 12] = 230
         yield i, i / 10, img
 
 
@@ -96,18 +123,19 @@ def test_writer_finalises_video_and_index_after_a_failure(tmp_path):
         with PredictionWriter(out, CLASSES, workers=2) as writer:
             writer.add_image("still.png", *next(frames(1))[2:], np.zeros((32, 48), np.uint8), [1.0, 0.0])
             for index, t, img in frames(7):
-                writer.add_video_frame("clip.mp4", index, t, img, (img[:, :, 0] > 100).astype(np.uint8),
-                                       [1.0, 0.9], fps=10)
+                writer.add_video_frame(
+                    "clip.mp4", index, t, img, (img[:, :, 0] > 100).astype(np.uint8), [1.0, 0.9], fps=10
+                )
             raise RuntimeError("decoder died")
     doc = json.loads((out / "predictions.json").read_text())
     assert [i["input"] for i in doc["items"]] == ["still.png"] + [f"clip.mp4#frame={i}" for i in range(7)]
-    with av.open(str(out / "clip.overlay.mp4")) as container:   # a complete, playable file
+    with av.open(str(out / "clip.overlay.mp4")) as container:  # a complete, playable file
         assert sum(1 for _ in container.decode(video=0)) == 7
 
 
 def test_writer_threads_keep_input_order_and_report_errors(tmp_path):
     rng = np.random.default_rng(0)
-    names = [f"dir{i % 3}/img.png" for i in range(20)]           # same stems: names are reserved in order
+    names = [f"dir{i % 3}/img.png" for i in range(20)]  # same stems: names are reserved in order
     with PredictionWriter(tmp_path, CLASSES, workers=3) as writer:
         for name in names:
             img = rng.integers(0, 256, (int(rng.integers(8, 40)), 30, 3), np.uint8)
@@ -115,8 +143,12 @@ def test_writer_threads_keep_input_order_and_report_errors(tmp_path):
         writer.skip("broken.png", "cannot read image")
     doc = json.loads((tmp_path / "predictions.json").read_text())
     assert [i["input"] for i in doc["items"]] == names
-    assert [i["mask_path"] for i in doc["items"]][:4] == ["img.mask.png", "img-2.mask.png", "img-3.mask.png",
-                                                          "img-4.mask.png"]
+    assert [i["mask_path"] for i in doc["items"]][:4] == [
+        "img.mask.png",
+        "img-2.mask.png",
+        "img-3.mask.png",
+        "img-4.mask.png",
+    ]
     for item in doc["items"]:
         mask = np.asarray(Image.open(tmp_path / item["mask_path"]))
         assert mask.shape == (item["height"], item["width"])
@@ -141,7 +173,7 @@ def test_background_reader_never_blocks_a_consumer_that_stops():
 
     def frames():
         try:
-            yield from range(3)   # all read while the queue is full: the end marker must wait
+            yield from range(3)  # all read while the queue is full: the end marker must wait
         finally:
             closed.set()
 

@@ -1,4 +1,5 @@
 """process_exists: what the staging sweep and the dead-worker check ask before acting on a pid."""
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,7 @@ def test_a_zombie_counts_as_gone():
 
 def _dies_on_seven(job: int) -> int:
     if job == 7:
-        os.kill(os.getpid(), 9)   # as the out-of-memory killer would
+        os.kill(os.getpid(), 9)  # as the out-of-memory killer would
     return job
 
 
@@ -62,7 +63,7 @@ def test_process_map_keeps_order_and_reports_every_item():
     out = map_items(_square_where, jobs, 2, lambda done, total: seen.append((done, total)), processes=True)
     assert [value for value, _ in out] == [j * j for j in jobs]
     workers = {pid for _, pid in out}
-    assert os.getpid() not in workers and 1 <= len(workers) <= 2   # in the 2 worker processes
+    assert os.getpid() not in workers and 1 <= len(workers) <= 2  # in the 2 worker processes
     assert seen[0] == (0, 300) and seen[-1] == (300, 300)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
 
@@ -84,5 +85,5 @@ def test_guided_chunks_cover_the_jobs_in_order_and_shrink_to_single_items(total,
     assert all(end == nxt for (_, end), (nxt, _) in zip(chunks, chunks[1:]))
     sizes = [end - start for start, end in chunks]
     assert all(1 <= size <= MAX_CHUNK for size in sizes)
-    assert sizes == sorted(sizes, reverse=True)          # big first, small last
-    assert sizes[-workers:] == [1] * min(workers, len(sizes))   # the last ones finish together
+    assert sizes == sorted(sizes, reverse=True)  # big first, small last
+    assert sizes[-workers:] == [1] * min(workers, len(sizes))  # the last ones finish together

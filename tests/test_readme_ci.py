@@ -1,4 +1,5 @@
 """The README's two set-up commands are the project's entry points; .ci/run must run the second."""
+
 from __future__ import annotations
 
 from conftest import REPO
@@ -15,7 +16,7 @@ def test_readme_starts_with_exactly_two_commands():
     text = (REPO / "README.md").read_text()
     before = text.split("```", 1)[0]
     assert text.index("```bash") == text.index("```")
-    assert before.startswith("# segcli\n") and len(before.strip().split("\n\n")) == 2   # title, one paragraph
+    assert before.startswith("# segcli\n") and len(before.strip().split("\n\n")) == 2  # title, one paragraph
     assert len(before.strip().splitlines()) <= 6
     commands = readme_commands()
     assert len(commands) == 2

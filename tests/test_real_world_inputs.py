@@ -4,6 +4,7 @@ either a store left exactly as it was, or the stored contents read back pixel by
 
 Files are generated here with PIL/numpy (EXIF via Image.Exif, PNG headers by hand); no fixtures.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,19 +25,28 @@ from conftest import stored_bytes
 from storecheck import snapshot
 
 # pycocotools 2.0.x + numpy 2 warn on every decode; not ours to fix.
-pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools"),
-              # segcli ignores it process-wide (it refuses such images itself); pytest resets
-              # warning filters per test, so say it again here.
-              pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools"),
+    # segcli ignores it process-wide (it refuses such images itself); pytest resets
+    # warning filters per test, so say it again here.
+    pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning"),
+]
 
 BAD, CONFIG, OK = ExitCode.INVALID_INPUT, ExitCode.CONFIG, ExitCode.OK
-W, H = 40, 64            # a portrait photo as displayed
+W, H = 40, 64  # a portrait photo as displayed
 RED, GREEN, BLUE = (220, 30, 30), (30, 200, 60), (20, 40, 230)
 CLASSES = "background\ncircle\nsquare\n"
 # EXIF orientation -> the transpose that undoes the viewer's turn (raw pixels from displayed ones).
-TO_RAW = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-          4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-          6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}
+TO_RAW = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
 
 
 # -- generated files ------------------------------------------------------------------------------
@@ -48,8 +58,8 @@ def scene(w: int = W, h: int = H) -> tuple[np.ndarray, np.ndarray]:
     mask = np.zeros((h, w), np.uint8)
     image[: h // 4, : w // 4] = RED
     mask[: h // 4, : w // 4] = 1
-    image[h - h // 3:, w - w // 2:] = GREEN
-    mask[h - h // 3:, w - w // 2:] = 2
+    image[h - h // 3 :, w - w // 2 :] = GREEN
+    mask[h - h // 3 :, w - w // 2 :] = 2
     return image, mask
 
 
@@ -67,8 +77,10 @@ def save_turned(path: Path, displayed: np.ndarray, orientation: int, fmt: str = 
 
 def bomb_png(width: int, height: int) -> bytes:
     """A valid PNG header claiming a huge image, with a few rows of data: small on disk."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     rows = zlib.compress(b"\x00" * (width + 1) * 2)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
@@ -86,16 +98,34 @@ def mask_folder(root: Path, n: int = 2) -> Path:
     return root
 
 
-def coco_folder(root: Path, annotations: list | None = None, file_name: str = "a.png",
-                size: tuple[int, int] = (W, H)) -> Path:
+def coco_folder(
+    root: Path, annotations: list | None = None, file_name: str = "a.png", size: tuple[int, int] = (W, H)
+) -> Path:
     (root / "images").mkdir(parents=True, exist_ok=True)
     image, _ = scene(*size)
     if not (root / "images" / file_name.replace("\\", "/").split("/")[-1]).exists():
         Image.fromarray(image).save(root / "images" / "a.png")
-    anns = [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0,
-             "segmentation": [rect(0, 0, size[0] // 4, size[1] // 4)]}] if annotations is None else annotations
-    write_json(root / "ann.json", {"images": [{"id": 1, "file_name": file_name, "width": size[0], "height": size[1]}],
-                                   "annotations": anns, "categories": [{"id": 1, "name": "circle"}]})
+    anns = (
+        [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "segmentation": [rect(0, 0, size[0] // 4, size[1] // 4)],
+            }
+        ]
+        if annotations is None
+        else annotations
+    )
+    write_json(
+        root / "ann.json",
+        {
+            "images": [{"id": 1, "file_name": file_name, "width": size[0], "height": size[1]}],
+            "annotations": anns,
+            "categories": [{"id": 1, "name": "circle"}],
+        },
+    )
     return root
 
 
@@ -121,18 +151,42 @@ def store(cli):
 
 
 def upload_masks(cli, root: Path, *extra):
-    return cli("dataset", "upload", "d", "--app", "a", "--images", root / "images",
-               "--masks", root / "masks", "-o", "json", *extra)
+    return cli(
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "a",
+        "--images",
+        root / "images",
+        "--masks",
+        root / "masks",
+        "-o",
+        "json",
+        *extra,
+    )
 
 
 def upload_coco(cli, root: Path, *extra):
-    return cli("dataset", "upload", "d", "--app", "a", "--coco", root / "ann.json",
-               "--images", root / "images", "-o", "json", *extra)
+    return cli(
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "a",
+        "--coco",
+        root / "ann.json",
+        "--images",
+        root / "images",
+        "-o",
+        "json",
+        *extra,
+    )
 
 
 def stored(home: Path) -> dict[str, dict]:
     """name -> {image bytes, labelmap array, width, height, labels} as the local store holds them."""
-    copies = home.parent / "stored-blobs"   # as files: predict's loader takes a path
+    copies = home.parent / "stored-blobs"  # as files: predict's loader takes a path
     copies.mkdir(exist_ok=True)
     db = sqlite3.connect(home / "data" / "segcli.db")
     try:
@@ -143,8 +197,13 @@ def stored(home: Path) -> dict[str, dict]:
     for name, image_blob, labelmap_blob, width, height, labels in rows:
         for blob in (image_blob, labelmap_blob):
             (copies / blob).write_bytes(stored_bytes(home, blob))
-        out[name] = {"image_path": copies / image_blob, "labelmap_path": copies / labelmap_blob,
-                     "width": width, "height": height, "labels": json.loads(labels)}
+        out[name] = {
+            "image_path": copies / image_blob,
+            "labelmap_path": copies / labelmap_blob,
+            "width": width,
+            "height": height,
+            "labels": json.loads(labels),
+        }
         out[name]["labelmap"] = np.asarray(Image.open(out[name]["labelmap_path"]))
     return out
 
@@ -157,8 +216,9 @@ def every_reader(path: Path, labelmap_path: Path, hw: tuple[int, int]) -> list[n
     from segcli.engine.data import load_sample
     from segcli.services.predict import load_rgb
 
-    trained, _, _ = load_sample(Sample(image=path, labelmap=labelmap_path),
-                                Geometry.from_params({"image_size": list(hw)}))
+    trained, _, _ = load_sample(
+        Sample(image=path, labelmap=labelmap_path), Geometry.from_params({"image_size": list(hw)})
+    )
     return [open_rgb(path), trained, load_rgb(path)[1]]
 
 
@@ -173,7 +233,7 @@ def assert_refused(result, code, needle, before, home):
 # == 1. text encodings ============================================================================
 CLASSES_TXT_READ = {
     "utf8-bom": b"\xef\xbb\xbf" + CLASSES.encode(),
-    "utf16-le-bom": CLASSES.encode("utf-16"),             # Windows Notepad "Unicode"
+    "utf16-le-bom": CLASSES.encode("utf-16"),  # Windows Notepad "Unicode"
     "utf16-be-bom": b"\xfe\xff" + CLASSES.encode("utf-16-be"),
     "crlf-and-trailing-spaces": b"background  \r\ncircle\t\r\n square \r\n\r\n",
     "no-final-newline": b"background\ncircle\nsquare",
@@ -230,13 +290,19 @@ def test_coco_json_encodings(cli, store, tmp_path, segcli_home, case):
 
 
 COCO_FILE_REFUSED = {
-    "latin1": (lambda p: p.write_bytes(p.read_text().replace("circle", "caf\u00e9").encode("latin-1")),
-               "is not valid UTF-8 text (byte 0xe9"),
+    "latin1": (
+        lambda p: p.write_bytes(p.read_text().replace("circle", "caf\u00e9").encode("latin-1")),
+        "is not valid UTF-8 text (byte 0xe9",
+    ),
     "nested-too-deep": (lambda p: p.write_text("[" * 100_000 + "]" * 100_000), "nested too deeply"),
-    "number-too-long": (lambda p: p.write_text('{"images": [], "x": ' + "9" * 5000 + "}"),
-                        "is not JSON segcli can read"),
-    "lone-surrogate-category": (lambda p: p.write_text(p.read_text().replace("circle", "\\ud800")),
-                                "not valid Unicode"),
+    "number-too-long": (
+        lambda p: p.write_text('{"images": [], "x": ' + "9" * 5000 + "}"),
+        "is not JSON segcli can read",
+    ),
+    "lone-surrogate-category": (
+        lambda p: p.write_text(p.read_text().replace("circle", "\\ud800")),
+        "not valid Unicode",
+    ),
     "truncated": (lambda p: p.write_text(p.read_text()[:40]), "truncated?"),
 }
 
@@ -252,11 +318,14 @@ def test_coco_files_that_cannot_be_read_exit_5_naming_the_file(cli, store, tmp_p
     assert "ann.json" in result.err
 
 
-@pytest.mark.parametrize("content, needle", [
-    (b"profiles:\n  default: {backend: local}\n\xe9t\xe9: 1\n", "not valid UTF-8"),
-    (b"- just\n- a list\n", "must be a mapping"),
-    (b"profiles: {default: 3}\n", "'profiles' must map"),
-])
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (b"profiles:\n  default: {backend: local}\n\xe9t\xe9: 1\n", "not valid UTF-8"),
+        (b"- just\n- a list\n", "must be a mapping"),
+        (b"profiles: {default: 3}\n", "'profiles' must map"),
+    ],
+)
 def test_malformed_config_file_is_a_config_error_naming_it(cli, segcli_home, content, needle):
     segcli_home.mkdir(parents=True, exist_ok=True)
     (segcli_home / "config.yaml").write_bytes(content)
@@ -302,10 +371,16 @@ def _modes():
     return {
         "I;16 png": (Image.fromarray(g16), "PNG", as_grey_rgb(np.round(g16 / 257).astype(np.uint8))),
         "I;16 tiff": (Image.fromarray(g16), "TIFF", as_grey_rgb(np.round(g16 / 257).astype(np.uint8))),
-        "I (32-bit) tiff": (Image.fromarray(g16.astype(np.int32)), "TIFF",
-                            as_grey_rgb(np.round(g16 / 257).astype(np.uint8))),
-        "F (0..1) tiff": (Image.fromarray((g16 / 65535).astype(np.float32)), "TIFF",
-                          as_grey_rgb(np.round(g16 / 65535 * 255).astype(np.uint8))),
+        "I (32-bit) tiff": (
+            Image.fromarray(g16.astype(np.int32)),
+            "TIFF",
+            as_grey_rgb(np.round(g16 / 257).astype(np.uint8)),
+        ),
+        "F (0..1) tiff": (
+            Image.fromarray((g16 / 65535).astype(np.float32)),
+            "TIFF",
+            as_grey_rgb(np.round(g16 / 65535 * 255).astype(np.uint8)),
+        ),
         "RGBA png": (Image.fromarray(rgba), "PNG", scene()[0]),
         "LA png": (Image.fromarray(la, "LA"), "PNG", as_grey_rgb(la[..., 0])),
         "1-bit png": (Image.fromarray(one_bit), "PNG", as_grey_rgb(one_bit.astype(np.uint8) * 255)),
@@ -335,11 +410,14 @@ def test_pixel_modes_are_converted_not_clipped_by_every_reader(cli, store, tmp_p
         assert np.abs(array.astype(int) - expected.astype(int)).max() <= tolerance, mode
 
 
-@pytest.mark.parametrize("image, needle", [
-    (Image.fromarray(np.full((H, W), 70000, np.int32)), "32-bit integer image with values outside 0..65535"),
-    (Image.fromarray(np.full((H, W), 3.5, np.float32)), "32-bit float image with values outside 0..1"),
-    (Image.fromarray(np.full((H, W), np.nan, np.float32)), "32-bit float image with values outside 0..1"),
-])
+@pytest.mark.parametrize(
+    "image, needle",
+    [
+        (Image.fromarray(np.full((H, W), 70000, np.int32)), "32-bit integer image with values outside 0..65535"),
+        (Image.fromarray(np.full((H, W), 3.5, np.float32)), "32-bit float image with values outside 0..1"),
+        (Image.fromarray(np.full((H, W), np.nan, np.float32)), "32-bit float image with values outside 0..1"),
+    ],
+)
 def test_modes_without_a_meaning_in_8_bit_are_refused_at_upload(cli, store, tmp_path, segcli_home, image, needle):
     root = mask_folder(tmp_path, n=1)
     (root / "images" / "00.png").unlink()
@@ -400,8 +478,14 @@ def test_exif_mask_drawn_on_the_unturned_pixels_is_refused_with_the_reason(cli, 
     Image.fromarray(np.ascontiguousarray(np.rot90(mask))).save(root / "masks" / "00.png")  # 64x40
     before = snapshot(segcli_home)
     result = upload_masks(cli, root)
-    assert_refused(result, BAD, f"mask is {H}x{W} but the image is {W}x{H} (as displayed: the file's "
-                               f"EXIF orientation 6 turns its stored {H}x{W} pixels)", before, segcli_home)
+    assert_refused(
+        result,
+        BAD,
+        f"mask is {H}x{W} but the image is {W}x{H} (as displayed: the file's "
+        f"EXIF orientation 6 turns its stored {H}x{W} pixels)",
+        before,
+        segcli_home,
+    )
 
 
 def test_square_exif_photo_is_trained_on_the_right_pixels(cli, store, tmp_path, segcli_home):
@@ -464,8 +548,13 @@ def test_polygon_a_few_pixels_past_the_border_is_clipped_like_pycocotools(cli, s
 
 
 def test_dry_run_and_table_report_clipped(cli, store, tmp_path):
-    root = coco_folder(tmp_path, [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [rect(-5, 5, 10, 10)]},
-                                  {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [rect(-0.5, 20, 10, 30)]}])
+    root = coco_folder(
+        tmp_path,
+        [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [rect(-5, 5, 10, 10)]},
+            {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [rect(-0.5, 20, 10, 30)]},
+        ],
+    )
     assert upload_coco(cli, root, "--dry-run").json()["clipped"] == 1  # within 1 px is rounding
     table = cli("dataset", "upload", "d", "--app", "a", "--coco", root / "ann.json", "--images", root / "images")
     assert table.code == 0 and any(line.split()[:2] == ["clipped", "1"] for line in table.out.splitlines())
@@ -541,11 +630,14 @@ def test_coco_file_name_styles_resolve_inside_images(cli, store, tmp_path, segcl
     assert list(stored(segcli_home)) == [stored_name]
 
 
-@pytest.mark.parametrize("file_name, needle", [
-    ("/elsewhere/a.png", "is ambiguous: 2 files named a.png"),
-    ("gone.png", "image file not found: looked for images/gone.png"),
-    ("C:\\data\\gone.png", "looked for images/data/gone.png and images/gone.png"),
-])
+@pytest.mark.parametrize(
+    "file_name, needle",
+    [
+        ("/elsewhere/a.png", "is ambiguous: 2 files named a.png"),
+        ("gone.png", "image file not found: looked for images/gone.png"),
+        ("C:\\data\\gone.png", "looked for images/data/gone.png and images/gone.png"),
+    ],
+)
 def test_coco_file_name_that_names_no_single_file_is_invalid(cli, store, tmp_path, segcli_home, file_name, needle):
     root = coco_folder(tmp_path, file_name=file_name)
     (root / "images" / "a.png").unlink(missing_ok=True)
@@ -564,7 +656,9 @@ def test_extension_case_and_mirrored_subfolders(cli, store, tmp_path, segcli_hom
         image[0, 0] = k  # three different files (identical bytes would be one input)
         (root / "images" / sub).mkdir(exist_ok=True)
         (root / "masks" / sub).mkdir(exist_ok=True)
-        Image.fromarray(image).save(root / "images" / sub / f"{stem}{ext}", format="JPEG" if "J" in ext.upper() else "PNG")
+        Image.fromarray(image).save(
+            root / "images" / sub / f"{stem}{ext}", format="JPEG" if "J" in ext.upper() else "PNG"
+        )
         Image.fromarray(mask).save(root / "masks" / sub / f"{stem}.PNG", format="PNG")
     (root / "images" / "thumbs").mkdir()  # not mirrored in masks/: not read
     Image.fromarray(image).save(root / "images" / "thumbs" / "top.jpg")
@@ -577,8 +671,21 @@ def test_extension_case_and_mirrored_subfolders(cli, store, tmp_path, segcli_hom
 def test_masks_folder_inside_the_images_folder_is_not_read_as_images(cli, store, tmp_path):
     root = mask_folder(tmp_path)
     (root / "masks").rename(root / "images" / "masks")
-    result = cli("dataset", "upload", "d", "--app", "a", "--images", root / "images",
-                 "--masks", root / "images" / "masks", "--classes", "background,circle,square", "-o", "json")
+    result = cli(
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "a",
+        "--images",
+        root / "images",
+        "--masks",
+        root / "images" / "masks",
+        "--classes",
+        "background,circle,square",
+        "-o",
+        "json",
+    )
     assert result.code == 0, result.err
     assert result.json()["valid"] == 2
 
@@ -600,10 +707,14 @@ def test_masks_with_an_opaque_alpha_or_grey_saved_as_rgb(cli, store, tmp_path, s
 
 
 MASKS_REFUSED = {
-    "jpeg-mask": (lambda m: ((m / "00.png").unlink(), Image.fromarray(scene()[1]).save(m / "00.jpg")),
-                  "found 00.jpg; masks must be PNG"),
-    "transparent-alpha": (lambda m: Image.fromarray(np.dstack([scene()[1], scene()[1] * 100]), "LA").save(m / "00.png"),
-                          "has transparent pixels (mode LA)"),
+    "jpeg-mask": (
+        lambda m: ((m / "00.png").unlink(), Image.fromarray(scene()[1]).save(m / "00.jpg")),
+        "found 00.jpg; masks must be PNG",
+    ),
+    "transparent-alpha": (
+        lambda m: Image.fromarray(np.dstack([scene()[1], scene()[1] * 100]), "LA").save(m / "00.png"),
+        "has transparent pixels (mode LA)",
+    ),
     "colour-mask": (lambda m: Image.new("RGB", (W, H), (128, 0, 0)).save(m / "00.png"), "got RGB with colours"),
 }
 
@@ -618,8 +729,15 @@ def test_masks_without_unambiguous_class_indices_are_refused(cli, store, tmp_pat
 
 
 # == 6. ids ========================================================================================
-@pytest.mark.parametrize("argv", [["app", "create", "x\n"], ["app", "create", "\nx"],
-                                  ["dataset", "create", "d\n", "--app", "a"], ["model", "create", "m\r", "--app", "a"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["app", "create", "x\n"],
+        ["app", "create", "\nx"],
+        ["dataset", "create", "d\n", "--app", "a"],
+        ["model", "create", "m\r", "--app", "a"],
+    ],
+)
 def test_ids_with_a_newline_are_refused(cli, store, segcli_home, argv):
     before = snapshot(segcli_home)
     result = cli(*argv)
@@ -628,8 +746,13 @@ def test_ids_with_a_newline_are_refused(cli, store, segcli_home, argv):
 
 
 # == 7. decompression bombs ======================================================================
-@pytest.mark.parametrize("size, needle", [((10_000, 10_000), "is 10000x10000 (100 megapixels), over the limit"),
-                                          ((30_000, 30_000), "too large to decode safely")])
+@pytest.mark.parametrize(
+    "size, needle",
+    [
+        ((10_000, 10_000), "is 10000x10000 (100 megapixels), over the limit"),
+        ((30_000, 30_000), "too large to decode safely"),
+    ],
+)
 def test_decompression_bomb_is_an_invalid_item(cli, store, tmp_path, segcli_home, size, needle):
     root = mask_folder(tmp_path)
     (root / "images" / "00.png").write_bytes(bomb_png(*size))
@@ -644,14 +767,26 @@ def test_shared_opener_raises_one_catchable_error(tmp_path):
 
     (tmp_path / "bomb.png").write_bytes(bomb_png(10_000, 10_000))
     (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8\xff junk")
-    for path, needle in ((tmp_path / "bomb.png", "megapixels"), (tmp_path / "junk.jpg", "junk.jpg"),
-                         (tmp_path / "missing.png", "missing.png"), (tmp_path, tmp_path.name)):
+    for path, needle in (
+        (tmp_path / "bomb.png", "megapixels"),
+        (tmp_path / "junk.jpg", "junk.jpg"),
+        (tmp_path / "missing.png", "missing.png"),
+        (tmp_path, tmp_path.name),
+    ):
         with pytest.raises(BadFile, match=needle) as caught:
             open_rgb(path)
         assert isinstance(caught.value, ValueError) and needle in caught.value.reason
 
 
 def test_corpus_is_big_enough():
-    cases = (len(CLASSES_TXT_READ) + len(CLASSES_TXT_REFUSED) + len(COCO_TEXT_READ) + len(COCO_FILE_REFUSED)
-             + len(MODES) + len(COCO_REFUSED) + len(PATH_STYLES) + len(MASKS_REFUSED))
+    cases = (
+        len(CLASSES_TXT_READ)
+        + len(CLASSES_TXT_REFUSED)
+        + len(COCO_TEXT_READ)
+        + len(COCO_FILE_REFUSED)
+        + len(MODES)
+        + len(COCO_REFUSED)
+        + len(PATH_STYLES)
+        + len(MASKS_REFUSED)
+    )
     assert cases >= 30

@@ -1,4 +1,5 @@
 """The predict output writer: JSON contract, RLE vs mask PNG, thresholds, overlays, colours."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,7 @@ def scene(h=60, w=80):
     image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     lm = np.zeros((h, w), dtype=np.uint8)
     yy, xx = np.mgrid[0:h, 0:w]
-    lm[(yy - 20) ** 2 + (xx - 20) ** 2 < 12 ** 2] = 1
+    lm[(yy - 20) ** 2 + (xx - 20) ** 2 < 12**2] = 1
     lm[35:55, 45:75] = 2
     lm[5:12, 60:70] = 3
     return image, lm
@@ -50,9 +51,7 @@ def test_json_contract_and_files(tmp_path):
     mask = np.asarray(Image.open(tmp_path / item["mask_path"]))
     assert mask.ndim == 2 and mask.dtype == np.uint8
     assert Image.open(tmp_path / item["overlay_path"]).size[1] >= 60
-    assert [r["concept"] for r in item["regions"]] == [
-        {"id": n, "name": n} for n in CLASSES[1:]
-    ]
+    assert [r["concept"] for r in item["regions"]] == [{"id": n, "name": n} for n in CLASSES[1:]]
     for region in item["regions"]:
         assert set(region) == {"concept", "score", "area", "bbox", "mask"}
         assert isinstance(region["mask"]["counts"], str)
@@ -86,8 +85,7 @@ def test_threshold_drops_region_and_zeroes_its_pixels(tmp_path):
 def test_same_stem_inputs_do_not_overwrite(tmp_path):
     image, lm = scene()
     writer = PredictionWriter(tmp_path, CLASSES)
-    items = [writer.add_image(name, image, lm, np.ones(4))
-             for name in ("a/x.png", "b/x.png", "c/X.png")]
+    items = [writer.add_image(name, image, lm, np.ones(4)) for name in ("a/x.png", "b/x.png", "c/X.png")]
     writer.close()
     # Case-folded: on macOS/Windows "X" and "x" are the same file.
     assert len({it["mask_path"].casefold() for it in items}) == 3
@@ -125,7 +123,7 @@ def test_colours_follow_the_class_index(tmp_path):
     w1 = PredictionWriter(tmp_path / "one", CLASSES)
     w2 = PredictionWriter(tmp_path / "two", order_b)
     i1 = w1.add_image("s.png", image, lm, np.ones(4))
-    i2 = w2.add_image("s.png", image, lm, np.ones(4))   # same values, other names
+    i2 = w2.add_image("s.png", image, lm, np.ones(4))  # same values, other names
     o1 = np.asarray(Image.open(tmp_path / "one" / i1["overlay_path"]))
     o2 = np.asarray(Image.open(tmp_path / "two" / i2["overlay_path"]))
     assert np.array_equal(o1[:, :80], o2[:, :80])  # image part; legend text differs
@@ -136,13 +134,11 @@ def test_colours_follow_the_class_index(tmp_path):
 def test_colours_stable_across_processes():
     # Python's str hash is salted per process; colours must not depend on it.
     names = ["background"] + [f"concept{i}" for i in range(14)]  # > tier 1: collisions happen
-    code = ("import json; from segcli.render.palette import colors_for; "
-            f"print(json.dumps(colors_for({names!r})))")
+    code = f"import json; from segcli.render.palette import colors_for; print(json.dumps(colors_for({names!r})))"
     runs = set()
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout
         runs.add(out)
     assert len(runs) == 1
     colours = [tuple(c) for c in json.loads(runs.pop())]
@@ -158,18 +154,19 @@ def test_overlay_keeps_background_colours_labels_and_adds_legend():
     colour = np.array(colors_for(CLASSES)[2])
     inside = lm == 2
     # Each labelled pixel moves towards its class colour.
-    assert (np.abs(body[inside].astype(int) - colour).sum(1)
-            < np.abs(image[inside].astype(int) - colour).sum(1)).mean() > 0.9
+    assert (
+        np.abs(body[inside].astype(int) - colour).sum(1) < np.abs(image[inside].astype(int) - colour).sum(1)
+    ).mean() > 0.9
     strip = out[:, w:]
-    assert strip.shape[1] > 40                        # legend beside the image, not over it
-    assert (strip == colour).all(axis=2).any()        # swatch of a present class
-    assert (strip.sum(axis=2) < 150).sum() > 20       # dark text pixels: names are drawn
+    assert strip.shape[1] > 40  # legend beside the image, not over it
+    assert (strip == colour).all(axis=2).any()  # swatch of a present class
+    assert (strip.sum(axis=2) < 150).sum() > 20  # dark text pixels: names are drawn
 
 
 def test_labelmap_from_region_masks_best_score_wins_and_resizes():
     a = np.zeros((4, 4), bool)
     a[:, :3] = True
-    b = np.zeros((2, 2), bool)                       # half resolution: resized nearest
+    b = np.zeros((2, 2), bool)  # half resolution: resized nearest
     b[:, 1] = True
     lm, scores = labelmap_from_region_masks([(1, a, 0.6), (2, b, 0.9)], 4, 4, num_classes=4)
     assert lm.tolist() == [[1, 1, 2, 2]] * 4

@@ -1,6 +1,7 @@
 """A training killed with SIGKILL mid-run and resumed with `segcli train resume` ends exactly as
 an uninterrupted run with the same seed: the same per-epoch numbers, the same best epoch and
 the same weights (tiny U-Net on the generated shapes data, through the real CLI and worker)."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,22 @@ from conftest import ok
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 
-RUN = ["--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]",
-       "--set", "batch_size=4", "--set", "num_epochs=10", "--model", "m", "--app", "a"]
+RUN = [
+    "--template",
+    "segcli_UNet",
+    "--set",
+    "model_size=tiny",
+    "--set",
+    "image_size=[64,64]",
+    "--set",
+    "batch_size=4",
+    "--set",
+    "num_epochs=10",
+    "--model",
+    "m",
+    "--app",
+    "a",
+]
 TIMING = {"seconds", "images_per_s", "elapsed_s", "plot", "model_dir"}
 
 
@@ -42,7 +57,7 @@ def weights(home, version):
 
 
 def test_kill_9_then_resume_ends_as_an_uninterrupted_run(cli, setup, segcli_home):
-    both = [*RUN, "--dataset-version", setup]   # the same data snapshot for both runs
+    both = [*RUN, "--dataset-version", setup]  # the same data snapshot for both runs
     full = ok(cli("train", *both, "-o", "json")).jsonl()[-1]
     assert full["status"] == "TRAINED"
 

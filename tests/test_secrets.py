@@ -1,5 +1,6 @@
 """Secrets and safe loading: a known PAT appears in no output, log, JSON or saved YAML; the config
 file is 0600; YAML is only ever safe-loaded; weights are never unpickled."""
+
 from __future__ import annotations
 
 import re
@@ -40,23 +41,63 @@ def test_pat_leaks_nowhere_across_command_groups(cli, fake, monkeypatch, shapes_
     assert cli("config", "set", "pat", "--profile", "cloud").code == 0
     params = tmp_path / "params.yaml"
     commands = [
-        ["config", "show", "-o", "json"], ["config", "list", "-o", "yaml"], ["--profile", "cloud", "config", "show"],
+        ["config", "show", "-o", "json"],
+        ["config", "list", "-o", "yaml"],
+        ["--profile", "cloud", "config", "show"],
         ["--profile", "cloud", "doctor", "-o", "json"],
         ["--backend", "clarifai", "app", "create", "a", "-o", "json"],
         ["--backend", "clarifai", "dataset", "create", "d", "--app", "a"],
-        ["--backend", "clarifai", "dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images",
-         "--masks", shapes_data / "masks", "-o", "json"],
+        [
+            "--backend",
+            "clarifai",
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "a",
+            "--images",
+            shapes_data / "images",
+            "--masks",
+            shapes_data / "masks",
+            "-o",
+            "json",
+        ],
         ["--backend", "clarifai", "dataset", "version", "create", "d", "--app", "a", "-o", "yaml"],
         ["--backend", "clarifai", "app", "concepts", "a", "-o", "json"],
         ["--backend", "clarifai", "model", "create", "m", "--app", "a"],
-        ["--backend", "clarifai", "template", "params", "MMSegmentation_SegFormer", "-f", params,
-         "--app", "a", "--dataset", "d", "--all-concepts"],
+        [
+            "--backend",
+            "clarifai",
+            "template",
+            "params",
+            "MMSegmentation_SegFormer",
+            "-f",
+            params,
+            "--app",
+            "a",
+            "--dataset",
+            "d",
+            "--all-concepts",
+        ],
         ["--backend", "clarifai", "train", "--model", "m", "--app", "a", "--params", params, "-o", "json"],
         ["--backend", "clarifai", "model", "show", "m", "--app", "a", "-o", "json"],
-        ["--backend", "clarifai", "predict", "--model", "m", "--app", "a", shapes_data / "images",
-         "--out", tmp_path / "pred", "-o", "json"],
-        ["--backend", "clarifai", "--debug", "app", "show", "missing"],   # an error, with a traceback
-        ["app", "create", "local-a"], ["app", "list", "-o", "json"],
+        [
+            "--backend",
+            "clarifai",
+            "predict",
+            "--model",
+            "m",
+            "--app",
+            "a",
+            shapes_data / "images",
+            "--out",
+            tmp_path / "pred",
+            "-o",
+            "json",
+        ],
+        ["--backend", "clarifai", "--debug", "app", "show", "missing"],  # an error, with a traceback
+        ["app", "create", "local-a"],
+        ["app", "list", "-o", "json"],
     ]
     outputs = []
     for argv in commands:
@@ -77,13 +118,18 @@ def test_pat_leaks_nowhere_across_command_groups(cli, fake, monkeypatch, shapes_
 SOURCES = sorted((REPO / "segcli").rglob("*.py"))
 
 
-@pytest.mark.parametrize("pattern, why", [
-    (r"yaml\.(load|unsafe_load|full_load)\(", "YAML must be loaded with yaml.safe_load"),
-    # The one torch.load: a third-party ImageNet .pth, hash-checked, tensors only, converted once.
-    (r"\bpickle\b|torch\.load\((?!.*weights_only=True)|np\.load\([^)]*allow_pickle=True",
-     "weights are safetensors; nothing is unpickled"),
-    (r"(?<![.\w])(eval|exec)\(", "no eval/exec of user input"),
-])
+@pytest.mark.parametrize(
+    "pattern, why",
+    [
+        (r"yaml\.(load|unsafe_load|full_load)\(", "YAML must be loaded with yaml.safe_load"),
+        # The one torch.load: a third-party ImageNet .pth, hash-checked, tensors only, converted once.
+        (
+            r"\bpickle\b|torch\.load\((?!.*weights_only=True)|np\.load\([^)]*allow_pickle=True",
+            "weights are safetensors; nothing is unpickled",
+        ),
+        (r"(?<![.\w])(eval|exec)\(", "no eval/exec of user input"),
+    ],
+)
 def test_no_unsafe_loading_in_sources(pattern, why):
     offenders = []
     for path in SOURCES:
@@ -96,11 +142,30 @@ def test_no_unsafe_loading_in_sources(pattern, why):
 
 def test_trained_weights_are_safetensors_only(cli, shapes_data, segcli_home):
     pytest.importorskip("torch", reason="the local engine needs the [local] extra")
-    for argv in (["app", "create", "a"], ["dataset", "create", "d", "--app", "a"],
-                 ["dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks", shapes_data / "masks"],
-                 ["model", "create", "m", "--app", "a"],
-                 ["train", "--template", "segcli_UNet", "--model", "m", "--app", "a", "--dataset", "d",
-                  "--set", "model_size=tiny", "--set", "image_size=[64,64]", "--set", "num_epochs=1", "-q"]):
+    for argv in (
+        ["app", "create", "a"],
+        ["dataset", "create", "d", "--app", "a"],
+        ["dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks", shapes_data / "masks"],
+        ["model", "create", "m", "--app", "a"],
+        [
+            "train",
+            "--template",
+            "segcli_UNet",
+            "--model",
+            "m",
+            "--app",
+            "a",
+            "--dataset",
+            "d",
+            "--set",
+            "model_size=tiny",
+            "--set",
+            "image_size=[64,64]",
+            "--set",
+            "num_epochs=1",
+            "-q",
+        ],
+    ):
         assert cli(*argv).code == 0, argv
     runs = segcli_home / "data" / "runs"
     weights = [p for p in _every_file(runs) if p.suffix in (".safetensors", ".pt", ".pth", ".bin", ".pkl", ".ckpt")]

@@ -2,6 +2,7 @@
 tiny U-Net, answers compared with `segcli predict`'s on the same images, bad requests refused
 while the server goes on serving, the token, SIGTERM with requests in flight, the Clarifai
 refusal. Correctness only: the speed is bench/bench_serve.py's."""
+
 from __future__ import annotations
 
 import base64
@@ -24,8 +25,26 @@ from conftest import ok
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 pytest.importorskip("uvicorn", reason="segcli serve needs the [serve] extra")
 
-TRAIN = ["train", "--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]",
-         "--set", "batch_size=4", "--set", "num_epochs=1", "--model", "m", "--app", "a", "--dataset", "d", "-q"]
+TRAIN = [
+    "train",
+    "--template",
+    "segcli_UNet",
+    "--set",
+    "model_size=tiny",
+    "--set",
+    "image_size=[64,64]",
+    "--set",
+    "batch_size=4",
+    "--set",
+    "num_epochs=1",
+    "--model",
+    "m",
+    "--app",
+    "a",
+    "--dataset",
+    "d",
+    "-q",
+]
 TOKEN = "s3cret-" + "x" * 20
 
 
@@ -51,8 +70,14 @@ def predicted(cli, images: Path, out: Path) -> dict[str, dict]:
 
 def multipart(name: str, data: bytes) -> tuple[bytes, dict]:
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
@@ -95,7 +120,7 @@ def test_40_concurrent_requests_answer_what_predict_writes(cli, home, tmp_path):
         same_item(item, expected[path.name])
         if "overlay_png" in item:
             overlay = Image.open(io.BytesIO(base64.b64decode(item["overlay_png"])))
-            assert overlay.height >= item["height"] and overlay.width > item["width"]   # the legend beside
+            assert overlay.height >= item["height"] and overlay.width > item["width"]  # the legend beside
 
 
 def png_declaring(width: int, height: int) -> bytes:
@@ -105,16 +130,16 @@ def png_declaring(width: int, height: int) -> bytes:
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def big_body(size: int, piece: int = 2**20):
     """`size` bytes sent a piece at a time (never held whole by the test)."""
     chunk = b"\0" * piece
     for start in range(0, size, piece):
-        yield chunk[:min(piece, size - start)]
+        yield chunk[: min(piece, size - start)]
 
 
 def test_bad_requests_get_a_4xx_with_a_reason_and_the_server_goes_on(home, tmp_path, shapes_data):
@@ -124,13 +149,18 @@ def test_bad_requests_get_a_4xx_with_a_reason_and_the_server_goes_on(home, tmp_p
         "truncated": (good[: len(good) // 3], "", {}, 400, ""),
         "empty": (b"", "", {}, 400, "empty body"),
         "200 MB": (big_body(200 * 2**20), "", {"Content-Length": str(200 * 2**20)}, 413, "over the limit"),
-        "over the limit, chunked": (big_body(40 * 2**20), "", {}, 413, "over the limit"),   # no length: chunked
+        "over the limit, chunked": (big_body(40 * 2**20), "", {}, 413, "over the limit"),  # no length: chunked
         "bomb": (png_declaring(100_000, 100_000), "", {}, 413, "decompression"),
         "bomb, under twice the limit": (png_declaring(10_000, 10_000), "", {}, 413, "decompression"),
         "unknown parameter": (good, "?masks=1", {}, 400, "unknown query parameter"),
         "bad flag": (good, "?mask=maybe", {}, 400, "mask=1"),
-        "multipart without a file": (b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nhello\r\n--b--\r\n", "",
-                                     {"Content-Type": "multipart/form-data; boundary=b"}, 400, "no file part"),
+        "multipart without a file": (
+            b'--b\r\nContent-Disposition: form-data; name="x"\r\n\r\nhello\r\n--b--\r\n',
+            "",
+            {"Content-Type": "multipart/form-data; boundary=b"},
+            400,
+            "no file part",
+        ),
         "broken multipart": (b"--b\r\ngarbage", "", {"Content-Type": "multipart/form-data; boundary=b"}, 400, ""),
     }
     with serving(home, tmp_path) as server:
@@ -138,7 +168,7 @@ def test_bad_requests_get_a_4xx_with_a_reason_and_the_server_goes_on(home, tmp_p
             status, answer = server.predict(body, query, headers)
             assert status == want, (case, answer)
             assert words in answer["error"] and "\n" not in answer["error"], (case, answer)
-            status, answer = server.predict(good)    # the next request still succeeds
+            status, answer = server.predict(good)  # the next request still succeeds
             assert status == 200 and answer["regions"] is not None, (case, answer)
         assert server.request("GET", "/nowhere")[0] == 404
         assert server.request("GET", "/predict")[0] == 405
@@ -148,15 +178,19 @@ def test_bad_requests_get_a_4xx_with_a_reason_and_the_server_goes_on(home, tmp_p
 def test_a_token_guards_predict_and_metadata_and_is_never_printed(home, tmp_path, shapes_data):
     good = sorted((shapes_data / "images").iterdir())[0].read_bytes()
     with serving(home, tmp_path, env_extra={"SEGCLI_SERVE_TOKEN": TOKEN}) as server:
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
-                        {"Authorization": f"Bearer {TOKEN}x"}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": f"Basic {TOKEN}"},
+            {"Authorization": f"Bearer {TOKEN}x"},
+        ):
             status, answer = server.predict(good, "", headers)
             assert status == 401 and "token" in answer["error"], headers
             assert server.request("GET", "/metadata", headers=headers)[0] == 401
             status, answer = server.predict(good, "", {"Authorization": f"Bearer {TOKEN}"})  # the next one succeeds
             assert status == 200, answer
         assert server.request("GET", "/metadata", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 200
-        assert server.request("GET", "/health")[0] == 200     # probes need no secret
+        assert server.request("GET", "/health")[0] == 200  # probes need no secret
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(60) == 0
     err = server.err.read_text()
@@ -174,13 +208,13 @@ def test_sigterm_answers_the_8_requests_in_flight_then_exits_0(home, tmp_path, s
             conn.putrequest("POST", "/predict?mask=1")
             conn.putheader("Content-Length", str(len(data)))
             conn.endheaders()
-            conn.send(data[:len(data) // 2])
-            conns.append((conn, data[len(data) // 2:]))
+            conn.send(data[: len(data) // 2])
+            conns.append((conn, data[len(data) // 2 :]))
         deadline = time.monotonic() + 60
         while server.request("GET", "/health")[1]["in_flight"] < 8:
             assert time.monotonic() < deadline
         server.proc.send_signal(signal.SIGTERM)
-        while True:     # SIGTERM taken: the server stops accepting connections
+        while True:  # SIGTERM taken: the server stops accepting connections
             assert time.monotonic() < deadline and server.proc.poll() is None
             try:
                 server.request("GET", "/health", timeout=5)

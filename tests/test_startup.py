@@ -2,6 +2,7 @@
 
 What each command imports is checked in a fresh interpreter (speed itself is measured in
 bench/bench_startup.py, not here)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -16,10 +17,12 @@ from segcli.render.output import Output, _cell, plain_table
 
 from conftest import REPO, segcli_subprocess_env
 
-PROBE = ("import sys\nfrom segcli.cli.main import main\n"
-         "rc = main(sys.argv[1:])\n"
-         "mods = sorted(m for m in sys.modules)\n"
-         "print('MODULES', ' '.join(mods), file=sys.stderr)\nsys.exit(rc)")
+PROBE = (
+    "import sys\nfrom segcli.cli.main import main\n"
+    "rc = main(sys.argv[1:])\n"
+    "mods = sorted(m for m in sys.modules)\n"
+    "print('MODULES', ' '.join(mods), file=sys.stderr)\nsys.exit(rc)"
+)
 
 
 def imported(tmp_path, argv: list[str], env_extra: dict | None = None) -> set[str]:
@@ -54,25 +57,49 @@ def test_root_help_imports_no_command_and_no_typer(tmp_path):
 def test_app_list_imports_its_own_module_only(tmp_path):
     mods = imported(tmp_path, ["app", "list"])
     assert command_modules(mods) == {"segcli.cli.app_cmd"}
-    heavy = {m.split(".")[0] for m in mods} & {"rich", "yaml", "numpy", "PIL", "pycocotools", "torch",
-                                                "onnxruntime", "clarifai", "clarifai_grpc"}
+    heavy = {m.split(".")[0] for m in mods} & {
+        "rich",
+        "yaml",
+        "numpy",
+        "PIL",
+        "pycocotools",
+        "torch",
+        "onnxruntime",
+        "clarifai",
+        "clarifai_grpc",
+    }
     assert not heavy
 
 
 def test_name_completion_imports_no_command(tmp_path):
     # Completion answers and exits inside main(): report the modules at exit.
-    probe = ("import atexit, sys\n"
-             "atexit.register(lambda: print('MODULES', ' '.join(sorted(sys.modules)), file=sys.stderr))\n"
-             "from segcli.cli.main import main\nmain([])\n")
-    env = {**segcli_subprocess_env(tmp_path), "_SEGCLI_COMPLETE": "complete_bash",
-           "COMP_WORDS": "segcli mo", "COMP_CWORD": "1"}
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('MODULES', ' '.join(sorted(sys.modules)), file=sys.stderr))\n"
+        "from segcli.cli.main import main\nmain([])\n"
+    )
+    env = {
+        **segcli_subprocess_env(tmp_path),
+        "_SEGCLI_COMPLETE": "complete_bash",
+        "COMP_WORDS": "segcli mo",
+        "COMP_CWORD": "1",
+    }
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=REPO)
     assert done.stdout.split() == ["model"]
     line = next(text for text in done.stderr.splitlines() if text.startswith("MODULES "))
     assert not command_modules(set(line.split()[1:]))
-    nested = subprocess.run([sys.executable, "-m", "segcli"], capture_output=True, text=True, cwd=REPO, env={
-        **segcli_subprocess_env(tmp_path), "_SEGCLI_COMPLETE": "complete_bash",
-        "COMP_WORDS": "segcli model ex", "COMP_CWORD": "2"})
+    nested = subprocess.run(
+        [sys.executable, "-m", "segcli"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={
+            **segcli_subprocess_env(tmp_path),
+            "_SEGCLI_COMPLETE": "complete_bash",
+            "COMP_WORDS": "segcli model ex",
+            "COMP_CWORD": "2",
+        },
+    )
     assert nested.stdout.split() == ["export"]
 
 
@@ -84,8 +111,11 @@ def test_unknown_command_and_version(cli):
 
 
 TABLES = [
-    ([{"id": "a", "datasets": 1, "models": 1, "created_at": "2026-12-01T20:17:59+00:00"}],
-     ["id", "datasets", "models", "created_at"], "apps"),
+    (
+        [{"id": "a", "datasets": 1, "models": 1, "created_at": "2026-12-01T20:17:59+00:00"}],
+        ["id", "datasets", "models", "created_at"],
+        "apps",
+    ),
     ([{"id": "a", "x": None, "y": 1.5}, {"id": "bbbbbbb", "x": [1, 2], "y": {"k": 2}}], None, None),
     ([{"key": "path", "value": "/tmp/x"}, {"key": "classes", "value": "a, b"}], ["key", "value"], "t"),
     ([{"name": "x" * 70, "v": "y" * 30}], None, "too wide: rich folds it"),

@@ -1,5 +1,6 @@
 """Writing very large predictions a band at a time (render/strips.py, png.RowWriter) gives the
 same RLE strings, boxes and pixels as the one-piece path."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,7 +40,7 @@ def test_rle_and_box_from_column_strips_equal_pycocotools(case):
 def test_rle_string_of_long_runs():
     lm = np.zeros((3000, 4000), np.uint8)
     lm[100:2900, 5:3000] = 1
-    lm[0, 0] = 1                                     # the first count is then 0
+    lm[0, 0] = 1  # the first count is then 0
     assert strips.bbox_and_rle(lm, 1, 333)[1] == encode_rle(lm == 1)
 
 

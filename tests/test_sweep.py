@@ -1,6 +1,7 @@
 """`segcli train ... --sweep KEY=V1,V2` and `segcli model compare`: a 3-point sweep on the
 generated shapes data (tiny U-Net, 2 epochs a point), its JSON Lines and summary, the same
 numbers in `model compare`, and a sweep stopped by a cancel, then resumed by the same command."""
+
 from __future__ import annotations
 
 import subprocess
@@ -14,8 +15,18 @@ from conftest import SEGCLI, ok, segcli_subprocess_env
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 
-TINY = ["--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]",
-        "--set", "batch_size=4", "--set", "num_epochs=2"]
+TINY = [
+    "--template",
+    "segcli_UNet",
+    "--set",
+    "model_size=tiny",
+    "--set",
+    "image_size=[64,64]",
+    "--set",
+    "batch_size=4",
+    "--set",
+    "num_epochs=2",
+]
 SAME = ("best_epoch", "best_val_mIoU", "last_val_mIoU", "stopped_early", "seconds")
 
 
@@ -25,8 +36,22 @@ def setup(shapes_app):
 
 
 def test_three_point_sweep_then_compare_shows_the_same_numbers(cli, setup):
-    result = ok(cli("train", *TINY, "--model", "m", "--app", "a", "--dataset", "d",
-                    "--sweep", "per_item_lrate=1e-4,5e-4,2e-3", "-o", "json"))
+    result = ok(
+        cli(
+            "train",
+            *TINY,
+            "--model",
+            "m",
+            "--app",
+            "a",
+            "--dataset",
+            "d",
+            "--sweep",
+            "per_item_lrate=1e-4,5e-4,2e-3",
+            "-o",
+            "json",
+        )
+    )
     events = result.jsonl()
     summary = events[-1]
     assert summary["event"] == "sweep" and summary["keys"] == ["per_item_lrate"] and summary["points"] == 3
@@ -69,8 +94,13 @@ def test_a_cancelled_sweep_resumes_with_the_same_command(cli, setup, segcli_home
     # the first point runs long enough to be cancelled even on a loaded machine (15 epochs could
     # finish before `train cancel` started); the second is short
     argv = ["train", *TINY[:-2], "--model", "m", "--app", "a", "--dataset", "d", "--sweep", "num_epochs=40,1", "-q"]
-    proc = subprocess.Popen([*SEGCLI, *argv], env=segcli_subprocess_env(segcli_home),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*SEGCLI, *argv],
+        env=segcli_subprocess_env(segcli_home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not any(s == "TRAINING" for _, s in _versions(segcli_home)):
@@ -83,7 +113,7 @@ def test_a_cancelled_sweep_resumes_with_the_same_command(cli, setup, segcli_home
             proc.kill()
     assert proc.returncode == ExitCode.CANCELLED, err
     assert "run the same command again to resume the sweep" in err
-    assert _versions(segcli_home) == [(first, "CANCELLED")]        # the second point never started
+    assert _versions(segcli_home) == [(first, "CANCELLED")]  # the second point never started
 
     again = cli(*argv[:-1], "-o", "json")
     assert again.code == 0, again.err
@@ -99,8 +129,9 @@ def test_sweep_values_are_checked_before_anything_starts(cli, setup):
     assert bad.code == ExitCode.INVALID_INPUT and "per_item_lrate" in bad.err
     assert cli("model", "show", "m", "--app", "a", "-o", "json").json()["model_versions"] == []
     assert cli("dataset", "show", "d", "--app", "a", "-o", "json").json()["versions"] == 0
-    twice = cli("train", *TINY, "--model", "m", "--app", "a", "--dataset", "d", "--sweep", "seed=1",
-                "--sweep", "seed=2")
+    twice = cli(
+        "train", *TINY, "--model", "m", "--app", "a", "--dataset", "d", "--sweep", "seed=1", "--sweep", "seed=2"
+    )
     assert twice.code == ExitCode.INVALID_INPUT and "twice" in twice.err
     clash = cli("train", *TINY, "--model", "m", "--app", "a", "--dataset", "d", "--sweep", "num_epochs=1,2")
     assert clash.code == ExitCode.INVALID_INPUT and "both --set and --sweep" in clash.err
@@ -122,13 +153,31 @@ def test_a_budgeted_random_search_draws_the_same_points_every_time():
     points = grid(parse_axes(["per_item_lrate=1e-4,2e-4,4e-4", "image_size=256,320,384", "seed=1,2"], []))
     drawn = sample(points, 5)
     assert len(drawn) == 5 and all(p in points for p in drawn) and len({str(p) for p in drawn}) == 5
-    assert drawn == sample(points, 5) and [p for p in points if p in drawn] == drawn   # stable, in grid order
+    assert drawn == sample(points, 5) and [p for p in points if p in drawn] == drawn  # stable, in grid order
     assert sample(points, 50) == points
 
 
 def test_sweep_samples_trains_only_that_many(cli, setup):
-    result = ok(cli("train", *TINY, "--set", "num_epochs=1", "--model", "m", "--app", "a", "--dataset", "d",
-                    "--sweep", "seed=1,2,3,4", "--sweep-samples", "1", "-o", "json"))
+    result = ok(
+        cli(
+            "train",
+            *TINY,
+            "--set",
+            "num_epochs=1",
+            "--model",
+            "m",
+            "--app",
+            "a",
+            "--dataset",
+            "d",
+            "--sweep",
+            "seed=1,2,3,4",
+            "--sweep-samples",
+            "1",
+            "-o",
+            "json",
+        )
+    )
     summary = result.jsonl()[-1]
     assert summary["points"] == 1 and len(summary["runs"]) == 1 and summary["runs"][0]["point"]["seed"] in "1234"
     lonely = cli("train", *TINY, "--model", "m", "--app", "a", "--dataset", "d", "--sweep-samples", "2")

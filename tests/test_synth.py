@@ -1,4 +1,5 @@
 """The synthetic shapes generator: deterministic, and its two formats agree."""
+
 from __future__ import annotations
 
 import json

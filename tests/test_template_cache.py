@@ -1,6 +1,7 @@
 """The parsed copy of the template YAML that `template list` and completion read: used only while
 every file is exactly as recorded, never trusted when damaged, never written for a file edited
 just now (a second edit within one clock tick would keep the stamp)."""
+
 from __future__ import annotations
 
 import json
@@ -53,14 +54,14 @@ def test_files_changed_just_now_are_not_cached(tmp_path):
 
 def test_cache_serves_unchanged_files_and_drops_a_same_size_edit_with_its_mtime_put_back(tmp_path):
     folder, cache, doc = cached_templates(tmp_path)
-    doc["documents"][0]["description"] = "from the cache"   # proves where the next answer comes from
+    doc["documents"][0]["description"] = "from the cache"  # proves where the next answer comes from
     cache.write_text(json.dumps(doc))
     assert template_documents(cache, folder=folder)[0][1]["description"] == "from the cache"
 
     edited = folder / "t1.yaml"
     before = edited.stat()
-    edited.write_text(TEMPLATE.format(n=1, seed="99.0"))               # same size, new content
-    os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns))       # mtime put back (cp -p, touch -r)
+    edited.write_text(TEMPLATE.format(n=1, seed="99.0"))  # same size, new content
+    os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns))  # mtime put back (cp -p, touch -r)
     assert edited.stat().st_size == before.st_size and edited.stat().st_mtime_ns == before.st_mtime_ns
     documents = template_documents(cache, folder=folder)
     assert seeds(documents) == [99.0, 17.0] and documents[0][1]["description"] == "template 1"
@@ -83,7 +84,7 @@ def test_shared_params_are_spliced_in_and_their_file_is_part_of_the_stamp(tmp_pa
     (folder / "_shared.yaml").write_text("params:\n  seed:\n    type: number\n    default: 17.0\n")
     settle(folder)
     documents = template_documents(cache, folder=folder)
-    assert [path.name for path, _ in documents] == ["t1.yaml"]        # _shared.yaml is no template
+    assert [path.name for path, _ in documents] == ["t1.yaml"]  # _shared.yaml is no template
     assert list(documents[0][1]["params"]) == ["lr", "seed"] and seeds(documents) == [17.0]
     assert cache.exists()
 

@@ -1,4 +1,5 @@
 """template list/show/params/validate: the seed's get_params + update_params as YAML."""
+
 from __future__ import annotations
 
 import yaml
@@ -33,8 +34,17 @@ def test_params_file_has_clarifai_keys_and_defaults(cli, tmp_path):
 
 def test_set_updates_bare_names_and_validates_range(cli, tmp_path):
     path = tmp_path / "p.yaml"
-    ok = cli("template", "params", "MMSegmentation_SegFormer", "-f", path, "--set", "num_epochs=5",
-             "--set", "image_size=[256,256]")
+    ok = cli(
+        "template",
+        "params",
+        "MMSegmentation_SegFormer",
+        "-f",
+        path,
+        "--set",
+        "num_epochs=5",
+        "--set",
+        "image_size=[256,256]",
+    )
     assert ok.code == 0, ok.err
     params = yaml.safe_load(path.read_text())["train_params"]
     assert params["num_epochs"] == 5.0 and params["image_size"] == [256.0, 256.0]
@@ -47,13 +57,31 @@ def test_set_updates_bare_names_and_validates_range(cli, tmp_path):
 
 def test_validate_reports_every_problem(cli, tmp_path):
     path = tmp_path / "p.yaml"
-    path.write_text(yaml.safe_dump({"dataset_id": "", "concepts": [], "colour": 1, "train_params": {
-        "template": "MMSegmentation_SegFormer", "batch_size": "big", "num_epochs": 1.5,
-        "pretrained_weights": "imagenet", "mystery": 3}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "dataset_id": "",
+                "concepts": [],
+                "colour": 1,
+                "train_params": {
+                    "template": "MMSegmentation_SegFormer",
+                    "batch_size": "big",
+                    "num_epochs": 1.5,
+                    "pretrained_weights": "imagenet",
+                    "mystery": 3,
+                },
+            }
+        )
+    )
     result = cli("template", "validate", path)
     assert result.code == ExitCode.INVALID_INPUT
-    for needle in ("unknown key 'colour'", "batch_size: must be a number", "num_epochs: must be a whole number",
-                   "pretrained_weights: must be one of None | ade20k", "unknown key 'mystery'"):
+    for needle in (
+        "unknown key 'colour'",
+        "batch_size: must be a number",
+        "num_epochs: must be a whole number",
+        "pretrained_weights: must be one of None | ade20k",
+        "unknown key 'mystery'",
+    ):
         assert needle in result.err, needle
     assert "Traceback" not in result.err
 
@@ -72,11 +100,21 @@ def test_unknown_template_and_missing_file(cli, tmp_path):
 
 def test_unknown_concepts_and_dataset_are_refused(cli, tmp_path):
     cli("app", "create", "a1")
-    missing_ds = cli("template", "params", "MMSegmentation_SegFormer", "-f", tmp_path / "p.yaml",
-                     "--app", "a1", "--dataset", "nope")
+    missing_ds = cli(
+        "template", "params", "MMSegmentation_SegFormer", "-f", tmp_path / "p.yaml", "--app", "a1", "--dataset", "nope"
+    )
     assert missing_ds.code == ExitCode.NOT_FOUND and "dataset 'nope'" in missing_ds.err
-    bad_concepts = cli("template", "params", "MMSegmentation_SegFormer", "-f", tmp_path / "p.yaml",
-                       "--app", "a1", "--concepts", "cat,dog")
+    bad_concepts = cli(
+        "template",
+        "params",
+        "MMSegmentation_SegFormer",
+        "-f",
+        tmp_path / "p.yaml",
+        "--app",
+        "a1",
+        "--concepts",
+        "cat,dog",
+    )
     assert bad_concepts.code == ExitCode.INVALID_INPUT and "unknown concepts: cat, dog" in bad_concepts.err
     assert not (tmp_path / "p.yaml").exists()
 
@@ -107,7 +145,7 @@ def test_one_range_enforced_by_set_params_file_and_engine(cli, tmp_path):
     ok = cli("template", "params", "segcli_UNet", "-f", path, "--set", f"batch_size={top}", "-o", "json")
     assert ok.code == 0, ok.err
     resolved = ok.json()["train_params"]
-    assert EngineParams.from_job("segcli_UNet", resolved).batch_size == top   # the engine takes it as is
+    assert EngineParams.from_job("segcli_UNet", resolved).batch_size == top  # the engine takes it as is
 
     by_set = cli("template", "params", "segcli_UNet", "-f", tmp_path / "q.yaml", "--set", f"batch_size={over}")
     assert by_set.code == ExitCode.INVALID_INPUT and range_text in by_set.err
@@ -139,8 +177,9 @@ def test_numbers_in_any_float_spelling_and_no_infinite_rates(cli, tmp_path):
 
 
 def test_constraints_between_params_are_checked_before_training(cli):
-    result = cli("template", "params", "MMSegmentation_SegFormer", "-f", "/dev/null",
-                 "--set", "model_size=tiny")   # pretrained_weights defaults to ade20k
+    result = cli(
+        "template", "params", "MMSegmentation_SegFormer", "-f", "/dev/null", "--set", "model_size=tiny"
+    )  # pretrained_weights defaults to ade20k
     assert result.code == ExitCode.INVALID_INPUT and "model_size b0, b1 or b2" in result.err
 
 

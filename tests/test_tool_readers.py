@@ -8,6 +8,7 @@ points on pixel corners; Ultralytics (cv2.fillPoly) and labelme (PIL) fill the p
 fall on, so their masks take one more pixel at right and bottom edges (the same happens to COCO
 polygons converted by Ultralytics' own converter). The numbers are in /work/notes/issue-20.md.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -57,8 +58,16 @@ def test_ultralytics_loads_the_yolo_export(cli, hard, tmp_path, monkeypatch):
         agreement = {}
         for stem, lm in truth.items():
             h, w = lm.shape
-            dataset = ul.YOLODataset(img_path=str(out / "images"), data=data, task="segment", augment=False,
-                                     imgsz=max(h, w), hyp=hyp, rect=False, cache=False)
+            dataset = ul.YOLODataset(
+                img_path=str(out / "images"),
+                data=data,
+                task="segment",
+                augment=False,
+                imgsz=max(h, w),
+                hyp=hyp,
+                rect=False,
+                cache=False,
+            )
             index = [Path(f).stem for f in dataset.im_files].index(stem)
             label = dataset.labels[index]
             written = [line.split() for line in (out / "labels" / f"{stem}.txt").read_text().splitlines()]
@@ -71,7 +80,7 @@ def test_ultralytics_loads_the_yolo_export(cli, hard, tmp_path, monkeypatch):
             (_, _), (pad_w, pad_h) = sample["ratio_pad"]
             drawn = np.zeros((h, w), np.uint8)
             for mask, cls in zip(sample["masks"].numpy(), sample["cls"].numpy().ravel()):
-                crop = mask[int(pad_h):int(pad_h) + h, int(pad_w):int(pad_w) + w].astype(bool)
+                crop = mask[int(pad_h) : int(pad_h) + h, int(pad_w) : int(pad_w) + w].astype(bool)
                 drawn[crop] = int(cls) + 1
             agreement[stem] = float((drawn == lm).mean())
     print("ultralytics rasteriser agreement:", agreement)
@@ -87,13 +96,13 @@ def test_labelme_reads_the_labelme_export(cli, hard, tmp_path):
         out = tmp_path / f"labelme{len(extra)}"
         _export(cli, "labelme", out, *extra)
         for path in sorted(p for p in out.glob("*.json") if not p.name.startswith(".")):
-            loaded = lm_module.read_label_file(str(path))     # raises LabelFileReadError on anything off
+            loaded = lm_module.read_label_file(str(path))  # raises LabelFileReadError on anything off
             lf = lm_module.LabelFile(str(path))
             assert lf.image_path == f"{path.stem}.png" and len(lf.shapes) == len(loaded.shapes) > 0
             lm = truth[path.stem]
             h, w = lm.shape
             drawn = np.zeros((h, w), np.uint8)
-            for shape in loaded.shapes:   # labelme2voc's shapes_to_label: in file order, later wins
+            for shape in loaded.shapes:  # labelme2voc's shapes_to_label: in file order, later wins
                 assert shape["shape_type"] == "polygon" and shape["mask"] is None
                 mask = lm_module.shape_to_mask((h, w), shape["points"], shape["shape_type"])
                 drawn[mask] = 0 if shape["label"] == "__ignore__" else HARD_CLASSES.index(shape["label"])
@@ -111,7 +120,7 @@ def test_datumaro_imports_the_voc_export(cli, hard, tmp_path):
         shutil.copytree(out, copy)
         dataset = dm.Dataset.import_from(str(copy), "voc_segmentation")
         names = [label.name for label in dataset.categories()[dm.AnnotationType.label]]
-        assert names == [*HARD_CLASSES, "ignored"]   # void pixels: datumaro's own label for them
+        assert names == [*HARD_CLASSES, "ignored"]  # void pixels: datumaro's own label for them
         truth = _truth()
         ignore = {}
         from segcli.cli.context import STATE
@@ -128,9 +137,12 @@ def test_datumaro_imports_the_voc_export(cli, hard, tmp_path):
             for ann in item.annotations:
                 if ann.type == dm.AnnotationType.mask:
                     drawn[ann.image.astype(bool)] = ann.label
-            drawn[drawn == len(HARD_CLASSES)] = 0      # "ignored": compared as background, as in truth
-            assert (drawn == lm).all(), item.id        # every pixel, by class index
-            assert all(a.label != len(HARD_CLASSES) or (a.image.astype(bool) == ignore[item.id]).all()
-                       for a in item.annotations if a.type == dm.AnnotationType.mask)
+            drawn[drawn == len(HARD_CLASSES)] = 0  # "ignored": compared as background, as in truth
+            assert (drawn == lm).all(), item.id  # every pixel, by class index
+            assert all(
+                a.label != len(HARD_CLASSES) or (a.image.astype(bool) == ignore[item.id]).all()
+                for a in item.annotations
+                if a.type == dm.AnnotationType.mask
+            )
             seen.add(item.id)
         assert seen == set(truth)

@@ -1,6 +1,7 @@
 """`segcli train list`: scope (one app, the configured app, every app), --all, the JSON keys,
 and --watch following trainings until they end; on the fake Clarifai server (fast, statuses
 scripted by time) and once on the local backend with a real worker."""
+
 from __future__ import annotations
 
 import threading
@@ -16,8 +17,13 @@ from fake_clarifai import SECONDS, TrainingPlan
 
 @pytest.fixture
 def cloud(fake_clarifai, monkeypatch):
-    env = {**fake_clarifai.env(), "SEGCLI_BACKEND": "clarifai", "SEGCLI_CLARIFAI_POLL_S": "0.05",
-           "SEGCLI_CLARIFAI_BACKOFF_S": "0.01", "SEGCLI_CLARIFAI_RETRY_S": "20"}
+    env = {
+        **fake_clarifai.env(),
+        "SEGCLI_BACKEND": "clarifai",
+        "SEGCLI_CLARIFAI_POLL_S": "0.05",
+        "SEGCLI_CLARIFAI_BACKOFF_S": "0.01",
+        "SEGCLI_CLARIFAI_RETRY_S": "20",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return fake_clarifai
@@ -55,7 +61,7 @@ def test_list_scope_all_and_watch_on_clarifai(cli, cloud, shapes_data, monkeypat
 
     table = ok(cli("train", "list", "--app", "a", "--all"))
     lines = table.out.splitlines()
-    assert "STATUS" in table.out and "APP" not in table.out          # one app: no app column
+    assert "STATUS" in table.out and "APP" not in table.out  # one app: no app column
     assert any("busy" in line and busy[:8] in line and "TRAINING" in line and "%" in line for line in lines)
 
     # no --app and none configured: every app; a configured app narrows it
@@ -79,16 +85,39 @@ def test_list_and_watch_a_local_training(cli, shapes_data):
     pytest.importorskip("torch", reason="the local engine needs the [local] extra")
     ok(cli("app", "create", "a"))
     ok(cli("dataset", "create", "d", "--app", "a"))
-    ok(cli("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks", shapes_data / "masks"))
+    ok(
+        cli(
+            "dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks", shapes_data / "masks"
+        )
+    )
     ok(cli("model", "create", "m", "--app", "a"))
     assert "no training in progress" in ok(cli("train", "list")).err
-    version = ok(cli("train", "--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]",
-                     "--set", "num_epochs=200", "--model", "m", "--app", "a", "--dataset", "d",
-                     "--no-wait", "-o", "json")).json()["id"]
+    version = ok(
+        cli(
+            "train",
+            "--template",
+            "segcli_UNet",
+            "--set",
+            "model_size=tiny",
+            "--set",
+            "image_size=[64,64]",
+            "--set",
+            "num_epochs=200",
+            "--model",
+            "m",
+            "--app",
+            "a",
+            "--dataset",
+            "d",
+            "--no-wait",
+            "-o",
+            "json",
+        )
+    ).json()["id"]
     [row] = ok(cli("train", "list", "-o", "json")).json()
     assert row["version_id"] == version and row["status"] in ("QUEUED", "TRAINING") and row["epochs"] == 200
     ok(cli("train", "cancel", version, "--model", "m", "--app", "a"))
-    [ended] = ok(cli("train", "list", "--watch", "-o", "json")).json()   # waits for the worker to stop
+    [ended] = ok(cli("train", "list", "--watch", "-o", "json")).json()  # waits for the worker to stop
     assert ended["version_id"] == version and ended["status"] == "CANCELLED" and ended["eta_s"] is None
     assert ok(cli("train", "list", "-o", "json")).json() == []
     assert [r["status"] for r in ok(cli("train", "list", "--all", "-o", "json")).json()] == ["CANCELLED"]

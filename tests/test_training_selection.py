@@ -1,5 +1,6 @@
 """The best epoch kept, early stopping and same-seed reproducibility, on the real training loop
 (tiny U-Net, 12 generated 64 px images: each run well under a second of training)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,15 @@ from segcli.engine import selection  # noqa: E402
 from segcli.engine.api import Sample, TrainJob, train  # noqa: E402
 
 CLASSES = ["background", "circle", "square", "triangle"]
-TINY = {"image_size": [64.0], "batch_size": 4.0, "num_epochs": 12.0, "per_item_lrate": 5e-4,
-        "model_size": "tiny", "seed": 7.0, "val_percent": 25.0}
+TINY = {
+    "image_size": [64.0],
+    "batch_size": 4.0,
+    "num_epochs": 12.0,
+    "per_item_lrate": 5e-4,
+    "model_size": "tiny",
+    "seed": 7.0,
+    "val_percent": 25.0,
+}
 # A learning rate this high makes val mIoU jump up, then fall back: a run that overfits or
 # oscillates, the case where the last epoch is not the best.
 OSCILLATING = {"per_item_lrate": 2e-3, "patience": 2.0}
@@ -46,7 +54,7 @@ def held_out_mIoU(samples, workdir: Path, **params) -> float:
     p = EngineParams.from_job(j.template, j.params)
     _, _, va, va_idx, _ = trainer._prepare_data(j, p)
     model, config = checkpoint.load_module(workdir / "model")
-    rt = runtime.select(p.device, p.mixed_precision)   # as the run validated (bf16 where native)
+    rt = runtime.select(p.device, p.mixed_precision)  # as the run validated (bf16 where native)
     result = trainer.evaluate(model.to(rt.device), va, va_idx, rt, config["classes"], p.batch_size)
     return round(result["mIoU"], 5)
 
@@ -61,11 +69,11 @@ def test_patience_stops_a_plateau_and_the_version_keeps_the_best_epoch(shapes, t
     assert result["last_val_mIoU"] == last["val_mIoU"] and result["kept_epoch"] == best
     [stop] = [e for e in events if e["event"] == "early_stop"]
     assert stop["epoch"] == last["epoch"] and stop["best_epoch"] == best and "2" in stop["reason"]
-    assert [e["event"] for e in events][-2:] == ["phase", "done"]     # nothing trained after it
+    assert [e["event"] for e in events][-2:] == ["phase", "done"]  # nothing trained after it
     # the version's numbers and its weights are the best epoch's, not the last's
     assert result["val_mIoU"] == result["best_val_mIoU"]
     assert held_out_mIoU(shapes, tmp_path, **OSCILLATING) == result["best_val_mIoU"]
-    assert not list((tmp_path / "checkpoint").glob("best-epoch-*"))   # model/ holds them now
+    assert not list((tmp_path / "checkpoint").glob("best-epoch-*"))  # model/ holds them now
 
 
 def test_keep_weights_last_keeps_the_final_epoch(shapes, tmp_path):
@@ -97,16 +105,19 @@ def test_same_seed_gives_identical_per_epoch_metrics(shapes, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("scores, patience, min_delta, stops", [
-    ([0.1, 0.2, 0.3], 2, 0.0, False),
-    ([0.1, 0.3, 0.2, 0.25], 2, 0.0, True),          # two epochs below the best
-    ([0.1, 0.3, 0.3], 2, 0.0, False),               # a tie does not count... but is no gain either
-    ([0.1, 0.3, 0.3, 0.3], 2, 0.0, True),
-    ([0.1, 0.3, 0.305, 0.309], 2, 0.01, True),      # rises smaller than min_delta are no gain
-    ([0.1, 0.3, 0.305, 0.32], 2, 0.01, False),      # 0.32 > 0.3 + 0.01: the count starts over
-    ([None, None, None], 1, 0.0, False),            # no validation: never stops
-    ([0.1, 0.2, 0.1, 0.1], 0, 0.0, False),          # patience 0: off
-])
+@pytest.mark.parametrize(
+    "scores, patience, min_delta, stops",
+    [
+        ([0.1, 0.2, 0.3], 2, 0.0, False),
+        ([0.1, 0.3, 0.2, 0.25], 2, 0.0, True),  # two epochs below the best
+        ([0.1, 0.3, 0.3], 2, 0.0, False),  # a tie does not count... but is no gain either
+        ([0.1, 0.3, 0.3, 0.3], 2, 0.0, True),
+        ([0.1, 0.3, 0.305, 0.309], 2, 0.01, True),  # rises smaller than min_delta are no gain
+        ([0.1, 0.3, 0.305, 0.32], 2, 0.01, False),  # 0.32 > 0.3 + 0.01: the count starts over
+        ([None, None, None], 1, 0.0, False),  # no validation: never stops
+        ([0.1, 0.2, 0.1, 0.1], 0, 0.0, False),  # patience 0: off
+    ],
+)
 def test_early_stop_rule(scores, patience, min_delta, stops):
     history = [{"epoch": i, "val_mIoU": s} for i, s in enumerate(scores, 1)]
     decided = selection.early_stop(history, patience, min_delta)
@@ -116,7 +127,11 @@ def test_early_stop_rule(scores, patience, min_delta, stops):
 
 
 def test_best_epoch_is_the_first_of_equal_scores():
-    history = [{"epoch": 1, "val_mIoU": 0.2}, {"epoch": 2, "val_mIoU": 0.5}, {"epoch": 3, "val_mIoU": 0.5},
-               {"epoch": 4, "val_mIoU": float("nan")}]
+    history = [
+        {"epoch": 1, "val_mIoU": 0.2},
+        {"epoch": 2, "val_mIoU": 0.5},
+        {"epoch": 3, "val_mIoU": 0.5},
+        {"epoch": 4, "val_mIoU": float("nan")},
+    ]
     assert selection.best_record(history)["epoch"] == 2
     assert selection.best_record([{"epoch": 1, "val_mIoU": None}]) is None

@@ -1,5 +1,6 @@
 """The live training view, rendered to recording consoles for scripted snapshot sequences: what
 a person sees at each stage, at 80 columns and on narrow terminals, with and without colour."""
+
 from __future__ import annotations
 
 import io
@@ -15,22 +16,54 @@ CLASSES = ("background", "circle", "square", "triangle")
 
 
 def version(status, epoch=0, epochs=10, progress=None, history=(), metrics=None, message="", template="segcli_UNet"):
-    return ModelVersion(id="3f2a9c1e" * 4, model_id="shapes", app_id="a", status=status, template=template,
-                        created_at="2026-01-01T00:00:00+00:00", message=message, epoch=epoch, epochs=epochs,
-                        progress=dict(progress or {}), history=list(history), metrics=dict(metrics or {}))
+    return ModelVersion(
+        id="3f2a9c1e" * 4,
+        model_id="shapes",
+        app_id="a",
+        status=status,
+        template=template,
+        created_at="2026-01-01T00:00:00+00:00",
+        message=message,
+        epoch=epoch,
+        epochs=epochs,
+        progress=dict(progress or {}),
+        history=list(history),
+        metrics=dict(metrics or {}),
+    )
 
 
 def epoch_record(n, miou, loss=None):
-    per_class = {c: {"iou": round(miou * (1.2 - 0.1 * i), 5), "acc": round(0.5 + 0.1 * i, 5)} for i, c in enumerate(CLASSES)}
-    return {"epoch": n, "loss": loss if loss is not None else round(2.0 / n, 5), "val_mIoU": miou, "val_aAcc": 0.9,
-            "val_per_class": per_class, "images_per_s": 20.0 + n, "seconds": 3.5}
+    per_class = {
+        c: {"iou": round(miou * (1.2 - 0.1 * i), 5), "acc": round(0.5 + 0.1 * i, 5)} for i, c in enumerate(CLASSES)
+    }
+    return {
+        "epoch": n,
+        "loss": loss if loss is not None else round(2.0 / n, 5),
+        "val_mIoU": miou,
+        "val_aAcc": 0.9,
+        "val_per_class": per_class,
+        "images_per_s": 20.0 + n,
+        "seconds": 3.5,
+    }
 
 
 def worker_progress(epoch, step, steps=8, epochs=10, resumed=0, eta=60.0):
     """What the local worker writes while epoch `epoch` is at `step` (start event merged in)."""
-    return {"epochs": epochs, "steps_per_epoch": steps, "resumed_from_epoch": resumed, "train_images": 32,
-            "val_images": 8, "device": "cpu", "epoch": epoch, "step": step, "steps": steps, "loss": 0.4321,
-            "images_per_s": 21.5, "eta_s": eta, "elapsed_s": 42.0}
+    return {
+        "epochs": epochs,
+        "steps_per_epoch": steps,
+        "resumed_from_epoch": resumed,
+        "train_images": 32,
+        "val_images": 8,
+        "device": "cpu",
+        "epoch": epoch,
+        "step": step,
+        "steps": steps,
+        "loss": 0.4321,
+        "images_per_s": 21.5,
+        "eta_s": eta,
+        "elapsed_s": 42.0,
+    }
 
 
 def render(view, width=80, height=24, **console):
@@ -66,8 +99,8 @@ def test_scripted_local_training_from_queue_to_per_class_result():
     early = render(view)
     overall, epoch_bar = line_with(early, "overall"), line_with(early, "epoch 1 ")
     assert "4%" in overall and "epoch 1/10" in overall and "eta 1m17s" in overall
-    assert "3/8 steps" in epoch_bar and "eta 5s" in epoch_bar   # 77 s x 5 of the 77 remaining steps
-    assert "━" in overall and "─" in overall                     # done and to-do parts of the bar
+    assert "3/8 steps" in epoch_bar and "eta 5s" in epoch_bar  # 77 s x 5 of the 77 remaining steps
+    assert "━" in overall and "─" in overall  # done and to-do parts of the bar
     assert "loss 0.4321" in early and "21.5 img/s" in early and "epoch  " not in early
 
     # five epochs done (best is epoch 5), epoch 6 running: history, best marked, trend, checkpoint
@@ -84,15 +117,28 @@ def test_scripted_local_training_from_queue_to_per_class_result():
     assert_fits(mid, 80)
 
     # cancelled, then resumed from the checkpoint of epoch 5
-    view.update(version("TRAINING", 6, progress=worker_progress(7, 4, resumed=5),
-                        history=history + [epoch_record(6, 0.5)], message="training"))
+    view.update(
+        version(
+            "TRAINING",
+            6,
+            progress=worker_progress(7, 4, resumed=5),
+            history=history + [epoch_record(6, 0.5)],
+            message="training",
+        )
+    )
     resumed = render(view)
     assert "resumed    after epoch 5" in resumed and "checkpoint epoch 6 saved" in resumed
 
     # the end: per-class table of the final validation and the plot's path
     final = [*history, epoch_record(6, 0.5), epoch_record(7, 0.58)]
-    metrics = {"val_mIoU": 0.58, "val_aAcc": 0.93, "val_per_class": final[-1]["val_per_class"], "seconds": 24.5,
-               "val_images": 8, "plot": "/home/u/.local/share/segcli/runs/3f2a9c1e/training.png"}
+    metrics = {
+        "val_mIoU": 0.58,
+        "val_aAcc": 0.93,
+        "val_per_class": final[-1]["val_per_class"],
+        "seconds": 24.5,
+        "val_images": 8,
+        "plot": "/home/u/.local/share/segcli/runs/3f2a9c1e/training.png",
+    }
     view.update(version("TRAINED", 7, epochs=7, history=final, metrics=metrics, message="trained"))
     end = render(view)
     header = end.splitlines()[0]
@@ -102,14 +148,17 @@ def test_scripted_local_training_from_queue_to_per_class_result():
     assert "mIoU 0.580" in line_with(end, "validation") and "aAcc 0.930" in line_with(end, "validation")
     for name in CLASSES:
         row = line_with(end, f"  {name} ")
-        assert f"{metrics['val_per_class'][name]['iou']:.3f}" in row and f"{metrics['val_per_class'][name]['acc']:.3f}" in row
+        assert (
+            f"{metrics['val_per_class'][name]['iou']:.3f}" in row
+            and f"{metrics['val_per_class'][name]['acc']:.3f}" in row
+        )
     assert line_with(end, "plot").endswith("training.png") and "checkpoint" not in end
     assert_fits(end, 80)
 
 
 def test_long_history_shows_best_plus_last_rows_within_the_height():
     mious = [0.1 + 0.01 * i for i in range(40)]
-    mious[4] = 0.99                                        # epoch 5 stays the best
+    mious[4] = 0.99  # epoch 5 stays the best
     history = [epoch_record(i + 1, m) for i, m in enumerate(mious)]
     view = TrainingView("shapes/3f2a9c1e")
     view.update(version("TRAINING", 40, epochs=60, progress=worker_progress(41, 1, epochs=60), history=history))
@@ -130,8 +179,10 @@ def test_narrow_terminals_drop_columns_and_never_wrap(width):
     long_name = "a-model-with-a-very-long-name-indeed/3f2a9c1e"
     per_class = {"a-concept-name-far-longer-than-any-column": {"iou": 0.5, "acc": 0.6}, **history[-1]["val_per_class"]}
     metrics = {"val_mIoU": 0.52, "val_per_class": per_class, "plot": "/x/" + "d" * 70 + "/training.png"}
-    snaps = [version("TRAINING", 5, progress=worker_progress(6, 2), history=history, message="training"),
-             version("TRAINED", 5, epochs=5, history=history, metrics=metrics, message="trained")]
+    snaps = [
+        version("TRAINING", 5, progress=worker_progress(6, 2), history=history, message="training"),
+        version("TRAINED", 5, epochs=5, history=history, metrics=metrics, message="trained"),
+    ]
     for snap in snaps:
         short, long = TrainingView("shapes/3f2a9c1e"), TrainingView(long_name)
         short.update(snap)
@@ -141,14 +192,22 @@ def test_narrow_terminals_drop_columns_and_never_wrap(width):
         assert len(text.splitlines()) == len(render(short, width=width).splitlines())  # nothing wrapped
         assert "trend" not in text and "img/s" not in line_with(text, " epoch ")
     end = render(long, width=width)
-    assert "".join(end.split()).count(metrics["plot"]) == 1        # the path is all there, folded
-    assert "…" in line_with(end, "a-concept-nam")               # cut to its column, marked
+    assert "".join(end.split()).count(metrics["plot"]) == 1  # the path is all there, folded
+    assert "…" in line_with(end, "a-concept-nam")  # cut to its column, marked
 
 
 def test_clarifai_snapshots_show_percent_and_epoch_estimate_only():
     view = TrainingView("m/abc")
-    view.update(version("TRAINING", 3, epochs=10, progress={"percent": 34.0}, template="MMSegmentation_SegFormer",
-                        message="Model is currently training"))
+    view.update(
+        version(
+            "TRAINING",
+            3,
+            epochs=10,
+            progress={"percent": 34.0},
+            template="MMSegmentation_SegFormer",
+            message="Model is currently training",
+        )
+    )
     text = render(view)
     overall = line_with(text, "overall")
     assert "34%" in overall and "epoch ~4/10" in overall and "eta" not in overall
@@ -158,7 +217,7 @@ def test_clarifai_snapshots_show_percent_and_epoch_estimate_only():
     assert "TRAINED" in end and "100%" in end and "validation" not in end
     view.update(version("TRAINING_FAILED", 0, message="21110 MODEL_TRAINING_NO_DATA: no data - upload inputs"))
     failed = render(view, width=50)
-    assert "TRAINING_FAILED" in failed and "upload inputs" in failed   # the reason wraps, whole
+    assert "TRAINING_FAILED" in failed and "upload inputs" in failed  # the reason wraps, whole
     assert_fits(failed, 50)
 
 
@@ -176,10 +235,10 @@ def test_no_color_and_ascii_terminals(monkeypatch):
         Console(file=out, width=80, height=24, force_terminal=True, color_system="truecolor").print(view)
         return out.getvalue()
 
-    assert "\x1b[38;" in ansi() or "\x1b[3" in ansi()            # colour by default on a terminal
+    assert "\x1b[38;" in ansi() or "\x1b[3" in ansi()  # colour by default on a terminal
     plain = ansi(NO_COLOR="1")
     assert "\x1b[38;" not in plain and not any(f"\x1b[3{i}m" in plain for i in range(8))
-    assert "★ best" in plain and "━" in plain                    # still readable without colour
+    assert "★ best" in plain and "━" in plain  # still readable without colour
 
     raw = io.BytesIO()
     ascii_term = io.TextIOWrapper(raw, encoding="ascii", errors="strict")

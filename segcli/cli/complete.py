@@ -13,6 +13,7 @@ What is already typed scopes the ids: `--model M` before a VERSION offers M's ve
 DATASET before --dataset-version offers its versions; the app and backend resolve as for the
 command itself (--app / --profile / --backend flag -> SEGCLI_* env -> the profile).
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,7 +21,7 @@ from typing import Callable, Iterable, Optional
 
 from segcli.core import statuses as status_names
 
-Entry = tuple[str, str, str]   # id, help, status
+Entry = tuple[str, str, str]  # id, help, status
 Candidates = list[tuple[str, str]]
 
 # Model-version statuses (core/statuses.py) each command accepts.
@@ -31,23 +32,30 @@ RESUMABLE = status_names.RESUMABLE
 
 def _quiet(fn: Callable[..., Iterable]) -> Callable[..., Candidates]:
     """No exception and no output ever reach the shell: a failing lookup offers nothing."""
+
     @functools.wraps(fn)
     def wrapper(ctx, incomplete):
         try:
             return [(value, help_) for value, help_ in fn(ctx, incomplete or "")]
         except Exception:  # noqa: BLE001 - a TAB must never print a traceback
             return []
+
     return wrapper
 
 
 def click_callback(fn: Callable[..., Candidates]):
     """A callback of this module as a plain Click option's `shell_complete` (the root's options
     are Click's, not Typer's)."""
+
     def shell_complete(ctx, param, incomplete):
         from click.shell_completion import CompletionItem
 
-        return [CompletionItem(value, help=help_ or None) for value, help_ in fn(ctx, incomplete)
-                if value.startswith(incomplete or "")]
+        return [
+            CompletionItem(value, help=help_ or None)
+            for value, help_ in fn(ctx, incomplete)
+            if value.startswith(incomplete or "")
+        ]
+
     return shell_complete
 
 
@@ -125,6 +133,7 @@ def model_versions(statuses: Optional[frozenset] = None) -> Callable[..., Candid
     to `statuses`: predict offers TRAINED ones, cancel running ones, resume failed/cancelled.
     A cached status may be minutes old (a run ends), so cached versions are all offered, their
     status as last seen in the help."""
+
     @_quiet
     def versions(ctx, incomplete):
         from segcli.cli import complete_cache
@@ -135,6 +144,7 @@ def model_versions(statuses: Optional[frozenset] = None) -> Callable[..., Candid
         if model_id:
             return _entries(_lookup(settings, "versions", app=app_id, model=model_id), filtered)
         return _entries(_across(settings, "app_versions", app_id, "models", "versions", "model"), filtered)
+
     return versions
 
 
@@ -172,8 +182,11 @@ def templates(ctx, incomplete):
         cached = complete_cache.recall(settings, "templates", ())
         if cached:
             return _entries(cached)
-    return [(name, short(description)) for name, description, on_clarifai in _local_templates()
-            if not complete_cache.caches(settings) or on_clarifai]
+    return [
+        (name, short(description))
+        for name, description, on_clarifai in _local_templates()
+        if not complete_cache.caches(settings) or on_clarifai
+    ]
 
 
 def _local_templates() -> Iterable[tuple[str, str, bool]]:
@@ -191,7 +204,7 @@ def _local_templates() -> Iterable[tuple[str, str, bool]]:
 
 def short(text: str, width: int = 60) -> str:
     """A description cut to fit beside a candidate."""
-    return text if len(text) <= width else text[:width - 1].rstrip() + "…"
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 # -- configuration --------------------------------------------------------------------------
@@ -200,8 +213,10 @@ def profiles(ctx, incomplete):
     from segcli.config import ConfigFile
 
     file = ConfigFile.load()
-    return [(name, p.get("backend", "") + (" (active)" if name == file.current else ""))
-            for name, p in sorted(file.profiles.items())]
+    return [
+        (name, p.get("backend", "") + (" (active)" if name == file.current else ""))
+        for name, p in sorted(file.profiles.items())
+    ]
 
 
 @_quiet
@@ -231,13 +246,15 @@ def setting_values(ctx, incomplete):
 
 def choices(*values: str) -> Callable[..., Candidates]:
     """A fixed set of values (formats, shells)."""
+
     @_quiet
     def fixed(ctx, incomplete):
         return [(v, "") for v in values]
+
     return fixed
 
 
-output_formats = choices("table", "json", "yaml")   # render/output.FORMATS (checked by a test)
+output_formats = choices("table", "json", "yaml")  # render/output.FORMATS (checked by a test)
 
 
 def register_shells() -> None:
@@ -252,9 +269,11 @@ def register_shells() -> None:
 
     class PlainZsh(ZshComplete):
         def format_completion(self, item) -> str:
-            def escape(s: str) -> str:   # as Typer's ZshComplete escapes
-                return (s.replace('"', '""').replace("'", "''").replace("$", "\\$")
-                        .replace("`", "\\`").replace(":", r"\\:"))
+            def escape(s: str) -> str:  # as Typer's ZshComplete escapes
+                return (
+                    s.replace('"', '""').replace("'", "''").replace("$", "\\$").replace("`", "\\`").replace(":", r"\\:")
+                )
+
             if item.help:
                 return f'"{escape(item.value)}":"{escape(item.help)}"'
             return f'"{escape(item.value)}"'

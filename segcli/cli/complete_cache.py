@@ -11,6 +11,7 @@ One small JSON file per (backend, user id, API base, kind, scope) under
 that key. No secret is part of a key or of the data: ids, a short help text, a status.
 Writing never fails a command: a cache that cannot be written is simply not there.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 TTL_S = 600.0
-Entry = tuple[str, str, str]   # id, help shown beside it (zsh/fish), status (model versions)
+Entry = tuple[str, str, str]  # id, help shown beside it (zsh/fish), status (model versions)
 
 
 def _path(settings, kind: str, scope: Sequence[str]) -> Path:
@@ -79,7 +80,7 @@ def dataset_version_entry(v) -> Entry:
 
 
 def _when(created_at: str) -> str:
-    return created_at[:16].replace("T", " ")   # as the local store's listing shows it
+    return created_at[:16].replace("T", " ")  # as the local store's listing shows it
 
 
 def remember_versions(settings, versions: Iterable) -> None:
@@ -88,4 +89,4 @@ def remember_versions(settings, versions: Iterable) -> None:
     for v in versions:
         by_model.setdefault((v.app_id, v.model_id), []).append(version_entry(v))
     for (app_id, model_id), entries in by_model.items():
-        remember(settings, "versions", (app_id, model_id), reversed(entries))   # newest first
+        remember(settings, "versions", (app_id, model_id), reversed(entries))  # newest first

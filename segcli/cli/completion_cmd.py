@@ -4,6 +4,7 @@ Regenerate the checked-in files with `python -m segcli.cli.completion_cmd comple
 tests/test_cli_support.py fails when they are stale. The values each TAB offers come from
 cli/complete.py.
 """
+
 from __future__ import annotations
 
 import sys
@@ -27,7 +28,9 @@ def script_for(shell: str) -> str:
     return get_completion_script(prog_name="segcli", complete_var="_SEGCLI_COMPLETE", shell=shell).rstrip() + "\n"
 
 
-def completion(shell: Annotated[str, typer.Argument(help="bash | zsh | fish", autocompletion=choices(*SHELLS))]) -> None:
+def completion(
+    shell: Annotated[str, typer.Argument(help="bash | zsh | fish", autocompletion=choices(*SHELLS))],
+) -> None:
     """Print a completion script. Install:
 
     \b

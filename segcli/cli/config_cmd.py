@@ -1,4 +1,5 @@
 """segcli config: profiles (backend, default app, Clarifai credentials). PATs are shown masked."""
+
 from __future__ import annotations
 
 import os
@@ -21,13 +22,20 @@ Example:
   segcli config set app my-app
 """
 
-app = typer.Typer(help=CONFIG_HELP, short_help="Profiles: backend, default app, Clarifai credentials.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help=CONFIG_HELP, short_help="Profiles: backend, default app, Clarifai credentials.", no_args_is_help=True
+)
 
-ProfileArg = Annotated[Optional[str], typer.Option("--profile", "-p", help="Profile to edit (default: the active one).",
-                                                   autocompletion=complete.profiles)]
+ProfileArg = Annotated[
+    Optional[str],
+    typer.Option(
+        "--profile", "-p", help="Profile to edit (default: the active one).", autocompletion=complete.profiles
+    ),
+]
 ProfileNameArg = Annotated[str, typer.Argument(help="Profile name.", autocompletion=complete.profiles)]
-KeyArg = Annotated[str, typer.Argument(help="backend | app | user_id | pat | api_base", autocompletion=complete.setting_keys)]
+KeyArg = Annotated[
+    str, typer.Argument(help="backend | app | user_id | pat | api_base", autocompletion=complete.setting_keys)
+]
 
 
 def _target(profile: Optional[str]) -> str:
@@ -44,31 +52,55 @@ def show(output: OutputOpt = "table") -> None:
         out(output).info(f"profile: {settings.profile}  (config: {cfg.config_path()}, data: {cfg.data_dir()})")
         out(output).data(rows, ["key", "value", "source"])
     else:
-        out(output).data({"profile": settings.profile, "config_path": str(cfg.config_path()),
-                          "data_dir": str(cfg.data_dir()), "settings": public, "sources": settings.sources})
+        out(output).data(
+            {
+                "profile": settings.profile,
+                "config_path": str(cfg.config_path()),
+                "data_dir": str(cfg.data_dir()),
+                "settings": public,
+                "sources": settings.sources,
+            }
+        )
 
 
 @app.command("list")
 def list_profiles(output: OutputOpt = "table") -> None:
     """All profiles; the active one is marked."""
     file = cfg.ConfigFile.load()
-    rows = [{"profile": name, "active": name == file.current, "backend": p.get("backend", DEFAULT_BACKEND),
-             "app": p.get("app"), "user_id": p.get("user_id"), "pat": cfg.mask_secret(p.get("pat"))}
-            for name, p in sorted(file.profiles.items())]
+    rows = [
+        {
+            "profile": name,
+            "active": name == file.current,
+            "backend": p.get("backend", DEFAULT_BACKEND),
+            "app": p.get("app"),
+            "user_id": p.get("user_id"),
+            "pat": cfg.mask_secret(p.get("pat")),
+        }
+        for name, p in sorted(file.profiles.items())
+    ]
     out(output).data(rows, ["profile", "active", "backend", "app", "user_id", "pat"])
 
 
 @app.command("set")
 def set_value(
     key: KeyArg,
-    value: Annotated[Optional[str], typer.Argument(help="The value; for pat omit it (or pass -) to type it hidden / read stdin.",
-                                                   autocompletion=complete.setting_values)] = None,
+    value: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="The value; for pat omit it (or pass -) to type it hidden / read stdin.",
+            autocompletion=complete.setting_values,
+        ),
+    ] = None,
     profile: ProfileArg = None,
 ) -> None:
     """Set one setting in a profile (the PAT is prompted for, never echoed)."""
     if key == "pat" and value in (None, "-"):
-        value = sys.stdin.readline().strip() if not sys.stdin.isatty() else typer.prompt("Clarifai PAT", hide_input=True, err=True)
-    cfg.validate_setting(key, value if value is not None else "")   # refuses an empty value
+        value = (
+            sys.stdin.readline().strip()
+            if not sys.stdin.isatty()
+            else typer.prompt("Clarifai PAT", hide_input=True, err=True)
+        )
+    cfg.validate_setting(key, value if value is not None else "")  # refuses an empty value
     file = cfg.ConfigFile.load()
     name = _target(profile)
     file.profile(name)[key] = value
@@ -90,7 +122,9 @@ def unset(key: KeyArg, profile: ProfileArg = None) -> None:
 @app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="New profile name.")],
-    backend: Annotated[str, typer.Option("--backend", "-b", help=NAMES, autocompletion=complete.backends)] = DEFAULT_BACKEND,
+    backend: Annotated[
+        str, typer.Option("--backend", "-b", help=NAMES, autocompletion=complete.backends)
+    ] = DEFAULT_BACKEND,
     use: Annotated[bool, typer.Option("--use", help="Make it the active profile.")] = False,
 ) -> None:
     """Create a profile."""

@@ -1,4 +1,5 @@
 """What every command shares: resolved settings, one backend, one output sink, common options."""
+
 from __future__ import annotations
 
 import math
@@ -17,15 +18,17 @@ from segcli.render.output import FORMATS, Output
 
 def one_of(*choices: str):
     """A Typer callback refusing any value but `choices` (Click's usage error, exit 2)."""
+
     def check(value: str) -> str:
         if value not in choices:
             raise typer.BadParameter(f"must be one of {', '.join(choices)}")
         return value
+
     return check
 
 
 def comma_list(value: Optional[str]) -> Optional[list[str]]:
-    """"a, b,,c" -> ["a", "b", "c"]; nothing given -> None (so a default applies)."""
+    """ "a, b,,c" -> ["a", "b", "c"]; nothing given -> None (so a default applies)."""
     return [c.strip() for c in value.split(",") if c.strip()] if value else None
 
 
@@ -40,7 +43,7 @@ class FiniteFloat(click.FloatRange):
         try:
             number = float(value)
         except (TypeError, ValueError):
-            return super().convert(value, param, ctx)   # click's own "is not a valid float"
+            return super().convert(value, param, ctx)  # click's own "is not a valid float"
         if not math.isfinite(number):
             self.fail(f"{value} is not a finite number", param, ctx)
         return super().convert(value, param, ctx)
@@ -50,24 +53,53 @@ _check_format = one_of(*FORMATS)
 
 
 # Options many commands share; each carries its shell completion (cli/complete.py).
-OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table | json | yaml (data on stdout).",
-                                        callback=_check_format, autocompletion=complete.output_formats)]
-AppOpt = Annotated[Optional[str], typer.Option("--app", "-a", help="App id (default: SEGCLI_APP, then the profile's app).",
-                                               autocompletion=complete.apps)]
+OutputOpt = Annotated[
+    str,
+    typer.Option(
+        "--output",
+        "-o",
+        help="table | json | yaml (data on stdout).",
+        callback=_check_format,
+        autocompletion=complete.output_formats,
+    ),
+]
+AppOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--app", "-a", help="App id (default: SEGCLI_APP, then the profile's app).", autocompletion=complete.apps
+    ),
+]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)]
-DatasetVersionOpt = Annotated[Optional[str], typer.Option("--dataset-version", help="Dataset version id.",
-                                                          autocompletion=complete.dataset_versions)]
-TemplateOpt = Annotated[Optional[str], typer.Option("--template", "-t", help="Training template (segcli template list).",
-                                                    autocompletion=complete.templates)]
+DatasetVersionOpt = Annotated[
+    Optional[str],
+    typer.Option("--dataset-version", help="Dataset version id.", autocompletion=complete.dataset_versions),
+]
+TemplateOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--template", "-t", help="Training template (segcli template list).", autocompletion=complete.templates
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
-PrecisionOpt = Annotated[str, typer.Option(
-    "--precision", click_type=click.Choice(["fp32", "fp16", "int8"]),
-    help="fp32 (the trained weights), fp16 (half precision) or int8 (quantized, calibrated on the "
-         "version's training images; fastest on CPUs). fp16/int8 run on ONNX Runtime; each is built "
-         "once per version and its held-out mIoU recorded (segcli model show).")]
-EngineOpt = Annotated[str, typer.Option("--engine", click_type=click.Choice(["auto", "onnx", "torch"]),
-                                        help="Local inference engine: onnx (ONNX Runtime), torch, or auto "
-                                             "(onnx when installed). Ignored by the clarifai backend.")]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        click_type=click.Choice(["fp32", "fp16", "int8"]),
+        help="fp32 (the trained weights), fp16 (half precision) or int8 (quantized, calibrated on the "
+        "version's training images; fastest on CPUs). fp16/int8 run on ONNX Runtime; each is built "
+        "once per version and its held-out mIoU recorded (segcli model show).",
+    ),
+]
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        click_type=click.Choice(["auto", "onnx", "torch"]),
+        help="Local inference engine: onnx (ONNX Runtime), torch, or auto "
+        "(onnx when installed). Ignored by the clarifai backend.",
+    ),
+]
 
 
 def _tile(value: str) -> "int | str":
@@ -89,21 +121,38 @@ def _megapixels(value: Optional[float]) -> Optional[float]:
     return value
 
 
-TileOpt = Annotated[str, typer.Option(
-    "--tile", callback=_tile, metavar="auto|off|SIZE",
-    help="Sliding windows over big images. auto: versions trained with resize_mode=native slide "
-         "their crop_size window over any image larger than it (others predict the whole resized "
-         "image, as they trained); off: whole image always; SIZE: SIZE x SIZE windows (at the "
-         "model's resolution) for any version. An image that fits one window gives the whole-image "
-         "result exactly. Local backend only.")]
-OverlapOpt = Annotated[Optional[float], typer.Option(
-    "--overlap", click_type=FiniteFloat(0.0, 0.9),
-    help="Share of a window its neighbour overlaps (default: the version's tile_overlap, 0.25); "
-         "overlapping logits are blended, weighted towards each window's centre.")]
-MaxMegapixelsOpt = Annotated[Optional[float], typer.Option(
-    "--max-megapixels", callback=_megapixels, click_type=FiniteFloat(0.0, 1e6, min_open=True),
-    help="Refuse images above this many megapixels before decoding (decompression-bomb guard; "
-         "default Pillow's 89). Raise it for very large photos.")]
+TileOpt = Annotated[
+    str,
+    typer.Option(
+        "--tile",
+        callback=_tile,
+        metavar="auto|off|SIZE",
+        help="Sliding windows over big images. auto: versions trained with resize_mode=native slide "
+        "their crop_size window over any image larger than it (others predict the whole resized "
+        "image, as they trained); off: whole image always; SIZE: SIZE x SIZE windows (at the "
+        "model's resolution) for any version. An image that fits one window gives the whole-image "
+        "result exactly. Local backend only.",
+    ),
+]
+OverlapOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--overlap",
+        click_type=FiniteFloat(0.0, 0.9),
+        help="Share of a window its neighbour overlaps (default: the version's tile_overlap, 0.25); "
+        "overlapping logits are blended, weighted towards each window's centre.",
+    ),
+]
+MaxMegapixelsOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--max-megapixels",
+        callback=_megapixels,
+        click_type=FiniteFloat(0.0, 1e6, min_open=True),
+        help="Refuse images above this many megapixels before decoding (decompression-bomb guard; "
+        "default Pillow's 89). Raise it for very large photos.",
+    ),
+]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 ExistOkOpt = Annotated[bool, typer.Option("--exist-ok", help="Succeed if it already exists.")]
 
@@ -147,8 +196,7 @@ class State:
     def app_id(self, flag: Optional[str]) -> str:
         app = flag or self.settings.get("app")
         if not app:
-            raise ConfigError("no app given",
-                              hint="pass --app APP, set SEGCLI_APP, or run: segcli config set app APP")
+            raise ConfigError("no app given", hint="pass --app APP, set SEGCLI_APP, or run: segcli config set app APP")
         return app
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
 """segcli dataset: datasets, uploads of per-pixel labels, and immutable versions."""
+
 from __future__ import annotations
 
 from contextlib import nullcontext
@@ -41,10 +42,12 @@ Example:
   segcli dataset version create shapes --app my-app
 """
 
-app = typer.Typer(help=DATASET_HELP, short_help="Datasets with per-pixel labels: upload, export, versions.",
-                  no_args_is_help=True)
-version_app = typer.Typer(help=VERSION_HELP, short_help="Frozen snapshots to train and evaluate on.",
-                          no_args_is_help=True)
+app = typer.Typer(
+    help=DATASET_HELP, short_help="Datasets with per-pixel labels: upload, export, versions.", no_args_is_help=True
+)
+version_app = typer.Typer(
+    help=VERSION_HELP, short_help="Frozen snapshots to train and evaluate on.", no_args_is_help=True
+)
 app.add_typer(version_app, name="version")
 
 DatasetArg = Annotated[str, typer.Argument(help="Dataset id.", autocompletion=complete.datasets)]
@@ -81,7 +84,9 @@ upload is finished by running it again.
 
 
 @app.command("create")
-def create(dataset_id: NewDatasetArg, app: AppOpt = None, exist_ok: ExistOkOpt = False, output: OutputOpt = "table") -> None:
+def create(
+    dataset_id: NewDatasetArg, app: AppOpt = None, exist_ok: ExistOkOpt = False, output: OutputOpt = "table"
+) -> None:
     """Create a dataset in an app."""
     out(output).data(STATE.backend.create_dataset(STATE.app_id(app), dataset_id, exist_ok=exist_ok), DATASET_COLUMNS)
 
@@ -97,8 +102,11 @@ def list_datasets(app: AppOpt = None, output: OutputOpt = "table") -> None:
 
 @app.command("show", short_help="Inputs, versions; images and share of pixels per concept.")
 def show(
-    dataset_id: DatasetArg, app: AppOpt = None,
-    no_stats: Annotated[bool, typer.Option("--no-stats", help="Only the counts: skip reading every label map.")] = False,
+    dataset_id: DatasetArg,
+    app: AppOpt = None,
+    no_stats: Annotated[
+        bool, typer.Option("--no-stats", help="Only the counts: skip reading every label map.")
+    ] = False,
     output: OutputOpt = "table",
 ) -> None:
     """Show a dataset: input and version counts, and per concept the images containing it and
@@ -125,10 +133,21 @@ def show(
     if output != "table":
         sink.data(doc)
     else:
-        sink.data({**dataset.to_dict(), "background": _percent(doc["background_fraction"]),
-                   "ignore": _percent(doc["ignore_fraction"])})
-        rows = [{"concept": c["id"], "images": f"{c['images']} ({_percent(c['images'] / max(stats.images, 1), 0)})",
-                 "pixels": _percent(c["pixel_fraction"])} for c in doc["concepts"]]
+        sink.data(
+            {
+                **dataset.to_dict(),
+                "background": _percent(doc["background_fraction"]),
+                "ignore": _percent(doc["ignore_fraction"]),
+            }
+        )
+        rows = [
+            {
+                "concept": c["id"],
+                "images": f"{c['images']} ({_percent(c['images'] / max(stats.images, 1), 0)})",
+                "pixels": _percent(c["pixel_fraction"]),
+            }
+            for c in doc["concepts"]
+        ]
         sink.data(rows, ["concept", "images", "pixels"], title="concepts")
     warning = dataset_stats.rare_warning(stats)
     if warning:
@@ -164,8 +183,13 @@ def preview(
     app: AppOpt = None,
     dataset_version: DatasetVersionOpt = None,
     n: Annotated[int, typer.Option("--n", "-n", min=1, max=256, help="Images on the sheet.")] = 16,
-    concepts: Annotated[Optional[str], typer.Option("--concepts", help="Only images with these concepts, comma-separated; only they are drawn.")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Draw a random sample with this seed (default: the first N).")] = None,
+    concepts: Annotated[
+        Optional[str],
+        typer.Option("--concepts", help="Only images with these concepts, comma-separated; only they are drawn."),
+    ] = None,
+    seed: Annotated[
+        Optional[int], typer.Option("--seed", help="Draw a random sample with this seed (default: the first N).")
+    ] = None,
     tile: Annotated[int, typer.Option("--tile", min=64, max=1024, help="Tile side in pixels.")] = 256,
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
@@ -174,8 +198,18 @@ def preview(
 
     app_id = STATE.app_id(app)
     sink = out(output, quiet)
-    result = draw(STATE.backend, app_id, dataset_id, dataset_version, file, n=n, concepts=comma_list(concepts),
-                  seed=seed, tile_size=tile, progress_mode=progress_mode(quiet))
+    result = draw(
+        STATE.backend,
+        app_id,
+        dataset_id,
+        dataset_version,
+        file,
+        n=n,
+        concepts=comma_list(concepts),
+        seed=seed,
+        tile_size=tile,
+        progress_mode=progress_mode(quiet),
+    )
     if output != "table":
         sink.data(result)
         return
@@ -197,25 +231,56 @@ def delete(dataset_id: DatasetArg, app: AppOpt = None, yes: YesOpt = False) -> N
 def upload(
     dataset_id: DatasetArg,
     app: AppOpt = None,
-    source: Annotated[Optional[Path], typer.Option("--from", help="What a labelling tool exported: a folder or file "
-                                                   "(its format is recognised; see --format).")] = None,
-    fmt: Annotated[str, typer.Option("--format", callback=one_of("auto", "coco", "masks", "labelme", "yolo", "voc",
-                                                                   "labelstudio", "cityscapes"),
-                                     help="auto | coco | masks | labelme | yolo | voc | labelstudio | cityscapes: "
-                                          "the format of --from (auto: recognised, and said on stderr).")] = "auto",
+    source: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--from", help="What a labelling tool exported: a folder or file (its format is recognised; see --format)."
+        ),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            callback=one_of("auto", "coco", "masks", "labelme", "yolo", "voc", "labelstudio", "cityscapes"),
+            help="auto | coco | masks | labelme | yolo | voc | labelstudio | cityscapes: "
+            "the format of --from (auto: recognised, and said on stderr).",
+        ),
+    ] = "auto",
     coco: Annotated[Optional[Path], typer.Option("--coco", help="COCO segmentation JSON.")] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="Folder of images.")] = None,
-    masks: Annotated[Optional[Path], typer.Option("--masks", help="Folder of index-mask PNGs, named like the images.")] = None,
-    classes: Annotated[Optional[str], typer.Option("--classes", help="Class names, comma-separated (see above).")] = None,
+    masks: Annotated[
+        Optional[Path], typer.Option("--masks", help="Folder of index-mask PNGs, named like the images.")
+    ] = None,
+    classes: Annotated[
+        Optional[str], typer.Option("--classes", help="Class names, comma-separated (see above).")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and report; write nothing.")] = False,
-    max_invalid_percent: Annotated[float, typer.Option("--max-invalid-percent", click_type=FiniteFloat(0, 100),
-                                                       help="Skip bad items up to this share; refuse above it.")] = 0.0,
-    region_format: Annotated[str, typer.Option("--region-format", callback=one_of("polygon", "mask"),
-                                               help="polygon | mask: how Clarifai receives regions (polygons, as "
-                                                    "its SDK sends them, or exact 1-bit masks); the local "
-                                                    "backend stores label maps and ignores it.")] = "polygon",
-    recheck: Annotated[bool, typer.Option("--recheck", help="Read and validate every file, also those unchanged "
-                                                              "(same size, times and inode) since they were uploaded.")] = False,
+    max_invalid_percent: Annotated[
+        float,
+        typer.Option(
+            "--max-invalid-percent",
+            click_type=FiniteFloat(0, 100),
+            help="Skip bad items up to this share; refuse above it.",
+        ),
+    ] = 0.0,
+    region_format: Annotated[
+        str,
+        typer.Option(
+            "--region-format",
+            callback=one_of("polygon", "mask"),
+            help="polygon | mask: how Clarifai receives regions (polygons, as "
+            "its SDK sends them, or exact 1-bit masks); the local "
+            "backend stores label maps and ignores it.",
+        ),
+    ] = "polygon",
+    recheck: Annotated[
+        bool,
+        typer.Option(
+            "--recheck",
+            help="Read and validate every file, also those unchanged "
+            "(same size, times and inode) since they were uploaded.",
+        ),
+    ] = False,
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
@@ -227,25 +292,54 @@ def upload(
     backend.get_dataset(app_id, dataset_id)
     # Staged bytes are written by the upload below or discarded: a dry run stages none.
     with nullcontext() if dry_run else backend.upload_staging() as stash:
-        data = service.read_source(coco, images, masks, comma_list(classes), progress_mode(quiet),
-                                   known=None if recheck else backend.known_files(), stash=stash,
-                                   source=source, fmt=fmt, note=sink.info)
+        data = service.read_source(
+            coco,
+            images,
+            masks,
+            comma_list(classes),
+            progress_mode(quiet),
+            known=None if recheck else backend.known_files(),
+            stash=stash,
+            source=source,
+            fmt=fmt,
+            note=sink.info,
+        )
         if data.unchanged:
             sink.info(f"{data.unchanged} of {data.total} items unchanged since they were uploaded: not read again")
-        result = service.upload(backend, app_id, dataset_id, data, dry_run=dry_run,
-                                max_invalid_percent=max_invalid_percent, progress_mode=progress_mode(quiet),
-                                region_format=region_format)
+        result = service.upload(
+            backend,
+            app_id,
+            dataset_id,
+            data,
+            dry_run=dry_run,
+            max_invalid_percent=max_invalid_percent,
+            progress_mode=progress_mode(quiet),
+            region_format=region_format,
+        )
     for bad in data.invalid:
         sink.warn(f"invalid: {bad.name}: {bad.reason}")
     summary = result.to_dict()
     if output == "table":
-        summary = {k: summary[k] for k in ("dataset_id", "format", "valid", "added", "updated", "skipped", "invalid",
-                                           "clipped", "overlapped_pixels", "dry_run")}
+        summary = {
+            k: summary[k]
+            for k in (
+                "dataset_id",
+                "format",
+                "valid",
+                "added",
+                "updated",
+                "skipped",
+                "invalid",
+                "clipped",
+                "overlapped_pixels",
+                "dry_run",
+            )
+        }
         summary["concepts"] = ", ".join(result.concepts)
     sink.data(summary)
     if dry_run:
         service.check_tolerance(data, max_invalid_percent)
-    else:   # items the backend refused count too (exit 5 over the tolerance; the rest is stored)
+    else:  # items the backend refused count too (exit 5 over the tolerance; the rest is stored)
         service.check_uploaded(result, data.total, max_invalid_percent)
 
 
@@ -283,7 +377,7 @@ Example (from the local backend to a Clarifai profile named cloud):
       --images exp/images --masks exp/masks
 """
 MAX_RENAMES_SHOWN = 20
-EXPORT_FORMATS = ("masks", "coco", "yolo", "voc", "labelme")   # services/dataset_export.FORMATS (not imported: start-up)
+EXPORT_FORMATS = ("masks", "coco", "yolo", "voc", "labelme")  # services/dataset_export.FORMATS (not imported: start-up)
 
 
 @app.command("export", help=EXPORT_HELP)
@@ -291,23 +385,39 @@ def export(
     dataset_id: DatasetArg,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (new, empty, or a previous export).")],
     app: AppOpt = None,
-    dataset_version: Annotated[Optional[str], typer.Option("--dataset-version", help="A version id (default: the dataset as it is now).")] = None,
-    fmt: Annotated[str, typer.Option("--format", callback=one_of(*EXPORT_FORMATS),
-                                     help="masks | coco | yolo | voc | labelme")] = "masks",
-    embed_images: Annotated[bool, typer.Option("--embed-images", help="labelme: each image also base64-encoded "
-                                               "in its JSON (imageData), so the JSON alone is enough.")] = False,
+    dataset_version: Annotated[
+        Optional[str], typer.Option("--dataset-version", help="A version id (default: the dataset as it is now).")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", callback=one_of(*EXPORT_FORMATS), help="masks | coco | yolo | voc | labelme")
+    ] = "masks",
+    embed_images: Annotated[
+        bool,
+        typer.Option(
+            "--embed-images",
+            help="labelme: each image also base64-encoded in its JSON (imageData), so the JSON alone is enough.",
+        ),
+    ] = False,
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
     from segcli.services.dataset_export import IMAGES, export as run_export
 
-    result = run_export(STATE.backend, STATE.app_id(app), dataset_id, dataset_version, fmt, out_dir,
-                        progress_mode(quiet), embed_images=embed_images)
+    result = run_export(
+        STATE.backend,
+        STATE.app_id(app),
+        dataset_id,
+        dataset_version,
+        fmt,
+        out_dir,
+        progress_mode(quiet),
+        embed_images=embed_images,
+    )
     summary = dict(result.__dict__)
     sink = out(output, quiet)
     if output == "table":
         summary["classes"] = ", ".join(result.classes)
-        del summary["renamed_items"]   # listed on stderr; in full with -o json and in the marker
+        del summary["renamed_items"]  # listed on stderr; in full with -o json and in the marker
         for change in result.renamed_items[:MAX_RENAMES_SHOWN]:
             folder = f"{IMAGES[fmt]}/" if IMAGES[fmt] else ""
             sink.info(f"renamed: {change['name']!r} -> {folder}{change['exported_as']}")
@@ -318,15 +428,21 @@ def export(
 
 @version_app.command("create")
 def version_create(
-    dataset_id: DatasetArg, app: AppOpt = None,
+    dataset_id: DatasetArg,
+    app: AppOpt = None,
     description: Annotated[str, typer.Option("--description", "-d", help="Free text.")] = "",
     output: OutputOpt = "table",
 ) -> None:
     """Snapshot the dataset's inputs and labels; later uploads do not change it."""
     app_id = STATE.app_id(app)
     version = STATE.backend.create_dataset_version(app_id, dataset_id, description)
-    complete_cache.remember(STATE.settings, "dataset_versions", (app_id, dataset_id),
-                            [complete_cache.dataset_version_entry(version)], add=True)
+    complete_cache.remember(
+        STATE.settings,
+        "dataset_versions",
+        (app_id, dataset_id),
+        [complete_cache.dataset_version_entry(version)],
+        add=True,
+    )
     out(output).data(version, ["id", "dataset_id", "inputs", "concepts", "created_at"])
 
 
@@ -335,6 +451,10 @@ def version_list(dataset_id: DatasetArg, app: AppOpt = None, output: OutputOpt =
     """List a dataset's versions, oldest first."""
     app_id = STATE.app_id(app)
     versions = STATE.backend.list_dataset_versions(app_id, dataset_id)
-    complete_cache.remember(STATE.settings, "dataset_versions", (app_id, dataset_id),
-                            [complete_cache.dataset_version_entry(v) for v in reversed(versions)])
+    complete_cache.remember(
+        STATE.settings,
+        "dataset_versions",
+        (app_id, dataset_id),
+        [complete_cache.dataset_version_entry(v) for v in reversed(versions)],
+    )
     out(output).data(versions, ["id", "inputs", "concepts", "created_at"], title="dataset versions")

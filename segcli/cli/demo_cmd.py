@@ -3,6 +3,7 @@
 With -o json the steps' own data output goes to stderr with their progress, the eval step runs
 with -o json captured, and the one summary object is the last (and only) thing on stdout.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,7 +24,7 @@ from segcli.core.template_names import EFFNET
 
 DEMO_APP, DEMO_DATASET, DEMO_HELD_OUT, DEMO_MODEL = "segcli-demo", "shapes", "shapes-held-out", "shapes-segmenter"
 DEMO_TEMPLATE = EFFNET
-HELD_OUT_IMAGES = 24   # enough that one odd image does not swing the demo's mIoU
+HELD_OUT_IMAGES = 24  # enough that one odd image does not swing the demo's mIoU
 
 
 def _run(argv: list[str], stdout) -> None:
@@ -34,19 +35,24 @@ def _run(argv: list[str], stdout) -> None:
     with contextlib.redirect_stdout(stdout):
         code = main(argv)
     if code != 0:
-        failed = SegcliError(f"demo step failed (exit {code}): segcli {shlex.join(argv)}",
-                             hint="re-run that command with --debug")
+        failed = SegcliError(
+            f"demo step failed (exit {code}): segcli {shlex.join(argv)}", hint="re-run that command with --debug"
+        )
         if code in set(ExitCode):
-            failed.exit_code = ExitCode(code)   # the step's reason (11 missing extra, 12 disk...)
+            failed.exit_code = ExitCode(code)  # the step's reason (11 missing extra, 12 disk...)
         raise failed
 
 
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="Where to put the generated data and outputs.")] = Path("segcli-demo"),
+    directory: Annotated[Path, typer.Option("--dir", help="Where to put the generated data and outputs.")] = Path(
+        "segcli-demo"
+    ),
     images: Annotated[int, typer.Option("--images", min=8, max=2000, help="Training images to generate.")] = 160,
     size: Annotated[int, typer.Option("--size", min=64, max=1024, help="Image side in pixels.")] = 192,
     epochs: Annotated[int, typer.Option("--epochs", min=1, max=200, help="Training epochs.")] = 8,
-    template: Annotated[str, typer.Option("--template", help="Training template.", autocompletion=complete.templates)] = DEMO_TEMPLATE,
+    template: Annotated[
+        str, typer.Option("--template", help="Training template.", autocompletion=complete.templates)
+    ] = DEMO_TEMPLATE,
     output: OutputOpt = "table",
 ) -> None:
     """Generate a shapes dataset and run every step: app, upload, version, model, params, train, predict, eval.
@@ -74,30 +80,70 @@ def demo(
     steps = [
         ["app", "create", DEMO_APP, "--exist-ok"],
         ["dataset", "create", DEMO_DATASET, "--app", DEMO_APP, "--exist-ok"],
-        ["dataset", "upload", DEMO_DATASET, "--app", DEMO_APP, "--images", str(data / "images"), "--masks", str(data / "masks")],
+        [
+            "dataset",
+            "upload",
+            DEMO_DATASET,
+            "--app",
+            DEMO_APP,
+            "--images",
+            str(data / "images"),
+            "--masks",
+            str(data / "masks"),
+        ],
         ["app", "concepts", DEMO_APP],
         ["model", "types"],
         ["model", "create", DEMO_MODEL, "--app", DEMO_APP, "--exist-ok"],
         ["template", "list"],
-        ["template", "params", template, "-f", str(params), "--app", DEMO_APP, "--dataset", DEMO_DATASET,
-         "--all-concepts", "--set", f"num_epochs={epochs}", "--set", f"image_size=[{size},{size}]"],
+        [
+            "template",
+            "params",
+            template,
+            "-f",
+            str(params),
+            "--app",
+            DEMO_APP,
+            "--dataset",
+            DEMO_DATASET,
+            "--all-concepts",
+            "--set",
+            f"num_epochs={epochs}",
+            "--set",
+            f"image_size=[{size},{size}]",
+        ],
         ["train", "--model", DEMO_MODEL, "--app", DEMO_APP, "--params", str(params)],
         ["predict", "--model", DEMO_MODEL, "--app", DEMO_APP, str(held_out / "images"), "--out", str(predictions)],
         ["dataset", "create", DEMO_HELD_OUT, "--app", DEMO_APP, "--exist-ok"],
-        ["dataset", "upload", DEMO_HELD_OUT, "--app", DEMO_APP, "--images", str(held_out / "images"),
-         "--masks", str(held_out / "masks")],
+        [
+            "dataset",
+            "upload",
+            DEMO_HELD_OUT,
+            "--app",
+            DEMO_APP,
+            "--images",
+            str(held_out / "images"),
+            "--masks",
+            str(held_out / "masks"),
+        ],
     ]
     for argv in steps:
         _run(argv, step_out)
     eval_argv = ["model", "eval", "--model", DEMO_MODEL, "--app", DEMO_APP, "--dataset", DEMO_HELD_OUT]
     if output == "table":
         _run(eval_argv, step_out)
-        print(f"\ndone in {time.monotonic() - started:.0f} s. Overlays: {predictions}/*.overlay.png",
-              file=sys.stderr)
+        print(f"\ndone in {time.monotonic() - started:.0f} s. Overlays: {predictions}/*.overlay.png", file=sys.stderr)
         return
     captured = io.StringIO()
     _run([*eval_argv, "-o", "json"], captured)
     result = json.loads(captured.getvalue())
-    sink.data({"mIoU": result["mIoU"], "per_class": result["per_class"],
-               "seconds": round(time.monotonic() - started, 1), "overlays": str(predictions),
-               "model": DEMO_MODEL, "app": DEMO_APP, "template": template})
+    sink.data(
+        {
+            "mIoU": result["mIoU"],
+            "per_class": result["per_class"],
+            "seconds": round(time.monotonic() - started, 1),
+            "overlays": str(predictions),
+            "model": DEMO_MODEL,
+            "app": DEMO_APP,
+            "template": template,
+        }
+    )

@@ -3,6 +3,7 @@
 Doctor never fails on what it is there to diagnose: a broken config, a corrupt or unwritable
 store, a full disk are fields of the report (exit 0), with a warning and the fix on stderr.
 """
+
 from __future__ import annotations
 
 import importlib.metadata as md
@@ -61,14 +62,22 @@ def _leftovers(report: dict, sink, fix: bool) -> None:
     left = [f for f in found if f not in removed]
     report.update(leftover_files=[f.path for f in left], leftover_bytes=sum(f.size for f in left))
     if left:
-        sink.warn(f"{len(left)} temporary files left by interrupted commands "
-                  f"({size_text(report['leftover_bytes'])}), e.g. {left[0].path}")
+        sink.warn(
+            f"{len(left)} temporary files left by interrupted commands "
+            f"({size_text(report['leftover_bytes'])}), e.g. {left[0].path}"
+        )
         sink.info("hint: segcli doctor --fix removes them")
 
 
 def doctor(
-    fix: Annotated[bool, typer.Option("--fix", help="Remove the temporary files interrupted commands left "
-                                                    "in the segcli home (listed under leftover_files).")] = False,
+    fix: Annotated[
+        bool,
+        typer.Option(
+            "--fix",
+            help="Remove the temporary files interrupted commands left "
+            "in the segcli home (listed under leftover_files).",
+        ),
+    ] = False,
     output: OutputOpt = "table",
 ) -> None:
     """Report segcli's version, backend, config paths, library versions, device and store health.
@@ -77,12 +86,17 @@ def doctor(
     removes them; a file whose writer still runs is never touched)."""
     sink = out(output)
     report = {
-        "segcli": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
-        "profile": None, "backend": None, "config": str(config_path()), "data_dir": str(data_dir()),
+        "segcli": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "profile": None,
+        "backend": None,
+        "config": str(config_path()),
+        "data_dir": str(data_dir()),
     }
     try:
         settings = STATE.settings
-    except SegcliError as exc:   # a broken config file is a finding, not a reason to stop
+    except SegcliError as exc:  # a broken config file is a finding, not a reason to stop
         settings = None
         report.update(profile="unknown", backend=DEFAULT_BACKEND, config_error=exc.message)
         sink.warn(f"config: {exc.message}")
@@ -92,7 +106,7 @@ def doctor(
     _machine(report, sink)
     _leftovers(report, sink, fix)
     if settings is not None:
-        public = settings.public()   # secrets masked
+        public = settings.public()  # secrets masked
         for option in BACKENDS[settings.backend].options:
             report[f"{settings.backend}_{option.key}"] = public.get(option.key) or option.default or "not set"
     sink.data(report)

@@ -22,6 +22,7 @@ so an upgrade that moves one fails there, by name, not in a user's shell:
 The alternative, Click's own completion protocol, would change the installed scripts of every
 user; ruff's banned-api rule (pyproject) keeps any other module from these names.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -40,7 +41,7 @@ def load(name: str) -> click.Command:
     entry = COMMANDS[name]
     target = getattr(importlib.import_module(entry.module), entry.attr)
     if isinstance(target, typer.Typer):
-        target.rich_markup_mode = None      # plain Click help, as the root's (no rich import)
+        target.rich_markup_mode = None  # plain Click help, as the root's (no rich import)
         command = lazy_group(target)
     else:
         single = typer.Typer(rich_markup_mode=None, add_completion=False)
@@ -62,8 +63,11 @@ def lazy_group(app: Any, name: str | None = None) -> click.Group:
     shell = copy.copy(app)
     shell.registered_commands, shell.registered_groups = [], []
     group = typer.main.get_group_from_info(
-        TyperInfo(shell, name=name), pretty_exceptions_short=app.pretty_exceptions_short,
-        rich_markup_mode=app.rich_markup_mode, suggest_commands=app.suggest_commands)
+        TyperInfo(shell, name=name),
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        rich_markup_mode=app.rich_markup_mode,
+        suggest_commands=app.suggest_commands,
+    )
     sources: dict[str, Any] = {}
     for info in app.registered_commands:
         sources[info.name or typer.main.get_command_name(info.callback.__name__)] = info
@@ -82,6 +86,7 @@ _LAZY: dict[type, type] = {}
 def _lazy_class(base: type) -> type:
     """A subclass of Typer's group class that converts subcommands on first use."""
     if base not in _LAZY:
+
         class LazyTyperGroup(base):  # type: ignore[misc, valid-type]
             def list_commands(self, ctx: click.Context) -> list[str]:
                 return list(self._segcli_sources)
@@ -93,7 +98,7 @@ def _lazy_class(base: type) -> type:
 
             def resolve_command(self, ctx: click.Context, args: list[str]):
                 if args and args[0] not in self._segcli_sources:
-                    for known in self._segcli_sources:   # Typer suggests among self.commands
+                    for known in self._segcli_sources:  # Typer suggests among self.commands
                         self.get_command(ctx, known)
                 return super().resolve_command(ctx, args)
 
@@ -142,8 +147,11 @@ class LazyGroup(click.Group):
     def shell_complete(self, ctx: click.Context, incomplete: str) -> list:
         from click.shell_completion import CompletionItem
 
-        items = [CompletionItem(name, help=_short(entry.short_help, 45))
-                 for name, entry in COMMANDS.items() if name.startswith(incomplete)]
+        items = [
+            CompletionItem(name, help=_short(entry.short_help, 45))
+            for name, entry in COMMANDS.items()
+            if name.startswith(incomplete)
+        ]
         # The root's own options (--profile ...), as click would add them.
         return items + click.Command.shell_complete(self, ctx, incomplete)
 
@@ -160,7 +168,7 @@ class LazyGroup(click.Group):
 
         from segcli.cli.complete import register_shells
 
-        register_shells()   # Typer's protocols, zsh/fish help as plain text
+        register_shells()  # Typer's protocols, zsh/fish help as plain text
         _typer_main_shell_completion(self, ctx_args=ctx_args, prog_name=prog_name, complete_var=complete_var)
         sys.exit(0)  # not reached: Typer exits with the completion's status
 
@@ -172,4 +180,4 @@ def _short(text: str, limit: int) -> str:
     first = words.split(". ")[0].rstrip(".")
     if len(first) <= limit:
         return first
-    return first[:limit - 3].rsplit(" ", 1)[0] + "..."
+    return first[: limit - 3].rsplit(" ", 1)[0] + "..."

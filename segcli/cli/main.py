@@ -3,6 +3,7 @@
 This is the one place where a SegcliError becomes `error: ...` + `hint: ...` on stderr and a
 documented exit code; no traceback unless --debug (or SEGCLI_DEBUG=1).
 """
+
 from __future__ import annotations
 
 import os
@@ -17,9 +18,11 @@ from segcli.cli import complete
 from segcli.cli.lazy import LazyGroup
 from segcli.core.errors import ExitCode, SegcliError
 
-HELP = ("Semantic segmentation from the terminal: apps, datasets with per-pixel labels, "
-        "segmentation training and mask predictions, on the local engine or Clarifai's cloud.\n\n"
-        "\b\nExample (the whole pipeline on generated data, a few CPU minutes):\n  segcli demo")
+HELP = (
+    "Semantic segmentation from the terminal: apps, datasets with per-pixel labels, "
+    "segmentation training and mask predictions, on the local engine or Clarifai's cloud.\n\n"
+    "\b\nExample (the whole pipeline on generated data, a few CPU minutes):\n  segcli demo"
+)
 
 
 def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -29,19 +32,29 @@ def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
 
 
 # The root is plain Click (commands load lazily, see cli/lazy.py); the commands are Typer apps.
-@click.group("segcli", cls=LazyGroup, help=HELP, no_args_is_help=True,
-             context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--profile", "-p", help="Config profile (default: SEGCLI_PROFILE, then the current one).",
-              shell_complete=complete.click_callback(complete.profiles))
-@click.option("--backend", "-b", help=f"{NAMES} for this invocation (env: SEGCLI_BACKEND).",
-              shell_complete=complete.click_callback(complete.backends))
+@click.group(
+    "segcli", cls=LazyGroup, help=HELP, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]}
+)
+@click.option(
+    "--profile",
+    "-p",
+    help="Config profile (default: SEGCLI_PROFILE, then the current one).",
+    shell_complete=complete.click_callback(complete.profiles),
+)
+@click.option(
+    "--backend",
+    "-b",
+    help=f"{NAMES} for this invocation (env: SEGCLI_BACKEND).",
+    shell_complete=complete.click_callback(complete.backends),
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
-              help="Print the version and exit.")
+@click.option(
+    "--version", is_flag=True, expose_value=False, is_eager=True, callback=_version, help="Print the version and exit."
+)
 def app(profile: Optional[str], backend: Optional[str], debug: bool) -> None:
     from segcli.cli.context import STATE
 
-    STATE.profile, STATE.backend_flag = profile, backend   # --debug: read from argv by main()
+    STATE.profile, STATE.backend_flag = profile, backend  # --debug: read from argv by main()
 
 
 def _scrub(text: str) -> str:
@@ -78,7 +91,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
     import signal
 
     _terminated = True
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)   # a second SIGTERM ends the clean-up too
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the clean-up too
     raise Terminated()
 
 
@@ -111,7 +124,7 @@ def _escape_unencodable() -> None:
         if reconfigure is not None and getattr(stream, "errors", "strict") == "strict":
             try:
                 reconfigure(errors="backslashreplace")
-            except (ValueError, OSError):   # a closed or detached stream: nothing to protect
+            except (ValueError, OSError):  # a closed or detached stream: nothing to protect
                 pass
 
 
@@ -140,7 +153,7 @@ def _main(argv: list[str] | None) -> int:
         # answered inside (LazyGroup._main_shell_completion), which exits.
         result = app.main(args=argv, prog_name="segcli", standalone_mode=False)
         code = result if isinstance(result, int) else 0
-        if code == ExitCode.INTERRUPTED:   # Typer turns Ctrl-C into Exit(130), which Click returns
+        if code == ExitCode.INTERRUPTED:  # Typer turns Ctrl-C into Exit(130), which Click returns
             code = _interrupted()
     except SegcliError as exc:
         _traceback(debug)
@@ -190,7 +203,7 @@ def _state():
 
 
 def _finish(code: object) -> int:
-    if "segcli.cli.context" in sys.modules:   # only commands that used it opened anything
+    if "segcli.cli.context" in sys.modules:  # only commands that used it opened anything
         _state().close()
     return code if isinstance(code, int) else 0
 
@@ -204,7 +217,7 @@ def run() -> None:
     """The `segcli` console script."""
     try:
         code = main()
-    except SystemExit as exc:   # completion requests are answered, and exit, inside main()
+    except SystemExit as exc:  # completion requests are answered, and exit, inside main()
         if not isinstance(exc.code, (int, type(None))):
             raise
         code = exc.code or 0
@@ -230,7 +243,7 @@ def _leave(code: int) -> None:
     import atexit
 
     atexit._run_exitfuncs()
-    atexit._clear()   # they ran: the normal exit below, if a stream fails, must not run them again
+    atexit._clear()  # they ran: the normal exit below, if a stream fails, must not run them again
     try:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:

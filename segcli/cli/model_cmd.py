@@ -1,4 +1,5 @@
 """segcli model: model types, visual-segmenter models, their versions, and evaluation."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,22 @@ import click
 import typer
 
 from segcli.cli import complete, complete_cache
-from segcli.cli.context import (STATE, AppOpt, DatasetVersionOpt, EngineOpt, ExistOkOpt, MaxMegapixelsOpt, OutputOpt,
-                                OverlapOpt, PrecisionOpt, QuietOpt, TileOpt, YesOpt, confirm_or_abort, out)
+from segcli.cli.context import (
+    STATE,
+    AppOpt,
+    DatasetVersionOpt,
+    EngineOpt,
+    ExistOkOpt,
+    MaxMegapixelsOpt,
+    OutputOpt,
+    OverlapOpt,
+    PrecisionOpt,
+    QuietOpt,
+    TileOpt,
+    YesOpt,
+    confirm_or_abort,
+    out,
+)
 from segcli.core.errors import InvalidInputError
 from segcli.render.progress import progress_mode
 from segcli.render.versions import version_row, version_table_row
@@ -26,8 +41,16 @@ app = typer.Typer(help=MODEL_HELP, short_help="Models, their trained versions, e
 ModelArg = Annotated[str, typer.Argument(help="Model id.", autocompletion=complete.models)]
 NewModelArg = Annotated[str, typer.Argument(help="Model id.")]
 MODEL_COLUMNS = ["id", "model_type_id", "versions", "latest_version", "created_at"]
-VERSION_COLUMNS = ["id", "status", "template", "epochs", "best val mIoU", "last val mIoU", "held-out mIoU by precision",
-                   "created"]
+VERSION_COLUMNS = [
+    "id",
+    "status",
+    "template",
+    "epochs",
+    "best val mIoU",
+    "last val mIoU",
+    "held-out mIoU by precision",
+    "created",
+]
 
 
 @app.command("types")
@@ -38,12 +61,16 @@ def types(output: OutputOpt = "table") -> None:
 
 @app.command("create")
 def create(
-    model_id: NewModelArg, app: AppOpt = None,
+    model_id: NewModelArg,
+    app: AppOpt = None,
     model_type: Annotated[str, typer.Option("--type", "-t", help="Model type id.")] = "visual-segmenter",
-    exist_ok: ExistOkOpt = False, output: OutputOpt = "table",
+    exist_ok: ExistOkOpt = False,
+    output: OutputOpt = "table",
 ) -> None:
     """Create a model (type visual-segmenter by default)."""
-    out(output).data(STATE.backend.create_model(STATE.app_id(app), model_id, model_type, exist_ok=exist_ok), MODEL_COLUMNS)
+    out(output).data(
+        STATE.backend.create_model(STATE.app_id(app), model_id, model_type, exist_ok=exist_ok), MODEL_COLUMNS
+    )
 
 
 @app.command("list")
@@ -61,8 +88,9 @@ def show(model_id: ModelArg, app: AppOpt = None, output: OutputOpt = "table") ->
     app_id = STATE.app_id(app)
     model = STATE.backend.get_model(app_id, model_id)
     versions = STATE.backend.list_versions(app_id, model_id)
-    complete_cache.remember(STATE.settings, "versions", (app_id, model_id),
-                            [complete_cache.version_entry(v) for v in reversed(versions)])
+    complete_cache.remember(
+        STATE.settings, "versions", (app_id, model_id), [complete_cache.version_entry(v) for v in reversed(versions)]
+    )
     sink = out(output)
     if output != "table":
         sink.data({**model.to_dict(), "model_versions": [version_row(v) for v in versions]})
@@ -85,18 +113,30 @@ def delete(model_id: ModelArg, app: AppOpt = None, yes: YesOpt = False) -> None:
 def evaluate(
     model: Annotated[str, typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)],
     app: AppOpt = None,
-    version: Annotated[Optional[str], typer.Option("--version", help="Model version (default: latest trained).",
-                                                   autocompletion=complete.model_versions(complete.TRAINED))] = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset id (its latest version, or a new one).",
-                                                   autocompletion=complete.datasets)] = None,
+    version: Annotated[
+        Optional[str],
+        typer.Option(
+            "--version",
+            help="Model version (default: latest trained).",
+            autocompletion=complete.model_versions(complete.TRAINED),
+        ),
+    ] = None,
+    dataset: Annotated[
+        Optional[str],
+        typer.Option(
+            "--dataset", help="Dataset id (its latest version, or a new one).", autocompletion=complete.datasets
+        ),
+    ] = None,
     dataset_version: DatasetVersionOpt = None,
     engine: EngineOpt = "auto",
     precision: PrecisionOpt = "fp32",
     tile: TileOpt = "auto",
     overlap: OverlapOpt = None,
     max_megapixels: MaxMegapixelsOpt = None,
-    confusion: Annotated[Optional[Path], typer.Option(
-        "--confusion", help="Also draw the confusion matrix as a labelled heat map PNG here.")] = None,
+    confusion: Annotated[
+        Optional[Path],
+        typer.Option("--confusion", help="Also draw the confusion matrix as a labelled heat map PNG here."),
+    ] = None,
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
@@ -112,19 +152,39 @@ def evaluate(
     sink = out(output, quiet)
     # Resolved (and refused if not TRAINED) before any dataset snapshot; eval then names it.
     trained = STATE.backend.trained_version(app_id, model, version).id
-    dataset_id, version_id = resolve_dataset_version(STATE.backend, app_id, dataset, dataset_version, sink, create=False)
-    if confusion is not None and not confusion.parent.is_dir():   # before the evaluation's minutes
-        raise InvalidInputError(f"cannot write {confusion}: folder {confusion.parent} does not exist",
-                                hint="create it, or choose another --confusion path")
-    result = run_eval(STATE.backend, app_id, model, trained, dataset_id, version_id, progress_mode(quiet),
-                      engine=engine, notify=sink.info, tile=tile, overlap=overlap, precision=precision)
+    dataset_id, version_id = resolve_dataset_version(
+        STATE.backend, app_id, dataset, dataset_version, sink, create=False
+    )
+    if confusion is not None and not confusion.parent.is_dir():  # before the evaluation's minutes
+        raise InvalidInputError(
+            f"cannot write {confusion}: folder {confusion.parent} does not exist",
+            hint="create it, or choose another --confusion path",
+        )
+    result = run_eval(
+        STATE.backend,
+        app_id,
+        model,
+        trained,
+        dataset_id,
+        version_id,
+        progress_mode(quiet),
+        engine=engine,
+        notify=sink.info,
+        tile=tile,
+        overlap=overlap,
+        precision=precision,
+    )
     if output != "table":
         sink.data(result)
     else:
-        sink.info(f"mIoU {result['mIoU']:.4f}  mAcc {result['mAcc']:.4f}  aAcc {result['aAcc']:.4f}  "
-                  f"({result['inputs']} inputs)")
-        sink.data([{"concept": name, **vals} for name, vals in result["per_class"].items()],
-                  ["concept", "iou", "acc", "precision", "recall"])
+        sink.info(
+            f"mIoU {result['mIoU']:.4f}  mAcc {result['mAcc']:.4f}  aAcc {result['aAcc']:.4f}  "
+            f"({result['inputs']} inputs)"
+        )
+        sink.data(
+            [{"concept": name, **vals} for name, vals in result["per_class"].items()],
+            ["concept", "iou", "acc", "precision", "recall"],
+        )
     if confusion is not None:
         _write_confusion(confusion, result, f"{model}/{trained[:8]} on {dataset_id}/{version_id[:8]}")
         sink.info(f"wrote the confusion matrix to {confusion}")
@@ -145,14 +205,32 @@ def export(
     model: Annotated[str, typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)],
     file: Annotated[Path, typer.Option("--file", "-f", help="File to write (replaced atomically).")],
     app: AppOpt = None,
-    version: Annotated[Optional[str], typer.Option("--version", help="Model version (default: latest trained).",
-                                                   autocompletion=complete.model_versions(complete.TRAINED))] = None,
-    fmt: Annotated[str, typer.Option("--format", click_type=click.Choice(["onnx", "safetensors"]),
-                                     help="onnx (ONNX Runtime and other tools) or safetensors (weights).")] = "onnx",
-    precision: Annotated[str, typer.Option("--precision", click_type=click.Choice(["fp32", "fp16", "int8"]),
-                                           help="ONNX only: fp32 (as trained), fp16 (half precision, float32 in "
-                                                "and out) or int8 (quantized, calibrated on the version's "
-                                                "training images).")] = "fp32",
+    version: Annotated[
+        Optional[str],
+        typer.Option(
+            "--version",
+            help="Model version (default: latest trained).",
+            autocompletion=complete.model_versions(complete.TRAINED),
+        ),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            click_type=click.Choice(["onnx", "safetensors"]),
+            help="onnx (ONNX Runtime and other tools) or safetensors (weights).",
+        ),
+    ] = "onnx",
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            click_type=click.Choice(["fp32", "fp16", "int8"]),
+            help="ONNX only: fp32 (as trained), fp16 (half precision, float32 in "
+            "and out) or int8 (quantized, calibrated on the version's "
+            "training images).",
+        ),
+    ] = "fp32",
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
@@ -176,10 +254,14 @@ def export(
 
 @app.command("compare")
 def compare(
-    model_id: ModelArg, app: AppOpt = None,
-    versions: Annotated[Optional[list[str]], typer.Argument(
-        help="Versions to compare (ids or unique prefixes; default: all).",
-        autocompletion=complete.model_versions())] = None,
+    model_id: ModelArg,
+    app: AppOpt = None,
+    versions: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            help="Versions to compare (ids or unique prefixes; default: all).", autocompletion=complete.model_versions()
+        ),
+    ] = None,
     output: OutputOpt = "table",
 ) -> None:
     """Versions side by side: template, params that differ, best and last val mIoU, per-class IoU, time."""

@@ -1,4 +1,5 @@
 """segcli predict: masks, overlays and predictions.json for images, folders, globs and videos."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,31 +8,60 @@ from typing import Annotated, Optional
 import typer
 
 from segcli.cli import complete
-from segcli.cli.context import (STATE, AppOpt, EngineOpt, FiniteFloat, MaxMegapixelsOpt, OutputOpt, OverlapOpt,
-                                PrecisionOpt, QuietOpt, TileOpt, one_of, out)
+from segcli.cli.context import (
+    STATE,
+    AppOpt,
+    EngineOpt,
+    FiniteFloat,
+    MaxMegapixelsOpt,
+    OutputOpt,
+    OverlapOpt,
+    PrecisionOpt,
+    QuietOpt,
+    TileOpt,
+    one_of,
+    out,
+)
 from segcli.render.progress import progress_mode
 
-DRAFT_FORMATS = ("coco", "labelme", "yolo")   # render/preannotations.FORMATS (not imported: start-up)
+DRAFT_FORMATS = ("coco", "labelme", "yolo")  # render/preannotations.FORMATS (not imported: start-up)
 
 
 def predict(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders, globs or videos.")],
     model: Annotated[str, typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)],
     app: AppOpt = None,
-    version: Annotated[Optional[str], typer.Option("--version", help="Model version (default: latest trained).",
-                                                   autocompletion=complete.model_versions(complete.TRAINED))] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Write <name>.mask.png, <name>.overlay.png and predictions.json here.")] = None,
-    threshold: Annotated[float, typer.Option("--threshold", click_type=FiniteFloat(0.0, 1.0), help="Drop regions whose score is below this.")] = 0.05,
+    version: Annotated[
+        Optional[str],
+        typer.Option(
+            "--version",
+            help="Model version (default: latest trained).",
+            autocompletion=complete.model_versions(complete.TRAINED),
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Optional[Path],
+        typer.Option("--out", help="Write <name>.mask.png, <name>.overlay.png and predictions.json here."),
+    ] = None,
+    threshold: Annotated[
+        float,
+        typer.Option("--threshold", click_type=FiniteFloat(0.0, 1.0), help="Drop regions whose score is below this."),
+    ] = 0.05,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=128, help="Images per forward pass.")] = 8,
     engine: EngineOpt = "auto",
     precision: PrecisionOpt = "fp32",
     tile: TileOpt = "auto",
     overlap: OverlapOpt = None,
     max_megapixels: MaxMegapixelsOpt = None,
-    drafts: Annotated[Optional[str], typer.Option(
-        "--format", callback=lambda v: v if v is None else one_of(*DRAFT_FORMATS)(v),
-        help="Also write pre-annotations a labelling tool imports as drafts, in --out DIR/FORMAT/: "
-             "coco | labelme | yolo (segcli dataset upload --from reads them back).")] = None,
+    drafts: Annotated[
+        Optional[str],
+        typer.Option(
+            "--format",
+            callback=lambda v: v if v is None else one_of(*DRAFT_FORMATS)(v),
+            help="Also write pre-annotations a labelling tool imports as drafts, in --out DIR/FORMAT/: "
+            "coco | labelme | yolo (segcli dataset upload --from reads them back).",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
@@ -62,18 +92,41 @@ def predict(
     from segcli.services.predict import predict as run_predict
 
     sink = out(output, quiet)
-    doc = run_predict(STATE.backend, STATE.app_id(app), model, version, inputs, out_dir, threshold,
-                      batch_size, progress_mode(quiet), sink.warn, engine=engine, notify=sink.info,
-                      tile=tile, overlap=overlap, drafts=drafts, precision=precision)
+    doc = run_predict(
+        STATE.backend,
+        STATE.app_id(app),
+        model,
+        version,
+        inputs,
+        out_dir,
+        threshold,
+        batch_size,
+        progress_mode(quiet),
+        sink.warn,
+        engine=engine,
+        notify=sink.info,
+        tile=tile,
+        overlap=overlap,
+        drafts=drafts,
+        precision=precision,
+    )
     if output != "table":
         sink.data(doc)
         return
-    rows = [{"input": item["input"], "regions": ", ".join(f"{r['concept']['name']} {r['score']:.2f}" for r in item["regions"]),
-             "overlay": item.get("overlay_path")} for item in doc["items"]]
+    rows = [
+        {
+            "input": item["input"],
+            "regions": ", ".join(f"{r['concept']['name']} {r['score']:.2f}" for r in item["regions"]),
+            "overlay": item.get("overlay_path"),
+        }
+        for item in doc["items"]
+    ]
     sink.data(rows, ["input", "regions", "overlay"], title="predictions")
     if out_dir is not None:
         skipped = f" ({len(doc['skipped'])} inputs skipped)" if doc["skipped"] else ""
         sink.info(f"wrote {len(doc['items'])} masks and overlays, and predictions.json, to {out_dir}{skipped}")
         if drafts:
-            sink.info(f"pre-annotations ({drafts}) in {out_dir / drafts}: upload corrected ones with "
-                      f"segcli dataset upload DATASET --from {out_dir / drafts}")
+            sink.info(
+                f"pre-annotations ({drafts}) in {out_dir / drafts}: upload corrected ones with "
+                f"segcli dataset upload DATASET --from {out_dir / drafts}"
+            )

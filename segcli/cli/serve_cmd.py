@@ -1,4 +1,5 @@
 """segcli serve: an HTTP server answering predictions for a trained model version."""
+
 from __future__ import annotations
 
 import os
@@ -16,21 +17,50 @@ TOKEN_ENV = "SEGCLI_SERVE_TOKEN"
 def serve(
     model: Annotated[str, typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)],
     app: AppOpt = None,
-    version: Annotated[Optional[str], typer.Option("--version", help="Model version (default: latest trained).",
-                                                   autocompletion=complete.model_versions(complete.TRAINED))] = None,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on: this machine only by default; 0.0.0.0 "
-                                                     "opens it to the network (set SEGCLI_SERVE_TOKEN then).")] = "127.0.0.1",
+    version: Annotated[
+        Optional[str],
+        typer.Option(
+            "--version",
+            help="Model version (default: latest trained).",
+            autocompletion=complete.model_versions(complete.TRAINED),
+        ),
+    ] = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Address to listen on: this machine only by default; 0.0.0.0 "
+            "opens it to the network (set SEGCLI_SERVE_TOKEN then).",
+        ),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port (0: a free one, printed).")] = 8000,
-    threshold: Annotated[float, typer.Option("--threshold", click_type=FiniteFloat(0.0, 1.0),
-                                             help="Drop regions whose score is below this.")] = 0.05,
-    max_batch: Annotated[int, typer.Option("--max-batch", min=1, max=128,
-                                           help="Most images of concurrent requests run in one forward pass.")] = 8,
-    max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", click_type=FiniteFloat(0.0, 60000.0),
-                                               help="How long a request waits for others to batch with, at most.")] = 2.0,
-    max_body_mb: Annotated[float, typer.Option("--max-body-mb", click_type=FiniteFloat(0.0, 4096.0, min_open=True),
-                                               help="Refuse request bodies larger than this (413).")] = 32.0,
-    max_connections: Annotated[int, typer.Option("--max-connections", min=1, max=10000,
-                                                 help="Open connections at once; more get 503.")] = 64,
+    threshold: Annotated[
+        float,
+        typer.Option("--threshold", click_type=FiniteFloat(0.0, 1.0), help="Drop regions whose score is below this."),
+    ] = 0.05,
+    max_batch: Annotated[
+        int,
+        typer.Option("--max-batch", min=1, max=128, help="Most images of concurrent requests run in one forward pass."),
+    ] = 8,
+    max_wait_ms: Annotated[
+        float,
+        typer.Option(
+            "--max-wait-ms",
+            click_type=FiniteFloat(0.0, 60000.0),
+            help="How long a request waits for others to batch with, at most.",
+        ),
+    ] = 2.0,
+    max_body_mb: Annotated[
+        float,
+        typer.Option(
+            "--max-body-mb",
+            click_type=FiniteFloat(0.0, 4096.0, min_open=True),
+            help="Refuse request bodies larger than this (413).",
+        ),
+    ] = 32.0,
+    max_connections: Annotated[
+        int, typer.Option("--max-connections", min=1, max=10000, help="Open connections at once; more get 503.")
+    ] = 64,
     engine: EngineOpt = "auto",
     tile: TileOpt = "auto",
     overlap: OverlapOpt = None,
@@ -58,7 +88,7 @@ def serve(
     """
     from segcli.services.serve import ServedModel, refuse_cloud
 
-    refuse_cloud(STATE.backend_class)    # before the backend opens: no credentials needed to say no
+    refuse_cloud(STATE.backend_class)  # before the backend opens: no credentials needed to say no
     try:
         from segcli.services import serve_http
     except ModuleNotFoundError as exc:
@@ -67,15 +97,26 @@ def serve(
     token = os.environ.get(TOKEN_ENV) or None
     sock = serve_http.bind(host, port)
     try:
-        served = ServedModel.load(STATE.backend, STATE.app_id(app), model, version, engine=engine, tile=tile,
-                                  overlap=overlap, threshold=threshold, max_batch=max_batch,
-                                  max_wait_s=max_wait_ms / 1000, notify=sink.info)
+        served = ServedModel.load(
+            STATE.backend,
+            STATE.app_id(app),
+            model,
+            version,
+            engine=engine,
+            tile=tile,
+            overlap=overlap,
+            threshold=threshold,
+            max_batch=max_batch,
+            max_wait_s=max_wait_ms / 1000,
+            notify=sink.info,
+        )
     except BaseException:
         sock.close()
         raise
     if host not in ("127.0.0.1", "localhost", "::1") and token is None:
-        sink.warn(f"warning: listening on {host} without a token: anyone who reaches it can use the model "
-                  f"(set {TOKEN_ENV})")
+        sink.warn(
+            f"warning: listening on {host} without a token: anyone who reaches it can use the model (set {TOKEN_ENV})"
+        )
     serve_http.notify_started(sink.info, served, sock, token is not None)
     serve_http.serve(served, sock, token, int(max_body_mb * 2**20), max_connections)
     sink.info("stopped")

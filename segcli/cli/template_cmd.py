@@ -1,4 +1,5 @@
 """segcli template: training templates and their params YAML."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,10 @@ Example:
 
 app = typer.Typer(help=TEMPLATE_HELP, short_help="Training templates and their params YAML.", no_args_is_help=True)
 NameArg = Annotated[str, typer.Argument(help=f"Template name, e.g. {EFFNET}.", autocompletion=complete.templates)]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="key=value for a train param (bare name: num_epochs=5). Repeatable.")]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", help="key=value for a train param (bare name: num_epochs=5). Repeatable."),
+]
 
 
 @app.command("list")
@@ -30,10 +34,19 @@ def list_templates(output: OutputOpt = "table") -> None:
     `template show NAME` (or -o json) has them in full."""
     backend = STATE.backend
     templates = backend.list_templates()
-    complete_cache.remember(STATE.settings, "templates", (), [(t.name, complete.short(t.description), "") for t in templates])
-    rows = [{"name": t.name, "default": t.name == backend.default_template, "model_type": t.model_type,
-             "on_clarifai": t.on_clarifai, "description": t.description}
-            for t in templates]
+    complete_cache.remember(
+        STATE.settings, "templates", (), [(t.name, complete.short(t.description), "") for t in templates]
+    )
+    rows = [
+        {
+            "name": t.name,
+            "default": t.name == backend.default_template,
+            "model_type": t.model_type,
+            "on_clarifai": t.on_clarifai,
+            "description": t.description,
+        }
+        for t in templates
+    ]
     columns = ["name", "default", "on_clarifai", "description"]
     if output == "table":  # one line a template; the full description: -o json, template show
         from segcli.render.output import fit_column
@@ -58,10 +71,16 @@ def params(
     name: NameArg,
     file: Annotated[Path, typer.Option("--file", "-f", help="Where to write the params YAML.")],
     app: AppOpt = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset id to train on.", autocompletion=complete.datasets)] = None,
+    dataset: Annotated[
+        Optional[str], typer.Option("--dataset", help="Dataset id to train on.", autocompletion=complete.datasets)
+    ] = None,
     dataset_version: DatasetVersionOpt = None,
-    concepts: Annotated[Optional[str], typer.Option("--concepts", help="Concept ids to train, comma-separated.")] = None,
-    all_concepts: Annotated[bool, typer.Option("--all-concepts", help="Train every concept of the app (or of the dataset version).")] = False,
+    concepts: Annotated[
+        Optional[str], typer.Option("--concepts", help="Concept ids to train, comma-separated.")
+    ] = None,
+    all_concepts: Annotated[
+        bool, typer.Option("--all-concepts", help="Train every concept of the app (or of the dataset version).")
+    ] = False,
     set_: SetOpt = None,
     output: OutputOpt = "table",
 ) -> None:
@@ -73,8 +92,7 @@ def params(
         from segcli.core.errors import InvalidInputError
 
         raise InvalidInputError("--concepts and --all-concepts exclude each other", hint="use one of them")
-    update = ParamsUpdate(dataset_id=dataset, dataset_version_id=dataset_version,
-                          concepts=comma_list(concepts))
+    update = ParamsUpdate(dataset_id=dataset, dataset_version_id=dataset_version, concepts=comma_list(concepts))
     template, doc = service.build_document(STATE.backend, name, None, update, set_ or [])
     if dataset or dataset_version or concepts or all_concepts:
         doc = service.check_against_backend(STATE.backend, STATE.app_id(app), doc, all_concepts)

@@ -1,4 +1,5 @@
 """segcli train: start a training job and watch it; list, status, log, cancel, resume."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,12 +59,20 @@ same command resumes a sweep a cancel stopped.
 --log tensorboard|mlflow also writes params, per-epoch metrics, per-class IoU and the plot there.
 """.replace("{EFFNET}", EFFNET)
 
-app = typer.Typer(help=TRAIN_HELP, short_help="Train and watch; list, status, log, cancel, resume.",
-                  invoke_without_command=True, no_args_is_help=True)
+app = typer.Typer(
+    help=TRAIN_HELP,
+    short_help="Train and watch; list, status, log, cancel, resume.",
+    invoke_without_command=True,
+    no_args_is_help=True,
+)
 _VERSION_HELP = "Model version id (see segcli model show MODEL)."
 VersionArg = Annotated[str, typer.Argument(help=_VERSION_HELP, autocompletion=complete.model_versions())]
-RunningVersionArg = Annotated[str, typer.Argument(help=_VERSION_HELP, autocompletion=complete.model_versions(complete.RUNNING))]
-ResumableVersionArg = Annotated[str, typer.Argument(help=_VERSION_HELP, autocompletion=complete.model_versions(complete.RESUMABLE))]
+RunningVersionArg = Annotated[
+    str, typer.Argument(help=_VERSION_HELP, autocompletion=complete.model_versions(complete.RUNNING))
+]
+ResumableVersionArg = Annotated[
+    str, typer.Argument(help=_VERSION_HELP, autocompletion=complete.model_versions(complete.RESUMABLE))
+]
 
 
 def _require_model(model: Optional[str]) -> str:
@@ -76,11 +85,21 @@ def _watch_and_exit(app_id: str, model_id: str, version_id: str, output: str, qu
     sink = out(output, quiet)
     try:
         backend = STATE.backend
-        version = service.watch(backend, app_id, model_id, version_id, sink, progress_mode(quiet),
-                                backend.watch_interval_s, backend.max_watch_interval_s)
+        version = service.watch(
+            backend,
+            app_id,
+            model_id,
+            version_id,
+            sink,
+            progress_mode(quiet),
+            backend.watch_interval_s,
+            backend.max_watch_interval_s,
+        )
     except KeyboardInterrupt:
-        sink.info(f"stopped watching; training goes on. Watch again: segcli train status {version_id} "
-                  f"--model {model_id} --app {app_id} --watch")
+        sink.info(
+            f"stopped watching; training goes on. Watch again: segcli train status {version_id} "
+            f"--model {model_id} --app {app_id} --watch"
+        )
         raise
     if output == "table":
         sink.data(version_summary(version))
@@ -105,15 +124,30 @@ def _experiment_log(kind: Optional[str], log_dir: Optional[str]) -> Optional[dic
     from segcli.engine import explog
 
     if not STATE.backend.writes_experiment_logs:
-        raise refusals.unsupported(STATE.backend.name, "write experiment logs (--log): its trainings run on "
-                                   f"{STATE.backend.title}'s side", hint="drop --log, or train with --backend local")
+        raise refusals.unsupported(
+            STATE.backend.name,
+            f"write experiment logs (--log): its trainings run on {STATE.backend.title}'s side",
+            hint="drop --log, or train with --backend local",
+        )
     explog.check_available(kind)
     return {"kind": kind, "dir": explog.destination(kind, log_dir)}
 
 
-def _sweep(app_id: str, model_id: str, template: Optional[str], params: Optional[Path], dataset: Optional[str],
-           dataset_version: Optional[str], concepts: Optional[list[str]], sets: list[str], specs: list[str],
-           samples: Optional[int], experiment_log: Optional[dict], output: str, quiet: bool) -> None:
+def _sweep(
+    app_id: str,
+    model_id: str,
+    template: Optional[str],
+    params: Optional[Path],
+    dataset: Optional[str],
+    dataset_version: Optional[str],
+    concepts: Optional[list[str]],
+    sets: list[str],
+    specs: list[str],
+    samples: Optional[int],
+    experiment_log: Optional[dict],
+    output: str,
+    quiet: bool,
+) -> None:
     from segcli.core.paths import data_dir
     from segcli.core.templates import ParamsUpdate
     from segcli.services import sweep as sweeps
@@ -125,7 +159,7 @@ def _sweep(app_id: str, model_id: str, template: Optional[str], params: Optional
         points = sweeps.sample(points, samples)
     point_sets = [[*sets, *(f"{k}={v}" for k, v in point.items())] for point in points]
     docs = []
-    for extra in point_sets:   # every point is checked before the first one starts
+    for extra in point_sets:  # every point is checked before the first one starts
         update = ParamsUpdate(dataset_id=dataset, dataset_version_id=dataset_version, concepts=concepts)
         tmpl, doc = build_document(backend, template, params, update, extra, for_training=True)
         backend.check_trainable(tmpl, doc)
@@ -134,41 +168,67 @@ def _sweep(app_id: str, model_id: str, template: Optional[str], params: Optional
 
     def prepare(point: dict, snapshot: Optional[str]) -> dict:
         extra = point_sets[points.index(point)]
-        _, doc = service.prepare(backend, app_id, template, params, dataset, snapshot or dataset_version,
-                                 concepts, extra, sink)
+        _, doc = service.prepare(
+            backend, app_id, template, params, dataset, snapshot or dataset_version, concepts, extra, sink
+        )
         return {**doc, **({"experiment_log": experiment_log} if experiment_log else {})}
 
     def start(doc: dict):
         tmpl = backend.find_template(doc["train_params"]["template"])
         version = backend.train(app_id, model_id, tmpl, doc)
-        complete_cache.remember(STATE.settings, "versions", (app_id, model_id),
-                                [complete_cache.version_entry(version)], add=True)
+        complete_cache.remember(
+            STATE.settings, "versions", (app_id, model_id), [complete_cache.version_entry(version)], add=True
+        )
         return version
 
     def watch(version_id: str):
         try:
-            return service.watch(backend, app_id, model_id, version_id, sink, progress_mode(quiet),
-                                 backend.watch_interval_s, backend.max_watch_interval_s)
+            return service.watch(
+                backend,
+                app_id,
+                model_id,
+                version_id,
+                sink,
+                progress_mode(quiet),
+                backend.watch_interval_s,
+                backend.max_watch_interval_s,
+            )
         except KeyboardInterrupt:
-            sink.info(f"stopped watching; version {version_id} goes on training. Run the same command again "
-                      "to continue the sweep")
+            sink.info(
+                f"stopped watching; version {version_id} goes on training. Run the same command again "
+                "to continue the sweep"
+            )
             raise
 
-    sink.info(f"sweep {plan.id}: {len(points)} points ({', '.join(k for k in points[0])}) on model {model_id}"
-              + (f", {samples} drawn at random from the grid" if samples is not None else ""))
+    sink.info(
+        f"sweep {plan.id}: {len(points)} points ({', '.join(k for k in points[0])}) on model {model_id}"
+        + (f", {samples} drawn at random from the grid" if samples is not None else "")
+    )
     ended = plan.run(prepare, start, watch, sink)
     rows = sweeps.summary_rows(points, ended)
     best = sweeps.best_row(rows)
     if output == "json":
-        sink.json_line({"event": "sweep", "sweep_id": plan.id, "app_id": app_id, "model_id": model_id,
-                        "dataset_version_id": plan.record["dataset_version_id"], "keys": list(points[0]),
-                        "points": len(points), "runs": rows, "best_version_id": best["version_id"] if best else None})
+        sink.json_line(
+            {
+                "event": "sweep",
+                "sweep_id": plan.id,
+                "app_id": app_id,
+                "model_id": model_id,
+                "dataset_version_id": plan.record["dataset_version_id"],
+                "keys": list(points[0]),
+                "points": len(points),
+                "runs": rows,
+                "best_version_id": best["version_id"] if best else None,
+            }
+        )
     elif output == "table":
         sink.data(sweeps.table_rows(rows, best), title=f"sweep {plan.id} (model {model_id}; best ★)")
         if best:
             sink.info(f"best: version {best['version_id']} ({sweeps.point_label(best['point'])})")
-        sink.info(f"side by side: segcli model compare {model_id} --app {app_id} "
-                  + " ".join(r["version_id"][:8] for r in rows))
+        sink.info(
+            f"side by side: segcli model compare {model_id} --app {app_id} "
+            + " ".join(r["version_id"][:8] for r in rows)
+        )
     else:
         sink.data({"sweep_id": plan.id, "runs": rows, "best_version_id": best["version_id"] if best else None})
     sweeps.raise_for_outcome(rows, len(points))
@@ -180,25 +240,60 @@ def train(
     template: TemplateOpt = None,
     model: ModelOpt = None,
     app: AppOpt = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset to train on (snapshotted into a new version).",
-                                                   autocompletion=complete.datasets)] = None,
-    dataset_version: Annotated[Optional[str], typer.Option("--dataset-version", help="Existing dataset version to train on.",
-                                                           autocompletion=complete.dataset_versions)] = None,
+    dataset: Annotated[
+        Optional[str],
+        typer.Option(
+            "--dataset", help="Dataset to train on (snapshotted into a new version).", autocompletion=complete.datasets
+        ),
+    ] = None,
+    dataset_version: Annotated[
+        Optional[str],
+        typer.Option(
+            "--dataset-version", help="Existing dataset version to train on.", autocompletion=complete.dataset_versions
+        ),
+    ] = None,
     params: Annotated[Optional[Path], typer.Option("--params", help="Params YAML from segcli template params.")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="key=value train param (bare name). Repeatable.")] = None,
-    concepts: Annotated[Optional[str], typer.Option("--concepts", help="Concepts to train, comma-separated (default: all in the data).")] = None,
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", "-s", help="key=value train param (bare name). Repeatable.")
+    ] = None,
+    concepts: Annotated[
+        Optional[str], typer.Option("--concepts", help="Concepts to train, comma-separated (default: all in the data).")
+    ] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the version id and return.")] = False,
-    sweep: Annotated[Optional[list[str]], typer.Option(
-        "--sweep", help="KEY=V1,V2: one version per value, trained one after another, then compared "
-                        "(repeatable: every combination). Re-run the same command to resume.")] = None,
-    sweep_samples: Annotated[Optional[int], typer.Option(
-        "--sweep-samples", min=1, help="Train only N points of the --sweep grid, drawn at random "
-                                       "(a budgeted random search; the same N every run).")] = None,
-    log: Annotated[Optional[str], typer.Option("--log", callback=_log_kind, help="Also write params, per-epoch "
-                                               "metrics, per-class IoU and the plot to tensorboard or mlflow.")] = None,
-    log_dir: Annotated[Optional[str], typer.Option("--log-dir", help="Where --log writes (default ./runs for "
-                                                   "tensorboard, ./mlruns or $MLFLOW_TRACKING_URI for mlflow; "
-                                                   "mlflow also takes a tracking URI).")] = None,
+    sweep: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--sweep",
+            help="KEY=V1,V2: one version per value, trained one after another, then compared "
+            "(repeatable: every combination). Re-run the same command to resume.",
+        ),
+    ] = None,
+    sweep_samples: Annotated[
+        Optional[int],
+        typer.Option(
+            "--sweep-samples",
+            min=1,
+            help="Train only N points of the --sweep grid, drawn at random "
+            "(a budgeted random search; the same N every run).",
+        ),
+    ] = None,
+    log: Annotated[
+        Optional[str],
+        typer.Option(
+            "--log",
+            callback=_log_kind,
+            help="Also write params, per-epoch metrics, per-class IoU and the plot to tensorboard or mlflow.",
+        ),
+    ] = None,
+    log_dir: Annotated[
+        Optional[str],
+        typer.Option(
+            "--log-dir",
+            help="Where --log writes (default ./runs for "
+            "tensorboard, ./mlruns or $MLFLOW_TRACKING_URI for mlflow; "
+            "mlflow also takes a tracking URI).",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
@@ -213,22 +308,44 @@ def train(
         raise InvalidInputError("--sweep-samples needs --sweep KEY=V1,V2", hint="add --sweep KEY=V1,V2,...")
     if sweep:
         if no_wait:
-            raise InvalidInputError("--sweep trains its points one after another and cannot --no-wait",
-                                    hint="drop --no-wait (Ctrl-C stops watching; the same command resumes)")
-        _sweep(app_id, model_id, template, params, dataset, dataset_version, comma_list(concepts), set_ or [],
-               sweep, sweep_samples, experiment_log, output, quiet)
+            raise InvalidInputError(
+                "--sweep trains its points one after another and cannot --no-wait",
+                hint="drop --no-wait (Ctrl-C stops watching; the same command resumes)",
+            )
+        _sweep(
+            app_id,
+            model_id,
+            template,
+            params,
+            dataset,
+            dataset_version,
+            comma_list(concepts),
+            set_ or [],
+            sweep,
+            sweep_samples,
+            experiment_log,
+            output,
+            quiet,
+        )
         return
-    tmpl, doc = service.prepare(STATE.backend, app_id, template, params, dataset, dataset_version,
-                                comma_list(concepts), set_ or [], sink)
+    tmpl, doc = service.prepare(
+        STATE.backend, app_id, template, params, dataset, dataset_version, comma_list(concepts), set_ or [], sink
+    )
     if experiment_log:
         doc["experiment_log"] = experiment_log
     version = STATE.backend.train(app_id, model_id, tmpl, doc)
-    complete_cache.remember(STATE.settings, "versions", (app_id, model_id), [complete_cache.version_entry(version)], add=True)
-    sink.info(f"training {model_id} version {version.id} ({tmpl.name}, {len(doc['concepts'])} concepts, "
-              f"dataset version {doc['dataset_version_id']})")
-    if version.class_order == "subset":   # core/classes.SUBSET: the dataset's indices cannot be kept
-        sink.info(f"note: trained on some of the dataset's concepts, so class indices differ from the dataset's: "
-                  f"{', '.join(f'{i}={c}' for i, c in enumerate(version.classes))}")
+    complete_cache.remember(
+        STATE.settings, "versions", (app_id, model_id), [complete_cache.version_entry(version)], add=True
+    )
+    sink.info(
+        f"training {model_id} version {version.id} ({tmpl.name}, {len(doc['concepts'])} concepts, "
+        f"dataset version {doc['dataset_version_id']})"
+    )
+    if version.class_order == "subset":  # core/classes.SUBSET: the dataset's indices cannot be kept
+        sink.info(
+            f"note: trained on some of the dataset's concepts, so class indices differ from the dataset's: "
+            f"{', '.join(f'{i}={c}' for i, c in enumerate(version.classes))}"
+        )
     if no_wait:
         sink.data({"id": version.id, "status": version.status, "model_id": model_id, "app_id": app_id})
         return
@@ -237,9 +354,12 @@ def train(
 
 @app.command("status")
 def status(
-    version: VersionArg, model: ModelOpt = None, app: AppOpt = None,
+    version: VersionArg,
+    model: ModelOpt = None,
+    app: AppOpt = None,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow it until it ends.")] = False,
-    quiet: QuietOpt = False, output: OutputOpt = "table",
+    quiet: QuietOpt = False,
+    output: OutputOpt = "table",
 ) -> None:
     """A version's status, epoch, metrics (--watch follows it live)."""
     model_id, app_id = _require_model(model), STATE.app_id(app)
@@ -252,7 +372,9 @@ def status(
 
 @app.command("log")
 def log(
-    version: VersionArg, model: ModelOpt = None, app: AppOpt = None,
+    version: VersionArg,
+    model: ModelOpt = None,
+    app: AppOpt = None,
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Save the log here (default: print it).")] = None,
 ) -> None:
     """Print a version's training log; -f saves it to a file."""
@@ -273,9 +395,12 @@ def cancel(version: RunningVersionArg, model: ModelOpt = None, app: AppOpt = Non
 
 @app.command("resume")
 def resume(
-    version: ResumableVersionArg, model: ModelOpt = None, app: AppOpt = None,
+    version: ResumableVersionArg,
+    model: ModelOpt = None,
+    app: AppOpt = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the worker started.")] = False,
-    quiet: QuietOpt = False, output: OutputOpt = "table",
+    quiet: QuietOpt = False,
+    output: OutputOpt = "table",
 ) -> None:
     """Resume a failed or cancelled training from its last epoch checkpoint."""
     model_id, app_id = _require_model(model), STATE.app_id(app)
@@ -290,9 +415,14 @@ def resume(
 @app.command("list")
 def list_trainings(
     app: AppOpt = None,
-    all_: Annotated[bool, typer.Option("--all", help="Also trainings that ended, newest first (up to --limit).")] = False,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Also trainings that ended, newest first (up to --limit).")
+    ] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many ended trainings with --all.")] = 20,
-    watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow them on one screen until none is in progress, then print the list.")] = False,
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", "-w", help="Follow them on one screen until none is in progress, then print the list."),
+    ] = False,
     quiet: QuietOpt = False,
     output: OutputOpt = "table",
 ) -> None:
@@ -310,8 +440,14 @@ def list_trainings(
     if watch:
         display = ListWatchDisplay(progress_mode(quiet))
         try:
-            found = listing.watch(lambda: listing.versions(backend, apps), display.show, all_, limit,
-                                  max(backend.watch_interval_s, 0.5), max(backend.max_watch_interval_s, 1.0))
+            found = listing.watch(
+                lambda: listing.versions(backend, apps),
+                display.show,
+                all_,
+                limit,
+                max(backend.watch_interval_s, 0.5),
+                max(backend.max_watch_interval_s, 1.0),
+            )
         finally:
             display.close()
     else:

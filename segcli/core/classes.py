@@ -7,19 +7,20 @@ takes it (declared classes without pixels included, so index i keeps its meaning
 masks, predictions.json, the ONNX/safetensors metadata, exports, eval tables and overlay colours
 all follow it. Pure Python: metadata commands import it.
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-BACKGROUND = "background"   # class 0 of every model, label-map value 0
-IGNORE_INDEX = 255          # label-map value training and metrics skip (mmseg / HF convention)
+BACKGROUND = "background"  # class 0 of every model, label-map value 0
+IGNORE_INDEX = 255  # label-map value training and metrics skip (mmseg / HF convention)
 
 # How a model version's classes relate to its dataset version's order (ModelVersion.class_order,
 # predictions.json "class_order").
-DATASET = "dataset"    # the dataset version's order, as uploaded
-SUBSET = "subset"      # that order with the concepts the model was not trained on left out
-LEGACY = "legacy"      # trained before segcli kept the upload's order (alphabetical concepts)
-SERVER = "server"      # Clarifai's concept order: no order was recorded with the version
+DATASET = "dataset"  # the dataset version's order, as uploaded
+SUBSET = "subset"  # that order with the concepts the model was not trained on left out
+LEGACY = "legacy"  # trained before segcli kept the upload's order (alphabetical concepts)
+SERVER = "server"  # Clarifai's concept order: no order was recorded with the version
 
 DESCRIPTIONS = {
     DATASET: "the dataset version's class order, as uploaded",
@@ -61,8 +62,11 @@ def model_classes(dataset_classes: Sequence[str], used: Iterable[str], chosen: I
     without pixels too, so the indices are the dataset's); concepts chosen from outside the
     version follow. Trained on fewer: the chosen ones in the version's order (SUBSET)."""
     chosen = [c for c in chosen if c != BACKGROUND]
-    base = list(dataset_classes) if dataset_classes and dataset_classes[0] == BACKGROUND \
+    base = (
+        list(dataset_classes)
+        if dataset_classes and dataset_classes[0] == BACKGROUND
         else [BACKGROUND, *dataset_classes]
+    )
     if set(used) <= set(chosen):
         return base + [c for c in chosen if c not in base], DATASET
     return [BACKGROUND, *ordered(chosen, base)], SUBSET

@@ -1,5 +1,6 @@
 """How many CPUs this process may use: what thread pools, worker processes and ONNX Runtime size
 themselves by (taskset and cgroup cpusets count, not the machine's total)."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Domain records shared by both backends. JSON shapes come from `to_dict()`: scripts depend on them."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -40,7 +41,7 @@ class DatasetVersion(Record):
     app_id: str
     created_at: str
     inputs: int = 0
-    concepts: list[str] = field(default_factory=list)   # those its labels use, in class order
+    concepts: list[str] = field(default_factory=list)  # those its labels use, in class order
     # Class i of the version (core/classes.py): background first, then the dataset's order.
     classes: list[str] = field(default_factory=list)
     # COCO category id of each concept uploaded from COCO (export gives them back).
@@ -54,13 +55,13 @@ class UploadResult(Record):
     invalid: int
     updated: int = 0
     valid: int = 0
-    clipped: int = 0   # COCO annotations whose polygons ran past the image border (clipped to it)
+    clipped: int = 0  # COCO annotations whose polygons ran past the image border (clipped to it)
     dataset_id: str = ""
     concepts: list[str] = field(default_factory=list)
     invalid_items: list[dict[str, str]] = field(default_factory=list)
     dry_run: bool = False
-    classes: list[str] = field(default_factory=list)   # the dataset's class order after the upload
-    format: str = ""            # the label format read (coco, masks, labelme, yolo, voc, labelstudio, cityscapes)
+    classes: list[str] = field(default_factory=list)  # the dataset's class order after the upload
+    format: str = ""  # the label format read (coco, masks, labelme, yolo, voc, labelstudio, cityscapes)
     overlapped_pixels: int = 0  # pixels a later shape of another concept painted over (datasets/shapes.py)
 
 
@@ -94,8 +95,8 @@ class ModelVersion(Record):
     epoch: int = 0
     epochs: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)   # one entry per finished epoch
-    progress: dict[str, Any] = field(default_factory=dict)        # live: step, loss, img/s, eta_s
+    history: list[dict[str, Any]] = field(default_factory=list)  # one entry per finished epoch
+    progress: dict[str, Any] = field(default_factory=dict)  # live: step, loss, img/s, eta_s
     # Class i of the model (background first) and how that relates to its dataset version's
     # order: core/classes.py DATASET | SUBSET | LEGACY | SERVER.
     classes: list[str] = field(default_factory=list)

@@ -3,6 +3,7 @@
 Every error carries a `hint` that names the command (or env var) that fixes it. Exit codes are
 part of the script contract: they are documented in the README and tested.
 """
+
 from __future__ import annotations
 
 from enum import IntEnum
@@ -10,20 +11,20 @@ from enum import IntEnum
 
 class ExitCode(IntEnum):
     OK = 0
-    ERROR = 1              # unexpected failure (a bug, or an error with no better class)
-    USAGE = 2              # bad flags/arguments (Click's own code)
-    NOT_FOUND = 3          # app / dataset / model / version / template / file does not exist
-    CONFLICT = 4           # already exists (use --exist-ok), or state forbids the action
-    INVALID_INPUT = 5      # bad data, bad params YAML, validation refused the upload
-    CONFIG = 6             # missing configuration or credentials (PAT, user id, app)
-    AUTH = 7               # the server rejected the credentials
-    UNAVAILABLE = 8        # network / server unreachable after retries
-    TRAINING_FAILED = 9    # a watched training ended TRAINING_FAILED (or the worker died)
-    CANCELLED = 10         # a watched training was cancelled
-    DEPENDENCY = 11        # an optional extra (torch, clarifai, av) is not installed
-    ENVIRONMENT = 12       # a fault of the machine: disk full, read-only or foreign folder, corrupt store
-    INTERRUPTED = 130      # Ctrl-C
-    TERMINATED = 143       # SIGTERM (128 + 15): cleaned up like Ctrl-C
+    ERROR = 1  # unexpected failure (a bug, or an error with no better class)
+    USAGE = 2  # bad flags/arguments (Click's own code)
+    NOT_FOUND = 3  # app / dataset / model / version / template / file does not exist
+    CONFLICT = 4  # already exists (use --exist-ok), or state forbids the action
+    INVALID_INPUT = 5  # bad data, bad params YAML, validation refused the upload
+    CONFIG = 6  # missing configuration or credentials (PAT, user id, app)
+    AUTH = 7  # the server rejected the credentials
+    UNAVAILABLE = 8  # network / server unreachable after retries
+    TRAINING_FAILED = 9  # a watched training ended TRAINING_FAILED (or the worker died)
+    CANCELLED = 10  # a watched training was cancelled
+    DEPENDENCY = 11  # an optional extra (torch, clarifai, av) is not installed
+    ENVIRONMENT = 12  # a fault of the machine: disk full, read-only or foreign folder, corrupt store
+    INTERRUPTED = 130  # Ctrl-C
+    TERMINATED = 143  # SIGTERM (128 + 15): cleaned up like Ctrl-C
 
 
 class SegcliError(Exception):
@@ -76,6 +77,7 @@ class DependencyError(SegcliError):
 class EnvironmentFault(SegcliError):
     """The machine, not the command, is at fault (core/faults.py builds these): the message
     names the path, the hint the fix."""
+
     exit_code = ExitCode.ENVIRONMENT
 
 

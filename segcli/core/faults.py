@@ -11,6 +11,7 @@ reports instead of failing, and to word SQLite's vaguer errors).
 The exception's context chain is searched too: a failed ROLLBACK after a "disk is full" is
 still a full disk.
 """
+
 from __future__ import annotations
 
 import errno
@@ -22,25 +23,39 @@ from segcli.core.errors import EnvironmentFault, InvalidInputError, SegcliError
 
 PathLike = Union[str, Path]
 
-_FULL_HINT = ("free space there (df -h {folder}) and re-run the same command; or move the segcli "
-              "home to a bigger disk with SEGCLI_HOME=DIR")
+_FULL_HINT = (
+    "free space there (df -h {folder}) and re-run the same command; or move the segcli "
+    "home to a bigger disk with SEGCLI_HOME=DIR"
+)
 
 # errno -> (what is wrong, with {path}), (the fix).
 _OS_FAULTS: dict[int, tuple[str, str]] = {
     errno.ENOSPC: ("no space left on the device holding {path}", _FULL_HINT),
-    errno.EDQUOT: ("disk quota exceeded writing {path}",
-                   "free space within your quota (quota -s; du -sh {folder}) and re-run the same "
-                   "command; or set SEGCLI_HOME=DIR on another disk"),
-    errno.EROFS: ("{path} is on a read-only file system",
-                  "remount it read-write, or point SEGCLI_HOME at a writable folder"),
-    errno.EACCES: ("permission denied: {path}",
-                   "give your user access (ls -ld {folder}), or point SEGCLI_HOME at a folder you own"),
-    errno.EPERM: ("operation not permitted on {path}",
-                  "give your user access (ls -ld {folder}), or point SEGCLI_HOME at a folder you own"),
-    errno.EIO: ("input/output error on {path}: the disk may be failing",
-                "check the device (dmesg, smartctl) and copy your data off it; then re-run"),
-    errno.ENOTDIR: ("{path} is not a directory (a file is in the way)",
-                    "move that file away, or point SEGCLI_HOME at a directory"),
+    errno.EDQUOT: (
+        "disk quota exceeded writing {path}",
+        "free space within your quota (quota -s; du -sh {folder}) and re-run the same "
+        "command; or set SEGCLI_HOME=DIR on another disk",
+    ),
+    errno.EROFS: (
+        "{path} is on a read-only file system",
+        "remount it read-write, or point SEGCLI_HOME at a writable folder",
+    ),
+    errno.EACCES: (
+        "permission denied: {path}",
+        "give your user access (ls -ld {folder}), or point SEGCLI_HOME at a folder you own",
+    ),
+    errno.EPERM: (
+        "operation not permitted on {path}",
+        "give your user access (ls -ld {folder}), or point SEGCLI_HOME at a folder you own",
+    ),
+    errno.EIO: (
+        "input/output error on {path}: the disk may be failing",
+        "check the device (dmesg, smartctl) and copy your data off it; then re-run",
+    ),
+    errno.ENOTDIR: (
+        "{path} is not a directory (a file is in the way)",
+        "move that file away, or point SEGCLI_HOME at a directory",
+    ),
 }
 
 # SQLite primary result codes (sqlite3.h) for the store's own faults.
@@ -82,12 +97,15 @@ def _os(exc: OSError) -> Optional[EnvironmentFault]:
     shown = _shown(path)
     home = _home_that_is_a_file()
     if code == errno.ENOTDIR and home is not None and (shown or "").startswith(home):
-        return EnvironmentFault(f"SEGCLI_HOME ({home}) is not a directory",
-                                hint=f"point SEGCLI_HOME at a directory (or move the file {home} away)")
+        return EnvironmentFault(
+            f"SEGCLI_HOME ({home}) is not a directory",
+            hint=f"point SEGCLI_HOME at a directory (or move the file {home} away)",
+        )
     message, hint = _OS_FAULTS[code]
     folder = _folder(shown)
-    return EnvironmentFault(message.format(path=shown or "a file segcli writes"),
-                            hint=hint.format(folder=folder or "."))
+    return EnvironmentFault(
+        message.format(path=shown or "a file segcli writes"), hint=hint.format(folder=folder or ".")
+    )
 
 
 def _sqlite(exc, db: Optional[Path]) -> Optional[EnvironmentFault]:
@@ -96,33 +114,42 @@ def _sqlite(exc, db: Optional[Path]) -> Optional[EnvironmentFault]:
     where = str(db) if db else "the segcli store"
     folder = str(db.parent) if db else "the segcli data folder"
     if is_corruption(exc):
-        return EnvironmentFault(f"the segcli store {where} is corrupt ({exc})",
-                                hint=corrupt_store_hint(db) + "; segcli doctor checks the store")
+        return EnvironmentFault(
+            f"the segcli store {where} is corrupt ({exc})",
+            hint=corrupt_store_hint(db) + "; segcli doctor checks the store",
+        )
     if code == SQLITE_FULL or "disk is full" in text:
-        return EnvironmentFault(f"no space left on the device holding the segcli store {where}",
-                                hint=_FULL_HINT.format(folder=folder))
+        return EnvironmentFault(
+            f"no space left on the device holding the segcli store {where}", hint=_FULL_HINT.format(folder=folder)
+        )
     if code in (SQLITE_BUSY, SQLITE_LOCKED) or "database is locked" in text:
-        return EnvironmentFault(f"the segcli store {where} stayed locked by another process",
-                                hint="wait for the other segcli command (an upload, a training worker) to "
-                                     "finish, then re-run")
+        return EnvironmentFault(
+            f"the segcli store {where} stayed locked by another process",
+            hint="wait for the other segcli command (an upload, a training worker) to finish, then re-run",
+        )
     if code in (SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_PERM, SQLITE_IOERR) or any(
-            k in text for k in ("readonly database", "unable to open database", "disk i/o error")):
+        k in text for k in ("readonly database", "unable to open database", "disk i/o error")
+    ):
         # SQLite does not say why; the folder does (WAL needs to create files beside the db).
         why = unwritable_reason(db.parent) if db else None
         if why in FULL_REASONS:
             what = "no space left on the device holding" if why.startswith("no space") else "disk quota exceeded for"
-            return EnvironmentFault(f"{what} the segcli store {where}",
-                                    hint=_FULL_HINT.format(folder=folder))
+            return EnvironmentFault(f"{what} the segcli store {where}", hint=_FULL_HINT.format(folder=folder))
         if why is not None:
-            return EnvironmentFault(f"cannot write the segcli store {where}: {why}",
-                                    hint=f"make {folder} writable, or point SEGCLI_HOME at a writable folder")
+            return EnvironmentFault(
+                f"cannot write the segcli store {where}: {why}",
+                hint=f"make {folder} writable, or point SEGCLI_HOME at a writable folder",
+            )
         if code == SQLITE_IOERR or "i/o error" in text:
-            return EnvironmentFault(f"input/output error on the segcli store {where} ({exc})",
-                                    hint="check the device (dmesg; df -h) and re-run; segcli doctor "
-                                         "checks the store")
-        return EnvironmentFault(f"cannot open the segcli store {where} ({exc})",
-                                hint=f"check that {folder} is a writable folder, or point SEGCLI_HOME "
-                                     "at one; segcli doctor checks the store")
+            return EnvironmentFault(
+                f"input/output error on the segcli store {where} ({exc})",
+                hint="check the device (dmesg; df -h) and re-run; segcli doctor checks the store",
+            )
+        return EnvironmentFault(
+            f"cannot open the segcli store {where} ({exc})",
+            hint=f"check that {folder} is a writable folder, or point SEGCLI_HOME "
+            "at one; segcli doctor checks the store",
+        )
     return None  # e.g. "no such table": a bug or a store from another version, not the machine
 
 
@@ -138,10 +165,16 @@ def corrupt_store_hint(db: Optional[Path]) -> str:
     return f"{aside} to start an empty store (restore a backup over it if you have one)"
 
 
-_SHORT: dict[int, str] = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
-          errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
-          errno.EPERM: "permission denied", errno.ENOTDIR: "not a directory",
-          errno.EEXIST: "not a directory", errno.EIO: "input/output error"}
+_SHORT: dict[int, str] = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOTDIR: "not a directory",
+    errno.EEXIST: "not a directory",
+    errno.EIO: "input/output error",
+}
 # What unwritable_reason says when the folder is full rather than closed to us.
 FULL_REASONS = (_SHORT[errno.ENOSPC], _SHORT[errno.EDQUOT])
 
@@ -203,6 +236,5 @@ def cannot_write(exc: OSError, path: Path, hint: str) -> SegcliError:
     the machine (full disk, read-only...) as such (exit 12), anything else as bad input. A file
     where the user's path needs a folder is the user's path, not the machine: bad input."""
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):
-        return InvalidInputError(f"cannot write {path}: a file is in the way ({exc.filename or path})",
-                                 hint=hint)
+        return InvalidInputError(f"cannot write {path}: a file is in the way ({exc.filename or path})", hint=hint)
     return classify(exc) or InvalidInputError(f"cannot write {path}: {exc.strerror or exc}", hint=hint)

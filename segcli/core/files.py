@@ -1,5 +1,6 @@
 """File conventions every part of segcli shares: which suffixes are images and videos, and how
 a file is written so that no reader (or a kill -9) ever sees half of it."""
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,7 @@ class Readable(Protocol):
     """Stored bytes to read: a Path, or a blob inside a pack file (backends/local/blobs.py)."""
 
     @property
-    def name(self) -> str: ...   # what messages call it
+    def name(self) -> str: ...  # what messages call it
 
     def read_bytes(self) -> bytes: ...
 
@@ -32,7 +33,7 @@ def _read_umask() -> int:
 
 
 UMASK = _read_umask()
-FILE_MODE = 0o666 & ~UMASK     # what open() would give a new file: mkstemp's 0600 is for secrets
+FILE_MODE = 0o666 & ~UMASK  # what open() would give a new file: mkstemp's 0600 is for secrets
 
 
 def require_parent(path: Path) -> None:
@@ -66,8 +67,9 @@ def temp_prefix(name: str) -> str:
     return "." + cut_utf8(name, NAME_MAX - 1 - len(pid) - 8 - len(".tmp")) + pid
 
 
-def write_atomic(path: Path, fill: Callable[[IO[bytes]], object], *, mode: int | None = None,
-                 fsync: bool = False) -> None:
+def write_atomic(
+    path: Path, fill: Callable[[IO[bytes]], object], *, mode: int | None = None, fsync: bool = False
+) -> None:
     """Write `path` through a temp file in the same folder, then rename it into place: the
     old file or the new one, never a mix. `fill` writes the content to a binary file object.
     `mode` is applied before any byte is written (0o600 for secrets); without it the file gets

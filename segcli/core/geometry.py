@@ -19,6 +19,7 @@ windows, the window's footprint on the original image. Windows' logits are blend
 
 Pure Python: imported by metadata commands.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple, Optional
@@ -34,16 +35,17 @@ TILE_CHOICES = "auto|off|SIZE"
 
 class TilePlan(NamedTuple):
     """Windows over the model-input image: (height, width) of a window and of the step."""
+
     window: tuple[int, int]
     stride: tuple[int, int]
 
 
 class Geometry(NamedTuple):
-    mode: str                      # one of MODES
-    size: tuple[int, ...]          # short_side: (S,); exact: (H, W); native: ()
-    scale: float                   # native: the factor applied to the image first; else 1.0
-    crop: tuple[int, int]          # training crop = the sliding window, at model resolution
-    overlap: float = DEFAULT_OVERLAP   # share of a window its neighbour overlaps, by default
+    mode: str  # one of MODES
+    size: tuple[int, ...]  # short_side: (S,); exact: (H, W); native: ()
+    scale: float  # native: the factor applied to the image first; else 1.0
+    crop: tuple[int, int]  # training crop = the sliding window, at model resolution
+    overlap: float = DEFAULT_OVERLAP  # share of a window its neighbour overlaps, by default
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -64,16 +66,28 @@ class Geometry(NamedTuple):
         recorded have only image_size (and resize), which meant short_side or exact."""
         g = config.get("geometry")
         if g:
-            return cls(str(g["mode"]), tuple(int(v) for v in g["size"]), float(g["scale"]),
-                       _pair(g["crop"]), float(g.get("overlap", DEFAULT_OVERLAP)))
+            return cls(
+                str(g["mode"]),
+                tuple(int(v) for v in g["size"]),
+                float(g["scale"]),
+                _pair(g["crop"]),
+                float(g.get("overlap", DEFAULT_OVERLAP)),
+            )
         return cls.from_params({"image_size": config["image_size"]})
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (config.json `geometry`, export metadata `segcli.geometry`)."""
-        return {"mode": self.mode, "size": list(self.size), "scale": self.scale, "crop": list(self.crop),
-                "window": list(self.crop), "overlap": self.overlap,
-                "logits": "bilinear (half-pixel) once, from the model's output to the output area",
-                "blend": "ramp", "whole_max_values": WHOLE_MAX_VALUES}
+        return {
+            "mode": self.mode,
+            "size": list(self.size),
+            "scale": self.scale,
+            "crop": list(self.crop),
+            "window": list(self.crop),
+            "overlap": self.overlap,
+            "logits": "bilinear (half-pixel) once, from the model's output to the output area",
+            "blend": "ramp",
+            "whole_max_values": WHOLE_MAX_VALUES,
+        }
 
     # -- sizes ----------------------------------------------------------------------------
     def model_hw(self, h: int, w: int) -> tuple[int, int]:
@@ -97,8 +111,7 @@ class Geometry(NamedTuple):
     def resize(self) -> str:
         return self.mode
 
-    def plan(self, h: int, w: int, tile: "int | str" = "auto",
-             overlap: Optional[float] = None) -> Optional[TilePlan]:
+    def plan(self, h: int, w: int, tile: "int | str" = "auto", overlap: Optional[float] = None) -> Optional[TilePlan]:
         """The windows predict and eval use on an h x w image, or None for the whole image.
 
         tile: "auto" slides the training crop over versions trained at native resolution
@@ -128,9 +141,11 @@ def shrink_hint(geometry: Geometry, sizes: list[tuple[int, int]]) -> Optional[st
     factor = min(h / mh, w / mw)
     if factor < 3:
         return None
-    return (f"images are about {w}x{h}, resized {factor:.0f}x smaller to {mw}x{mh} for the model: objects "
-            f"under ~{round(3 * factor)} px will be lost; to train at full resolution use --set "
-            f"resize_mode=native (random crops at the photos' own size, sliding-window predict)")
+    return (
+        f"images are about {w}x{h}, resized {factor:.0f}x smaller to {mw}x{mh} for the model: objects "
+        f"under ~{round(3 * factor)} px will be lost; to train at full resolution use --set "
+        f"resize_mode=native (random crops at the photos' own size, sliding-window predict)"
+    )
 
 
 def stride_of(window: int, overlap: float) -> int:

@@ -1,4 +1,5 @@
 """Identifier rules shared by both backends (Clarifai's: letters, digits, -, _ and .)."""
+
 from __future__ import annotations
 
 import re
@@ -16,7 +17,8 @@ def check_id(kind: str, value: str) -> str:
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise InvalidInputError(
             f"invalid {kind} id {_shown(value)}: use letters, digits, '-', '_' or '.', up to 128 characters",
-            hint=f"e.g. my-{kind}")
+            hint=f"e.g. my-{kind}",
+        )
     return value
 
 

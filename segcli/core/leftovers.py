@@ -13,6 +13,7 @@ Where they are swept: the folder a write is about to happen in, for the folders 
 files (the weights cache, a version's model folder) and at `segcli doctor --fix`, which also
 reports them (`segcli doctor`).
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,8 @@ from typing import Iterator, NamedTuple, Optional
 from segcli.core.processes import process_exists
 
 TEMP_NAME = re.compile(r"^\.(?P<name>.+?)(?:\.(?P<pid>\d+))?\.(?P<nonce>[A-Za-z0-9_]+)\.tmp$")
-STALE_S = 3600.0          # an ownerless temporary file this old is no write in progress
-REUSED_PID_S = 86400.0    # no write takes a day: a live pid that old is someone else's
+STALE_S = 3600.0  # an ownerless temporary file this old is no write in progress
+REUSED_PID_S = 86400.0  # no write takes a day: a live pid that old is someone else's
 
 
 class Leftover(NamedTuple):

@@ -5,6 +5,7 @@ ground truth is the ignore index are skipped, and class means are NaN-means so t
 absent from both prediction and ground truth do not count. numpy only: imported by `model eval`
 on both backends.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,8 +60,8 @@ class ConfusionMatrix:
         TP / (TP + FN), the share of the class's pixels found."""
         m = self.matrix.astype(np.float64)
         intersect = np.diag(m)
-        area_label = m.sum(axis=1)      # TP + FN
-        area_pred = m.sum(axis=0)       # TP + FP
+        area_label = m.sum(axis=1)  # TP + FN
+        area_pred = m.sum(axis=0)  # TP + FP
         area_union = area_pred + area_label - intersect
         with np.errstate(divide="ignore", invalid="ignore"):
             # 0/0 -> NaN exactly as HF: a class never predicted nor labelled has no IoU;
@@ -73,9 +74,7 @@ class ConfusionMatrix:
         """mIoU, mAcc, aAcc, per-class iou/acc/precision/recall (recall = acc) and the confusion
         matrix (rows = ground truth, columns = prediction, pixel counts); NaN rendered as None
         so it is JSON-safe."""
-        names = list(class_names) if class_names is not None else [
-            str(i) for i in range(self.num_classes)
-        ]
+        names = list(class_names) if class_names is not None else [str(i) for i in range(self.num_classes)]
         if len(names) != self.num_classes:
             raise ValueError(f"{len(names)} class names for {self.num_classes} classes")
         iou, acc = self.per_class()
@@ -86,8 +85,12 @@ class ConfusionMatrix:
             "mAcc": _nanmean(acc),
             "aAcc": float(np.trace(self.matrix) / total) if total else None,
             "per_class": {
-                name: {"iou": _json_float(i), "acc": _json_float(a), "precision": _json_float(p),
-                       "recall": _json_float(a)}
+                name: {
+                    "iou": _json_float(i),
+                    "acc": _json_float(a),
+                    "precision": _json_float(p),
+                    "recall": _json_float(a),
+                }
                 for name, i, a, p in zip(names, iou, acc, precision)
             },
             "confusion": {"classes": names, "matrix": self.matrix.tolist()},

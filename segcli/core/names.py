@@ -21,6 +21,7 @@ half-way. The plan, made before anything is written and checked again after ever
   "-2", "-3"... and the result is checked again, so a rename never lands on another name.
 `NamePlan.renamed` lists every (wanted, given) pair, for the summary.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,8 @@ import re
 import unicodedata
 from typing import Iterable, Optional
 
-NAME_MAX = 255          # bytes in one file or folder name: ext4, XFS, btrfs, ZFS, APFS (NTFS: 255 UTF-16 units)
-HASH_LEN = 8            # hex digits of the hash a shortened name ends with
+NAME_MAX = 255  # bytes in one file or folder name: ext4, XFS, btrfs, ZFS, APFS (NTFS: 255 UTF-16 units)
+HASH_LEN = 8  # hex digits of the hash a shortened name ends with
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _DRIVE = re.compile(r"[A-Za-z]:")
 
@@ -43,7 +44,7 @@ def cut_utf8(text: str, limit: int) -> str:
     data = text.encode("utf-8", "surrogateescape")
     if len(data) <= limit:
         return text
-    return data[:max(limit, 0)].decode("utf-8", "ignore")
+    return data[: max(limit, 0)].decode("utf-8", "ignore")
 
 
 def stable_hash(text: str, length: int = HASH_LEN) -> str:
@@ -112,16 +113,15 @@ class NamePlan:
     have (NAME_MAX; lower where the file system says so).
     """
 
-    def __init__(self, derived: Iterable[str] = (), derived_dirs: Iterable[str] = (),
-                 limit: int = NAME_MAX) -> None:
+    def __init__(self, derived: Iterable[str] = (), derived_dirs: Iterable[str] = (), limit: int = NAME_MAX) -> None:
         self.derived = tuple(derived)
         self.derived_dirs = tuple(derived_dirs)
         self.limit = limit
-        self.renamed: list[tuple[str, str]] = []   # (wanted, given), in planning order
-        self._stems: set[str] = set()    # folder/stem keys: every derived file is unique with them
-        self._files: set[str] = set()    # keys of every planned file
-        self._dirs: set[str] = set()     # keys of every planned folder
-        self._dir_names: dict[str, str] = {}   # key of a wanted folder -> the folder given for it
+        self.renamed: list[tuple[str, str]] = []  # (wanted, given), in planning order
+        self._stems: set[str] = set()  # folder/stem keys: every derived file is unique with them
+        self._files: set[str] = set()  # keys of every planned file
+        self._dirs: set[str] = set()  # keys of every planned folder
+        self._dir_names: dict[str, str] = {}  # key of a wanted folder -> the folder given for it
 
     def place(self, wanted: str, tag: Optional[str] = None, add_suffix: str = "") -> str:
         """The relative path ('/'-separated) to write `wanted` at. `tag` (stable, e.g. an input
@@ -184,8 +184,9 @@ class NamePlan:
         if _key(at) in self._stems:
             return False
         files, dirs = self._outputs(folder, stem, suffix)
-        return not any(_key(f) in self._dirs or _key(f) in self._files for f in files) and \
-            not any(_key(d) in self._files or _key(d) in self._dirs for d in dirs)
+        return not any(_key(f) in self._dirs or _key(f) in self._files for f in files) and not any(
+            _key(d) in self._files or _key(d) in self._dirs for d in dirs
+        )
 
     def _claim(self, folder: str, stem: str, suffix: str) -> None:
         at = f"{folder}/{stem}" if folder else stem

@@ -2,6 +2,7 @@
 (FiniteFloat), params in core/templates.parse_number. One rule for all of them: a number must
 be finite. "nan" passes every range check (every comparison with it is false) and "inf" makes
 timeouts and budgets endless, so both are refused where they are read."""
+
 from __future__ import annotations
 
 import math

@@ -1,5 +1,6 @@
 """Work computed ahead in threads, handed out in order: training's batch prefetch and predict's
 image decoding (numpy, PIL, zlib and ONNX Runtime release the GIL, so threads overlap)."""
+
 from __future__ import annotations
 
 from collections import deque
@@ -53,7 +54,8 @@ class OrderedBudget:
     def acquire(self, ticket: int, amount: int) -> None:
         with self._cond:
             while not self._closed and not (
-                    ticket == self._next and (self.used == 0 or self.used + amount <= self.total)):
+                ticket == self._next and (self.used == 0 or self.used + amount <= self.total)
+            ):
                 self._cond.wait()
             if self._closed:
                 raise BudgetClosed()

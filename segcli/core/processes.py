@@ -2,6 +2,7 @@
 
 `os.kill(pid, 0)` is the POSIX probe; on Windows the same call *terminates* the process, so it
 is never used there (a staging sweep or a dead-worker check must not kill anything)."""
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,7 @@ def process_exists(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except OSError:
-        return True   # exists (EPERM: another user's)
+        return True  # exists (EPERM: another user's)
     try:  # a zombie still answers kill(0): read its state on Linux
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
     except OSError:

@@ -9,6 +9,7 @@ file swapped for a FIFO after the check is refused too. Each refusal is a reason
 the item's "skipped"/"invalid" entry ("x.png is a named pipe (FIFO), not a regular file");
 nothing raises past the reader.
 """
+
 from __future__ import annotations
 
 import errno
@@ -19,8 +20,7 @@ from typing import BinaryIO, Optional, Union
 PathLike = Union[str, "os.PathLike[str]"]
 
 # O_NONBLOCK: opening a FIFO for reading returns at once instead of waiting for a writer.
-_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-               | getattr(os, "O_BINARY", 0))
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 class NotRegularFile(OSError):
@@ -75,7 +75,7 @@ def open_regular(path: PathLike) -> BinaryIO:
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENXIO):   # ENXIO: a socket (or a FIFO on some systems)
+        if exc.errno in (errno.ELOOP, errno.ENXIO):  # ENXIO: a socket (or a FIFO on some systems)
             raise NotRegularFile(problem(path) or stat_problem(path, exc)) from None
         if exc.errno == errno.ENOENT and os.path.islink(path):
             raise NotRegularFile(stat_problem(path, exc)) from None
@@ -85,7 +85,7 @@ def open_regular(path: PathLike) -> BinaryIO:
         if reason is not None:
             raise NotRegularFile(reason)
         if _OPEN_FLAGS & getattr(os, "O_NONBLOCK", 0):
-            os.set_blocking(fd, True)   # a regular file: ordinary reads from here on
+            os.set_blocking(fd, True)  # a regular file: ordinary reads from here on
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

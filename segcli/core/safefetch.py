@@ -9,6 +9,7 @@ again, even on a hop back. Only http and https are followed. The body is bounded
 the whole download in time (a server that answers slowly, byte after byte, is cut off), so no
 URL can fill memory or hold a command forever.
 """
+
 from __future__ import annotations
 
 import time
@@ -44,9 +45,16 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirects)
 
 
-def fetch(url: str, what: str, *, credentials: Optional[Mapping[str, str]] = None,
-          trusted: Callable[[str], bool] = lambda _url: False, max_bytes: int = 256 << 20,
-          timeout_s: float = 60.0, deadline_s: float = 600.0) -> bytes:
+def fetch(
+    url: str,
+    what: str,
+    *,
+    credentials: Optional[Mapping[str, str]] = None,
+    trusted: Callable[[str], bool] = lambda _url: False,
+    max_bytes: int = 256 << 20,
+    timeout_s: float = 60.0,
+    deadline_s: float = 600.0,
+) -> bytes:
     """The body at `url`. `credentials` (headers) are sent only when `trusted(url)` holds for
     the first URL and every hop stays on its origin. `timeout_s`: the longest silence of the
     server; `deadline_s`: the whole download, redirects included. NotFoundError for a 404 (or a
@@ -58,13 +66,12 @@ def fetch(url: str, what: str, *, credentials: Optional[Mapping[str, str]] = Non
         if urlsplit(url).scheme.lower() not in ("http", "https"):
             raise NotFoundError(f"{what}: not an http(s) URL", hint="re-run later")
         if origin(url) != home:
-            send = {}   # left the origin the credentials were for: never sent again
+            send = {}  # left the origin the credentials were for: never sent again
         next_url = _get(url, what, send, max_bytes, deadline, timeout_s)
         if isinstance(next_url, bytes):
             return next_url
         url = next_url
-    raise UnavailableError(f"could not download {what}: more than {MAX_REDIRECTS} redirects",
-                           hint="re-run later")
+    raise UnavailableError(f"could not download {what}: more than {MAX_REDIRECTS} redirects", hint="re-run later")
 
 
 def _get(url: str, what: str, headers: dict, max_bytes: int, deadline: float, timeout_s: float):
@@ -82,25 +89,27 @@ def _get(url: str, what: str, headers: dict, max_bytes: int, deadline: float, ti
         if exc.code == 404:
             raise NotFoundError(f"{what} is not available (HTTP 404)", hint="re-run later") from None
         raise UnavailableError(f"could not download {what}: HTTP {exc.code}", hint="re-run later") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:   # ValueError: a malformed URL
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # ValueError: a malformed URL
         reason = getattr(exc, "reason", None) or exc
-        raise UnavailableError(f"could not download {what}: {reason}",
-                               hint="check the network, then re-run") from None
+        raise UnavailableError(f"could not download {what}: {reason}", hint="check the network, then re-run") from None
 
 
 def _body(response, what: str, max_bytes: int, deadline: float) -> bytes:
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise UnavailableError(f"could not download {what}: {int(declared)} bytes, over the limit of {max_bytes}",
-                               hint="re-run later")
+        raise UnavailableError(
+            f"could not download {what}: {int(declared)} bytes, over the limit of {max_bytes}", hint="re-run later"
+        )
     chunks, size = [], 0
-    while chunk := response.read1(CHUNK):   # returns what came: the deadline is checked often
+    while chunk := response.read1(CHUNK):  # returns what came: the deadline is checked often
         size += len(chunk)
         if size > max_bytes:
-            raise UnavailableError(f"could not download {what}: over the limit of {max_bytes} bytes",
-                                   hint="re-run later")
+            raise UnavailableError(
+                f"could not download {what}: over the limit of {max_bytes} bytes", hint="re-run later"
+            )
         if time.monotonic() > deadline:
-            raise UnavailableError(f"could not download {what}: too slow (not done in time)",
-                                   hint="check the network, then re-run")
+            raise UnavailableError(
+                f"could not download {what}: too slow (not done in time)", hint="check the network, then re-run"
+            )
         chunks.append(chunk)
     return b"".join(chunks)

@@ -10,13 +10,14 @@ refers to itself, is refused as a YAMLError the callers already report in one li
 libyaml's parser is used when PyYAML has it (CSafeLoader: the same safe constructor and
 resolver, ~7x faster).
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 import yaml  # importers import this module where they load YAML, never at start-up
 
-MAX_VALUES = 100_000   # params and config documents hold tens; a real one never nears this
+MAX_VALUES = 100_000  # params and config documents hold tens; a real one never nears this
 
 
 class AliasBombError(yaml.YAMLError):
@@ -52,7 +53,8 @@ def _check_expanded_size(root) -> None:
             if total > MAX_VALUES:
                 raise AliasBombError(
                     f"its aliases (&name, *name) expand it to more than {MAX_VALUES:,} values; "
-                    "segcli refuses such a document (write the values out)")
+                    "segcli refuses such a document (write the values out)"
+                )
             sizes[key] = total
             continue
         if key in sizes:

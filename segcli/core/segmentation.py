@@ -5,6 +5,7 @@ backends (local torch / ONNX Runtime engines, Clarifai's PostModelOutputs) retur
 so writers and metrics never care who predicted. numpy is only named for type checkers: this
 module is imported by metadata commands that must stay light.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, runtime_checkable
@@ -23,8 +24,13 @@ class SegResult:
 
     __slots__ = ("labelmap", "_scores", "_compute")
 
-    def __init__(self, labelmap: "np.ndarray", class_scores: Optional["np.ndarray"] = None, *,
-                 compute_scores: Optional[Callable[[], "np.ndarray"]] = None) -> None:
+    def __init__(
+        self,
+        labelmap: "np.ndarray",
+        class_scores: Optional["np.ndarray"] = None,
+        *,
+        compute_scores: Optional[Callable[[], "np.ndarray"]] = None,
+    ) -> None:
         if (class_scores is None) == (compute_scores is None):
             raise TypeError("SegResult takes class_scores or compute_scores (one of them)")
         self.labelmap = labelmap
@@ -38,12 +44,12 @@ class SegResult:
         compute = self._compute
         scores = self._scores
         if scores is None:
-            assert compute is not None   # __init__ took one of the two
+            assert compute is not None  # __init__ took one of the two
             scores = self._scores = compute()
             self._compute = None
         return scores
 
-    def __repr__(self) -> str:   # shows, never computes: a debug print must not do the writers' work
+    def __repr__(self) -> str:  # shows, never computes: a debug print must not do the writers' work
         scores = "<not computed yet>" if self._scores is None else repr(self._scores)
         return f"SegResult(labelmap={getattr(self.labelmap, 'shape', '?')}, class_scores={scores})"
 
@@ -51,8 +57,8 @@ class SegResult:
 class Segmenter(Protocol):
     """A loaded model version: images in, one SegResult per image out."""
 
-    classes: list[str]         # class index -> concept id; classes[0] == "background"
-    version_id: str            # the model version that answers (eval and predict report it)
+    classes: list[str]  # class index -> concept id; classes[0] == "background"
+    version_id: str  # the model version that answers (eval and predict report it)
 
     def predict(self, images: list["np.ndarray"], batch_size: int = 8) -> list[SegResult]:
         """HxWx3 uint8 RGB images of any sizes, in order; at most `batch_size` in one forward

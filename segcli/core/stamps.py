@@ -10,6 +10,7 @@ that shortly before it was read is "racy" (git's "racily clean" rule) and is rea
 time rather than trusted. Used by the upload's file cache (datasets/filefacts.py,
 backends/local/filecache.py) and the template cache (core/templates.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,8 @@ from typing import NamedTuple, Optional, Union
 # same size. Linux, macOS and Windows file systems stamp in nanoseconds from a clock that ticks
 # every few milliseconds; FAT, HFS+, ext3 and some network shares in whole seconds (FAT's
 # mtime in 2 s steps). A file whose times are whole seconds gets the coarse window.
-RACY_FINE_NS = 100_000_000        # 100 ms: ten ticks of the coarsest kernel clock (HZ=100)
-RACY_COARSE_NS = 2_000_000_000    # 2 s
+RACY_FINE_NS = 100_000_000  # 100 ms: ten ticks of the coarsest kernel clock (HZ=100)
+RACY_COARSE_NS = 2_000_000_000  # 2 s
 
 
 # A NamedTuple, not a frozen dataclass: a frozen dataclass costs ~1 ms to define, paid by every

@@ -5,8 +5,13 @@ every TAB press, and core/entities.py's dataclasses are not for it."""
 
 # As Clarifai names them, plus CANCELLED for local runs.
 QUEUED, TRAINING, TRAINED, TRAINING_FAILED, CANCELLED = (
-    "QUEUED", "TRAINING", "TRAINED", "TRAINING_FAILED", "CANCELLED")
+    "QUEUED",
+    "TRAINING",
+    "TRAINED",
+    "TRAINING_FAILED",
+    "CANCELLED",
+)
 
-FINAL = frozenset({TRAINED, TRAINING_FAILED, CANCELLED})   # the run has ended
-RUNNING = frozenset({QUEUED, TRAINING})                     # what cancel stops, watch follows
-RESUMABLE = frozenset({TRAINING_FAILED, CANCELLED})         # what resume takes
+FINAL = frozenset({TRAINED, TRAINING_FAILED, CANCELLED})  # the run has ended
+RUNNING = frozenset({QUEUED, TRAINING})  # what cancel stops, watch follows
+RESUMABLE = frozenset({TRAINING_FAILED, CANCELLED})  # what resume takes

@@ -2,6 +2,6 @@
 YAML). A module of its own, with no imports: the backends' class data (`default_template`) name
 one at import time, and core/templates.py's dataclasses are not for `app list`."""
 
-SEGFORMER = "MMSegmentation_SegFormer"   # Clarifai's SegFormer template; also the local engine's
+SEGFORMER = "MMSegmentation_SegFormer"  # Clarifai's SegFormer template; also the local engine's
 UNET = "segcli_UNet"
-EFFNET = "segcli_EfficientNetLite0"      # ImageNet-pretrained encoder, no network: the offline default
+EFFNET = "segcli_EfficientNetLite0"  # ImageNet-pretrained encoder, no network: the offline default

@@ -5,6 +5,7 @@ hard-codes a parameter. The params document has the shape the SDK's get_params s
     dataset_id, dataset_version_id, concepts, train_params: {template, ...}
 Numbers stay floats as Clarifai's protobuf Struct returns them.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,14 +32,18 @@ class ParamSpec:
     step: float | None = None
     choices: tuple[str, ...] = ()
     local_only: bool = False
-    max_items: int | None = None   # number_list: most values it may hold
+    max_items: int | None = None  # number_list: most values it may hold
 
     def range_text(self) -> str:
         if self.type == "enum":
             return " | ".join(self.choices)
-        if self.type == "number_list" and self.choices:   # words, or a list of numbers
-            return " | ".join(self.choices) + " | [numbers" + (
-                f" in {self.min:g} .. {self.max:g}" if self.min is not None and self.max is not None else "") + "]"
+        if self.type == "number_list" and self.choices:  # words, or a list of numbers
+            return (
+                " | ".join(self.choices)
+                + " | [numbers"
+                + (f" in {self.min:g} .. {self.max:g}" if self.min is not None and self.max is not None else "")
+                + "]"
+            )
         if self.min is not None and self.max is not None:
             text = f"{self.min:g} .. {self.max:g}"
         elif self.min is not None:
@@ -58,13 +63,17 @@ class ParamSpec:
 class Constraint:
     """A rule between params that ranges cannot say: when `when` holds, `param` must be one of
     `allowed` (e.g. pretrained_weights=ade20k needs a model_size that has such weights)."""
+
     when: dict[str, str]
     param: str
     allowed: tuple[str, ...]
     message: str
 
     def problem(self, params: dict[str, Any]) -> str | None:
-        if all(str(params.get(k)) == v for k, v in self.when.items()) and str(params.get(self.param)) not in self.allowed:
+        if (
+            all(str(params.get(k)) == v for k, v in self.when.items())
+            and str(params.get(self.param)) not in self.allowed
+        ):
             return f"train_params.{self.param}: {self.message} (got {params.get(self.param)!r})"
         return None
 
@@ -87,11 +96,20 @@ class Template:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "model_type": self.model_type, "description": self.description,
+            "name": self.name,
+            "model_type": self.model_type,
+            "description": self.description,
             "on_clarifai": self.on_clarifai,
             "params": [
-                {"name": p.name, "type": p.type, "default": p.default, "range": p.range_text(),
-                 "local_only": p.local_only, "help": p.help} for p in self.params.values()
+                {
+                    "name": p.name,
+                    "type": p.type,
+                    "default": p.default,
+                    "range": p.range_text(),
+                    "local_only": p.local_only,
+                    "help": p.help,
+                }
+                for p in self.params.values()
             ],
         }
 
@@ -109,15 +127,27 @@ def _spec(name: str, raw: dict[str, Any], source: str) -> ParamSpec:
         default = float(default)
     elif kind == "number_list" and not (isinstance(default, str) and default in raw.get("choices", ())):
         default = [float(v) for v in default]
-    return ParamSpec(name=name, type=kind, default=default, help=str(raw.get("help", "")).strip(),
-                     min=raw.get("min"), max=raw.get("max"), step=raw.get("step"),
-                     choices=tuple(str(c) for c in raw.get("choices", ())),
-                     local_only=bool(raw.get("local_only", False)), max_items=raw.get("max_items"))
+    return ParamSpec(
+        name=name,
+        type=kind,
+        default=default,
+        help=str(raw.get("help", "")).strip(),
+        min=raw.get("min"),
+        max=raw.get("max"),
+        step=raw.get("step"),
+        choices=tuple(str(c) for c in raw.get("choices", ())),
+        local_only=bool(raw.get("local_only", False)),
+        max_items=raw.get("max_items"),
+    )
 
 
 def _constraint(raw: dict[str, Any]) -> Constraint:
-    return Constraint(when={str(k): str(v) for k, v in raw["when"].items()}, param=str(raw["param"]),
-                      allowed=tuple(str(v) for v in raw["allowed"]), message=str(raw["message"]))
+    return Constraint(
+        when={str(k): str(v) for k, v in raw["when"].items()},
+        param=str(raw["param"]),
+        allowed=tuple(str(v) for v in raw["allowed"]),
+        message=str(raw["message"]),
+    )
 
 
 def safe_load_fast(text: str) -> Any:
@@ -131,12 +161,16 @@ def safe_load_fast(text: str) -> Any:
 
 def _template(path: Path, raw: dict[str, Any]) -> Template:
     params = {n: _spec(n, spec, path.name) for n, spec in (raw.get("params") or {}).items()}
-    return Template(name=raw["name"], model_type=raw.get("model_type", "visual-segmenter"),
-                    description=" ".join(str(raw.get("description", "")).split()),
-                    params=params,
-                    on_clarifai=bool(raw.get("on_clarifai", False)), source=str(path),
-                    constraints=tuple(_constraint(c) for c in raw.get("constraints") or ()),
-                    architecture=dict(raw.get("architecture") or {}))
+    return Template(
+        name=raw["name"],
+        model_type=raw.get("model_type", "visual-segmenter"),
+        description=" ".join(str(raw.get("description", "")).split()),
+        params=params,
+        on_clarifai=bool(raw.get("on_clarifai", False)),
+        source=str(path),
+        constraints=tuple(_constraint(c) for c in raw.get("constraints") or ()),
+        architecture=dict(raw.get("architecture") or {}),
+    )
 
 
 def templates_dir() -> Path:
@@ -152,12 +186,13 @@ def local_templates(cache: Path | None = None) -> list[Template]:
     return [_template(path, raw) for path, raw in template_documents(cache)]
 
 
-SHARED_FILE = "_shared.yaml"   # params every local template takes (`seed: shared`)
+SHARED_FILE = "_shared.yaml"  # params every local template takes (`seed: shared`)
 SHARED = "shared"
 
 
-def template_documents(cache: Path | None = None, write: bool = True,
-                       folder: Path | None = None) -> list[tuple[Path, dict[str, Any]]]:
+def template_documents(
+    cache: Path | None = None, write: bool = True, folder: Path | None = None
+) -> list[tuple[Path, dict[str, Any]]]:
     """Each template YAML file, parsed, its `NAME: shared` params replaced by their spec in
     `_shared.yaml` (files starting with `_` are not templates). With `cache` (a JSON file), the
     documents parsed before are taken from it while every file's stamp (core/stamps.py) is the
@@ -175,7 +210,7 @@ def template_documents(cache: Path | None = None, write: bool = True,
     paths = sorted(p for p in folder.glob("*.yaml") if not p.name.startswith("_"))
     shared = folder / SHARED_FILE
     files = [*paths, shared] if shared.exists() else paths
-    read_at = time.time_ns()   # before the stats: a change after it is at least as recent
+    read_at = time.time_ns()  # before the stats: a change after it is at least as recent
     try:
         stamps = [Stamp.of(p.stat()) for p in files]
         key: list | None = [[str(p), *s] for p, s in zip(files, stamps)]
@@ -185,8 +220,12 @@ def template_documents(cache: Path | None = None, write: bool = True,
         try:
             doc = json.loads(cache.read_text(encoding="utf-8"))
             cached = doc.get("documents")
-            if doc.get("key") == key and isinstance(cached, list) and len(cached) == len(paths) and all(
-                    isinstance(d, dict) and isinstance(d.get("name"), str) for d in cached):
+            if (
+                doc.get("key") == key
+                and isinstance(cached, list)
+                and len(cached) == len(paths)
+                and all(isinstance(d, dict) and isinstance(d.get("name"), str) for d in cached)
+            ):
                 return list(zip(paths, cached))
         except (OSError, ValueError, AttributeError, TypeError):
             pass
@@ -230,8 +269,10 @@ def find_template(templates: list[Template], name: str) -> Template:
     for t in templates:
         if t.name == name:
             return t
-    raise NotFoundError(f"template '{name}' does not exist",
-                        hint="segcli template list  (names: " + ", ".join(t.name for t in templates) + ")")
+    raise NotFoundError(
+        f"template '{name}' does not exist",
+        hint="segcli template list  (names: " + ", ".join(t.name for t in templates) + ")",
+    )
 
 
 # -- values -------------------------------------------------------------------------------
@@ -280,7 +321,7 @@ def check_value(spec: ParamSpec, value: Any) -> tuple[Any, str | None]:
         if spec.choices and (isinstance(value, (str, bool)) or value is None):
             # a word this list also takes (class_weights: none | auto | [numbers])
             text = _enum_text(spec, value)
-            for choice in spec.choices:          # `None`, YAML's null: the word none
+            for choice in spec.choices:  # `None`, YAML's null: the word none
                 if text.lower() == choice.lower():
                     return choice, None
             if parse_number(value) is None:
@@ -334,8 +375,9 @@ def parse_set_value(text: str) -> Any:
     try:
         return safeyaml.safe_load(text)
     except safeyaml.AliasBombError as exc:
-        raise InvalidInputError(f"--set value {_short_text(text)}: {exc}",
-                                hint="write the value out, e.g. --set image_size=[256,256]") from None
+        raise InvalidInputError(
+            f"--set value {_short_text(text)}: {exc}", hint="write the value out, e.g. --set image_size=[256,256]"
+        ) from None
     except yaml.YAMLError:
         return text
 
@@ -349,11 +391,12 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
     for item in assignments:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise InvalidInputError(f"--set expects key=value, got '{item}'",
-                                    hint="e.g. --set num_epochs=5 --set image_size=[256,256]")
+            raise InvalidInputError(
+                f"--set expects key=value, got '{item}'", hint="e.g. --set num_epochs=5 --set image_size=[256,256]"
+            )
         key = key.strip()
         if key.startswith("train_params."):
-            key = key[len("train_params."):]
+            key = key[len("train_params.") :]
         out[key] = parse_set_value(value.strip())
     return out
 
@@ -366,38 +409,44 @@ def default_document(template: Template, include_local: bool = True) -> dict[str
 
 def load_document(path: Path) -> dict[str, Any]:
     if not path.exists():
-        raise NotFoundError(f"params file {path} does not exist",
-                            hint=f"segcli template params {SEGFORMER} -f {path}")
+        raise NotFoundError(f"params file {path} does not exist", hint=f"segcli template params {SEGFORMER} -f {path}")
     import yaml
 
     from segcli.core import safeyaml
 
     try:
-        doc = safeyaml.safe_load(read_text(path))   # a BOM from a Windows editor is fine; no alias bomb
+        doc = safeyaml.safe_load(read_text(path))  # a BOM from a Windows editor is fine; no alias bomb
     except OSError as exc:
-        raise InvalidInputError(f"cannot read params file {path}: {exc.strerror or exc}",
-                                hint="pass a readable YAML file") from None
+        raise InvalidInputError(
+            f"cannot read params file {path}: {exc.strerror or exc}", hint="pass a readable YAML file"
+        ) from None
     except TextEncodingError as exc:
-        raise InvalidInputError(f"params file {path} is not readable text: {exc.reason}",
-                                hint=SAVE_AS_UTF8 + ", or regenerate it with segcli template params") from None
+        raise InvalidInputError(
+            f"params file {path} is not readable text: {exc.reason}",
+            hint=SAVE_AS_UTF8 + ", or regenerate it with segcli template params",
+        ) from None
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0]
-        raise InvalidInputError(f"params file {path} is not valid YAML: {first}",
-                                hint="plain YAML only (no !!python tags); regenerate with segcli template params") from None
+        raise InvalidInputError(
+            f"params file {path} is not valid YAML: {first}",
+            hint="plain YAML only (no !!python tags); regenerate with segcli template params",
+        ) from None
     if not isinstance(doc, dict):
-        raise InvalidInputError(f"params file {path} must be a YAML mapping",
-                                hint="segcli template params NAME -f FILE writes a valid one")
+        raise InvalidInputError(
+            f"params file {path} must be a YAML mapping", hint="segcli template params NAME -f FILE writes a valid one"
+        )
     return doc
 
 
 # Which train params a resolved document carries.
-FILE_VIEW = "file"      # as the SDK's get_params saves them: platform params, local-only knobs if set
-LOCAL_RUN = "local"     # every knob of the template (a local training records them all)
-CLOUD_RUN = "cloud"     # platform params only: local-only knobs are never sent to Clarifai
+FILE_VIEW = "file"  # as the SDK's get_params saves them: platform params, local-only knobs if set
+LOCAL_RUN = "local"  # every knob of the template (a local training records them all)
+CLOUD_RUN = "cloud"  # platform params only: local-only knobs are never sent to Clarifai
 
 
-def resolve_document(doc: dict[str, Any], templates: list[Template], default_template: str,
-                     view: str = FILE_VIEW) -> tuple[Template, dict[str, Any], list[str]]:
+def resolve_document(
+    doc: dict[str, Any], templates: list[Template], default_template: str, view: str = FILE_VIEW
+) -> tuple[Template, dict[str, Any], list[str]]:
     """Check shape, keys, types, ranges and constraints of a params document once, and fill the
     defaults `view` asks for, all from the template (its YAML, or ListModelTypes on Clarifai).
 
@@ -415,8 +464,10 @@ def resolve_document(doc: dict[str, Any], templates: list[Template], default_tem
     for key, value in params.items():
         spec = template.params.get(key)
         if spec is None:
-            problems.append(f"train_params: unknown key '{key}' for template {template.name} "
-                            f"(see: segcli template show {template.name})")
+            problems.append(
+                f"train_params: unknown key '{key}' for template {template.name} "
+                f"(see: segcli template show {template.name})"
+            )
             continue
         out_params[key], problem = check_value(spec, value)
         if problem:
@@ -431,17 +482,23 @@ def resolve_document(doc: dict[str, Any], templates: list[Template], default_tem
         if doc.get(key) is not None and not isinstance(doc.get(key), str):
             problems.append(f"{key} must be a string")
     if problems:
-        raise InvalidInputError(problems[0] if len(problems) == 1 else f"{len(problems)} problems in params",
-                                hint=f"segcli template show {template.name}  lists every param with its range",
-                                details=problems if len(problems) > 1 else None)
+        raise InvalidInputError(
+            problems[0] if len(problems) == 1 else f"{len(problems)} problems in params",
+            hint=f"segcli template show {template.name}  lists every param with its range",
+            details=problems if len(problems) > 1 else None,
+        )
     dropped: list[str] = []
     if view == CLOUD_RUN:
         for name in [n for n in out_params if template.params[n].local_only]:
             if out_params[name] != template.params[name].default:
                 dropped.append(f"{name}={out_params[name]!r}")
             del out_params[name]
-    normalised = {"dataset_id": doc.get("dataset_id") or "", "dataset_version_id": doc.get("dataset_version_id") or "",
-                  "concepts": list(concepts), "train_params": out_params}
+    normalised = {
+        "dataset_id": doc.get("dataset_id") or "",
+        "dataset_version_id": doc.get("dataset_version_id") or "",
+        "concepts": list(concepts),
+        "train_params": out_params,
+    }
     return template, normalised, dropped
 
 

@@ -5,15 +5,20 @@ unambiguous and read. Anything else that is not UTF-8 (cp1252, Latin-1, UTF-16 w
 could only be guessed, so it is refused with a reason naming the encoding problem: a guessed
 class name would silently become the wrong concept.
 """
+
 from __future__ import annotations
 
 import codecs
 from pathlib import Path
 
 # Longest first: the UTF-32-LE mark starts with the UTF-16-LE one.
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
-         (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
-         (codecs.BOM_UTF16_BE, "utf-16-be"))
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 SAVE_AS_UTF8 = "save it as UTF-8 (in most editors: Save As, Encoding: UTF-8)"
 
 
@@ -30,7 +35,7 @@ def decode_text(data: bytes) -> str:
     encoding, body = "utf-8", data
     for bom, name in _BOMS:
         if data.startswith(bom):
-            encoding, body = name, data[len(bom):]
+            encoding, body = name, data[len(bom) :]
             break
     else:
         if b"\x00" in data:
@@ -38,10 +43,12 @@ def decode_text(data: bytes) -> str:
     try:
         return body.decode(encoding)
     except UnicodeDecodeError as e:
-        bad = body[e.start:e.start + 1]
+        bad = body[e.start : e.start + 1]
         what = f"byte 0x{bad[0]:02x} at offset {e.start + len(data) - len(body)}" if bad else "it ends mid-character"
-        raise TextEncodingError(f"it is not valid {encoding.upper()} ({what}); a legacy encoding "
-                                "such as cp1252 or Latin-1 cannot be told apart reliably") from None
+        raise TextEncodingError(
+            f"it is not valid {encoding.upper()} ({what}); a legacy encoding "
+            "such as cp1252 or Latin-1 cannot be told apart reliably"
+        ) from None
 
 
 def read_text(path: Path) -> str:
@@ -50,4 +57,3 @@ def read_text(path: Path) -> str:
     from segcli.core.regular import read_regular
 
     return decode_text(read_regular(path))
-

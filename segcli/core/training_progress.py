@@ -8,6 +8,7 @@ The backends report differently. The local worker writes `progress` from engine 
 `resumed_from_epoch`; `ModelVersion.epoch` counts finished (checkpointed) epochs. Clarifai only
 reports a percent: its epoch is an estimate from that percent.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,22 +27,22 @@ def _num(value: Any) -> Optional[float]:
 @dataclass(frozen=True)
 class TrainingProgress:
     status: str
-    epochs: int                     # planned epochs (0: unknown)
-    finished: int                   # epochs finished
-    current: Optional[int]          # epoch in progress (1-based); None when none runs
-    step: Optional[int]             # steps done in the current epoch
-    steps: Optional[int]            # steps per epoch
-    fraction: Optional[float]       # 0..1 of the whole run; None when unknown
-    eta_s: Optional[float]          # whole run
-    epoch_eta_s: Optional[float]    # the current epoch
-    elapsed_s: Optional[float]      # since the worker (re)started
-    loss: Optional[float]           # latest reported loss
+    epochs: int  # planned epochs (0: unknown)
+    finished: int  # epochs finished
+    current: Optional[int]  # epoch in progress (1-based); None when none runs
+    step: Optional[int]  # steps done in the current epoch
+    steps: Optional[int]  # steps per epoch
+    fraction: Optional[float]  # 0..1 of the whole run; None when unknown
+    eta_s: Optional[float]  # whole run
+    epoch_eta_s: Optional[float]  # the current epoch
+    elapsed_s: Optional[float]  # since the worker (re)started
+    loss: Optional[float]  # latest reported loss
     images_per_s: Optional[float]
-    val_mIoU: Optional[float]       # latest validation mIoU
-    resumed_from: int               # epoch a resumed run continued after (0: not resumed)
-    estimated: bool                 # epoch and fraction come from a percent (Clarifai)
-    phase: Optional[str] = None     # what runs between steps: "validating epoch 3", ...
-    early_stop: Optional[dict] = None   # the engine's early_stop event, once it decided
+    val_mIoU: Optional[float]  # latest validation mIoU
+    resumed_from: int  # epoch a resumed run continued after (0: not resumed)
+    estimated: bool  # epoch and fraction come from a percent (Clarifai)
+    phase: Optional[str] = None  # what runs between steps: "validating epoch 3", ...
+    early_stop: Optional[dict] = None  # the engine's early_stop event, once it decided
 
     @property
     def epoch(self) -> int:
@@ -71,13 +72,24 @@ def read_progress(v: ModelVersion) -> TrainingProgress:
     last = v.history[-1] if v.history else {}
     val = _num(v.metrics.get("val_mIoU")) if v.metrics.get("val_mIoU") is not None else _num(last.get("val_mIoU"))
     return TrainingProgress(
-        status=v.status, epochs=epochs, finished=finished, current=current, step=step, steps=steps,
-        fraction=fraction, eta_s=eta, epoch_eta_s=_epoch_eta(eta, step, steps, finished, epochs),
-        elapsed_s=_num(p.get("elapsed_s")), loss=_num(p.get("loss", last.get("loss"))),
-        images_per_s=_num(p.get("images_per_s")), val_mIoU=val,
-        resumed_from=int(_num(p.get("resumed_from_epoch")) or 0), estimated=estimated,
+        status=v.status,
+        epochs=epochs,
+        finished=finished,
+        current=current,
+        step=step,
+        steps=steps,
+        fraction=fraction,
+        eta_s=eta,
+        epoch_eta_s=_epoch_eta(eta, step, steps, finished, epochs),
+        elapsed_s=_num(p.get("elapsed_s")),
+        loss=_num(p.get("loss", last.get("loss"))),
+        images_per_s=_num(p.get("images_per_s")),
+        val_mIoU=val,
+        resumed_from=int(_num(p.get("resumed_from_epoch")) or 0),
+        estimated=estimated,
         phase=str(p["phase"]) if p.get("phase") and v.status == TRAINING else None,
-        early_stop=early_stop)
+        early_stop=early_stop,
+    )
 
 
 def _current_epoch(v: ModelVersion, p: dict, finished: int, epochs: int) -> tuple[Optional[int], Optional[int]]:
@@ -85,12 +97,13 @@ def _current_epoch(v: ModelVersion, p: dict, finished: int, epochs: int) -> tupl
         return None, None
     reported = _num(p.get("epoch"))
     if reported is not None and int(reported) == finished + 1 and _num(p.get("step")) is not None:
-        return finished + 1, int(p["step"])   # steps of the next epoch already arrive
-    return finished + 1, 0                    # between epochs, or a backend without steps
+        return finished + 1, int(p["step"])  # steps of the next epoch already arrive
+    return finished + 1, 0  # between epochs, or a backend without steps
 
 
-def _fraction(v: ModelVersion, p: dict, finished: int, step: Optional[int], steps: Optional[int],
-              epochs: int) -> Optional[float]:
+def _fraction(
+    v: ModelVersion, p: dict, finished: int, step: Optional[int], steps: Optional[int], epochs: int
+) -> Optional[float]:
     if v.status == TRAINED:
         return 1.0
     if steps and epochs:
@@ -103,8 +116,9 @@ def _fraction(v: ModelVersion, p: dict, finished: int, step: Optional[int], step
     return None
 
 
-def _epoch_eta(eta: Optional[float], step: Optional[int], steps: Optional[int], finished: int,
-               epochs: int) -> Optional[float]:
+def _epoch_eta(
+    eta: Optional[float], step: Optional[int], steps: Optional[int], finished: int, epochs: int
+) -> Optional[float]:
     """The run's ETA shared out by steps: the worker's rate is one rate for every step."""
     if eta is None or step is None or not steps or not epochs:
         return None

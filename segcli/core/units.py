@@ -1,4 +1,5 @@
 """Quantities as people read them."""
+
 from __future__ import annotations
 
 from typing import Optional

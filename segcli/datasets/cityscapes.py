@@ -10,6 +10,7 @@ rectification border, out of roi, static, dynamic, ground, parking, rail track, 
 bridge, tunnel, polegroup, caravan, trailer, license plate) is ignore (255), as training on
 Cityscapes does.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,13 +25,40 @@ from segcli.datasets.sources import BadSource, load_json, number, walk_files
 
 # (name, id, trainId) of the official table; trainId 255 = ignored in training and evaluation.
 LABELS = [
-    ("unlabeled", 0, 255), ("ego vehicle", 1, 255), ("rectification border", 2, 255), ("out of roi", 3, 255),
-    ("static", 4, 255), ("dynamic", 5, 255), ("ground", 6, 255), ("road", 7, 0), ("sidewalk", 8, 1),
-    ("parking", 9, 255), ("rail track", 10, 255), ("building", 11, 2), ("wall", 12, 3), ("fence", 13, 4),
-    ("guard rail", 14, 255), ("bridge", 15, 255), ("tunnel", 16, 255), ("pole", 17, 5), ("polegroup", 18, 255),
-    ("traffic light", 19, 6), ("traffic sign", 20, 7), ("vegetation", 21, 8), ("terrain", 22, 9), ("sky", 23, 10),
-    ("person", 24, 11), ("rider", 25, 12), ("car", 26, 13), ("truck", 27, 14), ("bus", 28, 15),
-    ("caravan", 29, 255), ("trailer", 30, 255), ("train", 31, 16), ("motorcycle", 32, 17), ("bicycle", 33, 18),
+    ("unlabeled", 0, 255),
+    ("ego vehicle", 1, 255),
+    ("rectification border", 2, 255),
+    ("out of roi", 3, 255),
+    ("static", 4, 255),
+    ("dynamic", 5, 255),
+    ("ground", 6, 255),
+    ("road", 7, 0),
+    ("sidewalk", 8, 1),
+    ("parking", 9, 255),
+    ("rail track", 10, 255),
+    ("building", 11, 2),
+    ("wall", 12, 3),
+    ("fence", 13, 4),
+    ("guard rail", 14, 255),
+    ("bridge", 15, 255),
+    ("tunnel", 16, 255),
+    ("pole", 17, 5),
+    ("polegroup", 18, 255),
+    ("traffic light", 19, 6),
+    ("traffic sign", 20, 7),
+    ("vegetation", 21, 8),
+    ("terrain", 22, 9),
+    ("sky", 23, 10),
+    ("person", 24, 11),
+    ("rider", 25, 12),
+    ("car", 26, 13),
+    ("truck", 27, 14),
+    ("bus", 28, 15),
+    ("caravan", 29, 255),
+    ("trailer", 30, 255),
+    ("train", 31, 16),
+    ("motorcycle", 32, 17),
+    ("bicycle", 33, 18),
     ("license plate", -1, 255),
 ]
 CLASSES = [name for name, _, train in sorted((row for row in LABELS if row[2] != IGNORE_INDEX), key=lambda row: row[2])]
@@ -39,8 +67,13 @@ BY_NAME = {name: (name if train != IGNORE_INDEX else None) for name, _, train in
 HINT = "expected Cityscapes: leftImg8bit/<split>/<city>/*_leftImg8bit.png and gtFine/... labelIds or polygons"
 
 
-def read_cityscapes(root: Path, on_progress: Progress | None = None, workers: int | None = None,
-                    known: KnownFiles | None = None, stash: Stash | None = None) -> ReadResult:
+def read_cityscapes(
+    root: Path,
+    on_progress: Progress | None = None,
+    workers: int | None = None,
+    known: KnownFiles | None = None,
+    stash: Stash | None = None,
+) -> ReadResult:
     root = require_dir(root, "Cityscapes folder", hint=HINT)
     images_dir = require_dir(root / "leftImg8bit", "leftImg8bit folder", hint=HINT)
     if not (root / "gtFine").is_dir():
@@ -50,18 +83,33 @@ def read_cityscapes(root: Path, on_progress: Progress | None = None, workers: in
         if not image.name.endswith("_leftImg8bit.png"):
             continue
         name = image.relative_to(root).as_posix()
-        base = (root / "gtFine" / image.relative_to(images_dir)).parent / image.name[:-len("_leftImg8bit.png")]
+        base = (root / "gtFine" / image.relative_to(images_dir)).parent / image.name[: -len("_leftImg8bit.png")]
         ids, polygons = Path(f"{base}_gtFine_labelIds.png"), Path(f"{base}_gtFine_polygons.json")
         try:
             if ids.is_file():
-                shapes = (Shape(None, raster=(str(ids), {i: (c if c is not None else None) for i, c in BY_ID.items()},
-                                              None)),)
-                drawings.append(Drawing(name=name, image_path=str(image), size=None, shapes=shapes,
-                                        key=drawing_key("cityscapes", None, [file_digest(ids)])))
+                shapes = (
+                    Shape(None, raster=(str(ids), {i: (c if c is not None else None) for i, c in BY_ID.items()}, None)),
+                )
+                drawings.append(
+                    Drawing(
+                        name=name,
+                        image_path=str(image),
+                        size=None,
+                        shapes=shapes,
+                        key=drawing_key("cityscapes", None, [file_digest(ids)]),
+                    )
+                )
             elif polygons.is_file():
                 size, shapes, raw = _polygons(polygons)
-                drawings.append(Drawing(name=name, image_path=str(image), size=size, shapes=shapes,
-                                        key=drawing_key("cityscapes", size, raw)))
+                drawings.append(
+                    Drawing(
+                        name=name,
+                        image_path=str(image),
+                        size=size,
+                        shapes=shapes,
+                        key=drawing_key("cityscapes", size, raw),
+                    )
+                )
             else:
                 invalid.append(InvalidItem(name, f"no {ids.name} or {polygons.name} in gtFine"))
         except BadSource as e:
@@ -89,7 +137,7 @@ def _polygons(path: Path):
         label = obj.get("label")
         if not isinstance(label, str):
             raise BadSource(f"{path.name}: object {k} has no label")
-        plain = label[:-len("group")] if label.endswith("group") and label[:-len("group")] in BY_NAME else label
+        plain = label[: -len("group")] if label.endswith("group") and label[: -len("group")] in BY_NAME else label
         if plain not in BY_NAME:
             raise BadSource(f"{path.name}: object {k} has label {label!r}, not in the Cityscapes label table")
         points = obj.get("polygon")
@@ -98,7 +146,7 @@ def _polygons(path: Path):
         except (TypeError, BadSource):
             raise BadSource(f"{path.name}: object {k} ({label}) has no valid polygon") from None
         if len(ring) < 6:
-            continue   # fewer than 3 points: no area
+            continue  # fewer than 3 points: no area
         shapes.append(Shape(BY_NAME[plain], rings=(ring,)))
         raw.append([plain, list(ring)])
     return size, tuple(shapes), raw

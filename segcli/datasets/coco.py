@@ -4,8 +4,9 @@ Each image gets a uint8 label map painted with its annotations in file order (wh
 the later one wins: the one overlap rule of every format, datasets/shapes.py; the pixels a later
 annotation of another concept painted over are counted as `overlapped`). Value i is the i-th
 concept (category `name`) visible in that image. A concept's Region (area, bbox, mask) is the
-union of its annotations, exactly what pycocotools' `annToMask` gives; when a later annotation of another concept covers part of it, that union is no
-longer `labelmap == i`, so the Region carries its own mask PNG.
+union of its annotations, exactly what pycocotools' `annToMask` gives; when a later annotation
+of another concept covers part of it, that union is no longer `labelmap == i`, so the Region
+carries its own mask PNG.
 
 Decisions:
 - Images listed without annotations are valid and all background: locally they teach
@@ -23,6 +24,7 @@ Decisions:
 - `file_name` is found the way real exports write it (see `ImageFinder`); the item is named
   by the path found, relative to --images.
 """
+
 from __future__ import annotations
 
 import functools
@@ -57,16 +59,22 @@ class BadAnnotation(Exception):
     pass
 
 
-def read_coco(annotations: Path, images_dir: Path, on_progress: Progress | None = None,
-              workers: int | None = None, known: KnownFiles | None = None,
-              stash: Stash | None = None) -> ReadResult:
+def read_coco(
+    annotations: Path,
+    images_dir: Path,
+    on_progress: Progress | None = None,
+    workers: int | None = None,
+    known: KnownFiles | None = None,
+    stash: Stash | None = None,
+) -> ReadResult:
     """Validate every image entry. An item whose image `known` vouches for (unchanged since
     the backend stored it) and whose label map it drew before from the same annotations is
     made without reading or drawing anything; the others in worker processes, which hand the
     bytes of valid images and label maps to `stash` if given."""
     doc = _load(Path(annotations))
-    images_dir = require_dir(images_dir, "images folder",
-                             hint="pass the folder holding the files named in the JSON's 'images'")
+    images_dir = require_dir(
+        images_dir, "images folder", hint="pass the folder holding the files named in the JSON's 'images'"
+    )
     categories = _categories(doc["categories"], Path(annotations))
     entries, invalid = _image_entries(doc["images"], ImageFinder(images_dir))
     known_ids = {_image_id(e) for e in doc["images"]} - {None}
@@ -77,8 +85,11 @@ def read_coco(annotations: Path, images_dir: Path, on_progress: Progress | None 
         jobs.append((entry, path, anns, None, render_key(entry, anns, categories)))
     facts, renders = _known(jobs, known)
     jobs = [(entry, path, anns, facts.get(absolute(path)), key) for entry, path, anns, _, key in jobs]
-    done = {k: _known_item(job, renders[job[4]], images_dir) for k, job in enumerate(jobs)
-            if job[3] is not None and job[4] in renders}
+    done = {
+        k: _known_item(job, renders[job[4]], images_dir)
+        for k, job in enumerate(jobs)
+        if job[3] is not None and job[4] in renders
+    }
     read_one = functools.partial(_read_image, images_dir=images_dir, categories=categories, stash=stash)
     result = read_jobs(jobs, done, read_one, workers, on_progress, invalid + orphans)
     # The class order: the categories the items use, by id; each keeps its id for export.
@@ -94,11 +105,12 @@ def render_key(entry: dict, anns: list, categories: dict[int, str]) -> str | Non
     """A hash of everything an image's label map is drawn from (its size, and each annotation's
     concept and segmentation in order), or None when that cannot be written down (no drawing
     is then remembered)."""
-    drawn = [[categories.get(a.get("category_id")) if type(a.get("category_id")) is int else None,
-              a.get("segmentation")] for a in anns]
+    drawn = [
+        [categories.get(a.get("category_id")) if type(a.get("category_id")) is int else None, a.get("segmentation")]
+        for a in anns
+    ]
     try:
-        text = json.dumps([RENDER_RULES, entry["width"], entry["height"], drawn], sort_keys=True,
-                          separators=(",", ":"))
+        text = json.dumps([RENDER_RULES, entry["width"], entry["height"], drawn], sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     except (TypeError, ValueError, RecursionError):
         return None
@@ -117,38 +129,50 @@ def _known_item(job: tuple, render: KnownRender, images_dir: Path) -> LabeledIte
     to apply (the annotations were valid when drawn: the key covers them)."""
     entry, path, _, info, _ = job
     if (info.width, info.height) != (entry["width"], entry["height"]):
-        return InvalidItem(entry["file_name"], f"image is {info.width}x{info.height}{info.turned()} but the JSON "
-                                               f"says {entry['width']}x{entry['height']}")
-    return LabeledItem(name=path.relative_to(images_dir).as_posix(), image_path=path, image_sha256=info.sha256,
-                       width=info.width, height=info.height, labels=render.labels, regions=render.regions,
-                       labelmap_path=render.labelmap_path, labelmap_sha256=render.labelmap_sha256,
-                       clipped=render.clipped, overlapped=render.overlapped)  # no render_key: nothing new to remember
+        return InvalidItem(
+            entry["file_name"],
+            f"image is {info.width}x{info.height}{info.turned()} but the JSON says {entry['width']}x{entry['height']}",
+        )
+    return LabeledItem(
+        name=path.relative_to(images_dir).as_posix(),
+        image_path=path,
+        image_sha256=info.sha256,
+        width=info.width,
+        height=info.height,
+        labels=render.labels,
+        regions=render.regions,
+        labelmap_path=render.labelmap_path,
+        labelmap_sha256=render.labelmap_sha256,
+        clipped=render.clipped,
+        overlapped=render.overlapped,
+    )  # no render_key: nothing new to remember
 
 
 def _load(path: Path) -> dict:
-    if path.is_dir() or not os.path.lexists(path):   # a FIFO, a device...: refused below
+    if path.is_dir() or not os.path.lexists(path):  # a FIFO, a device...: refused below
         problem = "is a folder" if path.is_dir() else "not found"
-        raise NotFoundError(f"COCO annotations file {problem}: {path}",
-                            hint="pass the JSON file, e.g. annotations/instances_val2017.json")
+        raise NotFoundError(
+            f"COCO annotations file {problem}: {path}",
+            hint="pass the JSON file, e.g. annotations/instances_val2017.json",
+        )
     try:
-        raw = regular.read_regular(path)   # a FIFO or a device: refused, never waited on
+        raw = regular.read_regular(path)  # a FIFO or a device: refused, never waited on
     except regular.NotRegularFile as e:
-        raise InvalidInputError(f"COCO annotations file {path} {e.reason}",
-                                hint="pass the JSON file itself") from None
+        raise InvalidInputError(f"COCO annotations file {path} {e.reason}", hint="pass the JSON file itself") from None
     except OSError as e:
-        raise InvalidInputError(f"cannot read {path}: {e.strerror or e}",
-                                hint="check the file's permissions") from None
+        raise InvalidInputError(f"cannot read {path}: {e.strerror or e}", hint="check the file's permissions") from None
     # JSON text starts with ASCII, so UTF-8/16/32 are told apart with or without a BOM
     # (json.detect_encoding); any other encoding is refused rather than guessed.
     encoding = json.detect_encoding(raw)
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as e:
-        bad = raw[e.start:e.start + 1]
+        bad = raw[e.start : e.start + 1]
         raise InvalidInputError(
             f"{path} is not valid {encoding.replace('-sig', '').upper()} text "
             f"({f'byte 0x{bad[0]:02x} at offset {e.start}' if bad else 'it ends mid-character'})",
-            hint=SAVE_AS_UTF8 + ", or re-export it") from None
+            hint=SAVE_AS_UTF8 + ", or re-export it",
+        ) from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
@@ -156,13 +180,18 @@ def _load(path: Path) -> dict:
         raise InvalidInputError(
             f"{path} is not valid JSON{' - it ends early, truncated?' if cut else ''} "
             f"(line {e.lineno}, column {e.colno}: {e.msg})",
-            hint="re-export or re-download the annotations file") from None
+            hint="re-export or re-download the annotations file",
+        ) from None
     except (RecursionError, ValueError) as e:  # nested too deep; a number too long to convert
         what = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
-        raise InvalidInputError(f"{path} is not JSON segcli can read ({what})",
-                                hint="re-export or re-download the annotations file") from None
-    missing = [k for k in ("images", "annotations", "categories")
-               if not isinstance(doc, dict) or not isinstance(doc.get(k), list)]
+        raise InvalidInputError(
+            f"{path} is not JSON segcli can read ({what})", hint="re-export or re-download the annotations file"
+        ) from None
+    missing = [
+        k
+        for k in ("images", "annotations", "categories")
+        if not isinstance(doc, dict) or not isinstance(doc.get(k), list)
+    ]
     if missing:
         raise InvalidInputError(f"{path} is not a COCO file: no '{missing[0]}' list", hint=_HINT)
     if not doc["images"]:
@@ -173,17 +202,26 @@ def _load(path: Path) -> dict:
 def _categories(entries: list, path: Path) -> dict[int, str]:
     categories: dict[int, str] = {}
     for k, cat in enumerate(entries):
-        ok = (isinstance(cat, dict) and type(cat.get("id")) is int
-              and isinstance(cat.get("name"), str) and cat["name"].strip())
+        ok = (
+            isinstance(cat, dict)
+            and type(cat.get("id")) is int
+            and isinstance(cat.get("name"), str)
+            and cat["name"].strip()
+        )
         if not ok:
             raise InvalidInputError(f"{path}: categories[{k}] needs an integer 'id' and a 'name'", hint=_HINT)
         if not _is_unicode(cat["name"]):
-            raise InvalidInputError(f"{path}: categories[{k}] has a name that is not valid Unicode "
-                                    "(a lone surrogate escape such as \\ud800)", hint=_HINT)
+            raise InvalidInputError(
+                f"{path}: categories[{k}] has a name that is not valid Unicode "
+                "(a lone surrogate escape such as \\ud800)",
+                hint=_HINT,
+            )
         problem = concept_problem(cat["name"].strip())
         if problem is not None:
-            raise InvalidInputError(f"{path}: categories[{k}] name {cat['name'].strip()!r} {problem}",
-                                    hint="rename the category in the JSON (concept names are one line of text)")
+            raise InvalidInputError(
+                f"{path}: categories[{k}] name {cat['name'].strip()!r} {problem}",
+                hint="rename the category in the JSON (concept names are one line of text)",
+            )
         if cat["id"] in categories:
             raise InvalidInputError(f"{path}: category id {cat['id']} is listed twice", hint=_HINT)
         categories[cat["id"]] = cat["name"].strip()
@@ -194,8 +232,7 @@ def _image_entries(entries: list, finder: ImageFinder) -> tuple[list[tuple[dict,
     """Structurally sound image entries with the file each names, and the others as InvalidItems."""
     found, invalid = [], []
     ids = Counter(_image_id(e) for e in entries)
-    names = Counter(e.get("file_name") for e in entries
-                    if isinstance(e, dict) and isinstance(e.get("file_name"), str))
+    names = Counter(e.get("file_name") for e in entries if isinstance(e, dict) and isinstance(e.get("file_name"), str))
     for k, entry in enumerate(entries):
         name = entry.get("file_name") if isinstance(entry, dict) else None
         name = name if isinstance(name, str) and name and _is_unicode(name) else f"images[{k}]"
@@ -212,8 +249,11 @@ def _image_entries(entries: list, finder: ImageFinder) -> tuple[list[tuple[dict,
     good = []
     for entry, path in found:
         if paths[path] > 1:
-            invalid.append(InvalidItem(entry["file_name"], f"{paths[path]} entries in 'images' name "
-                                                           f"the same file {finder.relative(path)}"))
+            invalid.append(
+                InvalidItem(
+                    entry["file_name"], f"{paths[path]} entries in 'images' name the same file {finder.relative(path)}"
+                )
+            )
         else:
             good.append((entry, path))
     return good, invalid
@@ -290,8 +330,10 @@ class ImageFinder:
             return matches[0]
         if matches:
             listed = ", ".join(self.relative(p) for p in matches[:3])
-            return (f"{file_name!r} is ambiguous: {len(matches)} files named {tails[-1]} are below "
-                    f"{self.root.name}/ ({listed}{', ...' if len(matches) > 3 else ''})")
+            return (
+                f"{file_name!r} is ambiguous: {len(matches)} files named {tails[-1]} are below "
+                f"{self.root.name}/ ({listed}{', ...' if len(matches) > 3 else ''})"
+            )
         looked = " and ".join(dict.fromkeys(f"{self.root.name}/{t}" for t in (tails[0], tails[-1])))
         return f"image file not found: looked for {looked} (and for {tails[-1]} in its subfolders)"
 
@@ -304,7 +346,7 @@ class ImageFinder:
         if parts and re.fullmatch(r"[A-Za-z]:", parts[0]):
             parts = parts[1:]
         if ".." in parts:
-            parts = parts[len(parts) - parts[::-1].index(".."):]
+            parts = parts[len(parts) - parts[::-1].index("..") :]
         return ["/".join(parts[k:]) for k in range(len(parts))]
 
     def _is_file(self, rel: str) -> bool:
@@ -333,7 +375,7 @@ class ImageFinder:
 def _is_folder(entry: os.DirEntry) -> bool:
     try:
         return entry.is_dir()
-    except OSError:   # a link loop: not a folder
+    except OSError:  # a link loop: not a folder
         return False
 
 
@@ -346,15 +388,22 @@ def _group_annotations(anns: list, known_ids: set) -> tuple[dict, list[InvalidIt
             continue
         image_id = ann.get("image_id")
         if isinstance(image_id, (list, dict)) or image_id not in known_ids:
-            orphans.append(InvalidItem(f"annotation {ann.get('id', f'#{k}')}",
-                                       f"refers to image id {image_id!r}, which is not in 'images'"))
+            orphans.append(
+                InvalidItem(
+                    f"annotation {ann.get('id', f'#{k}')}", f"refers to image id {image_id!r}, which is not in 'images'"
+                )
+            )
             continue
         by_image.setdefault(image_id, []).append(ann)
     return by_image, orphans
 
 
-def _read_image(job: tuple[dict, Path, list[dict], ImageFile | None, str | None], images_dir: Path,
-                categories: dict[int, str], stash: Stash | None = None) -> LabeledItem | InvalidItem:
+def _read_image(
+    job: tuple[dict, Path, list[dict], ImageFile | None, str | None],
+    images_dir: Path,
+    categories: dict[int, str],
+    stash: Stash | None = None,
+) -> LabeledItem | InvalidItem:
     entry, path, anns, info, key = job
     name = path.relative_to(images_dir).as_posix()
     observed = ()
@@ -366,8 +415,9 @@ def _read_image(job: tuple[dict, Path, list[dict], ImageFile | None, str | None]
         observed = (seen,) if seen is not None else ()
     w, h = info.width, info.height
     if (w, h) != (entry["width"], entry["height"]):
-        return InvalidItem(entry["file_name"], f"image is {w}x{h}{info.turned()} but the JSON says "
-                                               f"{entry['width']}x{entry['height']}")
+        return InvalidItem(
+            entry["file_name"], f"image is {w}x{h}{info.turned()} but the JSON says {entry['width']}x{entry['height']}"
+        )
     try:
         masks = [_annotation_mask(ann, categories, w, h) for ann in anns]
         labelmap, labels, regions, overlapped = _render([(c, m) for c, m, _ in masks], h, w)
@@ -377,10 +427,21 @@ def _read_image(job: tuple[dict, Path, list[dict], ImageFile | None, str | None]
     digest = hashlib.sha256(png).hexdigest()
     if stash is not None:
         stash.keep(digest, png)
-    return LabeledItem(name=name, image_path=path, image_sha256=info.sha256, width=w, height=h,
-                       labels=labels, regions=regions, labelmap_png=png, labelmap_sha256=digest,
-                       clipped=sum(clipped for _, _, clipped in masks), observed=observed, render_key=key,
-                       overlapped=overlapped)
+    return LabeledItem(
+        name=name,
+        image_path=path,
+        image_sha256=info.sha256,
+        width=w,
+        height=h,
+        labels=labels,
+        regions=regions,
+        labelmap_png=png,
+        labelmap_sha256=digest,
+        clipped=sum(clipped for _, _, clipped in masks),
+        observed=observed,
+        render_key=key,
+        overlapped=overlapped,
+    )
 
 
 def _annotation_mask(ann: dict, categories: dict[int, str], w: int, h: int) -> tuple[str, np.ndarray, bool]:
@@ -437,8 +498,7 @@ def _checked_polygons(rings: list, w: int, h: int) -> tuple[list[list[float]], b
             continue
         if _flat(clip_ring(xy, 0.0, 0.0, w, h)):
             x, y = xy[0]
-            raise BadAnnotation(f"{which} lies wholly outside the {w}x{h} image "
-                                f"(first point ({x:g}, {y:g}))")
+            raise BadAnnotation(f"{which} lies wholly outside the {w}x{h} image (first point ({x:g}, {y:g}))")
         clipped |= bool(((xy < -TOLERANCE_PX) | (xy > size + TOLERANCE_PX)).any())
         reach = float(max(w, h))
         if ((xy < -reach) | (xy > size + reach)).any():
@@ -513,7 +573,7 @@ def _render(masks: list[tuple[str, np.ndarray]], h: int, w: int):
     slots: dict[str, int] = {}  # concept -> value, in first-annotation order
     unions: dict[str, np.ndarray] = {}
     labelmap_t = np.zeros((w, h), np.uint8)
-    overlapped = 0   # pixels a later annotation of another concept painted over (datasets/shapes.py)
+    overlapped = 0  # pixels a later annotation of another concept painted over (datasets/shapes.py)
     for concept, mask_t in masks:
         slot = slots.setdefault(concept, len(slots) + 1)
         if slot > 254:  # 255 is the ignore value
@@ -540,6 +600,5 @@ def _render(masks: list[tuple[str, np.ndarray]], h: int, w: int):
         # The label-map pixels of a concept are a subset of its union, so equal counts mean
         # equal masks: only a concept partly hidden by a later one needs its own mask.
         exact = visible[concept] == area
-        regions.append(Region(concept, area, bbox_of(union_t.T),
-                              None if exact else png_bytes(union_t.T)))
+        regions.append(Region(concept, area, bbox_of(union_t.T), None if exact else png_bytes(union_t.T)))
     return np.ascontiguousarray(labelmap_t.T), labels, tuple(regions), overlapped

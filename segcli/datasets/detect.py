@@ -12,6 +12,7 @@ of JSON files (a COCO file can be gigabytes):
 A path that fits several is refused with what each is (name it with --format); one that fits
 none is refused with one line naming what was expected.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,8 +21,10 @@ from pathlib import Path
 from segcli.core.errors import InvalidInputError, NotFoundError
 
 FORMATS = ("coco", "masks", "labelme", "yolo", "voc", "labelstudio", "cityscapes")
-EXPECTED = ("a COCO .json (with images/), images/ + masks/, LabelMe .json files, YOLO data.yaml + labels/, "
-            "VOC SegmentationClass/, a Label Studio JSON export, or Cityscapes leftImg8bit/ + gtFine/")
+EXPECTED = (
+    "a COCO .json (with images/), images/ + masks/, LabelMe .json files, YOLO data.yaml + labels/, "
+    "VOC SegmentationClass/, a Label Studio JSON export, or Cityscapes leftImg8bit/ + gtFine/"
+)
 PEEK = 1 << 16
 
 
@@ -33,13 +36,17 @@ def peek_json(path: Path) -> str:
     except OSError:
         return ""
     if head.startswith("["):
-        return "labelstudio" if re.search(r'"data"\s*:', head) and re.search(r'"(annotations|completions|id)"\s*:', head) else ""
+        return (
+            "labelstudio"
+            if re.search(r'"data"\s*:', head) and re.search(r'"(annotations|completions|id)"\s*:', head)
+            else ""
+        )
     if head.startswith("{"):
         if re.search(r'"shapes"\s*:', head) and re.search(r'"image(Path|Data)"\s*:', head):
             return "labelme"
         keys = {k for k in ("images", "annotations", "categories") if re.search(rf'"{k}"\s*:', head)}
         if "images" in keys and ("annotations" in keys or "categories" in keys or len(head) >= PEEK):
-            return "coco"   # (a big file's other keys may come after the first 64 KiB)
+            return "coco"  # (a big file's other keys may come after the first 64 KiB)
     return ""
 
 
@@ -79,7 +86,7 @@ def candidates(path: Path) -> dict[str, str]:
         kind = peek_json(file)
         if kind:
             jsons.setdefault(kind, []).append(file.name)
-    if "labelme" not in jsons:   # LabelMe files often sit in a subfolder, next to their images
+    if "labelme" not in jsons:  # LabelMe files often sit in a subfolder, next to their images
         for file in sorted(path.glob("*/*.json"))[:50]:
             if peek_json(file) == "labelme":
                 jsons.setdefault("labelme", []).append(file.relative_to(path).as_posix())
@@ -92,13 +99,18 @@ def detect(path: Path) -> tuple[str, str]:
     """(format, what was found) for `path`, or a refusal naming what was expected."""
     path = Path(path)
     if not path.exists():
-        raise NotFoundError(f"--from {path} does not exist", hint="pass the folder (or file) your labelling tool exported")
+        raise NotFoundError(
+            f"--from {path} does not exist", hint="pass the folder (or file) your labelling tool exported"
+        )
     found = candidates(path)
     if not found:
-        raise InvalidInputError(f"no label format recognised in {path}: expected {EXPECTED}",
-                                hint="name the format: --format " + "|".join(FORMATS))
+        raise InvalidInputError(
+            f"no label format recognised in {path}: expected {EXPECTED}",
+            hint="name the format: --format " + "|".join(FORMATS),
+        )
     if len(found) > 1:
         listed = "; ".join(f"{k} ({v})" for k, v in found.items())
-        raise InvalidInputError(f"{path} fits several label formats: {listed}",
-                                hint="name the one to read: --format " + "|".join(found))
+        raise InvalidInputError(
+            f"{path} fits several label formats: {listed}", hint="name the one to read: --format " + "|".join(found)
+        )
     return next(iter(found.items()))

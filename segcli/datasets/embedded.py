@@ -2,6 +2,7 @@
 path plus a marker, so that an item's `image_path` stays a string every reader of image bytes
 (validation, the local blob store, the Clarifai upload) opens through `image_bytes`. Nothing is
 written out: the bytes are decoded from the JSON whenever they are needed."""
+
 from __future__ import annotations
 
 import base64
@@ -24,7 +25,7 @@ def is_embedded(path: str | Path) -> bool:
 
 def container(path: str | Path) -> str | Path:
     """The file that holds the bytes: the JSON for an embedded image, else the path itself."""
-    return path[:-len(MARKER)] if is_embedded(path) else path
+    return path[: -len(MARKER)] if is_embedded(path) else path
 
 
 def decode_embedded(json_bytes: bytes) -> bytes:

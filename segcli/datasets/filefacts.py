@@ -7,6 +7,7 @@ between the two; it imports neither numpy nor PIL.
 
 When a file counts as unchanged (its stamp, the racy window): core/stamps.py.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,7 @@ from segcli.datasets.items import Region
 # made and pickled once a file.
 
 
-SWAPS_SIDES = frozenset({5, 6, 7, 8})   # EXIF orientations that turn the picture a quarter
+SWAPS_SIDES = frozenset({5, 6, 7, 8})  # EXIF orientations that turn the picture a quarter
 
 
 def displayed_size(width: int, height: int, orient: int) -> tuple[int, int]:
@@ -34,7 +35,7 @@ class ImageFile(NamedTuple):
     """An image file that decodes: its content hash and its size as displayed."""
 
     sha256: str
-    width: int        # as displayed: EXIF orientation applied
+    width: int  # as displayed: EXIF orientation applied
     height: int
     orientation: int = 1  # EXIF orientation (1 = none); 5..8 swap width and height
 
@@ -43,19 +44,18 @@ class ImageFile(NamedTuple):
         if self.orientation == 1:
             return ""
         w, h = displayed_size(self.width, self.height, self.orientation)
-        return (f" (as displayed: the file's EXIF orientation {self.orientation} turns its "
-                f"stored {w}x{h} pixels)")
+        return f" (as displayed: the file's EXIF orientation {self.orientation} turns its stored {w}x{h} pixels)"
 
 
 class MaskFacts(NamedTuple):
     """An index mask that decodes to unambiguous class indices (datasets/maskdir.py)."""
 
-    sha256: str                   # of the file's bytes
-    width: int                    # as displayed (EXIF orientation applied)
+    sha256: str  # of the file's bytes
+    width: int  # as displayed (EXIF orientation applied)
     height: int
-    areas: dict[int, int]         # pixel count of every value present (0 and 255 too)
+    areas: dict[int, int]  # pixel count of every value present (0 and 255 too)
     bboxes: dict[int, tuple[int, int, int, int]]  # x, y, w, h of each value present but 0 and 255
-    labelmap_sha256: str          # the label map stored: the file itself, or it re-encoded as mode L
+    labelmap_sha256: str  # the label map stored: the file itself, or it re-encoded as mode L
 
     @property
     def verbatim(self) -> bool:
@@ -70,7 +70,7 @@ class Observed(NamedTuple):
     what it established. Readers attach these to the items they validate; the backend keeps
     them once the item's content is stored."""
 
-    path: str                     # absolute
+    path: str  # absolute
     stamp: Stamp
     read_at_ns: int
     facts: Facts
@@ -78,14 +78,14 @@ class Observed(NamedTuple):
 
 class KnownMask(NamedTuple):
     facts: MaskFacts
-    labelmap_path: Readable       # the stored label map: these exact bytes, already validated
+    labelmap_path: Readable  # the stored label map: these exact bytes, already validated
 
 
 class KnownRender(NamedTuple):
     """A label map drawn from annotations before (COCO), stored with its region masks."""
 
     labelmap_sha256: str
-    labelmap_path: Readable       # the stored label map
+    labelmap_path: Readable  # the stored label map
     labels: dict[int, str]
     regions: tuple[Region, ...]
     clipped: int

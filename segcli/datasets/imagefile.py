@@ -22,6 +22,7 @@ The dataset readers' side is here too: an image file verified by reading it once
 datasets/filefacts.py (`observe_image`, `read_observed`), PNG encoding and label-map boxes.
 The light half of reading (map_items, collect: no numpy, no PIL) is datasets/reading.py.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,13 +46,17 @@ if TYPE_CHECKING:  # imported by the functions that make arrays: upload validati
 Source = Union[Path, str, bytes]
 ORIENTATION_TAG = 0x0112
 # EXIF orientation -> the transpose that shows the image upright (Pillow's exif_transpose table).
-_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-            4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-            6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-            8: Image.Transpose.ROTATE_90}
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 # Modes PIL's convert("RGB") turns into the right colours.
-_PLAIN = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "L", "LA", "1", "P", "PA", "CMYK", "YCbCr",
-                    "LAB", "HSV"})
+_PLAIN = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "L", "LA", "1", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"})
 _SIXTEEN = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 # PIL warns between MAX_IMAGE_PIXELS and twice that, then raises; segcli refuses at the first
 # threshold itself (a clean reason), so the warning would only be noise on stderr.
@@ -78,10 +83,12 @@ def open_image(source: Source, name: str | None = None) -> Image.Image:
     limit = max_pixels()
     if limit and image.width * image.height > limit:
         image.close()
-        raise BadFile(f"{name} is {image.width}x{image.height} "
-                      f"({image.width * image.height / 1e6:.0f} megapixels), over the limit of "
-                      f"{limit / 1e6:.0f} megapixels for one image (decompression-bomb guard); "
-                      "downscale or tile it")
+        raise BadFile(
+            f"{name} is {image.width}x{image.height} "
+            f"({image.width * image.height / 1e6:.0f} megapixels), over the limit of "
+            f"{limit / 1e6:.0f} megapixels for one image (decompression-bomb guard); "
+            "downscale or tile it"
+        )
     return image
 
 
@@ -157,8 +164,9 @@ def to_rgb(image: Image.Image, name: str = "image") -> np.ndarray:
     return np.asarray(turn_upright(rgb, orient))
 
 
-def decode(source: Source, name: str | None = None,
-           prepare: Callable[[Image.Image], None] | None = None) -> Image.Image:
+def decode(
+    source: Source, name: str | None = None, prepare: Callable[[Image.Image], None] | None = None
+) -> Image.Image:
     """Open and fully decode `source` (catches truncation); `prepare` runs before pixels load."""
     name = name or _name(source)
     image = open_image(source, name)
@@ -190,19 +198,18 @@ def _grey_scaled(image: Image.Image, name: str) -> np.ndarray:
     array = np.asarray(image)
     if image.mode == "F":
         if array.size and not (np.isfinite(array).all() and array.min() >= 0 and array.max() <= 1):
-            raise BadFile(f"{name} is a 32-bit float image with values outside 0..1; "
-                          "save it as 8- or 16-bit")
+            raise BadFile(f"{name} is a 32-bit float image with values outside 0..1; save it as 8- or 16-bit")
         return np.rint(array * 255).astype(np.uint8)
     if image.mode == "I" and array.size and (array.min() < 0 or array.max() > 65535):
-        raise BadFile(f"{name} is a 32-bit integer image with values outside 0..65535; "
-                      "save it as 8- or 16-bit")
+        raise BadFile(f"{name} is a 32-bit integer image with values outside 0..65535; save it as 8- or 16-bit")
     wide = array.astype(np.uint32)
     return ((wide * 255 + 32767) // 65535).astype(np.uint8)
 
 
 def _unknown_mode(image: Image.Image, name: str) -> BadFile:
-    return BadFile(f"{name} has pixel mode {image.mode}, which segcli cannot turn into RGB; "
-                   "save it as 8-bit RGB or greyscale")
+    return BadFile(
+        f"{name} has pixel mode {image.mode}, which segcli cannot turn into RGB; save it as 8-bit RGB or greyscale"
+    )
 
 
 def _name(source: Source) -> str:
@@ -223,11 +230,11 @@ def read_observed(path: str | Path) -> tuple[bytes, Stamp | None, int]:
     read_at = time.time_ns()
     name = os.path.basename(path)
     try:
-        with open_regular(container(path)) as fh:   # a FIFO, a device, a link loop: refused, never waited on
+        with open_regular(container(path)) as fh:  # a FIFO, a device, a link loop: refused, never waited on
             before = os.fstat(fh.fileno())
             data = fh.read()
             after = os.fstat(fh.fileno())
-        if is_embedded(path):   # LabelMe's imageData: the stamp is the JSON's (never a match below)
+        if is_embedded(path):  # LabelMe's imageData: the stamp is the JSON's (never a match below)
             data = decode_embedded(data)
     except NotRegularFile as e:
         raise BadFile(f"{name} {e.reason}") from None

@@ -14,6 +14,7 @@ The class order is labels.txt (labelme2voc's: `__ignore__`, `_background_` then 
 or above the folder when there is one, else labels as first seen. `imageData` embedded in the
 JSON is used when the image file is missing (see datasets/embedded.py).
 """
+
 from __future__ import annotations
 
 import base64
@@ -40,12 +41,21 @@ def is_labelme(doc) -> bool:
     return isinstance(doc, dict) and isinstance(doc.get("shapes"), list) and ("imagePath" in doc or "imageData" in doc)
 
 
-def read_labelme(root: Path, on_progress: Progress | None = None, workers: int | None = None,
-                 known: KnownFiles | None = None, stash: Stash | None = None) -> ReadResult:
+def read_labelme(
+    root: Path,
+    on_progress: Progress | None = None,
+    workers: int | None = None,
+    known: KnownFiles | None = None,
+    stash: Stash | None = None,
+) -> ReadResult:
     root = Path(root)
-    files = [root] if root.is_file() else list(walk_files(require_dir(root, "LabelMe folder",
-                                                                      hint="pass the folder of labelme .json files"),
-                                                          (".json",)))
+    files = (
+        [root]
+        if root.is_file()
+        else list(
+            walk_files(require_dir(root, "LabelMe folder", hint="pass the folder of labelme .json files"), (".json",))
+        )
+    )
     base = root.parent if root.is_file() else root
     drawings, invalid, seen = [], [], []
     for path in files:
@@ -53,7 +63,7 @@ def read_labelme(root: Path, on_progress: Progress | None = None, workers: int |
         try:
             doc = load_json(path)
             if not is_labelme(doc):
-                continue   # another JSON (a labels list, a config): not an annotation file
+                continue  # another JSON (a labels list, a config): not an annotation file
             drawings.append(_drawing(path, doc, name, stash))
             seen += [s["label"] for s in doc["shapes"] if isinstance(s, dict) and isinstance(s.get("label"), str)]
         except BadSource as e:
@@ -86,11 +96,19 @@ def _drawing(path: Path, doc: dict, name: str, stash: Optional[Stash]) -> Drawin
         shape = _shape(raw, k)
         if shape is not None:
             shapes.append(shape)
-    key_shapes = [[s.concept, [list(r) for r in s.rings], s.origin,
-                   None if s.mask is None else s.mask.tobytes().hex(), None if s.mask is None else s.mask.shape]
-                  for s in shapes]
-    return Drawing(name=name, image_path=image, size=size, shapes=tuple(shapes),
-                   key=drawing_key("labelme", size, key_shapes))
+    key_shapes = [
+        [
+            s.concept,
+            [list(r) for r in s.rings],
+            s.origin,
+            None if s.mask is None else s.mask.tobytes().hex(),
+            None if s.mask is None else s.mask.shape,
+        ]
+        for s in shapes
+    ]
+    return Drawing(
+        name=name, image_path=image, size=size, shapes=tuple(shapes), key=drawing_key("labelme", size, key_shapes)
+    )
 
 
 def _image(path: Path, doc: dict, stash: Optional[Stash]) -> str:
@@ -142,7 +160,7 @@ def _shape(raw, k: int) -> Optional[Shape]:
         raise BadSource(f"shape {k} ({label}) has no valid points")
     concept = None if label is None or label in BACKGROUND_LABELS else label
     if label in BACKGROUND_LABELS:
-        concept = ""   # painted as background (0)
+        concept = ""  # painted as background (0)
     if kind == "polygon":
         if len(xy) < 3:
             raise BadSource(f"shape {k} ({label}) is a polygon of {len(xy)} points")
@@ -158,9 +176,12 @@ def _shape(raw, k: int) -> Optional[Shape]:
             raise BadSource(f"shape {k} ({label}) is a circle of {len(xy)} points (centre and edge expected)")
         (cx, cy), (ex, ey) = xy
         r = math.hypot(ex - cx, ey - cy)
-        n = max(16, int(2 * math.pi * r))   # about a vertex a pixel of circumference
-        ring = tuple(v for t in range(n) for v in (cx + r * math.cos(2 * math.pi * t / n),
-                                                    cy + r * math.sin(2 * math.pi * t / n)))
+        n = max(16, int(2 * math.pi * r))  # about a vertex a pixel of circumference
+        ring = tuple(
+            v
+            for t in range(n)
+            for v in (cx + r * math.cos(2 * math.pi * t / n), cy + r * math.sin(2 * math.pi * t / n))
+        )
         return Shape(concept, rings=(ring,))
     return Shape(concept, mask=_mask_png(raw.get("mask"), k, label), origin=(int(xy[0][0]), int(xy[0][1])))
 

@@ -16,6 +16,7 @@ rasteriser (labelme.utils.shape_to_mask: PIL, points as pixel centres) fills the
 edge pixels of each polygon too; drawn in file order, that moves class boundaries by up to a
 pixel there (README: "LabelMe").
 """
+
 from __future__ import annotations
 
 import base64
@@ -30,12 +31,14 @@ from segcli.core.files import write_text_atomic
 from segcli.datasets.outlines import value_rings
 from segcli.datasets.writers import put_image
 
-FORMAT_VERSION = "5.5.0"   # the file format followed (shape keys description/mask: labelme 5.5+)
+FORMAT_VERSION = "5.5.0"  # the file format followed (shape keys description/mask: labelme 5.5+)
 IGNORE_LABEL = "__ignore__"
 BACKGROUND_LABEL = "_background_"
 
 
-def labelme_shapes(labelmap: np.ndarray, names: dict[int, str], scores: Optional[dict[int, float]] = None) -> list[dict]:
+def labelme_shapes(
+    labelmap: np.ndarray, names: dict[int, str], scores: Optional[dict[int, float]] = None
+) -> list[dict]:
     """Polygon shapes for each value of `names` ({label-map value: label}, in the order given),
     and `__ignore__` ones for ignore pixels; `scores` (predict's drafts) adds a `score` to each."""
     order = list(names) + ([IGNORE_INDEX] if IGNORE_INDEX not in names else [])
@@ -43,19 +46,33 @@ def labelme_shapes(labelmap: np.ndarray, names: dict[int, str], scores: Optional
     shapes = []
     for value, rings in value_rings(labelmap, order):
         for ring in rings:
-            shape = {"label": labels[value], "points": ring.tolist(), "group_id": None, "description": "",
-                     "shape_type": "polygon", "flags": {}, "mask": None}
+            shape = {
+                "label": labels[value],
+                "points": ring.tolist(),
+                "group_id": None,
+                "description": "",
+                "shape_type": "polygon",
+                "flags": {},
+                "mask": None,
+            }
             if scores is not None and value in scores:
                 shape["score"] = round(float(scores[value]), 4)
             shapes.append(shape)
     return shapes
 
 
-def labelme_document(image_path: str, width: int, height: int, shapes: list[dict],
-                     image_data: Optional[bytes] = None) -> dict:
-    return {"version": FORMAT_VERSION, "flags": {}, "shapes": shapes, "imagePath": image_path,
-            "imageData": None if image_data is None else base64.b64encode(image_data).decode("ascii"),
-            "imageHeight": int(height), "imageWidth": int(width)}
+def labelme_document(
+    image_path: str, width: int, height: int, shapes: list[dict], image_data: Optional[bytes] = None
+) -> dict:
+    return {
+        "version": FORMAT_VERSION,
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": image_path,
+        "imageData": None if image_data is None else base64.b64encode(image_data).decode("ascii"),
+        "imageHeight": int(height),
+        "imageWidth": int(width),
+    }
 
 
 def labels_txt(classes: list[str]) -> str:
@@ -92,8 +109,15 @@ class LabelmeWriter:
         self.embed_images = embed_images
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def add(self, name: str, image: "bytes | Path", labelmap: np.ndarray, labels: dict[int, str],
-            labelmap_png: Optional[bytes] = None, scores: Optional[dict[int, float]] = None) -> None:
+    def add(
+        self,
+        name: str,
+        image: "bytes | Path",
+        labelmap: np.ndarray,
+        labels: dict[int, str],
+        labelmap_png: Optional[bytes] = None,
+        scores: Optional[dict[int, float]] = None,
+    ) -> None:
         """`scores` (predict's drafts): {label-map value: score}, a `score` on each shape."""
         put_image(self.root / name, image)
         h, w = labelmap.shape

@@ -4,6 +4,7 @@ Every stored label map numbers its concepts its own way (value v -> concept labe
 numbers its classes once (classes[0] = background). Training, evaluation and export all map one
 to the other through the same lookup table.
 """
+
 from __future__ import annotations
 
 from segcli.core.classes import IGNORE_INDEX

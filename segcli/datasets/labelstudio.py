@@ -13,6 +13,7 @@ Results, in order (later wins where they overlap: datasets/shapes.py):
 `original_width`/`original_height` are checked against the image as displayed.
 The class order is the labels as first seen (the export carries no label config).
 """
+
 from __future__ import annotations
 
 import re
@@ -33,8 +34,13 @@ _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(.+)$")
 
 
 def is_labelstudio(doc) -> bool:
-    return (isinstance(doc, list) and bool(doc) and all(isinstance(t, dict) for t in doc)
-            and isinstance(doc[0].get("data"), dict) and ("annotations" in doc[0] or "completions" in doc[0]))
+    return (
+        isinstance(doc, list)
+        and bool(doc)
+        and all(isinstance(t, dict) for t in doc)
+        and isinstance(doc[0].get("data"), dict)
+        and ("annotations" in doc[0] or "completions" in doc[0])
+    )
 
 
 def find_export(path: Path) -> Path:
@@ -53,8 +59,13 @@ def find_export(path: Path) -> Path:
     return found[0]
 
 
-def read_labelstudio(path: Path, on_progress: Progress | None = None, workers: int | None = None,
-                     known: KnownFiles | None = None, stash: Stash | None = None) -> ReadResult:
+def read_labelstudio(
+    path: Path,
+    on_progress: Progress | None = None,
+    workers: int | None = None,
+    known: KnownFiles | None = None,
+    stash: Stash | None = None,
+) -> ReadResult:
     from segcli.datasets.coco import ImageFinder
 
     export = find_export(Path(path))
@@ -73,8 +84,15 @@ def read_labelstudio(path: Path, on_progress: Progress | None = None, workers: i
             name = finder.relative(image)
             shapes, size, labels = _shapes(task)
             seen += labels
-            drawings.append(Drawing(name=name, image_path=str(image), size=size, shapes=tuple(shapes),
-                                    key=drawing_key("labelstudio", size, _annotation(task))))
+            drawings.append(
+                Drawing(
+                    name=name,
+                    image_path=str(image),
+                    size=size,
+                    shapes=tuple(shapes),
+                    key=drawing_key("labelstudio", size, _annotation(task)),
+                )
+            )
         except BadSource as e:
             invalid.append(InvalidItem(name, e.reason))
     result = read_drawings(drawings, known, stash, workers, on_progress, invalid)
@@ -85,12 +103,15 @@ def read_labelstudio(path: Path, on_progress: Progress | None = None, workers: i
 
 def _image(task: dict, finder) -> Path:
     data = task.get("data") or {}
-    ref = data.get("image") if isinstance(data.get("image"), str) else next(
-        (v for v in data.values() if isinstance(v, str)), None)
+    ref = (
+        data.get("image")
+        if isinstance(data.get("image"), str)
+        else next((v for v in data.values() if isinstance(v, str)), None)
+    )
     if not ref:
         raise BadSource("data.image is missing")
     parsed = urlparse(ref)
-    if "d" in parse_qs(parsed.query):           # /data/local-files/?d=images/a.png
+    if "d" in parse_qs(parsed.query):  # /data/local-files/?d=images/a.png
         ref = parse_qs(parsed.query)["d"][0]
     elif parsed.scheme in ("http", "https", "s3", "gs") or parsed.path:
         ref = unquote(parsed.path)
@@ -181,7 +202,7 @@ def decode_rle(rle: list[int]):
         if pos + n > bits.size:
             raise BadSource("brush RLE ends early")
         value = 0
-        for bit in bits[pos:pos + n]:
+        for bit in bits[pos : pos + n]:
             value = (value << 1) | int(bit)
         pos += n
         return value

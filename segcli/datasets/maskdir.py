@@ -35,6 +35,7 @@ numpy is imported only for those other forms: the usual L/P mask is counted by P
 and boxed with bytes.find and PIL, so the upload's parent and its forked workers never import
 it (~0.15 s of the upload's serial start-up).
 """
+
 from __future__ import annotations
 
 import functools
@@ -78,25 +79,31 @@ BACKGROUND_NAMES = {"background", "_background_", "__background__", "bg"}
 CLASSES_HINT = "pass --classes a,b,c or write classes.txt (one name a line) beside the masks folder"
 
 
-def read_mask_folder(images_dir: Path, masks_dir: Path, classes: list[str] | None = None,
-                     on_progress: Progress | None = None, workers: int | None = None,
-                     known: KnownFiles | None = None, stash: Stash | None = None) -> ReadResult:
+def read_mask_folder(
+    images_dir: Path,
+    masks_dir: Path,
+    classes: list[str] | None = None,
+    on_progress: Progress | None = None,
+    workers: int | None = None,
+    known: KnownFiles | None = None,
+    stash: Stash | None = None,
+) -> ReadResult:
     """Validate every pair. Files whose facts `known` vouches for (unchanged since the backend
     stored them) are not read again; the others are decoded in worker processes, which hand
     the bytes of valid files to `stash` if given."""
     images_dir = require_dir(images_dir, "images folder", hint="pass the folder of images")
-    masks_dir = require_dir(masks_dir, "masks folder",
-                            hint="pass the folder of <image stem>.png index masks")
+    masks_dir = require_dir(masks_dir, "masks folder", hint="pass the folder of <image stem>.png index masks")
     names, described = class_names(classes, masks_dir)
     pairs, invalid = _pair(images_dir, masks_dir)
     jobs = _with_known(pairs, known)
-    done = {k: _known_item(job, names, described) for k, job in enumerate(jobs)
-            if job[3] is not None and job[4] is not None}
+    done = {
+        k: _known_item(job, names, described) for k, job in enumerate(jobs) if job[3] is not None and job[4] is not None
+    }
     read_one = None
     if len(done) < len(jobs):
         read_one = functools.partial(read_pair, names=names, described=described, stash=stash)
     result = read_jobs(jobs, done, read_one, workers, on_progress, invalid)
-    result.class_order = [names[v] for v in sorted(names)]   # every named index, used or not
+    result.class_order = [names[v] for v in sorted(names)]  # every named index, used or not
     return result
 
 
@@ -106,8 +113,10 @@ def _with_known(pairs: list[tuple[str, str, str]], known: KnownFiles | None) -> 
     keys = [(absolute(image), absolute(mask)) for image, mask, _ in pairs]
     found_images = known.images([key for key, _ in keys])
     found_masks = known.masks([key for _, key in keys])
-    return [(image, mask, name, found_images.get(image_key), found_masks.get(mask_key))
-            for (image, mask, name), (image_key, mask_key) in zip(pairs, keys)]
+    return [
+        (image, mask, name, found_images.get(image_key), found_masks.get(mask_key))
+        for (image, mask, name), (image_key, mask_key) in zip(pairs, keys)
+    ]
 
 
 def _known_item(job: PairJob, names: dict[int, str], described: str) -> LabeledItem | InvalidItem:
@@ -119,31 +128,45 @@ def _known_item(job: PairJob, names: dict[int, str], described: str) -> LabeledI
     return pair_item(name, image_path, info, mask.facts, names, labelmap_path=mask.labelmap_path)
 
 
-def pair_problem(info: ImageFile, mask_width: int, mask_height: int, areas: Mapping[int, int],
-                 names: dict[int, str], described: str) -> str | None:
+def pair_problem(
+    info: ImageFile, mask_width: int, mask_height: int, areas: Mapping[int, int], names: dict[int, str], described: str
+) -> str | None:
     """Why an image and its decoded mask do not make an item, or None: the rules of a pair."""
     if (mask_width, mask_height) != (info.width, info.height):
-        return (f"mask is {mask_width}x{mask_height} but the image is {info.width}x{info.height}"
-                f"{info.turned()}")
+        return f"mask is {mask_width}x{mask_height} but the image is {info.width}x{info.height}{info.turned()}"
     unnamed = [str(v) for v in sorted(areas) if v not in (0, IGNORE_INDEX) and v not in names]
     if unnamed:
-        which = (f"class index {unnamed[0]} has" if len(unnamed) == 1
-                 else f"class indices {', '.join(unnamed)} have")
+        which = f"class index {unnamed[0]} has" if len(unnamed) == 1 else f"class indices {', '.join(unnamed)} have"
         return f"{which} no name ({described})"
     return None
 
 
-def pair_item(name: str, image_path: str | Path, info: ImageFile, mask: MaskFacts, names: dict[int, str], *,
-              labelmap_path: Path | str | None = None, labelmap_png: bytes | None = None,
-              observed: tuple[Observed, ...] = ()) -> LabeledItem:
+def pair_item(
+    name: str,
+    image_path: str | Path,
+    info: ImageFile,
+    mask: MaskFacts,
+    names: dict[int, str],
+    *,
+    labelmap_path: Path | str | None = None,
+    labelmap_png: bytes | None = None,
+    observed: tuple[Observed, ...] = (),
+) -> LabeledItem:
     """The item of a pair that passed pair_problem; every value present is named."""
     labels = {v: names[v] for v in sorted(mask.bboxes)}
     return LabeledItem(
-        name=name, image_path=image_path, image_sha256=info.sha256,
-        width=info.width, height=info.height, labels=labels,
+        name=name,
+        image_path=image_path,
+        image_sha256=info.sha256,
+        width=info.width,
+        height=info.height,
+        labels=labels,
         regions=tuple(Region(labels[v], mask.areas[v], mask.bboxes[v]) for v in sorted(labels)),
-        labelmap_path=labelmap_path, labelmap_png=labelmap_png,
-        labelmap_sha256=mask.labelmap_sha256, observed=observed)
+        labelmap_path=labelmap_path,
+        labelmap_png=labelmap_png,
+        labelmap_sha256=mask.labelmap_sha256,
+        observed=observed,
+    )
 
 
 def class_names(classes: list[str] | None, masks_dir: Path) -> tuple[dict[int, str], str]:
@@ -152,8 +175,7 @@ def class_names(classes: list[str] | None, masks_dir: Path) -> tuple[dict[int, s
     if classes is None:
         found = [p for p in (masks_dir.parent / "classes.txt", masks_dir / "classes.txt") if os.path.lexists(p)]
         if not found:
-            raise InvalidInputError("no class names: no classes given and no classes.txt found",
-                                    hint=CLASSES_HINT)
+            raise InvalidInputError("no class names: no classes given and no classes.txt found", hint=CLASSES_HINT)
         classes, source = _read_classes_txt(found[0]), str(found[0])
     entries = [c.strip() for c in classes]
     while entries and not entries[-1]:
@@ -164,7 +186,9 @@ def class_names(classes: list[str] | None, masks_dir: Path) -> tuple[dict[int, s
         where = "line" if source != "--classes" else "entry"
         raise InvalidInputError(
             f"{source}: {where} {entries.index('') + 1} is blank; each {where} names the next class "
-            "index, so skipping it would shift every later name", hint=CLASSES_HINT)
+            "index, so skipping it would shift every later name",
+            hint=CLASSES_HINT,
+        )
     for k, entry in enumerate(entries):
         problem = concept_problem(entry)
         if problem is not None:
@@ -176,8 +200,7 @@ def class_names(classes: list[str] | None, masks_dir: Path) -> tuple[dict[int, s
     first = 0 if entries[0].lower() in BACKGROUND_NAMES else 1
     last = first + len(entries) - 1
     if last >= IGNORE_INDEX:
-        raise InvalidInputError(f"{source} names {last} classes; at most 254 fit an 8-bit mask",
-                                hint=CLASSES_HINT)
+        raise InvalidInputError(f"{source} names {last} classes; at most 254 fit an 8-bit mask", hint=CLASSES_HINT)
     names = {first + i: name for i, name in enumerate(entries) if first + i > 0}
     return names, f"{Path(source).name} names {first}..{last}"  # "classes.txt" or "--classes"
 
@@ -203,8 +226,9 @@ def _pair(images_dir: Path, masks_dir: Path) -> tuple[list[tuple[str, str, str]]
         invalid.extend(special)
         _pair_folder(rel, images, masks, others, images_dir.name, masks_dir.name, jobs, invalid)
     if not found_any:
-        raise InvalidInputError(f"no images found in {images_dir}",
-                                hint=f"images must end in {', '.join(IMAGE_SUFFIXES)}")
+        raise InvalidInputError(
+            f"no images found in {images_dir}", hint=f"images must end in {', '.join(IMAGE_SUFFIXES)}"
+        )
     return jobs, invalid
 
 
@@ -216,13 +240,20 @@ def _mirrored_folders(images_dir: Path, masks_dir: Path, rel: str = ""):
     image_files, image_dirs, image_specials = _listing(images_dir)
     mask_files, mask_dirs, mask_specials = _listing(masks_dir)
     images_at, masks_at = os.fspath(images_dir), os.fspath(masks_dir)
-    images = [(name, os.path.join(images_at, name)) for name in image_files
-              if _split(name)[1].lower() in IMAGE_SUFFIXES]
+    images = [
+        (name, os.path.join(images_at, name)) for name in image_files if _split(name)[1].lower() in IMAGE_SUFFIXES
+    ]
     # What is named like an image or a mask but is no file of bytes: listed with its reason.
-    special = [InvalidItem(rel + name, f"{name} {why}") for name, why in image_specials
-               if _split(name)[1].lower() in IMAGE_SUFFIXES]
-    special += [InvalidItem(f"{masks_dir.name}/{rel}{name}", f"mask {name} {why}") for name, why in mask_specials
-                if _split(name)[1].lower() == ".png"]
+    special = [
+        InvalidItem(rel + name, f"{name} {why}")
+        for name, why in image_specials
+        if _split(name)[1].lower() in IMAGE_SUFFIXES
+    ]
+    special += [
+        InvalidItem(f"{masks_dir.name}/{rel}{name}", f"mask {name} {why}")
+        for name, why in mask_specials
+        if _split(name)[1].lower() == ".png"
+    ]
     masks, others = {}, {}
     for name in mask_files:
         stem, suffix = _split(name)
@@ -261,9 +292,9 @@ def _listing(folder: Path) -> tuple[list[str], list[str], list[tuple[str, str]]]
                 if entry.is_file():
                     files.append(entry.name)
                     continue
-                if entry.is_dir():   # a link to a folder
+                if entry.is_dir():  # a link to a folder
                     continue
-            except OSError:   # a link loop
+            except OSError:  # a link loop
                 pass
             special.append((entry.name, regular.problem(entry.path) or "is not a regular file"))
     return sorted(files), sorted(dirs), sorted(special)
@@ -276,34 +307,49 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def _pair_folder(rel: str, images: list[tuple[str, str]], masks: dict[str, str], others: dict[str, str],
-                 images_name: str, masks_name: str, jobs: list, invalid: list) -> None:
+def _pair_folder(
+    rel: str,
+    images: list[tuple[str, str]],
+    masks: dict[str, str],
+    others: dict[str, str],
+    images_name: str,
+    masks_name: str,
+    jobs: list,
+    invalid: list,
+) -> None:
     split = [(file_name, image, _split(file_name)[0]) for file_name, image in images]
     stems = Counter(stem for _, _, stem in split)
     for file_name, image, stem in split:
         name = rel + file_name
         if stems[stem] > 1:
-            invalid.append(InvalidItem(name, f"another image has the stem {stem!r}, "
-                                             f"so {masks_name}/{rel}{stem}.png is ambiguous"))
+            invalid.append(
+                InvalidItem(name, f"another image has the stem {stem!r}, so {masks_name}/{rel}{stem}.png is ambiguous")
+            )
         elif stem in masks:
             jobs.append((image, masks[stem], name))
         else:
-            also = (f" (found {others[stem]}; masks must be PNG: lossy formats change "
-                    "class values)") if stem in others else ""
-            invalid.append(InvalidItem(name, f"no mask: {masks_name}/{rel}{stem}.png "
-                                             f"does not exist{also}"))
+            also = (
+                (f" (found {others[stem]}; masks must be PNG: lossy formats change class values)")
+                if stem in others
+                else ""
+            )
+            invalid.append(InvalidItem(name, f"no mask: {masks_name}/{rel}{stem}.png does not exist{also}"))
     for stem, mask in sorted(masks.items()):
         if stem not in stems:
-            invalid.append(InvalidItem(f"{masks_name}/{rel}{os.path.basename(mask)}",
-                                       f"mask has no matching image in {images_name}/{rel}"))
+            invalid.append(
+                InvalidItem(
+                    f"{masks_name}/{rel}{os.path.basename(mask)}", f"mask has no matching image in {images_name}/{rel}"
+                )
+            )
 
 
 # -- decoding one pair (worker processes) ------------------------------------------------
 _SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 
 
-def read_pair(job: PairJob, names: dict[int, str], described: str,
-              stash: Stash | None = None) -> LabeledItem | InvalidItem:
+def read_pair(
+    job: PairJob, names: dict[int, str], described: str, stash: Stash | None = None
+) -> LabeledItem | InvalidItem:
     """Validate one pair, reading only the files whose facts are not already known; the bytes
     of what is valid go to `stash` when one is given."""
     image_path, mask_path, name, known_image, known_mask = job
@@ -327,8 +373,9 @@ def read_pair(job: PairJob, names: dict[int, str], described: str,
         return InvalidItem(name, e.reason)
     if problem is not None:
         return InvalidItem(name, problem)
-    return pair_item(name, image_path, info, facts, names, labelmap_path=labelmap_path,
-                     labelmap_png=png, observed=tuple(observed))
+    return pair_item(
+        name, image_path, info, facts, names, labelmap_path=labelmap_path, labelmap_png=png, observed=tuple(observed)
+    )
 
 
 def _observe(result: tuple[ImageFile, Observed | None], observed: list[Observed]) -> ImageFile:
@@ -338,19 +385,18 @@ def _observe(result: tuple[ImageFile, Observed | None], observed: list[Observed]
     return info
 
 
-def _mask_facts(pixels: bytes, size: tuple[int, int], areas: dict[int, int], verbatim: bool,
-                data: bytes) -> tuple[MaskFacts, bytes | None]:
+def _mask_facts(
+    pixels: bytes, size: tuple[int, int], areas: dict[int, int], verbatim: bool, data: bytes
+) -> tuple[MaskFacts, bytes | None]:
     """Facts of a valid mask, and its re-encoded PNG when the file cannot be stored verbatim."""
     digest = hashlib.sha256(data).hexdigest()
     labelmap = Image.frombuffer("L", size, pixels, "raw", "L", 0, 1)  # a view, not a copy
     png = None if verbatim else image_png(labelmap)
     bboxes = _bboxes(labelmap, pixels, areas)
-    return MaskFacts(digest, *size, areas, bboxes,
-                     digest if png is None else hashlib.sha256(png).hexdigest()), png
+    return MaskFacts(digest, *size, areas, bboxes, digest if png is None else hashlib.sha256(png).hexdigest()), png
 
 
-def _bboxes(labelmap: Image.Image, pixels: bytes, areas: dict[int, int]
-            ) -> dict[int, tuple[int, int, int, int]]:
+def _bboxes(labelmap: Image.Image, pixels: bytes, areas: dict[int, int]) -> dict[int, tuple[int, int, int, int]]:
     """x, y, w, h of each labelled value present (all but 0 and 255). A mask whose only
     non-zero value is one label (a binary mask) is boxed by one PIL getbbox of its non-zero
     pixels; otherwise each value is boxed on its own (_bbox)."""
@@ -376,8 +422,7 @@ def _bbox(labelmap: Image.Image, pixels: bytes, value: int) -> tuple[int, int, i
     return left, top, right - left, bottom - top + 1
 
 
-def _load_mask(path: str) -> tuple[bytes, tuple[int, int], dict[int, int], bool, bytes,
-                                    Stamp | None, int]:
+def _load_mask(path: str) -> tuple[bytes, tuple[int, int], dict[int, int], bool, bytes, Stamp | None, int]:
     """(class-index pixels as displayed, row-major one byte each; (width, height); pixel count
     of each value present; whether the file itself is the label map to store; the file's
     bytes; its stamp; when reading began)."""
@@ -402,8 +447,7 @@ def _load_mask(path: str) -> tuple[bytes, tuple[int, int], dict[int, int], bool,
         return (*_reencoded(mask, label, orient), False, data, stamp, read_at)
 
 
-def _reencoded(mask: Image.Image, label: str, orient: int
-               ) -> tuple[bytes, tuple[int, int], dict[int, int]]:
+def _reencoded(mask: Image.Image, label: str, orient: int) -> tuple[bytes, tuple[int, int], dict[int, int]]:
     """Pixels, size and counts of an accepted mask that is not stored verbatim, drawn upright
     like the photo (and stored re-encoded upright)."""
     upright = turn_upright(Image.fromarray(_class_indices(mask, label)), orient)
@@ -442,13 +486,16 @@ def _class_indices(mask: Image.Image, label: str) -> np.ndarray:
         raise BadFile(f"{label} must be single-channel (mode L or P), got {mask.mode}")
     array = np.asarray(mask)
     if mask.mode in ("LA", "PA", "RGBA") and (array[..., -1] != 255).any():
-        raise BadFile(f"{label} has transparent pixels (mode {mask.mode}); save it without alpha "
-                      "as mode L or P (transparency is not a class: use 255 to ignore pixels)")
+        raise BadFile(
+            f"{label} has transparent pixels (mode {mask.mode}); save it without alpha "
+            "as mode L or P (transparency is not a class: use 255 to ignore pixels)"
+        )
     if mask.mode in ("RGB", "RGBA"):
         grey = array[..., 0]
         if not ((array[..., 1] == grey).all() and (array[..., 2] == grey).all()):
-            raise BadFile(f"{label} must be single-channel (mode L or P), got {mask.mode} with "
-                          "colours; a colour mask needs a palette (mode P) to give class indices")
+            raise BadFile(
+                f"{label} must be single-channel (mode L or P), got {mask.mode} with "
+                "colours; a colour mask needs a palette (mode P) to give class indices"
+            )
         return np.ascontiguousarray(grey)
     return np.ascontiguousarray(array[..., 0])
-

@@ -11,6 +11,7 @@ the order a tool draws them in cannot change a pixel under segcli's rasteriser.
 Memory: a value's bounding box at a time (found a band of rows at a time), never a full-size
 copy per value or per region; big predictions (predict --format) stay within that.
 """
+
 from __future__ import annotations
 
 from typing import Iterator, Optional
@@ -26,7 +27,7 @@ def present_values(labelmap: np.ndarray) -> list[int]:
     return [int(v) for v in np.flatnonzero(counts)]
 
 
-BAND_ROWS = 512   # rows compared at a time while finding a value's bounding box
+BAND_ROWS = 512  # rows compared at a time while finding a value's bounding box
 
 
 def value_box(labelmap: np.ndarray, value: int) -> Optional[tuple[int, int, int, int]]:
@@ -35,7 +36,7 @@ def value_box(labelmap: np.ndarray, value: int) -> Optional[tuple[int, int, int,
     y0 = y1 = None
     x0, x1 = labelmap.shape[1], 0
     for top in range(0, labelmap.shape[0], BAND_ROWS):
-        band = labelmap[top:top + BAND_ROWS] == value
+        band = labelmap[top : top + BAND_ROWS] == value
         rows = np.flatnonzero(band.any(axis=1))
         if not rows.size:
             continue

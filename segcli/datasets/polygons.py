@@ -14,13 +14,14 @@ therefore cut, along the pixel row where each hole begins, into bands that have 
 pieces share edges and together cover exactly the region's pixels, the holes stay out, and no
 piece overlaps another concept (so the order in which a reader paints regions cannot matter).
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Sequence
 
 import numpy as np
 
-E, S, W, N = 0, 1, 2, 3          # directions on screen (y grows downwards)
+E, S, W, N = 0, 1, 2, 3  # directions on screen (y grows downwards)
 _STEP = {E: (1, 0), S: (0, 1), W: (-1, 0), N: (0, -1)}
 
 
@@ -71,7 +72,7 @@ def mask_to_rings(mask: np.ndarray) -> list[np.ndarray]:
         return []
     # Work in the mask's bounding box (objects are usually small in the picture), then shift.
     y0, x0 = int(ys[0]), int(xs[0])
-    crop = np.ascontiguousarray(mask[y0:int(ys[-1]) + 1, x0:int(xs[-1]) + 1])
+    crop = np.ascontiguousarray(mask[y0 : int(ys[-1]) + 1, x0 : int(xs[-1]) + 1])
     rings = _trace(crop)
     holes = [r for r in rings if _area2(r) < 0]
     if holes:
@@ -94,16 +95,16 @@ def _runs(cond: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _segments(mask: np.ndarray) -> list[tuple[tuple[int, int], tuple[int, int], int]]:
     """Maximal straight boundary segments (start, end, direction), inside on the right."""
     m = np.pad(mask, 1).astype(np.int8)
-    horizontal = m[1:, 1:-1] - m[:-1, 1:-1]      # (H+1, W): row boundary y between rows y-1 and y
-    vertical = m[1:-1, 1:] - m[1:-1, :-1]        # (H, W+1): column boundary x between columns x-1 and x
+    horizontal = m[1:, 1:-1] - m[:-1, 1:-1]  # (H+1, W): row boundary y between rows y-1 and y
+    vertical = m[1:-1, 1:] - m[1:-1, :-1]  # (H, W+1): column boundary x between columns x-1 and x
     out = []
-    for y, x0, x1 in zip(*_runs(horizontal == 1)):     # top edges of inside pixels: eastwards
+    for y, x0, x1 in zip(*_runs(horizontal == 1)):  # top edges of inside pixels: eastwards
         out.append(((int(x0), int(y)), (int(x1), int(y)), E))
-    for y, x0, x1 in zip(*_runs(horizontal == -1)):    # bottom edges: westwards
+    for y, x0, x1 in zip(*_runs(horizontal == -1)):  # bottom edges: westwards
         out.append(((int(x1), int(y)), (int(x0), int(y)), W))
     for x, y0, y1 in zip(*_runs((vertical == -1).T)):  # right edges: southwards
         out.append(((int(x), int(y0)), (int(x), int(y1)), S))
-    for x, y0, y1 in zip(*_runs((vertical == 1).T)):   # left edges: northwards
+    for x, y0, y1 in zip(*_runs((vertical == 1).T)):  # left edges: northwards
         out.append(((int(x), int(y1)), (int(x), int(y0)), N))
     return out
 
@@ -128,8 +129,11 @@ def _trace(mask: np.ndarray) -> list[np.ndarray]:
             # Where two pixels meet at a corner only, two segments leave it: turn right, so the
             # pixels stay apart (4-connected). Each segment then has one successor, so the walk
             # closes exactly at `first`.
-            i = candidates[0] if len(candidates) == 1 else next(
-                j for j in candidates if segments[j][2] == (direction + 1) % 4)
+            i = (
+                candidates[0]
+                if len(candidates) == 1
+                else next(j for j in candidates if segments[j][2] == (direction + 1) % 4)
+            )
         rings.append(np.asarray(corners, dtype=np.int64))
     return rings
 
@@ -157,7 +161,7 @@ def _components(mask: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray, np.ndar
     for y, current in by_row.items():
         above = by_row.get(y - 1, [])
         a = 0
-        for i in current:   # both lists are sorted by start: walk them together
+        for i in current:  # both lists are sorted by start: walk them together
             while a < len(above) and stops[above[a]] <= starts[i]:
                 a += 1
             k = a
@@ -174,7 +178,7 @@ def _without_holes(mask: np.ndarray, holes: list[np.ndarray]) -> list[np.ndarray
     cuts: dict[int, set[int]] = {}
     for hole in holes:
         top = int(hole[:, 1].min())
-        x = int(hole[hole[:, 1] == top][:, 0].min())   # the hole's pixel (x, top); (x, top-1) is inside
+        x = int(hole[hole[:, 1] == top][:, 0].min())  # the hole's pixel (x, top); (x, top-1) is inside
         above = np.nonzero((rows == top - 1) & (starts <= x) & (stops > x))[0]
         cuts.setdefault(int(labels[above[0]]), set()).add(top)
     rings: list[np.ndarray] = []

@@ -4,6 +4,7 @@ raises, folder checks, and running a per-item function on threads or processes.
 Kept free of heavy imports so that re-running an upload whose files are all unchanged (their
 facts come from the backend's record, datasets/filefacts.py) never imports an image decoder.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,9 @@ def require_dir(path: Path, what: str, hint: str) -> Path:
     return path
 
 
-def map_items(fn: Callable[[T], R], jobs: Sequence[T], workers: int,
-              on_progress: Progress | None, *, processes: bool = False) -> list[R]:
+def map_items(
+    fn: Callable[[T], R], jobs: Sequence[T], workers: int, on_progress: Progress | None, *, processes: bool = False
+) -> list[R]:
     """`[fn(job) for job in jobs]`, in order, reporting (done, total).
 
     processes=True (for work that holds the GIL: decoding plus numpy and Python per item) runs
@@ -78,8 +80,7 @@ def _fork_is_safe() -> bool:
     return sys.platform.startswith("linux")
 
 
-def _in_processes(fn: Callable[[T], R], jobs: Sequence[T], workers: int,
-                  on_progress: Progress | None) -> list[R]:
+def _in_processes(fn: Callable[[T], R], jobs: Sequence[T], workers: int, on_progress: Progress | None) -> list[R]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
@@ -87,8 +88,12 @@ def _in_processes(fn: Callable[[T], R], jobs: Sequence[T], workers: int,
     # fork: the workers start in milliseconds with numpy, PIL and the reader already imported.
     # They are forked while this process has no other thread yet (the progress display starts
     # after), and die with it (_worker_init), so a killed upload leaves none behind.
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-                               initializer=_worker_init, initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
+    )
     try:
         # Submitting the first chunk forks the workers; chunks run in submission order.
         chunks = [pool.submit(_run_chunk, fn, jobs[start:end]) for start, end in guided_chunks(len(jobs), workers)]
@@ -99,10 +104,10 @@ def _in_processes(fn: Callable[[T], R], jobs: Sequence[T], workers: int,
         pool.shutdown(wait=False, cancel_futures=True)
         # A worker killed from outside (the kernel's out-of-memory killer, kill -9): the machine's
         # doing, not a bug; nothing was written yet.
-        raise EnvironmentFault("a worker process validating the files was killed (out of memory?); "
-                               "nothing was uploaded",
-                               hint="re-run the same command; if it happens again, free memory "
-                                    "(dmesg shows what killed it)") from None
+        raise EnvironmentFault(
+            "a worker process validating the files was killed (out of memory?); nothing was uploaded",
+            hint="re-run the same command; if it happens again, free memory (dmesg shows what killed it)",
+        ) from None
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: workers finish one chunk, exit
         raise
@@ -144,7 +149,7 @@ def _worker_init(parent: int) -> None:
     # Ctrl-C reaches the whole process group: the parent handles it and stops the pool; a
     # worker printing its own KeyboardInterrupt traceback would only be noise.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)   # the parent's clean-up handler is not theirs
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's clean-up handler is not theirs
     try:  # die with the parent (a kill -9 of the upload); a blocked worker never sees EOF
         import ctypes
 
@@ -165,9 +170,14 @@ def _with_progress(results: Iterable[R], total: int, on_progress: Progress | Non
     return out
 
 
-def read_jobs(jobs: Sequence[T], done: dict[int, LabeledItem | InvalidItem],
-              read_one: Callable[[T], LabeledItem | InvalidItem] | None, workers: int | None,
-              on_progress: Progress | None, invalid: Iterable[InvalidItem] = ()) -> ReadResult:
+def read_jobs(
+    jobs: Sequence[T],
+    done: dict[int, LabeledItem | InvalidItem],
+    read_one: Callable[[T], LabeledItem | InvalidItem] | None,
+    workers: int | None,
+    on_progress: Progress | None,
+    invalid: Iterable[InvalidItem] = (),
+) -> ReadResult:
     """The result of every job, in order: `done` holds the outcomes known without reading (index
     -> outcome: files unchanged since stored), the other jobs are read by `read_one` (needed only
     then) in worker processes, or in `workers` threads when a caller names a count. Progress
@@ -185,8 +195,7 @@ def read_jobs(jobs: Sequence[T], done: dict[int, LabeledItem | InvalidItem],
     return result
 
 
-def collect(outcomes: Iterable[LabeledItem | InvalidItem],
-            invalid: Iterable[InvalidItem] = ()) -> ReadResult:
+def collect(outcomes: Iterable[LabeledItem | InvalidItem], invalid: Iterable[InvalidItem] = ()) -> ReadResult:
     result = ReadResult(invalid=list(invalid))
     seen: dict[str, None] = {}  # ordered set: concepts in first-seen order
     for outcome in outcomes:

@@ -15,6 +15,7 @@ Everything here is picklable, so `draw` runs in the readers' worker processes
 (datasets/reading.map_items), and a drawing's `key` (a hash of everything drawn) lets a backend
 remember the label map, so an unchanged re-run neither decodes the image nor draws again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,23 +36,23 @@ DRAW_RULES = 1
 
 
 class Shape(NamedTuple):
-    concept: Optional[str]            # None: ignore (255)
-    rings: tuple = ()                 # flat [x0, y0, x1, y1, ...] rings in pixels, their union
+    concept: Optional[str]  # None: ignore (255)
+    rings: tuple = ()  # flat [x0, y0, x1, y1, ...] rings in pixels, their union
     mask: Optional[np.ndarray] = None  # or a bool mask (HxW, or placed at `origin`)
     origin: tuple[int, int] = (0, 0)  # x, y of mask[0, 0] in the image
     # or a whole index/colour PNG, read in the worker: (path, {value: concept}, {(r, g, b): concept}
     # or None); concept "" = background, None = ignore (raster_shapes)
     raster: Optional[tuple] = None
-    scaled: bool = False              # rings normalised to 0..1 (YOLO): times width and height
-    percent: bool = False             # rings in percent of width and height (Label Studio)
+    scaled: bool = False  # rings normalised to 0..1 (YOLO): times width and height
+    percent: bool = False  # rings in percent of width and height (Label Studio)
 
 
 class Drawing(NamedTuple):
-    name: str                         # shown in messages; the item's name
-    image_path: str                   # the image file
-    size: Optional[tuple[int, int]]   # (width, height) the annotations say, checked; None: any
+    name: str  # shown in messages; the item's name
+    image_path: str  # the image file
+    size: Optional[tuple[int, int]]  # (width, height) the annotations say, checked; None: any
     shapes: tuple[Shape, ...]
-    key: Optional[str] = None         # hash of what is drawn (drawing_key), None: not remembered
+    key: Optional[str] = None  # hash of what is drawn (drawing_key), None: not remembered
     info: Optional[ImageFile] = None  # facts a backend vouched for (image not read again)
 
 
@@ -71,9 +72,14 @@ def file_digest(path: str | Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def read_drawings(drawings: list[Drawing], known: Optional[KnownFiles], stash: Optional[Stash],
-                  workers: Optional[int], on_progress: Optional[Progress],
-                  invalid: Sequence[InvalidItem] = ()) -> ReadResult:
+def read_drawings(
+    drawings: list[Drawing],
+    known: Optional[KnownFiles],
+    stash: Optional[Stash],
+    workers: Optional[int],
+    on_progress: Optional[Progress],
+    invalid: Sequence[InvalidItem] = (),
+) -> ReadResult:
     """Every drawing made into an item (or an invalid one): those whose image and label map the
     backend vouches for without reading anything, the others in worker processes."""
     facts, renders = {}, {}
@@ -82,8 +88,11 @@ def read_drawings(drawings: list[Drawing], known: Optional[KnownFiles], stash: O
         keys = [d.key for d in drawings if d.key is not None and absolute(d.image_path) in facts]
         renders = known.renders(keys) if keys else {}
     jobs = [d._replace(info=facts.get(absolute(d.image_path))) for d in drawings]
-    done = {k: _known_item(job, renders[job.key]) for k, job in enumerate(jobs)
-            if job.info is not None and job.key in renders}
+    done = {
+        k: _known_item(job, renders[job.key])
+        for k, job in enumerate(jobs)
+        if job.info is not None and job.key in renders
+    }
     return read_jobs(jobs, done, _Draw(stash), workers, on_progress, invalid)
 
 
@@ -109,10 +118,19 @@ def _known_item(job: Drawing, render: KnownRender) -> LabeledItem | InvalidItem:
     problem = _size_problem(job, info)
     if problem:
         return InvalidItem(job.name, problem)
-    return LabeledItem(name=job.name, image_path=job.image_path, image_sha256=info.sha256, width=info.width,
-                       height=info.height, labels=render.labels, regions=render.regions,
-                       labelmap_path=render.labelmap_path, labelmap_sha256=render.labelmap_sha256,
-                       clipped=render.clipped, overlapped=render.overlapped)
+    return LabeledItem(
+        name=job.name,
+        image_path=job.image_path,
+        image_sha256=info.sha256,
+        width=info.width,
+        height=info.height,
+        labels=render.labels,
+        regions=render.regions,
+        labelmap_path=render.labelmap_path,
+        labelmap_sha256=render.labelmap_sha256,
+        clipped=render.clipped,
+        overlapped=render.overlapped,
+    )
 
 
 def draw(job: Drawing, stash: Optional[Stash] = None) -> LabeledItem | InvalidItem:
@@ -145,9 +163,20 @@ def draw(job: Drawing, stash: Optional[Stash] = None) -> LabeledItem | InvalidIt
     digest = hashlib.sha256(png).hexdigest()
     if stash is not None:
         stash.keep(digest, png)
-    return LabeledItem(name=job.name, image_path=job.image_path, image_sha256=info.sha256, width=w, height=h,
-                       labels=labels, regions=regions, labelmap_png=png, labelmap_sha256=digest,
-                       observed=observed, render_key=job.key, overlapped=overlapped)
+    return LabeledItem(
+        name=job.name,
+        image_path=job.image_path,
+        image_sha256=info.sha256,
+        width=w,
+        height=h,
+        labels=labels,
+        regions=regions,
+        labelmap_png=png,
+        labelmap_sha256=digest,
+        observed=observed,
+        render_key=job.key,
+        overlapped=overlapped,
+    )
 
 
 def _mask(shape: Shape, h: int, w: int) -> np.ndarray:
@@ -155,17 +184,20 @@ def _mask(shape: Shape, h: int, w: int) -> np.ndarray:
 
     if shape.mask is None:
         factor = 1.0 if shape.scaled else 0.01 if shape.percent else None
-        rings = [list(r) for r in shape.rings] if factor is None else \
-            [[v * factor * (w if k % 2 == 0 else h) for k, v in enumerate(r)] for r in shape.rings]
+        rings = (
+            [list(r) for r in shape.rings]
+            if factor is None
+            else [[v * factor * (w if k % 2 == 0 else h) for k, v in enumerate(r)] for r in shape.rings]
+        )
         return rasterize(rings, h, w)
     full = np.zeros((h, w), bool)
     x, y = shape.origin
     m = np.asarray(shape.mask, bool)
     if x < 0 or y < 0:
-        m = m[max(0, -y):, max(0, -x):]
+        m = m[max(0, -y) :, max(0, -x) :]
         x, y = max(0, x), max(0, y)
-    part = m[:max(0, h - y), :max(0, w - x)]
-    full[y:y + part.shape[0], x:x + part.shape[1]] = part
+    part = m[: max(0, h - y), : max(0, w - x)]
+    full[y : y + part.shape[0], x : x + part.shape[1]] = part
     return full
 
 
@@ -211,8 +243,9 @@ def paint(masks: list[tuple[Optional[str], np.ndarray]], h: int, w: int):
     return labelmap, labels, tuple(regions), overlapped
 
 
-def raster_shapes(path: str | Path, values: Optional[dict], name: str, *,
-                  rgb: Optional[dict] = None) -> tuple[tuple[Shape, ...], tuple[int, int]]:
+def raster_shapes(
+    path: str | Path, values: Optional[dict], name: str, *, rgb: Optional[dict] = None
+) -> tuple[tuple[Shape, ...], tuple[int, int]]:
     """One shape per value of an index (or colour) PNG, and the PNG's (width, height): `values`
     {pixel value: concept, "" background, None ignore}, or `rgb` {(r, g, b): ...} for colour
     masks. A value or colour the table does not name is refused, named, so no pixel silently
@@ -225,7 +258,9 @@ def raster_shapes(path: str | Path, values: Optional[dict], name: str, *,
         with open_image(str(path), name) as im:
             if rgb is not None:
                 pixels = np.asarray(im.convert("RGB"))
-                codes = (pixels[..., 0].astype(np.int64) << 16) | (pixels[..., 1].astype(np.int64) << 8) | pixels[..., 2]
+                codes = (
+                    (pixels[..., 0].astype(np.int64) << 16) | (pixels[..., 1].astype(np.int64) << 8) | pixels[..., 2]
+                )
                 table = {(r << 16) | (g << 8) | b: c for (r, g, b), c in rgb.items()}
             else:
                 if im.mode not in ("L", "P", "I", "I;16", "1"):
@@ -244,7 +279,7 @@ def raster_shapes(path: str | Path, values: Optional[dict], name: str, *,
             what = "colour #%06x" % code if rgb is not None else f"value {code}"
             raise BadFile(f"mask has {what}, which the label table does not name")
         concept = table[code]
-        if concept == "":   # background
+        if concept == "":  # background
             continue
         shapes.append(Shape(concept, mask=codes == code))
     return tuple(shapes), size

@@ -1,5 +1,6 @@
 """What the label-format readers (LabelMe, YOLO, VOC, Label Studio, Cityscapes) share to find
 and parse their files: listing regular files, reading JSON and text that tools write."""
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,7 @@ def walk_files(root: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> Iterat
 
 def load_json(path: Path) -> Any:
     try:
-        return json.loads(decode_text(read_regular(path)))   # never a FIFO (core/regular)
+        return json.loads(decode_text(read_regular(path)))  # never a FIFO (core/regular)
     except OSError as e:
         raise BadSource(f"cannot read {path.name}: {e.strerror or e}") from None
     except TextEncodingError as e:

@@ -12,6 +12,7 @@ once with pycocotools from its (frame-clipped) polygon, and that one boolean mas
 the index mask and (as the polygon) the COCO annotation, so the three agree pixel for pixel.
 Same arguments -> byte-identical files (each image has its own seeded generator).
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,14 @@ CLASSES = ("circle", "square", "triangle")
 CATEGORY_IDS = {"circle": 1, "square": 3, "triangle": 7}
 
 
-def generate_shapes(out_dir: Path, n: int = 40, size: int | tuple[int, int] = 128, seed: int = 0,
-                    formats: tuple[str, ...] = ("coco", "masks"), image_ext: str = "jpg") -> dict:
+def generate_shapes(
+    out_dir: Path,
+    n: int = 40,
+    size: int | tuple[int, int] = 128,
+    seed: int = 0,
+    formats: tuple[str, ...] = ("coco", "masks"),
+    image_ext: str = "jpg",
+) -> dict:
     """Write `n` images of `size`x`size` (or (height, width)); return the paths written and the
     class names."""
     hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
@@ -69,7 +76,7 @@ def _scene(rng: np.random.Generator, hw: tuple[int, int]):
     shapes = []
     for _ in range(int(rng.integers(1, 5))):
         cls = CLASSES[int(rng.integers(len(CLASSES)))]
-        centre = rng.uniform(0, (hw[1], hw[0]), 2)                 # (x, y)
+        centre = rng.uniform(0, (hw[1], hw[0]), 2)  # (x, y)
         radius = rng.uniform(0.1, 0.3) * min(hw)
         poly = _in_frame(_polygon(cls, centre, radius, rng.uniform(0, 2 * math.pi)), hw)
         if len(poly) < 3:
@@ -86,7 +93,7 @@ def _scene(rng: np.random.Generator, hw: tuple[int, int]):
 
 def _gradient(rng: np.random.Generator, hw: tuple[int, int]) -> np.ndarray:
     a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
-    if rng.integers(2):   # vertical or horizontal gradient
+    if rng.integers(2):  # vertical or horizontal gradient
         ramp = np.linspace(0.0, 1.0, hw[0], dtype=np.float32)[:, None]
     else:
         ramp = np.linspace(0.0, 1.0, hw[1], dtype=np.float32)[None, :]
@@ -123,9 +130,15 @@ def _in_frame(poly: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 def _coco_annotation(ann_id: int, image_id: int, cls: str, poly: np.ndarray, hw: tuple[int, int]) -> dict:
     rle = mask_utils.frPyObjects([poly.ravel().tolist()], hw[0], hw[1])[0]
     x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
-    return {"id": ann_id, "image_id": image_id, "category_id": CATEGORY_IDS[cls],
-            "segmentation": [poly.ravel().tolist()], "area": int(mask_utils.area(rle)),
-            "bbox": [x, y, w, h], "iscrowd": 0}
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": CATEGORY_IDS[cls],
+        "segmentation": [poly.ravel().tolist()],
+        "area": int(mask_utils.area(rle)),
+        "bbox": [x, y, w, h],
+        "iscrowd": 0,
+    }
 
 
 def generate_video(path: Path, frames: int = 12, size: int = 128, fps: int = 6, seed: int = 0) -> Path:
@@ -133,11 +146,18 @@ def generate_video(path: Path, frames: int = 12, size: int = 128, fps: int = 6, 
     size += size % 2  # yuv420p needs even dimensions
     rng = np.random.default_rng([seed, 1_000_003])
     background = _gradient(rng, (size, size))
-    shapes = [(CLASSES[k % 3], rng.uniform(0, size, 2), rng.uniform(-0.04, 0.04, 2) * size,
-               rng.uniform(0.12, 0.22) * size, rng.integers(0, 256, 3).astype(np.uint8))
-              for k in range(int(rng.integers(2, 4)))]
+    shapes = [
+        (
+            CLASSES[k % 3],
+            rng.uniform(0, size, 2),
+            rng.uniform(-0.04, 0.04, 2) * size,
+            rng.uniform(0.12, 0.22) * size,
+            rng.integers(0, 256, 3).astype(np.uint8),
+        )
+        for k in range(int(rng.integers(2, 4)))
+    ]
     path = Path(path)
-    with VideoWriter(path, fps, (size, size)) as video:   # PyAV (segcli[local]), imported when used
+    with VideoWriter(path, fps, (size, size)) as video:  # PyAV (segcli[local]), imported when used
         for f in range(frames):
             pixels = background.copy()
             for cls, start, velocity, radius, colour in shapes:

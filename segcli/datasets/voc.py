@@ -12,6 +12,7 @@ their order with VOC's colour map; a palette (or grey) mask is then read by inde
 `ignored` label at that colour, datumaro's name for it, is no class). The class order is the
 labelmap's (background first), every label included.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,11 +25,31 @@ from segcli.datasets.reading import Progress, require_dir
 from segcli.datasets.shapes import Drawing, Shape, drawing_key, file_digest, read_drawings
 from segcli.datasets.sources import BadSource, read_lines, walk_files
 
-VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-               "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-               "train", "tvmonitor"]
+VOC_CLASSES = [
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+]
 VOID = (224, 224, 192)
-VOID_LABEL = "ignored"   # datumaro's name for VOC's void (VocLabel.ignored = 255), at the void colour
+VOID_LABEL = "ignored"  # datumaro's name for VOC's void (VocLabel.ignored = 255), at the void colour
 HINT = "expected a VOC folder: JPEGImages/, SegmentationClass/*.png and labelmap.txt (optional)"
 
 
@@ -74,13 +95,17 @@ def read_labelmap(path: Path) -> list[tuple[str, Optional[tuple[int, int, int]]]
     return out
 
 
-def read_voc(root: Path, on_progress: Progress | None = None, workers: int | None = None,
-             known: KnownFiles | None = None, stash: Stash | None = None) -> ReadResult:
+def read_voc(
+    root: Path,
+    on_progress: Progress | None = None,
+    workers: int | None = None,
+    known: KnownFiles | None = None,
+    stash: Stash | None = None,
+) -> ReadResult:
     root = require_dir(root, "VOC folder", hint=HINT)
     masks_dir = require_dir(root / "SegmentationClass", "SegmentationClass folder", hint=HINT)
     labelmap = root / "labelmap.txt"
-    entries = read_labelmap(labelmap) if labelmap.is_file() else \
-        list(zip(VOC_CLASSES, voc_colormap(len(VOC_CLASSES))))
+    entries = read_labelmap(labelmap) if labelmap.is_file() else list(zip(VOC_CLASSES, voc_colormap(len(VOC_CLASSES))))
     # A label named "ignored" at the void colour (datumaro's, segcli's export) is ignore, not a class.
     entries = [(n, c) for n, c in entries if not (n == VOID_LABEL and c == VOID)]
     names = [n for n, _ in entries]
@@ -113,9 +138,15 @@ def read_voc(root: Path, on_progress: Progress | None = None, workers: int | Non
             continue
         # Palette masks with a labelmap: by colour (through the palette), so both kinds read alike.
         raster = (str(mask), by_index, None if by_index is not None else rgb)
-        drawings.append(Drawing(name=name, image_path=str(image), size=None,
-                                shapes=(Shape(None, raster=raster),),
-                                key=drawing_key("voc", None, [digest, sorted(map(list, rgb.items()), key=str), names])))
+        drawings.append(
+            Drawing(
+                name=name,
+                image_path=str(image),
+                size=None,
+                shapes=(Shape(None, raster=raster),),
+                key=drawing_key("voc", None, [digest, sorted(map(list, rgb.items()), key=str), names]),
+            )
+        )
     result = read_drawings(drawings, known, stash, workers, on_progress, invalid)
     result.format = "voc"
     result.class_order = [n for n in names if n != background]

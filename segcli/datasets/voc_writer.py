@@ -11,6 +11,7 @@ and datumaro's voc_segmentation write it; what datasets/voc.py reads): `dataset 
 - ImageSets/Segmentation/default.txt: every item id (CVAT's "default" subset).
 A raster format: every pixel, ignore included, round-trips exactly; overlaps cannot happen.
 """
+
 from __future__ import annotations
 
 import io
@@ -26,7 +27,7 @@ from segcli.core.files import write_text_atomic
 from segcli.datasets.voc import VOID, VOID_LABEL, voc_colormap
 from segcli.datasets.writers import Provisional, _write, put_image
 
-MAX_CLASSES = 255   # indices 0..254; 255 is void
+MAX_CLASSES = 255  # indices 0..254; 255 is void
 
 
 def palette_png(indices: np.ndarray) -> bytes:
@@ -43,9 +44,11 @@ def labelmap_text(classes: list[str], void: bool = False) -> str:
     which CVAT and datumaro need to read those pixels (and segcli reads as ignore)."""
     for concept in classes[1:]:
         if ":" in concept or concept.startswith("#"):
-            raise InvalidInputError(f"concept {concept!r} cannot be a label of labelmap.txt "
-                                    "(':' separates its fields, '#' starts a comment)",
-                                    hint="export with --format masks or coco, or rename the concept")
+            raise InvalidInputError(
+                f"concept {concept!r} cannot be a label of labelmap.txt "
+                "(':' separates its fields, '#' starts a comment)",
+                hint="export with --format masks or coco, or rename the concept",
+            )
     colours = voc_colormap(len(classes))
     lines = [f"{name}:{','.join(map(str, colours[i]))}::\n" for i, name in enumerate(classes)]
     if void:
@@ -57,23 +60,31 @@ class VocWriter:
     """`add` per image, `finish(classes)` once (see datasets/writers.py)."""
 
     def __init__(self, root: Path, classes: list[str]) -> None:
-        labelmap_text(classes)   # refused before anything is written
+        labelmap_text(classes)  # refused before anything is written
         self.root = Path(root)
         self._numbering = Provisional(classes)
         self._ids: list[str] = []
-        self._void = False                  # a mask holds ignore (255) pixels
-        self._pending: list[Path] = []      # masks that use a concept the order lacked
+        self._void = False  # a mask holds ignore (255) pixels
+        self._pending: list[Path] = []  # masks that use a concept the order lacked
         (self.root / "JPEGImages").mkdir(parents=True, exist_ok=True)
         (self.root / "SegmentationClass").mkdir(parents=True, exist_ok=True)
 
-    def add(self, name: str, image: "bytes | Path", labelmap: np.ndarray, labels: dict[int, str],
-            labelmap_png: Optional[bytes] = None) -> None:
+    def add(
+        self,
+        name: str,
+        image: "bytes | Path",
+        labelmap: np.ndarray,
+        labels: dict[int, str],
+        labelmap_png: Optional[bytes] = None,
+    ) -> None:
         item_id = PurePosixPath(name).with_suffix("").as_posix()
         put_image(self.root / "JPEGImages" / name, image)
         lut = self._numbering.lut(labels)
         if len(self._numbering.classes) > MAX_CLASSES:
-            raise InvalidInputError(f"more than {MAX_CLASSES - 1} concepts: a VOC mask holds class indices "
-                                    "0..254 (255 is void)", hint="export fewer concepts (a dataset version)")
+            raise InvalidInputError(
+                f"more than {MAX_CLASSES - 1} concepts: a VOC mask holds class indices 0..254 (255 is void)",
+                hint="export fewer concepts (a dataset version)",
+            )
         mask = self.root / "SegmentationClass" / f"{item_id}.png"
         indices = lut[labelmap]
         self._void = self._void or bool((indices == IGNORE_INDEX).any())

@@ -15,6 +15,7 @@ class order) is applied at the end, so `finish(classes)` renumbers what it must:
   class index), width/height as displayed. COCO has no ignore label:
   ignore (255) pixels are left out, so they come back as background.
 """
+
 from __future__ import annotations
 
 import io
@@ -94,7 +95,7 @@ class FileNames:
         suffix = split_suffix(parts[-1])[1] if parts else ""
         added = "" if suffix.lower() in IMAGE_SUFFIXES else _suffix_of(image)
         given = self._plan.place(wanted, tag=input_id, add_suffix=added)
-        if wanted != uploaded:   # the change is listed against the name as uploaded
+        if wanted != uploaded:  # the change is listed against the name as uploaded
             if self._plan.renamed and self._plan.renamed[-1] == (wanted, given):
                 self._plan.renamed.pop()
             self._plan.renamed.append((uploaded, given))
@@ -120,8 +121,14 @@ class MaskFolderWriter:
     root: Path
     _pending: list[_Pending] = field(default_factory=list)
 
-    def add(self, name: str, image: bytes, labelmap: np.ndarray, labels: dict[int, str],
-            labelmap_png: Optional[bytes] = None) -> None:
+    def add(
+        self,
+        name: str,
+        image: bytes,
+        labelmap: np.ndarray,
+        labels: dict[int, str],
+        labelmap_png: Optional[bytes] = None,
+    ) -> None:
         _check_line_safe(labels.values())
         _write(self.root / "images" / name, image)
         mask_path = self.root / "masks" / PurePosixPath(name).with_suffix(".png")
@@ -146,8 +153,10 @@ def _check_line_safe(concepts) -> None:
     for concept in concepts:
         problem = concept_problem(concept)
         if problem is not None:
-            raise InvalidInputError(f"concept {concept!r} {problem}: classes.txt (one name a line) "
-                                    "cannot hold it", hint="export with --format coco, or rename the concept")
+            raise InvalidInputError(
+                f"concept {concept!r} {problem}: classes.txt (one name a line) cannot hold it",
+                hint="export with --format coco, or rename the concept",
+            )
 
 
 @dataclass
@@ -157,8 +166,14 @@ class CocoWriter:
     _regions: list[tuple[int, str, dict]] = field(default_factory=list)  # (image id, concept, rle)
     ignored_pixels: int = 0
 
-    def add(self, name: str, image: bytes, labelmap: np.ndarray, labels: dict[int, str],
-            labelmap_png: Optional[bytes] = None) -> None:
+    def add(
+        self,
+        name: str,
+        image: bytes,
+        labelmap: np.ndarray,
+        labels: dict[int, str],
+        labelmap_png: Optional[bytes] = None,
+    ) -> None:
         from pycocotools import mask as mask_utils
 
         _write(self.root / "images" / name, image)
@@ -178,11 +193,17 @@ class CocoWriter:
         index = category_ids or {c: i for i, c in enumerate(classes)}
         annotations = []
         for ann_id, (image_id, concept, rle) in enumerate(self._regions, start=1):
-            annotations.append({
-                "id": ann_id, "image_id": image_id, "category_id": index[concept], "iscrowd": 0,
-                "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
-                "area": int(mask_utils.area(rle)), "bbox": [float(v) for v in mask_utils.toBbox(rle)],
-            })
+            annotations.append(
+                {
+                    "id": ann_id,
+                    "image_id": image_id,
+                    "category_id": index[concept],
+                    "iscrowd": 0,
+                    "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
+                    "area": int(mask_utils.area(rle)),
+                    "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+                }
+            )
         doc = {
             "info": {"description": "segcli dataset export", "version": "1.0"},
             "licenses": [],
@@ -202,7 +223,7 @@ class Provisional:
     def __init__(self, classes: list[str]) -> None:
         self.classes = list(classes)
         self._index = {c: i for i, c in enumerate(self.classes)}
-        self.known = len(self.classes)    # indices below this never move
+        self.known = len(self.classes)  # indices below this never move
 
     def index(self, concept: str) -> int:
         if concept not in self._index:
@@ -235,7 +256,7 @@ def put_image(path: Path, image: "bytes | Path") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(image, path)
-    except OSError:   # another file system, or one without hard links
+    except OSError:  # another file system, or one without hard links
         with open(image, "rb") as src:
             write_atomic(path, lambda fh: shutil.copyfileobj(src, fh))
 

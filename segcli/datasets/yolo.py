@@ -12,6 +12,7 @@ item is invalid (train a segmentation model from polygons). An image without a l
 background (Ultralytics reads it so). Polygons are drawn in file order, the later winning.
 The class order is `names` (every class, used or not).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,7 +45,7 @@ def class_names(root: Path) -> list[str]:
     if path is None:
         raise InvalidInputError(f"no data.yaml in {root}: YOLO label files name classes by index only", hint=HINT)
     try:
-        doc = safeyaml.safe_load(read_text(path))   # bounded: no alias bomb (core/safeyaml.py)
+        doc = safeyaml.safe_load(read_text(path))  # bounded: no alias bomb (core/safeyaml.py)
     except (BadSource, yaml.YAMLError) as e:
         raise InvalidInputError(f"{path} cannot be read: {getattr(e, 'reason', e)}", hint=HINT) from None
     names = doc.get("names") if isinstance(doc, dict) else None
@@ -77,8 +78,13 @@ def image_files(root: Path) -> list[Path]:
     return [p for p in walk_files(root) if "images" in p.relative_to(root).parts[:-1]]
 
 
-def read_yolo(root: Path, on_progress: Progress | None = None, workers: int | None = None,
-              known: KnownFiles | None = None, stash: Stash | None = None) -> ReadResult:
+def read_yolo(
+    root: Path,
+    on_progress: Progress | None = None,
+    workers: int | None = None,
+    known: KnownFiles | None = None,
+    stash: Stash | None = None,
+) -> ReadResult:
     root = require_dir(root, "YOLO dataset folder", hint=HINT)
     names = class_names(root)
     drawings, invalid = [], []
@@ -116,5 +122,10 @@ def _drawing(root: Path, image: Path, name: str, names: list[str]) -> Drawing:
                 raise BadSource(f"{labels.name} line {n}: coordinates must be normalised to 0..1")
             polygons.append((names[cls], tuple(values)))
     shapes = tuple(Shape(concept, rings=(ring,), scaled=True) for concept, ring in polygons)
-    return Drawing(name=name, image_path=str(image), size=None, shapes=shapes,
-                   key=drawing_key("yolo", None, [[c, list(r)] for c, r in polygons]))
+    return Drawing(
+        name=name,
+        image_path=str(image),
+        size=None,
+        shapes=shapes,
+        key=drawing_key("yolo", None, [[c, list(r)] for c, r in polygons]),
+    )

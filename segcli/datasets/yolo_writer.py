@@ -12,6 +12,7 @@ the hole-free bands of datasets/outlines.py (which segcli's reader draws back to
 exactly), and ignore (255) pixels are left out (they come back as background; counted in
 `ignored_pixels`). An image with nothing labelled gets an empty label file (background).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,8 +50,9 @@ def data_yaml(names: list[str]) -> str:
     import yaml
 
     doc = {"train": "images", "val": "images", "nc": len(names), "names": list(names)}
-    return "# written by segcli: Ultralytics YOLO segmentation (names in the dataset's class order)\n" + \
-        yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+    return "# written by segcli: Ultralytics YOLO segmentation (names in the dataset's class order)\n" + yaml.safe_dump(
+        doc, allow_unicode=True, sort_keys=False
+    )
 
 
 class YoloWriter:
@@ -60,12 +62,18 @@ class YoloWriter:
         self.root = Path(root)
         self.ignored_pixels = 0
         self._numbering = Provisional(classes)
-        self._pending: list[Path] = []          # label files that use a concept the order lacked
+        self._pending: list[Path] = []  # label files that use a concept the order lacked
         (self.root / "images").mkdir(parents=True, exist_ok=True)
         (self.root / "labels").mkdir(parents=True, exist_ok=True)
 
-    def add(self, name: str, image: "bytes | Path", labelmap: np.ndarray, labels: dict[int, str],
-            labelmap_png: Optional[bytes] = None) -> None:
+    def add(
+        self,
+        name: str,
+        image: "bytes | Path",
+        labelmap: np.ndarray,
+        labels: dict[int, str],
+        labelmap_png: Optional[bytes] = None,
+    ) -> None:
         image_path = self.root / "images" / name
         put_image(image_path, image)
         self.ignored_pixels += int(np.count_nonzero(labelmap == IGNORE_INDEX))

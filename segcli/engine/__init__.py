@@ -10,6 +10,7 @@ is imported when train() runs or a Predictor loads.
     from segcli.engine.onnx_predict import OnnxPredictor         # ONNX Runtime, no torch
     from segcli.core.segmentation import SegResult
 """
+
 from __future__ import annotations
 
 from segcli.engine.api import Sample, TrainJob

@@ -3,6 +3,7 @@
 `train()` imports the trainer (torch, and transformers for SegFormer) only when called, so the
 worker pays for it and nothing else does.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,8 +15,8 @@ from segcli.core.files import Readable
 
 @dataclass
 class Sample:
-    image: Readable        # encoded image (jpg/png): a file, or a stored blob (read_bytes())
-    labelmap: Readable     # single-channel uint8 PNG, same size; values are per-item label indices
+    image: Readable  # encoded image (jpg/png): a file, or a stored blob (read_bytes())
+    labelmap: Readable  # single-channel uint8 PNG, same size; values are per-item label indices
     # len 256: lut[v] = training class index for label-map value v; lut[0] = 0, lut[255] = 255;
     # values of concepts not trained -> 0 (background)
     lut: list[int] = field(default_factory=lambda: list(range(256)))
@@ -23,16 +24,20 @@ class Sample:
 
 @dataclass
 class TrainJob:
-    template: str          # a local template's name (core/template_names.py)
-    params: dict           # resolved train_params (floats), incl. local-only knobs
-    classes: list[str]     # class index -> concept id; classes[0] == "background"
+    template: str  # a local template's name (core/template_names.py)
+    params: dict  # resolved train_params (floats), incl. local-only knobs
+    classes: list[str]  # class index -> concept id; classes[0] == "background"
     train: list[Sample]
-    val: list[Sample]      # may be empty: the engine then holds out val_percent of train
-    workdir: Path          # checkpoint/ and model/ go here
+    val: list[Sample]  # may be empty: the engine then holds out val_percent of train
+    workdir: Path  # checkpoint/ and model/ go here
 
 
-def train(job: TrainJob, on_event: Callable[[dict], None],
-          should_stop: Callable[[], bool] = lambda: False, resume: bool = False) -> dict:
+def train(
+    job: TrainJob,
+    on_event: Callable[[dict], None],
+    should_stop: Callable[[], bool] = lambda: False,
+    resume: bool = False,
+) -> dict:
     """Train `job`; return the final metrics, or {"stopped": True, ...} if should_stop() fired.
 
     Events passed to on_event (small JSON-able dicts, in this order):

@@ -3,6 +3,7 @@ exported file carries, atomic writes with a sha256, and the safetensors export.
 
 A trained model directory (engine/checkpoint.py) holds model.safetensors + config.json.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,10 @@ from segcli.core.errors import NotFoundError
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 # The fix for a damaged file of a trained version: nothing segcli can rebuild it from.
-RESTORE_OR_RETRAIN = ("restore {path} from a backup, or train the model again (segcli train --model MODEL "
-                      "--app APP): this version's files are damaged")
+RESTORE_OR_RETRAIN = (
+    "restore {path} from a backup, or train the model again (segcli train --model MODEL "
+    "--app APP): this version's files are damaged"
+)
 
 
 @contextmanager
@@ -47,12 +50,14 @@ def reading(path: Path, hint: str = RESTORE_OR_RETRAIN) -> Iterator[None]:
 def config_of(model_dir: Path) -> dict[str, Any]:
     path = Path(model_dir) / CONFIG
     if not path.is_file() or not (Path(model_dir) / WEIGHTS).is_file():
-        raise NotFoundError(f"{model_dir} holds no trained model ({CONFIG} or {WEIGHTS} missing)",
-                            hint="segcli model show (is the version TRAINED?)")
+        raise NotFoundError(
+            f"{model_dir} holds no trained model ({CONFIG} or {WEIGHTS} missing)",
+            hint="segcli model show (is the version TRAINED?)",
+        )
     with reading(path):
         config = json.loads(path.read_text(encoding="utf-8"))
         for key in ("classes", "image_size", "normalisation"):
-            config[key]   # noqa: B018 - a config without them is damaged, said here, not later
+            config[key]  # noqa: B018 - a config without them is damaged, said here, not later
     return config
 
 
@@ -75,10 +80,16 @@ def metadata(config: dict[str, Any], version_id: str) -> dict[str, Any]:
     """What a consumer of an exported file needs to preprocess and to name the classes.
     Keys are a script contract (README, "model export")."""
     norm = config["normalisation"]
-    return {"segcli.classes": list(config["classes"]), "segcli.mean": list(norm["mean"]),
-            "segcli.std": list(norm["std"]), "segcli.image_size": list(config["image_size"]),
-            "segcli.resize": resize_mode(config), "segcli.template": str(config.get("template", "")),
-            "segcli.version_id": version_id, "segcli.geometry": geometry_of(config).to_dict()}
+    return {
+        "segcli.classes": list(config["classes"]),
+        "segcli.mean": list(norm["mean"]),
+        "segcli.std": list(norm["std"]),
+        "segcli.image_size": list(config["image_size"]),
+        "segcli.resize": resize_mode(config),
+        "segcli.template": str(config.get("template", "")),
+        "segcli.version_id": version_id,
+        "segcli.geometry": geometry_of(config).to_dict(),
+    }
 
 
 def weights_key(model_dir: Path) -> str:
@@ -94,6 +105,7 @@ def write_atomic(path: Path, chunks: Iterable[bytes]) -> str:
         for chunk in chunks:
             digest.update(chunk)
             fh.write(chunk)
+
     files.write_atomic(Path(path), fill, fsync=True)
     return digest.hexdigest()
 
@@ -109,7 +121,7 @@ def safetensors_chunks(model_dir: Path, meta: dict[str, Any]) -> Iterator[bytes]
         merged.update({k: meta_value(v) for k, v in meta.items()})
         header["__metadata__"] = merged
         raw = json.dumps(header, separators=(",", ":")).encode()
-        raw += b" " * (-len(raw) % 8)          # keep the tensor data 8-byte aligned
+        raw += b" " * (-len(raw) % 8)  # keep the tensor data 8-byte aligned
         yield struct.pack("<Q", len(raw)) + raw
         while chunk := f.read(1 << 20):
             yield chunk

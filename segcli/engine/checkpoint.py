@@ -6,6 +6,7 @@ goes in the safetensors header metadata as JSON strings.
 workdir/model/: model.safetensors + config.json (template, classes, arch, preprocessing), all a
 Predictor needs.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,7 @@ def atomic_write_text(text: str, path: Path) -> None:
     write_text_atomic(path, text, fsync=True)
 
 
-def save_training(ckpt_dir: Path, *, model, optimizer, scheduler, epoch: int,
-                  history: list, fingerprint: dict) -> None:
+def save_training(ckpt_dir: Path, *, model, optimizer, scheduler, epoch: int, history: list, fingerprint: dict) -> None:
     tensors = {f"model.{k}": _cpu(v) for k, v in model.state_dict().items()}
     opt = optimizer.state_dict()
     scalars = {}
@@ -53,7 +53,8 @@ def save_training(ckpt_dir: Path, *, model, optimizer, scheduler, epoch: int,
                 scalars[f"{pid}.{name}"] = v
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {
-        "format": FORMAT, "epoch": str(epoch),
+        "format": FORMAT,
+        "epoch": str(epoch),
         "optimizer.param_groups": json.dumps(opt["param_groups"]),
         "optimizer.scalars": json.dumps(scalars),
         "scheduler": json.dumps(scheduler.state_dict()),
@@ -66,7 +67,7 @@ def save_training(ckpt_dir: Path, *, model, optimizer, scheduler, epoch: int,
 def load_training(ckpt_dir: Path) -> dict | None:
     """The last completed epoch's state, or None when there is no checkpoint."""
     path = ckpt_dir / CKPT_NAME
-    leftovers.sweep(ckpt_dir)   # the temporary checkpoint a killed worker was writing
+    leftovers.sweep(ckpt_dir)  # the temporary checkpoint a killed worker was writing
     if not path.is_file():
         return None
     with artifacts.reading(path, hint=RESTART_HINT):
@@ -74,8 +75,7 @@ def load_training(ckpt_dir: Path) -> dict | None:
 
 
 # A damaged checkpoint loses at most the epochs since the run began; the fix says so.
-RESTART_HINT = ("delete {path} and resume again to restart this training from its first epoch "
-                "(or train a new version)")
+RESTART_HINT = "delete {path} and resume again to restart this training from its first epoch (or train a new version)"
 
 
 def _training_state(path: Path) -> dict:
@@ -87,14 +87,14 @@ def _training_state(path: Path) -> dict:
     state: dict = {}
     for k, v in tensors.items():
         if k.startswith("optim."):
-            pid, name = k[len("optim."):].split(".", 1)
+            pid, name = k[len("optim.") :].split(".", 1)
             state.setdefault(int(pid), {})[name] = v
     for k, v in json.loads(meta["optimizer.scalars"]).items():
         pid, name = k.split(".", 1)
         state.setdefault(int(pid), {})[name] = v
     return {
         "epoch": int(meta["epoch"]),
-        "model": {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")},
+        "model": {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")},
         "optimizer": {"state": state, "param_groups": json.loads(meta["optimizer.param_groups"])},
         "scheduler": json.loads(meta["scheduler"]),
         "history": json.loads(meta["history"]),
@@ -105,8 +105,9 @@ def _training_state(path: Path) -> dict:
 
 def save_model(model_dir: Path, model, config: dict) -> None:
     # Weights first, config last: a model dir with config.json is complete.
-    atomic_save({k: _cpu(v) for k, v in model.state_dict().items()},
-                model_dir / artifacts.WEIGHTS, {"format": "segcli-model/1"})
+    atomic_save(
+        {k: _cpu(v) for k, v in model.state_dict().items()}, model_dir / artifacts.WEIGHTS, {"format": "segcli-model/1"}
+    )
     atomic_write_text(json.dumps(config, indent=2), model_dir / artifacts.CONFIG)
 
 
@@ -118,7 +119,7 @@ def load_module(model_dir: Path) -> tuple[torch.nn.Module, dict]:
 
     config = artifacts.config_of(model_dir)
     weights = Path(model_dir) / artifacts.WEIGHTS
-    with artifacts.reading(weights):   # damaged bytes, or tensors that do not fit the model: exit 12
+    with artifacts.reading(weights):  # damaged bytes, or tensors that do not fit the model: exit 12
         model = models.build(config["arch"])
         model.load_state_dict(load_file(str(weights)))
     return model.eval(), config

@@ -8,6 +8,7 @@ meaning). Classes absent from the training split get weight 1. The rule was chos
 measurement on imbalanced data (bench/bench_bigimages.py, bench/RESULTS.md).
 numpy only.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
@@ -29,7 +30,7 @@ def auto_weights(pixels: Sequence[int]) -> np.ndarray:
     freq = counts / counts.sum()
     raw = np.sqrt(np.median(freq[present]) / freq[present])
     raw = np.minimum(raw, MAX_WEIGHT * raw.min())
-    raw /= (freq[present] * raw).sum()          # pixel-weighted mean weight 1
+    raw /= (freq[present] * raw).sum()  # pixel-weighted mean weight 1
     weights[present] = raw
     return weights.astype(np.float32)
 
@@ -39,12 +40,12 @@ def weights_for(setting: Any, pixels: Sequence[int], classes: Sequence[str]) -> 
     if isinstance(setting, (list, tuple)):
         if len(setting) != len(classes):
             raise InvalidInputError(
-                f"class_weights has {len(setting)} values for {len(classes)} classes "
-                f"({', '.join(classes)})", hint="give one weight per class, background first, or class_weights=auto")
+                f"class_weights has {len(setting)} values for {len(classes)} classes ({', '.join(classes)})",
+                hint="give one weight per class, background first, or class_weights=auto",
+            )
         values = np.asarray(setting, np.float32)
         if not (values >= 0).all() or not values.any():
-            raise InvalidInputError("class_weights must be >= 0 and not all 0",
-                                    hint="e.g. --set class_weights=[1,1,5]")
+            raise InvalidInputError("class_weights must be >= 0 and not all 0", hint="e.g. --set class_weights=[1,1,5]")
         return values
     if str(setting) == "auto":
         return auto_weights(pixels)

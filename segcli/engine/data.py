@@ -8,6 +8,7 @@ by a random factor in scale_jitter, half of them centred on a pixel of the rares
 image holds (small objects would otherwise be in few crops); an epoch takes as many crops of an
 image as its area holds crops. Masks are resized nearest-neighbour.
 """
+
 from __future__ import annotations
 
 import io
@@ -25,7 +26,7 @@ from segcli.core.geometry import Geometry
 from segcli.core.ordered import ordered_map
 from segcli.datasets.imagefile import BadFile, open_rgb
 
-MEAN = np.array([0.485, 0.456, 0.406], np.float32)   # ImageNet, as SegFormer's processor uses
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # ImageNet, as SegFormer's processor uses
 STD = np.array([0.229, 0.224, 0.225], np.float32)
 # Decoded, resized samples are kept in memory up to this budget; beyond it they are re-read.
 CACHE_BYTES = int(os.environ.get("SEGCLI_ENGINE_CACHE_MB", "2048")) * 2**20
@@ -64,8 +65,7 @@ def load_sample(sample, geometry: Geometry) -> tuple[np.ndarray, np.ndarray, tup
     except Exception as e:
         raise ValueError(f"unreadable label map ({type(e).__name__})") from None
     if mask.shape != img.shape[:2]:
-        raise ValueError(f"label map {mask.shape[1]}x{mask.shape[0]} != image "
-                         f"{img.shape[1]}x{img.shape[0]}")
+        raise ValueError(f"label map {mask.shape[1]}x{mask.shape[0]} != image {img.shape[1]}x{img.shape[0]}")
     lut = np.asarray(sample.lut, dtype=np.uint8)
     if lut.shape != (256,):
         raise ValueError("lut must have 256 entries")
@@ -88,6 +88,7 @@ class SampleSet:
     `counts[i]`: sample i's pixels per value (256 bins: classes, 255 = ignore);
     `points[i]`: {class: int64 flat positions} to centre crops on; `sizes[i]`: its original
     (h, w) before any resize."""
+
     samples: list
     cache: list
     geometry: Geometry
@@ -126,6 +127,7 @@ def load_all(samples: list, geometry: Geometry, workers: int = 2):
     """Decode and check every sample once (2 threads: PIL releases the GIL).
 
     Returns (SampleSet of usable samples, [(image_path, reason)] skipped)."""
+
     def one(k_s):
         k, s = k_s
         try:
@@ -133,6 +135,7 @@ def load_all(samples: list, geometry: Geometry, workers: int = 2):
         except ValueError as e:
             return str(e)
         return img, mask, size, _facts(mask, k)
+
     with ThreadPoolExecutor(max(1, workers)) as ex:
         results = list(ex.map(one, enumerate(samples)))
     ok, cache, shapes, skipped, used = [], [], [], [], 0
@@ -155,15 +158,18 @@ def load_all(samples: list, geometry: Geometry, workers: int = 2):
 def check_tolerance(total: int, skipped: list, tolerance_percent: float) -> None:
     share = 100.0 * len(skipped) / max(1, total)
     if total and len(skipped) == total:
-        raise InvalidInputError("no usable training inputs: every sample failed to load",
-                                hint="segcli dataset show (check the images and label maps)",
-                                details=[f"{p}: {r}" for p, r in skipped[:20]])
+        raise InvalidInputError(
+            "no usable training inputs: every sample failed to load",
+            hint="segcli dataset show (check the images and label maps)",
+            details=[f"{p}: {r}" for p, r in skipped[:20]],
+        )
     if share > tolerance_percent:
         raise InvalidInputError(
             f"{len(skipped)} of {total} inputs ({share:.1f}%) are unusable, above "
             f"invalid_data_tolerance_percent={tolerance_percent:g}",
             hint="fix or remove those inputs, or raise it: --set invalid_data_tolerance_percent=N",
-            details=[f"{p}: {r}" for p, r in skipped[:20]])
+            details=[f"{p}: {r}" for p, r in skipped[:20]],
+        )
 
 
 def holdout(n: int, val_percent: float, seed: int) -> tuple[list[int], list[int]]:
@@ -180,16 +186,22 @@ def augment(img: np.ndarray, mask: np.ndarray, crop: tuple[int, int], rng: np.ra
     h, w = mask.shape
     y = int(rng.integers(0, h - crop[0] + 1)) if h > crop[0] else 0
     x = int(rng.integers(0, w - crop[1] + 1)) if w > crop[1] else 0
-    return _photometric(img[y:y + crop[0], x:x + crop[1]], mask[y:y + crop[0], x:x + crop[1]], rng)
+    return _photometric(img[y : y + crop[0], x : x + crop[1]], mask[y : y + crop[0], x : x + crop[1]], rng)
 
 
 # Share of native-mode crops centred on a pixel of the rarest class their image holds.
 FOCUS_SHARE = 0.5
 
 
-def native_crop(img: np.ndarray, mask: np.ndarray, crop: tuple[int, int], rng: np.random.Generator,
-                jitter: tuple[float, float] = (1.0, 1.0), points: dict | None = None,
-                rarity: dict | None = None):
+def native_crop(
+    img: np.ndarray,
+    mask: np.ndarray,
+    crop: tuple[int, int],
+    rng: np.random.Generator,
+    jitter: tuple[float, float] = (1.0, 1.0),
+    points: dict | None = None,
+    rarity: dict | None = None,
+):
     """A crop_size crop of a native-resolution image: a window of crop / f pixels (f drawn
     log-uniformly from `jitter`) resized by f, padded to `crop` (image 0, mask ignore) where
     the image is smaller; with FOCUS_SHARE chance centred on one of `points` of the image's
@@ -205,8 +217,8 @@ def native_crop(img: np.ndarray, mask: np.ndarray, crop: tuple[int, int], rng: n
         x = int(np.clip(cx - rw // 2 + rng.integers(-(rw // 4), rw // 4 + 1), 0, w - rw))
     else:
         y, x = int(rng.integers(0, h - rh + 1)), int(rng.integers(0, w - rw + 1))
-    img, mask = img[y:y + rh, x:x + rw], mask[y:y + rh, x:x + rw]
-    if f != 1.0:   # to the crop size exactly, unless the image itself is smaller (then padded)
+    img, mask = img[y : y + rh, x : x + rw], mask[y : y + rh, x : x + rw]
+    if f != 1.0:  # to the crop size exactly, unless the image itself is smaller (then padded)
         th = crop[0] if rh < h else min(crop[0], max(1, round(rh * f)))
         tw = crop[1] if rw < w else min(crop[1], max(1, round(rw * f)))
         img = resize_image(img, (th, tw))
@@ -214,8 +226,8 @@ def native_crop(img: np.ndarray, mask: np.ndarray, crop: tuple[int, int], rng: n
     if img.shape[:2] != tuple(crop):
         pad_img = np.zeros((*crop, 3), np.uint8)
         pad_mask = np.full(crop, IGNORE_INDEX, np.uint8)
-        pad_img[:img.shape[0], :img.shape[1]] = img
-        pad_mask[:mask.shape[0], :mask.shape[1]] = mask
+        pad_img[: img.shape[0], : img.shape[1]] = img
+        pad_mask[: mask.shape[0], : mask.shape[1]] = mask
         img, mask = pad_img, pad_mask
     return _photometric(img, mask, rng)
 
@@ -259,12 +271,19 @@ def epoch_items(data: SampleSet, idx: list[int]) -> list[int]:
     return [i for i in idx for _ in range(max(1, round(data.shapes[i][0] * data.shapes[i][1] / area)))]
 
 
-def train_batches(data: SampleSet, idx: list[int], batch_size: int, seed: int, epoch: int,
-                  workers: int, jitter: tuple[float, float] = (1.0, 1.0)) -> Iterator:
+def train_batches(
+    data: SampleSet,
+    idx: list[int],
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    workers: int,
+    jitter: tuple[float, float] = (1.0, 1.0),
+) -> Iterator:
     """This epoch's shuffled, augmented batches. Every batch has its own RNG from
     (seed, epoch, batch): the same seed gives the same batches whatever the thread timing."""
     order = np.random.default_rng([seed, epoch]).permutation(epoch_items(data, idx)).tolist()
-    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     crop = data.geometry.crop
     native = data.geometry.mode == "native"
     rarity = _rarity(data, idx) if native else None
@@ -276,6 +295,7 @@ def train_batches(data: SampleSet, idx: list[int], batch_size: int, seed: int, e
         else:
             pairs = [augment(*data.get(i), crop, rng) for i in chunks[b]]
         return to_batch([p[0] for p in pairs], [p[1] for p in pairs])
+
     return ordered_map(make, len(chunks), workers)
 
 
@@ -294,9 +314,10 @@ def eval_batches(data: SampleSet, idx: list[int], batch_size: int) -> Iterator:
     groups: dict = {}
     for i in idx:
         groups.setdefault(data.shapes[i], []).append(i)
-    chunks = [g[j:j + batch_size] for g in groups.values() for j in range(0, len(g), batch_size)]
+    chunks = [g[j : j + batch_size] for g in groups.values() for j in range(0, len(g), batch_size)]
 
     def make(b: int):
         pairs = [data.get(i) for i in chunks[b]]
         return to_batch([p[0] for p in pairs], [p[1] for p in pairs])
+
     return ordered_map(make, len(chunks), 1)

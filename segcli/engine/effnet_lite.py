@@ -11,14 +11,22 @@ stem and head not scaled. TensorFlow's "SAME" padding of the stride-2 convolutio
 (one more pixel bottom/right); it is applied as a constant pad for even input sizes, so the
 forward pass has no shape-dependent branches (ONNX-friendly); odd sizes simply get one row less.
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import nn
 
 # (repeats, kernel, stride, expand ratio, in channels, out channels) of the seven stages.
-STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
-          (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
 STEM = 32
 # The blocks whose outputs are the feature maps at strides 2, 4, 8, 16, 32 (the last block of
 # each resolution), and their channels.
@@ -37,8 +45,7 @@ class SamePadConv(nn.Conv2d):
     the symmetric k//2 that PyTorch's padding= gives (equal to SAME for odd kernels)."""
 
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1):
-        super().__init__(cin, cout, k, stride, padding=0 if stride == 2 else k // 2,
-                         groups=groups, bias=False)
+        super().__init__(cin, cout, k, stride, padding=0 if stride == 2 else k // 2, groups=groups, bias=False)
         self.pad = ((k - 2) // 2, (k - 1) // 2) * 2 if stride == 2 else None
 
     def forward(self, x):

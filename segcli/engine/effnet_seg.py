@@ -9,6 +9,7 @@ Batch norm: with freeze_bn (the default recipe) the encoder's BN layers keep Ima
 statistics (eval mode) while their affine weights train: batches of a few images give noisy
 statistics, and the measured runs learned faster this way (bench/RESULTS.md).
 """
+
 from __future__ import annotations
 
 import torch
@@ -49,11 +50,18 @@ class MLPHead(nn.Module):
 
 
 class EffNetLite0Seg(nn.Module):
-    def __init__(self, num_classes: int, decoder: str = "mlp", decoder_channels: int = 128,
-                 freeze_bn: bool = True, dropout: float = 0.1, frozen_blocks: int = 0):
+    def __init__(
+        self,
+        num_classes: int,
+        decoder: str = "mlp",
+        decoder_channels: int = 128,
+        freeze_bn: bool = True,
+        dropout: float = 0.1,
+        frozen_blocks: int = 0,
+    ):
         super().__init__()
         self.encoder = EfficientNetLite0()
-        channels = FEATURE_CHANNELS[1:]       # strides 4, 8, 16, 32
+        channels = FEATURE_CHANNELS[1:]  # strides 4, 8, 16, 32
         if decoder == "mlp":
             self.head = MLPHead(channels, decoder_channels, num_classes, dropout)
         else:
@@ -67,8 +75,7 @@ class EffNetLite0Seg(nn.Module):
         mean, std = torch.tensor(MEAN), torch.tensor(STD)
         # x_tf = (x * std + mean - tf_mean) / tf_std, per channel; not saved (a constant).
         self.register_buffer("in_scale", (std / _TF_STD).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("in_shift", ((mean - _TF_MEAN) / _TF_STD).view(1, 3, 1, 1),
-                             persistent=False)
+        self.register_buffer("in_shift", ((mean - _TF_MEAN) / _TF_STD).view(1, 3, 1, 1), persistent=False)
         # channels-last: oneDNN's depthwise and 3x3 convolutions run ~20% faster on NHWC here
         self.to(memory_format=torch.channels_last)
 

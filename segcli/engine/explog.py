@@ -12,6 +12,7 @@ per_class; image training_plot). MLflow: experiment "APP/MODEL", one run named V
 metrics loss, val_mIoU, images_per_s, epoch_seconds by epoch; per-class val_IoU.NAME; artifacts
 per_class.json, per_class.md, training.png); a resumed training continues the same run.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -24,15 +25,18 @@ from typing import Any, Optional
 from segcli.core.errors import DependencyError, InvalidInputError
 
 KINDS = ("tensorboard", "mlflow")
-PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow"}   # kind -> importable module
-DISTRIBUTIONS = {"tensorboard": "tensorboard", "mlflow": "mlflow-skinny"}   # kind -> what pip installs
+PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow"}  # kind -> importable module
+DISTRIBUTIONS = {"tensorboard": "tensorboard", "mlflow": "mlflow-skinny"}  # kind -> what pip installs
 EXTRA_HINT = "pip install -e '.[{kind}]' in segcli's clone (or pip install '{package}')"
 DEFAULT_DIRS = {"tensorboard": "runs", "mlflow": "mlruns"}
-MLFLOW_RUN_FILE = "mlflow_run.json"   # in the version's run folder: what a resume continues
-EPOCH_SCALARS = {"loss": "train/loss", "val_mIoU": "val/mIoU", "images_per_s": "train/images_per_s",
-                 "seconds": "time/epoch_seconds"}
-MLFLOW_NAMES = {"loss": "loss", "val_mIoU": "val_mIoU", "images_per_s": "images_per_s",
-                "seconds": "epoch_seconds"}
+MLFLOW_RUN_FILE = "mlflow_run.json"  # in the version's run folder: what a resume continues
+EPOCH_SCALARS = {
+    "loss": "train/loss",
+    "val_mIoU": "val/mIoU",
+    "images_per_s": "train/images_per_s",
+    "seconds": "time/epoch_seconds",
+}
+MLFLOW_NAMES = {"loss": "loss", "val_mIoU": "val_mIoU", "images_per_s": "images_per_s", "seconds": "epoch_seconds"}
 
 
 def check_available(kind: str) -> None:
@@ -41,11 +45,13 @@ def check_available(kind: str) -> None:
         raise InvalidInputError(f"unknown experiment log {kind!r}", hint=f"--log {' or --log '.join(KINDS)}")
     try:
         found = importlib.util.find_spec(PACKAGES[kind]) is not None
-    except (ImportError, ValueError):   # a broken install is as good as none
+    except (ImportError, ValueError):  # a broken install is as good as none
         found = False
     if not found:
-        raise DependencyError(f"--log {kind} needs the {PACKAGES[kind]} package, which is not installed",
-                              hint=EXTRA_HINT.format(kind=kind, package=DISTRIBUTIONS[kind]))
+        raise DependencyError(
+            f"--log {kind} needs the {PACKAGES[kind]} package, which is not installed",
+            hint=EXTRA_HINT.format(kind=kind, package=DISTRIBUTIONS[kind]),
+        )
 
 
 def destination(kind: str, log_dir: Optional[str]) -> str:
@@ -98,8 +104,9 @@ class ExperimentLog:
         pass
 
 
-def open_log(kind: str, where: str, app_id: str, model_id: str, version_id: str, doc: dict[str, Any],
-             run_dir: Path) -> ExperimentLog:
+def open_log(
+    kind: str, where: str, app_id: str, model_id: str, version_id: str, doc: dict[str, Any], run_dir: Path
+) -> ExperimentLog:
     if kind == "tensorboard":
         return TensorBoardLog(Path(where) / model_id / version_id, doc)
     return MlflowLog(where, f"{app_id}/{model_id}", version_id, doc, Path(run_dir))
@@ -111,8 +118,7 @@ class TensorBoardLog(ExperimentLog):
 
         self.folder = folder
         self.writer = SummaryWriter(str(folder))
-        table = "\n".join(["| param | value |", "|---|---|",
-                           *(f"| {k} | {v} |" for k, v in flat_params(doc).items())])
+        table = "\n".join(["| param | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in flat_params(doc).items())])
         self.writer.add_text("params", table, 0)
         self.writer.flush()
 
@@ -127,12 +133,14 @@ class TensorBoardLog(ExperimentLog):
         epoch = metrics.get("kept_epoch") or metrics.get("epochs") or 0
         per_class = metrics.get("val_per_class") or {}
         for name, values in per_class.items():
-            if isinstance(values.get("iou"), (int, float)) and values["iou"] == values["iou"]:   # not NaN
+            if isinstance(values.get("iou"), (int, float)) and values["iou"] == values["iou"]:  # not NaN
                 self.writer.add_scalar(f"val_per_class/{name}", values["iou"], epoch)
         if per_class:
             self.writer.add_text("per_class", per_class_markdown(per_class, epoch), epoch)
-        summary = {k: metrics.get(k) for k in ("best_epoch", "best_val_mIoU", "last_val_mIoU", "kept_epoch",
-                                                "stopped_early", "seconds")}
+        summary = {
+            k: metrics.get(k)
+            for k in ("best_epoch", "best_val_mIoU", "last_val_mIoU", "kept_epoch", "stopped_early", "seconds")
+        }
         self.writer.add_text("summary", f"status {status}: {json.dumps(summary)}", epoch)
         if plot and Path(plot).is_file():
             import numpy as np
@@ -161,9 +169,14 @@ class MlflowLog(ExperimentLog):
         if self.run_id is None:
             found = self.client.get_experiment_by_name(experiment)
             experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
-            run = self.client.create_run(experiment_id, run_name=run_name,
-                                         tags={"segcli.version_id": run_name,
-                                               "segcli.template": str(doc.get("train_params", {}).get("template", ""))})
+            run = self.client.create_run(
+                experiment_id,
+                run_name=run_name,
+                tags={
+                    "segcli.version_id": run_name,
+                    "segcli.template": str(doc.get("train_params", {}).get("template", "")),
+                },
+            )
             self.run_id = run.info.run_id
             from mlflow.entities import Param
 
@@ -189,8 +202,11 @@ class MlflowLog(ExperimentLog):
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        metrics = [Metric(MLFLOW_NAMES[k], float(record[k]), now, int(record["epoch"]))
-                   for k in MLFLOW_NAMES if isinstance(record.get(k), (int, float))]
+        metrics = [
+            Metric(MLFLOW_NAMES[k], float(record[k]), now, int(record["epoch"]))
+            for k in MLFLOW_NAMES
+            if isinstance(record.get(k), (int, float))
+        ]
         if metrics:
             self.client.log_batch(self.run_id, metrics=metrics)
 
@@ -200,8 +216,11 @@ class MlflowLog(ExperimentLog):
         now = int(time.time() * 1000)
         epoch = int(metrics.get("kept_epoch") or metrics.get("epochs") or 0)
         per_class = metrics.get("val_per_class") or {}
-        final = [Metric(f"val_IoU.{_metric_name(name)}", float(v["iou"]), now, epoch)
-                 for name, v in per_class.items() if isinstance(v.get("iou"), (int, float)) and v["iou"] == v["iou"]]
+        final = [
+            Metric(f"val_IoU.{_metric_name(name)}", float(v["iou"]), now, epoch)
+            for name, v in per_class.items()
+            if isinstance(v.get("iou"), (int, float)) and v["iou"] == v["iou"]
+        ]
         for key in ("best_val_mIoU", "last_val_mIoU", "best_epoch", "kept_epoch", "seconds"):
             if isinstance(metrics.get(key), (int, float)) and not isinstance(metrics.get(key), bool):
                 final.append(Metric(key, float(metrics[key]), now, epoch))
@@ -213,7 +232,9 @@ class MlflowLog(ExperimentLog):
         self.client.set_tag(self.run_id, "segcli.stopped_early", str(bool(metrics.get("stopped_early"))))
         if plot and Path(plot).is_file():
             self.client.log_artifact(self.run_id, plot)
-        self.client.set_terminated(self.run_id, status={"TRAINED": "FINISHED", "CANCELLED": "KILLED"}.get(status, "FAILED"))
+        self.client.set_terminated(
+            self.run_id, status={"TRAINED": "FINISHED", "CANCELLED": "KILLED"}.get(status, "FAILED")
+        )
 
 
 class SafeLog:

@@ -10,6 +10,7 @@ Every ONNX file written is checked against torch before it is used: ONNX Runtime
 random images of two sizes must equal torch's within float tolerance and give the same argmax
 (except at exact ties); otherwise ExportCheckError, and nothing is written.
 """
+
 from __future__ import annotations
 
 import io
@@ -23,8 +24,8 @@ import torch.nn.functional as F
 from segcli.core.errors import SegcliError
 from segcli.core.geometry import Geometry
 from segcli.engine import onnx_graph
-from segcli.engine.onnx_graph import onnx_metadata
 from segcli.engine.data import normalise_as
+from segcli.engine.onnx_graph import onnx_metadata
 
 OPSET = 17
 # |onnx - torch| <= ATOL + RTOL * max|torch|; argmax may differ only where torch's top two
@@ -53,10 +54,19 @@ def raw_graph(model: torch.nn.Module, hw: tuple[int, int]):
         # TracerWarnings (Python ints taken from shapes) and the legacy exporter's deprecation
         # notice: the check below is what tells whether the graph is right for other sizes.
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), buf, input_names=[onnx_graph.RAW_INPUT],
-                          output_names=[onnx_graph.RAW_OUTPUT], opset_version=OPSET, dynamo=False,
-                          dynamic_axes={onnx_graph.RAW_INPUT: {0: "N", 2: "H", 3: "W"},
-                                        onnx_graph.RAW_OUTPUT: {0: "N", 2: "h", 3: "w"}})
+        torch.onnx.export(
+            model,
+            (example,),
+            buf,
+            input_names=[onnx_graph.RAW_INPUT],
+            output_names=[onnx_graph.RAW_OUTPUT],
+            opset_version=OPSET,
+            dynamo=False,
+            dynamic_axes={
+                onnx_graph.RAW_INPUT: {0: "N", 2: "H", 3: "W"},
+                onnx_graph.RAW_OUTPUT: {0: "N", 2: "h", 3: "w"},
+            },
+        )
     return onnx.load_from_string(buf.getvalue())
 
 
@@ -84,19 +94,25 @@ def _check_labels(ref_top2: torch.Tensor, got_label: np.ndarray, what: str) -> N
     if top2 is not None:
         differ &= (top2[:, 0] - top2[:, 1]).numpy() > TIE
     if differ.any():
-        raise ExportCheckError(f"ONNX export check failed: {int(differ.sum())} pixels get another class "
-                               f"than torch ({what})", hint="use --format safetensors, or report it")
+        raise ExportCheckError(
+            f"ONNX export check failed: {int(differ.sum())} pixels get another class than torch ({what})",
+            hint="use --format safetensors, or report it",
+        )
 
 
 def _check_close(ref: np.ndarray, got: np.ndarray, what: str) -> None:
     if ref.shape != got.shape:
-        raise ExportCheckError(f"ONNX export check failed: output {got.shape} != torch {ref.shape} ({what})",
-                               hint="use --format safetensors, or report it")
+        raise ExportCheckError(
+            f"ONNX export check failed: output {got.shape} != torch {ref.shape} ({what})",
+            hint="use --format safetensors, or report it",
+        )
     err = float(np.abs(ref - got).max()) if ref.size else 0.0
     bound = ATOL + RTOL * float(np.abs(ref).max() if ref.size else 0.0)
     if not err <= bound:
-        raise ExportCheckError(f"ONNX export check failed: max |onnx - torch| = {err:.3g} > {bound:.3g} ({what})",
-                               hint="use --format safetensors, or report it")
+        raise ExportCheckError(
+            f"ONNX export check failed: max |onnx - torch| = {err:.3g} > {bound:.3g} ({what})",
+            hint="use --format safetensors, or report it",
+        )
 
 
 def check_contract(model: torch.nn.Module, config: dict, data: bytes) -> None:
@@ -122,8 +138,10 @@ def check_tile(model: torch.nn.Module, config: dict, data: bytes) -> None:
         with torch.inference_mode():
             raw = model(torch.from_numpy(normalise_as(images, config))).float()
             ref = F.interpolate(raw, size=out_hw, mode="bilinear", align_corners=False)
-        got, got_raw = sess.run([onnx_graph.OUTPUT, onnx_graph.RAW_OUTPUT],
-                                {onnx_graph.PRED_IMAGE: images, onnx_graph.PRED_SIZE: np.asarray(out_hw, np.int64)})
+        got, got_raw = sess.run(
+            [onnx_graph.OUTPUT, onnx_graph.RAW_OUTPUT],
+            {onnx_graph.PRED_IMAGE: images, onnx_graph.PRED_SIZE: np.asarray(out_hw, np.int64)},
+        )
         what = f"{n} windows {h}x{w} -> {out_hw[0]}x{out_hw[1]}"
         _check_close(ref.numpy(), got, what)
         _check_close(raw.numpy(), got_raw, what + ", raw logits")
@@ -133,12 +151,14 @@ def check_predict(model: torch.nn.Module, config: dict, data: bytes) -> None:
     sess = _session(data)
     for i, (n, h, w) in enumerate(check_sizes(config)):
         images = _random_images(n, h, w, seed=10 + i)
-        out_hw = (h + 31, max(8, w // 2))            # upsampling on one axis, down on the other
+        out_hw = (h + 31, max(8, w // 2))  # upsampling on one axis, down on the other
         with torch.inference_mode():
             logits = model(torch.from_numpy(normalise_as(images, config))).float()
             soft = F.interpolate(logits, size=out_hw, mode="bilinear", align_corners=False).softmax(1)
-        label, prob = sess.run([onnx_graph.PRED_LABEL, onnx_graph.PRED_PROB],
-                               {onnx_graph.PRED_IMAGE: images, onnx_graph.PRED_SIZE: np.asarray(out_hw, np.int64)})
+        label, prob = sess.run(
+            [onnx_graph.PRED_LABEL, onnx_graph.PRED_PROB],
+            {onnx_graph.PRED_IMAGE: images, onnx_graph.PRED_SIZE: np.asarray(out_hw, np.int64)},
+        )
         what = f"{n} images {h}x{w} -> {out_hw[0]}x{out_hw[1]}"
         _check_close(soft.max(1).values.numpy(), prob, what)
         _check_labels(soft, label, what)

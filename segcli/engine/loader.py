@@ -8,6 +8,7 @@ is missing or the graph cannot be built. `onnx` and `torch` insist.
 `auto` means `onnx` (no fallback to a float32 torch model the user did not ask for), and
 `torch` is refused.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,12 +17,19 @@ from typing import Callable, Optional
 from segcli.core.errors import DependencyError, EnvironmentFault, InvalidInputError, SegcliError, missing_extra
 
 ENGINES = ("auto", "onnx", "torch")
-PRECISIONS = ("fp32", "fp16", "int8")   # engine/precision.PRECISIONS (not imported: numpy)
+PRECISIONS = ("fp32", "fp16", "int8")  # engine/precision.PRECISIONS (not imported: numpy)
 
 
-def load(model_dir: Path, version_id: str, engine: str = "auto",
-         notify: Optional[Callable[[str], None]] = None, tile="auto", overlap: Optional[float] = None,
-         precision: str = "fp32", calibration: Optional[Callable[[], list]] = None):
+def load(
+    model_dir: Path,
+    version_id: str,
+    engine: str = "auto",
+    notify: Optional[Callable[[str], None]] = None,
+    tile="auto",
+    overlap: Optional[float] = None,
+    precision: str = "fp32",
+    calibration: Optional[Callable[[], list]] = None,
+):
     """A Segmenter for the trained model in `model_dir`, sliding windows as `tile` and
     `overlap` say (core/geometry.Geometry.plan), its whole-image graph in `precision`
     (`calibration`: the training images int8 is calibrated on, asked when it is built)."""
@@ -33,8 +41,10 @@ def load(model_dir: Path, version_id: str, engine: str = "auto",
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision != "fp32":
         if engine == "torch":
-            raise InvalidInputError(f"--precision {precision} runs on ONNX Runtime, not torch",
-                                    hint="use --engine onnx (or auto), or --precision fp32 with --engine torch")
+            raise InvalidInputError(
+                f"--precision {precision} runs on ONNX Runtime, not torch",
+                hint="use --engine onnx (or auto), or --precision fp32 with --engine torch",
+            )
         engine = "onnx"
     if engine != "torch":
         if not onnx_predict.available():
@@ -42,19 +52,24 @@ def load(model_dir: Path, version_id: str, engine: str = "auto",
                 raise missing_extra("onnxruntime", "local")
         else:
             try:
-                return onnx_predict.OnnxPredictor.load(model_dir, version_id, notify, tile, overlap,
-                                                       precision, calibration)
+                return onnx_predict.OnnxPredictor.load(
+                    model_dir, version_id, notify, tile, overlap, precision, calibration
+                )
             except Exception as exc:  # noqa: BLE001 - auto falls back to torch on any failure
-                if isinstance(exc, EnvironmentFault):   # a damaged model file: torch reads it too
+                if isinstance(exc, EnvironmentFault):  # a damaged model file: torch reads it too
                     raise
                 if engine == "onnx":
-                    if isinstance(exc, ModuleNotFoundError):   # the first export needs torch, onnx
-                        raise DependencyError(f"{exc.name} is needed once to build the ONNX graph of "
-                                              f"this version", hint="pip install 'segcli[local]'") from None
+                    if isinstance(exc, ModuleNotFoundError):  # the first export needs torch, onnx
+                        raise DependencyError(
+                            f"{exc.name} is needed once to build the ONNX graph of this version",
+                            hint="pip install 'segcli[local]'",
+                        ) from None
                     if isinstance(exc, SegcliError):
                         raise
-                    raise DependencyError(f"ONNX Runtime could not load this version ({_why(exc)})",
-                                          hint="use --engine torch, or reinstall: pip install 'segcli[local]'") from None
+                    raise DependencyError(
+                        f"ONNX Runtime could not load this version ({_why(exc)})",
+                        hint="use --engine torch, or reinstall: pip install 'segcli[local]'",
+                    ) from None
                 _say(notify, f"ONNX Runtime engine unavailable ({_why(exc)}); using torch")
     return _torch(model_dir, version_id, tile, overlap)
 

@@ -3,6 +3,7 @@
 Used by the SegFormer model (engine/models.py) and the EfficientNet-Lite0 model's head
 (engine/effnet_seg.py, whose modules are named like SegformerDecodeHead's for this). Pure torch.
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,7 +27,7 @@ def fast_decode(head: nn.Module, hidden: tuple[torch.Tensor, ...]) -> torch.Tens
     d, n, size = fuse.shape[0], len(hidden), hidden[0].shape[2:]
     narrow, narrow_w, wide, bias = [], [], None, 0
     for i, (h, mlp) in enumerate(zip(hidden, head.linear_projections)):
-        w_fuse = fuse[:, (n - 1 - i) * d:(n - i) * d]   # the head concatenates stages reversed
+        w_fuse = fuse[:, (n - 1 - i) * d : (n - i) * d]  # the head concatenates stages reversed
         w = w_fuse @ mlp.proj.weight
         bias = bias + w_fuse @ mlp.proj.bias
         h = h.contiguous(memory_format=torch.channels_last)

@@ -6,6 +6,7 @@ Every model maps a normalised NCHW batch to class logits (SegFormer at 1/4 of th
 U-Net at full size); the caller upsamples bilinearly. `arch` is a JSON-able description that
 rebuilds the same module without the training params (stored in model/config.json).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -49,9 +50,11 @@ def create(p: EngineParams, classes: list[str]) -> tuple[nn.Module, dict]:
     kind = p.architecture.get("kind")
     builder = _CREATORS.get(kind)  # type: ignore[arg-type]
     if builder is None:
-        raise InvalidInputError(f"template {p.template} names architecture {kind!r}, which the local engine "
-                                f"does not build (it builds: {', '.join(sorted(_CREATORS))})",
-                                hint="set `architecture: {kind: ...}` in the template's YAML")
+        raise InvalidInputError(
+            f"template {p.template} names architecture {kind!r}, which the local engine "
+            f"does not build (it builds: {', '.join(sorted(_CREATORS))})",
+            hint="set `architecture: {kind: ...}` in the template's YAML",
+        )
     return builder(p, classes)
 
 
@@ -61,17 +64,24 @@ def _create_segformer(p: EngineParams, classes: list[str]) -> tuple[nn.Module, d
     else:
         from transformers import SegformerConfig
 
-        cfg = SegformerConfig(num_labels=len(classes), id2label=dict(enumerate(classes)),
-                              label2id={c: i for i, c in enumerate(classes)},
-                              **p.architecture["sizes"][p.model_size])
+        cfg = SegformerConfig(
+            num_labels=len(classes),
+            id2label=dict(enumerate(classes)),
+            label2id={c: i for i, c in enumerate(classes)},
+            **p.architecture["sizes"][p.model_size],
+        )
         model = _segformer_class()(cfg)
     return model, {"kind": "segformer", "config": model.config.to_dict()}
 
 
 def _create_unet(p: EngineParams, classes: list[str]) -> tuple[nn.Module, dict]:
     knobs = p.architecture
-    arch = {"kind": "unet", "num_classes": len(classes),
-            "base_channels": int(knobs["base_channels"][p.model_size]), "depth": int(knobs["depth"])}
+    arch = {
+        "kind": "unet",
+        "num_classes": len(classes),
+        "base_channels": int(knobs["base_channels"][p.model_size]),
+        "depth": int(knobs["depth"]),
+    }
     return build(arch), arch
 
 
@@ -86,7 +96,7 @@ def _create_effnet(p: EngineParams, classes: list[str]) -> tuple[nn.Module, dict
     if pretrained:
         from segcli.engine.weights import load_lite0_encoder_state
 
-        model.encoder.load_state_dict(load_lite0_encoder_state())   # strict: every key
+        model.encoder.load_state_dict(load_lite0_encoder_state())  # strict: every key
     return model, arch
 
 
@@ -98,8 +108,14 @@ def build(arch: dict) -> nn.Module:
     if arch["kind"] == "effnet_lite0":
         from segcli.engine.effnet_seg import EffNetLite0Seg
 
-        return EffNetLite0Seg(arch["num_classes"], arch["decoder"], arch["decoder_channels"],
-                              arch["freeze_bn"], arch["dropout"], arch["frozen_blocks"])
+        return EffNetLite0Seg(
+            arch["num_classes"],
+            arch["decoder"],
+            arch["decoder_channels"],
+            arch["freeze_bn"],
+            arch["dropout"],
+            arch["frozen_blocks"],
+        )
     if arch["kind"] == "unet":
         return UNet(arch["num_classes"], arch["base_channels"], arch["depth"])
     if arch["kind"] == "segformer":
@@ -115,17 +131,21 @@ def head_prefix(arch: dict) -> str:
 
 def load_ade20k(size: str, classes: list[str]) -> nn.Module:
     if size not in ADE20K:
-        raise InvalidInputError(f"pretrained_weights=ade20k needs model_size b0, b1 or b2 "
-                                f"(not {size})", hint="--set model_size=b0, or --set pretrained_weights=None")
+        raise InvalidInputError(
+            f"pretrained_weights=ade20k needs model_size b0, b1 or b2 (not {size})",
+            hint="--set model_size=b0, or --set pretrained_weights=None",
+        )
     src = _weights_source(size)
-    kw = dict(id2label=dict(enumerate(classes)), label2id={c: i for i, c in enumerate(classes)},
-              ignore_mismatched_sizes=True)
+    kw = dict(
+        id2label=dict(enumerate(classes)), label2id={c: i for i, c in enumerate(classes)}, ignore_mismatched_sizes=True
+    )
     try:  # the cache (or a local dir) first: no network, no retries
         return _as_fast(_from_pretrained(src, local_files_only=True, **kw))
     except OSError:
         if Path(src).exists():
-            raise InvalidInputError(f"{WEIGHTS_ENV}={src} is not a readable SegFormer "
-                                    f"save_pretrained directory", hint=_ADE_HINT) from None
+            raise InvalidInputError(
+                f"{WEIGHTS_ENV}={src} is not a readable SegFormer save_pretrained directory", hint=_ADE_HINT
+            ) from None
     # transformers retries an unreachable hub for ~25 s; a 3 s probe fails fast instead.
     if not _hub_reachable():
         raise DependencyError(_ADE_ERR, hint=_ADE_HINT)
@@ -143,23 +163,25 @@ def _from_pretrained(src: str, **kw):
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()   # the expected "classifier re-initialised" report
+    hf_logging.set_verbosity_error()  # the expected "classifier re-initialised" report
     try:
-        model, info = SegformerForSemanticSegmentation.from_pretrained(
-            src, output_loading_info=True, **kw)
+        model, info = SegformerForSemanticSegmentation.from_pretrained(src, output_loading_info=True, **kw)
     finally:
         hf_logging.set_verbosity(level)
     # Only the classifier may be new (its class count differs); anything else means the
     # directory is not a SegFormer checkpoint of this layout.
-    fresh = [k for k in [*info["missing_keys"], *info["unexpected_keys"]]
-             if not k.startswith("decode_head.classifier.")]
+    fresh = [
+        k for k in [*info["missing_keys"], *info["unexpected_keys"]] if not k.startswith("decode_head.classifier.")
+    ]
     if fresh:
-        raise InvalidInputError(f"{src} does not match SegFormer's layout "
-                                f"({len(fresh)} keys differ, e.g. {sorted(fresh)[0]})", hint=_ADE_HINT)
+        raise InvalidInputError(
+            f"{src} does not match SegFormer's layout ({len(fresh)} keys differ, e.g. {sorted(fresh)[0]})",
+            hint=_ADE_HINT,
+        )
     return model
 
 
 def _as_fast(hf_model) -> nn.Module:
     model = _segformer_class()(hf_model.config)
-    model.load_state_dict(hf_model.state_dict())   # strict: every key must match
+    model.load_state_dict(hf_model.state_dict())  # strict: every key must match
     return model

@@ -18,6 +18,7 @@ model's own resolution (1/4 of the input for SegFormer, full size for the U-Net)
 
 Only `onnx` is imported (no torch): graph edits are plain protobuf work.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -25,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 from segcli.engine.artifacts import meta_value, metadata as file_metadata
 
 if TYPE_CHECKING:  # onnx is imported where graphs are built: the ONNX Runtime predictor needs
-    import onnx    # only the names below
+    import onnx  # only the names below
 
 RAW_INPUT, RAW_OUTPUT = "pixel_values", "raw_logits"
-INPUT, OUTPUT, OUT_SIZE = "pixel_values", "logits", "out_size"    # the export contract
+INPUT, OUTPUT, OUT_SIZE = "pixel_values", "logits", "out_size"  # the export contract
 PRED_IMAGE, PRED_SIZE, PRED_LABEL, PRED_PROB = "image", "out_size", "label", "prob"
-PREDICT_FORMAT = "segcli-predict-graph/2"                # bump when predict_graph changes
-TILE_FORMAT = "segcli-tile-graph/1"                      # bump when tile_graph changes
+PREDICT_FORMAT = "segcli-predict-graph/2"  # bump when predict_graph changes
+TILE_FORMAT = "segcli-tile-graph/1"  # bump when tile_graph changes
 
 
 def _const(name: str, values, dtype=None):
@@ -47,13 +48,21 @@ def _resize_to(graph: "onnx.GraphProto", src: str, hw: str, dst: str, prefix: st
     from onnx import helper
 
     graph.initializer.extend([_const(f"{prefix}_s0", [0], "int64"), _const(f"{prefix}_s2", [2], "int64")])
-    graph.node.extend([
-        helper.make_node("Shape", [src], [f"{prefix}_shape"]),
-        helper.make_node("Slice", [f"{prefix}_shape", f"{prefix}_s0", f"{prefix}_s2"], [f"{prefix}_nc"]),
-        helper.make_node("Concat", [f"{prefix}_nc", hw], [f"{prefix}_sizes"], axis=0),
-        helper.make_node("Resize", [src, "", "", f"{prefix}_sizes"], [dst], mode="linear",
-                         coordinate_transformation_mode="pytorch_half_pixel", nearest_mode="floor"),
-    ])
+    graph.node.extend(
+        [
+            helper.make_node("Shape", [src], [f"{prefix}_shape"]),
+            helper.make_node("Slice", [f"{prefix}_shape", f"{prefix}_s0", f"{prefix}_s2"], [f"{prefix}_nc"]),
+            helper.make_node("Concat", [f"{prefix}_nc", hw], [f"{prefix}_sizes"], axis=0),
+            helper.make_node(
+                "Resize",
+                [src, "", "", f"{prefix}_sizes"],
+                [dst],
+                mode="linear",
+                coordinate_transformation_mode="pytorch_half_pixel",
+                nearest_mode="floor",
+            ),
+        ]
+    )
 
 
 def contract_graph(raw: "onnx.ModelProto", num_classes: int, metadata: dict[str, Any]) -> "onnx.ModelProto":
@@ -66,16 +75,20 @@ def contract_graph(raw: "onnx.ModelProto", num_classes: int, metadata: dict[str,
     model.CopyFrom(raw)
     g = model.graph
     g.initializer.extend([_const("segcli_in_s2", [2], "int64"), _const("segcli_in_s4", [4], "int64")])
-    g.node.extend([
-        helper.make_node("Shape", [RAW_INPUT], ["segcli_in_shape"]),
-        helper.make_node("Slice", ["segcli_in_shape", "segcli_in_s2", "segcli_in_s4"], ["segcli_in_hw"]),
-    ])
+    g.node.extend(
+        [
+            helper.make_node("Shape", [RAW_INPUT], ["segcli_in_shape"]),
+            helper.make_node("Slice", ["segcli_in_shape", "segcli_in_s2", "segcli_in_s4"], ["segcli_in_hw"]),
+        ]
+    )
     _resize_to(g, RAW_OUTPUT, "segcli_in_hw", OUTPUT, "segcli_up")
     del g.output[:]
-    g.output.extend([
-        helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", num_classes, "H", "W"]),
-        helper.make_tensor_value_info(RAW_OUTPUT, TensorProto.FLOAT, ["N", num_classes, "h", "w"]),
-    ])
+    g.output.extend(
+        [
+            helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", num_classes, "H", "W"]),
+            helper.make_tensor_value_info(RAW_OUTPUT, TensorProto.FLOAT, ["N", num_classes, "h", "w"]),
+        ]
+    )
     set_metadata(model, metadata)
     return model
 
@@ -87,10 +100,15 @@ def upsample_graph() -> "onnx.ModelProto":
     segcli's resize bit for bit (docs/onnx_client.py)."""
     from onnx import TensorProto, helper
 
-    g = helper.make_graph([], "segcli_upsample",
-                          [helper.make_tensor_value_info(RAW_OUTPUT, TensorProto.FLOAT, ["N", "C", "h", "w"]),
-                           helper.make_tensor_value_info(OUT_SIZE, TensorProto.INT64, [2])],
-                          [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", "C", "H", "W"])])
+    g = helper.make_graph(
+        [],
+        "segcli_upsample",
+        [
+            helper.make_tensor_value_info(RAW_OUTPUT, TensorProto.FLOAT, ["N", "C", "h", "w"]),
+            helper.make_tensor_value_info(OUT_SIZE, TensorProto.INT64, [2]),
+        ],
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", "C", "H", "W"])],
+    )
     _resize_to(g, RAW_OUTPUT, OUT_SIZE, OUTPUT, "segcli_up")
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="segcli")
 
@@ -101,18 +119,24 @@ def _uint8_input(model: "onnx.ModelProto", mean, std) -> None:
 
     g = model.graph
     del g.input[:]
-    g.input.extend([
-        helper.make_tensor_value_info(PRED_IMAGE, TensorProto.UINT8, ["N", "H", "W", 3]),
-        helper.make_tensor_value_info(PRED_SIZE, TensorProto.INT64, [2]),
-    ])
+    g.input.extend(
+        [
+            helper.make_tensor_value_info(PRED_IMAGE, TensorProto.UINT8, ["N", "H", "W", 3]),
+            helper.make_tensor_value_info(PRED_SIZE, TensorProto.INT64, [2]),
+        ]
+    )
     # (rgb / 255 - mean) / std, in that order, in float32: the torch path's exact arithmetic.
     # The uint8 image is transposed to NCHW first: a per-channel constant then broadcasts over
     # whole planes, which ONNX Runtime runs ~7x faster than over NHWC's innermost axis of 3
     # (Sub and Div: 7.5 -> ~1 ms each per 8 x 256 x 256 batch); moving bytes, not floats, is
     # cheaper too. The same operations on the same values: bit-identical output.
-    g.initializer.extend([_const("segcli_pre_255", 255.0, "float32"),
-                          _const("segcli_pre_mean", [[[float(m)]] for m in mean], "float32"),   # [3,1,1]
-                          _const("segcli_pre_std", [[[float(s)]] for s in std], "float32")])
+    g.initializer.extend(
+        [
+            _const("segcli_pre_255", 255.0, "float32"),
+            _const("segcli_pre_mean", [[[float(m)]] for m in mean], "float32"),  # [3,1,1]
+            _const("segcli_pre_std", [[[float(s)]] for s in std], "float32"),
+        ]
+    )
     pre = [
         helper.make_node("Transpose", [PRED_IMAGE], ["segcli_pre_nchw"], perm=[0, 3, 1, 2]),
         helper.make_node("Cast", ["segcli_pre_nchw"], ["segcli_pre_f"], to=TensorProto.FLOAT),
@@ -136,10 +160,12 @@ def tile_graph(raw: "onnx.ModelProto", num_classes: int, mean, std, key: str) ->
     g = model.graph
     _resize_to(g, RAW_OUTPUT, PRED_SIZE, OUTPUT, "segcli_tile")
     del g.output[:]
-    g.output.extend([
-        helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", num_classes, "h", "w"]),
-        helper.make_tensor_value_info(RAW_OUTPUT, TensorProto.FLOAT, ["N", num_classes, "rh", "rw"]),
-    ])
+    g.output.extend(
+        [
+            helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", num_classes, "h", "w"]),
+            helper.make_tensor_value_info(RAW_OUTPUT, TensorProto.FLOAT, ["N", num_classes, "rh", "rw"]),
+        ]
+    )
     set_metadata(model, {"segcli.format": TILE_FORMAT, "segcli.key": key})
     return model
 
@@ -161,20 +187,24 @@ def predict_graph(raw: "onnx.ModelProto", mean, std, key: str) -> "onnx.ModelPro
     # the whole [N,C,H,W] tensor (85-100 vs 13-15 ms CPU per 8 x 4 x 256 x 256, measured).
     # argmax of the logits = argmax of their softmax.
     g.initializer.append(_const("segcli_post_axis", [1], "int64"))
-    g.node.extend([
-        helper.make_node("ReduceMax", ["segcli_post_up"], ["segcli_post_max"], axes=[1], keepdims=1),
-        helper.make_node("Sub", ["segcli_post_up", "segcli_post_max"], ["segcli_post_shift"]),
-        helper.make_node("Exp", ["segcli_post_shift"], ["segcli_post_exp"]),
-        helper.make_node("ReduceSum", ["segcli_post_exp", "segcli_post_axis"], ["segcli_post_sum"], keepdims=0),
-        helper.make_node("Reciprocal", ["segcli_post_sum"], [PRED_PROB]),
-        helper.make_node("ArgMax", ["segcli_post_up"], ["segcli_post_arg"], axis=1, keepdims=0),
-        helper.make_node("Cast", ["segcli_post_arg"], [PRED_LABEL], to=TensorProto.UINT8),
-    ])
+    g.node.extend(
+        [
+            helper.make_node("ReduceMax", ["segcli_post_up"], ["segcli_post_max"], axes=[1], keepdims=1),
+            helper.make_node("Sub", ["segcli_post_up", "segcli_post_max"], ["segcli_post_shift"]),
+            helper.make_node("Exp", ["segcli_post_shift"], ["segcli_post_exp"]),
+            helper.make_node("ReduceSum", ["segcli_post_exp", "segcli_post_axis"], ["segcli_post_sum"], keepdims=0),
+            helper.make_node("Reciprocal", ["segcli_post_sum"], [PRED_PROB]),
+            helper.make_node("ArgMax", ["segcli_post_up"], ["segcli_post_arg"], axis=1, keepdims=0),
+            helper.make_node("Cast", ["segcli_post_arg"], [PRED_LABEL], to=TensorProto.UINT8),
+        ]
+    )
     del g.output[:]
-    g.output.extend([
-        helper.make_tensor_value_info(PRED_LABEL, TensorProto.UINT8, ["N", "h", "w"]),
-        helper.make_tensor_value_info(PRED_PROB, TensorProto.FLOAT, ["N", "h", "w"]),
-    ])
+    g.output.extend(
+        [
+            helper.make_tensor_value_info(PRED_LABEL, TensorProto.UINT8, ["N", "h", "w"]),
+            helper.make_tensor_value_info(PRED_PROB, TensorProto.FLOAT, ["N", "h", "w"]),
+        ]
+    )
     set_metadata(model, {"segcli.format": PREDICT_FORMAT, "segcli.key": key})
     return model
 
@@ -191,5 +221,7 @@ def onnx_metadata(config: dict[str, Any], version_id: str) -> dict[str, Any]:
     clients that reproduce segcli's masks (docs/onnx_client.py)."""
     import base64
 
-    return {**file_metadata(config, version_id),
-            "segcli.upsample_onnx": base64.b64encode(upsample_graph().SerializeToString()).decode("ascii")}
+    return {
+        **file_metadata(config, version_id),
+        "segcli.upsample_onnx": base64.b64encode(upsample_graph().SerializeToString()).decode("ascii"),
+    }

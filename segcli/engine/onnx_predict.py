@@ -11,6 +11,7 @@ one piece, run the tile graph (model.tiles.onnx, cached the same way) through en
 This module must not import torch (a test checks): a predict with a cached graph pays for
 onnxruntime (~0.2 s) instead of torch (~1.2 s, and ~4 s with transformers).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,7 +55,7 @@ def session_options():
     # 24.4-26.6 s with sleeping threads, whose wake-up between the graph's many small
     # operators costs more than the cycles the decode and writer threads lose to the spinning.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
-    opts.log_severity_level = 3          # errors only: no graph-optimizer chatter on stderr
+    opts.log_severity_level = 3  # errors only: no graph-optimizer chatter on stderr
     return opts
 
 
@@ -66,9 +67,10 @@ def _open(source):
 
 class _Graph(NamedTuple):
     """One of the version's cached graphs: its file, format tag and builder."""
+
     name: str
     format: str
-    builder: str          # engine.export function (torch): (model_dir, key) -> bytes
+    builder: str  # engine.export function (torch): (model_dir, key) -> bytes
 
 
 PREDICT = _Graph(CACHE_NAME, onnx_graph.PREDICT_FORMAT, "predict_onnx")
@@ -83,16 +85,21 @@ BY_PRECISION = {"fp32": PREDICT, "fp16": FP16, "int8": INT8}
 Calibration = Callable[[], list]
 
 
-def load_session(model_dir: Path, notify: Optional[Notify] = None, graph: _Graph = PREDICT,
-                 calibration: Optional[Calibration] = None):
+def load_session(
+    model_dir: Path, notify: Optional[Notify] = None, graph: _Graph = PREDICT, calibration: Optional[Calibration] = None
+):
     """A session on a cached graph, building (and caching) it when missing or stale."""
     model_dir = Path(model_dir)
     key = cache_key(model_dir, graph.format)
     return _cached_session(model_dir, key, graph.name) or _open(_build(model_dir, key, notify, graph, calibration))
 
 
-def graph_bytes(model_dir: Path, precision_name: str = "fp32", notify: Optional[Notify] = None,
-                calibration: Optional[Calibration] = None) -> bytes:
+def graph_bytes(
+    model_dir: Path,
+    precision_name: str = "fp32",
+    notify: Optional[Notify] = None,
+    calibration: Optional[Calibration] = None,
+) -> bytes:
     """The bytes of the version's predict graph in a precision: the cached file when it passes
     the cache's checks, else built (and cached) now. For `model export --precision`."""
     model_dir, graph = Path(model_dir), BY_PRECISION[precision_name]
@@ -114,7 +121,7 @@ def ensure_graph(model_dir: Path, notify: Optional[Notify] = None) -> None:
             _build(model_dir, key, notify, graph)
 
 
-RECORD_SUFFIX = ".json"   # model.onnx.json: {"key", "sha256"} of the cached graph, written after it
+RECORD_SUFFIX = ".json"  # model.onnx.json: {"key", "sha256"} of the cached graph, written after it
 RECORD_NAME = CACHE_NAME + RECORD_SUFFIX
 
 
@@ -147,16 +154,23 @@ def _cached_bytes(model_dir: Path, key: str, name: str) -> Optional[bytes]:
     return data if hashlib.sha256(data).hexdigest() == expected.get("sha256") else None
 
 
-def _build(model_dir: Path, key: str, notify: Optional[Notify], graph: _Graph = PREDICT,
-           calibration: Optional[Calibration] = None) -> bytes:
+def _build(
+    model_dir: Path,
+    key: str,
+    notify: Optional[Notify],
+    graph: _Graph = PREDICT,
+    calibration: Optional[Calibration] = None,
+) -> bytes:
     """A graph's bytes for `key`, exported (torch) or converted from the float32 predict graph
     (fp16, int8), and cached beside the weights, with the record of its hash written last."""
     path = model_dir / graph.name
     if graph.builder in precision.PRECISIONS:
         fp32 = graph_bytes(model_dir, "fp32", notify)
         if notify:
-            notify(f"preparing the {graph.builder} ONNX Runtime engine for this model version (once"
-                   + ("; calibrating on its training images)" if graph.builder == "int8" else ")"))
+            notify(
+                f"preparing the {graph.builder} ONNX Runtime engine for this model version (once"
+                + ("; calibrating on its training images)" if graph.builder == "int8" else ")")
+            )
         if graph.builder == "fp16":
             data = precision.fp16_graph(fp32, key)
         else:
@@ -174,12 +188,13 @@ def _build(model_dir: Path, key: str, notify: Optional[Notify], graph: _Graph = 
 
 
 def _store(model_dir: Path, path: Path, graph: _Graph, key: str, data: bytes, notify: Optional[Notify]) -> bytes:
-    leftovers.sweep(model_dir)   # a graph or record a killed predict was writing
+    leftovers.sweep(model_dir)  # a graph or record a killed predict was writing
     try:
         sha = artifacts.write_atomic(path, [data])
-        artifacts.write_atomic(model_dir / (graph.name + RECORD_SUFFIX),
-                               [json.dumps({"key": key, "sha256": sha}).encode()])
-    except OSError as exc:   # a read-only store still predicts, from memory
+        artifacts.write_atomic(
+            model_dir / (graph.name + RECORD_SUFFIX), [json.dumps({"key": key, "sha256": sha}).encode()]
+        )
+    except OSError as exc:  # a read-only store still predicts, from memory
         if notify:
             notify(f"could not cache {path} ({exc.strerror}); using the graph from memory")
     return data
@@ -188,9 +203,17 @@ def _store(model_dir: Path, path: Path, graph: _Graph, key: str, data: bytes, no
 class OnnxPredictor:
     engine = "onnx"
 
-    def __init__(self, session, config: dict, version_id: str = "", model_dir: Optional[Path] = None,
-                 notify: Optional[Notify] = None, tile="auto", overlap: Optional[float] = None,
-                 precision_name: str = "fp32"):
+    def __init__(
+        self,
+        session,
+        config: dict,
+        version_id: str = "",
+        model_dir: Optional[Path] = None,
+        notify: Optional[Notify] = None,
+        tile="auto",
+        overlap: Optional[float] = None,
+        precision_name: str = "fp32",
+    ):
         self.session, self.config, self.version_id = session, config, version_id
         # Whole images run the predict graph in this precision; sliding windows (the tile
         # graph) stay float32: blending needs the logits themselves.
@@ -199,12 +222,19 @@ class OnnxPredictor:
         self.geometry = Geometry.from_config(config)
         self.tile, self.overlap = tile, overlap
         self._model_dir, self._notify = model_dir, notify
-        self._tiles = None     # the tile graph's session, opened when an image first needs it
+        self._tiles = None  # the tile graph's session, opened when an image first needs it
 
     @classmethod
-    def load(cls, model_dir: Path, version_id: str = "", notify: Optional[Notify] = None, tile="auto",
-             overlap: Optional[float] = None, precision_name: str = "fp32",
-             calibration: Optional[Calibration] = None) -> "OnnxPredictor":
+    def load(
+        cls,
+        model_dir: Path,
+        version_id: str = "",
+        notify: Optional[Notify] = None,
+        tile="auto",
+        overlap: Optional[float] = None,
+        precision_name: str = "fp32",
+        calibration: Optional[Calibration] = None,
+    ) -> "OnnxPredictor":
         config = artifacts.config_of(model_dir)
         session = load_session(model_dir, notify, BY_PRECISION[precision_name], calibration)
         return cls(session, config, version_id, Path(model_dir), notify, tile, overlap, precision_name)
@@ -213,9 +243,10 @@ class OnnxPredictor:
         """engine/tiling's infer on the tile graph (built and cached on first use)."""
         if self._tiles is None:
             self._tiles = load_session(self._model_dir, self._notify, TILES)
-        logits, raw = self._tiles.run([onnx_graph.OUTPUT, onnx_graph.RAW_OUTPUT],
-                                      {onnx_graph.PRED_IMAGE: windows,
-                                       onnx_graph.PRED_SIZE: np.asarray(out_hw, np.int64)})
+        logits, raw = self._tiles.run(
+            [onnx_graph.OUTPUT, onnx_graph.RAW_OUTPUT],
+            {onnx_graph.PRED_IMAGE: windows, onnx_graph.PRED_SIZE: np.asarray(out_hw, np.int64)},
+        )
         return logits, raw
 
     def predict(self, images: list[np.ndarray], batch_size: int = 8) -> list[SegResult]:
@@ -243,7 +274,7 @@ class OnnxPredictor:
             h, w = images[group[0]].shape[:2]
             step = max(1, min(len(group), RUN_VALUES // (len(self.classes) * h * w)))
             for start in range(0, len(group), step):
-                idx = group[start:start + step]
+                idx = group[start : start + step]
                 batch = resized[idx[0]][None] if len(idx) == 1 else np.stack([resized[i] for i in idx])
                 runs.append((idx, batch, np.asarray((h, w), np.int64)))
         return _Prepared(len(images), runs, special, batch_size)
@@ -253,20 +284,23 @@ class OnnxPredictor:
         for i, path, resized, hw in prepared.special:
             out[i] = prepare.run_special(path, resized, hw, len(self.classes), self._infer, prepared.batch_size)
         for idx, batch, size in prepared.runs:
-            label, prob = self.session.run([onnx_graph.PRED_LABEL, onnx_graph.PRED_PROB],
-                                           {onnx_graph.PRED_IMAGE: batch, onnx_graph.PRED_SIZE: size})
+            label, prob = self.session.run(
+                [onnx_graph.PRED_LABEL, onnx_graph.PRED_PROB],
+                {onnx_graph.PRED_IMAGE: batch, onnx_graph.PRED_SIZE: size},
+            )
             for j, i in enumerate(idx):
                 # The scores (two bincounts, ~0.5 ms an image) are computed by whoever reads
                 # them first: predict's writer threads, while the session runs the next batch.
-                out[i] = SegResult(label[j], compute_scores=partial(prepare.class_scores, label[j], prob[j],
-                                                                    len(self.classes)))
+                out[i] = SegResult(
+                    label[j], compute_scores=partial(prepare.class_scores, label[j], prob[j], len(self.classes))
+                )
         return out
 
 
 class _Prepared(NamedTuple):
-    count: int                                               # images, in input order
-    runs: list[tuple[list[int], np.ndarray, np.ndarray]]     # (indices, uint8 NHWC batch, original size)
-    special: list = []                                       # (index, path, resized image, original hw)
+    count: int  # images, in input order
+    runs: list[tuple[list[int], np.ndarray, np.ndarray]]  # (indices, uint8 NHWC batch, original size)
+    special: list = []  # (index, path, resized image, original hw)
     batch_size: int = 8
 
 

@@ -7,6 +7,7 @@ re-validates nothing: it only casts Clarifai's floats to the types it computes w
 stored document lacks (a version recorded before the knob existed) takes the YAML's default.
 Pure Python (no torch).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -20,11 +21,11 @@ SELECTION_KNOBS = ("patience", "min_delta", "keep_weights")
 @dataclass(frozen=True)
 class EngineParams:
     template: str
-    image_size: tuple[int, ...]   # (s,) = short side; (h, w) = exact size
+    image_size: tuple[int, ...]  # (s,) = short side; (h, w) = exact size
     batch_size: int
     num_epochs: int
     per_item_lrate: float
-    pretrained_weights: str       # "None" | "ade20k" | "imagenet"
+    pretrained_weights: str  # "None" | "ade20k" | "imagenet"
     invalid_data_tolerance_percent: float
     model_size: str
     seed: int
@@ -33,16 +34,17 @@ class EngineParams:
     mixed_precision: str
     val_percent: float
     loss: str
-    resize_mode: str = "image_size"      # image_size (Clarifai's rule) | native
+    resize_mode: str = "image_size"  # image_size (Clarifai's rule) | native
     crop_size: tuple[int, ...] = (512,)  # native: training crop = predict window
-    native_scale: float = 1.0            # native: images scaled by this first
-    scale_jitter: tuple[float, float] = (1.0, 1.0)   # native: random rescale of each crop
-    tile_overlap: float = 0.25           # share of a window its neighbour overlaps (eval, predict)
-    class_weights: Any = "none"          # "none" | "auto" | [w0, w1, ...]
+    native_scale: float = 1.0  # native: images scaled by this first
+    scale_jitter: tuple[float, float] = (1.0, 1.0)  # native: random rescale of each crop
+    tile_overlap: float = 0.25  # share of a window its neighbour overlaps (eval, predict)
+    class_weights: Any = "none"  # "none" | "auto" | [w0, w1, ...]
 
     @property
     def geometry(self) -> Geometry:
         return Geometry.from_params(asdict(self))
+
     # what happens between epochs (engine/selection.py): not part of what a checkpoint must
     # agree on, since they never change the weights an epoch produces
     patience: int = 0
@@ -109,8 +111,14 @@ class EngineParams:
 
 # The values knobs added after the first checkpoints had before they existed (history, not the
 # templates' defaults: a checkpoint written then was trained with these).
-_LATER_DEFAULTS = {"resize_mode": "image_size", "crop_size": [512], "native_scale": 1.0,
-                   "scale_jitter": [1.0, 1.0], "tile_overlap": 0.25, "class_weights": "none"}
+_LATER_DEFAULTS = {
+    "resize_mode": "image_size",
+    "crop_size": [512],
+    "native_scale": 1.0,
+    "scale_jitter": [1.0, 1.0],
+    "tile_overlap": 0.25,
+    "class_weights": "none",
+}
 
 
 def _range(value: Any) -> tuple[float, float]:

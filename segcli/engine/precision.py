@@ -21,6 +21,7 @@ runs any precision the same way.
 The graphs are cached beside the float32 one by engine/onnx_predict, under the same rules
 (a key of the weights, config and the recipe below; the file's sha256 recorded after it).
 """
+
 from __future__ import annotations
 
 import os
@@ -31,15 +32,15 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 
 PRECISIONS = ("fp32", "fp16", "int8")
-SEGCLI_NODES = "segcli_"   # every node onnx_graph adds around the model has outputs named so
+SEGCLI_NODES = "segcli_"  # every node onnx_graph adds around the model has outputs named so
 
 
 class Int8Recipe(NamedTuple):
-    quant_format: str = "QDQ"            # QDQ | QOperator
-    calibration: str = "MinMax"          # MinMax | Entropy | Percentile
-    ops: tuple[str, ...] = ()            # () = quantize_static's own operator set (Conv, MatMul, Add, Mul, ...)
+    quant_format: str = "QDQ"  # QDQ | QOperator
+    calibration: str = "MinMax"  # MinMax | Entropy | Percentile
+    ops: tuple[str, ...] = ()  # () = quantize_static's own operator set (Conv, MatMul, Add, Mul, ...)
     per_channel: bool = True
-    images: int = 32                     # training images the calibration sees (at most)
+    images: int = 32  # training images the calibration sees (at most)
 
     def tag(self) -> str:
         """What goes into the cached graph's key: another recipe is another graph."""
@@ -68,8 +69,7 @@ def _named(model) -> None:
 def _segcli_nodes(model) -> list[str]:
     """segcli's own pre- and post-processing around the model: every node reading or writing a
     segcli_* tensor (the normalisation's last Div reads one and writes the model's input)."""
-    return [n.name for n in model.graph.node
-            if any(t.startswith(SEGCLI_NODES) for t in (*n.input, *n.output))]
+    return [n.name for n in model.graph.node if any(t.startswith(SEGCLI_NODES) for t in (*n.input, *n.output))]
 
 
 def _check(model) -> None:
@@ -97,8 +97,9 @@ def fp16_graph(fp32: bytes, key: str | None) -> bytes:
 
     model = onnx.load_from_string(fp32)
     _named(model)
-    model = convert_float_to_float16(model, keep_io_types=True, node_block_list=_segcli_nodes(model),
-                                     disable_shape_infer=False)
+    model = convert_float_to_float16(
+        model, keep_io_types=True, node_block_list=_segcli_nodes(model), disable_shape_infer=False
+    )
     _check(model)
     if key is not None:
         _set_key(model, key)
@@ -127,7 +128,7 @@ class _Reader:
     def get_next(self):
         return next(self._feeds, None)
 
-    def rewind(self) -> None:   # quantize_static reads the feeds once
+    def rewind(self) -> None:  # quantize_static reads the feeds once
         pass
 
 
@@ -135,8 +136,9 @@ def predict_feeds(images: list[np.ndarray]) -> list[dict]:
     """The predict graph's inputs for uint8 model-size images, one image a run."""
     from segcli.engine import onnx_graph
 
-    return [{onnx_graph.PRED_IMAGE: im[None], onnx_graph.PRED_SIZE: np.asarray(im.shape[:2], np.int64)}
-            for im in images]
+    return [
+        {onnx_graph.PRED_IMAGE: im[None], onnx_graph.PRED_SIZE: np.asarray(im.shape[:2], np.int64)} for im in images
+    ]
 
 
 def contract_feeds(images: list[np.ndarray], mean, std) -> list[dict]:
@@ -144,8 +146,14 @@ def contract_feeds(images: list[np.ndarray], mean, std) -> list[dict]:
     from segcli.engine import onnx_graph
 
     mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-    return [{onnx_graph.INPUT: np.ascontiguousarray(((im.astype(np.float32) / 255.0 - mean) / std)
-                                                    .transpose(2, 0, 1)[None])} for im in images]
+    return [
+        {
+            onnx_graph.INPUT: np.ascontiguousarray(
+                ((im.astype(np.float32) / 255.0 - mean) / std).transpose(2, 0, 1)[None]
+            )
+        }
+        for im in images
+    ]
 
 
 def int8_graph(fp32: bytes, key: str | None, feeds: list[dict], recipe: Int8Recipe = INT8) -> bytes:
@@ -164,10 +172,17 @@ def int8_graph(fp32: bytes, key: str | None, feeds: list[dict], recipe: Int8Reci
         src, dst = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
         onnx.save(model, os.fspath(src))
         quantize_static(
-            os.fspath(src), os.fspath(dst), _Reader(feeds),
-            quant_format=getattr(QuantFormat, recipe.quant_format), op_types_to_quantize=list(recipe.ops) or None,
-            per_channel=recipe.per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            nodes_to_exclude=_segcli_nodes(model), calibrate_method=getattr(CalibrationMethod, recipe.calibration))
+            os.fspath(src),
+            os.fspath(dst),
+            _Reader(feeds),
+            quant_format=getattr(QuantFormat, recipe.quant_format),
+            op_types_to_quantize=list(recipe.ops) or None,
+            per_channel=recipe.per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=_segcli_nodes(model),
+            calibrate_method=getattr(CalibrationMethod, recipe.calibration),
+        )
         quantized = onnx.load(os.fspath(dst))
     _check(quantized)
     if key is not None:
@@ -188,13 +203,14 @@ def calibration_images(images: list[np.ndarray], config: dict) -> list[np.ndarra
         im = prepare.to_model_size(prepare.check_image(image), geometry)
         if im.shape[0] > 2 * ch or im.shape[1] > 2 * cw:
             top, left = max(0, (im.shape[0] - ch) // 2), max(0, (im.shape[1] - cw) // 2)
-            im = im[top:top + ch, left:left + cw]
+            im = im[top : top + ch, left : left + cw]
         out.append(im)
     return out
 
 
-def contract_graph(fp32: bytes, precision: str, config: dict,
-                   calibration: Optional[Callable[[], list]] = None) -> bytes:
+def contract_graph(
+    fp32: bytes, precision: str, config: dict, calibration: Optional[Callable[[], list]] = None
+) -> bytes:
     """The export file (the contract graph `fp32`) in fp16 or int8, marked segcli.precision;
     int8 calibrated on `calibration()` (the version's training images, decoded)."""
     import onnx

@@ -6,6 +6,7 @@ softmax/argmax, as mmseg does. Sliding windows and outputs too large to upsample
 go through engine/tiling.py, as on the ONNX Runtime engine (engine/onnx_predict.py), which runs
 the same steps; engine/loader.py chooses.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,6 +31,7 @@ def torch_infer(model, rt, mean, std) -> tiling.Infer:
             raw = model(x).float()
         up = F.interpolate(raw, size=out_hw, mode="bilinear", align_corners=False)
         return up.cpu().numpy(), raw.cpu().numpy()
+
     return infer
 
 
@@ -46,8 +48,9 @@ class Predictor:
         self._infer = torch_infer(model, rt, norm["mean"], norm["std"])
 
     @classmethod
-    def load(cls, model_dir: Path, device: str = "auto", version_id: str = "", tile="auto",
-             overlap=None) -> "Predictor":
+    def load(
+        cls, model_dir: Path, device: str = "auto", version_id: str = "", tile="auto", overlap=None
+    ) -> "Predictor":
         from segcli.engine import checkpoint, runtime
 
         model, config = checkpoint.load_module(Path(model_dir))
@@ -82,7 +85,7 @@ class Predictor:
                 with self.rt.autocast():
                     y = self.model(x.to(self.rt.device)).float()
                 for j, i in enumerate(idx):
-                    out[i] = self._finish(y[j:j + 1], images[i].shape[:2])
+                    out[i] = self._finish(y[j : j + 1], images[i].shape[:2])
         return out
 
     def _finish(self, logits, hw: tuple[int, int]) -> SegResult:

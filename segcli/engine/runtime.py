@@ -1,4 +1,5 @@
 """Where and how the engine computes: device, bf16 autocast, CPU threads, seeding."""
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,7 @@ from segcli.core.errors import InvalidInputError
 @dataclass(frozen=True)
 class Runtime:
     device: torch.device
-    amp: bool               # bf16 autocast on
+    amp: bool  # bf16 autocast on
 
     def autocast(self):
         if not self.amp:
@@ -47,15 +48,14 @@ def cpu_has_native_bf16() -> bool:
 
 def select(device: str = "auto", mixed_precision: str = "auto") -> Runtime:
     if device == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError("device=cuda but torch sees no CUDA GPU",
-                                hint="use --set device=cpu (or auto)")
+        raise InvalidInputError("device=cuda but torch sees no CUDA GPU", hint="use --set device=cpu (or auto)")
     dev = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     if mixed_precision == "no":
         amp = False
     elif dev.type == "cuda":
         amp = torch.cuda.is_bf16_supported()
     elif mixed_precision == "bf16":
-        amp = True          # asked for explicitly: honour it even where it is emulated
+        amp = True  # asked for explicitly: honour it even where it is emulated
     else:
         amp = cpu_has_native_bf16()
     if dev.type == "cpu":

@@ -13,6 +13,7 @@ checkpoint that records epoch N is written, and older ones are removed only afte
 any point leaves the file the last checkpoint's history names (engine/checkpoint.py writes each
 file atomically).
 """
+
 from __future__ import annotations
 
 import re
@@ -42,10 +43,15 @@ def early_stop(history: list[dict], patience: int, min_delta: float) -> Optional
         return None
     best = best_record(history)
     gain = f"a val mIoU gain above {min_delta:g}" if min_delta > 0 else "a val mIoU gain"
-    return {"epoch": history[-1]["epoch"], "best_epoch": best["epoch"],
-            "best_val_mIoU": best["val_mIoU"], "patience": patience, "min_delta": min_delta,
-            "reason": f"no epoch in the last {patience} brought {gain} "
-                      f"(best {best['val_mIoU']:.4f} at epoch {best['epoch']})"}
+    return {
+        "epoch": history[-1]["epoch"],
+        "best_epoch": best["epoch"],
+        "best_val_mIoU": best["val_mIoU"],
+        "patience": patience,
+        "min_delta": min_delta,
+        "reason": f"no epoch in the last {patience} brought {gain} "
+        f"(best {best['val_mIoU']:.4f} at epoch {best['epoch']})",
+    }
 
 
 def summary(history: list[dict], keep: str, kept_epoch: int, stopped: Optional[dict]) -> dict[str, Any]:
@@ -53,12 +59,16 @@ def summary(history: list[dict], keep: str, kept_epoch: int, stopped: Optional[d
     last = history[-1]
     best = best_record(history)
     kept = next(h for h in history if h["epoch"] == kept_epoch)
-    return {"best_epoch": best["epoch"] if best else None,
-            "best_val_mIoU": best["val_mIoU"] if best else None,
-            "last_epoch": last["epoch"], "last_val_mIoU": last.get("val_mIoU"),
-            "kept_epoch": kept["epoch"], "keep_weights": keep,
-            "stopped_early": stopped is not None,
-            **({"stop_reason": stopped["reason"]} if stopped else {})}
+    return {
+        "best_epoch": best["epoch"] if best else None,
+        "best_val_mIoU": best["val_mIoU"] if best else None,
+        "last_epoch": last["epoch"],
+        "last_val_mIoU": last.get("val_mIoU"),
+        "kept_epoch": kept["epoch"],
+        "keep_weights": keep,
+        "stopped_early": stopped is not None,
+        **({"stop_reason": stopped["reason"]} if stopped else {}),
+    }
 
 
 class BestWeights:
@@ -68,7 +78,7 @@ class BestWeights:
         self.dir, self.enabled = Path(ckpt_dir), keep == "best"
         best = best_record(history)
         self.epoch: Optional[int] = best["epoch"] if best else None
-        self._prune(keep_epochs={self.epoch})   # a redone epoch's file, written after the checkpoint
+        self._prune(keep_epochs={self.epoch})  # a redone epoch's file, written after the checkpoint
 
     def path(self, epoch: int) -> Path:
         return self.dir / f"{BEST_PREFIX}{epoch}.safetensors"
@@ -80,8 +90,11 @@ class BestWeights:
             return
         from segcli.engine.checkpoint import _cpu, atomic_save
 
-        atomic_save({k: _cpu(v) for k, v in model.state_dict().items()}, self.path(best["epoch"]),
-                    {"format": "segcli-best/1", "epoch": str(best["epoch"])})
+        atomic_save(
+            {k: _cpu(v) for k, v in model.state_dict().items()},
+            self.path(best["epoch"]),
+            {"format": "segcli-best/1", "epoch": str(best["epoch"])},
+        )
         self.epoch = best["epoch"]
 
     def checkpoint_saved(self) -> None:

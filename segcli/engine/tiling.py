@@ -24,6 +24,7 @@ the whole image ever exists (a 100-megapixel photo with 8 classes would need 3.2
 Both return the label map (uint8 H x W, the only full-size array) and per-class scores (mean
 winning probability over the pixels of each class), accumulated band by band.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Iterator, Optional
@@ -96,7 +97,7 @@ def finish_band(acc: np.ndarray, wsum: Optional[np.ndarray]) -> tuple[np.ndarray
         label[better] = c
         np.maximum(top, acc[c], out=top)
     total = np.zeros(top.shape, np.float32)
-    for c in range(acc.shape[0]):      # one class plane at a time: no second [C, n, W] array
+    for c in range(acc.shape[0]):  # one class plane at a time: no second [C, n, W] array
         d = acc[c] - top
         if wsum is not None:
             d /= wsum
@@ -104,9 +105,15 @@ def finish_band(acc: np.ndarray, wsum: Optional[np.ndarray]) -> tuple[np.ndarray
     return label, np.reciprocal(total, out=total)
 
 
-def blend_windows(image: np.ndarray, out_hw: tuple[int, int], window: tuple[int, int],
-                  stride: tuple[int, int], num_classes: int, infer: Infer,
-                  batch: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def blend_windows(
+    image: np.ndarray,
+    out_hw: tuple[int, int],
+    window: tuple[int, int],
+    stride: tuple[int, int],
+    num_classes: int,
+    infer: Infer,
+    batch: int = 4,
+) -> tuple[np.ndarray, np.ndarray]:
     """Sliding-window prediction of a model-input image (uint8 Hm x Wm x 3) whose original
     size is out_hw: (label map uint8 H x W, class scores float32 [C])."""
     hm, wm = image.shape[:2]
@@ -124,11 +131,11 @@ def blend_windows(image: np.ndarray, out_hw: tuple[int, int], window: tuple[int,
         acc = np.zeros((num_classes, oy1 - oy0, w), np.float32)
         wsum = np.zeros((oy1 - oy0, w), np.float32)
         if carry is not None:
-            acc[:, :carry[1].shape[0]] = carry[0]
-            wsum[:carry[1].shape[0]] = carry[1]
+            acc[:, : carry[1].shape[0]] = carry[0]
+            wsum[: carry[1].shape[0]] = carry[1]
         for group in _by_width(cols, batch):
             fw = group[0][2] - group[0][1]
-            stack = np.stack([image[y:y + wh, x:x + ww] for x, _, _ in group])
+            stack = np.stack([image[y : y + wh, x : x + ww] for x, _, _ in group])
             logits, _ = infer(stack, (oy1 - oy0, fw))
             weight = blend_weights(oy1 - oy0, fw, margin_h, margin_w)
             for j, (_, ox0, ox1) in enumerate(group):
@@ -136,10 +143,10 @@ def blend_windows(image: np.ndarray, out_hw: tuple[int, int], window: tuple[int,
                 wsum[:, ox0:ox1] += weight
         done = (to_output(ys[r + 1], hm, h) if r + 1 < len(ys) else oy1) - oy0
         band_label, band_prob = finish_band(acc[:, :done], wsum[:done])
-        label[oy0:oy0 + done] = band_label
+        label[oy0 : oy0 + done] = band_label
         scores.add(band_label, band_prob)
         carry = (acc[:, done:].copy(), wsum[done:].copy()) if done < oy1 - oy0 else None
-        del acc, wsum          # before the next band's allocation: one band in memory, not two
+        del acc, wsum  # before the next band's allocation: one band in memory, not two
     return label, scores.result()
 
 
@@ -166,8 +173,9 @@ def _axis(out_len: int, in_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return i0, i1, frac
 
 
-def upsample_bands(raw: np.ndarray, out_hw: tuple[int, int],
-                   rows: Optional[int] = None) -> Iterator[tuple[int, np.ndarray]]:
+def upsample_bands(
+    raw: np.ndarray, out_hw: tuple[int, int], rows: Optional[int] = None
+) -> Iterator[tuple[int, np.ndarray]]:
     """(first row, logits [C, n, W]) bands of raw [C, h, w] resized to out_hw. Each band's
     buffers are reused for the next: use (or copy) a band before asking for the next one."""
     c, h, w = raw.shape
@@ -179,16 +187,20 @@ def upsample_bands(raw: np.ndarray, out_hw: tuple[int, int],
     for a in range(0, oh, rows):
         n = min(rows, oh - a)
         if buffers is None or n != rows:
-            buffers = (np.empty((c, n, w), np.float32), np.empty((c, n, w), np.float32),
-                       np.empty((c, n, ow), np.float32), np.empty((c, n, ow), np.float32))
+            buffers = (
+                np.empty((c, n, w), np.float32),
+                np.empty((c, n, w), np.float32),
+                np.empty((c, n, ow), np.float32),
+                np.empty((c, n, ow), np.float32),
+            )
         vert, below, band, right = buffers
-        f = fy[a:a + n, None]
-        np.take(raw, y0[a:a + n], axis=1, out=vert)       # rows: a * (1 - f) + b * f
+        f = fy[a : a + n, None]
+        np.take(raw, y0[a : a + n], axis=1, out=vert)  # rows: a * (1 - f) + b * f
         vert *= 1 - f
-        np.take(raw, y1[a:a + n], axis=1, out=below)
+        np.take(raw, y1[a : a + n], axis=1, out=below)
         below *= f
         vert += below
-        np.take(vert, x0, axis=2, out=band)               # then the same along the columns
+        np.take(vert, x0, axis=2, out=band)  # then the same along the columns
         band *= 1 - fx
         np.take(vert, x1, axis=2, out=right)
         right *= fx
@@ -202,6 +214,6 @@ def upsample_labels(raw: np.ndarray, out_hw: tuple[int, int]) -> tuple[np.ndarra
     scores = _Scores(raw.shape[0])
     for a, band in upsample_bands(raw, out_hw):
         band_label, band_prob = finish_band(band, None)
-        label[a:a + band.shape[1]] = band_label
+        label[a : a + band.shape[1]] = band_label
         scores.add(band_label, band_prob)
     return label, scores.result()

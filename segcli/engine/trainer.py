@@ -5,6 +5,7 @@ steps then linear decay (mmseg's poly schedule with power 1), lr = batch_size * 
 (decode head x10 when fine-tuning ade20k or imagenet weights); loss = cross-entropy on
 logits upsampled to the label size, ignore index 255 (+ soft Dice with loss=ce_dice).
 """
+
 from __future__ import annotations
 
 import json
@@ -45,17 +46,25 @@ def run(job, on_event, should_stop, resume: bool) -> dict:
     opt, sched = make_optimizer(model, arch, p, steps)
     ckpt_dir = Path(job.workdir) / "checkpoint"
     fingerprint = _fingerprint(p, classes, len(tr_idx), len(va_idx))
-    start, history = (_resume(ckpt_dir, fingerprint, model, opt, sched) if resume
-                      else _fresh(ckpt_dir))
-    on_event({"event": "start", "epochs": p.num_epochs, "steps_per_epoch": steps,
-              "resumed_from_epoch": start, "train_images": len(tr_idx),
-              "val_images": len(va_idx), "skipped": len(skipped), "device": rt.name,
-              "skipped_inputs": [{"input": i, "reason": r} for i, r in skipped[:20]],
-              "params": {**p.fingerprint(), "device": p.device}})
+    start, history = _resume(ckpt_dir, fingerprint, model, opt, sched) if resume else _fresh(ckpt_dir)
+    on_event(
+        {
+            "event": "start",
+            "epochs": p.num_epochs,
+            "steps_per_epoch": steps,
+            "resumed_from_epoch": start,
+            "train_images": len(tr_idx),
+            "val_images": len(va_idx),
+            "skipped": len(skipped),
+            "device": rt.name,
+            "skipped_inputs": [{"input": i, "reason": r} for i, r in skipped[:20]],
+            "params": {**p.fingerprint(), "device": p.device},
+        }
+    )
     _log_setup(on_event, rt, model, len(tr_idx), len(va_idx), skipped)
     _log_geometry(on_event, p, tr, classes, weights)
     best = selection.BestWeights(ckpt_dir, p.keep_weights, history)
-    stop = _early_stop(history, p, on_event)   # a run killed after deciding to stop
+    stop = _early_stop(history, p, on_event)  # a run killed after deciding to stop
     for epoch in range(start + 1, p.num_epochs + 1):
         if stop:
             break
@@ -63,27 +72,31 @@ def run(job, on_event, should_stop, resume: bool) -> dict:
         runtime.seed_all(p.seed, epoch)
         batches = data.train_batches(tr, tr_idx, p.batch_size, p.seed, epoch, p.num_workers, p.scale_jitter)
         res = _train_epoch(model, opt, sched, batches, rt, p, epoch, steps, on_event, should_stop, loss_weight)
-        if res is None:   # nothing saved for the unfinished epoch: resume redoes it whole
+        if res is None:  # nothing saved for the unfinished epoch: resume redoes it whole
             on_event({"event": "stopped", "epoch": epoch - 1})
             return {"stopped": True, "epoch": epoch - 1}
         if va_idx:
             on_event({"event": "phase", "phase": "validating", "epoch": epoch})
         val = evaluate(model, va, va_idx, rt, classes, p.batch_size, p.tile_overlap)
         history.append(_record(epoch, res, val, time.perf_counter() - t0))
-        best.epoch_done(model, history)   # before the checkpoint that names it
-        checkpoint.save_training(ckpt_dir, model=model, optimizer=opt, scheduler=sched,
-                                 epoch=epoch, history=history, fingerprint=fingerprint)
+        best.epoch_done(model, history)  # before the checkpoint that names it
+        checkpoint.save_training(
+            ckpt_dir, model=model, optimizer=opt, scheduler=sched, epoch=epoch, history=history, fingerprint=fingerprint
+        )
         best.checkpoint_saved()
-        on_event({"event": "epoch", "epochs": p.num_epochs,
-                  **{k: history[-1][k] for k in ("epoch", "loss", "val_mIoU",
-                                                 "images_per_s", "seconds")}})
+        on_event(
+            {
+                "event": "epoch",
+                "epochs": p.num_epochs,
+                **{k: history[-1][k] for k in ("epoch", "loss", "val_mIoU", "images_per_s", "seconds")},
+            }
+        )
         stop = _early_stop(history, p, on_event)
     on_event({"event": "phase", "phase": "saving the model"})
     kept = best.restore_into(model) or history[-1]["epoch"]
-    final = _finish(Path(job.workdir), model, arch, p, classes, history,
-                    len(tr_idx), len(va_idx), skipped)
+    final = _finish(Path(job.workdir), model, arch, p, classes, history, len(tr_idx), len(va_idx), skipped)
     final.update(_kept_metrics(history, kept), **selection.summary(history, p.keep_weights, kept, stop))
-    best.discard()   # model/ holds them now
+    best.discard()  # model/ holds them now
     on_event({"event": "done", "metrics": final})
     return final
 
@@ -103,8 +116,13 @@ def _kept_metrics(history: list[dict], kept_epoch: int) -> dict:
 
 def _log_setup(on_event, rt, model, n_train: int, n_val: int, skipped: list) -> None:
     n_params = sum(t.numel() for t in model.parameters())
-    on_event({"event": "log", "message": f"{type(model).__name__} {n_params / 1e6:.2f} M params on "
-              f"{rt.name} ({torch.get_num_threads()} threads); {n_train} train / {n_val} val images"})
+    on_event(
+        {
+            "event": "log",
+            "message": f"{type(model).__name__} {n_params / 1e6:.2f} M params on "
+            f"{rt.name} ({torch.get_num_threads()} threads); {n_train} train / {n_val} val images",
+        }
+    )
     for path, reason in skipped[:20]:
         on_event({"event": "log", "message": f"skipped {path}: {reason}"})
 
@@ -114,8 +132,9 @@ def _log_geometry(on_event, p: EngineParams, tr, classes: list[str], weights) ->
     vanish (the photos are much larger than the resize mode keeps them)."""
     g = p.geometry
     if weights is not None:
-        on_event({"event": "log", "message": "class weights: " + ", ".join(
-            f"{c} {w:.2f}" for c, w in zip(classes, weights))})
+        on_event(
+            {"event": "log", "message": "class weights: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(classes, weights))}
+        )
     hint = shrink_hint(g, tr.sizes)
     if hint:
         on_event({"event": "log", "message": hint})
@@ -124,8 +143,7 @@ def _log_geometry(on_event, p: EngineParams, tr, classes: list[str], weights) ->
 def _prepare_data(job, p: EngineParams):
     tr, skipped = data.load_all(job.train, p.geometry)
     va, skipped_val = data.load_all(job.val, p.geometry) if job.val else (None, [])
-    data.check_tolerance(len(job.train) + len(job.val), skipped + skipped_val,
-                         p.invalid_data_tolerance_percent)
+    data.check_tolerance(len(job.train) + len(job.val), skipped + skipped_val, p.invalid_data_tolerance_percent)
     if not len(tr):
         raise InvalidInputError("no usable training inputs", hint="segcli dataset show")
     if va is not None and len(va):
@@ -161,12 +179,13 @@ def _schedule(total_steps: int):
         if step < warm:
             return (step + 1) / warm
         return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+
     return factor
 
 
 def _fingerprint(p: EngineParams, classes, n_train: int, n_val: int) -> dict:
     fp = {**p.fingerprint(), "classes": classes, "n_train": n_train, "n_val": n_val}
-    return json.loads(json.dumps(fp, sort_keys=True))   # compare as it reads back
+    return json.loads(json.dumps(fp, sort_keys=True))  # compare as it reads back
 
 
 def _fresh(ckpt_dir: Path):
@@ -180,8 +199,10 @@ def _resume(ckpt_dir: Path, fingerprint: dict, model, opt, sched):
     if st is None:
         return 0, []
     if st["fingerprint"] != fingerprint:
-        raise InvalidInputError(f"the checkpoint in {ckpt_dir} was written for other params, "
-                                "classes or data", hint="train a new version instead of resuming")
+        raise InvalidInputError(
+            f"the checkpoint in {ckpt_dir} was written for other params, classes or data",
+            hint="train a new version instead of resuming",
+        )
     model.load_state_dict(st["model"])
     opt.load_state_dict(st["optimizer"])
     sched.load_state_dict(st["scheduler"])
@@ -235,23 +256,33 @@ def _train_epoch(model, opt, sched, batches, rt, p, epoch, steps, on_event, shou
                 return None
             value = train_step(model, opt, sched, x, y, rt, p.loss, weight)
             if not math.isfinite(value):
-                raise TrainingFailedError(f"loss became {value} at epoch {epoch}, step {s}",
-                                          hint="lower per_item_lrate (--set per_item_lrate=...)")
+                raise TrainingFailedError(
+                    f"loss became {value} at epoch {epoch}, step {s}",
+                    hint="lower per_item_lrate (--set per_item_lrate=...)",
+                )
             loss_sum, n = loss_sum + value * len(x), n + len(x)
             now = time.perf_counter()
             if now - mark_t >= STEP_EVENT_INTERVAL_S or s == steps:
-                on_event({"event": "step", "epoch": epoch, "step": s, "steps": steps,
-                          "loss": round(value, 5),
-                          "images_per_s": round((n - mark_n) / max(now - mark_t, 1e-9), 2)})
+                on_event(
+                    {
+                        "event": "step",
+                        "epoch": epoch,
+                        "step": s,
+                        "steps": steps,
+                        "loss": round(value, 5),
+                        "images_per_s": round((n - mark_n) / max(now - mark_t, 1e-9), 2),
+                    }
+                )
                 mark_t, mark_n = now, n
     finally:
-        batches.close()   # stops the prefetch threads on stop or error too
+        batches.close()  # stops the prefetch threads on stop or error too
     secs = time.perf_counter() - t0
     return {"loss": loss_sum / max(n, 1), "images_per_s": n / max(secs, 1e-9)}
 
 
-def evaluate(model, ds, idx: list[int], rt, classes: list[str], batch_size: int,
-             overlap: float | None = None) -> dict | None:
+def evaluate(
+    model, ds, idx: list[int], rt, classes: list[str], batch_size: int, overlap: float | None = None
+) -> dict | None:
     """Metrics at model resolution (resized images; predict brings labels to the original
     size); at native resolution with predict's sliding windows."""
     if not idx:
@@ -264,13 +295,14 @@ def evaluate(model, ds, idx: list[int], rt, classes: list[str], batch_size: int,
 
         infer = torch_infer(model, rt, data.MEAN, data.STD)
         for i in idx:
-            image, mask = ds.get(i)     # already at model resolution (native_scale applied)
+            image, mask = ds.get(i)  # already at model resolution (native_scale applied)
             plan = g._replace(scale=1.0).plan(*mask.shape, overlap=overlap)
             if plan is None:
                 label = infer(image[None], mask.shape)[0][0].argmax(0)
             else:
-                label, _ = tiling.blend_windows(image, mask.shape, plan.window, plan.stride, len(classes),
-                                                infer, batch=max(1, batch_size // 2))
+                label, _ = tiling.blend_windows(
+                    image, mask.shape, plan.window, plan.stride, len(classes), infer, batch=max(1, batch_size // 2)
+                )
             cm.update(label, mask)
     else:
         with torch.inference_mode(), rt.autocast():
@@ -288,11 +320,15 @@ def _r(x):
 
 def _record(epoch: int, res: dict, val: dict | None, seconds: float) -> dict:
     val = val or {}
-    return {"epoch": epoch, "loss": round(res["loss"], 5),
-            "val_mIoU": _r(val.get("mIoU")), "val_aAcc": _r(val.get("aAcc")),
-            "val_per_class": {k: {m: _r(v[m]) for m in ("iou", "acc")}
-                              for k, v in val.get("per_class", {}).items()},
-            "images_per_s": round(res["images_per_s"], 2), "seconds": round(seconds, 2)}
+    return {
+        "epoch": epoch,
+        "loss": round(res["loss"], 5),
+        "val_mIoU": _r(val.get("mIoU")),
+        "val_aAcc": _r(val.get("aAcc")),
+        "val_per_class": {k: {m: _r(v[m]) for m in ("iou", "acc")} for k, v in val.get("per_class", {}).items()},
+        "images_per_s": round(res["images_per_s"], 2),
+        "seconds": round(seconds, 2),
+    }
 
 
 def _finish(workdir: Path, model, arch, p, classes, history, n_train, n_val, skipped) -> dict:
@@ -300,19 +336,29 @@ def _finish(workdir: Path, model, arch, p, classes, history, n_train, n_val, ski
     model_dir = workdir / "model"
     geometry = p.geometry
     config = {
-        "format": "segcli-model/1", "template": p.template, "classes": classes, "arch": arch,
-        "image_size": geometry.image_size, "resize": geometry.mode, "geometry": geometry.to_dict(),
+        "format": "segcli-model/1",
+        "template": p.template,
+        "classes": classes,
+        "arch": arch,
+        "image_size": geometry.image_size,
+        "resize": geometry.mode,
+        "geometry": geometry.to_dict(),
         "normalisation": {"scale": 1 / 255, "mean": data.MEAN.tolist(), "std": data.STD.tolist()},
-        "ignore_index": IGNORE_INDEX, "train_params": p.fingerprint(),
+        "ignore_index": IGNORE_INDEX,
+        "train_params": p.fingerprint(),
     }
     checkpoint.save_model(model_dir, model, config)
     return {
-        "epochs": p.num_epochs, "loss": last["loss"], "val_mIoU": last["val_mIoU"],
-        "val_aAcc": last["val_aAcc"], "val_per_class": last["val_per_class"],
+        "epochs": p.num_epochs,
+        "loss": last["loss"],
+        "val_mIoU": last["val_mIoU"],
+        "val_aAcc": last["val_aAcc"],
+        "val_per_class": last["val_per_class"],
         "images_per_s": round(float(np.mean([h["images_per_s"] for h in history])), 2),
         "seconds": round(sum(h["seconds"] for h in history), 2),
-        "train_images": n_train, "val_images": n_val, "skipped": len(skipped),
-        "history": [{k: h[k] for k in ("epoch", "loss", "val_mIoU", "images_per_s", "seconds")}
-                    for h in history],
+        "train_images": n_train,
+        "val_images": n_val,
+        "skipped": len(skipped),
+        "history": [{k: h[k] for k in ("epoch", "loss", "val_mIoU", "images_per_s", "seconds")} for h in history],
         "model_dir": str(model_dir),
     }

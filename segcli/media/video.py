@@ -3,6 +3,7 @@
 
 `av` is imported inside functions: `segcli --help` and image-only predicts never pay for it.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -18,9 +19,7 @@ _CODECS = ("libx264", "mpeg4")
 _TIME_BASE = Fraction(1, 1000)  # timestamps in ms: keeps source timing when frames are skipped
 
 
-def iter_video_frames(
-    path: str | Path, every_n: int = 1
-) -> Iterator[tuple[int, float, np.ndarray]]:
+def iter_video_frames(path: str | Path, every_n: int = 1) -> Iterator[tuple[int, float, np.ndarray]]:
     """Yield (frame index, time in seconds, HxWx3 uint8 RGB) for every `every_n`-th frame."""
     import av
 
@@ -95,8 +94,7 @@ class VideoWriter:
         if (arr.shape[1], arr.shape[0]) != self.size:
             raise ValueError(f"frame size {arr.shape[1]}x{arr.shape[0]} != video size {self.size}")
         if self._padded != self.size:
-            arr = np.pad(arr, ((0, self._padded[1] - arr.shape[0]),
-                               (0, self._padded[0] - arr.shape[1]), (0, 0)))
+            arr = np.pad(arr, ((0, self._padded[1] - arr.shape[0]), (0, self._padded[0] - arr.shape[1]), (0, 0)))
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
         when = time_s if time_s is not None else self.frames / self._fps
         # Timestamps must strictly increase or the muxer rejects the packet.

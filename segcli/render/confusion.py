@@ -5,6 +5,7 @@ the class's pixels, where they went: the diagonal is recall), so a rare class re
 as the background; the cell shows that share in percent, and the row's pixel count sits at the
 right. Drawn with Pillow (no matplotlib): `model eval` runs on both backends.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,7 +43,7 @@ def render(classes: Sequence[str], matrix: Sequence[Sequence[int]], title: str =
     cell = max(44, min(90, 720 // max(n, 1)))
     names = [str(c) for c in classes]
     label_w = int(max(font.getlength(s) for s in names)) + 16
-    top = label_w + 56          # two lines of title, then column names written upwards
+    top = label_w + 56  # two lines of title, then column names written upwards
     left = label_w + 24
     lines = [t for t in (title, "rows: ground truth, columns: predicted; % of the row") if t]
     width = max(left + n * cell + 90, 20 + int(max(small.getlength(t) for t in lines)))

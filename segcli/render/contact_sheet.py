@@ -6,6 +6,7 @@ and its class map is blended over it with overlay.blend, in the colours predict 
 image size. Ignore pixels (255) get a grey hatch of their own: a mask folder's ignore regions
 show before a training skips them. One legend under the grid names every concept drawn.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,21 +21,21 @@ from segcli.render.overlay import blend, draw_label, legend_font  # one font and
 from segcli.render.palette import colors_for
 
 SHEET_BG = (255, 255, 255)
-TILE_BG = (226, 226, 226)      # letterbox bars: show where each tile ends
+TILE_BG = (226, 226, 226)  # letterbox bars: show where each tile ends
 TEXT = (20, 20, 20)
 MUTED = (110, 110, 110)
 IGNORE_BASE, IGNORE_STRIPE = 128, 240
 GAP, MARGIN = 10, 14
-ALPHA = 0.5          # as predict's overlays
+ALPHA = 0.5  # as predict's overlays
 BORDER_PX = 2
 
 
 @dataclass
 class Tile:
-    name: str                               # shown under the tile (file name as uploaded)
-    image: Optional[np.ndarray] = None      # HxWx3 uint8 as displayed; None: could not be read
-    classmap: Optional[np.ndarray] = None   # HxW uint8: index into classes, IGNORE_INDEX = ignore
-    note: str = ""                          # why the image or its overlay is missing
+    name: str  # shown under the tile (file name as uploaded)
+    image: Optional[np.ndarray] = None  # HxWx3 uint8 as displayed; None: could not be read
+    classmap: Optional[np.ndarray] = None  # HxW uint8: index into classes, IGNORE_INDEX = ignore
+    note: str = ""  # why the image or its overlay is missing
 
 
 def grid_shape(n: int) -> tuple[int, int]:
@@ -51,7 +52,7 @@ def fit_text(text: str, font, width: float) -> str:
     dots = "…" if isinstance(font, ImageFont.FreeTypeFont) else "..."
     for keep in range(len(text) - 1, 0, -1):
         head = keep // 2
-        candidate = text[:head] + dots + text[len(text) - (keep - head):]
+        candidate = text[:head] + dots + text[len(text) - (keep - head) :]
         if font.getlength(candidate) <= width:
             return candidate
     return dots
@@ -120,6 +121,7 @@ def present(tiles: Sequence[Tile], n_classes: int) -> tuple[list[int], bool]:
 @dataclass(frozen=True)
 class Layout:
     """Where things go on a sheet of `n` tiles: the grid, and the text size that fits a tile."""
+
     n: int
     tile: int
     titled: bool
@@ -146,7 +148,7 @@ class Layout:
         return MARGIN + (self.line + GAP // 2 if self.titled else 0)
 
     @property
-    def cell_height(self) -> int:   # the tile and its file name
+    def cell_height(self) -> int:  # the tile and its file name
         return self.tile + self.line + 4
 
     @property
@@ -180,12 +182,14 @@ def render_sheet(tiles: Sequence[Tile], classes: Sequence[str], tile_size: int =
         sheet.paste(render_tile(tile, classes, colors, tile_size), (x, y))
         if tile.note:
             _centred(draw, x + tile_size / 2, y + tile_size / 2, fit_text(tile.note, font, tile_size - 8), font, MUTED)
-        _centred(draw, x + tile_size / 2, y + tile_size + 2 + size / 2 + 2, fit_text(tile.name, font, tile_size), font, TEXT)
+        _centred(
+            draw, x + tile_size / 2, y + tile_size + 2 + size / 2 + 2, fit_text(tile.name, font, tile_size), font, TEXT
+        )
     y = layout.grid_bottom + GAP
     for row in legend:
         x = MARGIN
         for text, color in row:
-            if color is False:   # the "nothing drawn" line
+            if color is False:  # the "nothing drawn" line
                 draw.text((x, y), text, fill=MUTED, font=font)
                 continue
             _swatch(sheet, draw, x, y, size, color)
@@ -215,7 +219,7 @@ def _legend_rows(entries: list, font, size: int, width: int) -> list[list]:
 
 
 def _swatch(sheet: Image.Image, draw: ImageDraw.ImageDraw, x: int, y: int, size: int, color) -> None:
-    if color is None:   # ignore: the hatch itself
+    if color is None:  # ignore: the hatch itself
         patch = hatch(np.full((size, size, 3), 255, np.uint8), np.ones((size, size), bool))
         sheet.paste(Image.fromarray(patch), (x, y))
         draw.rectangle([x, y, x + size, y + size], outline=(60, 60, 60))

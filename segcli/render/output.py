@@ -3,6 +3,7 @@
 Commands hand plain dicts/lists to `Output.data`; they never print themselves. JSON is the
 stable, documented shape (scripts depend on it); tables are for people.
 """
+
 from __future__ import annotations
 
 import json
@@ -117,8 +118,10 @@ def wrap_for_terminal(message: str, stream=None) -> str:
     width = shutil.get_terminal_size().columns
     if all(len(line) <= width for line in message.splitlines()):
         return message
-    return "\n".join(textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False)
-                     if len(line) > width else line for line in message.splitlines())
+    return "\n".join(
+        textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False) if len(line) > width else line
+        for line in message.splitlines()
+    )
 
 
 def fit_column(rows: list[dict], columns: Sequence[str], column: str, width: int | None = None) -> list[dict]:
@@ -132,7 +135,7 @@ def fit_column(rows: list[dict], columns: Sequence[str], column: str, width: int
     out = []
     for row in rows:
         text = _cell(row.get(column))
-        out.append({**row, column: text if len(text) <= room else text[:room - 3].rstrip() + "..."})
+        out.append({**row, column: text if len(text) <= room else text[: room - 3].rstrip() + "..."})
     return out
 
 
@@ -151,15 +154,14 @@ def _console_width() -> int:
     return 80
 
 
-def plain_table(header: list[str], body: list[list[str]], title: str | None, width: int,
-                styled: bool) -> str | None:
+def plain_table(header: list[str], body: list[list[str]], title: str | None, width: int, styled: bool) -> str | None:
     """The table exactly as rich prints it (no box, two spaces between columns, every cell
     padded to its column; on a terminal a bold header and an italic title), when it fits
     `width` on one line per row and holds only plain printable ASCII; None otherwise (rich then
     folds the cells). Saves importing rich, ~45 ms of every metadata command."""
     cells = [header, *body]
     if any(not c.isprintable() or not c.isascii() or "[" in c for row in cells for c in row):
-        return None          # wide characters, control codes, possible rich markup
+        return None  # wide characters, control codes, possible rich markup
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     total = sum(widths) + 2 * (len(widths) - 1)
     if total > width or (title and (len(title) > total or not title.isprintable() or not title.isascii())):
@@ -168,6 +170,7 @@ def plain_table(header: list[str], body: list[list[str]], title: str | None, wid
 
     def line(row: list[str], pre: str = "", post: str = "") -> str:
         return "  ".join(f"{pre}{c.ljust(w)}{post}" for c, w in zip(row, widths)) + "\n"
+
     out = [f"{italic}{title}{reset}\n" if title else "", line(header, bold, reset)]
     out.extend(line(row) for row in body)
     return "".join(out)

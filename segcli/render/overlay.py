@@ -4,6 +4,7 @@ The legend sits on its own strip to the right so it never hides pixels. Its size
 the image size and the class names (not on which classes are present), so every frame of a video
 gets the same output size; strips are drawn once per (height, classes shown) and reused.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -46,7 +47,7 @@ def render_overlay(
     h, w = blended.shape[:2]
     if strip.shape[0] == h:
         return np.concatenate([blended, strip], axis=1)
-    canvas = np.empty((strip.shape[0], w + strip.shape[1], 3), np.uint8)   # legend taller than image
+    canvas = np.empty((strip.shape[0], w + strip.shape[1], 3), np.uint8)  # legend taller than image
     canvas[:, :w] = _STRIP_BG
     canvas[:h, :w] = blended
     canvas[:, w:] = strip
@@ -75,9 +76,7 @@ def present_classes(labelmap: np.ndarray, num_classes: int) -> list[int]:
     return [int(i) for i in np.flatnonzero(counts) if i != 0]
 
 
-def blend(
-    rgb: np.ndarray, labelmap: np.ndarray, colors: Sequence[tuple[int, int, int]], alpha: float
-) -> Image.Image:
+def blend(rgb: np.ndarray, labelmap: np.ndarray, colors: Sequence[tuple[int, int, int]], alpha: float) -> Image.Image:
     """`(1-alpha)*image + alpha*colour` on labelled pixels; background pixels stay bit-identical.
 
     Done with PIL's C routines (palette lookup, blend, composite): ~3 ms for 512x512 on one core,

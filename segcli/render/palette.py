@@ -5,6 +5,7 @@ has the same colour in the dataset's preview and in every prediction of models t
 on either backend. Past the palette, a colour derived from a fixed digest of the name (Python's
 `hash()` is salted per process).
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -23,9 +24,12 @@ BACKGROUND_COLOR = (0, 0, 0)  # placeholder; overlays never paint background pix
 # 2 and 1.8 among its first 10 (the demo's circle and square: #d2f53c and #ffe119).
 # tests/test_palette.py holds it to that. After them: more of the pool, then hashed hues.
 PALETTE: tuple[tuple[int, int, int], ...] = tuple(
-    tuple(int(h[i:i + 2], 16) for i in (0, 2, 4)) for h in (
+    tuple(int(h[i : i + 2], 16) for i in (0, 2, 4))
+    for h in (
         "0082c8 f6a600 be0032 46f0f0 c2b280 d55e00 56b4e9 604e97 ffd8b1 59a14f b3446c b07aa1 "
-        "3cb44b f032e6 911eb4 ffe119 008080 9a6324 aaffc3").split())
+        "3cb44b f032e6 911eb4 ffe119 008080 9a6324 aaffc3"
+    ).split()
+)
 
 
 def _digest(name: str) -> int:

@@ -1,4 +1,5 @@
 """Training curves (loss and validation mIoU per epoch) as a PNG next to a model version."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -12,6 +12,7 @@ overlay, files 3% larger; masks 0.05 vs 0.2 ms), and the largest single cost of 
 output. Without it, zlib. Both release the GIL, so writer threads compress in parallel.
 The output is a standard 8-bit PNG (colour type 0 or 2) that every reader decodes.
 """
+
 from __future__ import annotations
 
 import struct
@@ -25,7 +26,7 @@ try:
         compress as _deflate,  # levels 0-3; 1 is its fast one
         compressobj as _deflater,
     )
-except ImportError:                                   # not installed: same format, slower
+except ImportError:  # not installed: same format, slower
     from zlib import compress as _deflate, compressobj as _deflater
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -46,10 +47,9 @@ def encode(pixels: np.ndarray) -> bytes:
     raw = np.empty((h, rows.shape[1] + 1), np.uint8)
     raw[0, 0], raw[0, 1:] = _NONE, rows[0]
     raw[1:, 0] = _UP
-    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])   # uint8 wraps modulo 256, as PNG says
+    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])  # uint8 wraps modulo 256, as PNG says
     header = struct.pack(">IIBBBBB", w, h, 8, 0 if a.ndim == 2 else 2, 0, 0, 0)
-    return b"".join((_SIGNATURE, _chunk(b"IHDR", header),
-                     _chunk(b"IDAT", _deflate(raw.data, 1)), _chunk(b"IEND", b"")))
+    return b"".join((_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", _deflate(raw.data, 1)), _chunk(b"IEND", b"")))
 
 
 def save(path: Path | str, pixels: np.ndarray) -> None:

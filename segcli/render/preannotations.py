@@ -18,6 +18,7 @@ handed to the tool or uploaded as it is:
   score.
 Video frames get no pre-annotations (labelling tools take frames as images: extract them first).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,7 @@ class Drafts:
         self.root = Path(out_dir) / fmt
         self.classes = list(classes)
         self._lock = threading.Lock()
-        self._coco: dict[int, tuple[dict, list[dict]]] = {}   # slot -> (image entry, its annotations)
+        self._coco: dict[int, tuple[dict, list[dict]]] = {}  # slot -> (image entry, its annotations)
         self._writer: Any = None
         if fmt == "yolo":
             from segcli.datasets.yolo_writer import YoloWriter
@@ -79,9 +80,16 @@ class Drafts:
             xs = np.concatenate([r[:, 0] for r in rings])
             ys = np.concatenate([r[:, 1] for r in rings])
             x0, y0 = int(xs.min()), int(ys.min())
-            annotations.append({"category_id": int(index), "segmentation": [ring_points(r) for r in rings],
-                                "area": int(counts[index]), "bbox": [x0, y0, int(xs.max()) - x0, int(ys.max()) - y0],
-                                "iscrowd": 0, "score": round(float(scores[index]), 4)})
+            annotations.append(
+                {
+                    "category_id": int(index),
+                    "segmentation": [ring_points(r) for r in rings],
+                    "area": int(counts[index]),
+                    "bbox": [x0, y0, int(xs.max()) - x0, int(ys.max()) - y0],
+                    "iscrowd": 0,
+                    "score": round(float(scores[index]), 4),
+                }
+            )
         with self._lock:
             self._coco[slot] = ({"file_name": name, "width": int(w), "height": int(h)}, annotations)
 
@@ -95,9 +103,13 @@ class Drafts:
             images.append({"id": image_id, **entry})
             for ann in anns:
                 annotations.append({"id": len(annotations) + 1, "image_id": image_id, **ann})
-        doc = {"info": {"description": "segcli predictions (pre-annotations)", "version": "1.0"}, "licenses": [],
-               "images": images, "annotations": annotations,
-               "categories": [{"id": i, "name": c, "supercategory": ""} for i, c in enumerate(self.classes) if i]}
+        doc = {
+            "info": {"description": "segcli predictions (pre-annotations)", "version": "1.0"},
+            "licenses": [],
+            "images": images,
+            "annotations": annotations,
+            "categories": [{"id": i, "name": c, "supercategory": ""} for i, c in enumerate(self.classes) if i],
+        }
         write_text_atomic(self.root / "annotations.json", json.dumps(doc, ensure_ascii=False) + "\n")
 
 

@@ -5,6 +5,7 @@ turns them into the script contract: `DIR/predictions.json` with `classes` and `
 mask PNG and an overlay per input, and an overlaid video per video input. The JSON and the PNG are
 always derived from the same thresholded label map, so they cannot disagree.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,15 @@ class PredictionWriter:
     written with every item finished so far and the `skipped` inputs.
     """
 
-    def __init__(self, out_dir: Path | str | None, classes: Sequence[str], threshold: float = 0.05,
-                 workers: int = 0, class_order: str | None = None, drafts: str | None = None) -> None:
+    def __init__(
+        self,
+        out_dir: Path | str | None,
+        classes: Sequence[str],
+        threshold: float = 0.05,
+        workers: int = 0,
+        class_order: str | None = None,
+        drafts: str | None = None,
+    ) -> None:
         if not classes or classes[0] != BACKGROUND:
             raise ValueError(f'classes[0] must be "{BACKGROUND}", got {list(classes)[:1]}')
         if len(classes) > 255:
@@ -63,17 +71,18 @@ class PredictionWriter:
         self._items: list[dict[str, Any] | None] = []
         self.skipped: list[dict[str, str]] = []
         # Every file (and folder) written per input, after its stem: planned so none clashes.
-        self._names = NamePlan(derived=(".mask.png", ".overlay.png", ".overlay.mp4", ".f000000.mask.png"),
-                               derived_dirs=("_frames",))
+        self._names = NamePlan(
+            derived=(".mask.png", ".overlay.png", ".overlay.mp4", ".f000000.mask.png"), derived_dirs=("_frames",)
+        )
         self._videos: dict[str, _Video] = {}
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None
-        self._frames: ThreadPoolExecutor | None = None   # one thread: a video is encoded in order
+        self._frames: ThreadPoolExecutor | None = None  # one thread: a video is encoded in order
         self._pending: deque[Future] = deque()
         self._room: threading.Semaphore | None = None
         if workers > 0:
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix="segcli-write")
-            self._room = threading.Semaphore(4 * workers)   # bounds images held in memory
+            self._room = threading.Semaphore(4 * workers)  # bounds images held in memory
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         # Pre-annotations for a labelling tool (`predict --format`): render/preannotations.py.
@@ -96,13 +105,18 @@ class PredictionWriter:
     def items(self) -> list[dict[str, Any]]:
         return [item for item in self._items if item is not None]
 
-    def add_image(self, input_name: str, image: np.ndarray, labelmap: np.ndarray,
-                  class_scores: Any) -> dict[str, Any]:
+    def add_image(self, input_name: str, image: np.ndarray, labelmap: np.ndarray, class_scores: Any) -> dict[str, Any]:
         slot, stem = self._reserve(input_name)
         return self._image(slot, input_name, stem, image, labelmap, class_scores)
 
-    def submit_image(self, input_name: str, image: np.ndarray, labelmap: np.ndarray,
-                     class_scores: Any, done: Callable[[], None] | None = None) -> None:
+    def submit_image(
+        self,
+        input_name: str,
+        image: np.ndarray,
+        labelmap: np.ndarray,
+        class_scores: Any,
+        done: Callable[[], None] | None = None,
+    ) -> None:
         """Like add_image, in a writer thread (blocks while 4 x workers are queued). A failed
         write raises here on a later call, or in close(). `done` is called once the item is
         written or has failed (predict releases the image's memory budget with it)."""
@@ -116,8 +130,9 @@ class PredictionWriter:
         slot, stem = self._reserve(input_name)
         self._submit(self._pool, self._image, slot, input_name, stem, image, labelmap, class_scores, done=done)
 
-    def describe(self, input_name: str, image: np.ndarray, labelmap: np.ndarray,
-                 class_scores: Any) -> tuple[dict[str, Any], np.ndarray, list[int]]:
+    def describe(
+        self, input_name: str, image: np.ndarray, labelmap: np.ndarray, class_scores: Any
+    ) -> tuple[dict[str, Any], np.ndarray, list[int]]:
         """One image's item as predictions.json has it, kept nowhere and written nowhere (file
         paths None): for callers answering one image at a time (`segcli serve`). Also the
         thresholded label map (the mask PNG's pixels) and the class indices kept (the overlay's
@@ -144,8 +159,16 @@ class PredictionWriter:
         slot, video = self._reserve_frame(video_name, fps)
         return self._video_frame(slot, video, video_name, frame_index, time_s, image, labelmap, class_scores)
 
-    def submit_video_frame(self, video_name: str, frame_index: int, time_s: float, image: np.ndarray,
-                           labelmap: np.ndarray, class_scores: Any, fps: float | None = None) -> None:
+    def submit_video_frame(
+        self,
+        video_name: str,
+        frame_index: int,
+        time_s: float,
+        image: np.ndarray,
+        labelmap: np.ndarray,
+        class_scores: Any,
+        fps: float | None = None,
+    ) -> None:
         """Like add_video_frame, in a writer thread of its own (one, so that the video's frames
         are encoded in call order). Blocks while 4 x workers writes are queued; a failed write
         raises here on a later call, or in close()."""
@@ -155,11 +178,21 @@ class PredictionWriter:
         slot, video = self._reserve_frame(video_name, fps)
         if self._frames is None:
             self._frames = ThreadPoolExecutor(1, thread_name_prefix="segcli-video")
-        self._submit(self._frames, self._video_frame, slot, video, video_name, frame_index, time_s, image,
-                     labelmap, class_scores)
+        self._submit(
+            self._frames, self._video_frame, slot, video, video_name, frame_index, time_s, image, labelmap, class_scores
+        )
 
-    def _video_frame(self, slot: int, video: _Video | None, video_name: str, frame_index: int, time_s: float,
-                     image: np.ndarray, labelmap: np.ndarray, class_scores: Any) -> dict[str, Any]:
+    def _video_frame(
+        self,
+        slot: int,
+        video: _Video | None,
+        video_name: str,
+        frame_index: int,
+        time_s: float,
+        image: np.ndarray,
+        labelmap: np.ndarray,
+        class_scores: Any,
+    ) -> dict[str, Any]:
         labelmap, _, regions = self._threshold(labelmap, class_scores, image)
         item = self._new_item(f"{video_name}#frame={frame_index}", labelmap, regions)
         item["frame"], item["time"] = int(frame_index), round(float(time_s), 4)
@@ -226,8 +259,9 @@ class PredictionWriter:
         stem = self._unique_stem(input_name) if input_name is not None and self.out_dir is not None else None
         return len(self._items) - 1, stem
 
-    def _submit(self, pool: ThreadPoolExecutor, work: Callable[..., Any], *args: Any,
-                done: Callable[[], None] | None = None) -> None:
+    def _submit(
+        self, pool: ThreadPoolExecutor, work: Callable[..., Any], *args: Any, done: Callable[[], None] | None = None
+    ) -> None:
         self._reap(block=False)
         self._room.acquire()  # type: ignore[union-attr]
         future = pool.submit(work, *args)
@@ -236,6 +270,7 @@ class PredictionWriter:
             self._room.release()  # type: ignore[union-attr]
             if done is not None:
                 done()
+
         future.add_done_callback(finished)
         self._pending.append(future)
 
@@ -256,16 +291,22 @@ class PredictionWriter:
         if first is not None:
             raise first
 
-    def _image(self, slot: int, input_name: str, stem: str | None, image: np.ndarray,
-               labelmap: np.ndarray, class_scores: Any) -> dict[str, Any]:
+    def _image(
+        self, slot: int, input_name: str, stem: str | None, image: np.ndarray, labelmap: np.ndarray, class_scores: Any
+    ) -> dict[str, Any]:
         labelmap, kept, regions = self._threshold(labelmap, class_scores, image)
         item = self._new_item(input_name, labelmap, regions)
         if stem is not None and labelmap.size >= strips.LARGE_PIXELS:
             # a band at a time: the one-piece path makes several full-size copies
             item["mask_path"], item["overlay_path"] = f"{stem}.mask.png", f"{stem}.overlay.png"
             strips.write_mask_png(self.out_dir / item["mask_path"], labelmap)  # type: ignore[operator]
-            strips.write_overlay_png(self.out_dir / item["overlay_path"], image, labelmap,  # type: ignore[operator]
-                                     self.classes, kept)
+            strips.write_overlay_png(
+                self.out_dir / item["overlay_path"],
+                image,
+                labelmap,  # type: ignore[operator]
+                self.classes,
+                kept,
+            )
         elif stem is not None:
             item["mask_path"] = self._save_mask(labelmap, stem)
             overlay = render_overlay(image, labelmap, self.classes, present=kept)
@@ -275,8 +316,9 @@ class PredictionWriter:
         self._items[slot] = item
         return item
 
-    def _threshold(self, labelmap: np.ndarray, class_scores: Any, image: np.ndarray
-                   ) -> tuple[np.ndarray, list[int], list]:
+    def _threshold(
+        self, labelmap: np.ndarray, class_scores: Any, image: np.ndarray
+    ) -> tuple[np.ndarray, list[int], list]:
         """Drop regions scoring under the threshold (their pixels become background): the label
         map, the class indices kept and their regions."""
         lm = _check_labelmap(labelmap, len(self.classes))
@@ -298,7 +340,7 @@ class PredictionWriter:
         return lm, kept, [self._region(lm, c, float(scores[c]), int(counts[c])) for c in kept]
 
     def _region(self, lm: np.ndarray, index: int, score: float, area: int) -> dict[str, Any]:
-        if lm.size >= strips.LARGE_PIXELS:      # no full-size boolean mask and its copies
+        if lm.size >= strips.LARGE_PIXELS:  # no full-size boolean mask and its copies
             bbox, rle = strips.bbox_and_rle(lm, index)
         else:
             mask = lm == index
@@ -313,8 +355,14 @@ class PredictionWriter:
         }
 
     def _new_item(self, input_name: str, lm: np.ndarray, regions: list) -> dict[str, Any]:
-        return {"input": str(input_name), "width": int(lm.shape[1]), "height": int(lm.shape[0]),
-                "mask_path": None, "overlay_path": None, "regions": regions}
+        return {
+            "input": str(input_name),
+            "width": int(lm.shape[1]),
+            "height": int(lm.shape[0]),
+            "mask_path": None,
+            "overlay_path": None,
+            "regions": regions,
+        }
 
     def _unique_stem(self, name: str) -> str:
         # Two inputs called a/x.png and b/x.png must not overwrite each other's outputs, nor
@@ -345,8 +393,11 @@ class PredictionWriter:
 
         rel = f"{video.stem}.overlay.mp4"
         if video.writer is None:
-            video.writer = VideoWriter(self.out_dir / rel, video.fps or 25.0,  # type: ignore[operator]
-                                              (overlay.shape[1], overlay.shape[0]))
+            video.writer = VideoWriter(
+                self.out_dir / rel,
+                video.fps or 25.0,  # type: ignore[operator]
+                (overlay.shape[1], overlay.shape[0]),
+            )
         video.writer.write(overlay, time_s)
         return rel
 
@@ -367,8 +418,7 @@ def _check_labelmap(labelmap: np.ndarray, num_classes: int) -> np.ndarray:
     if lm.ndim != 2:
         raise ValueError(f"label map must be 2-D (H, W), got shape {lm.shape}")
     if lm.size and (lm.min() < 0 or lm.max() >= num_classes):
-        raise ValueError(f"label map values must be in 0..{num_classes - 1}, "
-                         f"got {int(lm.min())}..{int(lm.max())}")
+        raise ValueError(f"label map values must be in 0..{num_classes - 1}, got {int(lm.min())}..{int(lm.max())}")
     return lm.astype(np.uint8, copy=False)
 
 
@@ -377,5 +427,4 @@ def encode_rle(mask: np.ndarray) -> dict[str, Any]:
     from pycocotools import mask as mask_utils
 
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])],
-            "counts": rle["counts"].decode("ascii")}
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}

@@ -7,6 +7,7 @@ Three modes, chosen once per command by `progress_mode`:
 Progress always goes to stderr, so JSON or tables on stdout stay clean whatever the mode.
 Training events in `-o json` mode are JSON Lines on stdout and are rendered by the CLI, not here.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,7 @@ def line_interval_s(default: float = 2.0) -> float:
         value = float(os.environ.get("SEGCLI_PROGRESS_INTERVAL", default))
     except ValueError:
         return default
-    return max(value, 0.0) if math.isfinite(value) else default   # nan/inf: as any other non-number
+    return max(value, 0.0) if math.isfinite(value) else default  # nan/inf: as any other non-number
 
 
 # A training's plain lines: one at each finished epoch, phase and status, and in between at
@@ -54,9 +55,15 @@ class Counter:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                                 console=Console(stderr=True), transient=True)
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
             self._task = self._bar.add_task(label, total=total or None, rate="")
             self._bar.start()
 
@@ -174,8 +181,11 @@ class StatusView:
         stop = snap.get("early_stop")
         if stop and not self._told_stop:
             self._told_stop = True
-            print(f"{self.title}: early stop after epoch {stop.get('epoch')}: {stop.get('reason')}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{self.title}: early stop after epoch {stop.get('epoch')}: {stop.get('reason')}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self._live is not None:

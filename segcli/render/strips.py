@@ -7,6 +7,7 @@ intermediates, the filtered PNG rows): ~2.5 GB for a 100-megapixel photo. Here n
 than a strip is made besides the label map itself, and the results are the same: the same RLE
 string as pycocotools, the same pixels in the PNGs (tests compare both paths).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,13 +40,13 @@ def bbox_and_rle(lm: np.ndarray, index: int, cols: int | None = None) -> tuple[l
     rows_hit = np.zeros(h, bool)
     x_first = x_last = -1
     for x0 in range(0, w, cols):
-        strip = lm[:, x0:x0 + cols] == index                        # h x k
+        strip = lm[:, x0 : x0 + cols] == index  # h x k
         rows_hit |= strip.any(axis=1)
         hit_cols = np.flatnonzero(strip.any(axis=0))
         if hit_cols.size:
             x_first = x0 + int(hit_cols[0]) if x_first < 0 else x_first
             x_last = x0 + int(hit_cols[-1])
-        flat = strip.T.ravel()                                      # column-major order
+        flat = strip.T.ravel()  # column-major order
         change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
         edges = np.concatenate(([0], change, [flat.size]))
         lengths = np.diff(edges)
@@ -58,7 +59,7 @@ def bbox_and_rle(lm: np.ndarray, index: int, cols: int | None = None) -> tuple[l
         run_value = int(flat[-1])
         run_len = int(lengths[-1])
     counts.append(np.asarray([run_len], np.int64))
-    runs = np.concatenate(counts)       # starts with the run of 0s (0 long if pixel 0 is in)
+    runs = np.concatenate(counts)  # starts with the run of 0s (0 long if pixel 0 is in)
     rows = np.flatnonzero(rows_hit)
     bbox = [x_first, int(rows[0]), x_last - x_first + 1, int(rows[-1] - rows[0] + 1)]
     return bbox, {"size": [h, w], "counts": rle_string(runs)}
@@ -74,12 +75,12 @@ def rle_string(counts: np.ndarray) -> str:
     groups, active = [], np.ones(len(x), bool)
     while active.any():
         c = x & 0x1F
-        x = x >> 5                                      # arithmetic: -1 stays -1
+        x = x >> 5  # arithmetic: -1 stays -1
         more = np.where(c & 0x10, x != -1, x != 0) & active
         groups.append(np.where(more, c | 0x20, c) + 48)
         groups.append(active.copy())
         active = more
-    chars = np.stack(groups[0::2], axis=1)              # [count, group]
+    chars = np.stack(groups[0::2], axis=1)  # [count, group]
     keep = np.stack(groups[1::2], axis=1)
     return chars[keep].astype(np.uint8).tobytes().decode("ascii")
 
@@ -89,11 +90,18 @@ def write_mask_png(path: Path | str, lm: np.ndarray, rows: int | None = None) ->
     rows = rows or strip_len(w)
     with png.RowWriter(path, w, h, 1) as out:
         for y in range(0, h, rows):
-            out.write(lm[y:y + rows])
+            out.write(lm[y : y + rows])
 
 
-def write_overlay_png(path: Path | str, image: np.ndarray, lm: np.ndarray, classes: Sequence[str],
-                      present: Sequence[int], alpha: float = 0.5, rows: int | None = None) -> None:
+def write_overlay_png(
+    path: Path | str,
+    image: np.ndarray,
+    lm: np.ndarray,
+    classes: Sequence[str],
+    present: Sequence[int],
+    alpha: float = 0.5,
+    rows: int | None = None,
+) -> None:
     """render_overlay(image, lm, classes, present) written band by band: the same pixels."""
     h, w = lm.shape
     names = tuple(classes)
@@ -110,7 +118,7 @@ def write_overlay_png(path: Path | str, image: np.ndarray, lm: np.ndarray, class
             band[:, :w] = 255
             if y < h:
                 b1 = min(h, y1)
-                band[:b1 - y, :w] = _blended_rows(image, lm, colors, alpha, y, b1)
+                band[: b1 - y, :w] = _blended_rows(image, lm, colors, alpha, y, b1)
             out.write(band)
 
 
@@ -119,5 +127,4 @@ def _blended_rows(image: np.ndarray, lm: np.ndarray, colors, alpha: float, y0: i
     context above and below, so the region borders at the band's edges are the same."""
     a, b = max(0, y0 - 1), min(lm.shape[0], y1 + 1)
     out = np.asarray(blend(np.ascontiguousarray(image[a:b]), lm[a:b], colors, alpha))
-    return out[y0 - a:y0 - a + (y1 - y0)]
-
+    return out[y0 - a : y0 - a + (y1 - y0)]

@@ -1,5 +1,6 @@
 """`segcli train list`: table rows for people, and the one-screen view `--watch` keeps live
 (rich on a TTY, a line per change otherwise). Rows come from services/training_list.row()."""
+
 from __future__ import annotations
 
 import sys
@@ -34,10 +35,20 @@ def short_time(iso: str, now: Optional[datetime] = None) -> str:
 
 def human_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The table `train list` prints: short version ids, epoch as 4/10, percent, eta."""
-    return [{"app": r["app_id"], "model": r["model_id"], "version": r["version_id"][:8], "status": r["status"],
-             "epoch": _epoch_text(r), "done": f"{r['percent']:.0f}%" if r["percent"] is not None else "-",
-             "eta": fmt_duration(r["eta_s"]) if r["eta_s"] is not None else "-",
-             "val_mIoU": fmt_num(r["val_mIoU"], 3), "started": short_time(r["created_at"])} for r in rows]
+    return [
+        {
+            "app": r["app_id"],
+            "model": r["model_id"],
+            "version": r["version_id"][:8],
+            "status": r["status"],
+            "epoch": _epoch_text(r),
+            "done": f"{r['percent']:.0f}%" if r["percent"] is not None else "-",
+            "eta": fmt_duration(r["eta_s"]) if r["eta_s"] is not None else "-",
+            "val_mIoU": fmt_num(r["val_mIoU"], 3),
+            "started": short_time(r["created_at"]),
+        }
+        for r in rows
+    ]
 
 
 def table_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -160,4 +171,3 @@ class ListWatchDisplay:
         if self._live is not None:
             self._live.stop()
             self._live = None
-

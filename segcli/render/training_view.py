@@ -7,6 +7,7 @@ cut to the width (never wrapped), the history shows the best epoch plus the last
 so a live region never outgrows the terminal. The same view serves both backends: it shows
 what a snapshot has (Clarifai reports a status, a percent and an epoch estimate).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,15 +21,20 @@ from rich.text import Text
 from segcli.core.entities import CANCELLED, QUEUED, TRAINED, TRAINING, TRAINING_FAILED, ModelVersion
 from segcli.core.training_progress import TrainingProgress, best_record, read_progress
 
-WIDE = 70          # from this width: trend line, img/s column, IoU bars, run details
-MEDIUM = 46        # from this width: the time column and full labels
-LABEL = 11         # width of the left label column ("checkpoint ")
+WIDE = 70  # from this width: trend line, img/s column, IoU bars, run details
+MEDIUM = 46  # from this width: the time column and full labels
+LABEL = 11  # width of the left label column ("checkpoint ")
 MAX_BAR = 48
 MAX_HISTORY_ROWS = 10
 MAX_TREND_POINTS = 24
 
-STATUS_STYLE = {QUEUED: "dim", TRAINING: "bold cyan", TRAINED: "bold green",
-                TRAINING_FAILED: "bold red", CANCELLED: "bold yellow"}
+STATUS_STYLE = {
+    QUEUED: "dim",
+    TRAINING: "bold cyan",
+    TRAINED: "bold green",
+    TRAINING_FAILED: "bold red",
+    CANCELLED: "bold yellow",
+}
 
 
 @dataclass(frozen=True)
@@ -38,18 +44,36 @@ class Glyphs:
     best: str
     spark: str
     gap: str
-    sep: str          # between items on one line
-    more: str         # marks a cut name
-    overflow: str     # how a line too long for the width ends
+    sep: str  # between items on one line
+    more: str  # marks a cut name
+    overflow: str  # how a line too long for the width ends
     icons: dict
 
     @classmethod
     def pick(cls, ascii_only: bool) -> "Glyphs":
         if ascii_only:  # a terminal that cannot show unicode gets plain ASCII, not mojibake
-            return cls("#", "-", "*", " .:-=+*#", "...", " - ", "~", "crop",
-                       {QUEUED: ".", TRAINING: ">", TRAINED: "+", TRAINING_FAILED: "x", CANCELLED: "-"})
-        return cls("━", "─", "★", "▁▂▃▄▅▆▇█", "⋯", " · ", "…", "ellipsis",
-                   {QUEUED: "○", TRAINING: "●", TRAINED: "✔", TRAINING_FAILED: "✖", CANCELLED: "■"})
+            return cls(
+                "#",
+                "-",
+                "*",
+                " .:-=+*#",
+                "...",
+                " - ",
+                "~",
+                "crop",
+                {QUEUED: ".", TRAINING: ">", TRAINED: "+", TRAINING_FAILED: "x", CANCELLED: "-"},
+            )
+        return cls(
+            "━",
+            "─",
+            "★",
+            "▁▂▃▄▅▆▇█",
+            "⋯",
+            " · ",
+            "…",
+            "ellipsis",
+            {QUEUED: "○", TRAINING: "●", TRAINED: "✔", TRAINING_FAILED: "✖", CANCELLED: "■"},
+        )
 
 
 # -- small formatters ------------------------------------------------------------------------
@@ -144,8 +168,14 @@ class TrainingView:
         if version is None:
             yield text_line(f"{self.title}: waiting for the first status", overflow="crop")
             return
-        frame = _Frame(self.title, version, options.max_width, options.size.height,
-                       Glyphs.pick(options.ascii_only), self.max_history_rows)
+        frame = _Frame(
+            self.title,
+            version,
+            options.max_width,
+            options.size.height,
+            Glyphs.pick(options.ascii_only),
+            self.max_history_rows,
+        )
         yield from frame.lines()
 
 
@@ -190,7 +220,7 @@ class _Frame:
         if details and self.medium:
             room = self.width - sum(cell_len(p[0] if isinstance(p, tuple) else p) for p in parts)
             while details and cell_len(self.g.sep + self.g.sep.join(details)) > room:
-                details.pop()   # the least telling detail first, never a cut word
+                details.pop()  # the least telling detail first, never a cut word
             if details:
                 parts.append((self.g.sep + self.g.sep.join(details), "dim"))
         return self.line(*parts)
@@ -220,7 +250,7 @@ class _Frame:
         if tp.epochs:
             shown = tp.epoch
             parts.append(f"epoch {'~' if tp.estimated else ''}{shown}/{tp.epochs}")
-        if tp.phase and (tp.current is None or not tp.steps):   # no epoch bar to show it on
+        if tp.phase and (tp.current is None or not tp.steps):  # no epoch bar to show it on
             parts.append(f"{tp.phase}{self.g.gap}")
         elif tp.early_stop and not self.final:
             parts.append("stopped early")
@@ -257,8 +287,12 @@ class _Frame:
         losses = [h.get("loss") for h in shown]
         mious = [h.get("val_mIoU") for h in shown]
         # the sparklines are scaled to what they show: first -> last value gives the scale
-        parts: list[Any] = [_label("trend"), "loss ", (sparkline(losses, self.g), "magenta"),
-                            f" {_span(losses, '.3g', self.g)}"]
+        parts: list[Any] = [
+            _label("trend"),
+            "loss ",
+            (sparkline(losses, self.g), "magenta"),
+            f" {_span(losses, '.3g', self.g)}",
+        ]
         if any(finite(m) is not None for m in mious):
             parts += ["   val mIoU ", (sparkline(mious, self.g), "green"), f" {_span(mious, '.2f', self.g)}"]
         return [self.line(*parts)]
@@ -272,8 +306,10 @@ class _Frame:
             out.append(self.line(_label("checkpoint"), f"epoch {last} saved"))
         if self.tp.resumed_from:
             out.append(self.line(_label("resumed"), f"after epoch {self.tp.resumed_from}, from its checkpoint"))
-        stop = self.tp.early_stop or (self.v.metrics.get("stop_reason") and {"reason": self.v.metrics["stop_reason"],
-                                                                                "epoch": self.v.metrics.get("last_epoch")})
+        stop = self.tp.early_stop or (
+            self.v.metrics.get("stop_reason")
+            and {"reason": self.v.metrics["stop_reason"], "epoch": self.v.metrics.get("last_epoch")}
+        )
         if stop:
             out.append(_wrapped("early stop", f"after epoch {stop.get('epoch')}: {stop.get('reason')}"))
         return out
@@ -295,8 +331,13 @@ class _Frame:
                 yield self.line((f"{self.g.gap:>6}" + (f"  {hidden} epochs not shown" if self.medium else ""), "dim"))
                 continue
             h = history[index]
-            cells = (str(h.get("epoch", index + 1)), fmt_num(h.get("loss"), 4), fmt_num(h.get("val_mIoU"), 4),
-                     fmt_num(h.get("images_per_s"), 1), _epoch_time(h.get("seconds")))
+            cells = (
+                str(h.get("epoch", index + 1)),
+                fmt_num(h.get("loss"), 4),
+                fmt_num(h.get("val_mIoU"), 4),
+                fmt_num(h.get("images_per_s"), 1),
+                _epoch_time(h.get("seconds")),
+            )
             yield self._history_row(cells, best=index == best)
 
     def _history_row(self, cells: Sequence[str], header: bool = False, best: bool = False) -> Text:
@@ -306,7 +347,9 @@ class _Frame:
         if header:
             return self.line((text, "bold"))
         if best:
-            return self.line((text, "bold green"), (f"  {self.g.best} best" if self.medium else f" {self.g.best}", "green"))
+            return self.line(
+                (text, "bold green"), (f"  {self.g.best} best" if self.medium else f" {self.g.best}", "green")
+            )
         return self.line(text)
 
     # the end: per-class result of the final validation, and where the plot is

@@ -18,6 +18,7 @@ model run at a time either way.
 
 No numpy or web import here: images are whatever the segmenter takes.
 """
+
 from __future__ import annotations
 
 import queue
@@ -42,23 +43,31 @@ class Batcher:
     """`submit(image)` -> a Future of the image's SegResult. `close()` runs what was submitted,
     then stops both threads; a submit after close raises RuntimeError."""
 
-    def __init__(self, segmenter, max_batch: int = 8, max_wait_s: float = 0.002,
-                 batch_pixels: int = 8 * 2**20, on_the_way: Optional[Callable[[], int]] = None) -> None:
+    def __init__(
+        self,
+        segmenter,
+        max_batch: int = 8,
+        max_wait_s: float = 0.002,
+        batch_pixels: int = 8 * 2**20,
+        on_the_way: Optional[Callable[[], int]] = None,
+    ) -> None:
         self.segmenter = segmenter
-        self._on_the_way = on_the_way or (lambda: 1)   # not told: always worth waiting for
+        self._on_the_way = on_the_way or (lambda: 1)  # not told: always worth waiting for
         self.max_batch, self.max_wait_s, self.batch_pixels = max_batch, max_wait_s, batch_pixels
         self._staged = isinstance(segmenter, StagedSegmenter)
         self._inbox: queue.Queue = queue.Queue()
         # One prepared batch waits while the runner runs another: preparing overlaps the model.
         self._ready: queue.Queue = queue.Queue(maxsize=1)
         self._lock = threading.Lock()
-        self._model = threading.Lock()      # held while the model runs (runner or a lone submit)
-        self._pending = 0                   # submitted to the threads, not yet answered
+        self._model = threading.Lock()  # held while the model runs (runner or a lone submit)
+        self._pending = 0  # submitted to the threads, not yet answered
         self._closed = False
-        self.batches = 0            # how many model runs, and how many images they took:
-        self.images = 0             # bench_serve prints the mean batch size
-        self._threads = [threading.Thread(target=self._collect, name="segcli-serve-batch", daemon=True),
-                         threading.Thread(target=self._run, name="segcli-serve-model", daemon=True)]
+        self.batches = 0  # how many model runs, and how many images they took:
+        self.images = 0  # bench_serve prints the mean batch size
+        self._threads = [
+            threading.Thread(target=self._collect, name="segcli-serve-batch", daemon=True),
+            threading.Thread(target=self._run, name="segcli-serve-model", daemon=True),
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -111,7 +120,7 @@ class Batcher:
                     wait = deadline - time.monotonic()
                     if wait <= 0 or self._on_the_way() <= 0:
                         break
-                    try:   # in slices: what is on its way may fail to come (a bad image)
+                    try:  # in slices: what is on its way may fail to come (a bad image)
                         entry = self._inbox.get(timeout=min(wait, WAIT_SLICE_S))
                     except queue.Empty:
                         continue
@@ -119,7 +128,7 @@ class Batcher:
                     stopping = True
                     break
                 if pixels + entry.pixels > self.batch_pixels:
-                    carry = entry        # too big to join: it starts the next batch
+                    carry = entry  # too big to join: it starts the next batch
                     break
                 batch.append(entry)
                 pixels += entry.pixels
@@ -150,8 +159,11 @@ class Batcher:
                 if isinstance(prepared, BaseException):
                     raise prepared
                 with self._model:
-                    results = (self.segmenter.run(prepared) if self._staged
-                               else self.segmenter.predict([e.image for e in batch], self.max_batch))
+                    results = (
+                        self.segmenter.run(prepared)
+                        if self._staged
+                        else self.segmenter.predict([e.image for e in batch], self.max_batch)
+                    )
             except BaseException as exc:  # noqa: BLE001 - every request of the batch gets it
                 self._answered(len(batch))
                 for entry in batch:

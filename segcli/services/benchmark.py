@@ -7,6 +7,7 @@ The images: the version's held-out split by default (services/precision.held_out
 `model show` reports per precision), or a dataset's version (`--dataset`). Held-out numbers
 measured here are recorded with the version like predict's first use records them.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,12 +16,18 @@ from typing import Any, Callable, Optional
 from segcli.backends.base import Backend
 
 CONFIGS = (("onnx", "fp32"), ("onnx", "fp16"), ("onnx", "int8"), ("torch", "fp32"))
-BATCH = 8             # backends/local/benchmark.BATCH: the batch size the rows report
+BATCH = 8  # backends/local/benchmark.BATCH: the batch size the rows report
 
 
-def benchmark(backend: Backend, app_id: str, model_id: str, version_id: Optional[str],
-              dataset: Optional[tuple[str, str]], notify: Callable[[str], None],
-              configs: tuple = CONFIGS) -> dict[str, Any]:
+def benchmark(
+    backend: Backend,
+    app_id: str,
+    model_id: str,
+    version_id: Optional[str],
+    dataset: Optional[tuple[str, str]],
+    notify: Callable[[str], None],
+    configs: tuple = CONFIGS,
+) -> dict[str, Any]:
     """The `segcli benchmark -o json` document."""
     from segcli.services import precision as precisions
 
@@ -28,8 +35,11 @@ def benchmark(backend: Backend, app_id: str, model_id: str, version_id: Optional
     version, _ = backend.trained_model_dir(app_id, model_id, version_id)
     if dataset is None:
         items, on = precisions.held_out_items(backend, version)
-        source: dict[str, Any] = {"split": on, "dataset_id": version.dataset_id,
-                                  "dataset_version_id": version.dataset_version_id}
+        source: dict[str, Any] = {
+            "split": on,
+            "dataset_id": version.dataset_id,
+            "dataset_version_id": version.dataset_version_id,
+        }
     else:
         items = list(backend.iter_eval_items(app_id, dataset[0], dataset[1], version.classes))
         on, source = "dataset", {"split": "dataset", "dataset_id": dataset[0], "dataset_version_id": dataset[1]}
@@ -44,14 +54,31 @@ def benchmark(backend: Backend, app_id: str, model_id: str, version_id: Optional
     for engine, precision in configs:
         notify(f"benchmarking {engine} {precision} on {len(items)} images")
         row = {"engine": engine, "precision": precision}
-        row.update(backend.benchmark_run(version, engine, precision, items,
-                                         calibration if precision == "int8" else None))
+        row.update(
+            backend.benchmark_run(version, engine, precision, items, calibration if precision == "int8" else None)
+        )
         rows.append(row)
         if on == "held-out" and "mIoU" in row and engine == "onnx":
-            backend.record_precision(version, precision, {"mIoU": row["mIoU"], "images": len(items), "split": on,
-                                                          "graph": backend.precision_graph_tag(precision)})
-    return {"model_id": model_id, "version_id": version.id, "images": len(items), **source,
-            "batch_size": BATCH, "cpus": os.cpu_count(), "load_average": _load(), "rows": rows}
+            backend.record_precision(
+                version,
+                precision,
+                {
+                    "mIoU": row["mIoU"],
+                    "images": len(items),
+                    "split": on,
+                    "graph": backend.precision_graph_tag(precision),
+                },
+            )
+    return {
+        "model_id": model_id,
+        "version_id": version.id,
+        "images": len(items),
+        **source,
+        "batch_size": BATCH,
+        "cpus": os.cpu_count(),
+        "load_average": _load(),
+        "rows": rows,
+    }
 
 
 def _load() -> Optional[float]:
@@ -59,4 +86,3 @@ def _load() -> Optional[float]:
         return round(os.getloadavg()[0], 2)
     except (AttributeError, OSError):
         return None
-

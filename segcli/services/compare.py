@@ -1,6 +1,7 @@
 """`segcli model compare`: a model's versions side by side (template, the params that differ,
 best and last val mIoU, per-class IoU, training time). Sweeps print the same numbers: both
 read them through core/training_progress.epoch_summary and services/sweep.training_seconds."""
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -12,7 +13,7 @@ from segcli.core.errors import InvalidInputError
 from segcli.core.training_progress import best_record, epoch_summary
 from segcli.services.sweep import training_seconds
 
-SHORT = 8   # how tables show a version id; any unique prefix names a version here
+SHORT = 8  # how tables show a version id; any unique prefix names a version here
 
 
 def pick_versions(backend: Backend, app_id: str, model_id: str, refs: list[str]) -> list[ModelVersion]:
@@ -27,8 +28,10 @@ def pick_versions(backend: Backend, app_id: str, model_id: str, refs: list[str])
     for ref in refs:
         matches = [v for v in every if v.id == ref] or [v for v in every if v.id.startswith(ref)]
         if len(matches) > 1:
-            raise InvalidInputError(f"version prefix {ref!r} matches {len(matches)} versions of {model_id}",
-                                    hint="give more characters of the id (segcli model show MODEL)")
+            raise InvalidInputError(
+                f"version prefix {ref!r} matches {len(matches)} versions of {model_id}",
+                hint="give more characters of the id (segcli model show MODEL)",
+            )
         if not matches:
             raise refusals.version_not_found(app_id, model_id, ref)
         if matches[0] not in chosen:
@@ -57,15 +60,30 @@ def compare(backend: Backend, app_id: str, model_id: str, refs: list[str]) -> di
     rows = []
     for v in versions:
         train_params = v.params.get("train_params", {})
-        rows.append({"id": v.id, "status": v.status, "template": v.template,
-                     "dataset_version_id": v.dataset_version_id, "params": {k: train_params.get(k) for k in differ},
-                     **epoch_summary(v), "kept_epoch": v.metrics.get("kept_epoch"),
-                     "epochs_run": len(v.history), "epochs": v.epochs,
-                     "per_class_iou": per_class_iou(v), "seconds": training_seconds(v)})
+        rows.append(
+            {
+                "id": v.id,
+                "status": v.status,
+                "template": v.template,
+                "dataset_version_id": v.dataset_version_id,
+                "params": {k: train_params.get(k) for k in differ},
+                **epoch_summary(v),
+                "kept_epoch": v.metrics.get("kept_epoch"),
+                "epochs_run": len(v.history),
+                "epochs": v.epochs,
+                "per_class_iou": per_class_iou(v),
+                "seconds": training_seconds(v),
+            }
+        )
     scored = [r for r in rows if r["status"] == TRAINED and isinstance(r["best_val_mIoU"], (int, float))]
     best = max(scored, key=lambda r: r["best_val_mIoU"]) if scored else None
-    return {"app_id": app_id, "model_id": model_id, "differing_params": differ, "versions": rows,
-            "best_version_id": best["id"] if best else None}
+    return {
+        "app_id": app_id,
+        "model_id": model_id,
+        "differing_params": differ,
+        "versions": rows,
+        "best_version_id": best["id"] if best else None,
+    }
 
 
 def table(result: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -76,15 +94,22 @@ def table(result: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     def line(field: str, values: list[Any]) -> dict[str, Any]:
         return {"field": field, **dict(zip(names, values))}
 
-    out = [line("status", [r["status"] for r in rows]), line("template", [r["template"] for r in rows]),
-           line("dataset version", [(r["dataset_version_id"] or "-")[:SHORT] for r in rows])]
+    out = [
+        line("status", [r["status"] for r in rows]),
+        line("template", [r["template"] for r in rows]),
+        line("dataset version", [(r["dataset_version_id"] or "-")[:SHORT] for r in rows]),
+    ]
     out += [line(k, [r["params"].get(k) for r in rows]) for k in result["differing_params"]]
-    out += [line("best val mIoU", [_num(r["best_val_mIoU"]) for r in rows]),
-            line("best epoch", [r["best_epoch"] for r in rows]),
-            line("last val mIoU", [_num(r["last_val_mIoU"]) for r in rows]),
-            line("epochs", [f"{r['epochs_run']}/{r['epochs']}" + (" (early stop)" if r["stopped_early"] else "")
-                            for r in rows]),
-            line("time", [_seconds(r["seconds"]) for r in rows])]
+    out += [
+        line("best val mIoU", [_num(r["best_val_mIoU"]) for r in rows]),
+        line("best epoch", [r["best_epoch"] for r in rows]),
+        line("last val mIoU", [_num(r["last_val_mIoU"]) for r in rows]),
+        line(
+            "epochs",
+            [f"{r['epochs_run']}/{r['epochs']}" + (" (early stop)" if r["stopped_early"] else "") for r in rows],
+        ),
+        line("time", [_seconds(r["seconds"]) for r in rows]),
+    ]
     classes = list(dict.fromkeys(name for r in rows for name in r["per_class_iou"]))
     out += [line(f"IoU {name}", [_num(r["per_class_iou"].get(name)) for r in rows]) for name in classes]
     return out, ["field", *names]

@@ -15,6 +15,7 @@ A --out that is a symbolic link is followed: the export lands in the folder it p
 File names come from core/names.NamePlan (datasets/writers.FileNames): every image gets a
 distinct name on any file system; the summary lists each one that had to change.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,11 +51,11 @@ class ExportResult:
     dataset_id: str
     dataset_version_id: Optional[str]
     images: int
-    classes: list[str]          # classes[i] names mask value i; classes[0] = background
+    classes: list[str]  # classes[i] names mask value i; classes[0] = background
     category_ids: dict[str, int]  # COCO category id of each class (coco: the uploaded ids where known)
-    renamed: int                # images whose uploaded name had to change (unsafe, clashing, too long, no suffix)
-    ignored_pixels: int         # coco, yolo: ignore (255) pixels the format cannot express (left as background)
-    renamed_items: list[dict[str, str]]   # {"name": as uploaded, "exported_as": path below the images folder}
+    renamed: int  # images whose uploaded name had to change (unsafe, clashing, too long, no suffix)
+    ignored_pixels: int  # coco, yolo: ignore (255) pixels the format cannot express (left as background)
+    renamed_items: list[dict[str, str]]  # {"name": as uploaded, "exported_as": path below the images folder}
 
 
 def _writer(fmt: str, root: Path, classes: list[str], embed_images: bool):
@@ -75,28 +76,43 @@ def _writer(fmt: str, root: Path, classes: list[str], embed_images: bool):
     return LabelmeWriter(root, embed_images=embed_images)
 
 
-def export(backend: Backend, app_id: str, dataset_id: str, version_id: Optional[str], fmt: str,
-           out_dir: Path, progress_mode: str, embed_images: bool = False) -> ExportResult:
+def export(
+    backend: Backend,
+    app_id: str,
+    dataset_id: str,
+    version_id: Optional[str],
+    fmt: str,
+    out_dir: Path,
+    progress_mode: str,
+    embed_images: bool = False,
+) -> ExportResult:
     if fmt not in FORMATS:
         raise InvalidInputError(f"unknown export format '{fmt}'", hint="--format " + " | ".join(FORMATS))
     if embed_images and fmt != "labelme":
-        raise InvalidInputError("--embed-images is for --format labelme (imageData in each JSON)",
-                                hint="leave it out, or export with --format labelme")
+        raise InvalidInputError(
+            "--embed-images is for --format labelme (imageData in each JSON)",
+            hint="leave it out, or export with --format labelme",
+        )
     out_dir = _followed(Path(out_dir).absolute())
     _check_target(out_dir, fmt)
     # The rules (app, dataset, version exist) run here, before anything is written.
     items = backend.iter_dataset_items(app_id, dataset_id, version_id)
     classes, known_ids = backend.class_numbering(app_id, dataset_id, version_id)
-    total = (backend.get_dataset_version(app_id, dataset_id, version_id).inputs if version_id
-             else backend.get_dataset(app_id, dataset_id).inputs)
+    total = (
+        backend.get_dataset_version(app_id, dataset_id, version_id).inputs
+        if version_id
+        else backend.get_dataset(app_id, dataset_id).inputs
+    )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _sweep(out_dir)
     staging = _beside(out_dir, "segcli-export")
     staging.mkdir()
     try:
         writer = _writer(fmt, staging, classes, embed_images)
-        names, all_labels = FileNames(limit=_name_limit(out_dir.parent), derived=DERIVED[fmt],
-                                      no_spaces=fmt == "voc"), []
+        names, all_labels = (
+            FileNames(limit=_name_limit(out_dir.parent), derived=DERIVED[fmt], no_spaces=fmt == "voc"),
+            [],
+        )
         (staging / IMAGES[fmt]).mkdir(exist_ok=True)
         with Counter("exporting", total, progress_mode) as counter:
             for item in items:
@@ -107,19 +123,25 @@ def export(backend: Backend, app_id: str, dataset_id: str, version_id: Optional[
         classes = class_numbering(all_labels, classes)
         ids = category_ids(classes, known_ids)
         writer.finish(classes, ids)
-        result = ExportResult(dir=str(out_dir), format=fmt, app_id=app_id, dataset_id=dataset_id,
-                              dataset_version_id=version_id, images=len(all_labels), classes=classes,
-                              category_ids={c: ids[c] for c in classes[1:]},
-                              renamed=names.renamed,
-                              ignored_pixels=getattr(writer, "ignored_pixels", 0),
-                              renamed_items=[{"name": wanted, "exported_as": given}
-                                             for wanted, given in names.changes])
+        result = ExportResult(
+            dir=str(out_dir),
+            format=fmt,
+            app_id=app_id,
+            dataset_id=dataset_id,
+            dataset_version_id=version_id,
+            images=len(all_labels),
+            classes=classes,
+            category_ids={c: ids[c] for c in classes[1:]},
+            renamed=names.renamed,
+            ignored_pixels=getattr(writer, "ignored_pixels", 0),
+            renamed_items=[{"name": wanted, "exported_as": given} for wanted, given in names.changes],
+        )
         write_text_atomic(staging / MARKER, json.dumps(result.__dict__, indent=2) + "\n")
         _put_in_place(staging, out_dir)
-    except BaseException as exc:   # Ctrl-C and SIGTERM (cli/main.py) too
+    except BaseException as exc:  # Ctrl-C and SIGTERM (cli/main.py) too
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError) and isinstance(exc.filename, str) and exc.filename.startswith(str(staging)):
-            exc.filename = str(out_dir) + exc.filename[len(str(staging)):]  # name what the user asked for
+            exc.filename = str(out_dir) + exc.filename[len(str(staging)) :]  # name what the user asked for
         raise
     return result
 
@@ -131,8 +153,10 @@ def _followed(out_dir: Path) -> Path:
     try:
         return out_dir.resolve(strict=True)
     except (OSError, RuntimeError):
-        raise ConflictError(f"--out {out_dir} is a symbolic link to nothing (or a link loop)",
-                            hint="point it at a folder, or pass a new folder") from None
+        raise ConflictError(
+            f"--out {out_dir} is a symbolic link to nothing (or a link loop)",
+            hint="point it at a folder, or pass a new folder",
+        ) from None
 
 
 def _name_limit(folder: Path) -> int:
@@ -155,7 +179,7 @@ def _beside(out_dir: Path, what: str) -> Path:
 def _sweep(out_dir: Path) -> None:
     """Remove the staging and replaced folders of earlier exports to this --out whose process is
     gone (killed outright: kill -9, a power cut)."""
-    start = "." + cut_utf8(out_dir.name, NAME_MAX - 64)   # _beside keeps at least this much
+    start = "." + cut_utf8(out_dir.name, NAME_MAX - 64)  # _beside keeps at least this much
     try:
         entries = [e for e in os.scandir(out_dir.parent) if e.name.startswith(start)]
     except OSError:
@@ -175,8 +199,10 @@ def _check_target(out_dir: Path, fmt: str) -> None:
     if previous == fmt:
         return  # replaced whole once the new export is complete
     what = f"a '{previous}' export" if previous else "not empty and not a segcli export"
-    raise ConflictError(f"--out {out_dir} is {what}; segcli only replaces a previous export of the same format",
-                        hint="pass a new or empty folder (or remove that one first)")
+    raise ConflictError(
+        f"--out {out_dir} is {what}; segcli only replaces a previous export of the same format",
+        hint="pass a new or empty folder (or remove that one first)",
+    )
 
 
 def _previous_format(out_dir: Path) -> Optional[str]:
@@ -199,4 +225,4 @@ def _put_in_place(staging: Path, out_dir: Path) -> None:
             raise
         shutil.rmtree(old, ignore_errors=True)
         return
-    os.replace(staging, out_dir)   # POSIX: renaming onto an empty folder replaces it
+    os.replace(staging, out_dir)  # POSIX: renaming onto an empty folder replaces it

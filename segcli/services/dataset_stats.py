@@ -11,6 +11,7 @@ Definitions (README "JSON shapes", `dataset show`):
 Counted through `Backend.iter_dataset_items`, so both backends give the same numbers for the
 same data (Clarifai stores no ignore pixels: its `ignore_fraction` is always 0).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,7 +35,7 @@ class DatasetStats:
     ignore_pixels: int = 0
     concept_images: dict[str, int] = field(default_factory=dict)
     concept_pixels: dict[str, int] = field(default_factory=dict)
-    sizes: list = field(default_factory=list)      # (h, w) of each image
+    sizes: list = field(default_factory=list)  # (h, w) of each image
 
     def add(self, labelmap, labels: dict[int, str]) -> None:
         """Count one item: `labelmap` HxW uint8, `labels` its value -> concept."""
@@ -47,7 +48,7 @@ class DatasetStats:
         self.ignore_pixels += int(counts[IGNORE_INDEX])
         here: dict[str, int] = {}
         for value, concept in labels.items():
-            if 0 < int(value) < IGNORE_INDEX:   # 0 and 255 are never a concept's pixels
+            if 0 < int(value) < IGNORE_INDEX:  # 0 and 255 are never a concept's pixels
                 here[concept] = here.get(concept, 0) + int(counts[int(value)])
         for concept, n in here.items():
             self.concept_pixels[concept] = self.concept_pixels.get(concept, 0) + n
@@ -58,15 +59,19 @@ class DatasetStats:
 
     def concepts(self) -> list[dict[str, Any]]:
         """One entry per concept the items name, by id."""
-        return [{"id": c, "images": self.concept_images[c], "pixel_fraction": self._fraction(self.concept_pixels[c])}
-                for c in sorted(self.concept_pixels)]
+        return [
+            {"id": c, "images": self.concept_images[c], "pixel_fraction": self._fraction(self.concept_pixels[c])}
+            for c in sorted(self.concept_pixels)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         labelled = sum(self.concept_pixels.values())
-        return {"concepts": self.concepts(),
-                "background_fraction": self._fraction(self.pixels - labelled - self.ignore_pixels),
-                "ignore_fraction": self._fraction(self.ignore_pixels),
-                "pixels": self.pixels}
+        return {
+            "concepts": self.concepts(),
+            "background_fraction": self._fraction(self.pixels - labelled - self.ignore_pixels),
+            "ignore_fraction": self._fraction(self.ignore_pixels),
+            "pixels": self.pixels,
+        }
 
     def rare_limit(self) -> int:
         """A concept in fewer images than this is too rare to learn."""
@@ -111,11 +116,15 @@ def rare_warning(stats: DatasetStats) -> str | None:
     if not rare:
         return None
     them = "it" if len(rare) == 1 else "them"
-    advice = (f"too few to learn {them} well: add images with {them} (at least {RARE_IMAGES}, and "
-              f"{RARE_SHARE:.0%} of the dataset) or leave {them} out with train --concepts")
+    advice = (
+        f"too few to learn {them} well: add images with {them} (at least {RARE_IMAGES}, and "
+        f"{RARE_SHARE:.0%} of the dataset) or leave {them} out with train --concepts"
+    )
     if len(rare) == 1:
         concept, n = rare[0]
         return f"concept '{concept}' is in {n} of {stats.images} images: {advice}"
     listed = ", ".join(f"{c} ({n})" for c, n in rare)
-    return (f"{len(rare)} of {len(stats.concept_images)} concepts are in fewer than {stats.rare_limit()} images "
-            f"(of {stats.images}): {listed}; {advice}")
+    return (
+        f"{len(rare)} of {len(stats.concept_images)} concepts are in fewer than {stats.rare_limit()} images "
+        f"(of {stats.images}): {listed}; {advice}"
+    )

@@ -1,4 +1,5 @@
 """Evaluate a model version on a dataset version: one confusion matrix, mmseg/HF mean_iou."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,10 +11,20 @@ BATCH = 8
 BATCH_PIXELS = 8 * 2**20
 
 
-def evaluate(backend: Backend, app_id: str, model_id: str, version_id: str | None, dataset_id: str,
-             dataset_version_id: str, progress_mode: str, engine: str = "auto",
-             notify=None, tile: "int | str" = "auto", overlap: float | None = None,
-             precision: str = "fp32") -> dict[str, Any]:
+def evaluate(
+    backend: Backend,
+    app_id: str,
+    model_id: str,
+    version_id: str | None,
+    dataset_id: str,
+    dataset_version_id: str,
+    progress_mode: str,
+    engine: str = "auto",
+    notify=None,
+    tile: "int | str" = "auto",
+    overlap: float | None = None,
+    precision: str = "fp32",
+) -> dict[str, Any]:
     """One confusion matrix over the dataset version; images predicted as `predict` would
     (the version's geometry, sliding windows per `tile`), labels compared at their own size."""
     from segcli.core.metrics import ConfusionMatrix
@@ -43,6 +54,12 @@ def evaluate(backend: Backend, app_id: str, model_id: str, version_id: str | Non
         if batch:
             flush()
     metrics = matrix.compute(classes)
-    return {"model_id": model_id, "version_id": segmenter.version_id,
-            "dataset_id": dataset_id, "dataset_version_id": dataset_version_id, "inputs": total, **metrics,
-            **({"precision": precision} if precision != "fp32" else {})}
+    return {
+        "model_id": model_id,
+        "version_id": segmenter.version_id,
+        "dataset_id": dataset_id,
+        "dataset_version_id": dataset_version_id,
+        "inputs": total,
+        **metrics,
+        **({"precision": precision} if precision != "fp32" else {}),
+    }

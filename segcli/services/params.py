@@ -4,6 +4,7 @@ against the backend's data.
 `build_document` is the one path from (params file | template defaults) + flags + `--set` to a
 validated document; the template (its YAML) is the only source of defaults, types and ranges.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,9 +25,15 @@ from segcli.core.templates import (
 )
 
 
-def build_document(backend: Backend, template_name: Optional[str], params_file: Optional[Path],
-                   update: ParamsUpdate, sets: list[str], for_training: bool = False,
-                   note=None) -> tuple[Template, dict[str, Any]]:
+def build_document(
+    backend: Backend,
+    template_name: Optional[str],
+    params_file: Optional[Path],
+    update: ParamsUpdate,
+    sets: list[str],
+    for_training: bool = False,
+    note=None,
+) -> tuple[Template, dict[str, Any]]:
     """Start from the file (or the template's defaults: the named template, else the
     backend's default), apply flags and `--set`, validate once.
 
@@ -36,30 +43,39 @@ def build_document(backend: Backend, template_name: Optional[str], params_file: 
     """
     if params_file is not None:
         doc = load_document(params_file)
-        file_template = (doc.get("train_params") or {}).get("template") if isinstance(doc.get("train_params"), dict) else None
+        file_template = (
+            (doc.get("train_params") or {}).get("template") if isinstance(doc.get("train_params"), dict) else None
+        )
         if template_name and file_template and file_template != template_name:
-            raise InvalidInputError(f"--template {template_name} differs from the params file's template {file_template}",
-                                    hint=f"drop --template, or regenerate: segcli template params {template_name} -f {params_file}")
-        if template_name and not file_template:   # a hand-written file: --template names it
+            raise InvalidInputError(
+                f"--template {template_name} differs from the params file's template {file_template}",
+                hint=f"drop --template, or regenerate: segcli template params {template_name} -f {params_file}",
+            )
+        if template_name and not file_template:  # a hand-written file: --template names it
             update.train_params.setdefault("template", template_name)
     else:
         template = backend.find_template(template_name)
         doc = default_document(template, include_local=not template.on_clarifai)
     update.train_params.update(parse_assignments(sets))
     view = (LOCAL_RUN if backend.accepts_local_params else CLOUD_RUN) if for_training else FILE_VIEW
-    template, doc, dropped = resolve_document(update.apply(doc), backend.list_templates(),
-                                              backend.default_template, view)
+    template, doc, dropped = resolve_document(
+        update.apply(doc), backend.list_templates(), backend.default_template, view
+    )
     if dropped and note is not None:
         note(f"local-only params not sent to {backend.title}: {', '.join(dropped)}")
     return template, doc
 
 
-def check_against_backend(backend: Backend, app_id: str, doc: dict[str, Any], all_concepts: bool = False) -> dict[str, Any]:
+def check_against_backend(
+    backend: Backend, app_id: str, doc: dict[str, Any], all_concepts: bool = False
+) -> dict[str, Any]:
     """Dataset, version and concepts must exist; --all-concepts fills concepts from the data."""
     dataset_id, version_id = doc.get("dataset_id"), doc.get("dataset_version_id")
     if version_id and not dataset_id:
-        raise InvalidInputError("dataset_version_id is set but dataset_id is empty",
-                                hint="add --dataset DATASET (or set dataset_id in the params file)")
+        raise InvalidInputError(
+            "dataset_version_id is set but dataset_id is empty",
+            hint="add --dataset DATASET (or set dataset_id in the params file)",
+        )
     if dataset_id:
         try:
             backend.get_dataset(app_id, dataset_id)
@@ -75,8 +91,10 @@ def check_against_backend(backend: Backend, app_id: str, doc: dict[str, Any], al
         doc["concepts"] = list(known_in_data)
     unknown = [c for c in doc.get("concepts", []) if c not in known]
     if unknown:
-        raise InvalidInputError(f"unknown concepts: {', '.join(unknown)} (app '{app_id}' has: {', '.join(known) or 'none'})",
-                                hint=f"segcli app concepts {app_id}")
+        raise InvalidInputError(
+            f"unknown concepts: {', '.join(unknown)} (app '{app_id}' has: {', '.join(known) or 'none'})",
+            hint=f"segcli app concepts {app_id}",
+        )
     return doc
 
 

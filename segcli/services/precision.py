@@ -6,6 +6,7 @@ inputs, by seed, in the store's order), so int8 is calibrated only on images the
 on and measured only on images it never saw. A version trained with val_percent 0 has no
 held-out images: its numbers are then on its training images, and say so (`split`).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Optional
@@ -13,7 +14,7 @@ from typing import Any, Callable, Optional
 from segcli.backends.base import Backend, EvalItem
 from segcli.core.entities import ModelVersion
 
-CALIBRATION_IMAGES = 32     # engine/precision.INT8.images
+CALIBRATION_IMAGES = 32  # engine/precision.INT8.images
 
 
 def _holdout(n: int, val_percent: float, seed: int) -> tuple[list[int], list[int]]:
@@ -33,9 +34,13 @@ def split(backend: Backend, version: ModelVersion) -> tuple[list[int], list[int]
 
 
 def _items(backend: Backend, version: ModelVersion, keep: set[int]) -> list[EvalItem]:
-    return [item for i, item in enumerate(backend.iter_eval_items(version.app_id, version.dataset_id,
-                                                                  version.dataset_version_id, version.classes))
-            if i in keep]
+    return [
+        item
+        for i, item in enumerate(
+            backend.iter_eval_items(version.app_id, version.dataset_id, version.dataset_version_id, version.classes)
+        )
+        if i in keep
+    ]
 
 
 def held_out_items(backend: Backend, version: ModelVersion) -> tuple[list[EvalItem], str]:
@@ -51,26 +56,45 @@ def calibration(backend: Backend, version: ModelVersion) -> Callable[[], list]:
     """int8's calibration images, asked only when its graph is built: up to CALIBRATION_IMAGES
     of the version's training images, evenly spread, decoded (the engine resizes them as predict
     does: engine/precision.calibration_images)."""
+
     def images() -> list:
         train, _, _ = split(backend, version)
         step = max(1, len(train) // CALIBRATION_IMAGES)
         chosen = set(train[::step][:CALIBRATION_IMAGES])
         return [item.image for item in _items(backend, version, chosen)]
+
     return images
 
 
-def load(backend: Backend, app_id: str, model_id: str, version_id: Optional[str], precision: str,
-         engine: str = "auto", notify=None, tile: "int | str" = "auto", overlap: Optional[float] = None):
+def load(
+    backend: Backend,
+    app_id: str,
+    model_id: str,
+    version_id: Optional[str],
+    precision: str,
+    engine: str = "auto",
+    notify=None,
+    tile: "int | str" = "auto",
+    overlap: Optional[float] = None,
+):
     """backend.load_segmenter in `precision`, with int8's calibration images at hand."""
     if precision == "fp32":
-        return backend.load_segmenter(app_id, model_id, version_id, engine=engine, notify=notify, tile=tile,
-                                      overlap=overlap)
+        return backend.load_segmenter(
+            app_id, model_id, version_id, engine=engine, notify=notify, tile=tile, overlap=overlap
+        )
     backend.require_local_weights("run a model in reduced precision")
     version = backend.trained_version(app_id, model_id, version_id)
-    return backend.load_segmenter(app_id, model_id, version.id, engine=engine, notify=notify, tile=tile,
-                                  overlap=overlap, precision=precision, calibration=calibration(backend, version))
-
-
+    return backend.load_segmenter(
+        app_id,
+        model_id,
+        version.id,
+        engine=engine,
+        notify=notify,
+        tile=tile,
+        overlap=overlap,
+        precision=precision,
+        calibration=calibration(backend, version),
+    )
 
 
 def measure(segmenter, items: list[EvalItem], batch: int = 8) -> dict[str, Any]:
@@ -79,31 +103,46 @@ def measure(segmenter, items: list[EvalItem], batch: int = 8) -> dict[str, Any]:
 
     matrix = ConfusionMatrix(len(segmenter.classes))
     for start in range(0, len(items), batch):
-        chunk = items[start:start + batch]
+        chunk = items[start : start + batch]
         for item, result in zip(chunk, segmenter.predict([i.image for i in chunk], batch)):
             matrix.update(result.labelmap, item.target)
     return matrix.compute(segmenter.classes)
 
 
-def record_held_out(backend: Backend, app_id: str, model_id: str, version_id: Optional[str],
-                    precisions: list[str], notify=None, engine: str = "auto") -> dict[str, Any]:
+def record_held_out(
+    backend: Backend,
+    app_id: str,
+    model_id: str,
+    version_id: Optional[str],
+    precisions: list[str],
+    notify=None,
+    engine: str = "auto",
+) -> dict[str, Any]:
     """Measure and record the held-out mIoU of each of `precisions` the version has no number
     for yet (float32 too, to compare against); return the version's precision_mIoU."""
     version = backend.trained_version(app_id, model_id, version_id)
     recorded = dict(version.metrics.get("precision_mIoU") or {})
     # A number measured on another graph layout or int8 recipe (an older segcli) is measured again.
-    wanted = [p for p in dict.fromkeys(["fp32", *precisions])
-              if (recorded.get(p) or {}).get("graph") != backend.precision_graph_tag(p)]
+    wanted = [
+        p
+        for p in dict.fromkeys(["fp32", *precisions])
+        if (recorded.get(p) or {}).get("graph") != backend.precision_graph_tag(p)
+    ]
     if not wanted:
         return recorded
     items, on = held_out_items(backend, version)
     if notify:
         notify(f"measuring the {on} mIoU of {', '.join(wanted)} on {len(items)} images (once per precision)")
     for name in wanted:
-        segmenter = load(backend, app_id, model_id, version.id, name, engine="onnx" if name != "fp32" else engine,
-                         notify=notify)
-        result = {"mIoU": round(float(measure(segmenter, items)["mIoU"]), 6), "images": len(items), "split": on,
-                  "graph": backend.precision_graph_tag(name)}
+        segmenter = load(
+            backend, app_id, model_id, version.id, name, engine="onnx" if name != "fp32" else engine, notify=notify
+        )
+        result = {
+            "mIoU": round(float(measure(segmenter, items)["mIoU"]), 6),
+            "images": len(items),
+            "split": on,
+            "graph": backend.precision_graph_tag(name),
+        }
         backend.record_precision(version, name, result)
         recorded[name] = result
     return recorded

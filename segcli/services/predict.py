@@ -15,6 +15,7 @@ An input that cannot be read (corrupt or truncated file, decompression bomb, bro
 skipped with a warning and listed under `skipped` in predictions.json; predictions.json is
 written whatever happens; when nothing at all could be predicted the command fails (exit 5).
 """
+
 from __future__ import annotations
 
 import glob
@@ -41,8 +42,8 @@ from segcli.render.progress import Counter
 
 IMAGE_EXTS = frozenset(IMAGE_SUFFIXES)
 VIDEO_EXTS = frozenset(VIDEO_SUFFIXES)
-BATCH_PIXELS = 8 * 2**20          # a decode batch: up to batch_size images within this
-BUDGET_PIXELS = 48 * 2**20        # decoded, not yet written: ~300 MB of images and label maps
+BATCH_PIXELS = 8 * 2**20  # a decode batch: up to batch_size images within this
+BUDGET_PIXELS = 48 * 2**20  # decoded, not yet written: ~300 MB of images and label maps
 
 
 def expand_inputs(inputs: list[str], out_dir: Optional[Path] = None) -> list[Path]:
@@ -61,13 +62,17 @@ def expand_inputs(inputs: list[str], out_dir: Optional[Path] = None) -> list[Pat
             if not found:
                 raise InvalidInputError(f"no images or videos in folder {path}", hint="check the INPUT path")
             paths.extend(found)
-        elif os.path.lexists(path):   # a file, or what is none (a FIFO...): skipped with its reason
+        elif os.path.lexists(path):  # a file, or what is none (a FIFO...): skipped with its reason
             if path.suffix.lower() not in IMAGE_EXTS | VIDEO_EXTS:
-                raise InvalidInputError(f"{path} is not an image or video (by its extension)",
-                                        hint="images: " + " ".join(sorted(IMAGE_EXTS)) + "; videos: " + " ".join(sorted(VIDEO_EXTS)))
+                raise InvalidInputError(
+                    f"{path} is not an image or video (by its extension)",
+                    hint="images: " + " ".join(sorted(IMAGE_EXTS)) + "; videos: " + " ".join(sorted(VIDEO_EXTS)),
+                )
             paths.append(path)
         elif any(ch in raw for ch in "*?["):
-            matched = sorted(Path(p) for p in glob.glob(raw, recursive=True) if Path(p).suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
+            matched = sorted(
+                Path(p) for p in glob.glob(raw, recursive=True) if Path(p).suffix.lower() in IMAGE_EXTS | VIDEO_EXTS
+            )
             if not matched:
                 raise NotFoundError(f"no images match {raw}", hint="check the pattern")
             paths.extend(matched)
@@ -144,7 +149,7 @@ def _background(iterable: Iterable, depth: int) -> Iterator:
             offer((done, exc))
         finally:
             close = getattr(iterable, "close", None)
-            if close is not None:   # a generator's finally closes its file (PyAV container)
+            if close is not None:  # a generator's finally closes its file (PyAV container)
                 close()
 
     thread = threading.Thread(target=run, name="segcli-video-decode", daemon=True)
@@ -177,12 +182,24 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[str], inputs: list[str],
-            out_dir: Optional[Path], threshold: float, batch_size: int, progress_mode: str,
-            warn: Callable[[str], None], engine: str = "auto",
-            notify: Optional[Callable[[str], None]] = None, tile: "int | str" = "auto",
-            overlap: Optional[float] = None, drafts: Optional[str] = None,
-            precision: str = "fp32") -> dict[str, Any]:
+def predict(
+    backend: Backend,
+    app_id: str,
+    model_id: str,
+    version_id: Optional[str],
+    inputs: list[str],
+    out_dir: Optional[Path],
+    threshold: float,
+    batch_size: int,
+    progress_mode: str,
+    warn: Callable[[str], None],
+    engine: str = "auto",
+    notify: Optional[Callable[[str], None]] = None,
+    tile: "int | str" = "auto",
+    overlap: Optional[float] = None,
+    drafts: Optional[str] = None,
+    precision: str = "fp32",
+) -> dict[str, Any]:
     """`tile`, `overlap`: how windows slide over big images (core/geometry.Geometry.plan);
     `drafts`: also write pre-annotations in that format (render/preannotations.py) below out_dir;
     `precision`: fp16 | int8 run the version's reduced-precision graph (built, and its held-out
@@ -190,25 +207,30 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
     from PIL import Image
 
     if drafts is not None and out_dir is None:
-        raise InvalidInputError(f"--format {drafts} writes files: it needs --out DIR",
-                                hint=f"segcli predict ... --out DIR --format {drafts}")
-    if precision != "fp32":   # before any lookup: the answer does not depend on what exists
+        raise InvalidInputError(
+            f"--format {drafts} writes files: it needs --out DIR",
+            hint=f"segcli predict ... --out DIR --format {drafts}",
+        )
+    if precision != "fp32":  # before any lookup: the answer does not depend on what exists
         backend.require_local_weights("run a model in reduced precision")
     paths = expand_inputs(inputs, out_dir)
     version = backend.trained_version(app_id, model_id, version_id)
-    if version.class_order != DATASET:   # say once that mask values are not the dataset's
+    if version.class_order != DATASET:  # say once that mask values are not the dataset's
         order = DESCRIPTIONS.get(version.class_order, version.class_order)
-        (notify or warn)(f"note: model version {version.id} numbers its classes by {order}"
-                         + ("; classes.txt beside the masks names each value" if out_dir is not None else ""))
+        (notify or warn)(
+            f"note: model version {version.id} numbers its classes by {order}"
+            + ("; classes.txt beside the masks names each value" if out_dir is not None else "")
+        )
     if precision == "fp32":
-        segmenter = backend.load_segmenter(app_id, model_id, version.id, engine=engine, notify=notify,
-                                           tile=tile, overlap=overlap)
+        segmenter = backend.load_segmenter(
+            app_id, model_id, version.id, engine=engine, notify=notify, tile=tile, overlap=overlap
+        )
     else:
         from segcli.services import precision as precisions
 
         segmenter = precisions.load(backend, app_id, model_id, version.id, precision, engine, notify, tile, overlap)
         precisions.record_held_out(backend, app_id, model_id, version.id, [precision], notify)
-    if out_dir is not None:   # after the model loads: a damaged model leaves no empty --out behind
+    if out_dir is not None:  # after the model loads: a damaged model leaves no empty --out behind
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -217,13 +239,16 @@ def predict(backend: Backend, app_id: str, model_id: str, version_id: Optional[s
     videos = [p for p in paths if p.suffix.lower() in VIDEO_EXTS]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # load_rgb refuses them itself
-        writer = _run(segmenter, images, videos, out_dir, threshold, batch_size, progress_mode, warn,
-                      version.class_order, drafts)
+        writer = _run(
+            segmenter, images, videos, out_dir, threshold, batch_size, progress_mode, warn, version.class_order, drafts
+        )
     document = writer.document()
     if not document["items"] and document["skipped"]:
-        raise InvalidInputError(f"nothing could be predicted: all {len(document['skipped'])} inputs were skipped",
-                                hint="check the files named in the warnings above"
-                                     + (f" (listed in {out_dir / 'predictions.json'})" if out_dir else ""))
+        raise InvalidInputError(
+            f"nothing could be predicted: all {len(document['skipped'])} inputs were skipped",
+            hint="check the files named in the warnings above"
+            + (f" (listed in {out_dir / 'predictions.json'})" if out_dir else ""),
+        )
     return document
 
 
@@ -260,9 +285,18 @@ def plan_batches(pixels: list[int], batch_size: int, batch_pixels: int = BATCH_P
     return batches
 
 
-def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Path], threshold: float,
-         batch_size: int, progress_mode: str, warn: Callable[[str], None], class_order: Optional[str] = None,
-         drafts: Optional[str] = None):
+def _run(
+    segmenter,
+    images: list[Path],
+    videos: list[Path],
+    out_dir: Optional[Path],
+    threshold: float,
+    batch_size: int,
+    progress_mode: str,
+    warn: Callable[[str], None],
+    class_order: Optional[str] = None,
+    drafts: Optional[str] = None,
+):
     """The pipeline itself; returns the writer, closed (its index written) whatever happened."""
     from segcli.render.predictions import PredictionWriter
 
@@ -285,8 +319,9 @@ def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Pa
         prepared = segmenter.prepare([g[1] for g in good], batch_size) if staged and good else None
         return loaded, good, prepared
 
-    with PredictionWriter(out_dir, segmenter.classes, threshold=threshold, workers=cpus,
-                          class_order=class_order, drafts=drafts) as writer:
+    with PredictionWriter(
+        out_dir, segmenter.classes, threshold=threshold, workers=cpus, class_order=class_order, drafts=drafts
+    ) as writer:
         with Counter("predicting", len(images), progress_mode) as counter:
             batches = ordered_map(load_batch, len(plan), min(2, cpus), ahead=2)
             try:
@@ -295,15 +330,21 @@ def _run(segmenter, images: list[Path], videos: list[Path], out_dir: Optional[Pa
                         warn(f"skipped {path}: {why}")
                         writer.skip(str(path), why)
                     if good:
-                        results = (segmenter.run(prepared) if staged
-                                   else segmenter.predict([g[1] for g in good], batch_size))
+                        results = (
+                            segmenter.run(prepared) if staged else segmenter.predict([g[1] for g in good], batch_size)
+                        )
                         for (path, image, _, px), result in zip(good, results):
                             # Scores are read in the writer thread (an engine may compute them there).
-                            writer.submit_image(str(path), image, result.labelmap, partial(_scores, result),
-                                                done=partial(budget.release, px))
+                            writer.submit_image(
+                                str(path),
+                                image,
+                                result.labelmap,
+                                partial(_scores, result),
+                                done=partial(budget.release, px),
+                            )
                     counter.advance(len(loaded))
             finally:
-                budget.close()     # wakes decode threads waiting for room, so they can stop
+                budget.close()  # wakes decode threads waiting for room, so they can stop
                 batches.close()
         for video in videos:
             _predict_video(segmenter, writer, video, batch_size, progress_mode, warn)
@@ -323,11 +364,12 @@ def _read_frames(video: Path) -> Iterator[tuple[int, float, np.ndarray]]:
         raise _VideoReadError(_reason("cannot read video", exc, video)) from exc
 
 
-def _predict_video(segmenter, writer, video: Path, batch_size: int, progress_mode: str,
-                   warn: Callable[[str], None]) -> None:
+def _predict_video(
+    segmenter, writer, video: Path, batch_size: int, progress_mode: str, warn: Callable[[str], None]
+) -> None:
     from segcli.media.video import video_fps
 
-    frames, why = 0, regular.problem(video) or ""   # a FIFO would hang the decoder: never opened
+    frames, why = 0, regular.problem(video) or ""  # a FIFO would hang the decoder: never opened
     try:
         try:
             if why:
@@ -341,14 +383,15 @@ def _predict_video(segmenter, writer, video: Path, batch_size: int, progress_mod
             for batch in _batches(_background(_read_frames(video), 2 * batch_size), batch_size):
                 results = segmenter.predict([frame for _, _, frame in batch], batch_size)
                 for (index, t, frame), result in zip(batch, results):
-                    writer.submit_video_frame(str(video), index, t, frame, result.labelmap, partial(_scores, result),
-                                              fps=fps)
+                    writer.submit_video_frame(
+                        str(video), index, t, frame, result.labelmap, partial(_scores, result), fps=fps
+                    )
                 frames += len(batch)
                 counter.advance(len(batch))
     except _VideoReadError as exc:
         why = f"{exc} (after {frames} frames)" if frames else str(exc)
     finally:
-        writer.finish_video(str(video))   # a video cut short is still a playable file
+        writer.finish_video(str(video))  # a video cut short is still a playable file
     if not frames and not why:
         why = "no frames"
     if why:

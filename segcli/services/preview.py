@@ -16,6 +16,7 @@ stored order (inputs are named by a hash of their bytes, so that is an arbitrary
 sample, and reading stops after N); --seed S draws N of them at random, reading up to the last
 one drawn (with --concepts, every item, since which ones match is only known by reading them).
 """
+
 from __future__ import annotations
 
 import random
@@ -30,8 +31,9 @@ from segcli.render.progress import Counter
 Keep = Callable[[DatasetItem], bool]
 
 
-def sample(items: Iterable[DatasetItem], total: int, n: int, seed: Optional[int],
-           keep: Optional[Keep] = None) -> list[DatasetItem]:
+def sample(
+    items: Iterable[DatasetItem], total: int, n: int, seed: Optional[int], keep: Optional[Keep] = None
+) -> list[DatasetItem]:
     """Up to `n` items (those `keep` accepts, if given), in stored order; see the module
     docstring. `total` = how many items `items` yields (the dataset's input count)."""
     if seed is None:
@@ -86,6 +88,7 @@ def containing(concepts: Optional[list[str]]) -> Optional[Keep]:
 
         values = [v for v, c in item.labels.items() if c in wanted]
         return bool(values) and bool(np.isin(item.labelmap, values).any())
+
     return has_any
 
 
@@ -103,14 +106,27 @@ def tile_of(item: DatasetItem, classes: list[str]):
         return Tile(name=item.name, note="cannot decode this image")
     classmap = np.asarray(class_lut(item.labels, classes), dtype=np.uint8)[item.labelmap]
     if classmap.shape != image.shape[:2]:
-        return Tile(name=item.name, image=image,
-                    note=f"label map {classmap.shape[1]}x{classmap.shape[0]} is not the image's size")
+        return Tile(
+            name=item.name,
+            image=image,
+            note=f"label map {classmap.shape[1]}x{classmap.shape[0]} is not the image's size",
+        )
     return Tile(name=item.name, image=image, classmap=classmap)
 
 
-def preview(backend: Backend, app_id: str, dataset_id: str, version_id: Optional[str], path: Path, *,
-            n: int = 16, concepts: Optional[list[str]] = None, seed: Optional[int] = None,
-            tile_size: int = 256, progress_mode: str = "off") -> dict[str, Any]:
+def preview(
+    backend: Backend,
+    app_id: str,
+    dataset_id: str,
+    version_id: Optional[str],
+    path: Path,
+    *,
+    n: int = 16,
+    concepts: Optional[list[str]] = None,
+    seed: Optional[int] = None,
+    tile_size: int = 256,
+    progress_mode: str = "off",
+) -> dict[str, Any]:
     """Write the contact sheet to `path` (PNG); return what it shows (the JSON of the command)."""
     from segcli.core.classes import BACKGROUND
     from segcli.core.files import write_atomic
@@ -126,13 +142,17 @@ def preview(backend: Backend, app_id: str, dataset_id: str, version_id: Optional
         in_data = backend.dataset_concepts(app_id, dataset_id)
         order = backend.dataset_classes(app_id, dataset_id)
     if total == 0:
-        raise InvalidInputError(f"dataset '{dataset_id}' has no inputs to preview",
-                                hint=f"segcli dataset upload {dataset_id} --app {app_id} ...")
+        raise InvalidInputError(
+            f"dataset '{dataset_id}' has no inputs to preview",
+            hint=f"segcli dataset upload {dataset_id} --app {app_id} ...",
+        )
     unknown = [c for c in concepts or [] if c not in in_data]
     if unknown:
         where = f"dataset version {version_id}" if version_id else f"dataset '{dataset_id}'"
-        raise InvalidInputError(f"no concept {', '.join(unknown)} in {where} (it has: {', '.join(in_data) or 'none'})",
-                                hint=f"segcli dataset show {dataset_id} --app {app_id}  (concepts and their images)")
+        raise InvalidInputError(
+            f"no concept {', '.join(unknown)} in {where} (it has: {', '.join(in_data) or 'none'})",
+            hint=f"segcli dataset show {dataset_id} --app {app_id}  (concepts and their images)",
+        )
     # The classes (and so the colours) a model trained on the dataset, or on --concepts, gets.
     classes = order if not concepts else [BACKGROUND, *(c for c in order if c in concepts)]
     items = backend.iter_dataset_items(app_id, dataset_id, version_id)
@@ -142,19 +162,28 @@ def preview(backend: Backend, app_id: str, dataset_id: str, version_id: Optional
     with Counter("reading images", reads, progress_mode) as counter:
         picked = sample(_counted(items, counter), total, n, seed, keep)
     if not picked:
-        raise NotFoundError(f"no image of dataset '{dataset_id}' contains {' or '.join(concepts or [])}",
-                            hint=f"segcli dataset show {dataset_id} --app {app_id}  (images per concept)")
+        raise NotFoundError(
+            f"no image of dataset '{dataset_id}' contains {' or '.join(concepts or [])}",
+            hint=f"segcli dataset show {dataset_id} --app {app_id}  (images per concept)",
+        )
     tiles = [tile_of(item, classes) for item in picked]
     title = _title(app_id, dataset_id, version_id, len(picked), total, concepts, seed)
     sheet = render_sheet(tiles, classes, tile_size, title)
     write_atomic(path, lambda fh: sheet.save(fh, format="PNG"))
     shown, ignore = present(tiles, len(classes))
     colors = colors_for(classes)
-    return {"path": str(path), "dataset_id": dataset_id, "dataset_version_id": version_id,
-            "images": len(picked), "concepts": [classes[i] for i in shown],
-            "colors": {classes[i]: "#%02x%02x%02x" % tuple(colors[i]) for i in shown},
-            "ignore_pixels": ignore, "width": sheet.width, "height": sheet.height,
-            "items": [{"input_id": item.input_id, "name": item.name} for item in picked]}
+    return {
+        "path": str(path),
+        "dataset_id": dataset_id,
+        "dataset_version_id": version_id,
+        "images": len(picked),
+        "concepts": [classes[i] for i in shown],
+        "colors": {classes[i]: "#%02x%02x%02x" % tuple(colors[i]) for i in shown},
+        "ignore_pixels": ignore,
+        "width": sheet.width,
+        "height": sheet.height,
+        "items": [{"input_id": item.input_id, "name": item.name} for item in picked],
+    }
 
 
 def _counted(items: Iterable[DatasetItem], counter: Counter) -> Iterator[DatasetItem]:
@@ -163,10 +192,19 @@ def _counted(items: Iterable[DatasetItem], counter: Counter) -> Iterator[Dataset
         yield item
 
 
-def _title(app_id: str, dataset_id: str, version_id: Optional[str], shown: int, total: int,
-           concepts: Optional[list[str]], seed: Optional[int]) -> str:
-    parts = [f"{dataset_id}" + (f" @ {version_id}" if version_id else "") + f" (app {app_id})",
-             f"{shown} of {total} images" + (f" with {' or '.join(concepts)}" if concepts else "")]
+def _title(
+    app_id: str,
+    dataset_id: str,
+    version_id: Optional[str],
+    shown: int,
+    total: int,
+    concepts: Optional[list[str]],
+    seed: Optional[int],
+) -> str:
+    parts = [
+        f"{dataset_id}" + (f" @ {version_id}" if version_id else "") + f" (app {app_id})",
+        f"{shown} of {total} images" + (f" with {' or '.join(concepts)}" if concepts else ""),
+    ]
     if seed is not None:
         parts.append(f"seed {seed}")
     return "  ·  ".join(parts)
@@ -174,6 +212,7 @@ def _title(app_id: str, dataset_id: str, version_id: Optional[str], shown: int, 
 
 def _check_path(path: Path) -> None:
     if path.suffix.lower() != ".png":
-        raise InvalidInputError(f"{path} is not a .png file name: the contact sheet is a PNG",
-                                hint=f"-f {path.with_suffix('.png')}")
+        raise InvalidInputError(
+            f"{path} is not a .png file name: the contact sheet is a PNG", hint=f"-f {path.with_suffix('.png')}"
+        )
     require_parent(path)

@@ -10,6 +10,7 @@ geometry: the engine slides windows over big images as predict does); the item i
 writer predict uses (render/predictions.PredictionWriter.describe), so both answer the same
 regions for the same image; the mask PNG and the overlay come on request, base64 in the JSON.
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,10 +37,12 @@ def refuse_cloud(backend_class) -> None:
     cloud refuse before anything opens (no connection, no credentials needed to say so)."""
     if not backend_class.exports_weights:
         title = backend_class.title or backend_class.name
-        raise refusals.unsupported(backend_class.name, f"serve models on this machine: {title} serves its own "
-                                   "models in its cloud",
-                                   hint=f"call the model through {title}'s API (segcli predict uses it), or train "
-                                        "on the local backend to serve: segcli --backend local train ...")
+        raise refusals.unsupported(
+            backend_class.name,
+            f"serve models on this machine: {title} serves its own models in its cloud",
+            hint=f"call the model through {title}'s API (segcli predict uses it), or train "
+            "on the local backend to serve: segcli --backend local train ...",
+        )
 
 
 class PixelBudget:
@@ -80,8 +83,16 @@ class Arrival:
 class ServedModel:
     """A trained version loaded once, answering images from many threads."""
 
-    def __init__(self, segmenter, app_id: str, model_id: str, class_order: Optional[str], threshold: float,
-                 max_batch: int, max_wait_s: float) -> None:
+    def __init__(
+        self,
+        segmenter,
+        app_id: str,
+        model_id: str,
+        class_order: Optional[str],
+        threshold: float,
+        max_batch: int,
+        max_wait_s: float,
+    ) -> None:
         from segcli.render.predictions import PredictionWriter
 
         self.segmenter, self.app_id, self.model_id = segmenter, app_id, model_id
@@ -89,7 +100,7 @@ class ServedModel:
         self.class_order = class_order
         self.threshold = threshold
         self.writer = PredictionWriter(None, self.classes, threshold=threshold, class_order=class_order)
-        self._coming = 0                 # requests begun (arriving()) whose image is not yet submitted
+        self._coming = 0  # requests begun (arriving()) whose image is not yet submitted
         self._lock = threading.Lock()
         self.batcher = Batcher(segmenter, max_batch, max_wait_s, BATCH_PIXELS, on_the_way=lambda: self._coming)
         self.budget = PixelBudget(BUDGET_PIXELS)
@@ -105,13 +116,26 @@ class ServedModel:
             self._coming += delta
 
     @classmethod
-    def load(cls, backend: Backend, app_id: str, model_id: str, version_id: Optional[str], *, engine: str = "auto",
-             tile: "int | str" = "auto", overlap: Optional[float] = None, threshold: float = 0.05,
-             max_batch: int = 8, max_wait_s: float = 0.002, notify=None) -> "ServedModel":
+    def load(
+        cls,
+        backend: Backend,
+        app_id: str,
+        model_id: str,
+        version_id: Optional[str],
+        *,
+        engine: str = "auto",
+        tile: "int | str" = "auto",
+        overlap: Optional[float] = None,
+        threshold: float = 0.05,
+        max_batch: int = 8,
+        max_wait_s: float = 0.002,
+        notify=None,
+    ) -> "ServedModel":
         refuse_cloud(type(backend))
         version = backend.trained_version(app_id, model_id, version_id)
-        segmenter = backend.load_segmenter(app_id, model_id, version.id, engine=engine, notify=notify,
-                                           tile=tile, overlap=overlap)
+        segmenter = backend.load_segmenter(
+            app_id, model_id, version.id, engine=engine, notify=notify, tile=tile, overlap=overlap
+        )
         return cls(segmenter, app_id, model_id, version.class_order or None, threshold, max_batch, max_wait_s)
 
     @property
@@ -123,25 +147,36 @@ class ServedModel:
         from segcli.datasets.imagefile import max_pixels
 
         geometry, limit = getattr(self.segmenter, "geometry", None), max_pixels()
-        doc: dict[str, Any] = {"app": self.app_id, "model": self.model_id, "version": self.version_id,
-                               "classes": list(self.classes)}
+        doc: dict[str, Any] = {
+            "app": self.app_id,
+            "model": self.model_id,
+            "version": self.version_id,
+            "classes": list(self.classes),
+        }
         if self.class_order:
             doc["class_order"] = self.class_order
-        doc.update({"geometry": geometry.to_dict() if geometry is not None else None,
-                    "engine": getattr(self.segmenter, "engine", None), "threshold": self.threshold,
-                    "max_batch": self.batcher.max_batch, "max_wait_ms": round(self.batcher.max_wait_s * 1000, 3),
-                    "max_megapixels": limit / 1e6 if limit else None})
+        doc.update(
+            {
+                "geometry": geometry.to_dict() if geometry is not None else None,
+                "engine": getattr(self.segmenter, "engine", None),
+                "threshold": self.threshold,
+                "max_batch": self.batcher.max_batch,
+                "max_wait_ms": round(self.batcher.max_wait_s * 1000, 3),
+                "max_megapixels": limit / 1e6 if limit else None,
+            }
+        )
         return doc
 
-    def answer(self, body: bytes, name: str, mask: bool = False, overlay: bool = False,
-               arrival: Optional["Arrival"] = None) -> dict[str, Any]:
+    def answer(
+        self, body: bytes, name: str, mask: bool = False, overlay: bool = False, arrival: Optional["Arrival"] = None
+    ) -> dict[str, Any]:
         """The item predictions.json would hold for this image (`input` = `name`, no file paths),
         with `mask_png` / `overlay_png` (base64 PNG) when asked. Blocks until the model has run:
         call it from a worker thread. BadImage when the bytes are no image segcli can read."""
         from segcli.datasets.imagefile import BadFile, open_image, open_rgb
 
         try:
-            with open_image(body, name) as header:     # the bomb guard, before any decoding
+            with open_image(body, name) as header:  # the bomb guard, before any decoding
                 pixels = header.width * header.height
         except BadFile as exc:
             raise BadImage(exc.reason, status=413 if "decompression" in exc.reason.lower() else 400) from None
@@ -153,7 +188,7 @@ class ServedModel:
                 raise BadImage(exc.reason) from None
             except MemoryError:
                 raise BadImage("out of memory decoding the image", status=413) from None
-            if arrival is not None:    # before the submit: the batcher must not wait for this one
+            if arrival is not None:  # before the submit: the batcher must not wait for this one
                 arrival.arrived()
             result = self.batcher.submit(image, pixels).result()
             item, labelmap, kept = self.writer.describe(name, image, result.labelmap, result.class_scores)

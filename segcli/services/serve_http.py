@@ -16,6 +16,7 @@ anything else unreadable 400. With a token (SEGCLI_SERVE_TOKEN) every endpoint b
 `Authorization: Bearer TOKEN`, compared in constant time; the token is never logged (uvicorn's
 access log is off, and it logs no headers anyway).
 """
+
 from __future__ import annotations
 
 import hmac
@@ -36,8 +37,8 @@ from starlette.routing import Route
 from segcli.core.errors import ConflictError
 from segcli.services.serve import BadImage, ServedModel
 
-DRAIN_BYTES = 512 * 2**20     # a refused body is read and dropped up to this; beyond, the connection closes
-GRACE_S = 60                  # SIGTERM: in-flight requests get this long to finish
+DRAIN_BYTES = 512 * 2**20  # a refused body is read and dropped up to this; beyond, the connection closes
+GRACE_S = 60  # SIGTERM: in-flight requests get this long to finish
 QUERY = {"mask", "overlay", "name"}
 TRUE, FALSE = {"1", "true", "yes"}, {"0", "false", "no", ""}
 
@@ -127,10 +128,13 @@ def build_app(served: ServedModel, token: Optional[str], max_body: int) -> Starl
         return hmac.compare_digest(value.strip().encode("utf-8", "replace"), expected) and scheme.lower() == "bearer"
 
     def unauthorised() -> JSONResponse:
-        return _error(401, "missing or wrong token: send Authorization: Bearer $SEGCLI_SERVE_TOKEN",
-                      {"WWW-Authenticate": "Bearer"})
+        return _error(
+            401,
+            "missing or wrong token: send Authorization: Bearer $SEGCLI_SERVE_TOKEN",
+            {"WWW-Authenticate": "Bearer"},
+        )
 
-    in_flight = [0]     # /predict requests being answered (the event loop's thread only)
+    in_flight = [0]  # /predict requests being answered (the event loop's thread only)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "in_flight": in_flight[0]})
@@ -149,14 +153,14 @@ def build_app(served: ServedModel, token: Optional[str], max_body: int) -> Starl
         body = None
         try:
             flags = _flags(request)
-            body = await _read_body(request, max_body)     # drains what it refuses
+            body = await _read_body(request, max_body)  # drains what it refuses
             if not body:
                 raise Refused(400, "empty body: send the image's bytes (or a multipart form with the image)")
             image, filename = await _image_of(request, body)
             name = request.query_params.get("name") or filename or "image"
             item = await run_in_threadpool(served.answer, image, name, flags["mask"], flags["overlay"], arrival)
         except Refused as exc:
-            if body is None and exc.status != 413:    # refused before the body was read
+            if body is None and exc.status != 413:  # refused before the body was read
                 await _drain(request)
             return _error(exc.status, exc.reason)
         except BadImage as exc:
@@ -167,7 +171,9 @@ def build_app(served: ServedModel, token: Optional[str], max_body: int) -> Starl
         return JSONResponse(item)
 
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
-        return _error(404, f"no endpoint {request.method} {request.url.path} (POST /predict, GET /health, GET /metadata)")
+        return _error(
+            404, f"no endpoint {request.method} {request.url.path} (POST /predict, GET /health, GET /metadata)"
+        )
 
     async def not_allowed(request: Request, exc: Exception) -> JSONResponse:
         return _error(405, f"{request.method} not allowed on {request.url.path}")
@@ -176,9 +182,14 @@ def build_app(served: ServedModel, token: Optional[str], max_body: int) -> Starl
         print(f"error: {request.method} {request.url.path}: {exc.__class__.__name__}: {exc}", file=sys.stderr)
         return _error(500, f"internal error: {exc.__class__.__name__}")
 
-    return Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health, methods=["GET"]),
-                             Route("/metadata", metadata, methods=["GET"])],
-                     exception_handlers={404: not_found, 405: not_allowed, Exception: crashed})
+    return Starlette(
+        routes=[
+            Route("/predict", predict, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/metadata", metadata, methods=["GET"]),
+        ],
+        exception_handlers={404: not_found, 405: not_allowed, Exception: crashed},
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -187,8 +198,10 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         return socket.create_server((host, port), family=family, backlog=128)
     except OSError as exc:
-        raise ConflictError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                            hint="choose another --port (0 picks a free one) or --host") from None
+        raise ConflictError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="choose another --port (0 picks a free one) or --host",
+        ) from None
 
 
 class _Server(uvicorn.Server):
@@ -210,7 +223,7 @@ class _Server(uvicorn.Server):
 
             def stop(sig, frame) -> None:
                 if sig == signal.SIGINT:
-                    if self.interrupted:      # a second Ctrl-C: stop waiting for requests
+                    if self.interrupted:  # a second Ctrl-C: stop waiting for requests
                         self.force_exit = True
                     self.interrupted = True
                 self.should_exit = True
@@ -221,16 +234,22 @@ class _Server(uvicorn.Server):
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
+
         return captured()
 
 
-def serve(served: ServedModel, sock: socket.socket, token: Optional[str], max_body: int,
-          max_connections: int) -> None:
+def serve(served: ServedModel, sock: socket.socket, token: Optional[str], max_body: int, max_connections: int) -> None:
     """Serve until SIGTERM (returns) or Ctrl-C (KeyboardInterrupt); in-flight requests finish
     first either way, then the model threads stop."""
-    config = uvicorn.Config(build_app(served, token, max_body), log_level="warning", access_log=False,
-                            lifespan="off", timeout_graceful_shutdown=GRACE_S, limit_concurrency=max_connections,
-                            server_header=False)
+    config = uvicorn.Config(
+        build_app(served, token, max_body),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=GRACE_S,
+        limit_concurrency=max_connections,
+        server_header=False,
+    )
     server = _Server(config)
     try:
         server.run(sockets=[sock])
@@ -244,6 +263,8 @@ def serve(served: ServedModel, sock: socket.socket, token: Optional[str], max_bo
 def notify_started(notify: Callable[[str], None], served: ServedModel, sock: socket.socket, token: bool) -> None:
     host, port = sock.getsockname()[:2]
     where = f"[{host}]" if ":" in host else host
-    notify(f"serving model {served.model_id} version {served.version_id} at http://{where}:{port} "
-           f"(POST /predict, GET /health, GET /metadata){'; token required' if token else ''}; "
-           "SIGTERM or Ctrl-C stops it")
+    notify(
+        f"serving model {served.model_id} version {served.version_id} at http://{where}:{port} "
+        f"(POST /predict, GET /health, GET /metadata){'; token required' if token else ''}; "
+        "SIGTERM or Ctrl-C stops it"
+    )

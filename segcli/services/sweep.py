@@ -13,6 +13,7 @@ Stopping: Ctrl-C stops watching (the running point goes on; re-run to continue);
 cancel` on the running point stops the sweep after it (exit 10); a point that fails does not
 stop the others (exit 9 at the end).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,7 +33,7 @@ FORMAT = "segcli-sweep/1"
 
 
 def split_values(text: str) -> list[str]:
-    """"1e-4,2e-4" -> ["1e-4", "2e-4"]; commas inside brackets stay: "[256,256],[320,320]"."""
+    """ "1e-4,2e-4" -> ["1e-4", "2e-4"]; commas inside brackets stay: "[256,256],[320,320]"."""
     values, depth, current = [], 0, ""
     for char in text:
         depth += char in "[({"
@@ -55,15 +56,18 @@ def parse_axes(specs: list[str], sets: list[str]) -> list[tuple[str, list[str]]]
         key = key.strip()
         values = [v for v in split_values(raw) if v] if sep else []
         if not key or not values:
-            raise InvalidInputError(f"--sweep {spec!r}: expected KEY=V1,V2,...",
-                                    hint="e.g. --sweep per_item_lrate=1e-4,2e-4 --sweep image_size=256,320")
+            raise InvalidInputError(
+                f"--sweep {spec!r}: expected KEY=V1,V2,...",
+                hint="e.g. --sweep per_item_lrate=1e-4,2e-4 --sweep image_size=256,320",
+            )
         if any(key == k for k, _ in axes):
             raise InvalidInputError(f"--sweep names {key} twice", hint=f"give every value of {key} in one --sweep")
         if key in fixed:
             raise InvalidInputError(f"{key} is both --set and --sweep", hint=f"drop --set {key}=...")
         if len(set(values)) != len(values):
-            raise InvalidInputError(f"--sweep {key}: a value is repeated ({', '.join(values)})",
-                                    hint="give each value once")
+            raise InvalidInputError(
+                f"--sweep {key}: a value is repeated ({', '.join(values)})", hint="give each value once"
+            )
         axes.append((key, values))
     return axes
 
@@ -93,12 +97,21 @@ def point_label(point: dict[str, str]) -> str:
 class Sweep:
     """One sweep's plan and record; `run` trains it to the end."""
 
-    def __init__(self, backend: Backend, app_id: str, model_id: str, points: list[dict[str, str]],
-                 docs: list[dict[str, Any]], record_dir: Path):
+    def __init__(
+        self,
+        backend: Backend,
+        app_id: str,
+        model_id: str,
+        points: list[dict[str, str]],
+        docs: list[dict[str, Any]],
+        record_dir: Path,
+    ):
         self.backend, self.app_id, self.model_id = backend, app_id, model_id
         self.points, self.docs = points, docs
-        key = json.dumps({"backend": backend.name, "app": app_id, "model": model_id,
-                          "docs": [_identity(d) for d in docs]}, sort_keys=True)
+        key = json.dumps(
+            {"backend": backend.name, "app": app_id, "model": model_id, "docs": [_identity(d) for d in docs]},
+            sort_keys=True,
+        )
         self.id = hashlib.sha256(key.encode()).hexdigest()[:16]
         self.path = record_dir / SWEEPS_DIR / f"{self.id}.json"
         self.record = self._load()
@@ -114,9 +127,16 @@ class Sweep:
         return self._fresh()
 
     def _fresh(self) -> dict[str, Any]:
-        return {"format": FORMAT, "id": self.id, "app_id": self.app_id, "model_id": self.model_id,
-                "dataset_id": None, "dataset_version_id": None, "points": self.points,
-                "versions": [None] * len(self.points)}
+        return {
+            "format": FORMAT,
+            "id": self.id,
+            "app_id": self.app_id,
+            "model_id": self.model_id,
+            "dataset_id": None,
+            "dataset_version_id": None,
+            "points": self.points,
+            "versions": [None] * len(self.points),
+        }
 
     def _save(self) -> None:
         from segcli.core.files import write_text_atomic
@@ -129,7 +149,7 @@ class Sweep:
         for vid in self.record["versions"]:
             try:
                 out.append(self.backend.get_version(self.app_id, self.model_id, vid) if vid else None)
-            except NotFoundError:   # a version deleted since: train that point again
+            except NotFoundError:  # a version deleted since: train that point again
                 out.append(None)
         return out
 
@@ -139,9 +159,13 @@ class Sweep:
         return any(v is not None for v in found) and not all(v is not None and v.status == TRAINED for v in found)
 
     # -- the run -----------------------------------------------------------------------------
-    def run(self, prepare: Callable[[dict[str, str], Optional[str]], dict[str, Any]],
-            start: Callable[[dict[str, Any]], ModelVersion], watch: Callable[[str], ModelVersion],
-            sink: Output) -> list[ModelVersion]:
+    def run(
+        self,
+        prepare: Callable[[dict[str, str], Optional[str]], dict[str, Any]],
+        start: Callable[[dict[str, Any]], ModelVersion],
+        watch: Callable[[str], ModelVersion],
+        sink: Output,
+    ) -> list[ModelVersion]:
         """Train every point. `prepare(point, dataset_version)` resolves a point's document
         (the first snapshots the dataset when no version is given); `start(doc)` starts a
         version; `watch(version_id)` follows it to its end."""
@@ -155,7 +179,7 @@ class Sweep:
             label = f"sweep point {index + 1}/{len(self.points)}: {point_label(point)}"
             version = self._run_point(index, point, found, prepare, start, watch, sink, label)
             ended.append(version)
-            if version.status == CANCELLED:   # the user stopped it: the sweep stops after it
+            if version.status == CANCELLED:  # the user stopped it: the sweep stops after it
                 break
         return ended
 
@@ -171,7 +195,7 @@ class Sweep:
                 resumed = self.backend.resume_training(self.app_id, self.model_id, found.id)
                 sink.info(f"{label}: resuming version {resumed.id} after epoch {resumed.epoch}")
                 return watch(resumed.id)
-            except ConflictError:   # a backend that cannot resume: train the point anew
+            except ConflictError:  # a backend that cannot resume: train the point anew
                 pass
         doc = prepare(point, self.record["dataset_version_id"])
         if self.record["dataset_version_id"] is None:
@@ -192,8 +216,16 @@ def summary_rows(points: list[dict[str, str]], versions: list[ModelVersion]) -> 
     """One row per point: its values, the version, and the numbers `model compare` shows."""
     rows = []
     for point, v in zip(points, versions):
-        rows.append({"point": point, "version_id": v.id, "status": v.status, **epoch_summary(v),
-                     "epochs_run": len(v.history), "seconds": training_seconds(v)})
+        rows.append(
+            {
+                "point": point,
+                "version_id": v.id,
+                "status": v.status,
+                **epoch_summary(v),
+                "epochs_run": len(v.history),
+                "seconds": training_seconds(v),
+            }
+        )
     return rows
 
 
@@ -213,21 +245,34 @@ def best_row(rows: list[dict[str, Any]]) -> Optional[dict[str, Any]]:
 
 def table_rows(rows: list[dict[str, Any]], best: Optional[dict[str, Any]]) -> list[dict[str, Any]]:
     """The sweep's table for people: the point's values first, the best marked."""
-    return [{**r["point"], "best": "★" if r is best else "", "best_val_mIoU": r.get("best_val_mIoU"),
-             "best_epoch": r.get("best_epoch"), "last_val_mIoU": r.get("last_val_mIoU"),
-             "epochs": r["epochs_run"], "seconds": r["seconds"], "status": r["status"],
-             "version": r["version_id"][:8]} for r in rows]
+    return [
+        {
+            **r["point"],
+            "best": "★" if r is best else "",
+            "best_val_mIoU": r.get("best_val_mIoU"),
+            "best_epoch": r.get("best_epoch"),
+            "last_val_mIoU": r.get("last_val_mIoU"),
+            "epochs": r["epochs_run"],
+            "seconds": r["seconds"],
+            "status": r["status"],
+            "version": r["version_id"][:8],
+        }
+        for r in rows
+    ]
 
 
 def raise_for_outcome(rows: list[dict[str, Any]], planned: int) -> None:
     """Exit 10 when a cancel stopped the sweep, 9 when a point failed, else nothing (0)."""
     cancelled = [r for r in rows if r["status"] == CANCELLED]
     if cancelled:
-        raise CancelledError(f"sweep stopped after {len(rows)} of {planned} points: version "
-                             f"{cancelled[0]['version_id']} ({point_label(cancelled[0]['point'])}) was cancelled",
-                             hint="run the same command again to resume the sweep")
+        raise CancelledError(
+            f"sweep stopped after {len(rows)} of {planned} points: version "
+            f"{cancelled[0]['version_id']} ({point_label(cancelled[0]['point'])}) was cancelled",
+            hint="run the same command again to resume the sweep",
+        )
     failed = [r for r in rows if r["status"] == TRAINING_FAILED]
     if failed:
-        raise TrainingFailedError(f"{len(failed)} of {len(rows)} sweep points failed: "
-                                  + "; ".join(point_label(r["point"]) for r in failed),
-                                  hint=f"segcli train log {failed[0]['version_id']} --model MODEL")
+        raise TrainingFailedError(
+            f"{len(failed)} of {len(rows)} sweep points failed: " + "; ".join(point_label(r["point"]) for r in failed),
+            hint=f"segcli train log {failed[0]['version_id']} --model MODEL",
+        )

@@ -1,4 +1,5 @@
 """Training as a job: resolve params -> start a version -> watch it until it ends."""
+
 from __future__ import annotations
 
 import time
@@ -16,8 +17,9 @@ from segcli.render.progress import StatusView
 from segcli.services.params import build_document, check_against_backend
 
 
-def resolve_dataset_version(backend: Backend, app_id: str, dataset: Optional[str], version: Optional[str],
-                            sink: Output, create: bool) -> tuple[str, str]:
+def resolve_dataset_version(
+    backend: Backend, app_id: str, dataset: Optional[str], version: Optional[str], sink: Output, create: bool
+) -> tuple[str, str]:
     """--dataset-version wins; --dataset alone means its latest version (created if `create`)."""
     if version:
         if dataset:
@@ -38,12 +40,27 @@ def resolve_dataset_version(backend: Backend, app_id: str, dataset: Optional[str
     return dataset, snapshot.id
 
 
-def prepare(backend: Backend, app_id: str, template_name: Optional[str], params_file: Optional[Path],
-            dataset: Optional[str], dataset_version: Optional[str], concepts: Optional[list[str]],
-            sets: list[str], sink: Output) -> tuple[Template, dict[str, Any]]:
+def prepare(
+    backend: Backend,
+    app_id: str,
+    template_name: Optional[str],
+    params_file: Optional[Path],
+    dataset: Optional[str],
+    dataset_version: Optional[str],
+    concepts: Optional[list[str]],
+    sets: list[str],
+    sink: Output,
+) -> tuple[Template, dict[str, Any]]:
     update = ParamsUpdate(dataset_id=dataset, dataset_version_id=dataset_version, concepts=concepts)
-    template, doc = build_document(backend, template_name, params_file, update, sets, for_training=True,
-                                   note=lambda message: sink.info(f"note: {message}"))
+    template, doc = build_document(
+        backend,
+        template_name,
+        params_file,
+        update,
+        sets,
+        for_training=True,
+        note=lambda message: sink.info(f"note: {message}"),
+    )
     # Everything that can be refused is refused before the dataset is snapshotted.
     backend.check_trainable(template, doc)
     # Named concepts of a dataset about to be snapshotted are checked before the snapshot; the
@@ -52,13 +69,16 @@ def prepare(backend: Backend, app_id: str, template_name: Optional[str], params_
     if checked:
         check_against_backend(backend, app_id, dict(doc))
     dataset_id, version_id = resolve_dataset_version(
-        backend, app_id, doc["dataset_id"] or None, doc["dataset_version_id"] or None, sink, create=True)
+        backend, app_id, doc["dataset_id"] or None, doc["dataset_version_id"] or None, sink, create=True
+    )
     doc["dataset_id"], doc["dataset_version_id"] = dataset_id, version_id
     if not checked:
         doc = check_against_backend(backend, app_id, doc, all_concepts=not doc["concepts"])
     if not doc["concepts"]:
-        raise InvalidInputError(f"dataset '{dataset_id}' has no labelled concepts to train",
-                                hint=f"segcli dataset upload {dataset_id} --app {app_id} ...")
+        raise InvalidInputError(
+            f"dataset '{dataset_id}' has no labelled concepts to train",
+            hint=f"segcli dataset upload {dataset_id} --app {app_id} ...",
+        )
     if backend.accepts_local_params:
         _check_class_weights(backend, app_id, doc)
         _size_note(backend, app_id, dataset_id, version_id, doc, sink)
@@ -73,13 +93,15 @@ def _check_class_weights(backend: Backend, app_id: str, doc: dict[str, Any]) -> 
         return
     classes, _ = backend.model_classes(app_id, doc)
     if len(weights) != len(classes):
-        raise InvalidInputError(f"class_weights has {len(weights)} values for {len(classes)} classes "
-                                f"({', '.join(classes)})",
-                                hint="give one weight per class, background first, or --set class_weights=auto")
+        raise InvalidInputError(
+            f"class_weights has {len(weights)} values for {len(classes)} classes ({', '.join(classes)})",
+            hint="give one weight per class, background first, or --set class_weights=auto",
+        )
 
 
-def _size_note(backend: Backend, app_id: str, dataset_id: str, version_id: str, doc: dict[str, Any],
-               sink: Output) -> None:
+def _size_note(
+    backend: Backend, app_id: str, dataset_id: str, version_id: str, doc: dict[str, Any], sink: Output
+) -> None:
     """One line when the photos are much larger than the training size (small objects vanish)."""
     from segcli.core.geometry import Geometry, shrink_hint
 
@@ -95,8 +117,15 @@ def _snapshot(v: ModelVersion) -> dict[str, Any]:
     live view and the plain lines call "epoch N/M", with `step` of `steps` within it."""
     last = v.history[-1] if v.history else {}
     tp = read_progress(v)
-    snap = {"version_id": v.id, "status": v.status, "epoch": v.epoch, "epochs": v.epochs, "message": v.message,
-            "val_mIoU": last.get("val_mIoU"), "current_epoch": tp.current}
+    snap = {
+        "version_id": v.id,
+        "status": v.status,
+        "epoch": v.epoch,
+        "epochs": v.epochs,
+        "message": v.message,
+        "val_mIoU": last.get("val_mIoU"),
+        "current_epoch": tp.current,
+    }
     for key in ("loss", "images_per_s", "eta_s", "elapsed_s"):
         if key in v.progress:
             snap[key] = v.progress[key]
@@ -111,8 +140,16 @@ def _snapshot(v: ModelVersion) -> dict[str, Any]:
     return snap
 
 
-def watch(backend: Backend, app_id: str, model_id: str, version_id: str, sink: Output, mode: str,
-          interval_s: float = 0.5, max_interval_s: float = 0.5) -> ModelVersion:
+def watch(
+    backend: Backend,
+    app_id: str,
+    model_id: str,
+    version_id: str,
+    sink: Output,
+    mode: str,
+    interval_s: float = 0.5,
+    max_interval_s: float = 0.5,
+) -> ModelVersion:
     """Poll until the version ends. JSON mode streams JSON Lines events on stdout.
 
     Ctrl-C raises KeyboardInterrupt out of here: it stops watching, never the training.
@@ -140,8 +177,15 @@ def watch(backend: Backend, app_id: str, model_id: str, version_id: str, sink: O
             view.update(snap, version=v)
             if v.is_final:
                 if sink.fmt == "json":
-                    sink.json_line({"event": "end", "version_id": v.id, "status": v.status, "message": v.message,
-                                    "metrics": v.metrics})
+                    sink.json_line(
+                        {
+                            "event": "end",
+                            "version_id": v.id,
+                            "status": v.status,
+                            "message": v.message,
+                            "metrics": v.metrics,
+                        }
+                    )
                 return v
             time.sleep(delay)
             delay = min(delay * 1.5, max_interval_s)
@@ -153,7 +197,11 @@ def raise_for_status(v: ModelVersion) -> None:
     if v.status == TRAINED:
         return
     if v.status == CANCELLED:
-        raise CancelledError(f"training of version {v.id} was cancelled",
-                             hint=f"segcli train resume {v.id} --model {v.model_id} --app {v.app_id}")
-    raise TrainingFailedError(f"training of version {v.id} failed: {v.message or v.status}",
-                              hint=f"segcli train log {v.id} --model {v.model_id} --app {v.app_id}")
+        raise CancelledError(
+            f"training of version {v.id} was cancelled",
+            hint=f"segcli train resume {v.id} --model {v.model_id} --app {v.app_id}",
+        )
+    raise TrainingFailedError(
+        f"training of version {v.id} failed: {v.message or v.status}",
+        hint=f"segcli train log {v.id} --model {v.model_id} --app {v.app_id}",
+    )

@@ -1,4 +1,5 @@
 """Dataset upload: read + validate everything first, then write (or refuse) — never half-written."""
+
 from __future__ import annotations
 
 import importlib
@@ -17,11 +18,18 @@ if TYPE_CHECKING:
 MAX_LISTED = 50  # invalid items listed in an error; the JSON summary always has all of them
 
 
-def read_source(coco: Optional[Path], images: Optional[Path], masks: Optional[Path],
-                classes: Optional[list[str]], progress_mode: str,
-                known: Optional["KnownFiles"] = None, stash: Optional["Stash"] = None,
-                source: Optional[Path] = None, fmt: str = "auto",
-                note: Optional[Callable[[str], None]] = None) -> ReadResult:
+def read_source(
+    coco: Optional[Path],
+    images: Optional[Path],
+    masks: Optional[Path],
+    classes: Optional[list[str]],
+    progress_mode: str,
+    known: Optional["KnownFiles"] = None,
+    stash: Optional["Stash"] = None,
+    source: Optional[Path] = None,
+    fmt: str = "auto",
+    note: Optional[Callable[[str], None]] = None,
+) -> ReadResult:
     """Read and validate the labelled images: `--from PATH [--format F]` (datasets/detect.py says
     which format when F is auto), or the older --coco/--images/--masks forms. `known`
     (Backend.known_files()) vouches for files unchanged since the backend stored them: those
@@ -29,20 +37,29 @@ def read_source(coco: Optional[Path], images: Optional[Path], masks: Optional[Pa
     need not be read again to be written."""
     if source is not None:
         if coco is not None or masks is not None or images is not None:
-            raise InvalidInputError("--from cannot be combined with --coco, --images or --masks",
-                                    hint="segcli dataset upload DATASET --from PATH [--format F]")
+            raise InvalidInputError(
+                "--from cannot be combined with --coco, --images or --masks",
+                hint="segcli dataset upload DATASET --from PATH [--format F]",
+            )
         return _read_from(Path(source), fmt, classes, progress_mode, known, stash, note)
     if fmt != "auto":
-        raise InvalidInputError("--format needs --from PATH", hint="segcli dataset upload DATASET --from PATH --format " + fmt)
+        raise InvalidInputError(
+            "--format needs --from PATH", hint="segcli dataset upload DATASET --from PATH --format " + fmt
+        )
     if images is None:
-        raise InvalidInputError("--images DIR is required", hint="segcli dataset upload DATASET --from PATH (or --images DIR --coco FILE | --masks DIR)")
-    if not Path(images).exists():   # a wrong path first: no other message would help
+        raise InvalidInputError(
+            "--images DIR is required",
+            hint="segcli dataset upload DATASET --from PATH (or --images DIR --coco FILE | --masks DIR)",
+        )
+    if not Path(images).exists():  # a wrong path first: no other message would help
         from segcli.datasets.reading import require_dir
 
         require_dir(images, "images folder", hint="pass the folder of images")
     if (coco is None) == (masks is None):
-        raise InvalidInputError("give exactly one label source: --coco FILE or --masks DIR",
-                                hint="segcli dataset upload DATASET --app APP --from PATH")
+        raise InvalidInputError(
+            "give exactly one label source: --coco FILE or --masks DIR",
+            hint="segcli dataset upload DATASET --app APP --from PATH",
+        )
     if coco is not None:
         return _read("coco", lambda p: _coco(coco, images, p, known, stash), progress_mode)
     return _read("masks", lambda p: _masks(images, masks, classes, p, known, stash), progress_mode)
@@ -86,16 +103,20 @@ def _read_from(path: Path, fmt: str, classes, progress_mode: str, known, stash, 
         if note is not None:
             note(f"reading {path} as {fmt} (found {found}; another format: --format)")
     elif not path.exists():
-        raise NotFoundError(f"--from {path} does not exist", hint="pass the folder (or file) your labelling tool exported")
+        raise NotFoundError(
+            f"--from {path} does not exist", hint="pass the folder (or file) your labelling tool exported"
+        )
     if classes is not None and fmt != "masks":
-        raise InvalidInputError(f"--classes applies to --format masks; {fmt} names its classes itself",
-                                hint="drop --classes")
+        raise InvalidInputError(
+            f"--classes applies to --format masks; {fmt} names its classes itself", hint="drop --classes"
+        )
     if fmt == "coco":
         annotations, images = _coco_files(path)
         return _read("coco", lambda p: _coco(annotations, images, p, known, stash), progress_mode)
     if fmt == "masks":
-        return _read("masks", lambda p: _masks(path / "images", path / "masks", classes, p, known, stash),
-                     progress_mode)
+        return _read(
+            "masks", lambda p: _masks(path / "images", path / "masks", classes, p, known, stash), progress_mode
+        )
     module = importlib.import_module(f"segcli.datasets.{fmt}")
     reader = getattr(module, f"read_{fmt}")
     return _read(fmt, lambda p: reader(path, on_progress=p, known=known, stash=stash), progress_mode)
@@ -111,13 +132,15 @@ def _coco_files(path: Path) -> tuple[Path, Path]:
     else:
         found = [p for d in (path, path / "annotations") for p in sorted(d.glob("*.json")) if peek_json(p) == "coco"]
         if len(found) != 1:
-            raise InvalidInputError(f"{'no' if not found else len(found)} COCO JSON files in {path}",
-                                    hint="pass the annotations .json itself: --from FILE.json")
+            raise InvalidInputError(
+                f"{'no' if not found else len(found)} COCO JSON files in {path}",
+                hint="pass the annotations .json itself: --from FILE.json",
+            )
         folder, annotations = path, found[0]
     for images in (folder / "images", folder.parent / "images", folder):
         if images.is_dir():
             return annotations, images
-    return annotations, folder   # pragma: no cover - folder is a folder
+    return annotations, folder  # pragma: no cover - folder is a folder
 
 
 def _refusal(data: ReadResult, percent: float, tolerance: float) -> InvalidInputError:
@@ -128,7 +151,8 @@ def _refusal(data: ReadResult, percent: float, tolerance: float) -> InvalidInput
         f"{len(data.invalid)} of {data.total} items are invalid "
         f"({percent:.1f}% > --max-invalid-percent {tolerance:g}); nothing was uploaded",
         hint="fix them, or skip them with --max-invalid-percent N" if tolerance == 0 else "fix the items listed above",
-        details=details)
+        details=details,
+    )
 
 
 def check_tolerance(data: ReadResult, max_invalid_percent: float) -> None:
@@ -151,22 +175,42 @@ def check_uploaded(result: UploadResult, total: int, max_invalid_percent: float)
         details.append(f"... and {len(result.invalid_items) - MAX_LISTED} more (see -o json)")
     raise InvalidInputError(
         f"{result.invalid} of {total} items are invalid ({percent:.1f}% > --max-invalid-percent "
-        f"{max_invalid_percent:g}); the other {stored} are uploaded and labelled", details=details,
+        f"{max_invalid_percent:g}); the other {stored} are uploaded and labelled",
+        details=details,
         hint="fix the items listed above and re-run (what is uploaded is skipped), or allow them with "
-             "--max-invalid-percent N")
+        "--max-invalid-percent N",
+    )
 
 
-def upload(backend: Backend, app_id: str, dataset_id: str, data: ReadResult, *, dry_run: bool,
-           max_invalid_percent: float, progress_mode: str, region_format: str = "polygon") -> UploadResult:
+def upload(
+    backend: Backend,
+    app_id: str,
+    dataset_id: str,
+    data: ReadResult,
+    *,
+    dry_run: bool,
+    max_invalid_percent: float,
+    progress_mode: str,
+    region_format: str = "polygon",
+) -> UploadResult:
     """The caller has checked that the dataset exists (before the costly read)."""
     if data.total == 0:
         raise InvalidInputError("the dataset is empty: no images found", hint="check --images (and --coco / --masks)")
     if dry_run:  # the caller prints this summary, then fails through check_tolerance()
-        return UploadResult(added=0, skipped=0, invalid=len(data.invalid), valid=len(data.items),
-                            clipped=data.clipped, format=data.format, overlapped_pixels=data.overlapped,
-                            dataset_id=dataset_id, concepts=list(data.concepts), dry_run=True,
-                            classes=backend.classes_after(app_id, dataset_id, data),
-                            invalid_items=[{"name": b.name, "reason": b.reason} for b in data.invalid])
+        return UploadResult(
+            added=0,
+            skipped=0,
+            invalid=len(data.invalid),
+            valid=len(data.items),
+            clipped=data.clipped,
+            format=data.format,
+            overlapped_pixels=data.overlapped,
+            dataset_id=dataset_id,
+            concepts=list(data.concepts),
+            dry_run=True,
+            classes=backend.classes_after(app_id, dataset_id, data),
+            invalid_items=[{"name": b.name, "reason": b.reason} for b in data.invalid],
+        )
     check_tolerance(data, max_invalid_percent)
     with Counter("uploading", len(data.items), progress_mode) as counter:
         result = backend.upload(app_id, dataset_id, data, counter.advance, region_format)

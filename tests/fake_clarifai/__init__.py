@@ -41,5 +41,15 @@ def make_fixture(name: str = "fake_clarifai", scope: str = "function", **knobs):
     return _fake_clarifai
 
 
-__all__ = ["C", "FakeClarifai", "HANDLED", "POLLS", "SECONDS", "TrainingPlan",
-           "expected_masks", "fake_clarifai_server", "is_mutating", "make_fixture"]
+__all__ = [
+    "C",
+    "FakeClarifai",
+    "HANDLED",
+    "POLLS",
+    "SECONDS",
+    "TrainingPlan",
+    "expected_masks",
+    "fake_clarifai_server",
+    "is_mutating",
+    "make_fixture",
+]

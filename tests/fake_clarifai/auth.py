@@ -24,8 +24,10 @@ def check(metadata, request, pats: dict[str, str]) -> status_pb2.Status | None:
     headers = {key.lower(): value for key, value in metadata}
     header = headers.get("authorization")
     if header is None:
-        return status(C.CONN_INVALID_REQUEST, "Empty or malformed authorization header. "
-                      "Please provide an API key or session token.")
+        return status(
+            C.CONN_INVALID_REQUEST,
+            "Empty or malformed authorization header. Please provide an API key or session token.",
+        )
     scheme, _, token = header.partition(" ")
     if scheme != "Key" or not token.strip():
         return status(C.CONN_KEY_INVALID, "Invalid format of key.")

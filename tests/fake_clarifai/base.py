@@ -36,8 +36,7 @@ class HandlerBase:
             return None, None, self._no_app(response_cls, request)
         model = app.models.get(model_id)
         if model is None:
-            return None, None, self._fail(response_cls, C.MODEL_DOES_NOT_EXIST,
-                                          f"model '{model_id}' not found")
+            return None, None, self._fail(response_cls, C.MODEL_DOES_NOT_EXIST, f"model '{model_id}' not found")
         return app, model, None
 
     @staticmethod
@@ -48,16 +47,24 @@ class HandlerBase:
     @staticmethod
     def app_proto(app: AppRecord) -> resources_pb2.App:
         return resources_pb2.App(
-            id=app.id, name=app.name, user_id=app.user_id, description=app.description,
+            id=app.id,
+            name=app.name,
+            user_id=app.user_id,
+            description=app.description,
             default_workflow_id=app.default_workflow_id,
-            created_at=ts(app.created), modified_at=ts(app.created),
+            created_at=ts(app.created),
+            modified_at=ts(app.created),
         )
 
     @staticmethod
     def dataset_proto(app: AppRecord, ds: DatasetRecord) -> resources_pb2.Dataset:
         out = resources_pb2.Dataset(
-            id=ds.id, app_id=app.id, user_id=app.user_id, description=ds.description,
-            created_at=ts(ds.created), modified_at=ts(ds.created),
+            id=ds.id,
+            app_id=app.id,
+            user_id=app.user_id,
+            description=ds.description,
+            created_at=ts(ds.created),
+            modified_at=ts(ds.created),
             metadata=dict_to_struct(ds.metadata),
         )
         if ds.versions:
@@ -65,22 +72,26 @@ class HandlerBase:
             out.version.CopyFrom(resources_pb2.DatasetVersion(id=latest.id))
         return out
 
-    def dataset_version_proto(self, app: AppRecord,
-                              v: DatasetVersionRecord) -> resources_pb2.DatasetVersion:
+    def dataset_version_proto(self, app: AppRecord, v: DatasetVersionRecord) -> resources_pb2.DatasetVersion:
         ready = v.polls >= self.fake.dataset_version_polls
         code = C.DATASET_VERSION_READY if ready else C.DATASET_VERSION_PENDING
         if ready and self.fake.dataset_version_fails:
             code = C.DATASET_VERSION_FAILURE
         return resources_pb2.DatasetVersion(
-            id=v.id, dataset_id=v.dataset_id, app_id=app.id, user_id=app.user_id,
-            description=v.description, created_at=ts(v.created), modified_at=ts(v.created),
+            id=v.id,
+            dataset_id=v.dataset_id,
+            app_id=app.id,
+            user_id=app.user_id,
+            description=v.description,
+            created_at=ts(v.created),
+            modified_at=ts(v.created),
             status=status(code),
-            metadata=dict_to_struct({**v.metadata, "input_count": len(v.input_ids),
-                                     "annotation_count": len(v.annotation_ids)}),
+            metadata=dict_to_struct(
+                {**v.metadata, "input_count": len(v.input_ids), "annotation_count": len(v.annotation_ids)}
+            ),
         )
 
-    def input_proto(self, app: AppRecord, rec: InputRecord,
-                    code: int | None = None) -> resources_pb2.Input:
+    def input_proto(self, app: AppRecord, rec: InputRecord, code: int | None = None) -> resources_pb2.Input:
         """Like Clarifai, a listed input carries a hosted image URL, not its bytes; the
         URL is served by the fake's loopback HTTP server."""
         code = rec.status_code if code is None else code
@@ -89,15 +100,20 @@ class HandlerBase:
             image_info=resources_pb2.ImageInfo(width=rec.width, height=rec.height),
         )
         return resources_pb2.Input(
-            id=rec.id, dataset_ids=rec.dataset_ids,
+            id=rec.id,
+            dataset_ids=rec.dataset_ids,
             data=resources_pb2.Data(image=image, metadata=dict_to_struct(rec.metadata)),
-            created_at=ts(rec.created), modified_at=ts(rec.created),
+            created_at=ts(rec.created),
+            modified_at=ts(rec.created),
             status=status(code, rec.status_details if code == rec.final_code else ""),
         )
 
     @staticmethod
     def concept_proto(app: AppRecord, concept_id: str) -> resources_pb2.Concept:
         return resources_pb2.Concept(
-            id=concept_id, name=app.concepts[concept_id], app_id=app.id, user_id=app.user_id,
+            id=concept_id,
+            name=app.concepts[concept_id],
+            app_id=app.id,
+            user_id=app.user_id,
             created_at=ts(app.created),
         )

@@ -58,8 +58,9 @@ class FileServer:
         self.redirect_to: str | None = None
         self.requests: list[tuple[str, dict[str, str]]] = []
         # A short poll interval: shutdown() waits up to one interval (default 0.5 s).
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,),
-                                        name="fake-clarifai-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.02,), name="fake-clarifai-http", daemon=True
+        )
 
     @property
     def base(self) -> str:

@@ -42,12 +42,15 @@ class Param:
 
 # Defaults as Clarifai's get_params saves them (see shared/docs/clarifai-notes.md).
 SEGFORMER_PARAMS = (
-    Param("image_size", F.ARRAY_OF_NUMBERS, [520.0],
-          "One value resizes the short side to it; several give the exact size."),
+    Param(
+        "image_size",
+        F.ARRAY_OF_NUMBERS,
+        [520.0],
+        "One value resizes the short side to it; several give the exact size.",
+    ),
     Param("batch_size", F.NUMBER, 2.0, "Images per optimisation step.", 1, 16, 1),
     Param("num_epochs", F.NUMBER, 1.0, "Passes over the training data.", 1, 200, 1),
-    Param("per_item_lrate", F.NUMBER, 7.5e-06,
-          "Learning rate per item; lr = batch_size * per_item_lrate.", 0, None),
+    Param("per_item_lrate", F.NUMBER, 7.5e-06, "Learning rate per item; lr = batch_size * per_item_lrate.", 0, None),
     Param("pretrained_weights", F.ENUM, "ade20k", "Initial weights.", choices=("None", "ade20k")),
 )
 # Invented for the fake (the real field set of this template was not recorded):
@@ -60,8 +63,14 @@ MMSEG_PARAMS = (
 )
 TEMPLATES = {MMSEG: MMSEG_PARAMS, SEGFORMER: SEGFORMER_PARAMS}
 
-TOLERANCE = Param("invalid_data_tolerance_percent", F.NUMBER, 5.0,
-                  "Percent of unusable inputs tolerated before training fails.", 0, 100)
+TOLERANCE = Param(
+    "invalid_data_tolerance_percent",
+    F.NUMBER,
+    5.0,
+    "Percent of unusable inputs tolerated before training fails.",
+    0,
+    100,
+)
 TOP_LEVEL = (
     Param("dataset_id", F.DATASET_ID, "", "Dataset to train on."),
     Param("dataset_version_id", F.DATASET_VERSION_ID, "", "Dataset version to train on."),
@@ -83,12 +92,16 @@ def _value(python_value: Any) -> struct_pb2.Value:
 
 def _field(p: Param) -> resources_pb2.ModelTypeField:
     field = resources_pb2.ModelTypeField(
-        path=p.path, field_type=p.kind, description=p.description,
-        placeholder=p.name, default_value=_value(p.default),
+        path=p.path,
+        field_type=p.kind,
+        description=p.description,
+        placeholder=p.name,
+        default_value=_value(p.default),
     )
     if p.minimum is not None and p.maximum is not None:
-        field.model_type_range_info.CopyFrom(resources_pb2.ModelTypeRangeInfo(
-            min=p.minimum, max=p.maximum, step=p.step or 0))
+        field.model_type_range_info.CopyFrom(
+            resources_pb2.ModelTypeRangeInfo(min=p.minimum, max=p.maximum, step=p.step or 0)
+        )
     for choice in p.choices:
         field.model_type_enum_options.add(id=choice)
     return field
@@ -96,8 +109,11 @@ def _field(p: Param) -> resources_pb2.ModelTypeField:
 
 def _template_field() -> resources_pb2.ModelTypeField:
     field = resources_pb2.ModelTypeField(
-        path="train_info.params.template", field_type=F.ENUM, required=True,
-        description="Training template.", placeholder="template",
+        path="train_info.params.template",
+        field_type=F.ENUM,
+        required=True,
+        description="Training template.",
+        placeholder="template",
         default_value=_value(SEGFORMER),
     )
     for template_id, params in TEMPLATES.items():
@@ -108,10 +124,13 @@ def _template_field() -> resources_pb2.ModelTypeField:
 
 def segmenter_type() -> resources_pb2.ModelType:
     model_type = resources_pb2.ModelType(
-        id=SEGMENTER, title="Visual Segmenter", description="Per-pixel masks for concepts.",
+        id=SEGMENTER,
+        title="Visual Segmenter",
+        description="Per-pixel masks for concepts.",
         input_fields=["image"],
         output_fields=["regions[...].region_info.mask", "regions[...].data.concepts"],
-        trainable=True, creatable=True,
+        trainable=True,
+        creatable=True,
     )
     model_type.model_type_fields.extend(_field(p) for p in TOP_LEVEL)
     model_type.model_type_fields.append(_template_field())
@@ -127,6 +146,7 @@ def model_type(model_type_id: str) -> resources_pb2.ModelType | None:
 
 
 # ---- validation of train_info.params sent by PostModelVersions -------------------------
+
 
 def _check(p: Param, value: Any) -> str | None:
     """Why `value` is invalid for `p`, or None."""
@@ -155,8 +175,11 @@ def validate_params(params: dict) -> list[str]:
     if template not in TEMPLATES:
         return [f"template must be one of {list(TEMPLATES)}"]
     known = {p.name: p for p in TEMPLATES[template] + (TOLERANCE,)}
-    problems = [f"unknown param {k}" for k in params
-                if k not in known and k not in ("template", "dataset_id", "dataset_version_id")]
+    problems = [
+        f"unknown param {k}"
+        for k in params
+        if k not in known and k not in ("template", "dataset_id", "dataset_version_id")
+    ]
     for name, p in known.items():
         if name in params:
             problems.extend(filter(None, [_check(p, params[name])]))

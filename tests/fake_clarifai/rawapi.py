@@ -15,11 +15,9 @@ def uai(fake, app_id: str) -> R.UserAppIDSet:
 def make_app(fake, stub, app_id: str, dataset_id: str = "ds") -> None:
     """Create an app with one dataset; assert it worked."""
     md = fake.metadata()
-    posted = stub.PostApps(S.PostAppsRequest(user_app_id=uai(fake, app_id),
-                                             apps=[R.App(id=app_id)]), metadata=md)
+    posted = stub.PostApps(S.PostAppsRequest(user_app_id=uai(fake, app_id), apps=[R.App(id=app_id)]), metadata=md)
     assert posted.status.code == C.SUCCESS, posted.status
-    request = S.PostDatasetsRequest(user_app_id=uai(fake, app_id),
-                                    datasets=[R.Dataset(id=dataset_id)])
+    request = S.PostDatasetsRequest(user_app_id=uai(fake, app_id), datasets=[R.Dataset(id=dataset_id)])
     posted = stub.PostDatasets(request, metadata=md)
     assert posted.status.code == C.SUCCESS, posted.status
 

@@ -55,7 +55,11 @@ def sdk_loader(data: list[Item]):
         def __getitem__(self, index: int):
             item = data[index]
             return VisualSegmentationFeatures(
-                image_path=f"{item.id}.png", labels=item.labels, polygons=item.polygons,
-                id=item.id, image_bytes=item.image_bytes)
+                image_path=f"{item.id}.png",
+                labels=item.labels,
+                polygons=item.polygons,
+                id=item.id,
+                image_bytes=item.image_bytes,
+            )
 
     return Loader()

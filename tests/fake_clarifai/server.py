@@ -143,8 +143,7 @@ class FakeClarifai:
     def start(self) -> str:
         self._files = FileServer(self._resolve_file)
         self._files.start()
-        server = grpc.server(futures.ThreadPoolExecutor(self.max_workers, "fake-clarifai"),
-                             options=_GRPC_OPTIONS)
+        server = grpc.server(futures.ThreadPoolExecutor(self.max_workers, "fake-clarifai"), options=_GRPC_OPTIONS)
         servicer = _Servicer(self)
         for name in HANDLED:
             setattr(servicer, name, self._wrap(name, getattr(servicer, name)))
@@ -155,7 +154,7 @@ class FakeClarifai:
         return self.base_url
 
     def stop(self) -> None:
-        self._stopping.set()   # releases the calls held silent
+        self._stopping.set()  # releases the calls held silent
         while self._channels:
             self._channels.pop().close()
         if self._grpc is not None:
@@ -186,8 +185,7 @@ class FakeClarifai:
 
     def env(self) -> dict[str, str]:
         """The environment a client process needs to reach this server."""
-        return {"CLARIFAI_API_BASE": self.base_url, "CLARIFAI_PAT": self.pat,
-                "CLARIFAI_USER_ID": self.user_id}
+        return {"CLARIFAI_API_BASE": self.base_url, "CLARIFAI_PAT": self.pat, "CLARIFAI_USER_ID": self.user_id}
 
     def stub(self, retries: bool = True) -> service_pb2_grpc.V2Stub:
         """A raw V2 stub on a new channel to this server; send metadata=self.metadata().
@@ -231,8 +229,14 @@ class FakeClarifai:
             return verdict if isinstance(verdict, str) else "download failed (input_fails)"
         return None
 
-    def finish_training(self, app_id: str, model_id: str, version_id: str | None = None,
-                        code: int = C.MODEL_TRAINED, user_id: str | None = None) -> str:
+    def finish_training(
+        self,
+        app_id: str,
+        model_id: str,
+        version_id: str | None = None,
+        code: int = C.MODEL_TRAINED,
+        user_id: str | None = None,
+    ) -> str:
         """Force a version (default: the newest) to its final status now; returns its id."""
         with self.state.lock:
             app = self.state.app(user_id or self.user_id, app_id)
@@ -242,8 +246,14 @@ class FakeClarifai:
             version.completed = time.time()
             return version.id
 
-    def fail_version(self, app_id: str, model_id: str, version_id: str | None = None,
-                     code: int = C.MODEL_TRAINING_FAILED, user_id: str | None = None) -> str:
+    def fail_version(
+        self,
+        app_id: str,
+        model_id: str,
+        version_id: str | None = None,
+        code: int = C.MODEL_TRAINING_FAILED,
+        user_id: str | None = None,
+    ) -> str:
         return self.finish_training(app_id, model_id, version_id, code, user_id)
 
     # ---- plumbing -----------------------------------------------------------------------
@@ -286,7 +296,7 @@ class FakeClarifai:
                 silent = self.silent_calls[name] > 0
                 if silent:
                     self.silent_calls[name] -= 1
-            if silent:   # a half-open connection: nothing comes back, nothing is applied
+            if silent:  # a half-open connection: nothing comes back, nothing is applied
                 while context.is_active() and not self._stopping.wait(0.02):
                     pass
                 context.abort(grpc.StatusCode.UNAVAILABLE, "fake-clarifai: silent call given up")
@@ -301,8 +311,7 @@ class FakeClarifai:
                 return response_cls(status=denied)
             response = handler(request, context)
             if self._inject(name, self.fail_after_rate):
-                context.abort(grpc.StatusCode.UNAVAILABLE,
-                              "fake-clarifai: injected UNAVAILABLE after applying")
+                context.abort(grpc.StatusCode.UNAVAILABLE, "fake-clarifai: injected UNAVAILABLE after applying")
             return response
 
         return call

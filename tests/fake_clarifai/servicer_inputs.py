@@ -46,8 +46,7 @@ class InputHandlers(HandlerBase):
     # ---- inputs -------------------------------------------------------------------------
     def PostInputs(self, request, context):
         if len(request.inputs) > MAX_BATCH:
-            return self._fail(S.MultiInputResponse, C.INPUT_INVALID_REQUEST,
-                              f"at most {MAX_BATCH} inputs per request")
+            return self._fail(S.MultiInputResponse, C.INPUT_INVALID_REQUEST, f"at most {MAX_BATCH} inputs per request")
         with self.state.lock:
             app = self._app(request)
             if app is None:
@@ -57,30 +56,34 @@ class InputHandlers(HandlerBase):
             rejected = self._reject_inputs(app, request.inputs)
             if rejected is not None:
                 return rejected
-            refused = {inp.id: why for inp in request.inputs
-                       if self.fake.refuse_input and (why := self.fake.refuse_input(inp))}
+            refused = {
+                inp.id: why for inp in request.inputs if self.fake.refuse_input and (why := self.fake.refuse_input(inp))
+            }
             accepted = [inp for inp in request.inputs if inp.id not in refused]
-            job = AddJob(id=request.inputs_add_job_id or new_id(), created=now(),
-                         input_ids=[inp.id for inp in accepted])
+            job = AddJob(
+                id=request.inputs_add_job_id or new_id(), created=now(), input_ids=[inp.id for inp in accepted]
+            )
             if accepted:
                 app.jobs[job.id] = job
             added = {inp.id: self._add_input(app, inp, job) for inp in accepted}
             self._advance_jobs(app)
-        out = [added.get(inp.id) or resources_pb2.Input(
-            id=inp.id, status=status(C.INPUT_INVALID_ARGUMENT, refused[inp.id]))
-            for inp in request.inputs]
+        out = [
+            added.get(inp.id)
+            or resources_pb2.Input(id=inp.id, status=status(C.INPUT_INVALID_ARGUMENT, refused[inp.id]))
+            for inp in request.inputs
+        ]
         if not refused:
             return S.MultiInputResponse(status=ok(), inputs=out)
         if not accepted:
             return S.MultiInputResponse(status=status(C.FAILURE, "no input was added"), inputs=out)
-        return S.MultiInputResponse(status=status(C.MIXED_STATUS, f"{len(refused)} input(s) refused"),
-                                    inputs=out)
+        return S.MultiInputResponse(status=status(C.MIXED_STATUS, f"{len(refused)} input(s) refused"), inputs=out)
 
     def _reject_inputs(self, app: AppRecord, inputs):
         missing = {d for inp in inputs for d in inp.dataset_ids if d not in app.datasets}
         if missing:
-            return self._fail(S.MultiInputResponse, C.INPUT_INVALID_REQUEST,
-                              f"dataset '{sorted(missing)[0]}' not found")
+            return self._fail(
+                S.MultiInputResponse, C.INPUT_INVALID_REQUEST, f"dataset '{sorted(missing)[0]}' not found"
+            )
         seen, dups = set(), set()
         for inp in inputs:
             if inp.id in seen or inp.id in app.inputs:
@@ -88,14 +91,18 @@ class InputHandlers(HandlerBase):
             seen.add(inp.id)
         if not dups:
             return None
-        echoed = [resources_pb2.Input(
-            id=inp.id,
-            status=status(C.INPUT_DUPLICATE, DUPLICATE_DETAILS, DUPLICATE_DETAILS)
-            if inp.id in dups else status(C.FAILURE, "not added: the request had duplicates"),
-        ) for inp in inputs]
+        echoed = [
+            resources_pb2.Input(
+                id=inp.id,
+                status=status(C.INPUT_DUPLICATE, DUPLICATE_DETAILS, DUPLICATE_DETAILS)
+                if inp.id in dups
+                else status(C.FAILURE, "not added: the request had duplicates"),
+            )
+            for inp in inputs
+        ]
         return S.MultiInputResponse(
-            status=status(C.FAILURE, f"{len(dups)} duplicate input id(s); nothing was added"),
-            inputs=echoed)
+            status=status(C.FAILURE, f"{len(dups)} duplicate input id(s); nothing was added"), inputs=echoed
+        )
 
     def _add_input(self, app: AppRecord, inp, job: AddJob) -> resources_pb2.Input:
         app.attempts[inp.id] = attempt = app.attempts.get(inp.id, 0) + 1
@@ -106,9 +113,15 @@ class InputHandlers(HandlerBase):
             reason = "unable to decode image" if data else "no image bytes (fake fetches no URLs)"
         width, height = size or (0, 0)
         record = InputRecord(
-            id=inp.id, dataset_ids=list(inp.dataset_ids), image_bytes=data,
-            metadata=struct_to_dict(inp.data.metadata), created=now(), width=width,
-            height=height, job_id=job.id, status_details=reason or "",
+            id=inp.id,
+            dataset_ids=list(inp.dataset_ids),
+            image_bytes=data,
+            metadata=struct_to_dict(inp.data.metadata),
+            created=now(),
+            width=width,
+            height=height,
+            job_id=job.id,
+            status_details=reason or "",
             final_code=C.INPUT_DOWNLOAD_FAILED if reason else C.INPUT_DOWNLOAD_SUCCESS,
         )
         app.inputs[inp.id] = record
@@ -127,8 +140,13 @@ class InputHandlers(HandlerBase):
         app = self._app(request)
         job = app.jobs.get(request.id) if app else None
         if job is None:
-            return app, None, self._fail(S.SingleInputsAddJobResponse, C.CONN_DOES_NOT_EXIST,
-                                         f"inputs add job '{request.id}' not found")
+            return (
+                app,
+                None,
+                self._fail(
+                    S.SingleInputsAddJobResponse, C.CONN_DOES_NOT_EXIST, f"inputs add job '{request.id}' not found"
+                ),
+            )
         return app, job, None
 
     def GetInputsAddJob(self, request, context):
@@ -170,8 +188,7 @@ class InputHandlers(HandlerBase):
             else:
                 progress.failed_count += 1
         code = C.JOB_COMPLETED if job.done else C.JOB_RUNNING
-        return resources_pb2.InputsAddJob(id=job.id, progress=progress, status=status(code),
-                                          created_at=ts(job.created))
+        return resources_pb2.InputsAddJob(id=job.id, progress=progress, status=status(code), created_at=ts(job.created))
 
     def ListInputs(self, request, context):
         with self.state.lock:
@@ -186,8 +203,7 @@ class InputHandlers(HandlerBase):
             if request.status.code:
                 records = [r for r in records if r.status_code == request.status.code]
             page = paginate(records, request.page, request.per_page)
-            return S.MultiInputResponse(status=ok(),
-                                        inputs=[self.input_proto(app, r) for r in page])
+            return S.MultiInputResponse(status=ok(), inputs=[self.input_proto(app, r) for r in page])
 
     def GetInput(self, request, context):
         with self.state.lock:
@@ -197,8 +213,9 @@ class InputHandlers(HandlerBase):
             self._advance_jobs(app)
             record = app.inputs.get(request.input_id)
             if record is None:
-                return self._fail(S.SingleInputResponse, C.INPUT_DOES_NOT_EXIST,
-                                  f"input '{request.input_id}' not found")
+                return self._fail(
+                    S.SingleInputResponse, C.INPUT_DOES_NOT_EXIST, f"input '{request.input_id}' not found"
+                )
             return S.SingleInputResponse(status=ok(), input=self.input_proto(app, record))
 
     def DeleteInputs(self, request, context):
@@ -215,13 +232,13 @@ class InputHandlers(HandlerBase):
         with self.state.lock:
             app = self._app(request)
             if app is None or request.dataset_id not in app.datasets:
-                return self._fail(S.MultiDatasetInputResponse, C.CONN_DOES_NOT_EXIST,
-                                  f"dataset '{request.dataset_id}' not found")
+                return self._fail(
+                    S.MultiDatasetInputResponse, C.CONN_DOES_NOT_EXIST, f"dataset '{request.dataset_id}' not found"
+                )
             self._advance_jobs(app)
             records = [r for r in app.inputs.values() if request.dataset_id in r.dataset_ids]
             page = paginate(records, request.page, request.per_page)
-            items = [resources_pb2.DatasetInput(input=self.input_proto(app, r),
-                                                created_at=ts(r.created)) for r in page]
+            items = [resources_pb2.DatasetInput(input=self.input_proto(app, r), created_at=ts(r.created)) for r in page]
             return S.MultiDatasetInputResponse(status=ok(), dataset_inputs=items)
 
     def GetInputCount(self, request, context):
@@ -234,7 +251,8 @@ class InputHandlers(HandlerBase):
             counts = resources_pb2.InputCount(
                 processed=codes.count(C.INPUT_DOWNLOAD_SUCCESS),
                 errors=codes.count(C.INPUT_DOWNLOAD_FAILED),
-                to_process=codes.count(C.INPUT_DOWNLOAD_PENDING))
+                to_process=codes.count(C.INPUT_DOWNLOAD_PENDING),
+            )
             return S.SingleInputCountResponse(status=ok(), counts=counts)
 
     # ---- annotations ----------------------------------------------------------------------
@@ -304,7 +322,6 @@ class InputHandlers(HandlerBase):
                 return self._no_app(S.MultiAnnotationResponse, request)
             anns = list(app.annotations.values())
             ids, input_ids = set(request.ids), set(request.input_ids)
-            anns = [a for a in anns if (not ids or a.id in ids)
-                    and (not input_ids or a.input_id in input_ids)]
+            anns = [a for a in anns if (not ids or a.id in ids) and (not input_ids or a.input_id in input_ids)]
             page = paginate(anns, request.page, request.per_page)
             return S.MultiAnnotationResponse(status=ok(), annotations=page)

@@ -12,8 +12,9 @@ from .protos import MAX_BATCH, C, new_id, status, ts
 class PredictHandlers(HandlerBase):
     def PostModelOutputs(self, request, context):
         if len(request.inputs) > MAX_BATCH:
-            return self._fail(S.MultiOutputResponse, C.PREDICT_INVALID_REQUEST,
-                              f"at most {MAX_BATCH} inputs per request")
+            return self._fail(
+                S.MultiOutputResponse, C.PREDICT_INVALID_REQUEST, f"at most {MAX_BATCH} inputs per request"
+            )
         with self.state.lock:
             target = self._predict_target(request)
             if isinstance(target, S.MultiOutputResponse):
@@ -35,12 +36,12 @@ class PredictHandlers(HandlerBase):
         else:
             version = model.latest(trained_only=True)
         if version is None or version.code() != C.MODEL_TRAINED:
-            return self._fail(S.MultiOutputResponse, C.MODEL_UNTRAINED,
-                              "no trained model version to predict with")
+            return self._fail(S.MultiOutputResponse, C.MODEL_UNTRAINED, "no trained model version to predict with")
         concept_ids = version.concept_ids or list(app.concepts)
         concepts = [(c, app.concepts.get(c, c)) for c in concept_ids]
-        model_proto = resources_pb2.Model(id=model.id, app_id=app.id, user_id=app.user_id,
-                                          model_type_id=model.model_type_id)
+        model_proto = resources_pb2.Model(
+            id=model.id, app_id=app.id, user_id=app.user_id, model_type_id=model.model_type_id
+        )
         model_proto.model_version.id = version.id
         return model_proto, concepts
 
@@ -56,8 +57,6 @@ class PredictHandlers(HandlerBase):
         for concept_id, mask in masks.expected_masks(data, [c for c, _ in concepts]):
             region = out.data.regions.add(id=new_id())
             region.region_info.mask.image.base64 = masks.mask_png(mask)
-            region.data.concepts.add(id=concept_id, name=names[concept_id],
-                                     value=masks.score(mask))
+            region.data.concepts.add(id=concept_id, name=names[concept_id], value=masks.score(mask))
         out.status.CopyFrom(status(C.SUCCESS))
         return out
-

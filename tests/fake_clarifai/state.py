@@ -50,7 +50,7 @@ class DatasetVersionRecord:
     annotation_ids: tuple[str, ...]
     description: str = ""
     polls: int = 0
-    metadata: dict = field(default_factory=dict)   # as posted (the fake adds its counts)
+    metadata: dict = field(default_factory=dict)  # as posted (the fake adds its counts)
 
 
 @dataclass
@@ -58,7 +58,7 @@ class DatasetRecord:
     id: str
     created: float
     description: str = ""
-    metadata: dict = field(default_factory=dict)   # PatchDatasets merges top-level keys
+    metadata: dict = field(default_factory=dict)  # PatchDatasets merges top-level keys
     versions: dict[str, DatasetVersionRecord] = field(default_factory=dict)
 
 
@@ -149,14 +149,14 @@ class State:
         with self.lock:
             return list(self._app(app_id, user_id).datasets.values())
 
-    def inputs(self, app_id: str, user_id: str | None = None,
-               dataset_id: str | None = None) -> list[InputRecord]:
+    def inputs(self, app_id: str, user_id: str | None = None, dataset_id: str | None = None) -> list[InputRecord]:
         with self.lock:
             records = self._app(app_id, user_id).inputs.values()
             return [r for r in records if dataset_id is None or dataset_id in r.dataset_ids]
 
-    def annotations(self, app_id: str, user_id: str | None = None,
-                    input_id: str | None = None) -> list[resources_pb2.Annotation]:
+    def annotations(
+        self, app_id: str, user_id: str | None = None, input_id: str | None = None
+    ) -> list[resources_pb2.Annotation]:
         with self.lock:
             anns = self._app(app_id, user_id).annotations.values()
             return [a for a in anns if input_id is None or a.input_id == input_id]
@@ -169,13 +169,11 @@ class State:
         with self.lock:
             return list(self._app(app_id, user_id).models.values())
 
-    def model_versions(self, app_id: str, model_id: str,
-                       user_id: str | None = None) -> list[VersionRecord]:
+    def model_versions(self, app_id: str, model_id: str, user_id: str | None = None) -> list[VersionRecord]:
         with self.lock:
             return list(self._app(app_id, user_id).models[model_id].versions.values())
 
-    def dataset_versions(self, app_id: str, dataset_id: str,
-                         user_id: str | None = None) -> list[DatasetVersionRecord]:
+    def dataset_versions(self, app_id: str, dataset_id: str, user_id: str | None = None) -> list[DatasetVersionRecord]:
         with self.lock:
             return list(self._app(app_id, user_id).datasets[dataset_id].versions.values())
 
@@ -184,5 +182,15 @@ def now() -> float:
     return time.time()
 
 
-__all__ = ["AddJob", "AppRecord", "DatasetRecord", "DatasetVersionRecord", "InputRecord",
-           "ModelRecord", "State", "VersionRecord", "new_id", "now"]
+__all__ = [
+    "AddJob",
+    "AppRecord",
+    "DatasetRecord",
+    "DatasetVersionRecord",
+    "InputRecord",
+    "ModelRecord",
+    "State",
+    "VersionRecord",
+    "new_id",
+    "now",
+]

@@ -33,7 +33,7 @@ class VersionRecord:
     concept_ids: list[str]
     dataset_id: str = ""
     dataset_version_id: str = ""
-    metadata: dict = field(default_factory=dict)   # as posted
+    metadata: dict = field(default_factory=dict)  # as posted
     outcome: int = C.MODEL_TRAINED  # final code, decided at creation (validation) or forced
     outcome_details: str = ""
     plan: TrainingPlan = field(default_factory=TrainingPlan)

@@ -4,6 +4,7 @@ One class that owns its helpers (a Client with the connection, CloudDatasets, Cl
 the rules are the base class's. Only this package imports clarifai_grpc; the registry imports
 it only when the clarifai backend is selected, so local commands and --help never pay for it.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,11 +57,15 @@ class ClarifaiBackend(Backend):
     def from_settings(cls, settings) -> "ClarifaiBackend":
         pat, user_id = settings.get("pat"), settings.get("user_id")
         if not pat:
-            raise ConfigError("no Clarifai personal access token (PAT) is set",
-                              hint="export CLARIFAI_PAT=YOUR_PAT, or run: segcli config set pat YOUR_PAT")
+            raise ConfigError(
+                "no Clarifai personal access token (PAT) is set",
+                hint="export CLARIFAI_PAT=YOUR_PAT, or run: segcli config set pat YOUR_PAT",
+            )
         if not user_id:
-            raise ConfigError("no Clarifai user id is set",
-                              hint="export CLARIFAI_USER_ID=YOUR_USER_ID, or run: segcli config set user_id YOUR_USER_ID")
+            raise ConfigError(
+                "no Clarifai user id is set",
+                hint="export CLARIFAI_USER_ID=YOUR_USER_ID, or run: segcli config set user_id YOUR_USER_ID",
+            )
         return cls(Connection(user_id=user_id, pat=pat, base=settings.get("api_base")))
 
     def close(self) -> None:
@@ -112,8 +117,9 @@ class ClarifaiBackend(Backend):
     def _upload(self, app_id: str, dataset_id: str, data: ReadResult, on_progress, region_format: str) -> UploadResult:
         return self.datasets.upload(app_id, dataset_id, data, on_progress, region_format)
 
-    def _create_dataset_version(self, app_id: str, dataset_id: str, description: str,
-                                order: list[str], category_ids: dict[str, int]) -> DatasetVersion:
+    def _create_dataset_version(
+        self, app_id: str, dataset_id: str, description: str, order: list[str], category_ids: dict[str, int]
+    ) -> DatasetVersion:
         return self.datasets.create_version(app_id, dataset_id, description, order, category_ids)
 
     def _list_dataset_versions(self, app_id: str, dataset_id: str) -> list[DatasetVersion]:
@@ -128,8 +134,9 @@ class ClarifaiBackend(Backend):
     def _dataset_classes(self, app_id: str, dataset_id: str) -> tuple[list[str], dict[str, int]]:
         return self.datasets.class_order(app_id, dataset_id)
 
-    def _set_dataset_classes(self, app_id: str, dataset_id: str, order: list[str],
-                             category_ids: dict[str, int]) -> None:
+    def _set_dataset_classes(
+        self, app_id: str, dataset_id: str, order: list[str], category_ids: dict[str, int]
+    ) -> None:
         self.datasets.set_class_order(app_id, dataset_id, order, category_ids)
 
     def _iter_dataset_items(self, app_id: str, dataset_id: str, version_id: Optional[str]) -> Iterator[DatasetItem]:
@@ -141,8 +148,14 @@ class ClarifaiBackend(Backend):
 
     def _model(self, app_id: str, proto) -> Model:
         versions = sum(1 for _ in self.conn.pages("ListModelVersions", "model_versions", app_id, model_id=proto.id))
-        return Model(id=proto.id, app_id=app_id, model_type_id=proto.model_type_id, created_at=iso(proto.created_at),
-                     versions=versions, latest_version=proto.model_version.id or None)
+        return Model(
+            id=proto.id,
+            app_id=app_id,
+            model_type_id=proto.model_type_id,
+            created_at=iso(proto.created_at),
+            versions=versions,
+            latest_version=proto.model_version.id or None,
+        )
 
     def _get_model(self, app_id: str, model_id: str) -> Optional[Model]:
         response = self.client.get("GetModel", app_id, model_id=model_id)
@@ -165,8 +178,15 @@ class ClarifaiBackend(Backend):
         return self._templates
 
     # -- training (CloudTraining) and inference ------------------------------------------
-    def _train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any],
-               classes: list[str], class_order: str) -> ModelVersion:
+    def _train(
+        self,
+        app_id: str,
+        model_id: str,
+        template: Template,
+        params: dict[str, Any],
+        classes: list[str],
+        class_order: str,
+    ) -> ModelVersion:
         return self.training.train(app_id, model_id, params, classes, class_order)
 
     def _get_version(self, app_id: str, model_id: str, version_id: str) -> Optional[ModelVersion]:
@@ -180,16 +200,19 @@ class ClarifaiBackend(Backend):
 
     def _cancel(self, version: ModelVersion) -> ModelVersion:
         raise refusals.unsupported(
-            self.name, "stop a training run: Clarifai's API has no call to stop one (it can only "
+            self.name,
+            "stop a training run: Clarifai's API has no call to stop one (it can only "
             "delete the version, which loses its record and log); the run goes on",
             hint=f"watch it: segcli train status {version.id} --model {version.model_id} --app {version.app_id} "
-                 f"--watch; or delete the whole model: segcli model delete {version.model_id} --app {version.app_id}")
+            f"--watch; or delete the whole model: segcli model delete {version.model_id} --app {version.app_id}",
+        )
 
     def _resume(self, version: ModelVersion) -> ModelVersion:
         raise refusals.unsupported(self.name, "resume training", hint="start a new version: segcli train ...")
 
-    def _load_segmenter(self, version: ModelVersion, engine: str, notify, tile, overlap, precision="fp32",
-                        calibration=None) -> CloudSegmenter:
+    def _load_segmenter(
+        self, version: ModelVersion, engine: str, notify, tile, overlap, precision="fp32", calibration=None
+    ) -> CloudSegmenter:
         # engine, tile and precision pick how a local engine predicts: Clarifai predicts on its side
         # (the base refuses reduced precision here before this is called).
         return CloudSegmenter(self.conn, version.app_id, version.model_id, version.id, version.classes)

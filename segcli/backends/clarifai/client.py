@@ -1,6 +1,7 @@
 """What the Clarifai backend's parts share: the connection, a small thread pool, a memo, and
 the calls that turn Clarifai's answers into the primitives' vocabulary (None = not found,
 False = already existed)."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +46,7 @@ class Client:
     def memoised(self, key: tuple[str, str, str], make: Callable[[], Any]) -> Any:
         if key not in self.memo:
             value = make()
-            if value is None:   # never remember "missing": it may be created next
+            if value is None:  # never remember "missing": it may be created next
                 return None
             self.memo[key] = value
         return self.memo[key]

@@ -5,6 +5,7 @@ sleep (up to ~47 s per call), sets no deadline, logs to stderr and raises bare E
 Here: one channel per backend (ClarifaiChannel, the SDK's own channel factory), a deadline on
 every call, exponential backoff with jitter bounded by a total time budget, typed errors.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,9 @@ from segcli.core.errors import AuthError, ConfigError, SegcliError, UnavailableE
 from segcli.core.numbers import env_float  # noqa: F401 (re-exported: the knobs' one reader)
 
 # Transport failures worth another attempt; anything else is a bug or a refusal.
-RETRYABLE_GRPC = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                            grpc.StatusCode.RESOURCE_EXHAUSTED})
+RETRYABLE_GRPC = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+)
 AUTH_GRPC = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 
 
@@ -41,17 +43,20 @@ class RetryPolicy:
     most a third of it), so an attempt that hangs (a half-open connection: nothing comes back,
     no error either) is given up and retried, not waited on until the budget is spent."""
 
-    budget_s: float = 45.0      # total time one call may spend retrying, then UnavailableError
-    backoff_s: float = 0.2      # first sleep; doubles per attempt, equal jitter
+    budget_s: float = 45.0  # total time one call may spend retrying, then UnavailableError
+    backoff_s: float = 0.2  # first sleep; doubles per attempt, equal jitter
     max_backoff_s: float = 5.0
-    timeout_s: float = 15.0     # gRPC deadline of an attempt (of a small request; see deadline)
+    timeout_s: float = 15.0  # gRPC deadline of an attempt (of a small request; see deadline)
 
     @classmethod
     def from_env(cls) -> "RetryPolicy":
         backoff = env_float("SEGCLI_CLARIFAI_BACKOFF_S", cls.backoff_s)
-        return cls(budget_s=env_float("SEGCLI_CLARIFAI_RETRY_S", cls.budget_s), backoff_s=backoff,
-                   max_backoff_s=max(backoff, min(cls.max_backoff_s, backoff * 32)),
-                   timeout_s=env_float("SEGCLI_CLARIFAI_TIMEOUT_S", cls.timeout_s))
+        return cls(
+            budget_s=env_float("SEGCLI_CLARIFAI_RETRY_S", cls.budget_s),
+            backoff_s=backoff,
+            max_backoff_s=max(backoff, min(cls.max_backoff_s, backoff * 32)),
+            timeout_s=env_float("SEGCLI_CLARIFAI_TIMEOUT_S", cls.timeout_s),
+        )
 
     def deadline(self, payload_bytes: int = 0) -> tuple[float, float]:
         """(the deadline of each attempt, the call's budget) for a request of `payload_bytes`:
@@ -83,8 +88,9 @@ def _open_channel(netloc: str, secure: bool) -> grpc.Channel:
 class Connection:
     """Calls V2 methods by name: `conn.call("ListApps", request)` -> response, or raises."""
 
-    def __init__(self, user_id: str, pat: str, base: Optional[str] = None,
-                 policy: Optional[RetryPolicy] = None) -> None:
+    def __init__(
+        self, user_id: str, pat: str, base: Optional[str] = None, policy: Optional[RetryPolicy] = None
+    ) -> None:
         logging.getLogger("clarifai").setLevel(logging.ERROR)  # in case the SDK is imported
         self.user_id = user_id
         self.base = base or DEFAULT_BASE
@@ -93,8 +99,7 @@ class Connection:
         self._channel = _open_channel(self.netloc, secure)
         self._stub = service_pb2_grpc.V2Stub(self._channel)
         # The PAT lives only here: never formatted into a message, a repr or a log line.
-        self._metadata = (("authorization", f"Key {pat}"),
-                          ("x-clarifai-request-id-prefix", f"segcli-{__version__}"))
+        self._metadata = (("authorization", f"Key {pat}"), ("x-clarifai-request-id-prefix", f"segcli-{__version__}"))
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
 
@@ -143,21 +148,28 @@ class Connection:
     def _transport_reason(self, method: str, error: grpc.RpcError) -> str:
         code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
         if code in AUTH_GRPC:
-            raise AuthError(f"Clarifai rejected the credentials ({code.name})",
-                            hint="check CLARIFAI_PAT and CLARIFAI_USER_ID") from None
+            raise AuthError(
+                f"Clarifai rejected the credentials ({code.name})", hint="check CLARIFAI_PAT and CLARIFAI_USER_ID"
+            ) from None
         details = error.details() or "" if hasattr(error, "details") else ""
-        if "handshake failed" in details.lower():   # TLS will not work on a retry either
+        if "handshake failed" in details.lower():  # TLS will not work on a retry either
             if "WRONG_VERSION_NUMBER" in details:
-                raise ConfigError(f"CLARIFAI_API_BASE '{self.base}': the server there does not speak TLS "
-                                  "(https); is it a plain-http address?",
-                                  hint="use http://HOST:PORT for a plain-http server, or fix the address "
-                                       "(segcli config set api_base URL)") from None
-            raise UnavailableError(f"TLS handshake with {self.netloc} failed: {_tls_reason(details)}",
-                                   hint="check CLARIFAI_API_BASE and this machine's CA certificates "
-                                        "(a TLS-intercepting proxy needs GRPC_DEFAULT_SSL_ROOTS_FILE_PATH)") from None
+                raise ConfigError(
+                    f"CLARIFAI_API_BASE '{self.base}': the server there does not speak TLS "
+                    "(https); is it a plain-http address?",
+                    hint="use http://HOST:PORT for a plain-http server, or fix the address "
+                    "(segcli config set api_base URL)",
+                ) from None
+            raise UnavailableError(
+                f"TLS handshake with {self.netloc} failed: {_tls_reason(details)}",
+                hint="check CLARIFAI_API_BASE and this machine's CA certificates "
+                "(a TLS-intercepting proxy needs GRPC_DEFAULT_SSL_ROOTS_FILE_PATH)",
+            ) from None
         if code not in RETRYABLE_GRPC:
-            raise SegcliError(f"Clarifai {method} failed: {code.name} {error.details() or ''}".rstrip(),
-                              hint="re-run with --debug; check CLARIFAI_API_BASE") from None
+            raise SegcliError(
+                f"Clarifai {method} failed: {code.name} {error.details() or ''}".rstrip(),
+                hint="re-run with --debug; check CLARIFAI_API_BASE",
+            ) from None
         return code.name
 
     def _sleep_or_give_up(self, method: str, started: float, attempt: int, reason: str, budget: float) -> None:
@@ -166,22 +178,36 @@ class Connection:
         elapsed = time.monotonic() - started
         if elapsed + delay > budget:
             raise UnavailableError(
-                f"Clarifai at {self.base} did not answer {method}: {reason} "
-                f"({attempt} attempts over {elapsed:.1f}s)",
+                f"Clarifai at {self.base} did not answer {method}: {reason} ({attempt} attempts over {elapsed:.1f}s)",
                 hint="check the network and CLARIFAI_API_BASE, then re-run the same command "
-                     "(uploads resume where they stopped)")
+                "(uploads resume where they stopped)",
+            )
         time.sleep(delay)
 
-    def ok(self, method: str, request, not_found: Optional[codes.ErrorFactory] = None,
-           duplicate: Optional[codes.ErrorFactory] = None, timeout: Optional[float] = None):
+    def ok(
+        self,
+        method: str,
+        request,
+        not_found: Optional[codes.ErrorFactory] = None,
+        duplicate: Optional[codes.ErrorFactory] = None,
+        timeout: Optional[float] = None,
+    ):
         """The response when SUCCESS, else the mapped segcli error."""
         response = self.call(method, request, timeout=timeout)
         if response.status.code != codes.SUCCESS:
             raise codes.error_for(method, response.status, not_found, duplicate)
         return response
 
-    def pages(self, method: str, field: str, app_id: str = "", per_page: int = 128,
-              until_empty: bool = False, not_found: Optional[codes.ErrorFactory] = None, **fields: Any):
+    def pages(
+        self,
+        method: str,
+        field: str,
+        app_id: str = "",
+        per_page: int = 128,
+        until_empty: bool = False,
+        not_found: Optional[codes.ErrorFactory] = None,
+        **fields: Any,
+    ):
         """Yield items of a List* method page by page. A short page ends the listing (saves the
         SDK's trailing empty-page call) unless `until_empty` (counts, where a server that caps
         per_page below ours must not cut the count short)."""

@@ -1,4 +1,5 @@
 """Datasets, uploads, dataset versions and their items on Clarifai (the backend's primitives)."""
+
 from __future__ import annotations
 
 from typing import Iterator, Optional
@@ -20,7 +21,7 @@ from segcli.core.ids import new_version_id
 from segcli.datasets.items import ReadResult
 
 VERSION_READY, VERSION_FAILED = 64015, frozenset({64020, 64025})
-META_KEY = "segcli"   # our key in a dataset's, dataset version's or model version's metadata
+META_KEY = "segcli"  # our key in a dataset's, dataset version's or model version's metadata
 
 
 def _order_of(meta: dict) -> tuple[list[str], dict[str, int]]:
@@ -39,13 +40,15 @@ class CloudDatasets:
     def _dataset(self, app_id: str, proto) -> Dataset:
         n_inputs = self.client.count("ListDatasetInputs", "dataset_inputs", app_id, dataset_id=proto.id)
         n_versions = self.client.count("ListDatasetVersions", "dataset_versions", app_id, dataset_id=proto.id)
-        return Dataset(id=proto.id, app_id=app_id, created_at=iso(proto.created_at),
-                       inputs=n_inputs, versions=n_versions)
+        return Dataset(
+            id=proto.id, app_id=app_id, created_at=iso(proto.created_at), inputs=n_inputs, versions=n_versions
+        )
 
     def get(self, app_id: str, dataset_id: str) -> Optional[Dataset]:
         def fetch() -> Optional[Dataset]:
             response = self.client.get("GetDataset", app_id, dataset_id=dataset_id)
             return None if response is None else self._dataset(app_id, response.dataset)
+
         return self.client.memoised(("dataset", app_id, dataset_id), fetch)
 
     def list(self, app_id: str) -> Optional[list[Dataset]]:
@@ -64,11 +67,13 @@ class CloudDatasets:
         self.client.forget(app_id, dataset_id)
 
     def _inputs(self, app_id: str, dataset_id: str) -> list:
-        return list(self.conn.pages("ListDatasetInputs", "dataset_inputs", app_id, per_page=1000,
-                                    until_empty=True, dataset_id=dataset_id))
+        return list(
+            self.conn.pages(
+                "ListDatasetInputs", "dataset_inputs", app_id, per_page=1000, until_empty=True, dataset_id=dataset_id
+            )
+        )
 
-    def upload(self, app_id: str, dataset_id: str, data: ReadResult, on_progress,
-               region_format: str) -> UploadResult:
+    def upload(self, app_id: str, dataset_id: str, data: ReadResult, on_progress, region_format: str) -> UploadResult:
         try:
             return Uploader(self.conn, app_id, dataset_id, region_format).run(data, on_progress)
         finally:
@@ -87,8 +92,14 @@ class CloudDatasets:
         self.client.forget(app_id, dataset_id)
 
     # -- versions ------------------------------------------------------------------------
-    def create_version(self, app_id: str, dataset_id: str, description: str = "",
-                       order: Optional[list[str]] = None, category_ids: Optional[dict[str, int]] = None) -> DatasetVersion:
+    def create_version(
+        self,
+        app_id: str,
+        dataset_id: str,
+        description: str = "",
+        order: Optional[list[str]] = None,
+        category_ids: Optional[dict[str, int]] = None,
+    ) -> DatasetVersion:
         version = R.DatasetVersion(id=new_version_id(), description=description)
         classes = with_background(order or [], self.concepts(app_id, dataset_id))
         version.metadata.update({META_KEY: {"classes": classes, "category_ids": dict(category_ids or {})}})
@@ -102,14 +113,18 @@ class CloudDatasets:
             if proto is None:
                 raise refusals.dataset_version_not_found(app_id, dataset_id, version_id)
             if proto.status.code in VERSION_FAILED:
-                raise SegcliError(f"Clarifai could not build dataset version {version_id}: "
-                                  f"{codes.describe(proto.status)}", hint="re-run: segcli dataset version create ...")
+                raise SegcliError(
+                    f"Clarifai could not build dataset version {version_id}: {codes.describe(proto.status)}",
+                    hint="re-run: segcli dataset version create ...",
+                )
             return proto if proto.status.code == VERSION_READY else None
 
         proto = poll_until(ready, WAIT_S, first_s=0.1)
         if proto is None:
-            raise SegcliError(f"dataset version {version_id} is still being built on Clarifai",
-                              hint=f"check later: segcli dataset version list {dataset_id} --app {app_id}")
+            raise SegcliError(
+                f"dataset version {version_id} is still being built on Clarifai",
+                hint=f"check later: segcli dataset version list {dataset_id} --app {app_id}",
+            )
         return self._version(app_id, dataset_id, proto)
 
     def _version_proto(self, app_id: str, dataset_id: str, version_id: str):
@@ -119,11 +134,18 @@ class CloudDatasets:
     def _version(self, app_id: str, dataset_id: str, proto) -> DatasetVersion:
         concepts = self.concepts(app_id, dataset_id)
         recorded = MessageToDict(proto.metadata).get(META_KEY, {})
-        classes = recorded.get("classes") or with_background([], concepts)   # made before orders were kept
+        classes = recorded.get("classes") or with_background([], concepts)  # made before orders were kept
         ids = {str(k): int(v) for k, v in (recorded.get("category_ids") or {}).items()}
-        return DatasetVersion(id=proto.id, dataset_id=dataset_id, app_id=app_id, created_at=iso(proto.created_at),
-                              inputs=self._version_inputs(app_id, dataset_id, proto),
-                              concepts=ordered(concepts, classes), classes=list(classes), category_ids=ids)
+        return DatasetVersion(
+            id=proto.id,
+            dataset_id=dataset_id,
+            app_id=app_id,
+            created_at=iso(proto.created_at),
+            inputs=self._version_inputs(app_id, dataset_id, proto),
+            concepts=ordered(concepts, classes),
+            classes=list(classes),
+            category_ids=ids,
+        )
 
     def _version_inputs(self, app_id: str, dataset_id: str, proto) -> int:
         if "/" in proto.metrics and proto.metrics["/"].inputs_count:
@@ -136,12 +158,14 @@ class CloudDatasets:
     def concepts(self, app_id: str, dataset_id: str) -> list[str]:
         """Concepts the dataset's annotations use (Clarifai keeps no per-version concept list:
         for a version just made this is exact; older versions show the dataset's current set)."""
+
         def collect() -> list[str]:
             ids = [d.input.id for d in self._inputs(app_id, dataset_id)]
             found: set[str] = set()
             for anns in self.client.pool.map(lambda c: self._annotations(app_id, c), chunks(ids)):
                 found.update(c.id for a in anns for c in _concepts(a))
             return sorted(found)
+
         return self.client.memoised(("concepts", app_id, dataset_id), collect)
 
     def _annotations(self, app_id: str, input_ids: list[str]) -> list:
@@ -164,9 +188,11 @@ class CloudDatasets:
         if version_id is not None:
             version = self.get_version(app_id, dataset_id, version_id)
             if version is not None and len(inputs) != version.inputs:
-                raise ConflictError(f"dataset '{dataset_id}' changed since version {version_id} "
-                                    f"({len(inputs)} inputs now, {version.inputs} then)",
-                                    hint=f"use a new version: segcli dataset version create {dataset_id} --app {app_id}")
+                raise ConflictError(
+                    f"dataset '{dataset_id}' changed since version {version_id} "
+                    f"({len(inputs)} inputs now, {version.inputs} then)",
+                    hint=f"use a new version: segcli dataset version create {dataset_id} --app {app_id}",
+                )
         for chunk in chunks(inputs, 32):
             anns = self._annotations(app_id, [i.id for i in chunk])
             images = self.client.pool.map(self._image_bytes, chunk)
@@ -195,7 +221,7 @@ def _labelmap(anns: list, image: bytes):
     from segcli.datasets.filefacts import displayed_size
     from segcli.datasets.imagefile import open_image, orientation
 
-    with open_image(image) as im:   # masks were drawn on the image as displayed (EXIF applied)
+    with open_image(image) as im:  # masks were drawn on the image as displayed (EXIF applied)
         w, h = displayed_size(im.width, im.height, orientation(im))
     labelmap = np.zeros((h, w), np.uint8)
     labels: dict[int, str] = {}

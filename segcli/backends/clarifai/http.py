@@ -5,6 +5,7 @@ The PAT is sent only to Clarifai's own hosts (`*.clarifai.com`) or the API base'
 only while every redirect stays on that origin: a URL, or a redirect, pointing anywhere else
 never receives the credentials (a CDN a download is handed off to gets none).
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -12,9 +13,9 @@ from urllib.parse import urlsplit
 from segcli.backends.clarifai.connection import Connection
 from segcli.core.safefetch import fetch as safe_fetch
 
-TIMEOUT_S = 60            # the longest silence of the server
-DEADLINE_S = 600.0        # a whole download
-MAX_BYTES = 256 << 20     # hosted images are at most 20 MB on Clarifai; logs are text
+TIMEOUT_S = 60  # the longest silence of the server
+DEADLINE_S = 600.0  # a whole download
+MAX_BYTES = 256 << 20  # hosted images are at most 20 MB on Clarifai; logs are text
 
 
 def _trusted(url: str, conn: Connection) -> bool:
@@ -24,5 +25,12 @@ def _trusted(url: str, conn: Connection) -> bool:
 
 
 def fetch(url: str, conn: Connection, what: str) -> bytes:
-    return safe_fetch(url, what, credentials=conn.auth_header(), trusted=lambda u: _trusted(u, conn),
-                      max_bytes=MAX_BYTES, timeout_s=TIMEOUT_S, deadline_s=DEADLINE_S)
+    return safe_fetch(
+        url,
+        what,
+        credentials=conn.auth_header(),
+        trusted=lambda u: _trusted(u, conn),
+        max_bytes=MAX_BYTES,
+        timeout_s=TIMEOUT_S,
+        deadline_s=DEADLINE_S,
+    )

@@ -6,6 +6,7 @@ region is a mask image (`region_info.mask`) with one concept and a score;
 `regions.labelmap_from_region_masks` turns them into the label map the writers and metrics use.
 Videos reach predict() as decoded frames (the predict service samples them client-side).
 """
+
 from __future__ import annotations
 
 import io
@@ -56,8 +57,9 @@ class CloudSegmenter:
 
     def _post(self, group: list[tuple[int, bytes]]) -> list:
         inputs = [R.Input(id=str(i), data=R.Data(image=R.Image(base64=data))) for i, data in group]
-        request = self.conn.request("PostModelOutputs", self.app_id, model_id=self.model_id,
-                                    version_id=self.version_id, inputs=inputs)
+        request = self.conn.request(
+            "PostModelOutputs", self.app_id, model_id=self.model_id, version_id=self.version_id, inputs=inputs
+        )
         response = self.conn.call("PostModelOutputs", request)
         if response.status.code not in (codes.SUCCESS, C.MIXED_STATUS):
             raise codes.error_for("PostModelOutputs", response.status)
@@ -65,8 +67,10 @@ class CloudSegmenter:
 
     def _result(self, output, image: np.ndarray) -> SegResult:
         if output.status.code != codes.SUCCESS:
-            raise InvalidInputError(f"Clarifai could not predict an image: {codes.describe(output.status)}",
-                                    hint="check the image opens, and is under 20 MB and 85 megapixels")
+            raise InvalidInputError(
+                f"Clarifai could not predict an image: {codes.describe(output.status)}",
+                hint="check the image opens, and is under 20 MB and 85 megapixels",
+            )
         h, w = image.shape[:2]
         masks = []
         for region in output.data.regions:

@@ -19,6 +19,7 @@ Two region formats (`--region-format`):
   concept's pixels in the label map (exact too, but not documented as a training format).
 See docs/clarifai-backend.md.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -77,8 +78,10 @@ class PlannedItem:
     def _concept_keys(self) -> dict[str, str]:
         """concept -> the middle part of its polygon ids: a hash of its pixels (no tracing)."""
         labelmap = self._labelmap()
-        return {concept: self._concept_key(concept, self._pixels(labelmap, concept))
-                for concept in sorted(set(self.item.labels.values()))}
+        return {
+            concept: self._concept_key(concept, self._pixels(labelmap, concept))
+            for concept in sorted(set(self.item.labels.values()))
+        }
 
     def owns(self, annotation_id: str) -> bool:
         """Annotations segcli made for this image (others, e.g. from a labeller, are left alone)."""
@@ -111,7 +114,7 @@ class PlannedItem:
         return True
 
     def input_proto(self) -> R.Input:
-        data = R.Data(image=R.Image(base64=image_bytes(self.item.image_path)))   # never a FIFO (core/regular)
+        data = R.Data(image=R.Image(base64=image_bytes(self.item.image_path)))  # never a FIFO (core/regular)
         data.metadata.update({"filename": self.item.name, "segcli_sha256": self.item.image_sha256})
         return R.Input(id=self.id, data=data, dataset_ids=[self.dataset_id])
 
@@ -121,7 +124,7 @@ class PlannedItem:
         out = []
         ids: dict[str, str] = {}
         labelmap = self._labelmap()
-        h, w = labelmap.shape   # the image as displayed: polygons are normalised to it
+        h, w = labelmap.shape  # the image as displayed: polygons are normalised to it
         for ann_id, concept, payload in self._regions(labelmap):
             ids[ann_id] = concept
             if ann_id in skip:
@@ -170,7 +173,7 @@ class PlannedItem:
                 continue
             key = self._concept_key(concept, pixels)
             rings = mask_to_rings(pixels)
-            for k, ring in enumerate(rings):   # "ring k of n": the survey checks completeness from ids
+            for k, ring in enumerate(rings):  # "ring k of n": the survey checks completeness from ids
                 yield f"{prefix}-{key}-{k}-{len(rings)}", concept, ring
 
 

@@ -1,4 +1,5 @@
 """Clarifai's predicted regions (one mask image per concept, with a score) as a label map."""
+
 from __future__ import annotations
 
 from typing import Sequence

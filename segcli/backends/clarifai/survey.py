@@ -3,6 +3,7 @@
 Every item is classified once, so the upload sends only what is missing: a re-run after a
 finished upload sends nothing; a re-run after kill -9 finishes the half-done items.
 """
+
 from __future__ import annotations
 
 import time
@@ -28,8 +29,8 @@ NEW, REDO, ANNOTATE, SKIP = "new", "redo", "annotate", "skip"
 class Work:
     plan: PlannedItem
     action: str
-    existing: set[str] = field(default_factory=set)   # annotation ids already on the server
-    changed: bool = False                             # labels differ from the stored ones
+    existing: set[str] = field(default_factory=set)  # annotation ids already on the server
+    changed: bool = False  # labels differ from the stored ones
 
     @property
     def posts_input(self) -> bool:
@@ -37,11 +38,12 @@ class Work:
 
 
 def chunks(items: list[T], size: int = CHUNK) -> list[list[T]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def poll_until(check: Callable[[], Optional[T]], budget_s: float, first_s: float = 0.05,
-               factor: float = 1.5, cap_s: float = 2.0) -> Optional[T]:
+def poll_until(
+    check: Callable[[], Optional[T]], budget_s: float, first_s: float = 0.05, factor: float = 1.5, cap_s: float = 2.0
+) -> Optional[T]:
     """Call `check` until it returns non-None or the budget is spent; short first waits (most
     server jobs finish in well under a second), backing off to `cap_s`."""
     started, delay = time.monotonic(), first_s
@@ -71,8 +73,7 @@ def annotation_ids(conn: Connection, app_id: str, input_ids: list[str]) -> dict[
 def existing_annotations(conn: Connection, app_id: str, ids: list[str]) -> set[str]:
     found: set[str] = set()
     for chunk in chunks(ids):
-        found.update(a.id for a in conn.pages("ListAnnotations", "annotations", app_id,
-                                              per_page=len(chunk), ids=chunk))
+        found.update(a.id for a in conn.pages("ListAnnotations", "annotations", app_id, per_page=len(chunk), ids=chunk))
     return found
 
 
@@ -88,8 +89,9 @@ def classify(plan: PlannedItem, dataset_id: str, found, anns: set[str]) -> Work:
     return Work(plan, ANNOTATE, existing=anns)
 
 
-def survey(conn: Connection, pool: ThreadPoolExecutor, app_id: str, dataset_id: str,
-           plans: list[PlannedItem]) -> list[Work]:
+def survey(
+    conn: Connection, pool: ThreadPoolExecutor, app_id: str, dataset_id: str, plans: list[PlannedItem]
+) -> list[Work]:
     id_chunks = chunks([p.id for p in plans])
     found: dict = {}
     for part in pool.map(lambda ids: list_inputs(conn, app_id, ids), id_chunks):

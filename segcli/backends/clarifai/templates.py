@@ -8,6 +8,7 @@ and help come from the same fields, so validation uses the server's definitions.
 Local-only knobs of the local template with the same name are appended (marked local_only) so
 a params file written for the local backend validates here; training strips them.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -24,8 +25,13 @@ _TYPES = {F.NUMBER: "number", F.ARRAY_OF_NUMBERS: "number_list", F.ENUM: "enum",
 
 
 def _skipped(path: list[str], field) -> bool:
-    return (len(path) < 2 or path[1] in ("data", "dataset") or path[-1] in ("dataset_id", "dataset_version_id")
-            or field.internal_only or path[0] != "train_info")
+    return (
+        len(path) < 2
+        or path[1] in ("data", "dataset")
+        or path[-1] in ("dataset_id", "dataset_version_id")
+        or field.internal_only
+        or path[0] != "train_info"
+    )
 
 
 def _default(field) -> Any:
@@ -54,9 +60,16 @@ def param_spec(field) -> ParamSpec:
     if field.HasField("model_type_range_info"):
         info = field.model_type_range_info
         lo, hi, step = info.min, info.max, (info.step or None)
-    return ParamSpec(name=field.path.split(".")[-1], type=kind, default=default,
-                     help=" ".join(field.description.split()), min=lo, max=hi, step=step,
-                     choices=tuple(o.id for o in field.model_type_enum_options) if kind == "enum" else ())
+    return ParamSpec(
+        name=field.path.split(".")[-1],
+        type=kind,
+        default=default,
+        help=" ".join(field.description.split()),
+        min=lo,
+        max=hi,
+        step=step,
+        choices=tuple(o.id for o in field.model_type_enum_options) if kind == "enum" else (),
+    )
 
 
 def _local_only(name: str) -> list[ParamSpec]:
@@ -69,8 +82,10 @@ def _local_only(name: str) -> list[ParamSpec]:
 def templates_from_model_types(model_types: Iterable, model_type_id: str = SEGMENTER) -> list[Template]:
     model_type = next((m for m in model_types if m.id == model_type_id), None)
     if model_type is None:
-        raise NotFoundError(f"the server offers no '{model_type_id}' model type",
-                            hint="check CLARIFAI_API_BASE points at Clarifai's API")
+        raise NotFoundError(
+            f"the server offers no '{model_type_id}' model type",
+            hint="check CLARIFAI_API_BASE points at Clarifai's API",
+        )
     shared: list[ParamSpec] = []
     template_field = None
     for field in model_type.model_type_fields:
@@ -83,17 +98,27 @@ def templates_from_model_types(model_types: Iterable, model_type_id: str = SEGME
             shared.append(param_spec(field))
     if template_field is None:
         return []
-    return [_template(option, template_field, shared, model_type_id)
-            for option in template_field.model_type_enum_options]
+    return [
+        _template(option, template_field, shared, model_type_id) for option in template_field.model_type_enum_options
+    ]
 
 
 def _template(option, template_field, shared: list[ParamSpec], model_type_id: str) -> Template:
     own = [param_spec(f) for f in option.model_type_fields if not f.internal_only]
-    marker = ParamSpec(name="template", type="string", default=option.id,
-                       help=" ".join(template_field.description.split()) or "The training template.")
+    marker = ParamSpec(
+        name="template",
+        type="string",
+        default=option.id,
+        help=" ".join(template_field.description.split()) or "The training template.",
+    )
     params = {p.name: p for p in [*shared, marker, *own]}
     for extra in _local_only(option.id):
         params.setdefault(extra.name, extra)
-    return Template(name=option.id, model_type=model_type_id,
-                    description=" ".join((option.description or option.id).split()),
-                    params=params, on_clarifai=True, source="clarifai:ListModelTypes")
+    return Template(
+        name=option.id,
+        model_type=model_type_id,
+        description=" ".join((option.description or option.id).split()),
+        params=params,
+        on_clarifai=True,
+        source="clarifai:ListModelTypes",
+    )

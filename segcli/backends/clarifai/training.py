@@ -4,6 +4,7 @@ Status comes from GetModelVersion for the version asked about; the SDK's trainin
 reads GetModel's newest version whatever id it is given, which reports the wrong version
 once a model has two.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -23,25 +24,27 @@ class CloudTraining:
     def __init__(self, client: Client) -> None:
         self.client, self.conn = client, client.conn
 
-    def train(self, app_id: str, model_id: str, doc: dict[str, Any], classes: list[str],
-              class_order: str) -> ModelVersion:
+    def train(
+        self, app_id: str, model_id: str, doc: dict[str, Any], classes: list[str], class_order: str
+    ) -> ModelVersion:
         """`doc` is resolved for this backend: its train_params hold only what Clarifai accepts.
         The version's metadata records its classes: Clarifai may list its concepts in its own order."""
         version = R.ModelVersion(id=new_version_id())  # our id: a resent post cannot train twice
         version.metadata.update({META_KEY: {"classes": list(classes), "class_order": class_order}})
-        version.train_info.params.update({**doc["train_params"], "dataset_id": doc["dataset_id"],
-                                          "dataset_version_id": doc["dataset_version_id"]})
+        version.train_info.params.update(
+            {**doc["train_params"], "dataset_id": doc["dataset_id"], "dataset_version_id": doc["dataset_version_id"]}
+        )
         version.output_info.data.concepts.extend(R.Concept(id=c) for c in doc["concepts"])
         request = self.conn.request("PostModelVersions", app_id, model_id=model_id, model_versions=[version])
         response, resent = self.conn.call_retried("PostModelVersions", request)
         if response.status.code == codes.SUCCESS and response.model.model_version.id == version.id:
             return self._model_version(app_id, model_id, response.model.model_version)
         if response.status.code in codes.DUPLICATE and resent:
-            posted_id = version.id          # our first post landed; its reply was lost
+            posted_id = version.id  # our first post landed; its reply was lost
         elif response.status.code != codes.SUCCESS:
             raise codes.error_for("PostModelVersions", response.status)
         elif response.model.model_version.id:
-            posted_id = response.model.model_version.id   # a server that assigns its own ids
+            posted_id = response.model.model_version.id  # a server that assigns its own ids
         else:
             return (self.list(app_id, model_id) or [])[-1]
         found = self.get(app_id, model_id, posted_id)
@@ -80,11 +83,27 @@ class CloudTraining:
         epochs = int(raw.get("num_epochs") or 0)
         percent = float(proto.status.percent_completed or 0)
         epoch = epochs if status == TRAINED else int(epochs * percent / 100) if status == TRAINING else 0
-        doc = {"dataset_id": dataset_id or "", "dataset_version_id": dataset_version_id or "",
-               "concepts": concepts, "train_params": raw}
+        doc = {
+            "dataset_id": dataset_id or "",
+            "dataset_version_id": dataset_version_id or "",
+            "concepts": concepts,
+            "train_params": raw,
+        }
         return ModelVersion(
-            id=proto.id, model_id=model_id, app_id=app_id, status=status, template=str(raw.get("template", "")),
-            created_at=iso(proto.created_at), message=codes.training_message(proto.status),
-            dataset_id=dataset_id, dataset_version_id=dataset_version_id, concepts=concepts, params=doc,
-            epoch=min(epoch, epochs), epochs=epochs,
-            progress={"percent": percent} if status == TRAINING else {}, classes=classes, class_order=class_order)
+            id=proto.id,
+            model_id=model_id,
+            app_id=app_id,
+            status=status,
+            template=str(raw.get("template", "")),
+            created_at=iso(proto.created_at),
+            message=codes.training_message(proto.status),
+            dataset_id=dataset_id,
+            dataset_version_id=dataset_version_id,
+            concepts=concepts,
+            params=doc,
+            epoch=min(epoch, epochs),
+            epochs=epochs,
+            progress={"percent": percent} if status == TRAINING else {},
+            classes=classes,
+            class_order=class_order,
+        )

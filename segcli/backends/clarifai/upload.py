@@ -7,6 +7,7 @@
 Every id is deterministic (protos.py), so a retry whose first reply was lost, a re-run, or a
 run after kill -9 meets "duplicate" answers, which are reconciled by listing, never doubled.
 """
+
 from __future__ import annotations
 
 import sys
@@ -38,7 +39,7 @@ from segcli.datasets.embedded import stored_size
 from segcli.datasets.items import ReadResult
 
 WORKERS = max(1, int(env_float("SEGCLI_CLARIFAI_WORKERS", 8)))
-DOWNLOAD_ROUNDS = 2      # re-posts of an input whose download failed (as the SDK does)
+DOWNLOAD_ROUNDS = 2  # re-posts of an input whose download failed (as the SDK does)
 WAIT_S = env_float("SEGCLI_CLARIFAI_WAIT_S", 900)  # per batch: server-side processing
 
 
@@ -49,9 +50,14 @@ class Uploader:
 
     # -- the whole upload ------------------------------------------------------------------
     def run(self, data: ReadResult, on_progress: Callable[[int], None]) -> UploadResult:
-        result = UploadResult(added=0, skipped=0, invalid=len(data.invalid), dataset_id=self.dataset_id,
-                              concepts=list(data.concepts),
-                              invalid_items=[{"name": i.name, "reason": i.reason} for i in data.invalid])
+        result = UploadResult(
+            added=0,
+            skipped=0,
+            invalid=len(data.invalid),
+            dataset_id=self.dataset_id,
+            concepts=list(data.concepts),
+            invalid_items=[{"name": i.name, "reason": i.reason} for i in data.invalid],
+        )
         plans, duplicates = self._plans(data)
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="segcli-upload") as pool:
             work = survey(self.conn, pool, self.app_id, self.dataset_id, plans)
@@ -98,8 +104,11 @@ class Uploader:
         except BaseException as exc:  # an error, or Ctrl-C: queued batches never start
             pool.shutdown(wait=False, cancel_futures=True)
             if isinstance(exc, UnavailableError):
-                raise UnavailableError(f"{exc.message}; {done} of {len(todo) + result.skipped} items are "
-                                       "uploaded, re-run the same command to upload the rest", hint=exc.hint) from None
+                raise UnavailableError(
+                    f"{exc.message}; {done} of {len(todo) + result.skipped} items are "
+                    "uploaded, re-run the same command to upload the rest",
+                    hint=exc.hint,
+                ) from None
             raise
 
     # -- one batch ------------------------------------------------------------------------
@@ -115,8 +124,9 @@ class Uploader:
             statuses.update(self._post_and_wait([w.plan for w in retry], retry))
         ready = [w for w in unit if statuses[w.plan.id].code == C.INPUT_DOWNLOAD_SUCCESS]
         failed = [(w, "image is over Clarifai's 20 MB limit") for w in big]
-        failed += [(w, self._reason(statuses[w.plan.id])) for w in unit
-                   if statuses[w.plan.id].code != C.INPUT_DOWNLOAD_SUCCESS]
+        failed += [
+            (w, self._reason(statuses[w.plan.id])) for w in unit if statuses[w.plan.id].code != C.INPUT_DOWNLOAD_SUCCESS
+        ]
         self._annotate(ready)
         return ready, failed
 
@@ -144,8 +154,9 @@ class Uploader:
         jobs, pending, refused = [], plans, {}
         while pending:
             job = uuid.uuid4().hex
-            request = self.conn.request("PostInputs", self.app_id, inputs_add_job_id=job,
-                                        inputs=[p.input_proto() for p in pending])
+            request = self.conn.request(
+                "PostInputs", self.app_id, inputs_add_job_id=job, inputs=[p.input_proto() for p in pending]
+            )
             response = self.conn.call("PostInputs", request)
             jobs.append(job)
             if response.status.code == codes.SUCCESS:

@@ -2,6 +2,7 @@
 
 Only primitives live here (see backends/base.py); the rules are the base class's.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # the modules below load when used: metadata commands need no
 class LocalBackend(Backend):
     name = "local"
     title = "the local engine"
-    default_template = EFFNET   # pretrained, offline
+    default_template = EFFNET  # pretrained, offline
     accepts_local_params = True
     exports_weights = True
     slides_windows = True
@@ -36,7 +37,7 @@ class LocalBackend(Backend):
 
     def __init__(self, root: Path):
         self.store = Store(root)
-        self._staging: Optional["Staging"] = None   # during upload_staging()
+        self._staging: Optional["Staging"] = None  # during upload_staging()
 
     @classmethod
     def from_settings(cls, settings) -> "LocalBackend":
@@ -58,8 +59,9 @@ class LocalBackend(Backend):
         with self.store.tx() as db:
             if db.execute(f"SELECT 1 FROM {table} WHERE {where}", tuple(key.values())).fetchone():
                 return False
-            db.execute(f"INSERT INTO {table}({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                       tuple(cols.values()))
+            db.execute(
+                f"INSERT INTO {table}({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", tuple(cols.values())
+            )
         return True
 
     # -- apps ------------------------------------------------------------------------
@@ -72,7 +74,8 @@ class LocalBackend(Backend):
     def _app(self, row: Any) -> App:
         counts = self.store.one(
             "SELECT (SELECT COUNT(*) FROM datasets WHERE app_id=?) d, (SELECT COUNT(*) FROM models WHERE app_id=?) m",
-            (row["id"], row["id"]))
+            (row["id"], row["id"]),
+        )
         return App(id=row["id"], created_at=row["created_at"], datasets=counts["d"], models=counts["m"])
 
     def _get_app(self, app_id: str) -> Optional[App]:
@@ -103,8 +106,9 @@ class LocalBackend(Backend):
         key = (row["app_id"], row["id"])
         n_inputs = self.store.one("SELECT COUNT(*) FROM inputs WHERE app_id=? AND dataset_id=?", key)[0]
         n_versions = self.store.one("SELECT COUNT(*) FROM dataset_versions WHERE app_id=? AND dataset_id=?", key)[0]
-        return Dataset(id=row["id"], app_id=row["app_id"], created_at=row["created_at"],
-                       inputs=n_inputs, versions=n_versions)
+        return Dataset(
+            id=row["id"], app_id=row["app_id"], created_at=row["created_at"], inputs=n_inputs, versions=n_versions
+        )
 
     def _get_dataset(self, app_id: str, dataset_id: str) -> Optional[Dataset]:
         row = self.store.one("SELECT * FROM datasets WHERE app_id=? AND id=?", (app_id, dataset_id))
@@ -113,7 +117,9 @@ class LocalBackend(Backend):
     def _list_datasets(self, app_id: str) -> Optional[list[Dataset]]:
         if not self._has_app(app_id):
             return None
-        return [self._dataset(r) for r in self.store.all("SELECT * FROM datasets WHERE app_id=? ORDER BY id", (app_id,))]
+        return [
+            self._dataset(r) for r in self.store.all("SELECT * FROM datasets WHERE app_id=? ORDER BY id", (app_id,))
+        ]
 
     def _delete_dataset(self, app_id: str, dataset_id: str) -> None:
         self._refuse_if_training("app_id=? AND dataset_id=?", (app_id, dataset_id), f"dataset '{dataset_id}'")
@@ -145,25 +151,45 @@ class LocalBackend(Backend):
         self.known_files().remember(data.items)  # their content is stored now
         return result
 
-    def _create_dataset_version(self, app_id: str, dataset_id: str, description: str,
-                                order: list[str], category_ids: dict[str, int]) -> DatasetVersion:
+    def _create_dataset_version(
+        self, app_id: str, dataset_id: str, description: str, order: list[str], category_ids: dict[str, int]
+    ) -> DatasetVersion:
         from segcli.core.classes import ordered, with_background
 
         version_id = new_version_id()
         with self.store.tx() as db:
-            n = db.execute("SELECT COUNT(*) FROM inputs WHERE app_id=? AND dataset_id=?", (app_id, dataset_id)).fetchone()[0]
+            n = db.execute(
+                "SELECT COUNT(*) FROM inputs WHERE app_id=? AND dataset_id=?", (app_id, dataset_id)
+            ).fetchone()[0]
             if n == 0:  # emptied since the rules checked
                 raise refusals.nothing_to_version(app_id, dataset_id)
-            used = [r[0] for r in db.execute(
-                "SELECT DISTINCT concept_id FROM annotations WHERE app_id=? AND dataset_id=?", (app_id, dataset_id))]
+            used = [
+                r[0]
+                for r in db.execute(
+                    "SELECT DISTINCT concept_id FROM annotations WHERE app_id=? AND dataset_id=?", (app_id, dataset_id)
+                )
+            ]
             classes = with_background(order, used)
-            db.execute("INSERT INTO dataset_versions(app_id, dataset_id, id, description, created_at, concepts_json,"
-                       " n_inputs, classes_json, category_ids_json) VALUES (?,?,?,?,?,?,?,?,?)",
-                       (app_id, dataset_id, version_id, description, now_iso(), json.dumps(ordered(used, classes)), n,
-                        json.dumps(classes), json.dumps(category_ids)))
-            db.execute("INSERT INTO dataset_version_items SELECT app_id, ?, id, name, image_blob, labelmap_blob,"
-                       " labels_json, width, height FROM inputs WHERE app_id=? AND dataset_id=?",
-                       (version_id, app_id, dataset_id))
+            db.execute(
+                "INSERT INTO dataset_versions(app_id, dataset_id, id, description, created_at, concepts_json,"
+                " n_inputs, classes_json, category_ids_json) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    app_id,
+                    dataset_id,
+                    version_id,
+                    description,
+                    now_iso(),
+                    json.dumps(ordered(used, classes)),
+                    n,
+                    json.dumps(classes),
+                    json.dumps(category_ids),
+                ),
+            )
+            db.execute(
+                "INSERT INTO dataset_version_items SELECT app_id, ?, id, name, image_blob, labelmap_blob,"
+                " labels_json, width, height FROM inputs WHERE app_id=? AND dataset_id=?",
+                (version_id, app_id, dataset_id),
+            )
         version = self._get_dataset_version(app_id, dataset_id, version_id)
         assert version is not None
         return version
@@ -175,41 +201,65 @@ class LocalBackend(Backend):
         concepts = json.loads(row["concepts_json"])
         # Versions made before orders were kept: their concepts, sorted, as they trained.
         classes = json.loads(row["classes_json"]) if row["classes_json"] else with_background([], concepts)
-        return DatasetVersion(id=row["id"], dataset_id=row["dataset_id"], app_id=row["app_id"],
-                              created_at=row["created_at"], inputs=row["n_inputs"], concepts=concepts,
-                              classes=classes, category_ids=json.loads(row["category_ids_json"] or "{}"))
+        return DatasetVersion(
+            id=row["id"],
+            dataset_id=row["dataset_id"],
+            app_id=row["app_id"],
+            created_at=row["created_at"],
+            inputs=row["n_inputs"],
+            concepts=concepts,
+            classes=classes,
+            category_ids=json.loads(row["category_ids_json"] or "{}"),
+        )
 
     def _list_dataset_versions(self, app_id: str, dataset_id: str) -> list[DatasetVersion]:
-        rows = self.store.all("SELECT * FROM dataset_versions WHERE app_id=? AND dataset_id=? ORDER BY created_at, rowid",
-                              (app_id, dataset_id))
+        rows = self.store.all(
+            "SELECT * FROM dataset_versions WHERE app_id=? AND dataset_id=? ORDER BY created_at, rowid",
+            (app_id, dataset_id),
+        )
         return [self._dataset_version(r) for r in rows]
 
     def _get_dataset_version(self, app_id: str, dataset_id: str, version_id: str) -> Optional[DatasetVersion]:
-        row = self.store.one("SELECT * FROM dataset_versions WHERE app_id=? AND dataset_id=? AND id=?",
-                             (app_id, dataset_id, version_id))
+        row = self.store.one(
+            "SELECT * FROM dataset_versions WHERE app_id=? AND dataset_id=? AND id=?", (app_id, dataset_id, version_id)
+        )
         return None if row is None else self._dataset_version(row)
 
     def _dataset_concepts(self, app_id: str, dataset_id: str) -> list[str]:
-        return [r[0] for r in self.store.all("SELECT DISTINCT concept_id FROM annotations WHERE app_id=? AND dataset_id=?",
-                                             (app_id, dataset_id))]
+        return [
+            r[0]
+            for r in self.store.all(
+                "SELECT DISTINCT concept_id FROM annotations WHERE app_id=? AND dataset_id=?", (app_id, dataset_id)
+            )
+        ]
 
     def _image_sizes(self, app_id: str, version_id: str) -> Optional[list[tuple[int, int]]]:
-        return [(r["height"], r["width"]) for r in self.store.all(
-            "SELECT height, width FROM dataset_version_items WHERE app_id=? AND version_id=?", (app_id, version_id))]
+        return [
+            (r["height"], r["width"])
+            for r in self.store.all(
+                "SELECT height, width FROM dataset_version_items WHERE app_id=? AND version_id=?", (app_id, version_id)
+            )
+        ]
 
     def _dataset_classes(self, app_id: str, dataset_id: str) -> tuple[list[str], dict[str, int]]:
-        rows = self.store.all("SELECT concept_id, category_id FROM dataset_classes WHERE app_id=? AND dataset_id=?"
-                              " ORDER BY position", (app_id, dataset_id))
-        return ([r["concept_id"] for r in rows],
-                {r["concept_id"]: r["category_id"] for r in rows if r["category_id"] is not None})
+        rows = self.store.all(
+            "SELECT concept_id, category_id FROM dataset_classes WHERE app_id=? AND dataset_id=? ORDER BY position",
+            (app_id, dataset_id),
+        )
+        return (
+            [r["concept_id"] for r in rows],
+            {r["concept_id"]: r["category_id"] for r in rows if r["category_id"] is not None},
+        )
 
-    def _set_dataset_classes(self, app_id: str, dataset_id: str, order: list[str],
-                             category_ids: dict[str, int]) -> None:
+    def _set_dataset_classes(
+        self, app_id: str, dataset_id: str, order: list[str], category_ids: dict[str, int]
+    ) -> None:
         with self.store.tx() as db:
             db.execute("DELETE FROM dataset_classes WHERE app_id=? AND dataset_id=?", (app_id, dataset_id))
-            db.executemany("INSERT INTO dataset_classes(app_id, dataset_id, position, concept_id, category_id)"
-                           " VALUES (?,?,?,?,?)",
-                           [(app_id, dataset_id, k, c, category_ids.get(c)) for k, c in enumerate(order, start=1)])
+            db.executemany(
+                "INSERT INTO dataset_classes(app_id, dataset_id, position, concept_id, category_id) VALUES (?,?,?,?,?)",
+                [(app_id, dataset_id, k, c, category_ids.get(c)) for k, c in enumerate(order, start=1)],
+            )
 
     def _iter_dataset_items(self, app_id: str, dataset_id: str, version_id: Optional[str]) -> Iterator[DatasetItem]:
         from segcli.backends.local import items
@@ -223,10 +273,18 @@ class LocalBackend(Backend):
         return self._insert_new("models", {"app_id": app_id, "id": model_id}, model_type_id=model_type_id)
 
     def _model(self, row: Any) -> Model:
-        ids = self.store.all("SELECT id FROM model_versions WHERE app_id=? AND model_id=? ORDER BY created_at, rowid",
-                             (row["app_id"], row["id"]))
-        return Model(id=row["id"], app_id=row["app_id"], model_type_id=row["model_type_id"],
-                     created_at=row["created_at"], versions=len(ids), latest_version=ids[-1]["id"] if ids else None)
+        ids = self.store.all(
+            "SELECT id FROM model_versions WHERE app_id=? AND model_id=? ORDER BY created_at, rowid",
+            (row["app_id"], row["id"]),
+        )
+        return Model(
+            id=row["id"],
+            app_id=row["app_id"],
+            model_type_id=row["model_type_id"],
+            created_at=row["created_at"],
+            versions=len(ids),
+            latest_version=ids[-1]["id"] if ids else None,
+        )
 
     def _get_model(self, app_id: str, model_id: str) -> Optional[Model]:
         row = self.store.one("SELECT * FROM models WHERE app_id=? AND id=?", (app_id, model_id))
@@ -258,8 +316,15 @@ class LocalBackend(Backend):
 
         preflight(params["train_params"])
 
-    def _train(self, app_id: str, model_id: str, template: Template, params: dict[str, Any],
-               classes: list[str], class_order: str) -> ModelVersion:
+    def _train(
+        self,
+        app_id: str,
+        model_id: str,
+        template: Template,
+        params: dict[str, Any],
+        classes: list[str],
+        class_order: str,
+    ) -> ModelVersion:
         from segcli.backends.local import jobs
 
         return jobs.start(self.store, app_id, model_id, template, params, classes, class_order)
@@ -289,26 +354,35 @@ class LocalBackend(Backend):
     def _model_dir(self, version: ModelVersion) -> Path:
         return self.store.runs_dir(version.id) / "model"
 
-    def _write_export(self, version: ModelVersion, fmt: str, path: Path, notify, precision: str,
-                      calibration) -> tuple[dict, str]:
+    def _write_export(
+        self, version: ModelVersion, fmt: str, path: Path, notify, precision: str, calibration
+    ) -> tuple[dict, str]:
         from segcli.backends.local.export import write_export
 
         return write_export(self._model_dir(version), version.id, fmt, path, notify, precision, calibration)
 
-    def _load_segmenter(self, version: ModelVersion, engine: str, notify, tile, overlap, precision: str = "fp32",
-                        calibration=None):
+    def _load_segmenter(
+        self, version: ModelVersion, engine: str, notify, tile, overlap, precision: str = "fp32", calibration=None
+    ):
         from segcli.engine.loader import load
 
-        return load(self._model_dir(version), version.id, engine, notify, tile=tile, overlap=overlap,
-                    precision=precision, calibration=calibration)
+        return load(
+            self._model_dir(version),
+            version.id,
+            engine,
+            notify,
+            tile=tile,
+            overlap=overlap,
+            precision=precision,
+            calibration=calibration,
+        )
 
     def _precision_graph_tag(self, precision: str) -> str:
         from segcli.engine.onnx_predict import BY_PRECISION
 
         return BY_PRECISION[precision].format
 
-    def _benchmark_run(self, version: ModelVersion, engine: str, precision: str, items: list,
-                       calibration) -> dict:
+    def _benchmark_run(self, version: ModelVersion, engine: str, precision: str, items: list, calibration) -> dict:
         from segcli.backends.local.benchmark import run_isolated
 
         return run_isolated(self._model_dir(version), version.id, engine, precision, calibration, items)
@@ -316,12 +390,16 @@ class LocalBackend(Backend):
     def _record_metrics(self, version: ModelVersion, key: str, entries: dict) -> None:
         import json
 
-        with self.store.tx() as db:   # read and write in one transaction: two predicts may record at once
-            row = db.execute("SELECT metrics_json FROM model_versions WHERE app_id=? AND model_id=? AND id=?",
-                             (version.app_id, version.model_id, version.id)).fetchone()
+        with self.store.tx() as db:  # read and write in one transaction: two predicts may record at once
+            row = db.execute(
+                "SELECT metrics_json FROM model_versions WHERE app_id=? AND model_id=? AND id=?",
+                (version.app_id, version.model_id, version.id),
+            ).fetchone()
             if row is None:
                 return
             metrics = json.loads(row["metrics_json"] or "{}")
             metrics[key] = {**(metrics.get(key) or {}), **entries}
-            db.execute("UPDATE model_versions SET metrics_json=? WHERE app_id=? AND model_id=? AND id=?",
-                       (json.dumps(metrics), version.app_id, version.model_id, version.id))
+            db.execute(
+                "UPDATE model_versions SET metrics_json=? WHERE app_id=? AND model_id=? AND id=?",
+                (json.dumps(metrics), version.app_id, version.model_id, version.id),
+            )

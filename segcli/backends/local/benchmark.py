@@ -5,6 +5,7 @@ graph on first use, not timed), runs one warm-up batch, then times `predict` ove
 (in-memory, decoded; batches of 8, as eval) for whole passes until MIN_SECONDS have gone, and
 computes mIoU on the first pass. services/benchmark.py chooses the images and the rows.
 """
+
 from __future__ import annotations
 
 import sys
@@ -12,33 +13,40 @@ import time
 from typing import Any, Optional
 
 BATCH = 8
-MIN_SECONDS = 2.0     # timed passes over the images until this much wall time, at least one
-                      # (SEGCLI_BENCHMARK_SECONDS: tests take one pass with 0)
+MIN_SECONDS = 2.0  # timed passes over the images until this much wall time, at least one
+# (SEGCLI_BENCHMARK_SECONDS: tests take one pass with 0)
 MAX_PASSES = 50
 
 
-def _measure(model_dir, version_id: str, engine: str, precision: str, calibration: Optional[list],
-             items: list) -> dict[str, Any]:
+def _measure(
+    model_dir, version_id: str, engine: str, precision: str, calibration: Optional[list], items: list
+) -> dict[str, Any]:
     """One configuration, in this process: load, warm up, time, score."""
     import resource
 
     from segcli.core.metrics import ConfusionMatrix
     from segcli.engine.loader import load
 
-    segmenter = load(model_dir, version_id, engine, None, precision=precision,
-                     calibration=(lambda: calibration) if calibration is not None else None)
+    segmenter = load(
+        model_dir,
+        version_id,
+        engine,
+        None,
+        precision=precision,
+        calibration=(lambda: calibration) if calibration is not None else None,
+    )
     images = [i.image for i in items]
     from segcli.core.numbers import env_float
 
     min_seconds = env_float("SEGCLI_BENCHMARK_SECONDS", MIN_SECONDS)
-    segmenter.predict(images[:BATCH], BATCH)        # warm-up: first-run allocations, thread pools
+    segmenter.predict(images[:BATCH], BATCH)  # warm-up: first-run allocations, thread pools
     matrix = ConfusionMatrix(len(segmenter.classes))
     passes, start = 0, time.perf_counter()
     while True:
         for s in range(0, len(images), BATCH):
-            results = segmenter.predict(images[s:s + BATCH], BATCH)
+            results = segmenter.predict(images[s : s + BATCH], BATCH)
             if passes == 0:
-                for item, result in zip(items[s:s + BATCH], results):
+                for item, result in zip(items[s : s + BATCH], results):
                     matrix.update(result.labelmap, item.target)
         passes += 1
         elapsed = time.perf_counter() - start
@@ -46,15 +54,21 @@ def _measure(model_dir, version_id: str, engine: str, precision: str, calibratio
             break
     per_image = elapsed / (passes * len(images))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 1024     # bytes on macOS, KiB on Linux
-    return {"engine": getattr(segmenter, "engine", engine), "precision": precision,
-            "ms_per_image": round(per_image * 1000, 3), "images_per_s": round(1 / per_image, 2),
-            "peak_rss_mb": round(rss_mb, 1), "mIoU": round(float(matrix.compute(segmenter.classes)["mIoU"]), 6),
-            "passes": passes}
+    rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+    return {
+        "engine": getattr(segmenter, "engine", engine),
+        "precision": precision,
+        "ms_per_image": round(per_image * 1000, 3),
+        "images_per_s": round(1 / per_image, 2),
+        "peak_rss_mb": round(rss_mb, 1),
+        "mIoU": round(float(matrix.compute(segmenter.classes)["mIoU"]), 6),
+        "passes": passes,
+    }
 
 
-def run_isolated(model_dir, version_id: str, engine: str, precision: str, calibration: Optional[list],
-                  items: list) -> dict[str, Any]:
+def run_isolated(
+    model_dir, version_id: str, engine: str, precision: str, calibration: Optional[list], items: list
+) -> dict[str, Any]:
     """_measure in a fresh interpreter (`python -m segcli.backends.local.benchmark`), its peak RSS its
     own. Not a fork: a process that already ran ONNX Runtime or torch holds thread pools and
     locks a forked child inherits locked (it hung here)."""
@@ -71,10 +85,18 @@ def run_isolated(model_dir, version_id: str, engine: str, precision: str, calibr
         arrays.update({f"target{i}": item.target for i, item in enumerate(items)})
         arrays.update({f"calibration{i}": im for i, im in enumerate(calibration or [])})
         np.savez(data, **arrays)
-        spec = {"model_dir": str(model_dir), "version_id": version_id, "engine": engine, "precision": precision,
-                "images": len(items), "calibration": len(calibration or []), "data": str(data)}
-        done = subprocess.run([sys.executable, "-m", "segcli.backends.local.benchmark", json.dumps(spec)],
-                              capture_output=True, text=True)
+        spec = {
+            "model_dir": str(model_dir),
+            "version_id": version_id,
+            "engine": engine,
+            "precision": precision,
+            "images": len(items),
+            "calibration": len(calibration or []),
+            "data": str(data),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "segcli.backends.local.benchmark", json.dumps(spec)], capture_output=True, text=True
+        )
     lines = done.stdout.strip().splitlines()
     try:
         return json.loads(lines[-1])
@@ -93,8 +115,9 @@ def _child_main(spec_json: str) -> None:
 
     spec = json.loads(spec_json)
     with np.load(spec["data"]) as data:
-        items = [EvalItem(name=str(i), image=data[f"image{i}"], target=data[f"target{i}"])
-                 for i in range(spec["images"])]
+        items = [
+            EvalItem(name=str(i), image=data[f"image{i}"], target=data[f"target{i}"]) for i in range(spec["images"])
+        ]
         calibration = [data[f"calibration{i}"] for i in range(spec["calibration"])] or None
     try:
         row = _measure(spec["model_dir"], spec["version_id"], spec["engine"], spec["precision"], calibration, items)

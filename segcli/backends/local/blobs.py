@@ -16,6 +16,7 @@ A blob is only ever written from bytes hashed on the way in, so no name can hold
 file that changed after it was validated is refused, not stored under its old hash), and a
 packed record repeats its digest, checked on every read.
 """
+
 from __future__ import annotations
 
 import errno
@@ -32,8 +33,8 @@ from segcli.core.files import NEW_BINARY_FILE, Readable
 from segcli.core.regular import NotRegularFile
 from segcli.datasets.embedded import image_bytes
 
-PACKS = "packs"                       # under the blob root
-RECORD = struct.Struct("<32sQ")       # a packed blob's header: raw sha256, length in bytes
+PACKS = "packs"  # under the blob root
+RECORD = struct.Struct("<32sQ")  # a packed blob's header: raw sha256, length in bytes
 
 
 class ChangedFile(Exception):
@@ -56,7 +57,7 @@ class PackedBlob(NamedTuple):
     opens the store.)"""
 
     pack: str
-    offset: int     # of the record's header
+    offset: int  # of the record's header
     length: int
     digest: str
 
@@ -67,10 +68,13 @@ class PackedBlob(NamedTuple):
         if len(record) == RECORD.size + self.length:
             digest, length = RECORD.unpack_from(record)
             if length == self.length and digest.hex() == self.digest:
-                return record[RECORD.size:]
+                return record[RECORD.size :]
         # The index and the pack disagree: the store is damaged (the disk, or a hand-edited file).
-        raise OSError(errno.EIO, f"blob {self.digest[:12]} is not where the store's index puts it "
-                                 f"(offset {self.offset})", self.pack)
+        raise OSError(
+            errno.EIO,
+            f"blob {self.digest[:12]} is not where the store's index puts it (offset {self.offset})",
+            self.pack,
+        )
 
     @property
     def name(self) -> str:
@@ -109,8 +113,8 @@ class BlobStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.db = db
         self._root = str(root)
-        self._folders: set[str] = set()   # blobs/ab folders known to exist
-        self._stored: set[str] = set()    # digests this object stored or adopted: no lookup
+        self._folders: set[str] = set()  # blobs/ab folders known to exist
+        self._stored: set[str] = set()  # digests this object stored or adopted: no lookup
 
     def path(self, digest: str) -> Path:
         """Where the loose file of `digest` is (or would be)."""
@@ -149,8 +153,9 @@ class BlobStore:
         # take turns, and a pack whose index rows fail to commit (a full disk) is taken out.
         try:
             with transaction(self.db):
-                known = {r[0] for r in select_in(self.db, "SELECT digest FROM blob_packs WHERE digest IN",
-                                                  list(records))}
+                known = {
+                    r[0] for r in select_in(self.db, "SELECT digest FROM blob_packs WHERE digest IN", list(records))
+                }
                 self._stored.update(known)
                 new = {d: place for d, place in records.items() if d not in known}
                 if not new:
@@ -165,8 +170,10 @@ class BlobStore:
                 folder = os.path.join(self._root, PACKS)
                 os.makedirs(folder, exist_ok=True)
                 moved = shutil.move(staged, os.path.join(folder, name))  # a copy if blobs/ is on another disk
-                self.db.executemany("INSERT OR IGNORE INTO blob_packs(digest, pack, offset, length) VALUES (?,?,?,?)",
-                                    [(d, name, offset, length) for d, (offset, length) in new.items()])
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO blob_packs(digest, pack, offset, length) VALUES (?,?,?,?)",
+                    [(d, name, offset, length) for d, (offset, length) in new.items()],
+                )
         except BaseException:
             if moved is not None:
                 try:
@@ -185,14 +192,16 @@ class BlobStore:
     def put_file(self, source: Path, digest: str) -> str:
         """Store a file whose digest the caller computed when it validated it; ChangedFile if
         its bytes now hash differently. A blob already there is not read or written again."""
+
         def content() -> bytes:
-            try:   # a file, or an image embedded in one (datasets/embedded.py)
+            try:  # a file, or an image embedded in one (datasets/embedded.py)
                 data = image_bytes(source)
-            except NotRegularFile:   # swapped for a FIFO since validated: never waited on
+            except NotRegularFile:  # swapped for a FIFO since validated: never waited on
                 raise ChangedFile(source) from None
             if hashlib.sha256(data).hexdigest() != digest:
                 raise ChangedFile(source)
             return data
+
         self._put(digest, content)
         return digest
 
@@ -247,4 +256,4 @@ def _compacted(pack: str, keep: dict[str, tuple[int, int]]) -> tuple[str, dict[s
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]

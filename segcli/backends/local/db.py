@@ -4,6 +4,7 @@ Migrations are ordered SQL steps recorded in `migrations`; a new step is appende
 edited. WAL + a generous busy timeout let an upload, a training worker and a `status` command
 use the same file at once without "database is locked" reaching the user.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -12,7 +13,9 @@ from pathlib import Path
 from typing import Iterator
 
 MIGRATIONS: list[tuple[str, str]] = [
-    ("0001_initial", """
+    (
+        "0001_initial",
+        """
     CREATE TABLE apps (id TEXT PRIMARY KEY, created_at TEXT NOT NULL);
     CREATE TABLE concepts (
         app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
@@ -68,11 +71,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         epoch INTEGER NOT NULL, json TEXT NOT NULL,
         PRIMARY KEY (app_id, model_id, version_id, epoch),
         FOREIGN KEY (app_id, model_id, version_id) REFERENCES model_versions(app_id, model_id, id) ON DELETE CASCADE);
-    """),
+    """,
+    ),
     # What validating each uploaded file established, keyed by its path and stamp, so that a
     # re-run reads only changed files (backends/local/filecache.py). The stamp is text: inode
     # and device numbers can exceed SQLite's signed 64-bit integers.
-    ("0002_file_facts", """
+    (
+        "0002_file_facts",
+        """
     CREATE TABLE file_facts (
         path TEXT PRIMARY KEY,            -- absolute, as given (symlinks not resolved)
         kind TEXT NOT NULL,               -- image | mask
@@ -88,20 +94,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         facts_json TEXT NOT NULL,         -- label map blob, labels, regions, clipped count
         checksum TEXT NOT NULL
     ) WITHOUT ROWID;
-    """),
+    """,
+    ),
     # Where each packed blob is (backends/local/blobs.py): uploads append blobs to pack files
     # instead of creating a file per blob. Blobs stored before stay loose files.
-    ("0003_blob_packs", """
+    (
+        "0003_blob_packs",
+        """
     CREATE TABLE blob_packs (
         digest TEXT PRIMARY KEY,          -- sha256 of the bytes
         pack TEXT NOT NULL,               -- file name under blobs/packs/
         offset INTEGER NOT NULL,          -- of the record (its header, then the bytes)
         length INTEGER NOT NULL           -- of the bytes
     ) WITHOUT ROWID;
-    """),
+    """,
+    ),
     # The class order of each dataset (core/classes.py): fixed by its first upload, appended to
     # by later ones; versions and model versions copy it. NULL columns: made before (legacy).
-    ("0004_class_order", """
+    (
+        "0004_class_order",
+        """
     CREATE TABLE dataset_classes (
         app_id TEXT NOT NULL, dataset_id TEXT NOT NULL,
         position INTEGER NOT NULL,        -- 1 = class index 1 (0 is background)
@@ -113,7 +125,8 @@ MIGRATIONS: list[tuple[str, str]] = [
     ALTER TABLE dataset_versions ADD COLUMN category_ids_json TEXT;
     ALTER TABLE model_versions ADD COLUMN classes_json TEXT;
     ALTER TABLE model_versions ADD COLUMN class_order TEXT;
-    """),
+    """,
+    ),
 ]
 
 
@@ -135,13 +148,16 @@ def connect_readonly(path: Path, timeout: float) -> sqlite3.Connection:
     """The store opened read-only: nothing created, migrated or repaired (doctor, completion)."""
     from urllib.parse import quote
 
-    return sqlite3.connect(f"file:{quote(str(Path(path).absolute()))}?mode=ro", uri=True,
-                           timeout=timeout, isolation_level=None)
+    return sqlite3.connect(
+        f"file:{quote(str(Path(path).absolute()))}?mode=ro", uri=True, timeout=timeout, isolation_level=None
+    )
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
-    conn.execute("CREATE TABLE IF NOT EXISTS migrations "
-                 "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS migrations "
+        "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+    )
     done = {r[0] for r in conn.execute("SELECT name FROM migrations")}
     applied = []
     for name, sql in MIGRATIONS:
@@ -158,7 +174,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     return applied
 
 
-IN_CHUNK = 500   # keys per `IN (...)`: well under SQLite's bound-parameter limit (999 in old builds)
+IN_CHUNK = 500  # keys per `IN (...)`: well under SQLite's bound-parameter limit (999 in old builds)
 
 
 def select_in(conn: sqlite3.Connection, sql: str, keys: list, params: tuple = ()) -> list[sqlite3.Row]:
@@ -166,7 +182,7 @@ def select_in(conn: sqlite3.Connection, sql: str, keys: list, params: tuple = ()
     every key, in chunks of IN_CHUNK."""
     rows: list[sqlite3.Row] = []
     for start in range(0, len(keys), IN_CHUNK):
-        chunk = keys[start:start + IN_CHUNK]
+        chunk = keys[start : start + IN_CHUNK]
         rows += conn.execute(f"{sql} ({','.join('?' * len(chunk))})", (*params, *chunk)).fetchall()
     return rows
 

@@ -1,6 +1,7 @@
 """`model export` of a local version: its weights folder to one ONNX or safetensors file, through
 the engine (the ONNX file is checked against torch there; fp16 and int8 are made from it by
 engine/precision.py)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,15 @@ from segcli.core.errors import missing_extra
 from segcli.core.faults import cannot_write
 
 
-def write_export(model_dir: Path, version_id: str, fmt: str, path: Path, notify: Callable[[str], None],
-                 precision: str = "fp32", calibration: Optional[Callable[[], list]] = None) -> tuple[dict[str, Any], str]:
+def write_export(
+    model_dir: Path,
+    version_id: str,
+    fmt: str,
+    path: Path,
+    notify: Callable[[str], None],
+    precision: str = "fp32",
+    calibration: Optional[Callable[[], list]] = None,
+) -> tuple[dict[str, Any], str]:
     """Write `path` atomically; return the model's config and the file's sha256. `calibration`:
     the version's training images, for int8."""
     from segcli.engine import artifacts

@@ -14,6 +14,7 @@ when every check passes, else the file is simply read again:
 Rows are written after the items' blobs and rows are, and failing to write them never fails
 an upload: the record is an optimisation.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -79,8 +80,11 @@ class FileCache:
 
     def _rows(self, paths: list[str]) -> list[tuple]:
         try:
-            rows = select_in(self.store.db, "SELECT path, kind, stamp, read_at_ns, sha256, facts_json,"
-                                            " checksum FROM file_facts WHERE path IN", paths)
+            rows = select_in(
+                self.store.db,
+                "SELECT path, kind, stamp, read_at_ns, sha256, facts_json, checksum FROM file_facts WHERE path IN",
+                paths,
+            )
         except sqlite3.DatabaseError as e:  # a damaged table costs the speed-up, not the upload
             log.debug("file facts unreadable, reading every file: %s", e)
             return []
@@ -90,8 +94,7 @@ class FileCache:
         found = {}
         keys = list(keys)
         try:
-            rows = select_in(self.store.db, "SELECT key, facts_json, checksum FROM label_renders WHERE key IN",
-                             keys)
+            rows = select_in(self.store.db, "SELECT key, facts_json, checksum FROM label_renders WHERE key IN", keys)
         except sqlite3.DatabaseError as e:
             log.debug("label renders unreadable, drawing every label map: %s", e)
             return {}
@@ -109,7 +112,9 @@ class FileCache:
     def _render(self, doc) -> KnownRender | None:
         """The drawing a row describes, its region masks read from the store; None unless every
         part is well-formed and stored."""
-        if set(doc) - {"overlapped"} != {"labelmap", "labels", "regions", "clipped"} or not _SHA.fullmatch(doc["labelmap"]):
+        if set(doc) - {"overlapped"} != {"labelmap", "labels", "regions", "clipped"} or not _SHA.fullmatch(
+            doc["labelmap"]
+        ):
             return None
         labelmap = self.store.blobs.find(doc["labelmap"])
         if labelmap is None:
@@ -119,7 +124,9 @@ class FileCache:
             return None
         regions = []
         for concept, area, x, y, w, h, mask in doc["regions"]:
-            if not isinstance(concept, str) or (mask is not None and not (isinstance(mask, str) and _SHA.fullmatch(mask))):
+            if not isinstance(concept, str) or (
+                mask is not None and not (isinstance(mask, str) and _SHA.fullmatch(mask))
+            ):
                 return None
             png = None
             if mask is not None:
@@ -128,8 +135,9 @@ class FileCache:
                     return None
                 png = stored.read_bytes()
             regions.append(Region(concept, _count(area, 1), (_count(x), _count(y), _count(w, 1), _count(h, 1)), png))
-        return KnownRender(doc["labelmap"], labelmap, labels, tuple(regions),
-                           _count(doc["clipped"]), _count(doc.get("overlapped", 0)))
+        return KnownRender(
+            doc["labelmap"], labelmap, labels, tuple(regions), _count(doc["clipped"]), _count(doc.get("overlapped", 0))
+        )
 
     # -- writing -------------------------------------------------------------------------
     def remember(self, items: Iterable[LabeledItem]) -> int:
@@ -141,10 +149,14 @@ class FileCache:
             if not rows and not renders:
                 return 0
             with self.store.tx() as db:
-                db.executemany("INSERT OR REPLACE INTO file_facts(path, kind, stamp, read_at_ns, sha256,"
-                               " facts_json, checksum) VALUES (?,?,?,?,?,?,?)", rows)
-                db.executemany("INSERT OR REPLACE INTO label_renders(key, facts_json, checksum) VALUES (?,?,?)",
-                               renders)
+                db.executemany(
+                    "INSERT OR REPLACE INTO file_facts(path, kind, stamp, read_at_ns, sha256,"
+                    " facts_json, checksum) VALUES (?,?,?,?,?,?,?)",
+                    rows,
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO label_renders(key, facts_json, checksum) VALUES (?,?,?)", renders
+                )
         except (sqlite3.Error, OSError, TypeError, ValueError) as e:
             log.debug("could not record file facts (the next upload reads every file): %s", e)
             return 0
@@ -156,17 +168,34 @@ def _row(seen: Observed) -> tuple:
     kind = "mask" if isinstance(facts, MaskFacts) else "image"
     facts_json = _facts_json(facts)
     stamp = _stamp_text(seen.stamp)
-    return (seen.path, kind, stamp, seen.read_at_ns, facts.sha256, facts_json,
-            _checksum(seen.path, kind, stamp, seen.read_at_ns, facts.sha256, facts_json))
+    return (
+        seen.path,
+        kind,
+        stamp,
+        seen.read_at_ns,
+        facts.sha256,
+        facts_json,
+        _checksum(seen.path, kind, stamp, seen.read_at_ns, facts.sha256, facts_json),
+    )
 
 
 def _render_row(item: LabeledItem) -> tuple:
     """The drawing of a COCO item: its label map and region masks are blobs (by their hash)."""
-    regions = [[r.concept, int(r.area), *map(int, r.bbox),
-                None if r.mask_png is None else hashlib.sha256(r.mask_png).hexdigest()] for r in item.regions]
-    doc = {"labelmap": item.labelmap_sha256 or hashlib.sha256(item.labelmap_bytes()).hexdigest(),
-           "labels": [[int(v), name] for v, name in sorted(item.labels.items())], "regions": regions,
-           "clipped": int(item.clipped)}
+    regions = [
+        [
+            r.concept,
+            int(r.area),
+            *map(int, r.bbox),
+            None if r.mask_png is None else hashlib.sha256(r.mask_png).hexdigest(),
+        ]
+        for r in item.regions
+    ]
+    doc = {
+        "labelmap": item.labelmap_sha256 or hashlib.sha256(item.labelmap_bytes()).hexdigest(),
+        "labels": [[int(v), name] for v, name in sorted(item.labels.items())],
+        "regions": regions,
+        "clipped": int(item.clipped),
+    }
     if item.overlapped:
         doc["overlapped"] = int(item.overlapped)
     facts_json = _compact_json(doc)
@@ -180,8 +209,13 @@ def _facts_json(facts: ImageFile | MaskFacts) -> str:
     if isinstance(facts, MaskFacts):
         areas = ",".join("[%d,%d]" % pair for pair in sorted(facts.areas.items()))
         boxes = ",".join("[%d,%d,%d,%d,%d]" % (v, *box) for v, box in sorted(facts.bboxes.items()))
-        return ('{"width":%d,"height":%d,"labelmap":"%s","areas":[%s],"bboxes":[%s]}'
-                % (facts.width, facts.height, _hex(facts.labelmap_sha256), areas, boxes))
+        return '{"width":%d,"height":%d,"labelmap":"%s","areas":[%s],"bboxes":[%s]}' % (
+            facts.width,
+            facts.height,
+            _hex(facts.labelmap_sha256),
+            areas,
+            boxes,
+        )
     return '{"width":%d,"height":%d,"orientation":%d}' % (facts.width, facts.height, facts.orientation)
 
 
@@ -233,8 +267,12 @@ def _mask(sha: str, doc) -> MaskFacts | None:
         areas = {_count(v): _count(n, 1) for v, n in doc["areas"]}
         bboxes = {_count(v): (_count(x), _count(y), _count(w, 1), _count(h, 1)) for v, x, y, w, h in doc["bboxes"]}
         labelled = {v for v in areas if v not in (0, 255)}
-        if (max(areas, default=0) > 255 or sum(areas.values()) != width * height or set(bboxes) != labelled
-                or any(x + w > width or y + h > height for x, y, w, h in bboxes.values())):
+        if (
+            max(areas, default=0) > 255
+            or sum(areas.values()) != width * height
+            or set(bboxes) != labelled
+            or any(x + w > width or y + h > height for x, y, w, h in bboxes.values())
+        ):
             return None
         return MaskFacts(sha, width, height, areas, bboxes, labelmap)
     except (TypeError, ValueError):

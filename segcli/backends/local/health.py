@@ -9,6 +9,7 @@ by trying (never by guessing from modes), and never by raising: doctor reports w
 - healthy:    none of these (also when no store exists yet: it is created on first use).
 Worst first: a corrupt store is reported as corrupt even on a full disk.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -29,11 +30,11 @@ HEALTHY, CORRUPT, UNWRITABLE, FULL = "healthy", "corrupt", "unwritable", "full"
 
 @dataclass
 class StoreHealth:
-    state: str                 # healthy | corrupt | unwritable | full
-    path: str                  # the database file
-    detail: str                # one line: what was found
+    state: str  # healthy | corrupt | unwritable | full
+    path: str  # the database file
+    detail: str  # one line: what was found
     free_bytes: Optional[int]  # on the device holding the data folder; None if unknown
-    hint: str = ""             # the fix, when not healthy
+    hint: str = ""  # the fix, when not healthy
 
 
 def check(data_dir: Path) -> StoreHealth:
@@ -41,19 +42,33 @@ def check(data_dir: Path) -> StoreHealth:
     existing = _nearest_existing(data_dir)
     free = _free_bytes(existing)
     if existing is not None and not existing.is_dir():
-        return StoreHealth(UNWRITABLE, str(db), f"{existing} is a file, not a directory", free,
-                           hint=f"point SEGCLI_HOME at a directory (or move the file {existing} away)")
+        return StoreHealth(
+            UNWRITABLE,
+            str(db),
+            f"{existing} is a file, not a directory",
+            free,
+            hint=f"point SEGCLI_HOME at a directory (or move the file {existing} away)",
+        )
     corrupt = _corruption(db) if db.exists() else None
     if corrupt is not None:
         return StoreHealth(CORRUPT, str(db), corrupt, free, hint=corrupt_store_hint(db))
     why = unwritable_reason(existing) if existing is not None else "no existing parent folder"
-    if why in FULL_REASONS or (
-            why is None and free is not None and free < LOW_SPACE_BYTES):
-        return StoreHealth(FULL, str(db), why or f"only {size_text(free)} free", free,
-                           hint=f"free space on that disk (df -h {existing}), or set SEGCLI_HOME=DIR on another")
+    if why in FULL_REASONS or (why is None and free is not None and free < LOW_SPACE_BYTES):
+        return StoreHealth(
+            FULL,
+            str(db),
+            why or f"only {size_text(free)} free",
+            free,
+            hint=f"free space on that disk (df -h {existing}), or set SEGCLI_HOME=DIR on another",
+        )
     if why is not None:
-        return StoreHealth(UNWRITABLE, str(db), f"cannot create a file in {existing}: {why}", free,
-                           hint=f"make {existing} writable, or point SEGCLI_HOME at a writable folder")
+        return StoreHealth(
+            UNWRITABLE,
+            str(db),
+            f"cannot create a file in {existing}: {why}",
+            free,
+            hint=f"make {existing} writable, or point SEGCLI_HOME at a writable folder",
+        )
     detail = _summary(db) if db.exists() else "no database yet (created on first use)"
     return StoreHealth(HEALTHY, str(db), detail, free)
 
@@ -112,8 +127,16 @@ def diagnose(data_dir: Path) -> tuple[dict, list[tuple[str, str]]]:
     from segcli.engine.api import device_text
 
     health = check(data_dir)
-    fields = {"device": device_text(), "store": health.state, "store_path": health.path,
-              "store_detail": health.detail, "free_space": size_text(health.free_bytes)}
-    problems = [] if health.state == HEALTHY else [
-        (f"the store {health.path} is {health.state}: {health.detail}", health.hint)]
+    fields = {
+        "device": device_text(),
+        "store": health.state,
+        "store_path": health.path,
+        "store_detail": health.detail,
+        "free_space": size_text(health.free_bytes),
+    }
+    problems = (
+        []
+        if health.state == HEALTHY
+        else [(f"the store {health.path} is {health.state}: {health.detail}", health.hint)]
+    )
     return fields, problems

@@ -3,6 +3,7 @@
 The worker survives the terminal closing (own session), writes status/progress rows and a log
 file (backends/local/worker.py); anyone can watch it. Cancel is a flag the worker polls.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ def _spawn(store: Store, key: tuple[str, str, str], resume: bool) -> None:
         cmd.append("--resume")
     with open(run_dir / "train.log", "ab") as log:
         # start_new_session: Ctrl-C or closing the terminal reaches the watcher, not the worker.
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True
+        )
     versions.children[proc.pid] = proc
     with store.tx() as db:
         db.execute(f"UPDATE model_versions SET worker_pid=?, updated_at=? WHERE {_KEY}", (proc.pid, now_iso(), *key))
@@ -42,16 +44,39 @@ def _reread(store: Store, key: tuple[str, str, str]) -> ModelVersion:
     return fresh
 
 
-def start(store: Store, app_id: str, model_id: str, template: Template, doc: dict[str, Any],
-          classes: list[str], class_order: str) -> ModelVersion:
+def start(
+    store: Store,
+    app_id: str,
+    model_id: str,
+    template: Template,
+    doc: dict[str, Any],
+    classes: list[str],
+    class_order: str,
+) -> ModelVersion:
     version_id, now = new_version_id(), now_iso()
     epochs = int(doc["train_params"].get("num_epochs", 1))
     with store.tx() as db:
-        db.execute("INSERT INTO model_versions(app_id, model_id, id, status, template, params_json, concepts_json,"
-                   " dataset_id, dataset_version_id, epochs, created_at, updated_at, classes_json, class_order)"
-                   " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                   (app_id, model_id, version_id, QUEUED, template.name, json.dumps(doc), json.dumps(doc["concepts"]),
-                    doc["dataset_id"], doc["dataset_version_id"], epochs, now, now, json.dumps(classes), class_order))
+        db.execute(
+            "INSERT INTO model_versions(app_id, model_id, id, status, template, params_json, concepts_json,"
+            " dataset_id, dataset_version_id, epochs, created_at, updated_at, classes_json, class_order)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                app_id,
+                model_id,
+                version_id,
+                QUEUED,
+                template.name,
+                json.dumps(doc),
+                json.dumps(doc["concepts"]),
+                doc["dataset_id"],
+                doc["dataset_version_id"],
+                epochs,
+                now,
+                now,
+                json.dumps(classes),
+                class_order,
+            ),
+        )
     key = (app_id, model_id, version_id)
     _spawn(store, key, resume=False)
     return _reread(store, key)
@@ -64,16 +89,20 @@ def _key(version: ModelVersion) -> tuple[str, str, str]:
 def cancel(store: Store, version: ModelVersion) -> ModelVersion:
     with store.tx() as db:
         # The worker polls this flag each step and stops cleanly, keeping its last checkpoint.
-        db.execute(f"UPDATE model_versions SET cancel_requested=1, message=?, updated_at=? WHERE {_KEY}",
-                   ("cancel requested", now_iso(), *_key(version)))
+        db.execute(
+            f"UPDATE model_versions SET cancel_requested=1, message=?, updated_at=? WHERE {_KEY}",
+            ("cancel requested", now_iso(), *_key(version)),
+        )
     return _reread(store, _key(version))
 
 
 def resume(store: Store, version: ModelVersion) -> ModelVersion:
     with store.tx() as db:
-        db.execute("UPDATE model_versions SET status=?, message=?, cancel_requested=0, worker_pid=NULL,"
-                   " progress_json='{}', updated_at=?"
-                   f" WHERE {_KEY}",
-                   (QUEUED, f"resuming after epoch {version.epoch}", now_iso(), *_key(version)))
+        db.execute(
+            "UPDATE model_versions SET status=?, message=?, cancel_requested=0, worker_pid=NULL,"
+            " progress_json='{}', updated_at=?"
+            f" WHERE {_KEY}",
+            (QUEUED, f"resuming after epoch {version.epoch}", now_iso(), *_key(version)),
+        )
     _spawn(store, _key(version), resume=True)
     return _reread(store, _key(version))

@@ -9,6 +9,7 @@ writes, so a refused or dry run leaves the store as it was. One pack a process, 
 blob: creating files is what costs on some file systems (backends/local/blobs.py). A killed
 upload's folder is removed by the next upload (its process is gone).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,7 @@ from segcli.backends.local.blobs import append_record, blob_file
 from segcli.core.files import NEW_BINARY_FILE
 from segcli.core.processes import process_exists
 
-FOLDER = "staging"   # under the data dir, beside blobs/ (same file system: moves are renames)
+FOLDER = "staging"  # under the data dir, beside blobs/ (same file system: moves are renames)
 
 
 class _Pack:
@@ -46,8 +47,8 @@ class _Pack:
         os.close(self.fd)
 
 
-_PACKS: dict[tuple[int, str], _Pack] = {}   # (pid, staging folder) -> pack: forked workers
-_PACKS_LOCK = threading.Lock()              # inherit the parent's entries under its pid
+_PACKS: dict[tuple[int, str], _Pack] = {}  # (pid, staging folder) -> pack: forked workers
+_PACKS_LOCK = threading.Lock()  # inherit the parent's entries under its pid
 
 
 def _pack(folder: str) -> _Pack:
@@ -62,8 +63,8 @@ def _pack(folder: str) -> _Pack:
 class Staging(NamedTuple):
     """A Stash (datasets/filefacts.py) for one upload; pickles into worker processes."""
 
-    blobs: str    # the blob store's root
-    folder: str   # this upload's folder
+    blobs: str  # the blob store's root
+    folder: str  # this upload's folder
 
     def keep(self, digest: str, data: bytes) -> None:
         if os.path.exists(blob_file(self.blobs, digest)):

@@ -1,4 +1,5 @@
 """The local store: one SQLite file + a blob directory (pack files and loose files) under the segcli data dir."""
+
 from __future__ import annotations
 
 import sqlite3

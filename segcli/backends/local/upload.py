@@ -5,6 +5,7 @@ hash, so an upload killed at any instant and re-run ends with every item exactly
 Blobs come in the packs the readers staged as they validated; any other blob is copied from
 its file, checked (blobs.py refuses a file that changed since it was validated).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,7 +42,7 @@ def _write_blobs(store: Store, item: LabeledItem) -> tuple[str, list[str | None]
     """The item's blobs stored (staged ones are, once adopted; others are copied from their
     files, checked): (label map digest, region mask digests)."""
     try:
-        store.blobs.put_file(item.image_path, item.image_sha256)   # a no-op when stored
+        store.blobs.put_file(item.image_path, item.image_sha256)  # a no-op when stored
         labelmap = item.labelmap_sha256
         if labelmap and store.blobs.has(labelmap):
             pass  # validated and staged by the reader, or stored before
@@ -53,20 +54,36 @@ def _write_blobs(store: Store, item: LabeledItem) -> tuple[str, list[str | None]
         raise InvalidInputError(
             f"{e.path} changed during the upload: its bytes are no longer those validated, so "
             f"item {item.name} was not stored (items before it were)",
-            hint="run the same upload again once the files stay put") from None
+            hint="run the same upload again once the files stay put",
+        ) from None
     masks = [store.blobs.put_bytes(r.mask_png) if r.mask_png is not None else None for r in item.regions]
     return labelmap, masks
 
 
-def write_items(store: Store, app_id: str, dataset_id: str, data: ReadResult,
-                on_progress: Callable[[int], None], staging: Staging | None = None) -> UploadResult:
+def write_items(
+    store: Store,
+    app_id: str,
+    dataset_id: str,
+    data: ReadResult,
+    on_progress: Callable[[int], None],
+    staging: Staging | None = None,
+) -> UploadResult:
     """Store every item not stored already (`staging`: where the readers wrote the blobs of
     the files they validated; the others are copied from their files, checked)."""
-    existing = {r["id"]: (r["labelmap_blob"], r["labels_json"]) for r in store.all(
-        "SELECT id, labelmap_blob, labels_json FROM inputs WHERE app_id=? AND dataset_id=?", (app_id, dataset_id))}
-    result = UploadResult(added=0, skipped=0, invalid=len(data.invalid), dataset_id=dataset_id,
-                          concepts=list(data.concepts),
-                          invalid_items=[{"name": i.name, "reason": i.reason} for i in data.invalid])
+    existing = {
+        r["id"]: (r["labelmap_blob"], r["labels_json"])
+        for r in store.all(
+            "SELECT id, labelmap_blob, labels_json FROM inputs WHERE app_id=? AND dataset_id=?", (app_id, dataset_id)
+        )
+    }
+    result = UploadResult(
+        added=0,
+        skipped=0,
+        invalid=len(data.invalid),
+        dataset_id=dataset_id,
+        concepts=list(data.concepts),
+        invalid_items=[{"name": i.name, "reason": i.reason} for i in data.invalid],
+    )
     seen: set[str] = set()
     todo: list[LabeledItem] = []
     for item in data.items:
@@ -76,17 +93,20 @@ def write_items(store: Store, app_id: str, dataset_id: str, data: ReadResult,
             continue
         seen.add(iid)
         old = existing.get(iid)
-        if old is not None and ((old[1] == _labels_json(item) and old[0] == _labelmap_digest(item))
-                                or _same_labels(store, old[0], old[1], item)):
+        if old is not None and (
+            (old[1] == _labels_json(item) and old[0] == _labelmap_digest(item))
+            or _same_labels(store, old[0], old[1], item)
+        ):
             result.skipped += 1
         else:
             todo.append(item)
     on_progress(result.skipped)
     if staging is not None and todo:  # the readers' packs: a rename each and one transaction
-        staging.adopt(store.blobs, {digest for item in todo
-                                    for digest in (item.image_sha256, item.labelmap_sha256) if digest})
+        staging.adopt(
+            store.blobs, {digest for item in todo for digest in (item.image_sha256, item.labelmap_sha256) if digest}
+        )
     for start in range(0, len(todo), BATCH):
-        batch = todo[start:start + BATCH]
+        batch = todo[start : start + BATCH]
         blobs = [_write_blobs(store, item) for item in batch]  # a batch's rows follow its blobs
         added, updated, skipped = _insert_batch(store, app_id, dataset_id, batch, blobs)
         result.added += added
@@ -115,7 +135,7 @@ def _same_labels(store: Store, labelmap: str, labels_json: str, item: LabeledIte
         if values.ndim != 2 or values.dtype != np.uint8:
             return None
         order = {name: i + 1 for i, name in enumerate(sorted(named.values()))}
-        lut = np.full(256, 254, np.uint8)   # a value no concept names: never equal to a named one
+        lut = np.full(256, 254, np.uint8)  # a value no concept names: never equal to a named one
         lut[0], lut[255] = 0, 255
         for value, name in named.items():
             lut[value] = order[name]
@@ -130,21 +150,28 @@ def _labelmap_digest(item: LabeledItem) -> str:
     return item.labelmap_sha256 or hashlib.sha256(item.labelmap_bytes()).hexdigest()
 
 
-def _insert_batch(store: Store, app_id: str, dataset_id: str, batch: list[LabeledItem],
-                  blobs: list[tuple[str, list[str | None]]]) -> tuple[int, int, int]:
+def _insert_batch(
+    store: Store, app_id: str, dataset_id: str, batch: list[LabeledItem], blobs: list[tuple[str, list[str | None]]]
+) -> tuple[int, int, int]:
     """One transaction: the batch's rows, each statement run once for all of them."""
     added = updated = skipped = 0
     now = now_iso()
     keys = [input_id(item) for item in batch]
     stale: list[tuple] = []
     inputs: list[tuple] = []
-    concepts: dict[str, None] = {}   # ordered set
+    concepts: dict[str, None] = {}  # ordered set
     annotations: list[tuple] = []
     with store.tx() as db:
         # Re-check inside the transaction: a concurrent upload may have added some meanwhile.
-        stored = {r[0]: (r[1], r[2]) for r in select_in(
-            db, "SELECT id, labelmap_blob, labels_json FROM inputs WHERE app_id=? AND dataset_id=? AND id IN",
-            keys, (app_id, dataset_id))}
+        stored = {
+            r[0]: (r[1], r[2])
+            for r in select_in(
+                db,
+                "SELECT id, labelmap_blob, labels_json FROM inputs WHERE app_id=? AND dataset_id=? AND id IN",
+                keys,
+                (app_id, dataset_id),
+            )
+        }
         for item, iid, (labelmap, masks) in zip(batch, keys, blobs):
             labels = _labels_json(item)
             old = stored.get(iid)
@@ -156,18 +183,37 @@ def _insert_batch(store: Store, app_id: str, dataset_id: str, batch: list[Labele
                 updated += 1
             else:
                 added += 1
-            inputs.append((app_id, dataset_id, iid, item.name, item.image_sha256, item.width, item.height,
-                           labelmap, labels, now))
+            inputs.append(
+                (app_id, dataset_id, iid, item.name, item.image_sha256, item.width, item.height, labelmap, labels, now)
+            )
             value_of = {name: value for value, name in item.labels.items()}
             for region, mask in zip(item.regions, masks):
                 concepts.setdefault(region.concept)
-                annotations.append((app_id, dataset_id, iid, region.concept, value_of.get(region.concept, 0),
-                                    region.area, "[%d, %d, %d, %d]" % tuple(region.bbox), mask))  # json.dumps' text
+                annotations.append(
+                    (
+                        app_id,
+                        dataset_id,
+                        iid,
+                        region.concept,
+                        value_of.get(region.concept, 0),
+                        region.area,
+                        "[%d, %d, %d, %d]" % tuple(region.bbox),
+                        mask,
+                    )
+                )  # json.dumps' text
         db.executemany("DELETE FROM inputs WHERE app_id=? AND dataset_id=? AND id=?", stale)  # with its annotations
-        db.executemany("INSERT OR IGNORE INTO concepts(app_id, id, name, created_at) VALUES (?,?,?,?)",
-                       [(app_id, concept, concept, now) for concept in concepts])
-        db.executemany("INSERT INTO inputs(app_id, dataset_id, id, name, image_blob, width, height, labelmap_blob,"
-                       " labels_json, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)", inputs)
-        db.executemany("INSERT INTO annotations(app_id, dataset_id, input_id, concept_id, label_value, area,"
-                       " bbox_json, mask_blob) VALUES (?,?,?,?,?,?,?,?)", annotations)
+        db.executemany(
+            "INSERT OR IGNORE INTO concepts(app_id, id, name, created_at) VALUES (?,?,?,?)",
+            [(app_id, concept, concept, now) for concept in concepts],
+        )
+        db.executemany(
+            "INSERT INTO inputs(app_id, dataset_id, id, name, image_blob, width, height, labelmap_blob,"
+            " labels_json, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            inputs,
+        )
+        db.executemany(
+            "INSERT INTO annotations(app_id, dataset_id, input_id, concept_id, label_value, area,"
+            " bbox_json, mask_blob) VALUES (?,?,?,?,?,?,?,?)",
+            annotations,
+        )
     return added, updated, skipped

@@ -4,6 +4,7 @@ A worker that died without finishing (its pid is gone, or a zombie) is detected 
 version is read, and the version is marked TRAINING_FAILED with the reason — never shown as
 still training.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,16 +26,32 @@ _KEY = "app_id=? AND model_id=? AND id=?"
 
 
 def from_row(store: Store, row: Any) -> ModelVersion:
-    history = [json.loads(r["json"]) for r in store.all(
-        "SELECT json FROM epoch_metrics WHERE app_id=? AND model_id=? AND version_id=? ORDER BY epoch",
-        (row["app_id"], row["model_id"], row["id"]))]
+    history = [
+        json.loads(r["json"])
+        for r in store.all(
+            "SELECT json FROM epoch_metrics WHERE app_id=? AND model_id=? AND version_id=? ORDER BY epoch",
+            (row["app_id"], row["model_id"], row["id"]),
+        )
+    ]
     return ModelVersion(
-        id=row["id"], model_id=row["model_id"], app_id=row["app_id"], status=row["status"],
-        template=row["template"], created_at=row["created_at"], message=row["message"],
-        dataset_id=row["dataset_id"], dataset_version_id=row["dataset_version_id"],
-        concepts=json.loads(row["concepts_json"]), params=json.loads(row["params_json"]),
-        epoch=row["epoch"], epochs=row["epochs"], metrics=json.loads(row["metrics_json"]),
-        history=history, progress=json.loads(row["progress_json"]), **_classes(row))
+        id=row["id"],
+        model_id=row["model_id"],
+        app_id=row["app_id"],
+        status=row["status"],
+        template=row["template"],
+        created_at=row["created_at"],
+        message=row["message"],
+        dataset_id=row["dataset_id"],
+        dataset_version_id=row["dataset_version_id"],
+        concepts=json.loads(row["concepts_json"]),
+        params=json.loads(row["params_json"]),
+        epoch=row["epoch"],
+        epochs=row["epochs"],
+        metrics=json.loads(row["metrics_json"]),
+        history=history,
+        progress=json.loads(row["progress_json"]),
+        **_classes(row),
+    )
 
 
 def _classes(row: Any) -> dict[str, Any]:
@@ -82,9 +99,13 @@ def refresh(store: Store, row: Any) -> ModelVersion:
         with store.tx() as db:
             fresh = db.execute(f"SELECT status FROM model_versions WHERE {_KEY}", key).fetchone()
             if fresh is not None and fresh["status"] in RUNNING:
-                message = (f"the training worker (pid {row['worker_pid']}) died after epoch {row['epoch']}/{row['epochs']}; "
-                           f"resume with: segcli train resume {row['id']} --model {row['model_id']} --app {row['app_id']}")
-                db.execute(f"UPDATE model_versions SET status=?, message=?, updated_at=? WHERE {_KEY}",
-                           (TRAINING_FAILED, message, now_iso(), *key))
+                message = (
+                    f"the training worker (pid {row['worker_pid']}) died after epoch {row['epoch']}/{row['epochs']}; "
+                    f"resume with: segcli train resume {row['id']} --model {row['model_id']} --app {row['app_id']}"
+                )
+                db.execute(
+                    f"UPDATE model_versions SET status=?, message=?, updated_at=? WHERE {_KEY}",
+                    (TRAINING_FAILED, message, now_iso(), *key),
+                )
         row = store.one(f"SELECT * FROM model_versions WHERE {_KEY}", key)
     return from_row(store, row)

@@ -3,6 +3,7 @@
 Started detached by jobs.start(); everything it says goes to runs/VERSION/train.log.
 It owns the version's row while it runs: status, progress, per-epoch metrics, final metrics.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ class Run:
         self.progress: dict[str, Any] = {}
         self._last_cancel_check = 0.0
         self._cancelled = False
-        self.explog = None   # engine/explog.SafeLog when the training was started with --log
+        self.explog = None  # engine/explog.SafeLog when the training was started with --log
 
     def row(self) -> Any:
         return self.store.one("SELECT * FROM model_versions WHERE app_id=? AND model_id=? AND id=?", self.key)
@@ -40,8 +41,9 @@ class Run:
         cols["updated_at"] = now_iso()
         sets = ", ".join(f"{k}=?" for k in cols)
         with self.store.tx() as db:
-            db.execute(f"UPDATE model_versions SET {sets} WHERE app_id=? AND model_id=? AND id=?",
-                       (*cols.values(), *self.key))
+            db.execute(
+                f"UPDATE model_versions SET {sets} WHERE app_id=? AND model_id=? AND id=?", (*cols.values(), *self.key)
+            )
 
     def log(self, message: str) -> None:
         print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", flush=True)
@@ -59,12 +61,14 @@ class Run:
         if kind in ("phase", "early_stop"):
             self._between_steps(kind, event)
             return
-        if kind in ("start", "step", "epoch"):   # training again: the phase is over (after
-            self.progress.pop("phase", None)       # "done" it lasts until the predict graph's)
+        if kind in ("start", "step", "epoch"):  # training again: the phase is over (after
+            self.progress.pop("phase", None)  # "done" it lasts until the predict graph's)
         self.progress.update({k: v for k, v in event.items() if k != "event"}, elapsed_s=elapsed)
         if kind == "start":
-            self.log(f"start: {event.get('epochs')} epochs x {event.get('steps_per_epoch')} steps"
-                     + (f", resuming after epoch {event['resumed_from_epoch']}" if event.get("resumed_from_epoch") else ""))
+            self.log(
+                f"start: {event.get('epochs')} epochs x {event.get('steps_per_epoch')} steps"
+                + (f", resuming after epoch {event['resumed_from_epoch']}" if event.get("resumed_from_epoch") else "")
+            )
             self.update(status=TRAINING, message="training", progress_json=json.dumps(self.progress))
         elif kind == "epoch":
             self._epoch(event)
@@ -105,18 +109,27 @@ class Run:
     def _epoch(self, event: dict[str, Any]) -> None:
         epoch = int(event["epoch"])
         record = {k: v for k, v in event.items() if k != "event"}
-        self.log("epoch {}/{}: loss={:.4f} val_mIoU={} {:.1f} img/s".format(
-            epoch, event.get("epochs"), event.get("loss", float("nan")),
-            f"{event['val_mIoU']:.4f}" if isinstance(event.get("val_mIoU"), (int, float)) else "-",
-            event.get("images_per_s") or 0.0))
+        self.log(
+            "epoch {}/{}: loss={:.4f} val_mIoU={} {:.1f} img/s".format(
+                epoch,
+                event.get("epochs"),
+                event.get("loss", float("nan")),
+                f"{event['val_mIoU']:.4f}" if isinstance(event.get("val_mIoU"), (int, float)) else "-",
+                event.get("images_per_s") or 0.0,
+            )
+        )
         if self.explog is not None:
             self.explog.epoch(record)
         with self.store.tx() as db:
-            db.execute("INSERT OR REPLACE INTO epoch_metrics(app_id, model_id, version_id, epoch, json) VALUES (?,?,?,?,?)",
-                       (*self.key, epoch, json.dumps(record)))
-            db.execute("UPDATE model_versions SET epoch=?, progress_json=?, updated_at=? "
-                       "WHERE app_id=? AND model_id=? AND id=?",
-                       (epoch, json.dumps(self.progress), now_iso(), *self.key))
+            db.execute(
+                "INSERT OR REPLACE INTO epoch_metrics(app_id, model_id, version_id, epoch, json) VALUES (?,?,?,?,?)",
+                (*self.key, epoch, json.dumps(record)),
+            )
+            db.execute(
+                "UPDATE model_versions SET epoch=?, progress_json=?, updated_at=? "
+                "WHERE app_id=? AND model_id=? AND id=?",
+                (epoch, json.dumps(self.progress), now_iso(), *self.key),
+            )
 
 
 def build_job(store: Store, row: Any, workdir: Path):
@@ -128,11 +141,16 @@ def build_job(store: Store, row: Any, workdir: Path):
     classes = json.loads(row["classes_json"]) if row["classes_json"] else with_background(doc["concepts"])
     samples = []
     for item in items.rows(store, row["app_id"], doc["dataset_id"], doc["dataset_version_id"]):
-        samples.append(Sample(image=store.blobs.source(item["image_blob"]),
-                              labelmap=store.blobs.source(item["labelmap_blob"]),
-                              lut=class_lut(items.labels_of(item), classes)))
-    return TrainJob(template=row["template"], params=doc["train_params"], classes=classes,
-                    train=samples, val=[], workdir=workdir)
+        samples.append(
+            Sample(
+                image=store.blobs.source(item["image_blob"]),
+                labelmap=store.blobs.source(item["labelmap_blob"]),
+                lut=class_lut(items.labels_of(item), classes),
+            )
+        )
+    return TrainJob(
+        template=row["template"], params=doc["train_params"], classes=classes, train=samples, val=[], workdir=workdir
+    )
 
 
 def _experiment_log(run: Run, row: Any, workdir: Path):
@@ -144,6 +162,7 @@ def _experiment_log(run: Run, row: Any, workdir: Path):
     from segcli.engine import explog
 
     app_id, model_id, version_id = run.key
+
     def opener():
         return explog.open_log(asked["kind"], asked["dir"], app_id, model_id, version_id, doc, workdir)
 
@@ -156,8 +175,12 @@ def _plot(store: Store, run: Run, workdir: Path) -> str | None:
     try:
         from segcli.render.plot import plot_training
 
-        history = [json.loads(r["json"]) for r in store.all(
-            "SELECT json FROM epoch_metrics WHERE app_id=? AND model_id=? AND version_id=? ORDER BY epoch", run.key)]
+        history = [
+            json.loads(r["json"])
+            for r in store.all(
+                "SELECT json FROM epoch_metrics WHERE app_id=? AND model_id=? AND version_id=? ORDER BY epoch", run.key
+            )
+        ]
         if history:
             return str(plot_training(history, workdir / "training.png"))
     except Exception as exc:  # a missing plot must never fail a finished training
@@ -171,7 +194,7 @@ def main(argv: list[str]) -> int:
     store = Store(Path(root))
     run = Run(store, app_id, model_id, version_id)
     workdir = store.runs_dir(version_id)
-    if run.row()["status"] != QUEUED:   # e.g. cancelled, or a second worker for the same version
+    if run.row()["status"] != QUEUED:  # e.g. cancelled, or a second worker for the same version
         run.log(f"version {version_id} is {run.row()['status']}, not QUEUED: nothing to do")
         return 1
     run.update(worker_pid=os.getpid())
@@ -214,7 +237,7 @@ def _predict_graph(run: Run, model_dir: Path) -> None:
     from segcli.engine import onnx_predict
 
     if not onnx_predict.available():
-        return   # torch predicts; nothing to build
+        return  # torch predicts; nothing to build
     started = time.monotonic()
     try:
         run.set_phase("building the predict graph")
