@@ -102,7 +102,9 @@ def test_watch_without_a_terminal_prints_epochs_not_steps(cli, setup, monkeypatc
     )
     lines = [line for line in result.err.splitlines() if "status=TRAINING" in line]
     steps_run = 3 * 11  # 11 train images a batch of 1: 33 steps
-    assert 3 <= len(lines) <= 3 * 4 + 2, lines  # per epoch: start, validating, done (+ a 10 s one)
+    # per epoch at most: start, validating, done (+ a 10 s one). At least one: the watcher samples
+    # the run's state, and on a fast machine three tiny epochs can end between two samples.
+    assert 1 <= len(lines) <= 3 * 4 + 2, lines
     assert len(lines) < steps_run
     for line in lines:
         epoch = int(re.search(r"epoch=(\d+)/3", line).group(1))
