@@ -148,6 +148,24 @@ def segcli_subprocess_env(home: Path) -> dict[str, str]:
 
 SEGCLI = [sys.executable, "-m", "segcli"]
 
+# The tiny U-Net most CLI tests train: seconds on a CPU, 64 x 64, batches of 4.
+TINY_UNET = [
+    "--template",
+    "segcli_UNet",
+    "--set",
+    "model_size=tiny",
+    "--set",
+    "image_size=[64,64]",
+    "--set",
+    "batch_size=4",
+]
+
+
+def train_argv(*params: str) -> list[str]:
+    """`segcli train` of TINY_UNET (+ params, e.g. "--set", "num_epochs=1") into model m of app a
+    from dataset d, quietly: the TRAIN argv the trained_home fixture runs."""
+    return ["train", *TINY_UNET, *params, "--model", "m", "--app", "a", "--dataset", "d", "-q"]
+
 
 @pytest.fixture(scope="module")
 def trained_home(request, tmp_path_factory, shapes_data) -> Path:

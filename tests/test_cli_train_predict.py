@@ -15,9 +15,11 @@ from PIL import Image
 
 from segcli.core.errors import ExitCode
 
+from conftest import TINY_UNET
+
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 
-TINY = ["--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]", "--set", "batch_size=4"]
+TINY = TINY_UNET
 
 
 @pytest.fixture

@@ -18,32 +18,13 @@ from PIL import Image
 
 from segcli.core.errors import ExitCode
 
-from conftest import REPO, SEGCLI, segcli_subprocess_env
+from conftest import REPO, SEGCLI, segcli_subprocess_env, train_argv
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 ort = pytest.importorskip("onnxruntime", reason="ONNX Runtime is in the [local] extra")
 onnx = pytest.importorskip("onnx")
 
-TRAIN = [
-    "train",
-    "--template",
-    "segcli_UNet",
-    "--set",
-    "model_size=tiny",
-    "--set",
-    "image_size=[64,64]",
-    "--set",
-    "batch_size=4",
-    "--set",
-    "num_epochs=2",
-    "--model",
-    "m",
-    "--app",
-    "a",
-    "--dataset",
-    "d",
-    "-q",
-]
+TRAIN = train_argv("--set", "num_epochs=2")
 META_KEYS = {
     "segcli.classes",
     "segcli.mean",

@@ -12,9 +12,9 @@ import pytest
 
 from segcli.core.errors import DependencyError, ExitCode, InvalidInputError
 
-from conftest import REPO, ok
+from conftest import REPO, TINY_UNET, ok
 
-TINY = ["--template", "segcli_UNet", "--set", "model_size=tiny", "--set", "image_size=[64,64]", "--set", "batch_size=4"]
+TINY = TINY_UNET
 
 
 @pytest.fixture

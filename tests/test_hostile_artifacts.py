@@ -18,31 +18,12 @@ import pytest
 
 from segcli.core.errors import EnvironmentFault, ExitCode
 
-from conftest import ok
+from conftest import ok, train_argv
 from storecheck import snapshot
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 
-TRAIN = [
-    "train",
-    "--template",
-    "segcli_UNet",
-    "--set",
-    "model_size=tiny",
-    "--set",
-    "image_size=[64,64]",
-    "--set",
-    "batch_size=4",
-    "--set",
-    "num_epochs=1",
-    "--model",
-    "m",
-    "--app",
-    "a",
-    "--dataset",
-    "d",
-    "-q",
-]
+TRAIN = train_argv("--set", "num_epochs=1")
 
 
 def model_dir(home: Path) -> Path:

@@ -20,31 +20,12 @@ from PIL import Image
 from segcli.core.errors import ExitCode
 from segcli.core.names import NAME_MAX, utf8_len
 
-from conftest import SEGCLI, segcli_subprocess_env
+from conftest import SEGCLI, segcli_subprocess_env, train_argv
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 
 EMOJI = "c\U0001f600rcle"  # a concept name Latin-1 cannot encode
-TRAIN = [
-    "train",
-    "--template",
-    "segcli_UNet",
-    "--set",
-    "model_size=tiny",
-    "--set",
-    "image_size=[64,64]",
-    "--set",
-    "batch_size=4",
-    "--set",
-    "num_epochs=1",
-    "--model",
-    "m",
-    "--app",
-    "a",
-    "--dataset",
-    "d",
-    "-q",
-]
+TRAIN = train_argv("--set", "num_epochs=1")
 
 
 def run(home: Path, *args, **env) -> subprocess.CompletedProcess:

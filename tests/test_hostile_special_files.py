@@ -18,32 +18,13 @@ import pytest
 
 from segcli.core.errors import ExitCode
 
-from conftest import SEGCLI, segcli_subprocess_env
+from conftest import SEGCLI, segcli_subprocess_env, train_argv
 from storecheck import snapshot
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
 TIMEOUT_S = 120
 
-TRAIN = [
-    "train",
-    "--template",
-    "segcli_UNet",
-    "--set",
-    "model_size=tiny",
-    "--set",
-    "image_size=[64,64]",
-    "--set",
-    "batch_size=4",
-    "--set",
-    "num_epochs=1",
-    "--model",
-    "m",
-    "--app",
-    "a",
-    "--dataset",
-    "d",
-    "-q",
-]
+TRAIN = train_argv("--set", "num_epochs=1")
 
 REASONS = {
     "fifo": "is a named pipe (FIFO), not a regular file",

@@ -13,33 +13,12 @@ import pytest
 
 from segcli.core.errors import ExitCode
 
-from conftest import ok
+from conftest import ok, train_argv
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 pytest.importorskip("onnxruntime.quantization", reason="needs onnxruntime")
 
-TRAIN = [
-    "train",
-    "--template",
-    "segcli_UNet",
-    "--set",
-    "model_size=tiny",
-    "--set",
-    "image_size=[64,64]",
-    "--set",
-    "batch_size=4",
-    "--set",
-    "num_epochs=2",
-    "--set",
-    "val_percent=25",
-    "--model",
-    "m",
-    "--app",
-    "a",
-    "--dataset",
-    "d",
-    "-q",
-]
+TRAIN = train_argv("--set", "num_epochs=2", "--set", "val_percent=25")
 
 
 def model_dir(home: Path) -> Path:

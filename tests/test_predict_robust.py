@@ -18,28 +18,11 @@ from PIL import Image
 from segcli.core.errors import ExitCode
 from segcli.render.predictions import PredictionWriter
 
+from conftest import train_argv
+
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 
-TRAIN = [
-    "train",
-    "--template",
-    "segcli_UNet",
-    "--set",
-    "model_size=tiny",
-    "--set",
-    "image_size=[64,64]",
-    "--set",
-    "batch_size=4",
-    "--set",
-    "num_epochs=1",
-    "--model",
-    "m",
-    "--app",
-    "a",
-    "--dataset",
-    "d",
-    "-q",
-]
+TRAIN = train_argv("--set", "num_epochs=1")
 
 
 def png_with_size(path: Path, width: int, height: int) -> Path:

@@ -20,31 +20,12 @@ import pytest
 from PIL import Image
 from serving import serving
 
-from conftest import ok
+from conftest import ok, train_argv
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 pytest.importorskip("uvicorn", reason="segcli serve needs the [serve] extra")
 
-TRAIN = [
-    "train",
-    "--template",
-    "segcli_UNet",
-    "--set",
-    "model_size=tiny",
-    "--set",
-    "image_size=[64,64]",
-    "--set",
-    "batch_size=4",
-    "--set",
-    "num_epochs=1",
-    "--model",
-    "m",
-    "--app",
-    "a",
-    "--dataset",
-    "d",
-    "-q",
-]
+TRAIN = train_argv("--set", "num_epochs=1")
 TOKEN = "s3cret-" + "x" * 20
 
 
