@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SEGCLI, machine, segcli_env, shapes, timed  # noqa: E402
+from common import SEGCLI, machine, segcli_env, shapes, timed, train_model  # noqa: E402
 
 
 def load_inputs(images: Path, meta: dict, batch: int) -> list:
@@ -72,42 +72,7 @@ def main() -> None:
         tmp_path = Path(tmp)
         env = segcli_env(tmp_path / "home")
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: modules compiled once
-        for argv in (
-            ["app", "create", "b"],
-            ["dataset", "create", "d", "--app", "b"],
-            [
-                "dataset",
-                "upload",
-                "d",
-                "--app",
-                "b",
-                "--images",
-                str(train_data / "images"),
-                "--masks",
-                str(train_data / "masks"),
-                "-q",
-            ],
-            ["model", "create", "m", "--app", "b"],
-            [
-                "train",
-                "--template",
-                "segcli_UNet",
-                "--model",
-                "m",
-                "--app",
-                "b",
-                "--dataset",
-                "d",
-                "--set",
-                "num_epochs=1",
-                "--set",
-                f"model_size={args.model_size}",
-                "--set",
-                f"image_size=[{args.size},{args.size}]",
-                "-q",
-            ],
-        ):
-            timed([*SEGCLI, *argv], env)
+        train_model(env, train_data, args.model_size, args.size)
         onnx_file = tmp_path / "model.onnx"
         export_s = timed(
             [*SEGCLI, "model", "export", "--model", "m", "--app", "b", "--format", "onnx", "-f", str(onnx_file), "-q"],

@@ -69,3 +69,44 @@ def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Compl
     if check and done.returncode != 0:
         raise SystemExit(f"failed ({done.returncode}): segcli {' '.join(args)}\n{done.stderr[-2000:]}")
     return done
+
+
+def train_model(env: dict[str, str], train_data: Path, model_size: str, size: int) -> None:
+    """App b, dataset d (train_data's images + masks) and model m trained 1 epoch of segcli_UNet
+    at size x size: the model the predict and serve benches run."""
+    for argv in (
+        ["app", "create", "b"],
+        ["dataset", "create", "d", "--app", "b"],
+        [
+            "dataset",
+            "upload",
+            "d",
+            "--app",
+            "b",
+            "--images",
+            str(train_data / "images"),
+            "--masks",
+            str(train_data / "masks"),
+            "-q",
+        ],
+        ["model", "create", "m", "--app", "b"],
+        [
+            "train",
+            "--template",
+            "segcli_UNet",
+            "--model",
+            "m",
+            "--app",
+            "b",
+            "--dataset",
+            "d",
+            "--set",
+            "num_epochs=1",
+            "--set",
+            f"model_size={model_size}",
+            "--set",
+            f"image_size=[{size},{size}]",
+            "-q",
+        ],
+    ):
+        timed([*SEGCLI, *argv], env)

@@ -20,6 +20,7 @@ access log is off, and it logs no headers anyway).
 from __future__ import annotations
 
 import hmac
+import os
 import signal
 import socket
 import sys
@@ -195,9 +196,18 @@ def build_app(served: ServedModel, token: Optional[str], max_body: int) -> Starl
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, bound before the server starts (so `--port 0` can say its port)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP, not socket.create_server's 0: asyncio turns Nagle's algorithm off
+    # (TCP_NODELAY) only on accepted sockets whose proto says TCP. With it on, uvicorn's two
+    # writes of an answer (headers, then body) wait for the client's delayed ACK: +40 ms a request.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        return socket.create_server((host, port), family=family, backlog=128)
+        if os.name == "posix":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        return sock
     except OSError as exc:
+        sock.close()
         raise ConflictError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}",
             hint="choose another --port (0 picks a free one) or --host",
