@@ -7,22 +7,24 @@ from typing import Annotated, Optional
 import typer
 
 from segcli.cli import complete
-from segcli.cli.context import STATE, AppOpt, DatasetVersionOpt, OutputOpt, QuietOpt, out
+from segcli.cli.context import (
+    STATE,
+    AppOpt,
+    DatasetVersionOpt,
+    OutputOpt,
+    QuietOpt,
+    RequiredModelOpt,
+    TrainedVersionOpt,
+    out,
+)
 
 COLUMNS = ["engine", "precision", "ms/image", "images/s", "peak RSS MB", "mIoU"]
 
 
 def benchmark(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)],
+    model: RequiredModelOpt,
     app: AppOpt = None,
-    version: Annotated[
-        Optional[str],
-        typer.Option(
-            "--version",
-            help="Model version (default: latest trained).",
-            autocompletion=complete.model_versions(complete.TRAINED),
-        ),
-    ] = None,
+    version: TrainedVersionOpt = None,
     dataset: Annotated[
         Optional[str],
         typer.Option(

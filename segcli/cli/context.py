@@ -70,6 +70,15 @@ AppOpt = Annotated[
     ),
 ]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)]
+RequiredModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)]
+TrainedVersionOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--version",
+        help="Model version (default: latest trained).",
+        autocompletion=complete.model_versions(complete.TRAINED),
+    ),
+]
 DatasetVersionOpt = Annotated[
     Optional[str],
     typer.Option("--dataset-version", help="Dataset version id.", autocompletion=complete.dataset_versions),

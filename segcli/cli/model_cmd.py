@@ -20,7 +20,9 @@ from segcli.cli.context import (
     OverlapOpt,
     PrecisionOpt,
     QuietOpt,
+    RequiredModelOpt,
     TileOpt,
+    TrainedVersionOpt,
     YesOpt,
     confirm_or_abort,
     out,
@@ -111,16 +113,9 @@ def delete(model_id: ModelArg, app: AppOpt = None, yes: YesOpt = False) -> None:
 
 @app.command("eval")
 def evaluate(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)],
+    model: RequiredModelOpt,
     app: AppOpt = None,
-    version: Annotated[
-        Optional[str],
-        typer.Option(
-            "--version",
-            help="Model version (default: latest trained).",
-            autocompletion=complete.model_versions(complete.TRAINED),
-        ),
-    ] = None,
+    version: TrainedVersionOpt = None,
     dataset: Annotated[
         Optional[str],
         typer.Option(
@@ -202,17 +197,10 @@ def _write_confusion(path: Path, result: dict, what: str) -> None:
 
 @app.command("export")
 def export(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)],
+    model: RequiredModelOpt,
     file: Annotated[Path, typer.Option("--file", "-f", help="File to write (replaced atomically).")],
     app: AppOpt = None,
-    version: Annotated[
-        Optional[str],
-        typer.Option(
-            "--version",
-            help="Model version (default: latest trained).",
-            autocompletion=complete.model_versions(complete.TRAINED),
-        ),
-    ] = None,
+    version: TrainedVersionOpt = None,
     fmt: Annotated[
         str,
         typer.Option(

@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from segcli.cli import complete
 from segcli.cli.context import (
     STATE,
     AppOpt,
@@ -18,7 +17,9 @@ from segcli.cli.context import (
     OverlapOpt,
     PrecisionOpt,
     QuietOpt,
+    RequiredModelOpt,
     TileOpt,
+    TrainedVersionOpt,
     one_of,
     out,
 )
@@ -29,16 +30,9 @@ DRAFT_FORMATS = ("coco", "labelme", "yolo")  # render/preannotations.FORMATS (no
 
 def predict(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders, globs or videos.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)],
+    model: RequiredModelOpt,
     app: AppOpt = None,
-    version: Annotated[
-        Optional[str],
-        typer.Option(
-            "--version",
-            help="Model version (default: latest trained).",
-            autocompletion=complete.model_versions(complete.TRAINED),
-        ),
-    ] = None,
+    version: TrainedVersionOpt = None,
     out_dir: Annotated[
         Optional[Path],
         typer.Option("--out", help="Write <name>.mask.png, <name>.overlay.png and predictions.json here."),

@@ -3,28 +3,31 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from segcli.cli import complete
-from segcli.cli.context import STATE, AppOpt, EngineOpt, FiniteFloat, MaxMegapixelsOpt, OverlapOpt, TileOpt, out
+from segcli.cli.context import (
+    STATE,
+    AppOpt,
+    EngineOpt,
+    FiniteFloat,
+    MaxMegapixelsOpt,
+    OverlapOpt,
+    RequiredModelOpt,
+    TileOpt,
+    TrainedVersionOpt,
+    out,
+)
 from segcli.core.errors import missing_extra
 
 TOKEN_ENV = "SEGCLI_SERVE_TOKEN"
 
 
 def serve(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model id.", autocompletion=complete.models)],
+    model: RequiredModelOpt,
     app: AppOpt = None,
-    version: Annotated[
-        Optional[str],
-        typer.Option(
-            "--version",
-            help="Model version (default: latest trained).",
-            autocompletion=complete.model_versions(complete.TRAINED),
-        ),
-    ] = None,
+    version: TrainedVersionOpt = None,
     host: Annotated[
         str,
         typer.Option(
