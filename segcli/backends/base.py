@@ -454,16 +454,29 @@ class Backend(ABC):
         raise NotImplementedError
 
     def benchmark_run(
-        self, version: ModelVersion, engine: str, precision: str, items: list, calibration: Optional[list] = None
+        self,
+        version: ModelVersion,
+        engine: str,
+        precision: str,
+        items: list,
+        batch: int,
+        calibration: Optional[list] = None,
     ) -> dict[str, Any]:
         """One engine x precision of a version `trained_model_dir` gave, timed and scored on
-        `items` (EvalItems) in a process of its own (`segcli benchmark`): the row's numbers, or
-        {"error": one line}. `calibration`: decoded training images, for int8."""
+        `items` (EvalItems, predicted `batch` at a time) in a process of its own (`segcli
+        benchmark`): the row's numbers, or {"error": one line}. `calibration`: decoded training
+        images, for int8."""
         self.require_local_weights("benchmark models")
-        return self._benchmark_run(version, engine, precision, items, calibration)
+        return self._benchmark_run(version, engine, precision, items, batch, calibration)
 
     def _benchmark_run(
-        self, version: ModelVersion, engine: str, precision: str, items: list, calibration: Optional[list]
+        self,
+        version: ModelVersion,
+        engine: str,
+        precision: str,
+        items: list,
+        batch: int,
+        calibration: Optional[list],
     ) -> dict[str, Any]:
         """`benchmark_run`'s work; only where exports_weights."""
         raise NotImplementedError

@@ -172,13 +172,6 @@ def check_tolerance(total: int, skipped: list, tolerance_percent: float) -> None
         )
 
 
-def holdout(n: int, val_percent: float, seed: int) -> tuple[list[int], list[int]]:
-    """Deterministic (train, val) index split; at least one sample stays in train."""
-    k = min(n - 1, max(1, round(n * val_percent / 100))) if val_percent > 0 and n >= 2 else 0
-    perm = np.random.default_rng([seed, 7]).permutation(n).tolist()
-    return sorted(perm[k:]), sorted(perm[:k])
-
-
 def augment(img: np.ndarray, mask: np.ndarray, crop: tuple[int, int], rng: np.random.Generator):
     """Random crop to `crop`, horizontal flip, brightness/contrast/saturation jitter.
     Light on purpose: mmseg's 0.5-2x random rescale cut held-out mIoU after 3 CPU minutes

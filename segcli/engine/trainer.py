@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from segcli.core.classes import BACKGROUND, IGNORE_INDEX
 from segcli.core.errors import InvalidInputError, TrainingFailedError
 from segcli.core.geometry import shrink_hint
+from segcli.core.holdout import holdout
 from segcli.core.metrics import ConfusionMatrix
 from segcli.engine import checkpoint, data, models, runtime, selection, tiling
 from segcli.engine.class_weights import weights_for
@@ -148,7 +149,7 @@ def _prepare_data(job, p: EngineParams):
         raise InvalidInputError("no usable training inputs", hint="segcli dataset show")
     if va is not None and len(va):
         return tr, list(range(len(tr))), va, list(range(len(va))), skipped + skipped_val
-    tr_idx, va_idx = data.holdout(len(tr), p.val_percent, p.seed)
+    tr_idx, va_idx = holdout(len(tr), p.val_percent, p.seed)
     return tr, tr_idx, tr, va_idx, skipped + skipped_val
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 from segcli.backends.base import Backend
 
 CONFIGS = (("onnx", "fp32"), ("onnx", "fp16"), ("onnx", "int8"), ("torch", "fp32"))
-BATCH = 8  # backends/local/benchmark.BATCH: the batch size the rows report
+BATCH = 8  # images a predict call, as model eval
 
 
 def benchmark(
@@ -55,7 +55,9 @@ def benchmark(
         notify(f"benchmarking {engine} {precision} on {len(items)} images")
         row = {"engine": engine, "precision": precision}
         row.update(
-            backend.benchmark_run(version, engine, precision, items, calibration if precision == "int8" else None)
+            backend.benchmark_run(
+                version, engine, precision, items, BATCH, calibration if precision == "int8" else None
+            )
         )
         rows.append(row)
         if on == "held-out" and "mIoU" in row and engine == "onnx":

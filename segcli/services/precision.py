@@ -1,7 +1,7 @@
 """A version's images for reduced precision: int8's calibration set and the held-out set every
 precision's mIoU is measured on, and that measurement, recorded with the version.
 
-The split is the training's own (engine/data.holdout: val_percent of the dataset version's
+The split is the training's own (core/holdout.py: val_percent of the dataset version's
 inputs, by seed, in the store's order), so int8 is calibrated only on images the model trained
 on and measured only on images it never saw. A version trained with val_percent 0 has no
 held-out images: its numbers are then on its training images, and say so (`split`).
@@ -13,24 +13,16 @@ from typing import Any, Callable, Optional
 
 from segcli.backends.base import Backend, EvalItem
 from segcli.core.entities import ModelVersion
+from segcli.core.holdout import holdout
 
 CALIBRATION_IMAGES = 32  # engine/precision.INT8.images
-
-
-def _holdout(n: int, val_percent: float, seed: int) -> tuple[list[int], list[int]]:
-    """engine/data.holdout without importing the engine's torch-side module."""
-    import numpy as np
-
-    k = min(n - 1, max(1, round(n * val_percent / 100))) if val_percent > 0 and n >= 2 else 0
-    perm = np.random.default_rng([seed, 7]).permutation(n).tolist()
-    return sorted(perm[k:]), sorted(perm[:k])
 
 
 def split(backend: Backend, version: ModelVersion) -> tuple[list[int], list[int], int]:
     """(training indices, held-out indices, inputs) of the version's dataset version."""
     params = (version.params or {}).get("train_params") or {}
     total = backend.get_dataset_version(version.app_id, version.dataset_id, version.dataset_version_id).inputs
-    return (*_holdout(total, float(params.get("val_percent", 10.0)), int(params.get("seed", 42))), total)
+    return (*holdout(total, float(params.get("val_percent", 10.0)), int(params.get("seed", 42))), total)
 
 
 def _items(backend: Backend, version: ModelVersion, keep: set[int]) -> list[EvalItem]:

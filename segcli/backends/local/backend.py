@@ -382,10 +382,12 @@ class LocalBackend(Backend):
 
         return BY_PRECISION[precision].format
 
-    def _benchmark_run(self, version: ModelVersion, engine: str, precision: str, items: list, calibration) -> dict:
+    def _benchmark_run(
+        self, version: ModelVersion, engine: str, precision: str, items: list, batch: int, calibration
+    ) -> dict:
         from segcli.backends.local.benchmark import run_isolated
 
-        return run_isolated(self._model_dir(version), version.id, engine, precision, calibration, items)
+        return run_isolated(self._model_dir(version), version.id, engine, precision, calibration, items, batch)
 
     def _record_metrics(self, version: ModelVersion, key: str, entries: dict) -> None:
         import json

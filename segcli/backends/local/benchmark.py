@@ -2,7 +2,7 @@
 a child interpreter handed the decoded images (a temporary .npz), so its peak RSS is its own: the
 images in memory, the engine and its graph. The child loads the engine (building the precision's
 graph on first use, not timed), runs one warm-up batch, then times `predict` over all the images
-(in-memory, decoded; batches of 8, as eval) for whole passes until MIN_SECONDS have gone, and
+(in-memory, decoded, in the batches the service asks) for whole passes until MIN_SECONDS have gone, and
 computes mIoU on the first pass. services/benchmark.py chooses the images and the rows.
 """
 
@@ -12,14 +12,13 @@ import sys
 import time
 from typing import Any, Optional
 
-BATCH = 8
 MIN_SECONDS = 2.0  # timed passes over the images until this much wall time, at least one
 # (SEGCLI_BENCHMARK_SECONDS: tests take one pass with 0)
 MAX_PASSES = 50
 
 
 def _measure(
-    model_dir, version_id: str, engine: str, precision: str, calibration: Optional[list], items: list
+    model_dir, version_id: str, engine: str, precision: str, calibration: Optional[list], items: list, batch: int
 ) -> dict[str, Any]:
     """One configuration, in this process: load, warm up, time, score."""
     import resource
@@ -39,14 +38,14 @@ def _measure(
     from segcli.core.numbers import env_float
 
     min_seconds = env_float("SEGCLI_BENCHMARK_SECONDS", MIN_SECONDS)
-    segmenter.predict(images[:BATCH], BATCH)  # warm-up: first-run allocations, thread pools
+    segmenter.predict(images[:batch], batch)  # warm-up: first-run allocations, thread pools
     matrix = ConfusionMatrix(len(segmenter.classes))
     passes, start = 0, time.perf_counter()
     while True:
-        for s in range(0, len(images), BATCH):
-            results = segmenter.predict(images[s : s + BATCH], BATCH)
+        for s in range(0, len(images), batch):
+            results = segmenter.predict(images[s : s + batch], batch)
             if passes == 0:
-                for item, result in zip(items[s : s + BATCH], results):
+                for item, result in zip(items[s : s + batch], results):
                     matrix.update(result.labelmap, item.target)
         passes += 1
         elapsed = time.perf_counter() - start
@@ -67,7 +66,7 @@ def _measure(
 
 
 def run_isolated(
-    model_dir, version_id: str, engine: str, precision: str, calibration: Optional[list], items: list
+    model_dir, version_id: str, engine: str, precision: str, calibration: Optional[list], items: list, batch: int
 ) -> dict[str, Any]:
     """_measure in a fresh interpreter (`python -m segcli.backends.local.benchmark`), its peak RSS its
     own. Not a fork: a process that already ran ONNX Runtime or torch holds thread pools and
@@ -93,6 +92,7 @@ def run_isolated(
             "images": len(items),
             "calibration": len(calibration or []),
             "data": str(data),
+            "batch": batch,
         }
         done = subprocess.run(
             [sys.executable, "-m", "segcli.backends.local.benchmark", json.dumps(spec)], capture_output=True, text=True
@@ -120,7 +120,9 @@ def _child_main(spec_json: str) -> None:
         ]
         calibration = [data[f"calibration{i}"] for i in range(spec["calibration"])] or None
     try:
-        row = _measure(spec["model_dir"], spec["version_id"], spec["engine"], spec["precision"], calibration, items)
+        row = _measure(
+            spec["model_dir"], spec["version_id"], spec["engine"], spec["precision"], calibration, items, spec["batch"]
+        )
     except Exception as exc:  # noqa: BLE001 - reported as the row's error, never a crash
         row = {"error": exc.message if isinstance(exc, SegcliError) else f"{exc.__class__.__name__}: {exc}"}
     print(json.dumps(row))
