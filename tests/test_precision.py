@@ -13,7 +13,7 @@ import pytest
 
 from segcli.core.errors import ExitCode
 
-from conftest import ok, train_argv
+from conftest import ok, tamper_normalisation, train_argv
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 pytest.importorskip("onnxruntime.quantization", reason="needs onnxruntime")
@@ -114,17 +114,10 @@ def test_predict_int8_builds_once_reuses_and_records_mIoU(cli, home, shapes_data
 
 
 def test_a_tampered_int8_graph_is_rebuilt_never_run(cli, home, shapes_data):
-    import onnx
-    from onnx import numpy_helper
-
     mdir = model_dir(home)
     clean = ok(_predict(cli, shapes_data, "--precision", "int8", "-q")).json()
     path = mdir / "model.int8.onnx"
-    graph = onnx.load(str(path))
-    (mean,) = [init for init in graph.graph.initializer if init.name == "segcli_pre_mean"]
-    mean.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(mean) + 0.5, mean.name))
-    onnx.save(graph, str(path))
-    tampered = path.read_bytes()
+    tampered = tamper_normalisation(path)
     again = ok(_predict(cli, shapes_data, "--precision", "int8", "-q"))
     assert again.json() == clean  # the tampered graph never ran
     assert path.read_bytes() != tampered

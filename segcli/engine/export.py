@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from segcli.core.errors import SegcliError
 from segcli.core.geometry import Geometry
-from segcli.engine import onnx_graph
+from segcli.engine import onnx_graph, onnx_passes
 from segcli.engine.data import normalise_as
 from segcli.engine.onnx_graph import onnx_metadata
 
@@ -67,7 +67,15 @@ def raw_graph(model: torch.nn.Module, hw: tuple[int, int]):
                 onnx_graph.RAW_OUTPUT: {0: "N", 2: "h", 3: "w"},
             },
         )
-    return onnx.load_from_string(buf.getvalue())
+    graph = onnx.load_from_string(buf.getvalue())
+    onnx_passes.fold_pads(graph)
+    return graph
+
+
+def _fold_normalisation(graph, start: str) -> None:
+    """The normalisation (segcli's and the model's own rescale) folded into the first Conv
+    (onnx_passes.fold_input_affine); a model whose first op is not a Conv keeps it as it is."""
+    onnx_passes.fold_input_affine(graph, start, "shifted_input")
 
 
 def check_sizes(config: dict) -> list[tuple[int, int, int]]:
@@ -177,6 +185,7 @@ def contract_onnx(model_dir: Path, version_id: str) -> bytes:
     model, config, raw = _traced(model_dir)
     graph = onnx_graph.contract_graph(raw, len(config["classes"]), onnx_metadata(config, version_id))
     graph.producer_name, graph.producer_version = "segcli", __version__
+    _fold_normalisation(graph, onnx_graph.INPUT)
     data = graph.SerializeToString()
     check_contract(model, config, data)
     return data
@@ -187,6 +196,7 @@ def predict_onnx(model_dir: Path, key: str) -> bytes:
     model, config, raw = _traced(model_dir)
     norm = config["normalisation"]
     graph = onnx_graph.predict_graph(raw, norm["mean"], norm["std"], key)
+    _fold_normalisation(graph, onnx_graph.PRE_FLOAT)
     data = graph.SerializeToString()
     check_predict(model, config, data)
     return data
@@ -197,6 +207,7 @@ def tile_onnx(model_dir: Path, key: str) -> bytes:
     model, config, raw = _traced(model_dir)
     norm = config["normalisation"]
     graph = onnx_graph.tile_graph(raw, len(config["classes"]), norm["mean"], norm["std"], key)
+    _fold_normalisation(graph, onnx_graph.PRE_FLOAT)
     data = graph.SerializeToString()
     check_tile(model, config, data)
     return data

@@ -26,6 +26,15 @@ def fast_decode(head: nn.Module, hidden: tuple[torch.Tensor, ...]) -> torch.Tens
     fuse = head.linear_fuse.weight[:, :, 0, 0]
     d, n, size = fuse.shape[0], len(hidden), hidden[0].shape[2:]
     narrow, narrow_w, wide, bias = [], [], None, 0
+    bn = head.batch_norm
+    fold_bn = not bn.training and bn.track_running_stats and bn.running_var is not None
+    if fold_bn:
+        # Outside training the batch norm is a per-channel affine map after the (linear) fuse:
+        # folded into it, one pass over the D x H/4 x W/4 map less; in an int8 graph it would run
+        # in float between a DequantizeLinear and a QuantizeLinear (~12% of the demo model's time).
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        fuse = fuse * scale[:, None]
+        bias = bn.bias - bn.running_mean * scale
     for i, (h, mlp) in enumerate(zip(hidden, head.linear_projections)):
         w_fuse = fuse[:, (n - 1 - i) * d : (n - i) * d]  # the head concatenates stages reversed
         w = w_fuse @ mlp.proj.weight
@@ -40,7 +49,7 @@ def fast_decode(head: nn.Module, hidden: tuple[torch.Tensor, ...]) -> torch.Tens
     x = _linear(torch.cat(narrow, 1), torch.cat(narrow_w, 1), bias)
     if wide is not None:
         x = x + wide
-    x = head.dropout(head.activation(head.batch_norm(x)))
+    x = head.dropout(head.activation(x if fold_bn else head.batch_norm(x)))
     return _linear(x, head.classifier.weight[:, :, 0, 0], head.classifier.bias)
 
 

@@ -31,8 +31,9 @@ if TYPE_CHECKING:  # onnx is imported where graphs are built: the ONNX Runtime p
 RAW_INPUT, RAW_OUTPUT = "pixel_values", "raw_logits"
 INPUT, OUTPUT, OUT_SIZE = "pixel_values", "logits", "out_size"  # the export contract
 PRED_IMAGE, PRED_SIZE, PRED_LABEL, PRED_PROB = "image", "out_size", "label", "prob"
-PREDICT_FORMAT = "segcli-predict-graph/2"  # bump when predict_graph changes
-TILE_FORMAT = "segcli-tile-graph/1"  # bump when tile_graph changes
+PRE_FLOAT = "segcli_pre_f"  # the uint8 image as float32 NCHW, before normalisation
+PREDICT_FORMAT = "segcli-predict-graph/3"  # bump when predict_graph changes
+TILE_FORMAT = "segcli-tile-graph/2"  # bump when tile_graph changes
 
 
 def _const(name: str, values, dtype=None):
@@ -129,7 +130,9 @@ def _uint8_input(model: "onnx.ModelProto", mean, std) -> None:
     # The uint8 image is transposed to NCHW first: a per-channel constant then broadcasts over
     # whole planes, which ONNX Runtime runs ~7x faster than over NHWC's innermost axis of 3
     # (Sub and Div: 7.5 -> ~1 ms each per 8 x 256 x 256 batch); moving bytes, not floats, is
-    # cheaper too. The same operations on the same values: bit-identical output.
+    # cheaper too. engine/export then folds this chain (and a model's own input rescale) into the
+    # first Conv (onnx_passes.fold_input_affine): one Add of a per-channel shift remains, and the
+    # outputs stay within float rounding of torch's (the export check).
     g.initializer.extend(
         [
             _const("segcli_pre_255", 255.0, "float32"),
@@ -139,8 +142,8 @@ def _uint8_input(model: "onnx.ModelProto", mean, std) -> None:
     )
     pre = [
         helper.make_node("Transpose", [PRED_IMAGE], ["segcli_pre_nchw"], perm=[0, 3, 1, 2]),
-        helper.make_node("Cast", ["segcli_pre_nchw"], ["segcli_pre_f"], to=TensorProto.FLOAT),
-        helper.make_node("Div", ["segcli_pre_f", "segcli_pre_255"], ["segcli_pre_unit"]),
+        helper.make_node("Cast", ["segcli_pre_nchw"], [PRE_FLOAT], to=TensorProto.FLOAT),
+        helper.make_node("Div", [PRE_FLOAT, "segcli_pre_255"], ["segcli_pre_unit"]),
         helper.make_node("Sub", ["segcli_pre_unit", "segcli_pre_mean"], ["segcli_pre_centred"]),
         helper.make_node("Div", ["segcli_pre_centred", "segcli_pre_std"], [RAW_INPUT]),
     ]
