@@ -31,7 +31,8 @@ def _static_values(model: "onnx.ModelProto", wanted: set[str]) -> dict[str, np.n
     static = {i.name for i in g.initializer}
     producer = {}
     for node in g.node:  # graph order is topological
-        if all(not t or t in static for t in node.input):
+        source = node.op_type == "Constant" if not node.input else True  # not RandomNormal & co
+        if source and all(not t or t in static for t in node.input):
             static.update(node.output)
             for t in node.output:
                 producer[t] = node
@@ -99,7 +100,8 @@ def fold_pads(model: "onnx.ModelProto") -> int:
     outputs = {o.name for o in g.output}
     candidates = []
     for node in g.node:
-        if node.op_type != "Pad" or node.domain not in ("", "ai.onnx") or len(node.input) > 3:
+        # pads given as an input (opset >= 11), without opset 18's axes
+        if node.op_type != "Pad" or node.domain not in ("", "ai.onnx") or len(node.input) not in (2, 3):
             continue
         if _attr(node, "mode", b"constant") not in (b"constant", "constant") or node.output[0] in outputs:
             continue
