@@ -181,6 +181,12 @@ def train_argv(*params: str) -> list[str]:
     return ["train", *TINY_UNET, *params, "--model", "m", "--app", "a", "--dataset", "d", "-q"]
 
 
+def mask_upload_argv(data: Path, dataset: str = "d", app: str = "a") -> list:
+    """`segcli dataset upload` of the images + index masks under `data` (data/images, data/masks)
+    into `dataset` of `app`, without options: add -q, -o json, ... after it."""
+    return ["dataset", "upload", dataset, "--app", app, "--images", data / "images", "--masks", data / "masks"]
+
+
 @pytest.fixture(scope="module")
 def trained_home(request, tmp_path_factory, shapes_data) -> Path:
     """A segcli home with app a, dataset d (the shapes data) and model m trained by the test

@@ -23,7 +23,7 @@ from PIL import Image
 
 from segcli.core.errors import ExitCode
 
-from conftest import SEGCLI, ok, poll, segcli_subprocess_env
+from conftest import SEGCLI, mask_upload_argv, ok, poll, segcli_subprocess_env
 from fake_clarifai import C, TrainingPlan, expected_masks, make_fixture
 
 PAT = "pat-5ecret-do-not-print-7f3a9c"
@@ -68,7 +68,7 @@ def run(cli, cloud):
 
 
 def upload_masks(run, data, *extra):
-    return run("dataset", "upload", "d", "--app", "a", "--images", data / "images", "--masks", data / "masks", *extra)
+    return run(*mask_upload_argv(data), *extra)
 
 
 def app_with_data(run, data, model=True):
@@ -446,15 +446,7 @@ def test_regions_are_polygons_by_default_and_masks_on_request(run, cloud, shapes
     again = ok(upload_masks(run, shapes_data, "--region-format", "mask", "-o", "json")).json()
     assert (again["added"], again["skipped"]) == (0, 12)
     wrong = run(
-        "dataset",
-        "upload",
-        "d",
-        "--app",
-        "a",
-        "--images",
-        shapes_data / "images",
-        "--masks",
-        shapes_data / "masks",
+        *mask_upload_argv(shapes_data),
         "--region-format",
         "rle",
     )
@@ -466,15 +458,7 @@ def test_local_accepts_and_ignores_the_region_format(cli, shapes_data):
     ok(cli("dataset", "create", "d", "--app", "a"))
     first = ok(
         cli(
-            "dataset",
-            "upload",
-            "d",
-            "--app",
-            "a",
-            "--images",
-            shapes_data / "images",
-            "--masks",
-            shapes_data / "masks",
+            *mask_upload_argv(shapes_data),
             "--region-format",
             "mask",
             "-o",
@@ -483,15 +467,7 @@ def test_local_accepts_and_ignores_the_region_format(cli, shapes_data):
     ).json()
     again = ok(
         cli(
-            "dataset",
-            "upload",
-            "d",
-            "--app",
-            "a",
-            "--images",
-            shapes_data / "images",
-            "--masks",
-            shapes_data / "masks",
+            *mask_upload_argv(shapes_data),
             "--region-format",
             "polygon",
             "-o",

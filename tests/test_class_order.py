@@ -19,7 +19,7 @@ from PIL import Image
 from test_contract import FAST, backend  # noqa: F401 - the local/clarifai fixture
 
 from classorder_data import CLASSES, scene, write
-from conftest import ok
+from conftest import mask_upload_argv, ok
 from fake_clarifai import TrainingPlan, fake_clarifai_server
 
 UNET = [
@@ -62,15 +62,7 @@ def _setup(cli, data):
         ok(cli(*argv))
     return ok(
         cli(
-            "dataset",
-            "upload",
-            "d",
-            "--app",
-            "a",
-            "--images",
-            data / "images",
-            "--masks",
-            data / "masks",
+            *mask_upload_argv(data),
             "-q",
             "-o",
             "json",
@@ -201,15 +193,7 @@ def test_later_concepts_are_appended(cli, backend, tmp_path):
     write(second, n=2, classes=["background", "ring", "star", "disc"])  # another order, a new class
     up = ok(
         cli(
-            "dataset",
-            "upload",
-            "d",
-            "--app",
-            "a",
-            "--images",
-            second / "images",
-            "--masks",
-            second / "masks",
+            *mask_upload_argv(second),
             "-q",
             "-o",
             "json",
@@ -218,15 +202,7 @@ def test_later_concepts_are_appended(cli, backend, tmp_path):
     assert up["classes"] == [*CLASSES, "star"]
     dry = ok(
         cli(
-            "dataset",
-            "upload",
-            "d",
-            "--app",
-            "a",
-            "--images",
-            first / "images",
-            "--masks",
-            first / "masks",
+            *mask_upload_argv(first),
             "--dry-run",
             "-q",
             "-o",

@@ -12,7 +12,7 @@ from PIL import Image
 
 from segcli.core.errors import ExitCode
 
-from conftest import stored_image
+from conftest import mask_upload_argv, stored_image
 from storecheck import snapshot
 
 
@@ -31,7 +31,7 @@ def data(shapes_data, tmp_path):
 
 
 def upload_masks(cli, data, *extra):
-    return cli("dataset", "upload", "d", "--app", "a", "--images", data / "images", "--masks", data / "masks", *extra)
+    return cli(*mask_upload_argv(data), *extra)
 
 
 def test_mask_folder_upload_contract_and_roundtrip(cli, app_ds, data, segcli_home):

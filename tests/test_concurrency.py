@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import SEGCLI, segcli_subprocess_env
+from conftest import SEGCLI, mask_upload_argv, segcli_subprocess_env
 
 
 @pytest.fixture(scope="module")
@@ -83,15 +83,7 @@ def test_training_while_uploading(tmp_path, two_halves):
     env = _setup(tmp_path / "home")
     first = _run(
         env,
-        "dataset",
-        "upload",
-        "d",
-        "--app",
-        "a",
-        "--images",
-        two_halves[0] / "images",
-        "--masks",
-        two_halves[0] / "masks",
+        *mask_upload_argv(two_halves[0]),
         "-q",
     )
     assert first.returncode == 0, first.stderr

@@ -14,7 +14,7 @@ import yaml
 
 from segcli.core.errors import ExitCode
 
-from conftest import ok
+from conftest import mask_upload_argv, ok
 from fake_clarifai import TrainingPlan, fake_clarifai_server
 
 FAST = {"SEGCLI_CLARIFAI_POLL_S": "0.01", "SEGCLI_CLARIFAI_BACKOFF_S": "0.01", "SEGCLI_CLARIFAI_RETRY_S": "20"}
@@ -55,15 +55,7 @@ def data(result, *drop):
 
 def upload(cli, shapes_data, *extra):
     return cli(
-        "dataset",
-        "upload",
-        "d",
-        "--app",
-        "a",
-        "--images",
-        shapes_data / "images",
-        "--masks",
-        shapes_data / "masks",
+        *mask_upload_argv(shapes_data),
         "-o",
         "json",
         *extra,

@@ -12,7 +12,7 @@ import pytest
 
 from segcli.core.errors import DependencyError, ExitCode, InvalidInputError
 
-from conftest import REPO, TINY_UNET, ok
+from conftest import REPO, TINY_UNET, mask_upload_argv, ok
 
 TINY = TINY_UNET
 
@@ -134,15 +134,7 @@ def test_reuploading_a_datasets_own_export_changes_nothing(cli, setup, tmp_path)
     pixels.save(mask_path)
     edited = ok(
         cli(
-            "dataset",
-            "upload",
-            "d",
-            "--app",
-            "a",
-            "--images",
-            changed / "images",
-            "--masks",
-            changed / "masks",
+            *mask_upload_argv(changed),
             "-o",
             "json",
         )

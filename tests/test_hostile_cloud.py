@@ -14,7 +14,7 @@ import pytest
 
 from segcli.core.errors import ExitCode
 
-from conftest import SEGCLI, ok, segcli_subprocess_env
+from conftest import SEGCLI, mask_upload_argv, ok, segcli_subprocess_env
 from fake_clarifai import fake_clarifai_server
 
 FAST = {"SEGCLI_CLARIFAI_POLL_S": "0.01", "SEGCLI_CLARIFAI_BACKOFF_S": "0.01", "SEGCLI_CLARIFAI_RETRY_S": "20"}
@@ -59,15 +59,7 @@ def test_inputs_clarifai_refuses_are_listed_and_the_rest_is_uploaded_and_labelle
     ok(cli("app", "create", "a"))
     ok(cli("dataset", "create", "d", "--app", "a"))
     argv = (
-        "dataset",
-        "upload",
-        "d",
-        "--app",
-        "a",
-        "--images",
-        five / "images",
-        "--masks",
-        five / "masks",
+        *mask_upload_argv(five),
         "-q",
         "-o",
         "json",
@@ -102,15 +94,7 @@ def test_a_batch_where_every_input_is_refused_is_reported_not_raised(cli, cloud,
     ok(cli("app", "create", "a"))
     ok(cli("dataset", "create", "d", "--app", "a"))
     done = cli(
-        "dataset",
-        "upload",
-        "d",
-        "--app",
-        "a",
-        "--images",
-        five / "images",
-        "--masks",
-        five / "masks",
+        *mask_upload_argv(five),
         "-q",
         "-o",
         "json",
@@ -147,15 +131,7 @@ def test_a_silent_connection_is_retried_within_the_budget(cloud, five, tmp_path)
     cloud.silent_calls["PostInputs"] = 1  # the first PostInputs: no answer, ever
     started = time.monotonic()
     done = segcli(
-        "dataset",
-        "upload",
-        "d",
-        "--app",
-        "a",
-        "--images",
-        five / "images",
-        "--masks",
-        five / "masks",
+        *mask_upload_argv(five),
         "-q",
         "-o",
         "json",

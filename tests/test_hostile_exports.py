@@ -21,7 +21,7 @@ from PIL import Image
 from segcli.core.errors import ExitCode
 from segcli.core.names import NAME_MAX, NamePlan, utf8_len
 
-from conftest import SEGCLI, ok, segcli_subprocess_env
+from conftest import SEGCLI, mask_upload_argv, ok, segcli_subprocess_env
 from fake_clarifai import fake_clarifai_server
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")
@@ -236,15 +236,7 @@ def test_concept_names_with_control_characters_are_refused_at_the_door(cli, tmp_
     ok(cli("dataset", "create", "d", "--app", "a"))
     before = snapshot(Path(tmp_path / "segcli-home"))
     refused = cli(
-        "dataset",
-        "upload",
-        "d",
-        "--app",
-        "a",
-        "--images",
-        shapes_data / "images",
-        "--masks",
-        shapes_data / "masks",
+        *mask_upload_argv(shapes_data),
         "--classes",
         "background,circ\nle,square,triangle",
     )
@@ -336,15 +328,7 @@ def test_sigterm_during_an_export_removes_its_staging_folder(cloud, tmp_path):
         ["app", "create", "a"],
         ["dataset", "create", "d", "--app", "a"],
         [
-            "dataset",
-            "upload",
-            "d",
-            "--app",
-            "a",
-            "--images",
-            src / "images",
-            "--masks",
-            src / "masks",
+            *mask_upload_argv(src),
             "--classes",
             "thing",
             "-q",

@@ -12,7 +12,7 @@ import pytest
 
 from segcli.core.errors import ExitCode
 
-from conftest import ok
+from conftest import mask_upload_argv, ok
 
 NON_FINITE = ("nan", "NaN", "inf", "-inf", "Infinity", "-1e999", "1e999")
 
@@ -56,15 +56,7 @@ def test_nan_on_the_command_line_is_a_usage_error_that_says_so(cli, shapes_data)
     ok(cli("app", "create", "a"))
     ok(cli("dataset", "create", "d", "--app", "a"))
     refused = cli(
-        "dataset",
-        "upload",
-        "d",
-        "--app",
-        "a",
-        "--images",
-        shapes_data / "images",
-        "--masks",
-        shapes_data / "masks",
+        *mask_upload_argv(shapes_data),
         "--max-invalid-percent",
         "nan",
     )

@@ -20,7 +20,7 @@ from PIL import Image
 from segcli.core.errors import ExitCode
 from segcli.core.names import NAME_MAX, utf8_len
 
-from conftest import SEGCLI, segcli_subprocess_env, train_argv
+from conftest import SEGCLI, mask_upload_argv, segcli_subprocess_env, train_argv
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 
@@ -47,15 +47,7 @@ def trained(tmp_path_factory, shapes_data) -> Path:
         ["app", "create", "a"],
         ["dataset", "create", "d", "--app", "a"],
         [
-            "dataset",
-            "upload",
-            "d",
-            "--app",
-            "a",
-            "--images",
-            shapes_data / "images",
-            "--masks",
-            shapes_data / "masks",
+            *mask_upload_argv(shapes_data),
             "--classes",
             f"background,{EMOJI},square,triangle",
             "-q",
@@ -147,15 +139,7 @@ def test_a_terminal_that_cannot_encode_a_concept_gets_escapes_not_errors(home, s
     escaped = "c\\U0001f600rcle"
     ok_runs = {
         "upload": [
-            "dataset",
-            "upload",
-            "d",
-            "--app",
-            "a",
-            "--images",
-            shapes_data / "images",
-            "--masks",
-            shapes_data / "masks",
+            *mask_upload_argv(shapes_data),
             "--classes",
             f"background,{EMOJI},square,triangle",
         ],

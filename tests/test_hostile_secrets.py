@@ -15,7 +15,7 @@ import pytest
 from segcli.core.errors import ExitCode, NotFoundError, UnavailableError
 from segcli.core.safefetch import fetch
 
-from conftest import ok
+from conftest import mask_upload_argv, ok
 from fake_clarifai import TrainingPlan, make_fixture
 from fake_clarifai.http_files import FileServer
 
@@ -54,15 +54,7 @@ def test_a_redirected_hosted_image_download_sends_no_pat_to_the_other_host(
     ok(cli("dataset", "create", "d", "--app", "a"))
     ok(
         cli(
-            "dataset",
-            "upload",
-            "d",
-            "--app",
-            "a",
-            "--images",
-            shapes_data / "images",
-            "--masks",
-            shapes_data / "masks",
+            *mask_upload_argv(shapes_data),
             "-q",
         )
     )
@@ -84,15 +76,7 @@ def test_a_redirected_training_log_sends_no_pat_to_the_other_host(
         ["app", "create", "a"],
         ["dataset", "create", "d", "--app", "a"],
         [
-            "dataset",
-            "upload",
-            "d",
-            "--app",
-            "a",
-            "--images",
-            shapes_data / "images",
-            "--masks",
-            shapes_data / "masks",
+            *mask_upload_argv(shapes_data),
             "-q",
         ],
         ["model", "create", "m", "--app", "a"],

@@ -18,7 +18,7 @@ import pytest
 
 from segcli.core.errors import ExitCode
 
-from conftest import SEGCLI, segcli_subprocess_env, train_argv
+from conftest import SEGCLI, mask_upload_argv, segcli_subprocess_env, train_argv
 from storecheck import snapshot
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
@@ -73,15 +73,7 @@ def test_special_files_in_a_mask_folder_are_listed_with_their_reason(store, shap
     before = snapshot(store)
     done = run(
         store,
-        "dataset",
-        "upload",
-        "d",
-        "--app",
-        "a",
-        "--images",
-        data / "images",
-        "--masks",
-        data / "masks",
+        *mask_upload_argv(data),
         "-q",
         "-o",
         "json",
@@ -98,15 +90,7 @@ def test_special_files_in_a_mask_folder_are_listed_with_their_reason(store, shap
     assert snapshot(store) == before
     allowed = run(
         store,
-        "dataset",
-        "upload",
-        "d",
-        "--app",
-        "a",
-        "--images",
-        data / "images",
-        "--masks",
-        data / "masks",
+        *mask_upload_argv(data),
         "--max-invalid-percent",
         "50",
         "-q",
@@ -186,15 +170,7 @@ def trained(tmp_path_factory, shapes_data) -> Path:
         ["app", "create", "a"],
         ["dataset", "create", "d", "--app", "a"],
         [
-            "dataset",
-            "upload",
-            "d",
-            "--app",
-            "a",
-            "--images",
-            shapes_data / "images",
-            "--masks",
-            shapes_data / "masks",
+            *mask_upload_argv(shapes_data),
             "-q",
         ],
         ["model", "create", "m", "--app", "a"],

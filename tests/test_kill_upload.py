@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SEGCLI, segcli_subprocess_env
+from conftest import SEGCLI, mask_upload_argv, segcli_subprocess_env
 
 
 @pytest.fixture(scope="module")
@@ -101,15 +101,7 @@ def _kill_then_rerun(home, data, rng: random.Random) -> bool:
     killed = _kill_during_upload(env, data, rng)
     final = _segcli(
         env,
-        "dataset",
-        "upload",
-        "d",
-        "--app",
-        "a",
-        "--images",
-        data / "images",
-        "--masks",
-        data / "masks",
+        *mask_upload_argv(data),
         "-o",
         "json",
     )
@@ -130,15 +122,7 @@ def test_kill_and_rerun_upload(tmp_path, big_shapes):
     env = segcli_subprocess_env(tmp_path / "home0")
     again = _segcli(
         env,
-        "dataset",
-        "upload",
-        "d",
-        "--app",
-        "a",
-        "--images",
-        big_shapes / "images",
-        "--masks",
-        big_shapes / "masks",
+        *mask_upload_argv(big_shapes),
         "-o",
         "json",
     )

@@ -22,7 +22,7 @@ import pytest
 
 from segcli.core.errors import ExitCode
 
-from conftest import SEGCLI, segcli_subprocess_env, stored_bytes
+from conftest import SEGCLI, mask_upload_argv, segcli_subprocess_env, stored_bytes
 
 FAULT, OK = ExitCode.ENVIRONMENT, ExitCode.OK
 
@@ -41,15 +41,7 @@ def commands(data: Path) -> dict[str, list]:
     return {
         "app list": ["app", "list"],
         "dataset upload": [
-            "dataset",
-            "upload",
-            "d",
-            "--app",
-            "a",
-            "--images",
-            data / "images",
-            "--masks",
-            data / "masks",
+            *mask_upload_argv(data),
             "-q",
         ],
         "train": ["train", "--model", "m", "--app", "a", "--dataset", "d", "--set", "num_epochs=1", "--no-wait"],

@@ -21,7 +21,7 @@ from pycocotools import mask as mask_utils
 
 from segcli.core.errors import ExitCode
 
-from conftest import stored_bytes
+from conftest import mask_upload_argv, stored_bytes
 from storecheck import snapshot
 
 # pycocotools 2.0.x + numpy 2 warn on every decode; not ours to fix.
@@ -152,15 +152,7 @@ def store(cli):
 
 def upload_masks(cli, root: Path, *extra):
     return cli(
-        "dataset",
-        "upload",
-        "d",
-        "--app",
-        "a",
-        "--images",
-        root / "images",
-        "--masks",
-        root / "masks",
+        *mask_upload_argv(root),
         "-o",
         "json",
         *extra,

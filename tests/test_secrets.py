@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, mask_upload_argv
 from fake_clarifai import TrainingPlan, make_fixture
 
 PAT = "pat-known-secret-31415926535"
@@ -50,15 +50,7 @@ def test_pat_leaks_nowhere_across_command_groups(cli, fake, monkeypatch, shapes_
         [
             "--backend",
             "clarifai",
-            "dataset",
-            "upload",
-            "d",
-            "--app",
-            "a",
-            "--images",
-            shapes_data / "images",
-            "--masks",
-            shapes_data / "masks",
+            *mask_upload_argv(shapes_data),
             "-o",
             "json",
         ],

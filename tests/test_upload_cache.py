@@ -20,7 +20,7 @@ from PIL import Image
 
 from segcli.core.stamps import RACY_COARSE_NS, RACY_FINE_NS, Stamp
 
-from conftest import poll, stored_image
+from conftest import mask_upload_argv, poll, stored_image
 from storecheck import snapshot
 
 N = 12  # items in shapes_data
@@ -280,15 +280,7 @@ def test_refused_and_dry_runs_stage_nothing_that_stays(cli, app_ds, data, segcli
     (data / "masks" / "00001.png").write_bytes(b"not a png")
     before = snapshot(segcli_home)
     dry = cli(
-        "dataset",
-        "upload",
-        "d",
-        "--app",
-        "a",
-        "--images",
-        data / "images",
-        "--masks",
-        data / "masks",
+        *mask_upload_argv(data),
         "--dry-run",
         "-o",
         "json",
