@@ -167,7 +167,6 @@ def fold_input_affine(model: "onnx.ModelProto", start: str, shifted: str) -> boo
         for t in node.input:
             readers.setdefault(t, []).append(node)
     outputs = {o.name for o in g.output}
-    constants = _static_values(model, {t for n in g.node if n.op_type in _AFFINE_OPS for t in n.input})
     conv = None
     chain, tensor, ops = [], start, []
     while True:
@@ -184,18 +183,21 @@ def fold_input_affine(model: "onnx.ModelProto", start: str, shifted: str) -> boo
             return False
         side = 0 if node.input[0] == tensor else 1
         other = node.input[1 - side]
-        if other not in constants or (side == 1 and node.op_type in ("Sub", "Div")):
+        if side == 1 and node.op_type in ("Sub", "Div"):
             return False  # only x op c (and c + x, c * x)
         chain.append(node)
-        ops.append((node.op_type, constants[other]))
+        ops.append((node.op_type, other))
         tensor = node.output[0]
     if not chain or _attr(conv, "group", 1) != 1 or conv.input[1] not in inits:
         return False
+    constants = _static_values(model, {other for _, other in ops})  # only the chain's operands
+    if any(other not in constants for _, other in ops):
+        return False  # an operand computed from the image: not an affine map
     weight = numpy_helper.to_array(inits[conv.input[1]]).astype(np.float64)
     channels = weight.shape[1]
     a, b = np.ones(channels), np.zeros(channels)
-    for op, value in ops:
-        c = _per_channel(value, channels)
+    for op, other in ops:
+        c = _per_channel(constants[other], channels)
         if c is None:
             return False
         if op == "Mul":
