@@ -20,9 +20,11 @@ Goal: int8 predict >= 1.6x the anchor's images/s, held-out mIoU within 0.01 of f
    relative to float32's in the same run, held-out mIoU. engine/precision.INT8 is the choice.
 6. --openvino: OpenVINO's CPU plugin vs ONNX Runtime's CPU provider on the same exported file
    and the same batches (fp32, and the int8 QDQ export), alternated.
+7. --lanes: the engine's model runs over the N images in batches of 8, one at a time on its
+   all-cores session vs side by side in lanes (engine/onnx_predict.LANES), per precision, alternated.
 
 Usage: python bench/bench_precision.py [--n 400] [--rounds 2] [--demo-home DIR] [--recipes]
-       [--openvino] [--skip-other]
+       [--openvino] [--lanes] [--skip-other] [--skip-speed]
 """
 
 from __future__ import annotations
@@ -303,6 +305,46 @@ def openvino_vs_ort(env: dict, tmp: Path, onnx_file: Path, batches: list, rounds
     print(f"  for reference: ORT on the int8 file / ORT fp32: {ort8:.2f}x", flush=True)
 
 
+def lanes_vs_one(env: dict, images: Path, rounds: int) -> None:
+    """The engine's model runs (OnnxPredictor.run on prepared batches of 8, as predict runs them)
+    one at a time on the all-cores session vs side by side in lanes, alternated, per precision."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    from PIL import Image
+
+    from segcli.engine.onnx_predict import OnnxPredictor
+
+    mdir = model_dir(env)
+    pictures = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(images.iterdir())]
+    print(f"\nlanes: the engine's runs over {len(pictures)} images, batch 8, one at a time vs side by side", flush=True)
+    for p in PRECISIONS:  # the graphs exist: speed()'s warm-up built them, or an earlier run
+        engine = OnnxPredictor.load(mdir, precision_name=p)
+        prepared = [engine.prepare(pictures[i : i + 8], 8) for i in range(0, len(pictures), 8)]
+        lanes = engine.open_lanes(len(prepared))
+        with ThreadPoolExecutor(lanes) as pool:
+
+            def side_by_side() -> float:
+                start = time.perf_counter()
+                list(pool.map(lambda b: engine.run(b, lane=True), prepared))
+                return len(pictures) / (time.perf_counter() - start)
+
+            def one_at_a_time() -> float:
+                start = time.perf_counter()
+                for b in prepared:
+                    engine.run(b)
+                return len(pictures) / (time.perf_counter() - start)
+
+            side_by_side(), one_at_a_time()  # warm-up: every session's first run
+            pairs = [(one_at_a_time(), side_by_side()) for _ in range(rounds)]
+        ratio = statistics.median(b / a for a, b in pairs)
+        print(
+            f"  {p}: one at a time {statistics.median(a for a, _ in pairs):.1f} img/s, {lanes} lanes "
+            f"{statistics.median(b for _, b in pairs):.1f} img/s -> {ratio:.2f}x (load {load_line()})",
+            flush=True,
+        )
+
+
 def other_dataset(tmp: Path) -> None:
     """A segcli_UNet trained on bench/bigscene.py data: fp32 vs int8 eval on its test images."""
     import subprocess
@@ -389,6 +431,7 @@ def main() -> None:
     parser.add_argument("--demo-home", help="a SEGCLI_HOME where `segcli demo` already ran")
     parser.add_argument("--recipes", action="store_true")
     parser.add_argument("--openvino", action="store_true")
+    parser.add_argument("--lanes", action="store_true")
     parser.add_argument("--skip-other", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
@@ -434,6 +477,8 @@ def main() -> None:
                 openvino_vs_ort(env, tmp, s["onnx_file"], s["batches"], args.rounds)
         elif args.openvino:
             raise SystemExit("--openvino needs the speed part (drop --skip-speed)")
+        if args.lanes:
+            lanes_vs_one(env, images, args.rounds)
         if not args.skip_other:
             other_dataset(tmp)
     print(f"load average after: {load_line()}")

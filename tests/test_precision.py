@@ -18,6 +18,8 @@ from conftest import ok, tamper_normalisation, train_argv
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 pytest.importorskip("onnxruntime.quantization", reason="needs onnxruntime")
 
+from segcli.engine.onnx_predict import lane_count  # noqa: E402
+
 TRAIN = train_argv("--set", "num_epochs=2", "--set", "val_percent=25")
 
 
@@ -159,10 +161,16 @@ def test_benchmark_json_shape(cli, home, monkeypatch):
         assert "error" not in row, row
         assert row["ms_per_image"] > 0 and row["images_per_s"] > 0 and row["peak_rss_mb"] > 0
         assert 0.0 <= row["mIoU"] <= 1.0
+        assert row["lanes"] == 1  # 3 images: one batch
     onnx32, torch32 = doc["rows"][0], doc["rows"][3]
     assert abs(onnx32["mIoU"] - torch32["mIoU"]) < 1e-3  # the same model, two engines
     shown = ok(cli("model", "show", "m", "--app", "a", "-o", "json")).json()["model_versions"][0]
     assert set(shown["precision_mIoU"]) == {"fp32", "fp16", "int8"}  # held-out numbers recorded
+    # 12 images, two batches: the ONNX Runtime rows run them side by side, as predict would
+    on_d = ok(cli("benchmark", "--model", "m", "--app", "a", "--dataset", "d", "-o", "json", "-q")).json()
+    assert on_d["images"] == 12
+    assert [r["lanes"] for r in on_d["rows"]] == [lane_count(2)] * 3 + [1]
+    assert abs(on_d["rows"][0]["mIoU"] - on_d["rows"][3]["mIoU"]) < 1e-3
     table = ok(cli("benchmark", "--model", "m", "--app", "a", "--dataset", "d", "-q"))
     assert "images/s" in table.out.lower() and "int8" in table.out
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segcli.core.segmentation import SegResult, StagedSegmenter
+from segcli.core.segmentation import LanedSegmenter, SegResult, StagedSegmenter
 from segcli.services.predict import _run
 
 CLASSES = ["background", "bright"]
@@ -57,6 +57,24 @@ class _Staged(_Plain):
         return np.asarray([1.0, 0.9], np.float32)
 
 
+class _Laned(_Staged):
+    """A LanedSegmenter (as the ONNX Runtime engine): two lanes for a job of two batches or more."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list = []  # open_lanes' arguments
+        self.lane_flags: set[bool] = set()
+
+    def open_lanes(self, runs=None):
+        self.asked.append(runs)
+        return 2 if runs is None or runs >= 2 else 1
+
+    def run(self, prepared, lane=False):
+        with self.lock:
+            self.lane_flags.add(lane)
+        return super().run(prepared)
+
+
 @pytest.fixture
 def folder(tmp_path):
     rng = np.random.default_rng(3)
@@ -89,6 +107,24 @@ def test_staged_engine_prepares_in_decode_threads_and_scores_in_writers(folder, 
     assert engine.threads == {main}  # the model: one thread, the caller's
     assert engine.prepare_threads and main not in engine.prepare_threads
     assert engine.score_threads and all(t.startswith("segcli-write") for t in engine.score_threads)
+    _check_output(tmp_path / "out", folder, warnings)
+
+
+def test_laned_engine_runs_each_batch_in_the_thread_that_decoded_it(folder, tmp_path):
+    engine, warnings = _Laned(), []
+    assert isinstance(engine, LanedSegmenter)
+    _run(engine, folder, [], tmp_path / "out", 0.05, 4, "off", warnings.append)
+    assert engine.asked == [6]  # 21 images in batches of 4
+    assert engine.lane_flags == {True}
+    assert engine.threads == engine.prepare_threads and threading.current_thread().name not in engine.threads
+    _check_output(tmp_path / "out", folder, warnings)
+
+
+def test_laned_engine_with_one_batch_runs_it_in_the_callers_thread(folder, tmp_path):
+    engine, warnings = _Laned(), []
+    _run(engine, folder, [], tmp_path / "out", 0.05, 32, "off", warnings.append)
+    assert engine.asked == [1] and engine.lane_flags == {False}
+    assert engine.threads == {threading.current_thread().name}
     _check_output(tmp_path / "out", folder, warnings)
 
 

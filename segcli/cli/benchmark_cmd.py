@@ -40,15 +40,16 @@ def benchmark(
     """Speed, memory and mIoU of a trained version per engine x precision.
 
     One row per engine x precision (ONNX Runtime fp32, fp16, int8; torch fp32): ms per image and
-    images/s of the model on decoded images in memory (batches of 8, after a warm-up), the peak
-    RSS of the process that ran it, and mIoU on the same images. Each runs in its own process.
+    images/s of the model on decoded images in memory (batches of 8, after a warm-up; run side by
+    side in lanes, one per core up to 2, as predict runs them), the peak RSS of the process that
+    ran it, and mIoU on the same images. Each runs in its own process.
     Without --dataset the images are those the version held out from training; those mIoUs are
     recorded with the version (segcli model show). Local backend only: a cloud serves its own
     models (exit 4).
 
     -o json: {"model_id", "version_id", "images", "split", "dataset_id", "dataset_version_id",
     "batch_size", "cpus", "load_average", "rows": [{"engine", "precision", "ms_per_image",
-    "images_per_s", "peak_rss_mb", "mIoU", "passes"} or {"engine", "precision", "error"}]}.
+    "images_per_s", "peak_rss_mb", "mIoU", "passes", "lanes"} or {"engine", "precision", "error"}]}.
 
     \b
     Examples:

@@ -79,3 +79,14 @@ class StagedSegmenter(Protocol):
     def run(self, prepared: Any) -> list[SegResult]:
         """The model on prepared batches: one SegResult per image, in order."""
         ...
+
+
+@runtime_checkable
+class LanedSegmenter(StagedSegmenter, Protocol):
+    """A StagedSegmenter that can run several prepared batches side by side (lanes), each on a
+    share of the cores: `open_lanes(runs)` says how many threads may call `run(prepared,
+    lane=True)` at once for a job of that many batches (None: a stream of unknown length)."""
+
+    def open_lanes(self, runs: Optional[int] = None) -> int: ...
+
+    def run(self, prepared: Any, lane: bool = False) -> list[SegResult]: ...

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, Iterator, NamedTuple, Optional
 
 import numpy as np
 
@@ -45,11 +48,11 @@ def cache_key(model_dir: Path, graph_format: str = onnx_graph.PREDICT_FORMAT) ->
     return hashlib.sha256(f"{graph_format}:{artifacts.weights_key(model_dir)}".encode()).hexdigest()
 
 
-def session_options():
+def session_options(threads: Optional[int] = None):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = usable_cpus()
+    opts.intra_op_num_threads = threads or usable_cpus()
     # Intra-op threads spin (wait for the next operator's work without sleeping): six
     # alternated runs of predict on 400 images at 256 px (2 cores) took 23.6-24.8 s against
     # 24.4-26.6 s with sleeping threads, whose wake-up between the graph's many small
@@ -59,10 +62,51 @@ def session_options():
     return opts
 
 
-def _open(source):
+def _open(source, threads: Optional[int] = None):
     import onnxruntime as ort
 
-    return ort.InferenceSession(source, sess_options=session_options(), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(source, sess_options=session_options(threads), providers=["CPUExecutionProvider"])
+
+
+# Lanes: a job of several batches runs two of them side by side, each on half the cores, rather
+# than one at a time on all of them. The graph's operators are small (the demo's int8 graph: 512
+# nodes, a batch of 8 at 192 px in ~25 ms): split across threads, each pays a hand-over and
+# leaves cores waiting on the ones that do not split; two single-threaded runs side by side keep
+# both cores of a 2-core machine busy. The int8 demo graph: 415-418 img/s against 230-334 for
+# one two-threaded session; fp32 234 against 153 (bench/RESULTS.md, Lanes). The lanes' sessions
+# do not spin (one thread: no pool), which also leaves the writer threads their cycles. Two,
+# not one per core: each lane holds a batch in flight.
+LANES = 2
+WHOLE, TILED = "whole", "tiles"  # which graph's lane sessions: whole images, sliding windows
+
+
+def lane_count(runs: Optional[int]) -> int:
+    """How many threads should call `run(prepared, lane=True)` at once for a job of `runs`
+    batches (None: a stream of unknown length, as a server's): LANES when there is more than
+    one batch and a core for each lane, else 1."""
+    return LANES if (runs is None or runs >= LANES) and usable_cpus() >= LANES else 1
+
+
+class _LaneSessions:
+    """Sessions on one graph for runs made side by side: each lane takes one for a run and gives
+    it back. With one thread a lane, one session serves all of them (ONNX Runtime's Run may be
+    called from several threads at once, and a single-threaded session computes in its caller's
+    thread); with more, each lane has its own session and thread pool."""
+
+    def __init__(self, data: bytes, lanes: int) -> None:
+        threads = max(1, usable_cpus() // lanes)
+        shared = _open(data, 1) if threads == 1 else None
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(lanes):
+            self._free.put(shared or _open(data, threads))
+
+    @contextmanager
+    def session(self) -> Iterator:
+        session = self._free.get()
+        try:
+            yield session
+        finally:
+            self._free.put(session)
 
 
 class _Graph(NamedTuple):
@@ -87,11 +131,16 @@ Calibration = Callable[[], list]
 
 def load_session(
     model_dir: Path, notify: Optional[Notify] = None, graph: _Graph = PREDICT, calibration: Optional[Calibration] = None
-):
-    """A session on a cached graph, building (and caching) it when missing or stale."""
+) -> tuple:
+    """(session, graph bytes) on a cached graph, building (and caching) it when missing or stale.
+    The bytes open more sessions (lanes) without reading or checking the file again."""
     model_dir = Path(model_dir)
     key = cache_key(model_dir, graph.format)
-    return _cached_session(model_dir, key, graph.name) or _open(_build(model_dir, key, notify, graph, calibration))
+    cached = _cached_session(model_dir, key, graph.name)
+    if cached is not None:
+        return cached
+    data = _build(model_dir, key, notify, graph, calibration)
+    return _open(data), data
 
 
 def graph_bytes(
@@ -125,8 +174,8 @@ RECORD_SUFFIX = ".json"  # model.onnx.json: {"key", "sha256"} of the cached grap
 RECORD_NAME = CACHE_NAME + RECORD_SUFFIX
 
 
-def _cached_session(model_dir: Path, key: str, name: str = CACHE_NAME):
-    """A session on a cached graph when it was built for `key` and its bytes are the ones
+def _cached_session(model_dir: Path, key: str, name: str = CACHE_NAME) -> Optional[tuple]:
+    """(session, bytes) of a cached graph when it was built for `key` and its bytes are the ones
     recorded when it was written, else None (rebuilt by the caller). The graph's own hash is
     checked, not only the key in its metadata: a graph edited or damaged after it was cached
     (metadata intact) is never run."""
@@ -138,7 +187,7 @@ def _cached_session(model_dir: Path, key: str, name: str = CACHE_NAME):
         built_for = session.get_modelmeta().custom_metadata_map.get("segcli.key")
     except Exception:  # noqa: BLE001 - missing, truncated, foreign or damaged: rebuilt by the caller
         return None
-    return session if built_for == key else None
+    return (session, data) if built_for == key else None
 
 
 def _cached_bytes(model_dir: Path, key: str, name: str) -> Optional[bytes]:
@@ -213,8 +262,10 @@ class OnnxPredictor:
         tile="auto",
         overlap: Optional[float] = None,
         precision_name: str = "fp32",
+        graph: Optional[bytes] = None,
     ):
         self.session, self.config, self.version_id = session, config, version_id
+        self._graph = graph  # the predict graph's bytes: lanes open their sessions from them
         # Whole images run the predict graph in this precision; sliding windows (the tile
         # graph) stay float32: blending needs the logits themselves.
         self.precision = precision_name
@@ -222,7 +273,10 @@ class OnnxPredictor:
         self.geometry = Geometry.from_config(config)
         self.tile, self.overlap = tile, overlap
         self._model_dir, self._notify = model_dir, notify
-        self._tiles = None  # the tile graph's session, opened when an image first needs it
+        self._tiles: Optional[tuple] = None  # the tile graph's (session, bytes), opened when an image first needs it
+        self._lanes: dict[str, _LaneSessions] = {}  # graph name -> lane sessions (open_lanes)
+        self._lane_count = 1
+        self._opening = threading.Lock()  # two lanes meeting their first big image open the tile graph once
 
     @classmethod
     def load(
@@ -236,17 +290,36 @@ class OnnxPredictor:
         calibration: Optional[Calibration] = None,
     ) -> "OnnxPredictor":
         config = artifacts.config_of(model_dir)
-        session = load_session(model_dir, notify, BY_PRECISION[precision_name], calibration)
-        return cls(session, config, version_id, Path(model_dir), notify, tile, overlap, precision_name)
+        session, graph = load_session(model_dir, notify, BY_PRECISION[precision_name], calibration)
+        return cls(session, config, version_id, Path(model_dir), notify, tile, overlap, precision_name, graph)
 
-    def _infer(self, windows: np.ndarray, out_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """engine/tiling's infer on the tile graph (built and cached on first use)."""
-        if self._tiles is None:
-            self._tiles = load_session(self._model_dir, self._notify, TILES)
-        logits, raw = self._tiles.run(
-            [onnx_graph.OUTPUT, onnx_graph.RAW_OUTPUT],
-            {onnx_graph.PRED_IMAGE: windows, onnx_graph.PRED_SIZE: np.asarray(out_hw, np.int64)},
-        )
+    def open_lanes(self, runs: Optional[int] = None) -> int:
+        """Get ready for a job of `runs` batches (None: a stream) run side by side: how many
+        threads may call `run(prepared, lane=True)` at once (lane_count; 1: run them one at a
+        time, as usual). Call before those threads start."""
+        lanes = lane_count(runs) if self._graph is not None else 1
+        if lanes > 1 and WHOLE not in self._lanes:
+            self._lanes[WHOLE] = _LaneSessions(self._graph, lanes)  # type: ignore[arg-type]
+        self._lane_count = max(self._lane_count, lanes)
+        return lanes
+
+    def _tile_session(self, lane: bool):
+        """The tile graph's session for a run, or its lane sessions' pool (built and cached on
+        first use; opened once however many lanes ask at the same time)."""
+        with self._opening:
+            if self._tiles is None:
+                self._tiles = load_session(self._model_dir, self._notify, TILES)
+            if lane and TILED not in self._lanes:
+                self._lanes[TILED] = _LaneSessions(self._tiles[1], self._lane_count)
+        return self._lanes[TILED].session() if lane else nullcontext(self._tiles[0])
+
+    def _infer(self, windows: np.ndarray, out_hw: tuple[int, int], lane: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """engine/tiling's infer on the tile graph."""
+        with self._tile_session(lane) as session:
+            logits, raw = session.run(
+                [onnx_graph.OUTPUT, onnx_graph.RAW_OUTPUT],
+                {onnx_graph.PRED_IMAGE: windows, onnx_graph.PRED_SIZE: np.asarray(out_hw, np.int64)},
+            )
         return logits, raw
 
     def predict(self, images: list[np.ndarray], batch_size: int = 8) -> list[SegResult]:
@@ -279,15 +352,20 @@ class OnnxPredictor:
                 runs.append((idx, batch, np.asarray((h, w), np.int64)))
         return _Prepared(len(images), runs, special, batch_size)
 
-    def run(self, prepared: "_Prepared") -> list[SegResult]:
+    def run(self, prepared: "_Prepared", lane: bool = False) -> list[SegResult]:
+        """The model on prepared batches. `lane`: this call is one of several made side by side
+        (after open_lanes), on the lane sessions."""
+        lane = lane and WHOLE in self._lanes
+        infer = partial(self._infer, lane=lane)
         out: list = [None] * prepared.count
         for i, path, resized, hw in prepared.special:
-            out[i] = prepare.run_special(path, resized, hw, len(self.classes), self._infer, prepared.batch_size)
+            out[i] = prepare.run_special(path, resized, hw, len(self.classes), infer, prepared.batch_size)
         for idx, batch, size in prepared.runs:
-            label, prob = self.session.run(
-                [onnx_graph.PRED_LABEL, onnx_graph.PRED_PROB],
-                {onnx_graph.PRED_IMAGE: batch, onnx_graph.PRED_SIZE: size},
-            )
+            with self._lanes[WHOLE].session() if lane else nullcontext(self.session) as session:
+                label, prob = session.run(
+                    [onnx_graph.PRED_LABEL, onnx_graph.PRED_PROB],
+                    {onnx_graph.PRED_IMAGE: batch, onnx_graph.PRED_SIZE: size},
+                )
             for j, i in enumerate(idx):
                 # The scores (two bincounts, ~0.5 ms an image) are computed by whoever reads
                 # them first: predict's writer threads, while the session runs the next batch.

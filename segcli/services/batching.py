@@ -1,20 +1,22 @@
 """Dynamic batching: images handed in one at a time from many threads, run by the model in
 batches, as `segcli predict`'s pipeline runs a folder (services/predict.py).
 
-Two threads, the same split as predict: the collector takes the first waiting image, then every
+Two kinds of thread, the same split as predict: the collector takes the first waiting image, then every
 image already waiting and, while the batch is short and `on_the_way()` says more images are
 coming (requests being read or decoded), those arriving within `max_wait_s` of the first (the
 bounded wait; a lone request does not wait at all), up to `max_batch` images and `batch_pixels`
 pixels (a larger image goes alone); it prepares the batch for the model where
-the engine allows (StagedSegmenter: checks, resizing, stacking) and hands it over. The runner
-only runs the model, one batch at a time, and resolves each image's Future with its SegResult.
-While the runner works, the next batch is gathered and prepared, and what arrives meanwhile
-waits for the batch after: under load batches fill by themselves, without any wait.
+the engine allows (StagedSegmenter: checks, resizing, stacking) and hands it over. A runner
+only runs the model, one batch at a time, and resolves each image's Future with its SegResult;
+there is one runner per lane where the engine runs batches side by side (LanedSegmenter, as
+predict does), else one. While the runners work, the next batch is gathered and prepared, and
+what arrives meanwhile waits for the batch after: under load batches fill by themselves,
+without any wait.
 
 A lone image (nothing queued, nothing on its way, the model free) runs at once in the thread
 that submits it: the two hand-overs between threads are what a single request would pay on a
-busy machine, each waiting for a core (bench/RESULTS.md, Serve). The model lock keeps the one
-model run at a time either way.
+busy machine, each waiting for a core (bench/RESULTS.md, Serve). The model semaphore keeps at
+most one model run a lane either way.
 
 No numpy or web import here: images are whatever the segmenter takes.
 """
@@ -27,7 +29,7 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable, NamedTuple, Optional
 
-from segcli.core.segmentation import StagedSegmenter
+from segcli.core.segmentation import LanedSegmenter, StagedSegmenter
 
 _STOP = object()
 WAIT_SLICE_S = 0.0005
@@ -55,18 +57,21 @@ class Batcher:
         self._on_the_way = on_the_way or (lambda: 1)  # not told: always worth waiting for
         self.max_batch, self.max_wait_s, self.batch_pixels = max_batch, max_wait_s, batch_pixels
         self._staged = isinstance(segmenter, StagedSegmenter)
+        # Lanes (engine/onnx_predict.LANES): where the engine runs batches side by side, as many
+        # runners, each taking the next prepared batch.
+        self._lanes = segmenter.open_lanes(None) if isinstance(segmenter, LanedSegmenter) else 1
         self._inbox: queue.Queue = queue.Queue()
-        # One prepared batch waits while the runner runs another: preparing overlaps the model.
+        # One prepared batch waits while the runners run others: preparing overlaps the model.
         self._ready: queue.Queue = queue.Queue(maxsize=1)
         self._lock = threading.Lock()
-        self._model = threading.Lock()  # held while the model runs (runner or a lone submit)
+        # A slot taken while the model runs (a runner or a lone submit): one per lane.
+        self._model = threading.Semaphore(self._lanes)
         self._pending = 0  # submitted to the threads, not yet answered
         self._closed = False
         self.batches = 0  # how many model runs, and how many images they took:
         self.images = 0  # bench_serve prints the mean batch size
-        self._threads = [
-            threading.Thread(target=self._collect, name="segcli-serve-batch", daemon=True),
-            threading.Thread(target=self._run, name="segcli-serve-model", daemon=True),
+        self._threads = [threading.Thread(target=self._collect, name="segcli-serve-batch", daemon=True)] + [
+            threading.Thread(target=self._run, name=f"segcli-serve-model-{n}", daemon=True) for n in range(self._lanes)
         ]
         for thread in self._threads:
             thread.start()
@@ -89,8 +94,7 @@ class Batcher:
             future.set_exception(exc)
         finally:
             self._model.release()
-        self.batches += 1
-        self.images += 1
+        self._count(1)
         return future
 
     def close(self) -> None:
@@ -102,7 +106,7 @@ class Batcher:
         for thread in self._threads:
             thread.join()
 
-    # -- the two threads ---------------------------------------------------------------------
+    # -- the threads ---------------------------------------------------------------------------
     def _collect(self) -> None:
         carry: Optional[_Entry] = None
         stopping = False
@@ -141,6 +145,11 @@ class Batcher:
         with self._lock:
             self._pending -= count
 
+    def _count(self, images: int) -> None:
+        with self._lock:
+            self.batches += 1
+            self.images += images
+
     def _prepare(self, batch: list[_Entry]) -> Any:
         if not self._staged:
             return None
@@ -153,6 +162,7 @@ class Batcher:
         while True:
             handed = self._ready.get()
             if handed is _STOP:
+                self._ready.put(_STOP)  # for the other runners
                 return
             batch, prepared = handed
             try:
@@ -160,7 +170,7 @@ class Batcher:
                     raise prepared
                 with self._model:
                     results = (
-                        self.segmenter.run(prepared)
+                        (self.segmenter.run(prepared, lane=True) if self._lanes > 1 else self.segmenter.run(prepared))
                         if self._staged
                         else self.segmenter.predict([e.image for e in batch], self.max_batch)
                     )
@@ -170,7 +180,6 @@ class Batcher:
                     entry.future.set_exception(exc)
                 continue
             self._answered(len(batch))
-            self.batches += 1
-            self.images += len(batch)
+            self._count(len(batch))
             for entry, result in zip(batch, results):
                 entry.future.set_result(result)

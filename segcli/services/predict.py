@@ -37,7 +37,7 @@ from segcli.core.errors import InvalidInputError, NotFoundError
 from segcli.core.faults import cannot_write
 from segcli.core.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from segcli.core.ordered import OrderedBudget, ordered_map
-from segcli.core.segmentation import SegResult, StagedSegmenter
+from segcli.core.segmentation import LanedSegmenter, SegResult, StagedSegmenter
 from segcli.render.progress import Counter
 
 IMAGE_EXTS = frozenset(IMAGE_SUFFIXES)
@@ -306,10 +306,16 @@ def _run(
     plan = plan_batches(pixels, batch_size)
     budget = OrderedBudget(BUDGET_PIXELS)
 
-    def load_batch(b: int) -> tuple[list, list, Any]:
+    # Lanes (engine/onnx_predict.LANES): where the engine runs batches side by side, each decode
+    # thread also runs the model on the batch it decoded, and this thread only hands results to
+    # the writer, in order.
+    lanes = segmenter.open_lanes(len(plan)) if isinstance(segmenter, LanedSegmenter) else 1
+
+    def load_batch(b: int) -> tuple[list, list, Any, Optional[list]]:
         """Batch b decoded and, where the engine allows, prepared for the model (resized,
-        stacked): in a decode thread, so that this thread only feeds the model. Waits for
-        room in the budget first (given back as each image is written)."""
+        stacked), and with lanes its results: in a decode thread, so that this thread only
+        feeds the model (or the writer). Waits for room in the budget first (given back as each
+        image is written)."""
         budget.acquire(b, sum(pixels[i] for i in plan[b]))
         loaded = [load_rgb(images[i]) + (pixels[i],) for i in plan[b]]
         for entry in loaded:
@@ -317,22 +323,29 @@ def _run(
                 budget.release(entry[3])
         good = [entry for entry in loaded if entry[1] is not None]
         prepared = segmenter.prepare([g[1] for g in good], batch_size) if staged and good else None
-        return loaded, good, prepared
+        results = segmenter.run(prepared, lane=True) if lanes > 1 and good else None
+        return loaded, good, prepared, results
 
     with PredictionWriter(
         out_dir, segmenter.classes, threshold=threshold, workers=cpus, class_order=class_order, drafts=drafts
     ) as writer:
         with Counter("predicting", len(images), progress_mode) as counter:
-            batches = ordered_map(load_batch, len(plan), min(2, cpus), ahead=2)
+            if lanes > 1:
+                batches = ordered_map(load_batch, len(plan), lanes, ahead=lanes + 1)
+            else:
+                batches = ordered_map(load_batch, len(plan), min(2, cpus), ahead=2)
             try:
-                for loaded, good, prepared in batches:
+                for loaded, good, prepared, results in batches:
                     for path, _, why, _ in (entry for entry in loaded if entry[1] is None):
                         warn(f"skipped {path}: {why}")
                         writer.skip(str(path), why)
                     if good:
-                        results = (
-                            segmenter.run(prepared) if staged else segmenter.predict([g[1] for g in good], batch_size)
-                        )
+                        if results is None:
+                            results = (
+                                segmenter.run(prepared)
+                                if staged
+                                else segmenter.predict([g[1] for g in good], batch_size)
+                            )
                         for (path, image, _, px), result in zip(good, results):
                             # Scores are read in the writer thread (an engine may compute them there).
                             writer.submit_image(

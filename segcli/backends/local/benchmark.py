@@ -1,9 +1,10 @@
 """`segcli benchmark`'s measurement on the local engine: one version in one engine x precision, in
 a child interpreter handed the decoded images (a temporary .npz), so its peak RSS is its own: the
 images in memory, the engine and its graph. The child loads the engine (building the precision's
-graph on first use, not timed), runs one warm-up batch, then times `predict` over all the images
-(in-memory, decoded, in the batches the service asks) for whole passes until MIN_SECONDS have gone, and
-computes mIoU on the first pass. services/benchmark.py chooses the images and the rows.
+graph on first use, not timed), runs one warm-up batch a lane, then times the model over all the
+images (in-memory, decoded, in the batches the service asks; side by side in the engine's lanes,
+as predict runs them) for whole passes until MIN_SECONDS have gone, and computes mIoU on the
+first pass. services/benchmark.py chooses the images and the rows.
 """
 
 from __future__ import annotations
@@ -34,24 +35,35 @@ def _measure(
         precision=precision,
         calibration=(lambda: calibration) if calibration is not None else None,
     )
-    images = [i.image for i in items]
+    from concurrent.futures import ThreadPoolExecutor
+
     from segcli.core.numbers import env_float
+    from segcli.core.segmentation import LanedSegmenter
 
     min_seconds = env_float("SEGCLI_BENCHMARK_SECONDS", MIN_SECONDS)
-    segmenter.predict(images[:batch], batch)  # warm-up: first-run allocations, thread pools
+    batches = [[i.image for i in items[s : s + batch]] for s in range(0, len(items), batch)]
+    # As predict runs the model: batches side by side where the engine has lanes.
+    lanes = segmenter.open_lanes(len(batches)) if isinstance(segmenter, LanedSegmenter) else 1
+
+    def one_batch(images: list):
+        if lanes > 1:
+            return segmenter.run(segmenter.prepare(images, batch), lane=True)
+        return segmenter.predict(images, batch)
+
     matrix = ConfusionMatrix(len(segmenter.classes))
-    passes, start = 0, time.perf_counter()
-    while True:
-        for s in range(0, len(images), batch):
-            results = segmenter.predict(images[s : s + batch], batch)
-            if passes == 0:
-                for item, result in zip(items[s : s + batch], results):
-                    matrix.update(result.labelmap, item.target)
-        passes += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds or passes >= MAX_PASSES:
-            break
-    per_image = elapsed / (passes * len(images))
+    with ThreadPoolExecutor(lanes) as pool:
+        list(pool.map(one_batch, [batches[0]] * lanes))  # warm-up: first-run allocations, thread pools
+        passes, start = 0, time.perf_counter()
+        while True:
+            for b, results in enumerate(pool.map(one_batch, batches)):
+                if passes == 0:
+                    for item, result in zip(items[b * batch : (b + 1) * batch], results):
+                        matrix.update(result.labelmap, item.target)
+            passes += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds or passes >= MAX_PASSES:
+                break
+    per_image = elapsed / (passes * len(items))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
     return {
@@ -62,6 +74,7 @@ def _measure(
         "peak_rss_mb": round(rss_mb, 1),
         "mIoU": round(float(matrix.compute(segmenter.classes)["mIoU"]), 6),
         "passes": passes,
+        "lanes": lanes,
     }
 
 
