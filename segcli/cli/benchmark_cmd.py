@@ -41,7 +41,7 @@ def benchmark(
 
     One row per engine x precision (ONNX Runtime fp32, fp16, int8; torch fp32): ms per image and
     images/s of the model on decoded images in memory (batches of 8, after a warm-up; run side by
-    side in lanes, one per core up to 2, as predict runs them), the peak RSS of the process that
+    side in lanes where they pay, as predict runs them), the peak RSS of the process that
     ran it, and mIoU on the same images. Each runs in its own process.
     Without --dataset the images are those the version held out from training; those mIoUs are
     recorded with the version (segcli model show). Local backend only: a cloud serves its own

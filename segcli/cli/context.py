@@ -96,7 +96,7 @@ PrecisionOpt = Annotated[
         "--precision",
         click_type=click.Choice(["fp32", "fp16", "int8"]),
         help="fp32 (the trained weights), fp16 (half precision) or int8 (quantized, calibrated on the "
-        "version's training images; 4x smaller, ~1.5x faster model on CPUs: segcli benchmark "
+        "version's training images; 4x smaller, ~1.7x faster model on CPUs: segcli benchmark "
         "tells). fp16/int8 run on ONNX Runtime; each is built once per version and its held-out mIoU "
         "recorded (segcli model show).",
     ),

@@ -27,6 +27,7 @@ import numpy as np
 
 from segcli.core import leftovers
 from segcli.core.cpus import usable_cpus
+from segcli.core.errors import InvalidInputError
 from segcli.core.geometry import WHOLE_MAX_VALUES, Geometry
 from segcli.core.segmentation import SegResult
 from segcli.engine import artifacts, onnx_graph, precision, prepare
@@ -68,23 +69,46 @@ def _open(source, threads: Optional[int] = None):
     return ort.InferenceSession(source, sess_options=session_options(threads), providers=["CPUExecutionProvider"])
 
 
-# Lanes: a job of several batches runs two of them side by side, each on half the cores, rather
-# than one at a time on all of them. The graph's operators are small (the demo's int8 graph: 512
-# nodes, a batch of 8 at 192 px in ~25 ms): split across threads, each pays a hand-over and
-# leaves cores waiting on the ones that do not split; two single-threaded runs side by side keep
-# both cores of a 2-core machine busy. The int8 demo graph: 415-418 img/s against 230-334 for
-# one two-threaded session; fp32 234 against 153 (bench/RESULTS.md, Lanes). The lanes' sessions
-# do not spin (one thread: no pool), which also leaves the writer threads their cycles. Two,
-# not one per core: each lane holds a batch in flight.
+# Lanes: a job of several batches can run two of them side by side, each on half the cores,
+# rather than one at a time on all of them. It pays where the graph's operators are too short to
+# split well across threads (each split pays a hand-over, and the operators that do not split
+# leave a core waiting) and not where they are long (big convolutions split well, and two
+# batches in flight double the activations in memory). Measured (bench/RESULTS.md, Lanes):
+# - the demo's EfficientNet-Lite0 at 192 px, a batch of 8 on both cores: int8 512 nodes in
+#   ~21 ms (0.04 ms a node), fp32 246 in ~35 ms (0.14), fp16 262 in 45-74 ms (0.17-0.28): the whole
+#   predict int8 1.18x faster with lanes, fp32 1.10x; the engine's runs 1.06x / 1.44x / 1.63x;
+# - a U-Net small at 256 px: 106 nodes in ~243 ms (2.3 ms a node): the whole predict 16.1-16.6
+#   s with lanes against 15.1 s, and 1.35 GB of memory against 0.81 GB.
+# So the mean time of a node on one batch decides (measured once per graph and core count,
+# recorded beside the graph): lanes below LANES_NODE_MS. A direct race of the two layouts was
+# tried and rejected: a few batches of the model alone miss what decides the whole command
+# (the spinning threads of the all-cores session take cycles from the writers) and it chose
+# one at a time for int8, which the whole command runs 1.18x faster in lanes.
+# Two, not one per core: each lane holds a batch in flight. SEGCLI_LANES=1 (or 2) overrides.
 LANES = 2
+LANES_ENV = "SEGCLI_LANES"
+LANES_NODE_MS = 1.0  # lanes when a node takes less than this on average (a batch of 8, all cores)
+LANES_SUFFIX = ".lanes.json"  # beside the graph: {"key", "cpus", "lanes", "batch_s", "nodes", "node_ms"}
 WHOLE, TILED = "whole", "tiles"  # which graph's lane sessions: whole images, sliding windows
 
 
 def lane_count(runs: Optional[int]) -> int:
-    """How many threads should call `run(prepared, lane=True)` at once for a job of `runs`
-    batches (None: a stream of unknown length, as a server's): LANES when there is more than
-    one batch and a core for each lane, else 1."""
+    """How many threads may call `run(prepared, lane=True)` at once for a job of `runs` batches
+    (None: a stream of unknown length, as a server's), if lanes pay for the graph: LANES when
+    there is more than one batch and a core for each lane, else 1."""
     return LANES if (runs is None or runs >= LANES) and usable_cpus() >= LANES else 1
+
+
+def _lanes_override() -> Optional[bool]:
+    """SEGCLI_LANES: 1 = never, 2 = always (where lane_count allows), unset/auto = measured."""
+    import os
+
+    value = os.environ.get(LANES_ENV, "auto").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value in ("1", "2"):
+        return value == "2"
+    raise InvalidInputError(f"{LANES_ENV} must be auto, 1 or 2, got {value!r}", hint=f"unset {LANES_ENV}")
 
 
 class _LaneSessions:
@@ -276,6 +300,7 @@ class OnnxPredictor:
         self._tiles: Optional[tuple] = None  # the tile graph's (session, bytes), opened when an image first needs it
         self._lanes: dict[str, _LaneSessions] = {}  # graph name -> lane sessions (open_lanes)
         self._lane_count = 1
+        self._lanes_pay: Optional[bool] = None  # whether lanes pay for this graph here (open_lanes)
         self._opening = threading.Lock()  # two lanes meeting their first big image open the tile graph once
 
     @classmethod
@@ -295,13 +320,75 @@ class OnnxPredictor:
 
     def open_lanes(self, runs: Optional[int] = None) -> int:
         """Get ready for a job of `runs` batches (None: a stream) run side by side: how many
-        threads may call `run(prepared, lane=True)` at once (lane_count; 1: run them one at a
-        time, as usual). Call before those threads start."""
+        threads may call `run(prepared, lane=True)` at once (1: run them one at a time, as
+        usual). Lanes are used where lane_count allows and they pay for this graph on this
+        machine (measured once, recorded beside the graph) or SEGCLI_LANES says so. Call before
+        those threads start."""
         lanes = lane_count(runs) if self._graph is not None else 1
-        if lanes > 1 and WHOLE not in self._lanes:
+        wanted = _lanes_override()
+        if lanes == 1 or wanted is False:
+            return 1
+        if wanted is None and self._lanes_pay is None:
+            self._lanes_pay = self._recorded_lanes()
+            if self._lanes_pay is None:
+                self._lanes_pay = self._measure_lanes()
+        if wanted is None and not self._lanes_pay:
+            return 1
+        if WHOLE not in self._lanes:
             self._lanes[WHOLE] = _LaneSessions(self._graph, lanes)  # type: ignore[arg-type]
         self._lane_count = max(self._lane_count, lanes)
         return lanes
+
+    def _lanes_record(self) -> Optional[tuple[Path, str]]:
+        """(file, key) of the record of whether lanes pay for this graph on this many cores."""
+        if self._model_dir is None:
+            return None
+        graph = BY_PRECISION[self.precision]
+        key = f"{cache_key(self._model_dir, graph.format)}/{usable_cpus()}"
+        return self._model_dir / (graph.name + LANES_SUFFIX), key
+
+    def _recorded_lanes(self) -> Optional[bool]:
+        where = self._lanes_record()
+        try:
+            record = json.loads(where[0].read_text(encoding="utf-8")) if where else {}
+        except (OSError, ValueError):
+            return None
+        if record.get("key") == where[1] and record.get("lanes") in (True, False):  # type: ignore[index]
+            return bool(record["lanes"])
+        return None
+
+    def _measure_lanes(self) -> bool:
+        """Whether a node of the whole-image graph takes under LANES_NODE_MS on average: one
+        batch of 8 random images at the model's input size on the all-cores session, after a
+        warm-up, best of two (~0.1 s for the demo model, ~1 s for a U-Net small at 256 px).
+        Recorded beside the graph."""
+        import time
+
+        import onnx
+
+        h, w = self.geometry.crop
+        feed = {
+            onnx_graph.PRED_IMAGE: np.random.default_rng(0).integers(0, 256, (8, h, w, 3), np.uint8),
+            onnx_graph.PRED_SIZE: np.asarray((h, w), np.int64),
+        }
+        self.session.run([onnx_graph.PRED_LABEL], feed)  # warm-up: first-run allocations, thread pool
+        seconds = []
+        for _ in range(2):
+            start = time.perf_counter()
+            self.session.run([onnx_graph.PRED_LABEL], feed)
+            seconds.append(time.perf_counter() - start)
+        nodes = max(1, len(onnx.load_model_from_string(self._graph).graph.node))
+        node_ms = min(seconds) * 1000 / nodes
+        pays = node_ms < LANES_NODE_MS
+        where = self._lanes_record()
+        if where is not None:
+            record = {"key": where[1], "cpus": usable_cpus(), "lanes": pays, "batch_s": min(seconds)}
+            record.update(nodes=nodes, node_ms=node_ms)
+            try:
+                artifacts.write_atomic(where[0], [json.dumps(record).encode()])
+            except OSError:  # a read-only store measures again next time
+                pass
+        return pays
 
     def _tile_session(self, lane: bool):
         """The tile graph's session for a run, or its lane sessions' pool (built and cached on
