@@ -299,8 +299,7 @@ class OnnxPredictor:
         self._model_dir, self._notify = model_dir, notify
         self._tiles: Optional[tuple] = None  # the tile graph's (session, bytes), opened when an image first needs it
         self._lanes: dict[str, _LaneSessions] = {}  # graph name -> lane sessions (open_lanes)
-        self._lane_count = 1
-        self._lanes_pay: Optional[bool] = None  # whether lanes pay for this graph here (open_lanes)
+        self._pays: Optional[bool] = None  # whether lanes pay for this graph here (_lanes_pay)
         self._opening = threading.Lock()  # two lanes meeting their first big image open the tile graph once
 
     @classmethod
@@ -326,38 +325,44 @@ class OnnxPredictor:
         those threads start."""
         lanes = lane_count(runs) if self._graph is not None else 1
         wanted = _lanes_override()
-        if lanes == 1 or wanted is False:
-            return 1
-        if wanted is None and self._lanes_pay is None:
-            self._lanes_pay = self._recorded_lanes()
-            if self._lanes_pay is None:
-                self._lanes_pay = self._measure_lanes()
-        if wanted is None and not self._lanes_pay:
+        if lanes == 1 or wanted is False or (wanted is None and not self._lanes_pay()):
             return 1
         if WHOLE not in self._lanes:
             self._lanes[WHOLE] = _LaneSessions(self._graph, lanes)  # type: ignore[arg-type]
-        self._lane_count = max(self._lane_count, lanes)
         return lanes
 
+    def _lanes_pay(self) -> bool:
+        """Whether lanes pay for this graph here: its record beside the graph, else measured
+        now (and recorded); kept for this engine's life."""
+        if self._pays is None:
+            where = self._lanes_record()
+            self._pays = self._recorded_lanes(*where) if where else None
+            if self._pays is None:
+                self._pays = self._measure_lanes(where)
+        return self._pays
+
     def _lanes_record(self) -> Optional[tuple[Path, str]]:
-        """(file, key) of the record of whether lanes pay for this graph on this many cores."""
+        """(file, key) of the record of whether lanes pay for this graph on this many cores. The
+        graph's key is the one its metadata carries (checked when it was loaded): the weights
+        are not hashed again."""
         if self._model_dir is None:
             return None
-        graph = BY_PRECISION[self.precision]
-        key = f"{cache_key(self._model_dir, graph.format)}/{usable_cpus()}"
-        return self._model_dir / (graph.name + LANES_SUFFIX), key
+        key = self.session.get_modelmeta().custom_metadata_map.get("segcli.key")
+        if not key:
+            return None
+        return self._model_dir / (BY_PRECISION[self.precision].name + LANES_SUFFIX), f"{key}/{usable_cpus()}"
 
-    def _recorded_lanes(self) -> Optional[bool]:
-        where = self._lanes_record()
+    @staticmethod
+    def _recorded_lanes(path: Path, key: str) -> Optional[bool]:
         try:
-            record = json.loads(where[0].read_text(encoding="utf-8")) if where else {}
+            record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if record.get("key") == where[1] and record.get("lanes") in (True, False):  # type: ignore[index]
+        if isinstance(record, dict) and record.get("key") == key and record.get("lanes") in (True, False):
             return bool(record["lanes"])
         return None
 
-    def _measure_lanes(self) -> bool:
+    def _measure_lanes(self, where: Optional[tuple[Path, str]]) -> bool:
         """Whether a node of the whole-image graph takes under LANES_NODE_MS on average: one
         batch of 8 random images at the model's input size on the all-cores session, after a
         warm-up, best of two (~0.1 s for the demo model, ~1 s for a U-Net small at 256 px).
@@ -380,7 +385,6 @@ class OnnxPredictor:
         nodes = max(1, len(onnx.load_model_from_string(self._graph).graph.node))
         node_ms = min(seconds) * 1000 / nodes
         pays = node_ms < LANES_NODE_MS
-        where = self._lanes_record()
         if where is not None:
             record = {"key": where[1], "cpus": usable_cpus(), "lanes": pays, "batch_s": min(seconds)}
             record.update(nodes=nodes, node_ms=node_ms)
@@ -397,7 +401,7 @@ class OnnxPredictor:
             if self._tiles is None:
                 self._tiles = load_session(self._model_dir, self._notify, TILES)
             if lane and TILED not in self._lanes:
-                self._lanes[TILED] = _LaneSessions(self._tiles[1], self._lane_count)
+                self._lanes[TILED] = _LaneSessions(self._tiles[1], LANES)  # lane_count's only answer above 1
         return self._lanes[TILED].session() if lane else nullcontext(self._tiles[0])
 
     def _infer(self, windows: np.ndarray, out_hw: tuple[int, int], lane: bool = False) -> tuple[np.ndarray, np.ndarray]:
