@@ -22,9 +22,12 @@ Goal: int8 predict >= 1.6x the anchor's images/s, held-out mIoU within 0.01 of f
    and the same batches (fp32, and the int8 QDQ export), alternated.
 7. --lanes: the engine's model runs over the N images in batches of 8, one at a time on its
    all-cores session vs side by side in lanes (engine/onnx_predict.LANES), per precision, alternated.
+8. --model-bound unet|segformer (repeatable): steps 2-3 again on another architecture trained
+   here on generated shapes at 256 px, where the model, not decoding and writing, is most of
+   each image's cost (MODEL_BOUND).
 
 Usage: python bench/bench_precision.py [--n 400] [--rounds 2] [--demo-home DIR] [--recipes]
-       [--openvino] [--lanes] [--skip-other] [--skip-speed]
+       [--openvino] [--lanes] [--skip-other] [--skip-speed] [--model-bound unet|segformer ...]
 """
 
 from __future__ import annotations
@@ -85,9 +88,11 @@ def eval_miou(env: dict, app: str, model: str, dataset: str, precision: str) -> 
     return json.loads(done.stdout)["mIoU"]
 
 
-def speed(env: dict, tmp: Path, images: Path, rounds: int) -> dict:
+def speed(env: dict, tmp: Path, images: Path, rounds: int, app: str = DEMO_APP, model: str = DEMO_MODEL) -> dict:
+    tmp = tmp / f"speed-{app}-{model}"
+    tmp.mkdir(exist_ok=True)
     onnx_file = tmp / "fp32.onnx"
-    cli(env, "model", "export", "--model", DEMO_MODEL, "--app", DEMO_APP, "-f", str(onnx_file), "-q")
+    cli(env, "model", "export", "--model", model, "--app", app, "-f", str(onnx_file), "-q")
     first = tmp / "first"
     first.mkdir(exist_ok=True)
     if not (first / "one.jpg").exists():
@@ -99,9 +104,9 @@ def speed(env: dict, tmp: Path, images: Path, rounds: int) -> dict:
                 *SEGCLI,
                 "predict",
                 "--model",
-                DEMO_MODEL,
+                model,
                 "--app",
-                DEMO_APP,
+                app,
                 str(first),
                 "--precision",
                 p,
@@ -126,9 +131,9 @@ def speed(env: dict, tmp: Path, images: Path, rounds: int) -> dict:
                     *SEGCLI,
                     "predict",
                     "--model",
-                    DEMO_MODEL,
+                    model,
                     "--app",
-                    DEMO_APP,
+                    app,
                     str(images),
                     "--out",
                     str(tmp / f"out-{p}-{r}"),
@@ -170,6 +175,74 @@ def speed(env: dict, tmp: Path, images: Path, rounds: int) -> dict:
         "onnx_file": onnx_file,
         "batches": batches,
     }
+
+
+def report_speed(s: dict, what: str, rounds: int) -> None:
+    print(f"\n{s['n']} images {what}, batch 8, {rounds} rounds")
+    print(
+        "first predict per precision (1 image; builds the graph, measures held-out mIoU): "
+        + ", ".join(f"{p} {t:.1f} s" for p, t in s["warm"].items())
+    )
+    for p in PRECISIONS:
+        print(
+            f"segcli predict --precision {p}: median {statistics.median(s['img_s'][p]):.1f} img/s = "
+            f"{statistics.median(s['ratios'][p]):.2f}x the bare fp32 ORT loop "
+            f"(rounds: {', '.join(f'{r:.2f}' for r in s['ratios'][p])})"
+        )
+    print("mask pixels equal to fp32's: " + ", ".join(f"{p} {v:.4f}" for p, v in s["agree"].items()), flush=True)
+
+
+# Models whose per-image cost is the model's own (plain or attention convolutions at 256 px),
+# unlike the demo's EfficientNet-Lite0 at 192 px, where decoding and writing weigh as much:
+# template, --set values, epochs.
+MODEL_BOUND = {
+    "unet": ("segcli_UNet", ["model_size=small"], 8),
+    "segformer": (
+        "MMSegmentation_SegFormer",
+        ["model_size=b0", "pretrained_weights=None", "batch_size=8", "per_item_lrate=7.5e-5"],
+        20,
+    ),
+}
+MODEL_BOUND_SIZE = 256
+
+
+def model_bound(arch: str, tmp: Path, n: int, rounds: int) -> None:
+    """The speed part and held-out mIoU per precision on another architecture, trained here on
+    generated shapes at 256 px (160 train, 24 held out, n others for speed)."""
+    template, sets, epochs = MODEL_BOUND[arch]
+    size = MODEL_BOUND_SIZE
+    train, held, images = shapes(160, size, 0), shapes(24, size, 1), shapes(n, size, 7) / "images"
+    env = segcli_env(tmp / f"{arch}-home")
+    cli(env, "app", "create", "mb")
+    for name, data in (("train", train), ("held", held)):
+        cli(env, "dataset", "create", name, "--app", "mb")
+        cli(
+            env,
+            "dataset",
+            "upload",
+            name,
+            "--app",
+            "mb",
+            "--images",
+            str(data / "images"),
+            "--masks",
+            str(data / "masks"),
+            "-q",
+        )
+    cli(env, "model", "create", arch, "--app", "mb")
+    settings = [x for kv in [*sets, f"num_epochs={epochs}", f"image_size=[{size},{size}]"] for x in ("--set", kv)]
+    start = time.perf_counter()
+    cli(env, "train", "--template", template, "--model", arch, "--app", "mb", "--dataset", "train", *settings, "-q")
+    print(
+        f"\n{arch}: {template} {' '.join(sets)}, {epochs} epochs at {size} px: trained in {time.perf_counter() - start:.0f} s",
+        flush=True,
+    )
+    report_speed(speed(env, tmp, images, rounds, "mb", arch), f"{size}px, {template}", rounds)
+    got = {p: eval_miou(env, "mb", arch, "held", p) for p in PRECISIONS}
+    print(
+        "held-out mIoU (24 images): " + ", ".join(f"{p} {m:.4f} ({m - got['fp32']:+.4f})" for p, m in got.items()),
+        flush=True,
+    )
 
 
 def recipes(env: dict, images: Path) -> None:
@@ -434,6 +507,13 @@ def main() -> None:
     parser.add_argument("--lanes", action="store_true")
     parser.add_argument("--skip-other", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument(
+        "--model-bound",
+        action="append",
+        choices=sorted(MODEL_BOUND),
+        default=[],
+        help="also measure the speed goal and mIoU on this architecture at 256 px (repeatable)",
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}; load {load_line()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
     images = shapes(args.n, DEMO_SIZE, seed=7) / "images"
@@ -444,19 +524,7 @@ def main() -> None:
             recipes(env, images)
         if not args.skip_speed:
             s = speed(env, tmp, images, args.rounds)
-            print(
-                f"\n{s['n']} images {DEMO_SIZE}px, demo model (segcli_EfficientNetLite0), batch 8, {args.rounds} rounds"
-            )
-            print(
-                "first predict per precision (1 image; builds the graph, measures held-out mIoU): "
-                + ", ".join(f"{p} {t:.1f} s" for p, t in s["warm"].items())
-            )
-            for p in PRECISIONS:
-                print(
-                    f"segcli predict --precision {p}: median {statistics.median(s['img_s'][p]):.1f} img/s = "
-                    f"{statistics.median(s['ratios'][p]):.2f}x the bare fp32 ORT loop"
-                )
-            print("mask pixels equal to fp32's: " + ", ".join(f"{p} {v:.4f}" for p, v in s["agree"].items()))
+            report_speed(s, f"{DEMO_SIZE}px, demo model (segcli_EfficientNetLite0)", args.rounds)
             for p in ("fp32", "fp16", "int8"):
                 print(
                     f"demo held-out dataset ({DEMO_HELD_OUT}, 24 images) mIoU {p}: "
@@ -479,6 +547,8 @@ def main() -> None:
             raise SystemExit("--openvino needs the speed part (drop --skip-speed)")
         if args.lanes:
             lanes_vs_one(env, images, args.rounds)
+        for arch in args.model_bound:
+            model_bound(arch, tmp, args.n, args.rounds)
         if not args.skip_other:
             other_dataset(tmp)
     print(f"load average after: {load_line()}")
