@@ -196,7 +196,7 @@ def report_speed(s: dict, what: str, rounds: int) -> None:
 # unlike the demo's EfficientNet-Lite0 at 192 px, where decoding and writing weigh as much:
 # template, --set values, epochs.
 MODEL_BOUND = {
-    "unet": ("segcli_UNet", ["model_size=small"], 8),
+    "unet": ("segcli_UNet", ["model_size=small"], 30),  # the template's default epochs: a trained model
     "segformer": (
         "MMSegmentation_SegFormer",
         ["model_size=b0", "pretrained_weights=None", "batch_size=8", "per_item_lrate=7.5e-5"],
@@ -206,6 +206,30 @@ MODEL_BOUND = {
 MODEL_BOUND_SIZE = 256
 
 
+def train_app(env: dict, app: str, model: str, datasets: dict, template: str, settings: list[str]) -> None:
+    """App `app` with one dataset per `datasets` item (name -> a folder of images/ + masks/) and
+    model `model` trained with `template` on the dataset named "train" (`settings`: k=v)."""
+    cli(env, "app", "create", app)
+    for name, data in datasets.items():
+        cli(env, "dataset", "create", name, "--app", app)
+        cli(
+            env,
+            "dataset",
+            "upload",
+            name,
+            "--app",
+            app,
+            "--images",
+            str(data / "images"),
+            "--masks",
+            str(data / "masks"),
+            "-q",
+        )
+    cli(env, "model", "create", model, "--app", app)
+    sets = [x for kv in settings for x in ("--set", kv)]
+    cli(env, "train", "--template", template, "--model", model, "--app", app, "--dataset", "train", *sets, "-q")
+
+
 def model_bound(arch: str, tmp: Path, n: int, rounds: int) -> None:
     """The speed part and held-out mIoU per precision on another architecture, trained here on
     generated shapes at 256 px (160 train, 24 held out, n others for speed)."""
@@ -213,28 +237,17 @@ def model_bound(arch: str, tmp: Path, n: int, rounds: int) -> None:
     size = MODEL_BOUND_SIZE
     train, held, images = shapes(160, size, 0), shapes(24, size, 1), shapes(n, size, 7) / "images"
     env = segcli_env(tmp / f"{arch}-home")
-    cli(env, "app", "create", "mb")
-    for name, data in (("train", train), ("held", held)):
-        cli(env, "dataset", "create", name, "--app", "mb")
-        cli(
-            env,
-            "dataset",
-            "upload",
-            name,
-            "--app",
-            "mb",
-            "--images",
-            str(data / "images"),
-            "--masks",
-            str(data / "masks"),
-            "-q",
-        )
-    cli(env, "model", "create", arch, "--app", "mb")
-    settings = [x for kv in [*sets, f"num_epochs={epochs}", f"image_size=[{size},{size}]"] for x in ("--set", kv)]
     start = time.perf_counter()
-    cli(env, "train", "--template", template, "--model", arch, "--app", "mb", "--dataset", "train", *settings, "-q")
+    train_app(
+        env,
+        "mb",
+        arch,
+        {"train": train, "held": held},
+        template,
+        [*sets, f"num_epochs={epochs}", f"image_size=[{size},{size}]"],
+    )
     print(
-        f"\n{arch}: {template} {' '.join(sets)}, {epochs} epochs at {size} px: trained in {time.perf_counter() - start:.0f} s",
+        f"\n{arch}: {template} {' '.join(sets)}, {epochs} epochs at {size} px: uploaded and trained in {time.perf_counter() - start:.0f} s",
         flush=True,
     )
     report_speed(speed(env, tmp, images, rounds, "mb", arch), f"{size}px, {template}", rounds)
@@ -439,55 +452,14 @@ def other_dataset(tmp: Path) -> None:
         capture_output=True,
     )
     env = segcli_env(tmp / "big-home")
-    for argv in (
-        ["app", "create", "g"],
-        ["dataset", "create", "train", "--app", "g"],
-        [
-            "dataset",
-            "upload",
-            "train",
-            "--app",
-            "g",
-            "--images",
-            str(data / "train" / "images"),
-            "--masks",
-            str(data / "train" / "masks"),
-            "-q",
-        ],
-        ["dataset", "create", "test", "--app", "g"],
-        [
-            "dataset",
-            "upload",
-            "test",
-            "--app",
-            "g",
-            "--images",
-            str(data / "test" / "images"),
-            "--masks",
-            str(data / "test" / "masks"),
-            "-q",
-        ],
-        ["model", "create", "u", "--app", "g"],
-        [
-            "train",
-            "--template",
-            "segcli_UNet",
-            "--model",
-            "u",
-            "--app",
-            "g",
-            "--dataset",
-            "train",
-            "--set",
-            "num_epochs=8",
-            "--set",
-            "model_size=small",
-            "--set",
-            "image_size=[256,256]",
-            "-q",
-        ],
-    ):
-        cli(env, *argv)
+    train_app(
+        env,
+        "g",
+        "u",
+        {"train": data / "train", "test": data / "test"},
+        "segcli_UNet",
+        ["num_epochs=8", "model_size=small", "image_size=[256,256]"],
+    )
     print(
         "\nnot tuned on: bigscene (32 train / 16 test photos, 1600-2400 px), segcli_UNet small at 256 px, 8 epochs",
         flush=True,

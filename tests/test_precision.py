@@ -190,3 +190,57 @@ def test_cloud_refuses_benchmark_and_reduced_precision(cli, fake_clarifai, monke
     export = cli("model", "export", "--model", "m", "--app", "a", "--precision", "int8", "-f", tmp_path / "x.onnx")
     assert export.code == ExitCode.CONFLICT and "cannot export weights" in export.err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def _attention_graph() -> bytes:
+    """One self-attention block: weight MatMuls for q, k, v and the output, a score MatMul, a
+    scale between the scores and the Softmax (SegFormer's export scales q and k instead; others
+    write it so), a Softmax and a value MatMul."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.normal(0, 0.3, (8, 8)).astype(np.float32), n) for n in "qkvo"]
+    scale = numpy_helper.from_array(np.asarray(8**-0.5, np.float32), "scale")
+    nodes = [
+        *(helper.make_node("MatMul", ["x", w], [f"{w}_out"], name=f"proj_{w}") for w in "qkv"),
+        helper.make_node("Transpose", ["k_out"], ["k_t"], perm=[0, 2, 1], name="k_transpose"),
+        helper.make_node("MatMul", ["q_out", "k_t"], ["scores"], name="score_matmul"),
+        helper.make_node("Mul", ["scale", "scores"], ["scaled"], name="score_scale"),  # the constant first
+        helper.make_node("Softmax", ["scaled"], ["attn"], axis=-1, name="softmax"),
+        helper.make_node("MatMul", ["attn", "v_out"], ["mixed"], name="value_matmul"),
+        helper.make_node("MatMul", ["mixed", "o"], ["y"], name="proj_o"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "attention",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 8])],
+        [*weights, scale],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+@pytest.mark.parametrize("float_attention", [True, False])
+def test_int8_keeps_attention_float_and_quantizes_the_projections(float_attention):
+    import onnx
+    import onnxruntime as ort
+
+    from segcli.engine.precision import Int8Recipe, int8_graph
+
+    rng = np.random.default_rng(1)
+    feeds = [{"x": rng.normal(0, 1, (1, 16, 8)).astype(np.float32)} for _ in range(8)]
+    fp32 = _attention_graph()
+    data = int8_graph(fp32, None, feeds, Int8Recipe(float_attention=float_attention))
+    graph = onnx.load_from_string(data).graph
+    quantized = {node.input[0] for node in graph.node if node.op_type == "QuantizeLinear"}
+    weights = {node.name: node.input[1] for node in graph.node if node.name.startswith("proj_")}
+    # the projections read int8 weights either way
+    assert all(weights[f"proj_{w}"] == f"{w}_DequantizeLinear_Output" for w in "qkvo")
+    # float attention: nothing between the scores and the value MatMul is quantized
+    between = {"scores", "scaled", "attn"}
+    assert (between & quantized == set()) if float_attention else (between <= quantized)
+    assert ("-attn32" in Int8Recipe(float_attention=float_attention).tag()) == float_attention
+
+    run = [ort.InferenceSession(g, providers=["CPUExecutionProvider"]) for g in (fp32, data)]
+    want, got = (s.run(["y"], feeds[0])[0] for s in run)
+    assert np.abs(got - want).max() < 0.1 * np.abs(want).max()  # still the same function

@@ -21,6 +21,15 @@ if TYPE_CHECKING:
     import onnx
 
 
+def tensor_readers(graph: "onnx.GraphProto") -> dict[str, list]:
+    """Each tensor's name -> the nodes that read it, in graph order."""
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for t in node.input:
+            readers.setdefault(t, []).append(node)
+    return readers
+
+
 def _static_values(model: "onnx.ModelProto", wanted: set[str]) -> dict[str, np.ndarray]:
     """The values of those `wanted` tensors that depend on constants only (torch's exporter
     builds even a constant pad as Constant -> ConstantOfShape -> Concat -> Reshape -> Slice ...)."""
@@ -93,10 +102,7 @@ def _prune(model: "onnx.ModelProto") -> None:
 def fold_pads(model: "onnx.ModelProto") -> int:
     """Fold every zero constant Pad whose only reader is a Conv into that Conv; returns how many."""
     g = model.graph
-    readers: dict[str, list] = {}
-    for node in g.node:
-        for t in node.input:
-            readers.setdefault(t, []).append(node)
+    readers = tensor_readers(g)
     outputs = {o.name for o in g.output}
     candidates = []
     for node in g.node:
@@ -162,10 +168,7 @@ def fold_input_affine(model: "onnx.ModelProto", start: str, shifted: str) -> boo
 
     g = model.graph
     inits = {i.name: i for i in g.initializer}
-    readers: dict[str, list] = {}
-    for node in g.node:
-        for t in node.input:
-            readers.setdefault(t, []).append(node)
+    readers = tensor_readers(g)
     outputs = {o.name for o in g.output}
     conv = None
     chain, tensor, ops = [], start, []
