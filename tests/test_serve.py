@@ -104,6 +104,34 @@ def test_40_concurrent_requests_answer_what_predict_writes(cli, home, tmp_path):
             assert overlay.height >= item["height"] and overlay.width > item["width"]  # the legend beside
 
 
+def test_int8_serves_what_predict_int8_writes(cli, home, tmp_path):
+    # serve builds the quantized graph on first use and records its held-out mIoU, as predict
+    # does; predict --precision int8 then runs that cached graph and writes the masks served.
+    paths = photos(tmp_path / "photos", [(64, 64), (64, 64), (100, 150), (48, 80)], seed=3)
+    with serving(home, tmp_path, "--precision", "int8") as server:
+        status, meta = server.request("GET", "/metadata")
+        assert status == 200 and meta["precision"] == "int8"
+        served = {}
+        for path in paths:
+            status, served[path.name] = server.predict(path.read_bytes(), f"?mask=1&name={path.name}")
+            assert status == 200, served[path.name]
+    assert "(int8)" in server.err.read_text()
+    shown = ok(cli("model", "show", "m", "--app", "a", "-o", "json")).json()
+    assert {"fp32", "int8"} <= set(shown["model_versions"][0]["precision_mIoU"])
+    out = tmp_path / "out"
+    ok(cli("predict", "--model", "m", "--app", "a", str(tmp_path / "photos"), "--out", str(out), "--precision", "int8"))
+    doc = json.loads((out / "predictions.json").read_text())
+    for item in doc["items"]:
+        name = Path(item["input"]).name
+        same_item(served[name], {**item, "pixels": np.asarray(Image.open(out / item["mask_path"]))})
+
+
+def test_fp32_metadata_names_its_precision(home, tmp_path):
+    with serving(home, tmp_path) as server:
+        assert server.request("GET", "/metadata")[1]["precision"] == "fp32"
+    assert "(fp32)" not in server.err.read_text() and "serving model m" in server.err.read_text()
+
+
 def png_declaring(width: int, height: int) -> bytes:
     """A few-byte PNG declaring width x height pixels: a decompression bomb before decoding."""
     import struct

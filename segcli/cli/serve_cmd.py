@@ -14,6 +14,7 @@ from segcli.cli.context import (
     FiniteFloat,
     MaxMegapixelsOpt,
     OverlapOpt,
+    PrecisionOpt,
     RequiredModelOpt,
     TileOpt,
     TrainedVersionOpt,
@@ -65,6 +66,7 @@ def serve(
         int, typer.Option("--max-connections", min=1, max=10000, help="Open connections at once; more get 503.")
     ] = 64,
     engine: EngineOpt = "auto",
+    precision: PrecisionOpt = "fp32",
     tile: TileOpt = "auto",
     overlap: OverlapOpt = None,
     max_megapixels: MaxMegapixelsOpt = None,
@@ -76,7 +78,8 @@ def serve(
                        item predictions.json has for it: input, width, height, regions
                        (concept, score, area, bbox, mask as COCO RLE). ?mask=1 adds
                        mask_png, ?overlay=1 overlay_png (base64 PNGs); ?name= sets input.
-    GET  /metadata     app, model, version, classes (mask value i = classes[i]), geometry
+    GET  /metadata     app, model, version, classes (mask value i = classes[i]), geometry,
+                       precision
     GET  /health       {"status": "ok", "in_flight": N} once the model is loaded
 
     Concurrent requests run in batches (up to --max-batch, waiting --max-wait-ms at most for
@@ -87,6 +90,7 @@ def serve(
     \b
     Example:
       segcli serve --model segmenter --app my-app --port 8000
+      segcli serve --model segmenter --app my-app --precision int8   # the quantized graph
       curl -s --data-binary @photo.jpg 'http://127.0.0.1:8000/predict?mask=1'
     """
     from segcli.services.serve import ServedModel, refuse_cloud
@@ -112,6 +116,7 @@ def serve(
             max_batch=max_batch,
             max_wait_s=max_wait_ms / 1000,
             notify=sink.info,
+            precision=precision,
         )
     except BaseException:
         sock.close()

@@ -99,6 +99,7 @@ class ServedModel:
         self.classes = list(segmenter.classes)
         self.class_order = class_order
         self.threshold = threshold
+        self.precision = "fp32"  # load() sets the precision it loaded
         self.writer = PredictionWriter(None, self.classes, threshold=threshold, class_order=class_order)
         self._coming = 0  # requests begun (arriving()) whose image is not yet submitted
         self._lock = threading.Lock()
@@ -130,13 +131,20 @@ class ServedModel:
         max_batch: int = 8,
         max_wait_s: float = 0.002,
         notify=None,
+        precision: str = "fp32",
     ) -> "ServedModel":
+        """`precision`: fp16 | int8 serve the version's reduced-precision graph, built (and its
+        held-out mIoU recorded) on first use as predict does (services/precision.py)."""
+        from segcli.services import precision as precisions
+
         refuse_cloud(type(backend))
         version = backend.trained_version(app_id, model_id, version_id)
-        segmenter = backend.load_segmenter(
-            app_id, model_id, version.id, engine=engine, notify=notify, tile=tile, overlap=overlap
-        )
-        return cls(segmenter, app_id, model_id, version.class_order or None, threshold, max_batch, max_wait_s)
+        segmenter = precisions.load(backend, app_id, model_id, version.id, precision, engine, notify, tile, overlap)
+        if precision != "fp32":
+            precisions.record_held_out(backend, app_id, model_id, version.id, [precision], notify)
+        served = cls(segmenter, app_id, model_id, version.class_order or None, threshold, max_batch, max_wait_s)
+        served.precision = precision
+        return served
 
     @property
     def version_id(self) -> str:
@@ -159,6 +167,7 @@ class ServedModel:
             {
                 "geometry": geometry.to_dict() if geometry is not None else None,
                 "engine": getattr(self.segmenter, "engine", None),
+                "precision": self.precision,
                 "threshold": self.threshold,
                 "max_batch": self.batcher.max_batch,
                 "max_wait_ms": round(self.batcher.max_wait_s * 1000, 3),

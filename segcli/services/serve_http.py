@@ -274,7 +274,9 @@ def notify_started(notify: Callable[[str], None], served: ServedModel, sock: soc
     host, port = sock.getsockname()[:2]
     where = f"[{host}]" if ":" in host else host
     notify(
-        f"serving model {served.model_id} version {served.version_id} at http://{where}:{port} "
+        f"serving model {served.model_id} version {served.version_id}"
+        + (f" ({served.precision})" if served.precision != "fp32" else "")
+        + f" at http://{where}:{port} "
         f"(POST /predict, GET /health, GET /metadata){'; token required' if token else ''}; "
         "SIGTERM or Ctrl-C stops it"
     )
