@@ -5,7 +5,7 @@ held-out mIoU of each precision on the demo data and on data it was not tuned on
 
 Goal: int8 predict >= 1.6x the anchor's images/s, held-out mIoU within 0.01 of float32.
 
-1. The demo model: `segcli demo` (EfficientNet-Lite0, 160 shapes images at 192 px, 8 epochs),
+1. The demo model: `segcli demo` (EfficientNet-Lite0, 160 shapes images at 192 px, 10 epochs),
    or an existing demo home (--demo-home, a SEGCLI_HOME where `segcli demo` ran).
 2. Speed: the anchor and each precision's whole predict command alternate (anchor, int8,
    anchor, fp32, anchor, fp16, anchor, ...) on N generated images at the demo's size; each
@@ -59,7 +59,7 @@ def demo_home(args, tmp: Path) -> dict:
         return segcli_env(Path(args.demo_home))
     env = segcli_env(tmp / "demo-home")
     seconds = timed([*SEGCLI, "demo", "--dir", str(tmp / "demo"), "-o", "json"], env)
-    print(f"segcli demo (train 8 epochs etc.): {seconds:.0f} s", flush=True)
+    print(f"segcli demo (train, predict, eval): {seconds:.0f} s", flush=True)
     return env
 
 
