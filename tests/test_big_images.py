@@ -156,6 +156,33 @@ def test_serve_slides_the_same_windows_as_predict(cli, home, tmp_path):
             assert np.array_equal(mask, expected[path.name]), path.name
 
 
+def test_int8_slides_float32_windows_and_says_so(cli, home, tmp_path):
+    # Whole images run the int8 graph; windows run the float32 tile graph (blending needs the
+    # logits): a photo larger than a window gets exactly fp32's mask, and the command says why.
+    src = photos(tmp_path / "big", [(300, 410), (97, 200)], seed=6)
+    fp32 = predict(cli, src, tmp_path / "f")
+    done = ok(
+        cli(
+            "predict",
+            "--model",
+            "m",
+            "--app",
+            "a",
+            src,
+            "--out",
+            tmp_path / "i",
+            "--threshold",
+            "0",
+            "--precision",
+            "int8",
+        )
+    )
+    assert done.err.count("sliding windows in fp32") == 1
+    int8 = masks(tmp_path / "i")
+    for name in fp32:
+        assert np.array_equal(int8[name], fp32[name]), name
+
+
 def test_tile_options_are_checked(cli, home, tmp_path):
     src = photos(tmp_path / "one", [(64, 64)])
     for bad in (["--tile", "big"], ["--tile", "8"], ["--overlap", "1.5"], ["--overlap", "nan"]):

@@ -273,6 +273,10 @@ def _store(model_dir: Path, path: Path, graph: _Graph, key: str, data: bytes, no
     return data
 
 
+# (model dir, precision) whose windows were said to run in fp32 (OnnxPredictor._tile_session)
+_WINDOWS_NOTED: set[tuple[str, str]] = set()
+
+
 class OnnxPredictor:
     engine = "onnx"
 
@@ -399,6 +403,13 @@ class OnnxPredictor:
         first use; opened once however many lanes ask at the same time)."""
         with self._opening:
             if self._tiles is None:
+                said = (str(self._model_dir), self.precision)
+                if self.precision != "fp32" and self._notify and said not in _WINDOWS_NOTED:
+                    _WINDOWS_NOTED.add(said)  # once a process: the held-out measurement opens its own engine
+                    self._notify(
+                        f"note: images larger than the model's window run as sliding windows in fp32 "
+                        f"(blending needs the logits); {self.precision} runs the images that fit one window"
+                    )
                 self._tiles = load_session(self._model_dir, self._notify, TILES)
             if lane and TILED not in self._lanes:
                 self._lanes[TILED] = _LaneSessions(self._tiles[1], LANES)  # lane_count's only answer above 1
