@@ -13,7 +13,7 @@ import pytest
 
 from segcli.core.errors import ExitCode
 
-from conftest import ok, tamper_normalisation, train_argv
+from conftest import mask_upload_argv, ok, tamper_normalisation, train_argv
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 pytest.importorskip("onnxruntime.quantization", reason="needs onnxruntime")
@@ -175,6 +175,51 @@ def test_benchmark_json_shape(cli, home, monkeypatch):
     assert abs(on_d["rows"][0]["mIoU"] - on_d["rows"][3]["mIoU"]) < 1e-3
     table = ok(cli("benchmark", "--model", "m", "--app", "a", "--dataset", "d", "-q"))
     assert "images/s" in table.out.lower() and "int8" in table.out
+
+
+def test_a_deleted_training_dataset_refuses_new_int8_only(cli, home, shapes_data, tmp_path):
+    # int8 calibrates on the version's training images and every precision is measured on its
+    # held-out ones: once that dataset is deleted, an int8 graph built before still runs, a new
+    # one is refused with the reason, and fp16 runs without its held-out number.
+    images = shapes_data / "images"
+    ok(cli("dataset", "create", "other", "--app", "a"))
+    ok(cli(*mask_upload_argv(shapes_data, "other"), "-q"))
+    ok(cli("dataset", "delete", "d", "--app", "a", "--yes"))
+
+    refused = cli("predict", "--model", "m", "--app", "a", images, "--precision", "int8", "--out", tmp_path / "p")
+    assert refused.code == ExitCode.NOT_FOUND
+    assert "int8 calibrates on the version's training images" in refused.err and "'d'" in refused.err
+    assert "--precision fp16 or fp32" in refused.err and not (tmp_path / "p").exists()
+    export = cli("model", "export", "--model", "m", "--app", "a", "--precision", "int8", "-f", tmp_path / "m.onnx")
+    assert export.code == ExitCode.NOT_FOUND and not (tmp_path / "m.onnx").exists()
+
+    ran = ok(cli("predict", "--model", "m", "--app", "a", images, "--precision", "fp16", "-o", "json"))
+    assert len(ran.json()["items"]) == len(list(images.iterdir()))
+    assert "held-out mIoU of fp32, fp16 is not measured" in ran.err and "'d' no longer exists" in ran.err
+    shown = ok(cli("model", "show", "m", "--app", "a", "-o", "json")).json()["model_versions"][0]
+    assert shown["precision_mIoU"] == {}
+    bench = cli("benchmark", "--model", "m", "--app", "a", "-o", "json")
+    assert bench.code == ExitCode.NOT_FOUND and "--dataset" in bench.err
+    other = ok(cli("benchmark", "--model", "m", "--app", "a", "--dataset", "other", "-o", "json"))
+    assert [(r["engine"], r["precision"]) for r in other.json()["rows"]] == [
+        ("onnx", "fp32"),
+        ("onnx", "fp16"),
+        ("torch", "fp32"),
+    ]
+    assert "no int8 row" in other.err
+
+
+def test_an_int8_graph_built_before_the_dataset_went_still_runs(cli, home, shapes_data, tmp_path):
+    images = shapes_data / "images"
+    before = ok(cli("predict", "--model", "m", "--app", "a", images, "--precision", "int8", "-o", "json", "-q"))
+    ok(cli("dataset", "create", "other", "--app", "a"))
+    ok(cli(*mask_upload_argv(shapes_data, "other"), "-q"))
+    ok(cli("dataset", "delete", "d", "--app", "a", "--yes"))
+    after = ok(cli("predict", "--model", "m", "--app", "a", images, "--precision", "int8", "-o", "json", "-q"))
+    assert after.json()["items"] == before.json()["items"]
+    # the benchmark's int8 row needs no calibration either: its graph is cached
+    rows = ok(cli("benchmark", "--model", "m", "--app", "a", "--dataset", "other", "-o", "json", "-q")).json()["rows"]
+    assert ("onnx", "int8") in [(r["engine"], r["precision"]) for r in rows]
 
 
 def test_cloud_refuses_benchmark_and_reduced_precision(cli, fake_clarifai, monkeypatch, tmp_path, shapes_data):

@@ -5,6 +5,11 @@ The split is the training's own (core/holdout.py: val_percent of the dataset ver
 inputs, by seed, in the store's order), so int8 is calibrated only on images the model trained
 on and measured only on images it never saw. A version trained with val_percent 0 has no
 held-out images: its numbers are then on its training images, and say so (`split`).
+
+Both need the version's dataset version in the store. Once it is deleted, a graph already built
+keeps working; a new int8 graph is refused with the reason (DatasetGone), and a precision's
+held-out mIoU is left unmeasured with a note (model eval --dataset D --precision P measures it
+on another dataset), rather than failing the predict that asked for it.
 """
 
 from __future__ import annotations
@@ -13,15 +18,28 @@ from typing import Any, Callable, Optional
 
 from segcli.backends.base import Backend, EvalItem
 from segcli.core.entities import ModelVersion
+from segcli.core.errors import NotFoundError
 from segcli.core.holdout import holdout
 
 CALIBRATION_IMAGES = 32  # engine/precision.INT8.images
 
 
+class DatasetGone(NotFoundError):
+    """The dataset version a model version trained on is no longer in the store."""
+
+
 def split(backend: Backend, version: ModelVersion) -> tuple[list[int], list[int], int]:
-    """(training indices, held-out indices, inputs) of the version's dataset version."""
+    """(training indices, held-out indices, inputs) of the version's dataset version; DatasetGone
+    when it was deleted."""
     params = (version.params or {}).get("train_params") or {}
-    total = backend.get_dataset_version(version.app_id, version.dataset_id, version.dataset_version_id).inputs
+    try:
+        total = backend.get_dataset_version(version.app_id, version.dataset_id, version.dataset_version_id).inputs
+    except NotFoundError as exc:
+        raise DatasetGone(
+            f"model version {version.id}'s dataset '{version.dataset_id}' (version "
+            f"{version.dataset_version_id}) no longer exists ({exc.message})",
+            hint="its held-out images are gone with it: benchmark on another with --dataset DATASET",
+        ) from None
     return (*holdout(total, float(params.get("val_percent", 10.0)), int(params.get("seed", 42))), total)
 
 
@@ -50,7 +68,14 @@ def calibration(backend: Backend, version: ModelVersion) -> Callable[[], list]:
     does: engine/precision.calibration_images)."""
 
     def images() -> list:
-        train, _, _ = split(backend, version)
+        try:
+            train, _, _ = split(backend, version)
+        except DatasetGone as gone:
+            raise DatasetGone(
+                f"int8 calibrates on the version's training images, and {gone.message}",
+                hint="use --precision fp16 or fp32 (an int8 graph built before still runs), or train a "
+                "version on a dataset that exists and quantize that one",
+            ) from None
         step = max(1, len(train) // CALIBRATION_IMAGES)
         chosen = set(train[::step][:CALIBRATION_IMAGES])
         return [item.image for item in _items(backend, version, chosen)]
@@ -122,7 +147,16 @@ def record_held_out(
     ]
     if not wanted:
         return recorded
-    items, on = held_out_items(backend, version)
+    try:
+        items, on = held_out_items(backend, version)
+    except DatasetGone:
+        if notify:
+            notify(
+                f"note: the held-out mIoU of {', '.join(wanted)} is not measured: model version {version.id}'s "
+                f"dataset '{version.dataset_id}' no longer exists (segcli model eval --dataset D --precision P "
+                "measures one on another dataset)"
+            )
+        return recorded
     if notify:
         notify(f"measuring the {on} mIoU of {', '.join(wanted)} on {len(items)} images (once per precision)")
     for name in wanted:
