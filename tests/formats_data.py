@@ -210,3 +210,58 @@ def write_cityscapes(root: Path, n: int = 3, polygons: bool = False) -> Path:
                 lut[CLASSES.index(c)] = i
             Image.fromarray(lut[maps[name]]).save(gt / f"{base}_gtFine_labelIds.png")
     return root
+
+
+def cvat_rle(mask: np.ndarray) -> tuple[str, int, int, int, int]:
+    """CVAT's mask encoding: (rle, left, top, width, height) of the mask's tight box, the counts
+    running row by row, alternating 0 and 1 and starting with 0 (cvat's dataset_manager)."""
+    ys, xs = np.nonzero(mask)
+    top, left, bottom, right = ys.min(), xs.min(), ys.max(), xs.max()
+    flat = mask[top : bottom + 1, left : right + 1].ravel()
+    changes = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
+    runs = np.diff(np.concatenate([[0], changes, [flat.size]]))
+    counts = ([0] if flat[0] else []) + runs.tolist()
+    return ", ".join(map(str, counts)), int(left), int(top), int(right - left + 1), int(bottom - top + 1)
+
+
+def write_cvat(root: Path, n: int = 3) -> Path:
+    """CVAT for images 1.1 (annotations.xml, images/): the dog a box written *before* the cat
+    polygon but with the higher z_order (so it still wins, as CVAT draws it), the bird a mask in
+    CVAT's RLE over its tight box, and a polyline and a tag (no area: left out)."""
+    from segcli.datasets.polygons import rasterize
+
+    write_images(root / "images", n)
+    labels = "".join(
+        f"<label><name>{c}</name><color>#ff0000</color><type>any</type><attributes></attributes></label>"
+        for c in CLASSES[1:]
+    )
+    parts = [
+        '<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n  <version>1.1</version>\n',
+        f"  <meta><task><id>1</id><name>t</name><size>{n}</size><labels>{labels}</labels></task>"
+        "<dumped>2026-12-06 03:00:00.000000+00:00</dumped></meta>\n",
+    ]
+    for k, (name, shapes) in enumerate(scenes(n)):
+        parts.append(f'  <image id="{k}" name="{name}.png" width="{W}" height="{H}">\n')
+        by = dict(shapes)
+        (x0, y0), _, (x1, y1), _ = by["dog"]
+        parts.append(
+            f'    <box label="dog" source="manual" occluded="0" xtl="{x0:.2f}" ytl="{y0:.2f}" xbr="{x1:.2f}" '
+            f'ybr="{y1:.2f}" z_order="1"></box>\n'
+        )
+        points = ";".join(f"{x:.2f},{y:.2f}" for x, y in by["cat"])
+        parts.append(
+            f'    <polygon label="cat" source="manual" occluded="0" points="{points}" z_order="0"></polygon>\n'
+        )
+        parts.append(
+            '    <polyline label="cat" source="manual" occluded="0" points="1.00,1.00;5.00,5.00" z_order="3"></polyline>\n'
+        )
+        bird = rasterize([[float(v) for p in by["bird"] for v in p]], H, W)
+        rle, left, top, width, height = cvat_rle(bird)
+        parts.append(
+            f'    <mask label="bird" source="manual" occluded="0" rle="{rle}" left="{left}" top="{top}" '
+            f'width="{width}" height="{height}" z_order="2"></mask>\n'
+        )
+        parts.append('    <tag label="cat" source="manual"></tag>\n  </image>\n')
+    parts.append("</annotations>\n")
+    (root / "annotations.xml").write_text("".join(parts))
+    return root

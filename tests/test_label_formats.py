@@ -55,6 +55,7 @@ LAYOUTS = {
     "labelstudio": lambda r: shutil.copytree(LS_FIXTURE, r) and r,
     "cityscapes-labelids": lambda r: fd.write_cityscapes(r),
     "cityscapes-polygons": lambda r: fd.write_cityscapes(r, polygons=True),
+    "cvat": lambda r: fd.write_cvat(r),
 }
 FORMAT = {k: k.split("-")[0] for k in LAYOUTS}
 
@@ -128,7 +129,7 @@ def test_coco_counts_the_same_overlap(cli, tmp_path):
     assert min(_agreement(stored(), "coco").values()) == 1.0
 
 
-@pytest.mark.parametrize("layout", ["labelme", "yolo", "voc-palette"])
+@pytest.mark.parametrize("layout", ["labelme", "yolo", "voc-palette", "cvat"])
 def test_both_backends_store_the_same_annotations(cli, backend, tmp_path, layout):
     source = LAYOUTS[layout](tmp_path / "src")
     _setup(cli)
@@ -174,6 +175,17 @@ def _break(layout: str, root: Path, how: int) -> None:
         else:
             result[0]["value"]["points"] = [[1, 1]]
         (root / "export.json").write_text(json.dumps(tasks))
+    elif layout == "cvat":
+        xml = root / "annotations.xml"
+        text = xml.read_text()
+        first = text.index("<mask")
+        if how == 0:
+            text = text[:first] + text[first:].replace('rle="', 'rle="7, ', 1)  # counts past the box
+        elif how == 1:
+            text = text.replace('points="', 'points="x,', 1)
+        else:
+            text = text.replace('name="img0.png"', 'name="missing.png"', 1)
+        xml.write_text(text)
     else:  # cityscapes polygons
         path = next((root / "gtFine").rglob("*_polygons.json"))
         doc = json.loads(path.read_text())
@@ -193,6 +205,7 @@ EXPECTED_REASON = {
     "voc-palette": ("not an image file", "does not name", "mask is 49x36"),
     "labelstudio": ("image file not found", "brush RLE", "fewer than 3 points"),
     "cityscapes-polygons": ("unicorn", "the annotations say 999x36", "no 'objects' list"),
+    "cvat": ("rle counts summing to", "has points", "image file not found"),
 }
 
 
@@ -276,3 +289,78 @@ def test_old_forms_still_work_and_do_not_mix_with_from(cli, tmp_path):
     assert old["format"] == "coco" and old["added"] == 3
     mixed = cli("dataset", "upload", "d", "--app", "a", "--from", tmp_path / "coco", "--images", tmp_path)
     assert mixed.code == ExitCode.INVALID_INPUT and "cannot be combined" in mixed.err
+
+
+def _cvat_xml(root: Path, shapes: str, meta_labels: tuple[str, ...] = (), head: str = "") -> Path:
+    """A one-image CVAT XML (48 x 36 img0.png) with the given shape elements."""
+    fd.write_images(root / "images", 1)
+    labels = "".join(f"<label><name>{c}</name></label>" for c in meta_labels)
+    (root / "annotations.xml").write_text(
+        f'<?xml version="1.0" encoding="utf-8"?>\n{head}<annotations><version>1.1</version>'
+        f"<meta><project><labels>{labels}</labels></project></meta>"
+        f'<image id="0" name="img0.png" width="{fd.W}" height="{fd.H}">{shapes}</image></annotations>\n'
+    )
+    return root
+
+
+def test_cvat_rotated_boxes_ellipses_meta_order_and_background(cli, tmp_path):
+    # A 20 x 10 box turned 90 degrees about its centre (20, 15) stands 10 wide and 20 tall (x 15-25,
+    # y 5-25); an ellipse of radii 8 and 4 covers ~pi*32 pixels; "background" (z_order 5) paints
+    # rows 0-7 back to background;
+    # the class order is the meta's (dog before cat), not the order of first use.
+    shapes = (
+        '<box label="cat" xtl="10" ytl="10" xbr="30" ybr="20" rotation="90" z_order="0"/>'
+        '<ellipse label="dog" cx="38" cy="20" rx="8" ry="4" z_order="0"/>'
+        '<polygon label="background" points="0,0;48,0;48,8;0,8" z_order="5"/>'
+    )
+    source = _cvat_xml(tmp_path / "src", shapes, ("dog", "cat", "background"))
+    _setup(cli)
+    summary = ok(cli("dataset", "upload", "d", "--app", "a", "--from", source, "-o", "json")).json()
+    assert summary["format"] == "cvat" and summary["classes"] == ["background", "dog", "cat"]
+    [item] = stored().values()
+    value = {concept: v for v, concept in item.labels.items()}
+    ys, xs = np.nonzero(item.labelmap == value["cat"])
+    assert (xs.min(), xs.max() + 1, ys.min(), ys.max() + 1) == (15, 25, 8, 25)
+    assert (item.labelmap == value["cat"]).sum() == 10 * 17
+    ellipse = int((item.labelmap == value["dog"]).sum())
+    assert abs(ellipse - np.pi * 32) < 0.08 * np.pi * 32, ellipse
+
+
+@pytest.mark.parametrize(
+    "head, shapes, words",
+    [
+        (
+            '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>\n',
+            '<polygon label="&lol2;" points="0,0;9,0;9,9"/>',
+            "declares a DOCTYPE or entities",
+        ),
+        ("", '<polygon label="cat" points="0,0;9,0;9,9">', "not valid XML"),
+        ("", "", 'is "CVAT for video"'),
+    ],
+)
+def test_cvat_files_that_cannot_be_read_are_refused_in_one_line(cli, tmp_path, head, shapes, words):
+    source = _cvat_xml(tmp_path / "src", shapes, ("cat",), head)
+    if "video" in words:
+        xml = source / "annotations.xml"
+        xml.write_text(xml.read_text().replace("</annotations>", '<track id="0" label="cat"></track></annotations>'))
+    _setup(cli)
+    before = snapshot(Path(os.environ["SEGCLI_HOME"]))
+    refused = cli("dataset", "upload", "d", "--app", "a", "--from", source, "--format", "cvat")
+    assert refused.code == ExitCode.INVALID_INPUT
+    [line] = [text for text in refused.err.splitlines() if text.startswith("error:")]
+    assert words in line and "Traceback" not in refused.err
+    assert snapshot(Path(os.environ["SEGCLI_HOME"])) == before
+
+
+def test_a_cvat_mask_box_outside_its_image_is_an_invalid_item(cli, tmp_path):
+    # A few bytes of rle must not claim a gigapixel box: checked against the image before decoding.
+    source = _cvat_xml(
+        tmp_path / "src",
+        '<mask label="cat" rle="0, 2000000000" left="0" top="0" width="50000" height="40000"/>',
+        ("cat",),
+    )
+    _setup(cli)
+    dry = cli("dataset", "upload", "d", "--app", "a", "--from", source, "--dry-run", "-o", "json")
+    assert dry.code == ExitCode.INVALID_INPUT
+    [bad] = dry.json()["invalid_items"]
+    assert "outside the 48x36 image" in bad["reason"]

@@ -146,3 +146,30 @@ def test_datumaro_imports_the_voc_export(cli, hard, tmp_path):
             )
             seen.add(item.id)
         assert seen == set(truth)
+
+
+def test_segcli_reads_the_cvat_xml_datumaro_writes(cli, hard, tmp_path):
+    # The CVAT XML written by datumaro's own CVAT exporter (masks in CVAT's RLE) from the VOC
+    # export of the hard scene, uploaded back with --from: every pixel keeps its class (VOC's void,
+    # datumaro's "ignored" label, compared as background like everywhere here).
+    upload(cli, "a", hard / "images", masks=hard / "masks")
+    _export(cli, "voc", tmp_path / "voc")
+    with tool_readers.datumaro() as dm:
+        dataset = dm.Dataset.import_from(str(tmp_path / "voc"), "voc_segmentation")
+        dataset.export(str(tmp_path / "cvat"), "cvat", save_media=True)
+    xml = next((tmp_path / "cvat").rglob("*.xml"))
+    ok(cli("dataset", "create", "back", "--app", "a"))
+    summary = ok(cli("dataset", "upload", "back", "--app", "a", "--from", xml.parent, "-o", "json")).json()
+    assert summary["format"] == "cvat" and summary["invalid"] == 0 and summary["added"] == 3
+    truth = _truth()
+    from segcli.cli.context import STATE
+
+    try:
+        for item in STATE.backend.iter_dataset_items("a", "back"):
+            lut = np.zeros(256, np.uint8)
+            for value, concept in item.labels.items():
+                lut[value] = HARD_CLASSES.index(concept) if concept in HARD_CLASSES else 0
+            got = lut[item.labelmap]
+            assert np.array_equal(got, truth[Path(item.name).stem]), item.name
+    finally:
+        STATE.close()

@@ -12,7 +12,8 @@ had. None is a dev dependency, and why (checked 2026, this machine: Python 3.11,
   PIL, tifffile and loguru. `labelme_module` loads those two files from the installed package
   under a stand-in `labelme` package (a stand-in PyQt5.QtGui for utils/image.py's one Qt
   helper), so the code that reads the JSON is labelme's own, unmodified.
-- datumaro 1.13 pins pillow~=12 and numpy<2.5 and pulls pandas and pyarrow: imported as is.
+- datumaro 1.13 pins pillow~=12 and numpy<2.5 and pulls pandas and pyarrow: imported as is (its
+  VOC reader, and its CVAT exporter writing the XML segcli reads back).
 
 Where they are: installed in the venv, or in a folder named by SEGCLI_TOOL_READERS, which is
 appended to sys.path so the venv's own numpy and PIL keep winning. Without them the tests skip,

@@ -56,7 +56,7 @@ DATASET_COLUMNS = ["id", "app_id", "inputs", "versions", "created_at"]
 UPLOAD_HELP = """Upload images with per-pixel labels, from what a labelling tool exported.
 
 \b
---from PATH [--format auto|coco|masks|labelme|yolo|voc|labelstudio|cityscapes]
+--from PATH [--format auto|FORMAT], FORMAT one of:
   coco         a COCO .json (images in images/ beside it)
   masks        images/ + masks/ (+ classes.txt), as below
   labelme      LabelMe .json files (polygon, rectangle, circle, mask shapes)
@@ -64,8 +64,11 @@ UPLOAD_HELP = """Upload images with per-pixel labels, from what a labelling tool
   voc          VOC / CVAT "Segmentation mask 1.1": SegmentationClass/*.png + labelmap.txt
   labelstudio  a Label Studio JSON export (polygonlabels, rectanglelabels, brushlabels)
   cityscapes   leftImg8bit/ + gtFine/ (*_labelIds.png or *_polygons.json)
+  cvat         CVAT's XML, "CVAT for images 1.1": annotations.xml (+ images/), polygons,
+               boxes, ellipses, masks
 auto recognises the layout and says which it read. Where shapes overlap the later one in the
-file wins (every format); overlapped_pixels counts the pixels painted over.
+file wins (CVAT: the higher z_order, then the later); overlapped_pixels counts the pixels
+painted over.
 
 \b
 COCO:  --coco annotations.json --images DIR   (polygons with several rings, RLE, iscrowd)
@@ -241,8 +244,8 @@ def upload(
         str,
         typer.Option(
             "--format",
-            callback=one_of("auto", "coco", "masks", "labelme", "yolo", "voc", "labelstudio", "cityscapes"),
-            help="auto | coco | masks | labelme | yolo | voc | labelstudio | cityscapes: "
+            callback=one_of("auto", "coco", "masks", "labelme", "yolo", "voc", "labelstudio", "cityscapes", "cvat"),
+            help="auto | coco | masks | labelme | yolo | voc | labelstudio | cityscapes | cvat: "
             "the format of --from (auto: recognised, and said on stderr).",
         ),
     ] = "auto",

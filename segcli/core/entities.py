@@ -61,7 +61,7 @@ class UploadResult(Record):
     invalid_items: list[dict[str, str]] = field(default_factory=list)
     dry_run: bool = False
     classes: list[str] = field(default_factory=list)  # the dataset's class order after the upload
-    format: str = ""  # the label format read (coco, masks, labelme, yolo, voc, labelstudio, cityscapes)
+    format: str = ""  # the label format read (coco, masks, labelme, yolo, voc, labelstudio, cityscapes, cvat)
     overlapped_pixels: int = 0  # pixels a later shape of another concept painted over (datasets/shapes.py)
 
 

@@ -8,6 +8,7 @@ of JSON files (a COCO file can be gigabytes):
 - yolo: a data.yaml with names, or images/ and labels/ folders (also per split);
 - voc: a SegmentationClass/ folder;
 - cityscapes: leftImg8bit/ and gtFine/;
+- cvat: an .xml that starts as CVAT's (<annotations> with <version>/<meta>), "CVAT for images";
 - masks: images/ and masks/ folders.
 A path that fits several is refused with what each is (name it with --format); one that fits
 none is refused with one line naming what was expected.
@@ -20,10 +21,11 @@ from pathlib import Path
 
 from segcli.core.errors import InvalidInputError, NotFoundError
 
-FORMATS = ("coco", "masks", "labelme", "yolo", "voc", "labelstudio", "cityscapes")
+FORMATS = ("coco", "masks", "labelme", "yolo", "voc", "labelstudio", "cityscapes", "cvat")
 EXPECTED = (
     "a COCO .json (with images/), images/ + masks/, LabelMe .json files, YOLO data.yaml + labels/, "
-    "VOC SegmentationClass/, a Label Studio JSON export, or Cityscapes leftImg8bit/ + gtFine/"
+    "VOC SegmentationClass/, a Label Studio JSON export, Cityscapes leftImg8bit/ + gtFine/, or a CVAT "
+    "annotations.xml"
 )
 PEEK = 1 << 16
 
@@ -61,6 +63,12 @@ def _yolo(path: Path) -> str:
     return ""
 
 
+def _cvat(path: Path) -> bool:
+    from segcli.datasets.cvat import is_cvat_xml
+
+    return is_cvat_xml(path)
+
+
 def candidates(path: Path) -> dict[str, str]:
     """format -> what was found, for every format `path` fits."""
     found: dict[str, str] = {}
@@ -71,6 +79,8 @@ def candidates(path: Path) -> dict[str, str]:
                 found[kind] = path.name
         elif path.suffix.lower() in (".yaml", ".yml"):
             found["yolo"] = path.name
+        elif path.suffix.lower() == ".xml" and _cvat(path):
+            found["cvat"] = path.name
         return found
     if (path / "SegmentationClass").is_dir():
         found["voc"] = "SegmentationClass/"
@@ -90,6 +100,9 @@ def candidates(path: Path) -> dict[str, str]:
         for file in sorted(path.glob("*/*.json"))[:50]:
             if peek_json(file) == "labelme":
                 jsons.setdefault("labelme", []).append(file.relative_to(path).as_posix())
+    xmls = [p.name for p in sorted(path.glob("*.xml")) if _cvat(p)]
+    if xmls:
+        found["cvat"] = xmls[0] if len(xmls) == 1 else f"{len(xmls)} .xml files ({xmls[0]}, ...)"
     for kind, names in jsons.items():
         found[kind] = names[0] if len(names) == 1 else f"{len(names)} .json files ({names[0]}, ...)"
     return found
