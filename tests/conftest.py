@@ -219,9 +219,23 @@ def trained_home(request, tmp_path_factory, shapes_data) -> Path:
     return home
 
 
+def copy_home(src: Path, dst: Path) -> None:
+    """A segcli home copied while the training worker that made it may still be closing its
+    database (the watcher returns on TRAINED, before the worker has exited): its -wal and -shm
+    files come and go with connections, so the files are copied without them and each database
+    through SQLite's backup API (a consistent snapshot, committed WAL content included)."""
+    import sqlite3
+    from contextlib import closing
+
+    shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.db", "*.db-wal", "*.db-shm"))
+    for db in src.rglob("*.db"):
+        with closing(sqlite3.connect(db)) as source, closing(sqlite3.connect(dst / db.relative_to(src))) as copy:
+            source.backup(copy)
+
+
 @pytest.fixture
 def home(trained_home, segcli_home) -> Path:
-    shutil.copytree(trained_home, segcli_home, dirs_exist_ok=True)
+    copy_home(trained_home, segcli_home)
     return segcli_home
 
 

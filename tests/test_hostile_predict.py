@@ -20,7 +20,7 @@ from PIL import Image
 from segcli.core.errors import ExitCode
 from segcli.core.names import NAME_MAX, utf8_len
 
-from conftest import SEGCLI, mask_upload_argv, segcli_subprocess_env, train_argv
+from conftest import SEGCLI, copy_home, mask_upload_argv, segcli_subprocess_env, train_argv
 
 pytest.importorskip("torch", reason="the local engine needs the [local] extra")
 
@@ -63,7 +63,7 @@ def trained(tmp_path_factory, shapes_data) -> Path:
 @pytest.fixture
 def home(trained, tmp_path) -> Path:
     copy = tmp_path / "home"
-    shutil.copytree(trained, copy)
+    copy_home(trained, copy)
     return copy
 
 
