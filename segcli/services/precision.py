@@ -114,6 +114,25 @@ def load(
     )
 
 
+def load_recorded(
+    backend: Backend,
+    app_id: str,
+    model_id: str,
+    version_id: str,
+    precision: str,
+    engine: str = "auto",
+    notify=None,
+    tile: "int | str" = "auto",
+    overlap: Optional[float] = None,
+):
+    """`load`, and for fp16 / int8 their held-out mIoU measured and recorded with the version on
+    first use (what predict and serve run)."""
+    segmenter = load(backend, app_id, model_id, version_id, precision, engine, notify, tile, overlap)
+    if precision != "fp32":
+        record_held_out(backend, app_id, model_id, version_id, [precision], notify)
+    return segmenter
+
+
 def measure(segmenter, items: list[EvalItem], batch: int = 8) -> dict[str, Any]:
     """mIoU of `segmenter` on `items` (ignore 255), as model eval computes it."""
     from segcli.core.metrics import ConfusionMatrix

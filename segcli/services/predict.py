@@ -221,15 +221,11 @@ def predict(
             f"note: model version {version.id} numbers its classes by {order}"
             + ("; classes.txt beside the masks names each value" if out_dir is not None else "")
         )
-    if precision == "fp32":
-        segmenter = backend.load_segmenter(
-            app_id, model_id, version.id, engine=engine, notify=notify, tile=tile, overlap=overlap
-        )
-    else:
-        from segcli.services import precision as precisions
+    from segcli.services import precision as precisions
 
-        segmenter = precisions.load(backend, app_id, model_id, version.id, precision, engine, notify, tile, overlap)
-        precisions.record_held_out(backend, app_id, model_id, version.id, [precision], notify)
+    segmenter = precisions.load_recorded(
+        backend, app_id, model_id, version.id, precision, engine, notify, tile, overlap
+    )
     if out_dir is not None:  # after the model loads: a damaged model leaves no empty --out behind
         try:
             out_dir.mkdir(parents=True, exist_ok=True)

@@ -139,9 +139,9 @@ class ServedModel:
 
         refuse_cloud(type(backend))
         version = backend.trained_version(app_id, model_id, version_id)
-        segmenter = precisions.load(backend, app_id, model_id, version.id, precision, engine, notify, tile, overlap)
-        if precision != "fp32":
-            precisions.record_held_out(backend, app_id, model_id, version.id, [precision], notify)
+        segmenter = precisions.load_recorded(
+            backend, app_id, model_id, version.id, precision, engine, notify, tile, overlap
+        )
         served = cls(segmenter, app_id, model_id, version.class_order or None, threshold, max_batch, max_wait_s)
         served.precision = precision
         return served
