@@ -364,3 +364,16 @@ def test_a_cvat_mask_box_outside_its_image_is_an_invalid_item(cli, tmp_path):
     assert dry.code == ExitCode.INVALID_INPUT
     [bad] = dry.json()["invalid_items"]
     assert "outside the 48x36 image" in bad["reason"]
+
+
+@pytest.mark.parametrize("name, unpack", [("export.zip", "unzip"), ("export.tar.gz", "tar -xf"), ("e.7z", "unpack it")])
+def test_an_exported_archive_is_refused_with_how_to_unpack_it(cli, tmp_path, name, unpack):
+    # Every tool's export button gives an archive: say so, and how, instead of "no format recognised".
+    archive = tmp_path / name
+    archive.write_bytes(b"PK\x03\x04 not read")
+    _setup(cli)
+    for extra in ([], ["--format", "cvat"]):
+        refused = cli("dataset", "upload", "d", "--app", "a", "--from", archive, *extra)
+        assert refused.code == ExitCode.INVALID_INPUT
+        error, hint = refused.err.strip().splitlines()
+        assert "is an archive" in error and hint.startswith("hint: ") and unpack in hint and "export" in hint

@@ -95,9 +95,26 @@ def _masks(images: Path, masks: Path, classes, on_progress, known, stash) -> Rea
     return read_mask_folder(images, masks, classes=classes, on_progress=on_progress, known=known, stash=stash)
 
 
+ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar")
+
+
 def _read_from(path: Path, fmt: str, classes, progress_mode: str, known, stash, note) -> ReadResult:
     from segcli.datasets import detect
 
+    if path.is_file() and path.name.lower().endswith(ARCHIVES):  # what every tool's export button gives
+        suffix = next(a for a in ARCHIVES if path.name.lower().endswith(a))
+        folder = path.parent / path.name[: -len(suffix)]
+        unpack = (
+            f"unzip {path} -d {folder}"
+            if suffix == ".zip"
+            else f"mkdir {folder} && tar -xf {path} -C {folder}"
+            if suffix.startswith((".t", ".tar"))
+            else f"unpack it into {folder}"
+        )
+        raise InvalidInputError(
+            f"--from {path} is an archive: segcli reads the folder it unpacks to",
+            hint=f"{unpack}, then --from {folder}",
+        )
     if fmt == "auto":
         fmt, found = detect.detect(path)
         if note is not None:
