@@ -265,3 +265,23 @@ def write_cvat(root: Path, n: int = 3) -> Path:
     parts.append("</annotations>\n")
     (root / "annotations.xml").write_text("".join(parts))
     return root
+
+
+def write_yolo_semseg(root: Path, n: int = 3, names: list[str] | None = None, split: str = "train") -> Path:
+    """Ultralytics' semantic-segmentation layout (docs.ultralytics.com/datasets/semantic):
+    data.yaml with masks_dir and names {index: name}, images/<split>/, masks/<split>/<stem>.png
+    where pixel value i is names[i] and 255 is ignore. `names` default: CLASSES (background 0)."""
+    import yaml
+
+    names = names or CLASSES
+    write_images(root / "images" / split, n, ".jpg")
+    (root / "masks" / split).mkdir(parents=True, exist_ok=True)
+    for name, lm in label_maps(n).items():
+        values = np.full(256, 255, np.uint8)  # a class names does not list: ignore
+        for k, c in enumerate(CLASSES):
+            if c in names:
+                values[k] = names.index(c)
+        Image.fromarray(values[lm]).save(root / "masks" / split / f"{name}.png")
+    doc = {"path": ".", "train": f"images/{split}", "val": f"images/{split}", "masks_dir": "masks"}
+    (root / "data.yaml").write_text(yaml.safe_dump({**doc, "names": dict(enumerate(names))}, sort_keys=False))
+    return root

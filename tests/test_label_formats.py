@@ -50,6 +50,7 @@ LAYOUTS = {
     "yolo": lambda r: fd.write_yolo(r),
     "yolo-names-dict-split": lambda r: fd.write_yolo(r, names_as_dict=True, split="train"),
     "yolo-roboflow": roboflow,
+    "yolo-semseg": lambda r: fd.write_yolo_semseg(r),  # Ultralytics' semantic segmentation (masks_dir)
     "voc-palette": lambda r: fd.write_voc(r),
     "voc-rgb": lambda r: fd.write_voc(r, palette=False),
     "labelstudio": lambda r: shutil.copytree(LS_FIXTURE, r) and r,
@@ -113,7 +114,7 @@ def test_each_format_gives_the_coco_originals_label_maps(cli, tmp_path, layout):
     else:
         assert summary["classes"] == fd.CLASSES  # names and order kept
     # The one overlap rule: the dog drawn over the cat; raster formats have nothing to overlap.
-    raster = layout.startswith(("voc", "cityscapes-labelids"))
+    raster = layout.startswith(("voc", "cityscapes-labelids", "yolo-semseg"))
     stems = [Path(n).stem.split("-")[-1] for n in agreement]
     expected = 0 if raster else sum(fd.overlap(f"img{k}") for k in range(len(stems)))
     assert summary["overlapped_pixels"] == expected
@@ -377,3 +378,75 @@ def test_an_exported_archive_is_refused_with_how_to_unpack_it(cli, tmp_path, nam
         assert refused.code == ExitCode.INVALID_INPUT
         error, hint = refused.err.strip().splitlines()
         assert "is an archive" in error and hint.startswith("hint: ") and unpack in hint and "export" in hint
+
+
+def test_ultralytics_semseg_class_0_is_a_class_and_255_ignore(cli, tmp_path):
+    # Without a "background" name, pixel value 0 is names[0] (a class, as Ultralytics trains it)
+    # and the scene's unlabelled pixels, written 255, are ignore.
+    source = fd.write_yolo_semseg(tmp_path / "src", names=["cat", "dog", "bird"])
+    _setup(cli)
+    summary = ok(cli("dataset", "upload", "d", "--app", "a", "--from", source, "-o", "json")).json()
+    assert summary["format"] == "yolo" and summary["classes"] == ["background", "cat", "dog", "bird"]
+    truth = fd.label_maps(3)
+    for name, item in stored().items():
+        concept = {v: c for v, c in item.labels.items()}
+        got = np.vectorize(lambda v: fd.CLASSES.index(concept[v]) if v in concept else 0)(item.labelmap)
+        want = truth[Path(name).stem]
+        assert np.array_equal(item.labelmap == 255, want == 0), name  # unlabelled -> ignore
+        assert np.array_equal(got[want > 0], want[want > 0]), name
+
+
+@pytest.mark.parametrize("how, words", [(0, "value 7"), (1, "no mask masks/train/img0.png")])
+def test_ultralytics_semseg_bad_masks_are_invalid_items(cli, tmp_path, how, words):
+    from PIL import Image
+
+    source = fd.write_yolo_semseg(tmp_path / "src")
+    mask = source / "masks" / "train" / "img0.png"
+    if how == 0:
+        Image.fromarray(np.full((fd.H, fd.W), 7, np.uint8)).save(mask)  # names has 0..3
+    else:
+        mask.unlink()
+    _setup(cli)
+    dry = cli("dataset", "upload", "d", "--app", "a", "--from", source, "--dry-run", "-o", "json")
+    assert dry.code == ExitCode.INVALID_INPUT
+    [bad] = dry.json()["invalid_items"]
+    assert words in bad["reason"], bad
+
+
+def test_ultralytics_semseg_label_mapping_binary_and_masks_without_masks_dir(cli, tmp_path):
+    import yaml
+    from PIL import Image
+
+    # label_mapping (raw mask value -> class id, "ignore_label" -> 255), as Cityscapes-style YAMLs
+    # write it: raw 10 -> cat (0), 20 -> dog (1), 30 -> ignore; and no masks_dir key: masks/
+    # beside the YAML is the mask folder (Ultralytics reads it so).
+    root = tmp_path / "mapped"
+    fd.write_images(root / "images" / "val", 1)
+    (root / "masks" / "val").mkdir(parents=True)
+    raw = np.zeros((fd.H, fd.W), np.uint8) + 10
+    raw[:, 20:] = 20
+    raw[30:, :] = 30
+    Image.fromarray(raw).save(root / "masks" / "val" / "img0.png")
+    mapping = {10: 0, 20: 1, 30: "ignore_label"}
+    (root / "data.yaml").write_text(yaml.safe_dump({"names": {0: "cat", 1: "dog"}, "label_mapping": mapping}))
+    _setup(cli)
+    summary = ok(cli("dataset", "upload", "d", "--app", "a", "--from", root, "-o", "json")).json()
+    assert summary["format"] == "yolo" and summary["classes"] == ["background", "cat", "dog"]
+    [item] = stored().values()
+    concept = {v: c for v, c in item.labels.items()}
+    assert concept[item.labelmap[0, 0]] == "cat" and concept[item.labelmap[0, 30]] == "dog"
+    assert (item.labelmap[30:] == 255).all()
+
+    # binary (one name): 0 is background, 1 the class
+    binary = tmp_path / "binary"
+    fd.write_images(binary / "images" / "train", 1)
+    (binary / "masks" / "train").mkdir(parents=True)
+    mask = np.zeros((fd.H, fd.W), np.uint8)
+    mask[5:15, 5:25] = 1
+    Image.fromarray(mask).save(binary / "masks" / "train" / "img0.png")
+    (binary / "data.yaml").write_text(yaml.safe_dump({"names": ["crack"], "masks_dir": "masks"}))
+    ok(cli("dataset", "create", "b", "--app", "a"))
+    summary = ok(cli("dataset", "upload", "b", "--app", "a", "--from", binary, "-o", "json")).json()
+    assert summary["classes"] == ["background", "crack"]
+    [item] = stored(dataset="b").values()
+    assert {c: int((item.labelmap == v).sum()) for v, c in item.labels.items()} == {"crack": 200}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from test_dataset_export import upload
 from test_export_formats import HARD_CLASSES, hard  # noqa: F401 - fixture
 
@@ -173,3 +174,56 @@ def test_segcli_reads_the_cvat_xml_datumaro_writes(cli, hard, tmp_path):
             assert np.array_equal(got, truth[Path(item.name).stem]), item.name
     finally:
         STATE.close()
+
+
+def test_ultralytics_semantic_dataset_reads_the_masks_segcli_reads(cli, tmp_path, monkeypatch):
+    # A `yolo semseg` dataset (masks_dir, names with class 0 a class, a label_mapping, 255 ignore):
+    # the class ids Ultralytics' own SemanticDataset loads for each pixel are the classes segcli
+    # stored for it.
+    import yaml
+
+    import formats_data as fd
+
+    root = fd.write_yolo_semseg(tmp_path / "semseg", names=["cat", "dog", "bird"])
+    doc = yaml.safe_load((root / "data.yaml").read_text())
+    raw_of = {0: 40, 1: 41, 2: 42}  # masks written in raw values, mapped back by label_mapping
+    for mask in (root / "masks" / "train").iterdir():
+        ids = np.asarray(Image.open(mask))
+        raw = ids.copy()
+        for cls, value in raw_of.items():
+            raw[ids == cls] = value
+        Image.fromarray(raw).save(mask)
+    doc["label_mapping"] = {value: cls for cls, value in raw_of.items()}
+    doc["path"] = str(root)  # Ultralytics resolves a relative path against its datasets folder
+    (root / "data.yaml").write_text(yaml.safe_dump(doc))
+    ok(cli("app", "create", "a"))
+    ok(cli("dataset", "create", "d", "--app", "a"))
+    ok(cli("dataset", "upload", "d", "--app", "a", "--from", root, "-q"))
+    from segcli.cli.context import STATE
+
+    try:
+        stored = {Path(i.name).stem: i for i in STATE.backend.iter_dataset_items("a", "d")}
+    finally:
+        STATE.close()
+    with tool_readers.ultralytics_dataset(tmp_path, monkeypatch) as ul:
+        if ul.SemanticDataset is None:
+            pytest.skip("this ultralytics has no SemanticDataset")
+        data = ul.check_det_dataset(str(root / "data.yaml"))
+        dataset = ul.SemanticDataset(
+            img_path=str(root / "images" / "train"),
+            data=data,
+            task="semantic",
+            augment=False,
+            imgsz=fd.W,
+            hyp=ul.get_cfg(),
+            rect=False,
+            cache=False,
+        )
+        assert len(dataset.im_files) == len(stored) == 3
+        for index, image in enumerate(dataset.im_files):
+            theirs = dataset.load_mask(index)
+            item = stored[Path(image).stem]
+            ours = np.full(item.labelmap.shape, 255, np.uint8)
+            for value, concept in item.labels.items():
+                ours[item.labelmap == value] = ["cat", "dog", "bird"].index(concept)
+            assert np.array_equal(theirs, ours), image

@@ -23,6 +23,9 @@ saying so. The folder, as made for the issue-20 measurements (2026-12-05, all th
         ultralytics-thop labelme tifffile loguru
     pip install --target DIR2 datumaro && cp -rn DIR2/* DIR/
     SEGCLI_TOOL_READERS=DIR python -m pytest tests/test_tool_readers.py
+
+Re-checked 2026-12-06 (ultralytics 8.4.190 incl. its SemanticDataset, datumaro 1.13.12): 4 passed
+(labelme not installed that time).
 """
 
 from __future__ import annotations
@@ -76,7 +79,16 @@ def ultralytics_dataset(tmp_path: Path, monkeypatch) -> Iterator[types.SimpleNam
             from ultralytics.data.utils import check_det_dataset
         except ImportError as e:
             pytest.skip(f"ultralytics' dataset loader is not importable here ({e}); see tests/tool_readers.py")
-        yield types.SimpleNamespace(YOLODataset=YOLODataset, check_det_dataset=check_det_dataset, get_cfg=get_cfg)
+        try:  # its semantic-segmentation dataset (`yolo semseg`, PNG masks), where this version has it
+            from ultralytics.data.dataset import SemanticDataset
+        except ImportError:
+            SemanticDataset = None
+        yield types.SimpleNamespace(
+            YOLODataset=YOLODataset,
+            SemanticDataset=SemanticDataset,
+            check_det_dataset=check_det_dataset,
+            get_cfg=get_cfg,
+        )
 
 
 def labelme_module() -> types.SimpleNamespace:

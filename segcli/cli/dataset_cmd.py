@@ -60,7 +60,8 @@ UPLOAD_HELP = """Upload images with per-pixel labels, from what a labelling tool
   coco         a COCO .json (images in images/ beside it)
   masks        images/ + masks/ (+ classes.txt), as below
   labelme      LabelMe .json files (polygon, rectangle, circle, mask shapes)
-  yolo         Ultralytics/Roboflow: data.yaml names + images/ + labels/*.txt polygons
+  yolo         Ultralytics/Roboflow: data.yaml names + images/ + labels/*.txt polygons,
+               or masks/*.png (Ultralytics semantic segmentation: masks_dir)
   voc          VOC / CVAT "Segmentation mask 1.1": SegmentationClass/*.png + labelmap.txt
   labelstudio  a Label Studio JSON export (polygonlabels, rectanglelabels, brushlabels)
   cityscapes   leftImg8bit/ + gtFine/ (*_labelIds.png or *_polygons.json)

@@ -5,7 +5,8 @@ of JSON files (a COCO file can be gigabytes):
 - coco: a .json whose top object has "images", "annotations" and "categories";
 - labelstudio: a .json that is a list of tasks with "data";
 - labelme: .json files with "shapes" (and "imagePath"/"imageData");
-- yolo: a data.yaml with names, or images/ and labels/ folders (also per split);
+- yolo: a data.yaml with names, or images/ and labels/ folders (also per split); with
+  `masks_dir` in the YAML (Ultralytics' semantic segmentation) its images/ + masks/ are YOLO's;
 - voc: a SegmentationClass/ folder;
 - cityscapes: leftImg8bit/ and gtFine/;
 - cvat: an .xml that starts as CVAT's (<annotations> with <version>/<meta>), "CVAT for images";
@@ -91,6 +92,12 @@ def candidates(path: Path) -> dict[str, str]:
     yolo = _yolo(path)
     if yolo:
         found["yolo"] = yolo
+        from segcli.datasets.yolo import masks_dir
+
+        semantic = masks_dir(path)
+        if semantic is not None:  # Ultralytics' semantic-segmentation layout: its masks are the YOLO labels
+            found["yolo"] = f"{yolo} (masks_dir: {semantic})"
+            found.pop("masks", None)
     jsons: dict[str, list[str]] = {}
     for file in sorted(path.glob("*.json")):
         kind = peek_json(file)

@@ -11,16 +11,26 @@ width and height (0..1). Lines of exactly 5 numbers are detection boxes, not seg
 item is invalid (train a segmentation model from polygons). An image without a label file is all
 background (Ultralytics reads it so). Polygons are drawn in file order, the later winning.
 The class order is `names` (every class, used or not).
+
+Ultralytics' semantic-segmentation datasets (`yolo semseg`) say `masks_dir: masks` in the YAML
+(or have masks/ beside it and no labels/, which Ultralytics reads the same way): then each
+image's label is an index PNG (or .bmp, .tif) of the same stem, at its path with the last
+`images` folder replaced by `masks_dir`; pixel value i is `names[i]` after the YAML's
+`label_mapping` (class 0 included: it is a class there, not background, unless it is named
+"background"; with a single name, 0 is background and 1 the class), 255 is ignore. A value
+neither lists makes the item invalid, named (ultralytics/data/dataset.py SemanticDataset).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Optional
 
+from segcli.core.classes import BACKGROUND, IGNORE_INDEX
 from segcli.datasets.filefacts import KnownFiles, Stash
 from segcli.datasets.items import InvalidItem, ReadResult
 from segcli.datasets.reading import Progress, require_dir
-from segcli.datasets.shapes import Drawing, Shape, drawing_key, read_drawings
+from segcli.datasets.shapes import Drawing, Shape, drawing_key, file_digest, read_drawings
 from segcli.datasets.sources import BadSource, read_lines, read_text, walk_files
 
 HINT = "expected a YOLO dataset: images/ and labels/ (or train/images, train/labels) and data.yaml with names"
@@ -34,8 +44,11 @@ def find_yaml(root: Path) -> Path | None:
     return found[0] if len(found) == 1 else None
 
 
-def class_names(root: Path) -> list[str]:
-    """names from the dataset YAML: a list, or a dict {index: name} (indices 0..N-1)."""
+MASK_SUFFIXES = (".png", ".PNG", ".bmp", ".tif")  # Ultralytics' semantic-segmentation masks
+
+
+def dataset_yaml(root: Path) -> tuple[Path, Any]:
+    """The dataset YAML's path and its document."""
     import yaml
 
     from segcli.core import safeyaml
@@ -45,9 +58,60 @@ def class_names(root: Path) -> list[str]:
     if path is None:
         raise InvalidInputError(f"no data.yaml in {root}: YOLO label files name classes by index only", hint=HINT)
     try:
-        doc = safeyaml.safe_load(read_text(path))  # bounded: no alias bomb (core/safeyaml.py)
+        return path, safeyaml.safe_load(read_text(path))  # bounded: no alias bomb (core/safeyaml.py)
     except (BadSource, yaml.YAMLError) as e:
         raise InvalidInputError(f"{path} cannot be read: {getattr(e, 'reason', e)}", hint=HINT) from None
+
+
+def masks_dir(root: Path) -> Optional[str]:
+    """Where Ultralytics' semantic-segmentation masks are: the YAML's `masks_dir`, else masks/
+    when it exists beside the YAML (Ultralytics picks its PNG-mask dataset so); None: polygons."""
+    if find_yaml(root) is None:
+        return None
+    try:
+        _, doc = dataset_yaml(root)
+    except Exception:  # noqa: BLE001 - unreadable: read_yolo says why
+        return None
+    value = doc.get("masks_dir") if isinstance(doc, dict) else None
+    if isinstance(value, str) and value.strip().strip("/"):
+        return value.strip().strip("/")
+    return "masks" if (root / "masks").is_dir() and not (root / "labels").is_dir() else None
+
+
+def mask_values(root: Path, names: list[str]) -> dict[int, Optional[str]]:
+    """Pixel value -> concept ("" background, None ignore) of Ultralytics' masks: value i is
+    names[i] after the YAML's `label_mapping` {raw: id, 255 / "ignore_label" / null: ignore};
+    with one name (binary), 0 is background and 1 the class; 255 is ignore."""
+    from segcli.core.errors import InvalidInputError
+
+    path, doc = dataset_yaml(root)
+    raw = doc.get("label_mapping") if isinstance(doc, dict) else None
+    mapping: dict[int, int] = {}
+    if raw is not None:
+        if not isinstance(raw, dict):
+            raise InvalidInputError(f"{path}: label_mapping must map mask values to class ids", hint=HINT)
+        try:
+            for key, to in raw.items():
+                to = to.strip() if isinstance(to, str) else to
+                mapping[int(key)] = IGNORE_INDEX if to is None or to == "ignore_label" else int(to)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{path}: label_mapping must map mask values to class ids", hint=HINT) from None
+    classes = [""] + names if len(names) == 1 else names
+    by_id: dict[int, Optional[str]] = {i: ("" if n in ("", BACKGROUND) else n) for i, n in enumerate(classes)}
+    by_id[IGNORE_INDEX] = None
+    table = {}
+    for value in range(256):
+        to = mapping.get(value, value)
+        if to in by_id:
+            table[value] = by_id[to]
+    return table
+
+
+def class_names(root: Path) -> list[str]:
+    """names from the dataset YAML: a list, or a dict {index: name} (indices 0..N-1)."""
+    from segcli.core.errors import InvalidInputError
+
+    path, doc = dataset_yaml(root)
     names = doc.get("names") if isinstance(doc, dict) else None
     if isinstance(names, dict):
         try:
@@ -65,13 +129,14 @@ def class_names(root: Path) -> list[str]:
     return names
 
 
-def label_path(root: Path, image: Path) -> Path:
+def label_path(root: Path, image: Path, folder: str = "labels", suffix: str = ".txt") -> Path:
+    """Ultralytics' rule: the image's path with its last `images` folder replaced by `folder`."""
     parts = list(image.relative_to(root).parts)
     for k in range(len(parts) - 2, -1, -1):
         if parts[k] == "images":
-            parts[k] = "labels"
+            parts[k] = folder
             break
-    return (root.joinpath(*parts)).with_suffix(".txt")
+    return (root.joinpath(*parts)).with_suffix(suffix)
 
 
 def image_files(root: Path) -> list[Path]:
@@ -87,17 +152,36 @@ def read_yolo(
 ) -> ReadResult:
     root = require_dir(root, "YOLO dataset folder", hint=HINT)
     names = class_names(root)
+    masks = masks_dir(root)
+    values = mask_values(root, names) if masks is not None else {}
     drawings, invalid = [], []
     for image in image_files(root):
         name = image.relative_to(root).as_posix()
         try:
-            drawings.append(_drawing(root, image, name, names))
+            drawings.append(
+                _drawing(root, image, name, names) if masks is None else _mask(root, image, name, values, masks)
+            )
         except BadSource as e:
             invalid.append(InvalidItem(name, e.reason))
     result = read_drawings(drawings, known, stash, workers, on_progress, invalid)
     result.format = "yolo"
-    result.class_order = list(names)
+    result.class_order = [n for n in names if n != BACKGROUND]
     return result
+
+
+def _mask(root: Path, image: Path, name: str, values: dict[int, Optional[str]], folder: str) -> Drawing:
+    """An Ultralytics semantic-segmentation item: the index mask at the image's path in `folder`."""
+    candidates = [label_path(root, image, folder, suffix) for suffix in MASK_SUFFIXES]
+    mask = next((p for p in candidates if p.is_file()), None)
+    if mask is None:
+        raise BadSource(f"no mask {candidates[0].relative_to(root).as_posix()} (masks_dir: {folder})")
+    return Drawing(
+        name=name,
+        image_path=str(image),
+        size=None,
+        shapes=(Shape(None, raster=(str(mask), values, None)),),
+        key=drawing_key("yolo-masks", None, [file_digest(mask), sorted(values.items())]),
+    )
 
 
 def _drawing(root: Path, image: Path, name: str, names: list[str]) -> Drawing:
