@@ -99,7 +99,7 @@ def read_cvat(
     folder = export.parent
     finders = [ImageFinder(d) for d in (folder / "images", folder) if d.is_dir()]
     drawings, invalid, seen = [], [], []
-    for k, image in enumerate(root.iter("image")):
+    for k, image in enumerate(root.findall("image")):
         name = image.get("name") or f"image {image.get('id', k)}"
         try:
             shown, found = _find(finders, name)
@@ -120,7 +120,8 @@ def read_cvat(
     result = read_drawings(drawings, known, stash, workers, on_progress, invalid)
     result.format = "cvat"
     declared = [n.text.strip() for n in root.iterfind("meta/*/labels/label/name") if n.text and n.text.strip()]
-    result.class_order = [n for n in dict.fromkeys(declared or seen) if n not in BACKGROUND_LABELS]
+    # the meta's order; a label it does not declare (a hand-edited file) follows, as first seen
+    result.class_order = [n for n in dict.fromkeys(declared + seen) if n not in BACKGROUND_LABELS]
     return result
 
 
