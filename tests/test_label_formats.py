@@ -450,3 +450,86 @@ def test_ultralytics_semseg_label_mapping_binary_and_masks_without_masks_dir(cli
     assert summary["classes"] == ["background", "crack"]
     [item] = stored(dataset="b").values()
     assert {c: int((item.labelmap == v).sum()) for v, c in item.labels.items()} == {"crack": 200}
+
+
+@pytest.mark.parametrize(
+    "shape, words",
+    [
+        # counts whose int64 sum wraps round to the box's 4 pixels
+        (
+            '<mask label="cat" rle="4611686018427387904, 4611686018427387904, 4611686018427387904, '
+            '4611686018427387908" left="0" top="0" width="2" height="2"/>',
+            "rle counts summing to",
+        ),
+        ('<mask label="cat" rle="99999999999999999999, 1" left="0" top="0" width="2" height="2"/>', "rle counts"),
+        ('<polygon label="cat" points="0,0;9,0;9,9" z_order="inf"/>', "z_order"),
+        ('<ellipse label="cat" cx="5" cy="5" rx="-3" ry="2"/>', "negative radius"),
+    ],
+)
+def test_hostile_cvat_shapes_are_invalid_items(cli, tmp_path, shape, words):
+    source = _cvat_xml(tmp_path / "src", shape, ("cat",))
+    _setup(cli)
+    dry = cli("dataset", "upload", "d", "--app", "a", "--from", source, "--dry-run", "-o", "json")
+    assert dry.code == ExitCode.INVALID_INPUT and "Traceback" not in dry.err
+    [bad] = dry.json()["invalid_items"]
+    assert words in bad["reason"], bad
+
+
+def test_a_cvat_xml_claiming_a_huge_image_cannot_make_a_huge_mask(cli, tmp_path):
+    # The XML says 40000 x 40000 and one mask covers it (a few hundred bytes): refused by the
+    # pixel limit before any mask exists, whatever size the XML claims.
+    source = _cvat_xml(tmp_path / "src", "", ("cat",))
+    xml = source / "annotations.xml"
+    xml.write_text(
+        xml.read_text()
+        .replace(f'width="{fd.W}" height="{fd.H}"', 'width="40000" height="40000"')
+        .replace(
+            "</image>", '<mask label="cat" rle="0, 1600000000" left="0" top="0" width="40000" height="40000"/></image>'
+        )
+    )
+    _setup(cli)
+    dry = cli("dataset", "upload", "d", "--app", "a", "--from", source, "--dry-run", "-o", "json")
+    [bad] = dry.json()["invalid_items"]
+    assert "decompression-bomb limit" in bad["reason"]
+
+
+def test_a_huge_cvat_ellipse_is_drawn_with_a_bounded_outline(cli, tmp_path):
+    source = _cvat_xml(tmp_path / "src", '<ellipse label="cat" cx="5" cy="5" rx="3000000" ry="3000000"/>', ("cat",))
+    _setup(cli)
+    ok(cli("dataset", "upload", "d", "--app", "a", "--from", source, "-q"))
+    [item] = stored().values()
+    assert (item.labelmap != 0).all()  # the whole image inside it
+
+
+def test_cvat_project_subsets_holding_the_same_file_name(cli, tmp_path):
+    # A CVAT project export: images/<subset>/<name>, subset="..." on each <image>.
+    root = tmp_path / "project"
+    for subset, k in (("Train", 0), ("Validation", 1)):
+        (root / "images" / subset).mkdir(parents=True)
+        fd.image(k).save(root / "images" / subset / "img 1.png")
+    images = "".join(
+        f'<image id="{k}" name="img 1.png" subset="{subset}" width="{fd.W}" height="{fd.H}">'
+        f'<polygon label="cat" points="0,0;{10 + 10 * k},0;{10 + 10 * k},10;0,10"/></image>'
+        for subset, k in (("Train", 0), ("Validation", 1))
+    )
+    (root / "annotations.xml").write_text(
+        '<?xml version="1.0" encoding="utf-8"?>\n<annotations><version>1.1</version>'
+        f"<meta><project><labels><label><name>cat</name></label></labels></project></meta>{images}</annotations>"
+    )
+    _setup(cli)
+    summary = ok(cli("dataset", "upload", "d", "--app", "a", "--from", root, "-o", "json")).json()
+    assert summary["added"] == 2 and summary["invalid"] == 0
+    areas = {name: int((item.labelmap != 0).sum()) for name, item in stored().items()}
+    assert areas == {"Train/img 1.png": 100, "Validation/img 1.png": 200}
+
+
+def test_images_and_masks_beside_an_unrelated_yaml_are_not_taken_for_yolo(cli, tmp_path):
+    from segcli.datasets.detect import candidates
+    from segcli.datasets.synth import generate_shapes
+
+    source = tmp_path / "masks"
+    generate_shapes(source, n=2, size=16, seed=0)
+    (source / "annotations.json").unlink()
+    (source / "config.yaml").write_text("lr: 0.1\n")  # a training config, no names
+    assert "masks" in candidates(source)
+    assert candidates(source).get("yolo", "") == "" or "masks_dir" not in candidates(source)["yolo"]

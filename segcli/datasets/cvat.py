@@ -26,8 +26,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
 from segcli.core.errors import InvalidInputError
 from segcli.datasets.filefacts import KnownFiles, Stash
 from segcli.datasets.imagefile import max_pixels
@@ -97,12 +95,17 @@ def read_cvat(
     export = find_export(Path(path))
     root = parse(export)
     folder = export.parent
-    finders = [ImageFinder(d) for d in (folder / "images", folder) if d.is_dir()]
+    finders = {d: ImageFinder(d) for d in (folder / "images", folder) if d.is_dir()}
     drawings, invalid, seen = [], [], []
     for k, image in enumerate(root.findall("image")):
         name = image.get("name") or f"image {image.get('id', k)}"
         try:
-            shown, found = _find(finders, name)
+            # A project export puts each subset's images in images/<subset>/ (the same file name
+            # may be in several): that folder first.
+            subset = folder / "images" / (image.get("subset") or "")
+            if image.get("subset") and subset.is_dir() and subset not in finders:
+                finders[subset] = ImageFinder(subset)
+            shown, found = _find([finders[subset]] if image.get("subset") and subset in finders else [], finders, name)
             size = (_int(image, "width"), _int(image, "height")) if image.get("width") else None
             shapes, labels, described = _shapes(image, size)
             seen += labels
@@ -125,13 +128,14 @@ def read_cvat(
     return result
 
 
-def _find(finders: list, name: str) -> tuple[str, Path]:
-    """(the item's name: the file's path below the folder it was found in, the file)."""
+def _find(first: list, finders: dict, name: str) -> tuple[str, Path]:
+    """(the item's name: the file's path below images/ or the export's folder, the file)."""
     reasons = []
-    for finder in finders:
+    for finder in [*first, *finders.values()]:
         found = finder.find(name)
         if isinstance(found, Path):
-            return finder.relative(found), found
+            top = next(f for f in finders.values() if found.is_relative_to(f.root))
+            return top.relative(found), found
         reasons.append(found)
     raise BadSource(reasons[0] if reasons else "image file not found")
 
@@ -154,7 +158,7 @@ def _shapes(image: ET.Element, size: Optional[tuple[int, int]]) -> tuple[list[Sh
             continue
         try:
             z = int(float(el.get("z_order") or 0))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise BadSource(f"<{el.tag}> (shape {k}, {label}) has z_order {el.get('z_order')!r}") from None
         ordered.append((z, k, el, label))
     ordered.sort(key=lambda t: (t[0], t[1]))
@@ -177,17 +181,22 @@ def _shape(el: ET.Element, k: int, label: str, size: Optional[tuple[int, int]]) 
         return Shape(concept, rings=(_turned(corners, (x0 + x1) / 2, (y0 + y1) / 2, el, where),))
     if el.tag == "ellipse":
         cx, cy, rx, ry = (_float(el, a, where) for a in ("cx", "cy", "rx", "ry"))
-        n = max(16, int(math.pi * (rx + ry)))  # about a vertex a pixel of circumference
+        if rx < 0 or ry < 0:
+            raise BadSource(f"{where} has a negative radius")
+        # about a vertex a pixel of circumference, at most what an outline the image's size needs
+        most = 2 * (size[0] + size[1]) if size is not None else 8192
+        n = max(16, min(int(math.pi * min(rx + ry, 1e9)), most))
         outline = [(cx + rx * math.cos(2 * math.pi * t / n), cy + ry * math.sin(2 * math.pi * t / n)) for t in range(n)]
         return Shape(concept, rings=(_turned(outline, cx, cy, el, where),))
     left, top, width, height = (_int(el, a, where) for a in ("left", "top", "width", "height"))
-    # The box is checked before its mask is made: a few bytes of rle must not claim gigapixels.
+    # The box is checked before anything is made of it: a few bytes of rle must not claim
+    # gigapixels (the image's own size is checked against the XML's before the mask is drawn).
     if size is not None and (left < 0 or top < 0 or left + width > size[0] or top + height > size[1]):
         raise BadSource(f"{where} has its box {width}x{height} at {left},{top} outside the {size[0]}x{size[1]} image")
     limit = max_pixels()
-    if size is None and limit is not None and width * height > 2 * limit:
+    if limit is not None and width * height > 2 * limit:
         raise BadSource(f"{where} is a mask of {width}x{height}: over the decompression-bomb limit")
-    return Shape(concept, mask=_mask(el.get("rle"), width, height, where), origin=(left, top))
+    return Shape(concept, runs=(_runs(el.get("rle"), width, height, where), width, height), origin=(left, top))
 
 
 def _turned(points: list[tuple[float, float]], cx: float, cy: float, el: ET.Element, where: str) -> tuple:
@@ -199,19 +208,20 @@ def _turned(points: list[tuple[float, float]], cx: float, cy: float, el: ET.Elem
     )
 
 
-def _mask(rle: Optional[str], width: int, height: int, where: str) -> np.ndarray:
+def _runs(rle: Optional[str], width: int, height: int, where: str) -> tuple[int, ...]:
+    """The run lengths, checked (Python integers: no sum wraps) to cover the box exactly; the
+    mask itself is made where the label map is drawn (datasets/shapes.py)."""
     if not rle:
         raise BadSource(f"{where} is a mask without rle")
     if width < 1 or height < 1:
         raise BadSource(f"{where} is a mask of {width}x{height}")
     try:
-        counts = np.asarray([int(c) for c in rle.replace(" ", "").split(",") if c != ""], dtype=np.int64)
+        counts = tuple(int(c) for c in rle.replace(" ", "").split(",") if c != "")
     except ValueError:
         raise BadSource(f"{where} has an rle that is not comma-separated counts") from None
-    if (counts < 0).any() or int(counts.sum()) != width * height:
-        raise BadSource(f"{where} has rle counts summing to {int(counts.sum())}, not {width}x{height}")
-    values = np.arange(len(counts)) % 2 == 1  # runs of 0, then 1, then 0, ...
-    return np.repeat(values, counts).reshape(height, width)
+    if any(c < 0 for c in counts) or sum(counts) != width * height:
+        raise BadSource(f"{where} has rle counts summing to {sum(counts)}, not {width}x{height}")
+    return counts
 
 
 def _points(el: ET.Element, where: str) -> list[float]:

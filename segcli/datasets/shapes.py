@@ -45,6 +45,10 @@ class Shape(NamedTuple):
     raster: Optional[tuple] = None
     scaled: bool = False  # rings normalised to 0..1 (YOLO): times width and height
     percent: bool = False  # rings in percent of width and height (Label Studio)
+    # or run lengths over a width x height box at `origin`, row by row, alternating 0 and 1 from
+    # 0 (CVAT's masks): (counts, width, height), checked to sum to width x height by the reader;
+    # decoded only where the label map is drawn, so a reader holds a few numbers, not the mask
+    runs: Optional[tuple[tuple[int, ...], int, int]] = None
 
 
 class Drawing(NamedTuple):
@@ -182,6 +186,10 @@ def draw(job: Drawing, stash: Optional[Stash] = None) -> LabeledItem | InvalidIt
 def _mask(shape: Shape, h: int, w: int) -> np.ndarray:
     from segcli.datasets.polygons import rasterize
 
+    if shape.runs is not None:
+        counts, width, height = shape.runs
+        values = np.arange(len(counts)) % 2 == 1  # runs of 0, then 1, then 0, ...
+        shape = shape._replace(mask=np.repeat(values, counts).reshape(height, width), runs=None)
     if shape.mask is None:
         factor = 1.0 if shape.scaled else 0.01 if shape.percent else None
         rings = (

@@ -72,10 +72,15 @@ def masks_dir(root: Path) -> Optional[str]:
         _, doc = dataset_yaml(root)
     except Exception:  # noqa: BLE001 - unreadable: read_yolo says why
         return None
-    value = doc.get("masks_dir") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict) or "names" not in doc:
+        return None  # not a dataset YAML (a training config beside a masks folder, say)
+    value = doc.get("masks_dir")
     if isinstance(value, str) and value.strip().strip("/"):
         return value.strip().strip("/")
-    return "masks" if (root / "masks").is_dir() and not (root / "labels").is_dir() else None
+    # masks/ without the key: Ultralytics' choice, unless the folder is segcli's own images/ +
+    # masks/ + classes.txt layout, where value 0 is background (detect then asks which)
+    implicit = (root / "masks").is_dir() and not (root / "labels").is_dir() and not (root / "classes.txt").exists()
+    return "masks" if implicit else None
 
 
 def mask_values(root: Path, names: list[str]) -> dict[int, Optional[str]]:
@@ -175,12 +180,16 @@ def _mask(root: Path, image: Path, name: str, values: dict[int, Optional[str]], 
     mask = next((p for p in candidates if p.is_file()), None)
     if mask is None:
         raise BadSource(f"no mask {candidates[0].relative_to(root).as_posix()} (masks_dir: {folder})")
+    try:
+        digest = file_digest(mask)
+    except OSError as e:
+        raise BadSource(f"cannot read {mask.name}: {e.strerror or e}") from None
     return Drawing(
         name=name,
         image_path=str(image),
         size=None,
         shapes=(Shape(None, raster=(str(mask), values, None)),),
-        key=drawing_key("yolo-masks", None, [file_digest(mask), sorted(values.items())]),
+        key=drawing_key("yolo-masks", None, [digest, sorted(values.items())]),
     )
 
 

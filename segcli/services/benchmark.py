@@ -47,19 +47,30 @@ def benchmark(
         from segcli.core.errors import InvalidInputError
 
         raise InvalidInputError("no images to benchmark on", hint="--dataset DATASET (one with inputs)")
+    calibration = None
     if any(p == "int8" for _, p in configs):
         # Built here, calibrated only when it is not cached yet (an int8 graph built before needs
-        # no dataset): each row's child process then finds it cached.
+        # no dataset): each row's child process then finds it cached. The calibration images go
+        # to the child too where they can be had, for a store it could not be cached in.
         try:
             precisions.load(backend, app_id, model_id, version.id, "int8", engine="onnx", notify=notify)
         except precisions.DatasetGone as gone:
             notify(f"warning: no int8 row: {gone.message}")
             configs = tuple(c for c in configs if c[1] != "int8")
+        else:
+            try:
+                calibration = precisions.calibration(backend, version)()
+            except precisions.DatasetGone:
+                calibration = None  # the graph is cached: the load above needed none
     rows = []
     for engine, precision in configs:
         notify(f"benchmarking {engine} {precision} on {len(items)} images")
         row = {"engine": engine, "precision": precision}
-        row.update(backend.benchmark_run(version, engine, precision, items, BATCH, None))
+        row.update(
+            backend.benchmark_run(
+                version, engine, precision, items, BATCH, calibration if precision == "int8" else None
+            )
+        )
         rows.append(row)
         if on == "held-out" and "mIoU" in row and engine == "onnx":
             backend.record_precision(
