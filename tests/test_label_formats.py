@@ -353,18 +353,15 @@ def test_cvat_files_that_cannot_be_read_are_refused_in_one_line(cli, tmp_path, h
     assert snapshot(Path(os.environ["SEGCLI_HOME"])) == before
 
 
-def test_a_cvat_mask_box_outside_its_image_is_an_invalid_item(cli, tmp_path):
-    # A few bytes of rle must not claim a gigapixel box: checked against the image before decoding.
+def test_a_cvat_mask_box_past_the_image_edge_is_cropped(cli, tmp_path):
+    # As datumaro reads it: the 10 x 10 box at 40,30 on the 48 x 36 image keeps its 8 x 6 inside.
     source = _cvat_xml(
-        tmp_path / "src",
-        '<mask label="cat" rle="0, 2000000000" left="0" top="0" width="50000" height="40000"/>',
-        ("cat",),
+        tmp_path / "src", '<mask label="cat" rle="0, 100" left="40" top="30" width="10" height="10"/>', ("cat",)
     )
     _setup(cli)
-    dry = cli("dataset", "upload", "d", "--app", "a", "--from", source, "--dry-run", "-o", "json")
-    assert dry.code == ExitCode.INVALID_INPUT
-    [bad] = dry.json()["invalid_items"]
-    assert "outside the 48x36 image" in bad["reason"]
+    ok(cli("dataset", "upload", "d", "--app", "a", "--from", source, "-q"))
+    [item] = stored().values()
+    assert int((item.labelmap != 0).sum()) == 8 * 6 and (item.labelmap[30:, 40:] != 0).all()
 
 
 @pytest.mark.parametrize("name, unpack", [("export.zip", "unzip"), ("export.tar.gz", "tar -xf"), ("e.7z", "unpack it")])
@@ -533,3 +530,18 @@ def test_images_and_masks_beside_an_unrelated_yaml_are_not_taken_for_yolo(cli, t
     (source / "config.yaml").write_text("lr: 0.1\n")  # a training config, no names
     assert "masks" in candidates(source)
     assert candidates(source).get("yolo", "") == "" or "masks_dir" not in candidates(source)["yolo"]
+
+
+def test_cvat_skeleton_and_tag_labels_are_no_classes(cli, tmp_path):
+    source = _cvat_xml(tmp_path / "src", '<polygon label="cat" points="0,0;9,0;9,9"/>')
+    xml = source / "annotations.xml"
+    labels = (
+        "<label><name>person</name><type>skeleton</type></label>"
+        "<label><name>nose</name><type>points</type><parent>person</parent></label>"
+        "<label><name>blurry</name><type>tag</type></label>"
+        "<label><name>cat</name><type>polygon</type></label>"
+    )
+    xml.write_text(xml.read_text().replace("<labels></labels>", f"<labels>{labels}</labels>"))
+    _setup(cli)
+    summary = ok(cli("dataset", "upload", "d", "--app", "a", "--from", source, "-o", "json")).json()
+    assert summary["classes"] == ["background", "cat"]

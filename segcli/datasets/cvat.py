@@ -122,7 +122,13 @@ def read_cvat(
             invalid.append(InvalidItem(name, e.reason))
     result = read_drawings(drawings, known, stash, workers, on_progress, invalid)
     result.format = "cvat"
-    declared = [n.text.strip() for n in root.iterfind("meta/*/labels/label/name") if n.text and n.text.strip()]
+    declared = [
+        label.findtext("name", "").strip()
+        for label in root.iterfind("meta/*/labels/label")
+        # skeletons, their points (a <parent>) and tags never have an area: no class of their own
+        if label.findtext("type", "") not in ("skeleton", "points", "tag") and label.find("parent") is None
+    ]
+    declared = [n for n in declared if n]
     # the meta's order; a label it does not declare (a hand-edited file) follows, as first seen
     result.class_order = [n for n in dict.fromkeys(declared + seen) if n not in BACKGROUND_LABELS]
     return result
@@ -191,8 +197,7 @@ def _shape(el: ET.Element, k: int, label: str, size: Optional[tuple[int, int]]) 
     left, top, width, height = (_int(el, a, where) for a in ("left", "top", "width", "height"))
     # The box is checked before anything is made of it: a few bytes of rle must not claim
     # gigapixels (the image's own size is checked against the XML's before the mask is drawn).
-    if size is not None and (left < 0 or top < 0 or left + width > size[0] or top + height > size[1]):
-        raise BadSource(f"{where} has its box {width}x{height} at {left},{top} outside the {size[0]}x{size[1]} image")
+    # A box running past the image's edge is cropped to it where drawn, as datumaro does.
     limit = max_pixels()
     if limit is not None and width * height > 2 * limit:
         raise BadSource(f"{where} is a mask of {width}x{height}: over the decompression-bomb limit")
