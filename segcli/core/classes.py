@@ -14,6 +14,9 @@ from typing import Iterable, Sequence
 
 BACKGROUND = "background"  # class 0 of every model, label-map value 0
 IGNORE_INDEX = 255  # label-map value training and metrics skip (mmseg / HF convention)
+# What labelling tools call the background in their label lists (labelme2voc's `_background_`,
+# CVAT's and VOC's `background`): painted or listed as class 0, never a concept.
+BACKGROUND_LABELS = (BACKGROUND, "_background_")
 
 # How a model version's classes relate to its dataset version's order (ModelVersion.class_order,
 # predictions.json "class_order").

@@ -26,6 +26,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Optional
 
+from segcli.core.classes import BACKGROUND_LABELS
 from segcli.core.errors import InvalidInputError
 from segcli.datasets.filefacts import KnownFiles, Stash
 from segcli.datasets.imagefile import max_pixels
@@ -37,7 +38,6 @@ from segcli.datasets.sources import BadSource, read_text
 HINT = 'expected CVAT\'s XML export "CVAT for images 1.1" (annotations.xml, images in images/)'
 AREA_TAGS = ("polygon", "box", "ellipse", "mask")
 NO_AREA_TAGS = ("polyline", "points", "skeleton", "cuboid", "tag")
-BACKGROUND_LABELS = ("background", "_background_")
 PEEK = 1 << 12
 
 

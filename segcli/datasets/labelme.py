@@ -24,6 +24,7 @@ import math
 from pathlib import Path
 from typing import Optional
 
+from segcli.core.classes import BACKGROUND_LABELS
 from segcli.datasets.embedded import embedded_image
 from segcli.datasets.filefacts import KnownFiles, Stash
 from segcli.datasets.items import InvalidItem, ReadResult
@@ -32,7 +33,6 @@ from segcli.datasets.shapes import Drawing, Shape, drawing_key, read_drawings
 from segcli.datasets.sources import BadSource, load_json, number, read_lines, walk_files
 
 IGNORE_LABELS = ("__ignore__",)
-BACKGROUND_LABELS = ("_background_", "background")
 AREA_TYPES = ("polygon", "rectangle", "circle", "mask")
 NO_AREA_TYPES = ("line", "linestrip", "point", "points")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from segcli.core.classes import BACKGROUND_LABELS
 from segcli.core.errors import InvalidInputError
 from segcli.datasets.filefacts import KnownFiles, Stash
 from segcli.datasets.items import InvalidItem, ReadResult
@@ -111,7 +112,7 @@ def read_voc(
     names = [n for n, _ in entries]
     if labelmap.is_file() and not all(c is not None for _, c in entries):
         raise InvalidInputError(f"{labelmap}: every label needs a colour to read colour masks", hint=HINT)
-    background = names[0] if names[0].lower() in ("background", "_background_") else None
+    background = names[0] if names[0].lower() in BACKGROUND_LABELS else None
     concept = {n: ("" if n == background else n) for n in names}
     rgb = {colour: concept[n] for n, colour in entries}
     rgb.setdefault(VOID, None)
