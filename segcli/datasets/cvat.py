@@ -33,7 +33,7 @@ from segcli.datasets.imagefile import max_pixels
 from segcli.datasets.items import InvalidItem, ReadResult
 from segcli.datasets.reading import Progress
 from segcli.datasets.shapes import Drawing, Shape, drawing_key, read_drawings
-from segcli.datasets.sources import BadSource, read_text
+from segcli.datasets.sources import BadSource, one_export, read_text
 
 HINT = 'expected CVAT\'s XML export "CVAT for images 1.1" (annotations.xml, images in images/)'
 AREA_TAGS = ("polygon", "box", "ellipse", "mask")
@@ -53,13 +53,7 @@ def is_cvat_xml(path: Path) -> bool:
 
 
 def find_export(path: Path) -> Path:
-    if path.is_file():
-        return path
-    found = [p for p in sorted(path.glob("*.xml")) if is_cvat_xml(p)]
-    if len(found) != 1:
-        what = "no CVAT XML" if not found else f"{len(found)} CVAT XML files"
-        raise InvalidInputError(f"{what} in {path}", hint=HINT + " (pass the .xml file itself)")
-    return found[0]
+    return one_export(path, "*.xml", is_cvat_xml, "CVAT XML", HINT)
 
 
 def parse(export: Path) -> ET.Element:

@@ -26,7 +26,7 @@ from segcli.datasets.filefacts import KnownFiles, Stash
 from segcli.datasets.items import InvalidItem, ReadResult
 from segcli.datasets.reading import Progress
 from segcli.datasets.shapes import Drawing, Shape, drawing_key, read_drawings
-from segcli.datasets.sources import BadSource, load_json, number
+from segcli.datasets.sources import BadSource, load_json, number, one_export
 
 HINT = "expected a Label Studio JSON export: a list of tasks with data.image and annotations"
 KINDS = ("polygonlabels", "rectanglelabels", "brushlabels")
@@ -43,20 +43,15 @@ def is_labelstudio(doc) -> bool:
     )
 
 
+def _is_export(path: Path) -> bool:
+    try:
+        return is_labelstudio(load_json(path))
+    except BadSource:
+        return False
+
+
 def find_export(path: Path) -> Path:
-    if path.is_file():
-        return path
-    found = []
-    for candidate in sorted(path.glob("*.json")):
-        try:
-            if is_labelstudio(load_json(candidate)):
-                found.append(candidate)
-        except BadSource:
-            continue
-    if len(found) != 1:
-        what = "no Label Studio JSON export" if not found else f"{len(found)} Label Studio exports"
-        raise InvalidInputError(f"{what} in {path}", hint=HINT + " (pass the .json file itself)")
-    return found[0]
+    return one_export(path, "*.json", _is_export, "Label Studio JSON export", HINT)
 
 
 def read_labelstudio(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from segcli.core.files import IMAGE_SUFFIXES
 from segcli.core.regular import read_regular
@@ -29,6 +29,20 @@ def walk_files(root: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> Iterat
             path = Path(folder) / name
             if not name.startswith(".") and path.suffix.lower() in suffixes and path.is_file():
                 yield path
+
+
+def one_export(path: Path, pattern: str, fits: Callable[[Path], bool], what: str, hint: str) -> Path:
+    """`path` when it is a file, else the one file of the folder matching `pattern` that `fits`
+    (a tool's export among other files); none or several is refused, naming the count."""
+    from segcli.core.errors import InvalidInputError
+
+    if path.is_file():
+        return path
+    found = [p for p in sorted(path.glob(pattern)) if fits(p)]
+    if len(found) != 1:
+        count = f"no {what}" if not found else f"{len(found)} {what} files"
+        raise InvalidInputError(f"{count} in {path}", hint=f"{hint} (pass the {pattern[1:]} file itself)")
+    return found[0]
 
 
 def load_json(path: Path) -> Any:
