@@ -64,14 +64,20 @@ def dataset_yaml(root: Path) -> tuple[Path, Any]:
 
 
 def masks_dir(root: Path) -> Optional[str]:
-    """Where Ultralytics' semantic-segmentation masks are: the YAML's `masks_dir`, else masks/
-    when it exists beside the YAML (Ultralytics picks its PNG-mask dataset so); None: polygons."""
+    """`_masks_dir` of the folder's YAML, None when it has none or it cannot be read (format
+    detection asks this; read_yolo then says why it cannot be read)."""
     if find_yaml(root) is None:
         return None
     try:
         _, doc = dataset_yaml(root)
     except Exception:  # noqa: BLE001 - unreadable: read_yolo says why
         return None
+    return _masks_dir(root, doc)
+
+
+def _masks_dir(root: Path, doc: Any) -> Optional[str]:
+    """Where Ultralytics' semantic-segmentation masks are: the YAML's `masks_dir`, else masks/
+    when it exists beside the YAML (Ultralytics picks its PNG-mask dataset so); None: polygons."""
     if not isinstance(doc, dict) or "names" not in doc:
         return None  # not a dataset YAML (a training config beside a masks folder, say)
     value = doc.get("masks_dir")
@@ -83,13 +89,12 @@ def masks_dir(root: Path) -> Optional[str]:
     return "masks" if implicit else None
 
 
-def mask_values(root: Path, names: list[str]) -> dict[int, Optional[str]]:
+def _mask_values(path: Path, doc: Any, names: list[str]) -> dict[int, Optional[str]]:
     """Pixel value -> concept ("" background, None ignore) of Ultralytics' masks: value i is
     names[i] after the YAML's `label_mapping` {raw: id, 255 / "ignore_label" / null: ignore};
     with one name (binary), 0 is background and 1 the class; 255 is ignore."""
     from segcli.core.errors import InvalidInputError
 
-    path, doc = dataset_yaml(root)
     raw = doc.get("label_mapping") if isinstance(doc, dict) else None
     mapping: dict[int, int] = {}
     if raw is not None:
@@ -112,11 +117,10 @@ def mask_values(root: Path, names: list[str]) -> dict[int, Optional[str]]:
     return table
 
 
-def class_names(root: Path) -> list[str]:
-    """names from the dataset YAML: a list, or a dict {index: name} (indices 0..N-1)."""
+def _class_names(path: Path, doc: Any) -> list[str]:
+    """names from the dataset YAML (at `path`): a list, or a dict {index: name} (indices 0..N-1)."""
     from segcli.core.errors import InvalidInputError
 
-    path, doc = dataset_yaml(root)
     names = doc.get("names") if isinstance(doc, dict) else None
     if isinstance(names, dict):
         try:
@@ -156,9 +160,10 @@ def read_yolo(
     stash: Stash | None = None,
 ) -> ReadResult:
     root = require_dir(root, "YOLO dataset folder", hint=HINT)
-    names = class_names(root)
-    masks = masks_dir(root)
-    values = mask_values(root, names) if masks is not None else {}
+    path, doc = dataset_yaml(root)  # read once: names, masks_dir and label_mapping come from it
+    names = _class_names(path, doc)
+    masks = _masks_dir(root, doc)
+    values = _mask_values(path, doc, names) if masks is not None else {}
     drawings, invalid = [], []
     for image in image_files(root):
         name = image.relative_to(root).as_posix()
