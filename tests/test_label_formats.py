@@ -545,3 +545,14 @@ def test_cvat_skeleton_and_tag_labels_are_no_classes(cli, tmp_path):
     _setup(cli)
     summary = ok(cli("dataset", "upload", "d", "--app", "a", "--from", source, "-o", "json")).json()
     assert summary["classes"] == ["background", "cat"]
+
+
+def test_a_cvat_subset_naming_a_path_is_not_followed_out_of_images(cli, tmp_path):
+    source = _cvat_xml(tmp_path / "src", '<polygon label="cat" points="0,0;9,0;9,9"/>', ("cat",))
+    outside = tmp_path / "elsewhere"
+    fd.write_images(outside, 1)  # an img0.png outside the export
+    xml = source / "annotations.xml"
+    xml.write_text(xml.read_text().replace('name="img0.png"', 'name="img0.png" subset="../../elsewhere"'))
+    _setup(cli)
+    summary = ok(cli("dataset", "upload", "d", "--app", "a", "--from", source, "-o", "json")).json()
+    assert summary["added"] == 1 and list(stored()) == ["img0.png"]  # the export's own images/img0.png

@@ -89,17 +89,20 @@ def read_cvat(
     export = find_export(Path(path))
     root = parse(export)
     folder = export.parent
-    finders = {d: ImageFinder(d) for d in (folder / "images", folder) if d.is_dir()}
+    finders = [ImageFinder(d) for d in (folder / "images", folder) if d.is_dir()]
+    subsets: dict[str, ImageFinder] = {}
     drawings, invalid, seen = [], [], []
     for k, image in enumerate(root.findall("image")):
         name = image.get("name") or f"image {image.get('id', k)}"
         try:
             # A project export puts each subset's images in images/<subset>/ (the same file name
             # may be in several): that folder first.
-            subset = folder / "images" / (image.get("subset") or "")
-            if image.get("subset") and subset.is_dir() and subset not in finders:
-                finders[subset] = ImageFinder(subset)
-            shown, found = _find([finders[subset]] if image.get("subset") and subset in finders else [], finders, name)
+            subset = image.get("subset") or ""
+            if subset in (".", "..") or "/" in subset or "\\" in subset:
+                subset = ""  # a folder name only: never a path out of images/
+            if subset and subset not in subsets and (folder / "images" / subset).is_dir():
+                subsets[subset] = ImageFinder(folder / "images" / subset)
+            shown, found = _find([subsets[subset]] if subset in subsets else [], finders, name)
             size = (_int(image, "width"), _int(image, "height")) if image.get("width") else None
             shapes, labels, described = _shapes(image, size)
             seen += labels
@@ -128,13 +131,14 @@ def read_cvat(
     return result
 
 
-def _find(first: list, finders: dict, name: str) -> tuple[str, Path]:
-    """(the item's name: the file's path below images/ or the export's folder, the file)."""
+def _find(first: list, finders: list, name: str) -> tuple[str, Path]:
+    """(the item's name: the file's path below images/ or the export's folder, the file), looked
+    for with `first`, then `finders` (images/, the export's folder)."""
     reasons = []
-    for finder in [*first, *finders.values()]:
+    for finder in [*first, *finders]:
         found = finder.find(name)
         if isinstance(found, Path):
-            top = next(f for f in finders.values() if found.is_relative_to(f.root))
+            top = next(f for f in finders if found.is_relative_to(f.root))
             return top.relative(found), found
         reasons.append(found)
     raise BadSource(reasons[0] if reasons else "image file not found")
