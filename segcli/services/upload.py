@@ -104,13 +104,12 @@ def _read_from(path: Path, fmt: str, classes, progress_mode: str, known, stash, 
     if path.is_file() and path.name.lower().endswith(ARCHIVES):  # what every tool's export button gives
         suffix = next(a for a in ARCHIVES if path.name.lower().endswith(a))
         folder = path.parent / path.name[: -len(suffix)]
-        unpack = (
-            f"unzip {path} -d {folder}"
-            if suffix == ".zip"
-            else f"mkdir {folder} && tar -xf {path} -C {folder}"
-            if suffix.startswith((".t", ".tar"))
-            else f"unpack it into {folder}"
-        )
+        if suffix == ".zip":
+            unpack = f"unzip {path} -d {folder}"
+        elif suffix in (".7z", ".rar"):
+            unpack = f"unpack it into {folder}"
+        else:  # .tar and its compressed forms
+            unpack = f"mkdir {folder} && tar -xf {path} -C {folder}"
         raise InvalidInputError(
             f"--from {path} is an archive: segcli reads the folder it unpacks to",
             hint=f"{unpack}, then --from {folder}",
