@@ -10,6 +10,7 @@ measured here are recorded with the version like predict's first use records the
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Callable, Optional
 
@@ -52,14 +53,15 @@ def benchmark(
         # Built here, calibrated only when it is not cached yet (an int8 graph built before needs
         # no dataset): each row's child process then finds it cached. The calibration images go
         # to the child too where they can be had, for a store it could not be cached in.
+        images = functools.cache(precisions.calibration(backend, version))  # decoded once, if at all
         try:
-            precisions.load(backend, app_id, model_id, version.id, "int8", engine="onnx", notify=notify)
+            precisions.load(backend, app_id, model_id, version.id, "int8", engine="onnx", notify=notify, images=images)
         except precisions.DatasetGone as gone:
             notify(f"warning: no int8 row: {gone.message}")
             configs = tuple(c for c in configs if c[1] != "int8")
         else:
             try:
-                calibration = precisions.calibration(backend, version)()
+                calibration = images()
             except precisions.DatasetGone:
                 calibration = None  # the graph is cached: the load above needed none
     rows = []

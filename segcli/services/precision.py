@@ -93,8 +93,10 @@ def load(
     notify=None,
     tile: "int | str" = "auto",
     overlap: Optional[float] = None,
+    images: Optional[Callable[[], list]] = None,
 ):
-    """backend.load_segmenter in `precision`, with int8's calibration images at hand."""
+    """backend.load_segmenter in `precision`, with int8's calibration images at hand (`images`,
+    default `calibration(...)`: asked only when the graph is built)."""
     if precision == "fp32":
         return backend.load_segmenter(
             app_id, model_id, version_id, engine=engine, notify=notify, tile=tile, overlap=overlap
@@ -110,7 +112,7 @@ def load(
         tile=tile,
         overlap=overlap,
         precision=precision,
-        calibration=calibration(backend, version),
+        calibration=images or calibration(backend, version),
     )
 
 
