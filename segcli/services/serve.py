@@ -92,6 +92,7 @@ class ServedModel:
         threshold: float,
         max_batch: int,
         max_wait_s: float,
+        precision: str = "fp32",
     ) -> None:
         from segcli.render.predictions import PredictionWriter
 
@@ -99,7 +100,7 @@ class ServedModel:
         self.classes = list(segmenter.classes)
         self.class_order = class_order
         self.threshold = threshold
-        self.precision = "fp32"  # load() sets the precision it loaded
+        self.precision = precision  # the graph `segmenter` runs (GET /metadata)
         self.writer = PredictionWriter(None, self.classes, threshold=threshold, class_order=class_order)
         self._coming = 0  # requests begun (arriving()) whose image is not yet submitted
         self._lock = threading.Lock()
@@ -142,9 +143,9 @@ class ServedModel:
         segmenter = precisions.load_recorded(
             backend, app_id, model_id, version.id, precision, engine, notify, tile, overlap
         )
-        served = cls(segmenter, app_id, model_id, version.class_order or None, threshold, max_batch, max_wait_s)
-        served.precision = precision
-        return served
+        return cls(
+            segmenter, app_id, model_id, version.class_order or None, threshold, max_batch, max_wait_s, precision
+        )
 
     @property
     def version_id(self) -> str:
